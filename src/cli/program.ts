@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerTreeCommands } from './tree-commands.js';
 
 export function toolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -12,6 +13,17 @@ export function buildProgram(): Command {
     .version(toolVersion(), '-V, --version')
     .description('Ship container image updates as tiny binary deltas (per-file VCDIFF, RFC 3284).')
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .addHelpText(
+      'after',
+      '\nThe Docker workflow:\n' +
+        '  deltaimg dockerfile diff app:1 app:2 | docker build -t app:1-to-2 -     # a small layer on top of app:1\n' +
+        '  deltaimg dockerfile apply app:1-to-2 | docker build -t app:2 -          # restores app:2\n' +
+        '\nThe same on plain directories, no Docker needed:\n' +
+        '  deltaimg diff ./v1 ./v2 --out ./v1-to-v2\n' +
+        '  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored\n' +
+        '  deltaimg inspect ./v1-to-v2',
+    );
+  registerTreeCommands(program);
   return program;
 }

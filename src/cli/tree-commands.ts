@@ -1,0 +1,120 @@
+/** The runtime verbs: `diff`, `apply`, `inspect` on plain directories, no Docker needed. */
+import type { Command } from 'commander';
+import { applyDelta } from '../delta/apply.js';
+import { diffTrees } from '../delta/diff.js';
+import { readHeader } from '../delta/header.js';
+import { inspectReport, savedLine, summarize } from '../delta/summary.js';
+import { DeltaimgError } from '../util/errors.js';
+import { createProgress, formatBytes } from '../util/progress.js';
+import { toolVersion } from './program.js';
+
+interface OutputFlags {
+  quiet?: boolean;
+  json?: boolean;
+}
+
+export function registerTreeCommands(program: Command): void {
+  program
+    .command('diff')
+    .summary('compute a delta that turns SRC_ROOT into DST_ROOT')
+    .description(
+      'Compare two root filesystems and write a delta directory that rebuilds DST_ROOT from SRC_ROOT.\n' +
+        'Per file it keeps the cheapest of: unchanged, moved/duplicated (same bytes elsewhere), a VCDIFF\n' +
+        'against the same path or a versioned sibling (libfoo.so.3.0.19 -> .22), or the file compressed.',
+    )
+    .argument('<SRC_ROOT>', 'the tree the receiver already has (e.g. image A\'s root)')
+    .argument('<DST_ROOT>', 'the tree to ship (e.g. image B\'s root)')
+    .requiredOption('-o, --out <DELTA_DIR>', 'where to write the delta (must not exist)')
+    .option('--annotations-json <JSON>', 'JSON stored verbatim in the delta header (used by the Docker workflow)')
+    .option('--json', 'print a machine-readable summary on stdout')
+    .option('-q, --quiet', 'no progress and no summary on stderr')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg diff ./v1 ./v2 --out ./v1-to-v2\n' +
+        '  deltaimg diff /__src__ /__dst__ --out /__delta__ --json > report.json\n' +
+        '\nThe delta is written to a temp dir beside DELTA_DIR and renamed into place when complete.',
+    )
+    .action(async (src: string, dst: string, opts: OutputFlags & { out: string; annotationsJson?: string }) => {
+      const progress = createProgress({ quiet: opts.quiet });
+      const header = await diffTrees(src, dst, opts.out, {
+        progress,
+        annotations: parseAnnotations(opts.annotationsJson),
+        toolVersion: toolVersion(),
+      });
+      if (opts.json) printJson({ delta: opts.out, ...summarize(header) });
+      if (!opts.quiet) process.stderr.write(`deltaimg: ${savedLine(header)}\n`);
+    });
+
+  program
+    .command('apply')
+    .summary('rebuild DST_ROOT from SRC_ROOT and a delta')
+    .description(
+      'Rebuild the target tree from SRC_ROOT and DELTA_DIR into OUT_ROOT. Every source file used is\n' +
+        'checked against the delta (a wrong base is refused), every restored file is verified by sha256,\n' +
+        'and OUT_ROOT appears only when all of it is right. Ownership, device nodes and some xattrs need\n' +
+        'root: as another user they are skipped and reported once.',
+    )
+    .argument('<SRC_ROOT>', 'the tree the delta was made against')
+    .argument('<DELTA_DIR>', 'a delta made by `deltaimg diff`')
+    .requiredOption('-o, --out <OUT_ROOT>', 'where to build the restored tree (must not exist)')
+    .option('--json', 'print a machine-readable summary on stdout')
+    .option('-q, --quiet', 'no progress and no summary on stderr')
+    .addHelpText('after', '\nExample:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored')
+    .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string }) => {
+      const started = Date.now();
+      const result = await applyDelta(src, deltaDir, opts.out, { progress: createProgress({ quiet: opts.quiet }) });
+      const skipped = summarizeSkipped(result.skipped);
+      if (opts.json) {
+        printJson({
+          out: opts.out,
+          entries: result.entries,
+          files: result.files,
+          bytes: result.bytes,
+          verified: true,
+          seconds: (Date.now() - started) / 1000,
+          targetTreeSha256: result.header.target.treeSha256,
+          skipped,
+        });
+      }
+      if (!opts.quiet) {
+        process.stderr.write(
+          `deltaimg: restored ${result.entries} entries (${result.files} files, ${formatBytes(result.bytes)}), all verified, into ${opts.out}\n`,
+        );
+        for (const [what, n] of Object.entries(skipped)) {
+          process.stderr.write(`deltaimg: note: could not restore ${what} of ${n} entries (run as root to restore them)\n`);
+        }
+      }
+    });
+
+  program
+    .command('inspect')
+    .summary('show what a delta holds and what it saves')
+    .argument('<DELTA_DIR>', 'a delta made by `deltaimg diff`')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExample:\n  deltaimg inspect ./v1-to-v2')
+    .action(async (deltaDir: string, opts: OutputFlags) => {
+      const header = await readHeader(deltaDir);
+      if (opts.json) printJson({ delta: deltaDir, ...summarize(header) });
+      else process.stdout.write(inspectReport(deltaDir, header) + '\n');
+    });
+}
+
+function parseAnnotations(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new DeltaimgError('USAGE', '--annotations-json is not valid JSON');
+  }
+}
+
+function summarizeSkipped(skipped: { what: string }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const s of skipped) counts[s.what] = (counts[s.what] ?? 0) + 1;
+  return counts;
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+}

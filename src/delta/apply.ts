@@ -1,0 +1,191 @@
+/**
+ * `deltaimg apply`: rebuilds the target tree from a source tree and a delta into a
+ * temp dir beside OUT_ROOT, verifies every restored file's sha256, and renames the
+ * result into place only when all of it is right.
+ */
+import { createReadStream } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Entry } from '../tree/entry.js';
+import { applyMetadata, type RestoreReport } from '../tree/meta.js';
+import { displayPath, toFsPath } from '../tree/paths.js';
+import { createNode } from '../tree/write.js';
+import { VcdiffPool } from '../vcdiff/index.js';
+import { buildDirAtomically } from '../util/atomic-dir.js';
+import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
+import { Limiter } from '../util/limiter.js';
+import { silentProgress, type Progress } from '../util/progress.js';
+import { TreeDigest } from './digest.js';
+import { readEntries } from './entries-file.js';
+import { restoreFile, type Written } from './file-codecs.js';
+import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
+import { readHeader } from './header.js';
+import { PayloadReader } from './payload-store.js';
+import { RecordChecker } from './record-checks.js';
+import { SourceTree, wrongSource } from './source-tree.js';
+
+export interface ApplyOptions {
+  progress?: Progress;
+  pool?: VcdiffPool;
+}
+
+export interface ApplyResult {
+  header: DeltaHeader;
+  entries: number;
+  files: number;
+  bytes: number;
+  /** What could not be restored (ownership, devices, some xattrs when not root). */
+  skipped: RestoreReport['skipped'];
+}
+
+export async function applyDelta(
+  srcRoot: string,
+  deltaDir: string,
+  outRoot: string,
+  opts: ApplyOptions = {},
+): Promise<ApplyResult> {
+  const header = await readHeader(deltaDir);
+  const records = await loadRecords(deltaDir, header);
+  const progress = opts.progress ?? silentProgress;
+  const pool = opts.pool ?? new VcdiffPool();
+  const scratch = await mkdtemp(join(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`));
+  try {
+    return await buildDirAtomically(outRoot, async (work) => {
+      const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch), pool, progress);
+      await restorer.restore(records);
+      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, skipped: restorer.report.skipped };
+    });
+  } finally {
+    progress.done();
+    await rm(scratch, { recursive: true, force: true });
+    if (!opts.pool) await pool.close();
+  }
+}
+
+/** All records, structurally checked, and matching the header's target tree digest. */
+async function loadRecords(deltaDir: string, header: DeltaHeader): Promise<DeltaRecord[]> {
+  const checker = new RecordChecker();
+  const digest = new TreeDigest();
+  const records: DeltaRecord[] = [];
+  for await (const r of readEntries(join(deltaDir, header.entries.file), header.entries)) {
+    checker.check(r);
+    digest.add(r);
+    records.push(r);
+  }
+  if (digest.digest() !== header.target.treeSha256) {
+    throw new DeltaimgError('CORRUPT_DELTA', `${deltaDir}: entries do not match the header's target tree digest; copy the delta again`);
+  }
+  return records;
+}
+
+class Restorer {
+  readonly report: RestoreReport = { skipped: [] };
+  files = 0;
+  bytes = 0;
+  private readonly limiter: Limiter;
+  private totalFiles = 0;
+  private totalBytes = 0;
+
+  constructor(
+    private readonly out: string,
+    private readonly source: SourceTree,
+    private readonly payloads: PayloadReader,
+    private readonly pool: VcdiffPool,
+    private readonly progress: Progress,
+  ) {
+    this.limiter = new Limiter(Math.max(2, availableParallelism() * 2));
+  }
+
+  /**
+   * Directories first (in path order, so parents exist), then files in parallel and the
+   * other nodes, hardlinks once their files exist, and directory metadata last, deepest
+   * first, so writing children does not disturb a directory's restored mtime.
+   */
+  async restore(records: DeltaRecord[]): Promise<void> {
+    const files = records.filter((r): r is FileRecord => r.kind === 'file');
+    this.totalFiles = files.length;
+    this.totalBytes = files.reduce((n, f) => n + f.size, 0);
+    for (const r of records) if (r.kind === 'dir' && r.path !== '') await createNode(this.out, r);
+    const jobs = files.map((f) => this.limiter.run(() => this.restoreFile(f)));
+    jobs.forEach((j) => j.catch(() => {}));
+    try {
+      for (const r of records) {
+        if (r.kind === 'file' || r.kind === 'dir' || r.kind === 'hardlink') continue;
+        await createNode(this.out, r);
+        await applyMetadata(toFsPath(this.out, r.path), r as Entry, this.report);
+      }
+      await Promise.all(jobs);
+    } finally {
+      await Promise.allSettled(jobs);
+    }
+    for (const r of records) if (r.kind === 'hardlink') await createNode(this.out, r);
+    for (let i = records.length - 1; i >= 0; i--) {
+      const r = records[i]!;
+      if (r.kind === 'dir') await applyMetadata(toFsPath(this.out, r.path), r, this.report);
+    }
+  }
+
+  private async restoreFile(r: FileRecord): Promise<void> {
+    const abs = toFsPath(this.out, r.path);
+    const written = await this.writeContent(r, abs).catch((err: unknown) => {
+      throw withPath(r, err);
+    });
+    if (written.sha256 !== r.sha256 || written.bytes !== r.size) {
+      throw new DeltaimgError(
+        'VERIFY_FAILED',
+        `restored ${displayPath(r.path)} does not match the delta (sha256 ${written.sha256.slice(0, 12)}..., ` +
+          `expected ${r.sha256.slice(0, 12)}...); the delta or its base is damaged`,
+      );
+    }
+    await applyMetadata(abs, r, this.report);
+    this.files++;
+    this.bytes += r.size;
+    this.progress.update({ label: 'apply', done: this.files, total: this.totalFiles, bytesDone: this.bytes, bytesTotal: this.totalBytes });
+  }
+
+  private async writeContent(r: FileRecord, abs: Buffer): Promise<Written> {
+    const c = r.content;
+    switch (c.op) {
+      case 'same':
+      case 'copy': {
+        const from = c.op === 'same' ? r.path : c.from;
+        const written = await restoreFile(await this.source.open(from), abs, { brotli: false });
+        if (written.sha256 !== r.sha256) throw wrongSource(from, r.sha256, written.sha256);
+        return written;
+      }
+      case 'vcdiff': {
+        await this.source.verify(c.from, c.fromSha256);
+        const delta = await this.payloads.materialize(c.payload, displayPath(r.path));
+        try {
+          const out = await this.pool.decodeFile(await this.source.path(c.from), delta.path, abs);
+          return { bytes: out.outputBytes, sha256: out.outputSha256 };
+        } finally {
+          await delta.release();
+        }
+      }
+      case 'brotli':
+      case 'raw': {
+        const payload = await this.payloads.materialize(c.payload, displayPath(r.path));
+        try {
+          return await restoreFile(createReadStream(payload.path), abs, { brotli: c.op === 'brotli' });
+        } finally {
+          await payload.release();
+        }
+      }
+    }
+  }
+}
+
+/** Errors from the engine or zlib name a blob; say which target file it was for. */
+function withPath(r: FileRecord, err: unknown): unknown {
+  if (isDeltaimgError(err)) {
+    if (err.message.includes(displayPath(r.path))) return err;
+    return new DeltaimgError(err.code, `${displayPath(r.path)}: ${err.message}`, { cause: err });
+  }
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'Z_DATA_ERROR' || e?.code === 'ERR__ERROR_FORMAT_PADDING_1' || /brotli|decompress/i.test(e?.message ?? '')) {
+    return new DeltaimgError('CORRUPT_DELTA', `payload for ${displayPath(r.path)} cannot be decompressed; the delta is damaged`);
+  }
+  return new DeltaimgError('IO', `cannot restore ${displayPath(r.path)}: ${e?.code ?? ''} ${e?.message ?? String(err)}`.trim(), { cause: err });
+}

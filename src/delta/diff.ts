@@ -1,0 +1,302 @@
+/**
+ * `deltaimg diff`: scans both roots, picks per target file the cheapest way to rebuild
+ * it from the source (unchanged, moved, VCDIFF against a related file, or shipped
+ * whole), and writes a delta directory atomically.
+ */
+import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { Entry, FileEntry } from '../tree/entry.js';
+import { displayPath, toFsPath } from '../tree/paths.js';
+import { scanTree, type TreeSnapshot } from '../tree/scan.js';
+import { VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
+import { buildDirAtomically } from '../util/atomic-dir.js';
+import { ioError } from '../util/errors.js';
+import { Limiter } from '../util/limiter.js';
+import { silentProgress, type Progress } from '../util/progress.js';
+import { TreeDigest } from './digest.js';
+import { createEntriesWriter } from './entries-file.js';
+import { brotliFile } from './file-codecs.js';
+import {
+  BLOBS_DIR,
+  ENTRIES_FILE,
+  FORMAT_NAME,
+  FORMAT_VERSION,
+  HEADER_FILE,
+  type ContentOp,
+  type ContentOpName,
+  type DeltaHeader,
+  type DeltaRecord,
+  type DeltaStats,
+} from './format.js';
+import { INLINE_MAX_BYTES, PayloadWriter } from './payload-store.js';
+import { SourceIndex } from './source-index.js';
+import { TopList } from './top-list.js';
+
+export interface DiffOptions {
+  progress?: Progress;
+  /** Stored verbatim in the header (the Docker workflow keeps image ids and config there). */
+  annotations?: unknown;
+  vcdiff?: VcdiffOptions;
+  /** Reuse a worker pool; by default one is made (one worker per core) and closed. */
+  pool?: VcdiffPool;
+  toolVersion?: string;
+}
+
+/** A VCDIFF this much smaller than the file is kept without trying whole-file compression. */
+const GOOD_DELTA_RATIO = 0.25;
+/** Compression that saves less than this is not worth a decoder pass: the bytes ship raw. */
+const WORTHWHILE_COMPRESSION = 0.95;
+
+export async function diffTrees(
+  srcRoot: string,
+  dstRoot: string,
+  outDir: string,
+  opts: DiffOptions = {},
+): Promise<DeltaHeader> {
+  const progress = opts.progress ?? silentProgress;
+  let scanned = 0;
+  const onProgress = () => progress.update({ label: 'scanning', done: ++scanned });
+  const [src, dst] = await Promise.all([
+    scanTree(srcRoot, { hash: true, onProgress }),
+    scanTree(dstRoot, { hash: true, onProgress }),
+  ]);
+  const pool = opts.pool ?? new VcdiffPool();
+  try {
+    return await buildDirAtomically(outDir, async (work) => {
+      await mkdir(join(work, BLOBS_DIR));
+      const encoder = new FileEncoder(src, dst, new PayloadWriter(work), pool, opts.vcdiff ?? {});
+      const header = await writeDelta(work, src, dst, encoder, progress, opts);
+      await writeFile(join(work, HEADER_FILE), JSON.stringify(header, null, 2) + '\n', { flag: 'wx' });
+      return header;
+    });
+  } finally {
+    progress.done();
+    if (!opts.pool) await pool.close();
+  }
+}
+
+async function writeDelta(
+  work: string,
+  src: TreeSnapshot,
+  dst: TreeSnapshot,
+  encoder: FileEncoder,
+  progress: Progress,
+  opts: DiffOptions,
+): Promise<DeltaHeader> {
+  const stats = emptyStats();
+  const largest = new TopList<DeltaHeader['largest'][number]>(10, (x) => x.bytes);
+  const files = dst.entries.filter((e): e is FileEntry => e.kind === 'file');
+  const totalBytes = files.reduce((n, f) => n + f.size, 0);
+  let doneFiles = 0;
+  let doneBytes = 0;
+  const limiter = new Limiter(Math.max(2, encoder.parallelism * 2));
+  const pending = dst.entries.map((e) =>
+    e.kind !== 'file'
+      ? Promise.resolve<Encoded>({ record: e, payloadBytes: 0 })
+      : limiter.run(async (): Promise<Encoded> => {
+          const { content, payloadBytes } = await encoder.encode(e);
+          doneFiles++;
+          doneBytes += e.size;
+          progress.update({ label: 'diff', done: doneFiles, total: files.length, bytesDone: doneBytes, bytesTotal: totalBytes });
+          return { record: { ...e, sha256: e.sha256!, content }, payloadBytes };
+        }),
+  );
+  // Every job settles before we return or throw, so none writes into a removed temp dir.
+  pending.forEach((p) => p.catch(() => {}));
+  const writer = createEntriesWriter(join(work, ENTRIES_FILE));
+  const digest = new TreeDigest();
+  try {
+    for (const p of pending) {
+      const { record, payloadBytes } = await p;
+      await writer.write(record);
+      digest.add(record);
+      countRecord(record, encoder.sourceIndex, stats);
+      const op = opOf(record);
+      if (op === 'vcdiff' || op === 'brotli' || op === 'raw') {
+        stats.payloadBytes[op] += payloadBytes;
+        largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
+      }
+    }
+  } finally {
+    await Promise.allSettled(pending);
+  }
+  const entries = await writer.finish();
+  stats.targetFileBytes = totalBytes;
+  stats.deleted = countDeleted(src, dst);
+  stats.deltaBytes = encoder.blobBytes() + (await stat(join(work, ENTRIES_FILE))).size;
+  return {
+    format: FORMAT_NAME,
+    version: FORMAT_VERSION,
+    minReaderVersion: FORMAT_VERSION,
+    tool: `deltaimg ${opts.toolVersion ?? ''}`.trim(),
+    created: new Date().toISOString(),
+    entries: { file: ENTRIES_FILE, ...entries },
+    source: { treeSha256: treeDigest(src.entries), entries: src.entries.length },
+    target: { treeSha256: digest.digest(), entries: digest.entries },
+    stats,
+    largest: largest.items(),
+    ...(opts.annotations === undefined ? {} : { annotations: opts.annotations }),
+  };
+}
+
+/** Chooses and produces the content op of one target file. */
+class FileEncoder {
+  readonly sourceIndex: SourceIndex;
+  private readonly payloadBytes = new Map<string, number>();
+
+  constructor(
+    private readonly src: TreeSnapshot,
+    private readonly dst: TreeSnapshot,
+    private readonly payloads: PayloadWriter,
+    private readonly pool: VcdiffPool,
+    private readonly vcdiffOptions: VcdiffOptions,
+  ) {
+    this.sourceIndex = new SourceIndex(src.entries);
+  }
+
+  get parallelism(): number {
+    return availableParallelism();
+  }
+
+  async encode(target: FileEntry): Promise<{ content: ContentOp; payloadBytes: number }> {
+    const sha256 = target.sha256!;
+    const identical = this.sourceIndex.identical(sha256, target.path);
+    if (identical === target.path) return { content: { op: 'same' }, payloadBytes: 0 };
+    if (identical !== undefined) return { content: { op: 'copy', from: identical }, payloadBytes: 0 };
+    const targetPath = toFsPath(this.dst.root, target.path);
+    if (target.size <= INLINE_MAX_BYTES / 4) {
+      const inline = await readTarget(targetPath, target);
+      return { content: { op: 'raw', payload: { inline } }, payloadBytes: inline.length };
+    }
+    const base = this.sourceIndex.deltaBase(target);
+    const delta = base ? await this.tryVcdiff(base, target, targetPath) : undefined;
+    if (delta && delta.bytes <= target.size * GOOD_DELTA_RATIO) return this.keep(delta);
+    const whole = await this.tryWhole(target, targetPath);
+    if (delta && delta.bytes < whole.bytes) {
+      await this.payloads.discard(whole.temp);
+      return this.keep(delta);
+    }
+    if (delta) await this.payloads.discard(delta.temp);
+    return this.keep(whole);
+  }
+
+  private async tryVcdiff(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
+    const temp = this.payloads.tempPath();
+    const r = await this.pool.encodeFile(toFsPath(this.src.root, base.path), targetPath, temp, this.vcdiffOptions);
+    return { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, target };
+  }
+
+  private async tryWhole(target: FileEntry, targetPath: Buffer): Promise<Candidate> {
+    const temp = this.payloads.tempPath();
+    const packed = await brotliFile(targetPath, target.size, temp).catch((err: unknown) => {
+      throw ioError('compress', displayPath(target.path), err);
+    });
+    if (packed.bytes < target.size * WORTHWHILE_COMPRESSION) {
+      return { kind: 'brotli', temp, bytes: packed.bytes, sha256: packed.sha256, target };
+    }
+    await this.payloads.discard(temp);
+    const rawTemp = this.payloads.tempPath();
+    await copyFile(targetPath, rawTemp);
+    return { kind: 'raw', temp: rawTemp, bytes: target.size, sha256: target.sha256!, target };
+  }
+
+  private async keep(c: Candidate): Promise<{ content: ContentOp; payloadBytes: number }> {
+    const payload = await this.payloads.keep(c.temp, c.sha256, c.bytes);
+    if ('blob' in payload) this.payloadBytes.set(payload.blob, c.bytes);
+    const content: ContentOp =
+      c.kind === 'vcdiff' ? { op: 'vcdiff', from: c.from.path, fromSha256: c.from.sha256!, payload } : { op: c.kind, payload };
+    return { content, payloadBytes: c.bytes };
+  }
+
+  /** Bytes of distinct blobs written (a blob shared by several files counts once). */
+  blobBytes(): number {
+    let n = 0;
+    for (const bytes of this.payloadBytes.values()) n += bytes;
+    return n;
+  }
+}
+
+type Candidate =
+  | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; target: FileEntry }
+  | { kind: 'brotli' | 'raw'; temp: string; bytes: number; sha256: string; target: FileEntry };
+
+async function readTarget(path: Buffer, target: FileEntry): Promise<Buffer> {
+  const data = await readFile(path).catch((err: unknown) => {
+    throw ioError('read', displayPath(target.path), err);
+  });
+  if (data.length !== target.size) throw ioError('read', displayPath(target.path), new Error('file changed while deltaimg was reading it'));
+  return data;
+}
+
+interface Encoded {
+  record: DeltaRecord;
+  payloadBytes: number;
+}
+
+function opOf(r: DeltaRecord): ContentOpName {
+  return r.kind === 'file' ? r.content.op : 'same';
+}
+
+function countRecord(r: DeltaRecord, index: SourceIndex, stats: DeltaStats): void {
+  if (r.kind !== 'file') {
+    stats.other++;
+    return;
+  }
+  switch (r.content.op) {
+    case 'same':
+      if (sameMeta(r, index.fileAt(r.path))) stats.unchanged++;
+      else stats.metadataOnly++;
+      return;
+    case 'copy':
+      stats.moved++;
+      return;
+    case 'vcdiff':
+      stats.delta++;
+      return;
+    case 'brotli':
+    case 'raw':
+      stats.new++;
+      return;
+  }
+}
+
+function sameMeta(a: Entry, b: Entry | undefined): boolean {
+  if (!b) return false;
+  const m = a.meta;
+  const n = b.meta;
+  return (
+    m.mode === n.mode &&
+    m.uid === n.uid &&
+    m.gid === n.gid &&
+    m.mtimeNs === n.mtimeNs &&
+    m.xattrs.length === n.xattrs.length &&
+    m.xattrs.every((x, i) => x.name === n.xattrs[i]!.name && x.value.equals(n.xattrs[i]!.value))
+  );
+}
+
+function countDeleted(src: TreeSnapshot, dst: TreeSnapshot): number {
+  const present = new Set(dst.entries.map((e) => e.path));
+  return src.entries.filter((e) => !present.has(e.path)).length;
+}
+
+function treeDigest(entries: readonly Entry[]): string {
+  const d = new TreeDigest();
+  for (const e of entries) d.add(e);
+  return d.digest();
+}
+
+function emptyStats(): DeltaStats {
+  return {
+    unchanged: 0,
+    moved: 0,
+    delta: 0,
+    new: 0,
+    deleted: 0,
+    metadataOnly: 0,
+    other: 0,
+    targetFileBytes: 0,
+    deltaBytes: 0,
+    payloadBytes: { vcdiff: 0, brotli: 0, raw: 0 },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Streaming writer and reader for entries.jsonl.br. The writer hashes the compressed
+ * bytes (the header records that hash); the reader checks the hash before trusting
+ * a single record, so a truncated or altered entries file is refused up front.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { PassThrough, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants as zlibConstants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import { DeltaimgError, ioError } from '../util/errors.js';
+import { sha256File } from '../tree/scan.js';
+import type { DeltaRecord } from './format.js';
+import { decodeRecord, encodeRecord } from './records.js';
+
+export interface EntriesWriter {
+  write(record: DeltaRecord): Promise<void>;
+  /** Flushes and closes; returns what the header records about the file. */
+  finish(): Promise<{ sha256: string; count: number; rawBytes: number }>;
+}
+
+export function createEntriesWriter(path: string): EntriesWriter {
+  const brotli = createBrotliCompress({
+    params: {
+      [zlibConstants.BROTLI_PARAM_QUALITY]: 11,
+      [zlibConstants.BROTLI_PARAM_LGWIN]: 24,
+      [zlibConstants.BROTLI_PARAM_MODE]: zlibConstants.BROTLI_MODE_TEXT,
+    },
+  });
+  const hash = createHash('sha256');
+  const hashing = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const out = createWriteStream(path, { flags: 'wx' });
+  const done = pipeline(brotli, hashing, out);
+  done.catch(() => {});
+  let count = 0;
+  let rawBytes = 0;
+  return {
+    async write(record) {
+      const line = encodeRecord(record) + '\n';
+      rawBytes += Buffer.byteLength(line);
+      count++;
+      if (!brotli.write(line)) await once(brotli, 'drain');
+    },
+    async finish() {
+      brotli.end();
+      await done.catch((err: unknown) => {
+        throw ioError('write', path, err);
+      });
+      return { sha256: hash.digest('hex'), count, rawBytes };
+    },
+  };
+}
+
+/**
+ * Yields the records of an entries file after checking its sha256 against the header's.
+ * Throws CORRUPT_DELTA when the hash, the record count or any record is wrong.
+ */
+export async function* readEntries(
+  path: string,
+  expected: { sha256: string; count: number },
+): AsyncGenerator<DeltaRecord> {
+  const actual = await sha256File(path).catch((err: unknown) => {
+    throw ioError('read', path, err);
+  });
+  if (actual !== expected.sha256) {
+    throw new DeltaimgError('CORRUPT_DELTA', `${path} is damaged or truncated (sha256 mismatch); copy the delta again`);
+  }
+  const text = new PassThrough();
+  const decompress = pipeline(createReadStream(path), createBrotliDecompress(), text);
+  decompress.catch((err: unknown) => text.destroy(err as Error));
+  const lines = createInterface({ input: text, crlfDelay: Infinity });
+  let n = 0;
+  try {
+    for await (const line of lines) {
+      n++;
+      yield decodeRecord(line, n);
+    }
+    await decompress;
+  } catch (err) {
+    if (err instanceof DeltaimgError) throw err;
+    throw new DeltaimgError('CORRUPT_DELTA', `${path} cannot be decompressed: ${(err as Error).message}`);
+  }
+  if (n !== expected.count) {
+    throw new DeltaimgError('CORRUPT_DELTA', `${path} holds ${n} records, the header says ${expected.count}`);
+  }
+}

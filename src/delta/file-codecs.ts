@@ -1,0 +1,69 @@
+/**
+ * Whole-file transforms used by encode and apply, each a single streaming pass that
+ * also hashes what it writes (encode) or what it restores (apply).
+ */
+import { createHash } from 'node:crypto';
+import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants as zc, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+
+export interface Written {
+  bytes: number;
+  sha256: string;
+}
+
+/** Brotli quality 11 is worth its time on small files; large ones get 9 with the same 16 MiB window. */
+const BROTLI_MAX_QUALITY_BYTES = 1 << 20;
+
+export async function brotliFile(input: string | Buffer, size: number, output: string): Promise<Written> {
+  const brotli = createBrotliCompress({
+    params: {
+      [zc.BROTLI_PARAM_QUALITY]: size <= BROTLI_MAX_QUALITY_BYTES ? 11 : 9,
+      [zc.BROTLI_PARAM_LGWIN]: 24,
+      [zc.BROTLI_PARAM_SIZE_HINT]: Math.min(size, 2 ** 30),
+    },
+  });
+  const counter = hashingCounter();
+  await pipeline(createReadStream(input), brotli, counter.stream, createWriteStream(output, { flags: 'wx' }));
+  return counter.result();
+}
+
+/** Streams `input` (optionally through brotli decompression) into a new file at `output`. */
+export async function restoreFile(
+  input: Readable,
+  output: Buffer,
+  opts: { brotli: boolean },
+): Promise<Written> {
+  const counter = hashingCounter();
+  const fh = await open(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  const sink = fh.createWriteStream();
+  if (opts.brotli) await pipeline(input, createBrotliDecompress(), counter.stream, sink);
+  else await pipeline(input, counter.stream, sink);
+  return counter.result();
+}
+
+/** Opens a source file for reading, refusing a symlink in the last component. */
+export async function openSourceStream(path: Buffer): Promise<Readable> {
+  const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  const st = await fh.stat();
+  if (!st.isFile()) {
+    await fh.close();
+    throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
+  }
+  return fh.createReadStream();
+}
+
+function hashingCounter(): { stream: Transform; result(): Written } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return { stream, result: () => ({ bytes, sha256: hash.digest('hex') }) };
+}

@@ -1,0 +1,89 @@
+/**
+ * The on-disk delta format, version 1 (documented in docs/format.md).
+ *
+ *   DELTA_DIR/deltaimg.json      header, written last: its presence means the delta is complete
+ *   DELTA_DIR/entries.jsonl.br   brotli'd JSON lines, one record per target entry, in path order
+ *   DELTA_DIR/blobs/<sha256>     content blobs (VCDIFF, brotli or raw), named by their own sha256
+ */
+import type { Metadata, RelPath } from '../tree/entry.js';
+
+export const FORMAT_NAME = 'deltaimg-delta';
+/** Bump when a reader of the previous version could misread a new delta. */
+export const FORMAT_VERSION = 1;
+export const HEADER_FILE = 'deltaimg.json';
+export const ENTRIES_FILE = 'entries.jsonl.br';
+export const BLOBS_DIR = 'blobs';
+
+export interface DeltaStats {
+  /** Target files whose content sits unchanged at the same source path. */
+  unchanged: number;
+  /** Target files whose content exists at another source path (moves, renames, duplicates). */
+  moved: number;
+  /** Target files shipped as a VCDIFF against a source file. */
+  delta: number;
+  /** Target files shipped whole (brotli, raw or inline). */
+  new: number;
+  /** Source paths absent from the target. */
+  deleted: number;
+  /** Entries whose content is unchanged but whose metadata changed. */
+  metadataOnly: number;
+  /** Non-file entries: dirs, symlinks, hardlinks, devices, fifos. */
+  other: number;
+  /** Sum of target regular file sizes: what shipping the target as is costs, before compression. */
+  targetFileBytes: number;
+  /** Sum of blob sizes plus the entries file: what this delta costs. */
+  deltaBytes: number;
+  /** Payload bytes by how they were encoded (inline payloads included). */
+  payloadBytes: { vcdiff: number; brotli: number; raw: number };
+}
+
+export interface DeltaHeader {
+  format: typeof FORMAT_NAME;
+  version: number;
+  /** Oldest reader version that can apply this delta. */
+  minReaderVersion: number;
+  tool: string;
+  created: string;
+  entries: { file: string; sha256: string; count: number; rawBytes: number };
+  source: { treeSha256: string; entries: number };
+  target: { treeSha256: string; entries: number };
+  stats: DeltaStats;
+  /** The largest blobs, to tell the user where the bytes go. */
+  largest: { path: string; op: ContentOpName; bytes: number }[];
+  /** Free-form data from the caller (the Docker workflow stores image ids and config here). */
+  annotations?: unknown;
+}
+
+/**
+ * Where an encoded payload lives: a file under blobs/, or inline in the record when
+ * it is so small that a tar member (512-byte header plus padding) would cost more.
+ */
+export type Payload = { blob: string } | { inline: Buffer };
+
+/** How a target file's bytes are obtained. */
+export type ContentOp =
+  | { op: 'same' } // source file at the same path, identical bytes
+  | { op: 'copy'; from: RelPath } // identical bytes at another source path
+  | { op: 'vcdiff'; from: RelPath; fromSha256: string; payload: Payload }
+  | { op: 'brotli'; payload: Payload }
+  | { op: 'raw'; payload: Payload };
+
+export type ContentOpName = ContentOp['op'];
+
+/** The same metadata the tree model carries. */
+export type RecordMeta = Metadata;
+
+interface RecordBase {
+  path: RelPath;
+  meta: RecordMeta;
+}
+
+export type DeltaRecord =
+  | (RecordBase & { kind: 'file'; size: number; sha256: string; content: ContentOp })
+  | (RecordBase & { kind: 'dir' })
+  | (RecordBase & { kind: 'symlink'; target: string })
+  | (RecordBase & { kind: 'hardlink'; linkTo: RelPath })
+  | (RecordBase & { kind: 'chardev' | 'blockdev'; major: number; minor: number })
+  | (RecordBase & { kind: 'fifo' });
+
+export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;

@@ -1,0 +1,104 @@
+/**
+ * Payloads of one delta directory: written to a temp name, then either kept as
+ * blobs/<sha256> (deduplicated: the same bytes are stored once) or, when smaller than
+ * a tar member's overhead, returned inline to be kept inside the record.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DeltaimgError, ioError } from '../util/errors.js';
+import { BLOBS_DIR, type Payload } from './format.js';
+
+/** Payloads up to this size ride inside the entries file instead of a blob of their own. */
+export const INLINE_MAX_BYTES = 2048;
+
+export class PayloadWriter {
+  readonly blobDir: string;
+  private counter = 0;
+  private readonly tag = randomBytes(4).toString('hex');
+
+  constructor(deltaDir: string) {
+    this.blobDir = join(deltaDir, BLOBS_DIR);
+  }
+
+  /** A fresh path in the blob directory for an encoder to write to. */
+  tempPath(): string {
+    return join(this.blobDir, `.tmp-${this.tag}-${this.counter++}`);
+  }
+
+  /** Turns a finished temp file into a payload; the temp file is gone afterwards. */
+  async keep(tempPath: string, sha256: string, bytes: number): Promise<Payload> {
+    if (bytes <= INLINE_MAX_BYTES) {
+      const inline = await readFile(tempPath);
+      await unlink(tempPath);
+      return { inline };
+    }
+    const final = join(this.blobDir, sha256);
+    if (await exists(final)) await unlink(tempPath);
+    else await rename(tempPath, final);
+    return { blob: sha256 };
+  }
+
+  async discard(tempPath: string): Promise<void> {
+    await unlink(tempPath).catch(() => {});
+  }
+}
+
+/** Payloads of an existing delta directory, verified before use. */
+export class PayloadReader {
+  constructor(
+    private readonly deltaDir: string,
+    private readonly scratchDir: string,
+  ) {}
+
+  blobPath(sha256: string): string {
+    return join(this.deltaDir, BLOBS_DIR, sha256);
+  }
+
+  /**
+   * A file path holding the payload's bytes, checked against its name's sha256.
+   * Inline payloads are written to the scratch dir; `release` removes such copies.
+   */
+  async materialize(payload: Payload, forPath: string): Promise<{ path: string; release(): Promise<void> }> {
+    if ('inline' in payload) {
+      const path = join(this.scratchDir, `inline-${randomBytes(8).toString('hex')}`);
+      await writeFile(path, payload.inline);
+      return { path, release: () => unlink(path).catch(() => {}) };
+    }
+    const path = this.blobPath(payload.blob);
+    await this.verifyBlob(payload.blob, forPath);
+    return { path, release: async () => {} };
+  }
+
+  async verifyBlob(sha256: string, forPath: string): Promise<void> {
+    const path = this.blobPath(sha256);
+    let actual: string;
+    try {
+      actual = await hashStream(createReadStream(path));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is missing from the delta; copy the delta again`);
+      }
+      throw ioError('read', path, err);
+    }
+    if (actual !== sha256) {
+      throw new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is damaged (sha256 ${actual}); copy the delta again`);
+    }
+  }
+}
+
+export async function hashStream(stream: NodeJS.ReadableStream): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Structural checks on a delta's records before anything is written: safe relative
+ * paths, strict path order (no duplicates), every entry's parent a directory of the
+ * target, hardlinks pointing at files already listed. Together they make it impossible
+ * for a crafted delta to write outside OUT_ROOT or through a symlink it created.
+ */
+import type { RelPath } from '../tree/entry.js';
+import { assertSafeRelPath, displayPath, parentOf } from '../tree/paths.js';
+import { DeltaimgError } from '../util/errors.js';
+import type { DeltaRecord } from './format.js';
+
+export class RecordChecker {
+  private previous: RelPath | undefined;
+  private readonly dirs = new Set<RelPath>();
+  private readonly files = new Set<RelPath>();
+
+  check(r: DeltaRecord): void {
+    if (this.previous === undefined) {
+      if (r.path !== '' || r.kind !== 'dir') hostile(r.path, 'the first record must be the root directory');
+    } else {
+      assertSafeRelPath(r.path, 'delta entry');
+      if (r.path <= this.previous) hostile(r.path, 'records are out of order or repeated');
+      if (!this.dirs.has(parentOf(r.path))) hostile(r.path, 'its parent is not a directory of the target');
+    }
+    this.previous = r.path;
+    switch (r.kind) {
+      case 'dir':
+        this.dirs.add(r.path);
+        break;
+      case 'file':
+        this.files.add(r.path);
+        if (r.content.op === 'copy' || r.content.op === 'vcdiff') assertSafeRelPath(r.content.from, 'delta source path');
+        break;
+      case 'hardlink':
+        if (!this.files.has(r.linkTo)) hostile(r.path, `hardlink target ${displayPath(r.linkTo)} is not a file listed before it`);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+function hostile(path: RelPath, why: string): never {
+  throw new DeltaimgError('HOSTILE_PATH', `refusing delta entry ${displayPath(path)}: ${why}; the delta is damaged or crafted`);
+}

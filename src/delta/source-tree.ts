@@ -1,0 +1,89 @@
+/**
+ * Read access to the source root for apply. A delta names source files by path; the
+ * path is checked component by component so that no directory on the way is a symlink
+ * (a crafted delta must not read /etc/shadow through `source/evil -> /etc`), and the
+ * file itself is opened with O_NOFOLLOW. Every byte read is then checked by sha256.
+ */
+import { lstat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { RelPath } from '../tree/entry.js';
+import { displayPath, parentOf, toFsPath } from '../tree/paths.js';
+import { DeltaimgError, ioError } from '../util/errors.js';
+import { openSourceStream } from './file-codecs.js';
+import { hashStream } from './payload-store.js';
+
+export class SourceTree {
+  private readonly checkedDirs = new Map<RelPath, Promise<void>>();
+  private readonly verified = new Map<RelPath, Promise<string>>();
+
+  constructor(readonly root: string) {}
+
+  /** The file's absolute path, after checking that no parent directory is a symlink. */
+  async path(rel: RelPath): Promise<Buffer> {
+    await this.checkDir(parentOf(rel));
+    return toFsPath(this.root, rel);
+  }
+
+  async open(rel: RelPath): Promise<Readable> {
+    const abs = await this.path(rel);
+    return openSourceStream(abs).catch((err: unknown) => {
+      throw missingSource(rel, err);
+    });
+  }
+
+  /** Checks the file's sha256 once (a file used as a base by several targets is read once for this). */
+  async verify(rel: RelPath, expectedSha256: string): Promise<void> {
+    let hashing = this.verified.get(rel);
+    if (!hashing) {
+      hashing = this.open(rel).then(hashStream);
+      this.verified.set(rel, hashing);
+    }
+    const actual = await hashing;
+    if (actual !== expectedSha256) throw wrongSource(rel, expectedSha256, actual);
+  }
+
+  private checkDir(rel: RelPath): Promise<void> {
+    let check = this.checkedDirs.get(rel);
+    if (!check) {
+      check = this.checkDirUncached(rel);
+      this.checkedDirs.set(rel, check);
+    }
+    return check;
+  }
+
+  private async checkDirUncached(rel: RelPath): Promise<void> {
+    if (rel === '') return;
+    await this.checkDir(parentOf(rel));
+    let st;
+    try {
+      st = await lstat(toFsPath(this.root, rel));
+    } catch (err) {
+      throw missingSource(rel, err);
+    }
+    if (!st.isDirectory()) {
+      throw new DeltaimgError(
+        'HOSTILE_PATH',
+        `refusing to read the source through ${displayPath(rel)}: it is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`,
+      );
+    }
+  }
+}
+
+export function wrongSource(rel: RelPath, expected: string, actual: string): DeltaimgError {
+  return new DeltaimgError(
+    'WRONG_SOURCE',
+    `source file ${displayPath(rel)} does not match the delta's base (sha256 ${actual.slice(0, 12)}..., ` +
+      `expected ${expected.slice(0, 12)}...); apply the delta to the tree or image it was made from`,
+  );
+}
+
+function missingSource(rel: RelPath, err: unknown): DeltaimgError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EINVAL') {
+    return new DeltaimgError(
+      'WRONG_SOURCE',
+      `source file ${displayPath(rel)} is missing or not a regular file; apply the delta to the tree or image it was made from`,
+    );
+  }
+  return ioError('read source file', displayPath(rel), err);
+}
