@@ -1,11 +1,7 @@
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { registerTreeCommands } from './tree-commands.js';
+import { toolVersion } from './version.js';
 
-export function toolVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /** The `deltaimg` command tree. Each verb lives in its own module under cli/. */
 export function buildProgram(): Command {

@@ -6,7 +6,7 @@ import { readHeader } from '../delta/header.js';
 import { inspectReport, savedLine, summarize } from '../delta/summary.js';
 import { DeltaimgError } from '../util/errors.js';
 import { createProgress, formatBytes } from '../util/progress.js';
-import { toolVersion } from './program.js';
+import { toolVersion } from './version.js';
 
 interface OutputFlags {
   quiet?: boolean;
