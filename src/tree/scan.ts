@@ -1,0 +1,251 @@
+/**
+ * Scans a root filesystem into a TreeSnapshot: one Entry per path with exact metadata
+ * (mode incl. setuid/setgid/sticky, uid/gid, ns mtime, xattrs), never following symlinks.
+ *
+ * Three phases: walk (readdir + lstat), sort all
+ * paths by bytes and resolve hardlink groups (the first name of an inode is the file,
+ * later names link to it), then optionally hash file contents, streaming, 8 at a time.
+ */
+import { lstatSync, promises as fsp, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { setImmediate } from 'node:timers/promises';
+import { createHash } from 'node:crypto';
+import type { Entry, FileEntry, Metadata, RelPath, Xattr } from './entry.js';
+import { fsext, majorOf, minorOf } from './fsext.js';
+import { compareRel, displayPath, joinRel, toFsPath } from './paths.js';
+import { DeltaimgError, ioError } from '../util/errors.js';
+
+export interface ScanOptions {
+  /** Fill FileEntry.sha256 (reads every regular file once). */
+  hash?: boolean;
+  /** Called as the walk and the hashing advance; bytes counts hashed bytes. */
+  onProgress?: (p: { entries: number; bytes: number }) => void;
+}
+
+export interface TreeSnapshot {
+  root: string;
+  /** Sorted by path in byte order; the root directory itself comes first with path ''. */
+  entries: Entry[];
+  /** Things skipped or odd (sockets, paths that vanished mid-scan), one line each. */
+  warnings: string[];
+}
+
+/** Files hashed at once; each holds one read buffer. */
+const HASH_CONCURRENCY = 8;
+const HASH_BUFFER_BYTES = 256 * 1024;
+
+/** Shared by every entry without xattrs, so 200k plain entries cost no 200k arrays. */
+const NO_XATTRS: readonly Xattr[] = Object.freeze([]);
+
+export async function scanTree(root: string, opts: ScanOptions = {}): Promise<TreeSnapshot> {
+  const rootBuf = Buffer.from(root, 'utf8');
+  const rootStat = lstatOrThrow(rootBuf, root);
+  if (!rootStat.isDirectory()) {
+    throw new DeltaimgError('USAGE', `cannot scan ${root}: not a directory (give the root directory of an unpacked filesystem)`);
+  }
+  const progress = new ProgressCounter(opts.onProgress);
+  const warnings: string[] = [];
+  const found = await walk(rootBuf, rootStat, warnings, progress);
+  found.sort((a, b) => compareRel(a.entry.path, b.entry.path));
+  const entries = found.map(resolveHardlinks());
+  if (opts.hash) await hashFiles(rootBuf, entries, progress);
+  progress.flush();
+  return { root, entries, warnings };
+}
+
+/** One lstat'ed path before hardlink resolution; the stats themselves are not kept (GC cost). */
+interface Found {
+  entry: Entry;
+  /** `${dev}:${ino}` of a regular file with more than one name. */
+  inode?: string;
+}
+
+/**
+ * Walks depth-first with synchronous readdir/lstat/readlink, yielding to the event loop
+ * after each directory. Measured on a 150k-entry /usr: sync calls take ~1.5 s, while
+ * fs.promises (one libuv round trip per lstat) takes 7-14 s on two busy cores. The
+ * metadata of a freshly unpacked image is in the page cache, so blocking reads are short.
+ */
+async function walk(rootBuf: Buffer, rootStat: BigIntStats, warnings: string[], progress: ProgressCounter): Promise<Found[]> {
+  const found: Found[] = [];
+  const pendingDirs: RelPath[] = [];
+
+  const record = (path: RelPath, stat: BigIntStats): void => {
+    const entry = entryFor(toFsPath(rootBuf, path), path, stat);
+    if (!entry) {
+      warnings.push(`skipped ${describeOddType(stat)} ${displayPath(path)}`);
+      return;
+    }
+    const shared = entry.kind === 'file' && stat.nlink > 1n;
+    found.push(shared ? { entry, inode: `${stat.dev}:${stat.ino}` } : { entry });
+    progress.entry();
+    if (entry.kind === 'dir') pendingDirs.push(path);
+  };
+
+  record('' as RelPath, rootStat);
+  for (let dir = pendingDirs.pop(); dir !== undefined; dir = pendingDirs.pop()) {
+    for (const name of readdirNames(toFsPath(rootBuf, dir), dir)) {
+      const child = joinRel(dir, name);
+      const stat = lstatOrMissing(toFsPath(rootBuf, child), child);
+      if (stat) record(child, stat);
+      else warnings.push(`vanished during scan: ${displayPath(child)}`);
+    }
+    await setImmediate();
+  }
+  return found;
+}
+
+function readdirNames(abs: Buffer, path: RelPath): Buffer[] {
+  try {
+    // Names only: the type comes from our own lstat, which also gives the metadata.
+    return readdirSync(abs, { encoding: 'buffer' });
+  } catch (err) {
+    throw ioError('read directory', displayPath(path), err);
+  }
+}
+
+function lstatOrThrow(abs: Buffer, shown: string): BigIntStats {
+  try {
+    return lstatSync(abs, { bigint: true });
+  } catch (err) {
+    throw ioError('stat', shown, err);
+  }
+}
+
+/** undefined when the path disappeared between readdir and lstat (a live filesystem). */
+function lstatOrMissing(abs: Buffer, path: RelPath): BigIntStats | undefined {
+  try {
+    return lstatSync(abs, { bigint: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError('stat', displayPath(path), err);
+  }
+}
+
+/** The Entry for one path (hardlinks not yet resolved); undefined for sockets and other unsupported types. */
+function entryFor(abs: Buffer, path: RelPath, stat: BigIntStats): Entry | undefined {
+  const meta = metadataOf(abs, path, stat);
+  if (stat.isFile()) return { kind: 'file', path, meta, size: Number(stat.size) };
+  if (stat.isDirectory()) return { kind: 'dir', path, meta };
+  if (stat.isSymbolicLink()) return { kind: 'symlink', path, meta, target: readTarget(abs, path) };
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) {
+    const kind = stat.isCharacterDevice() ? 'chardev' : 'blockdev';
+    return { kind, path, meta, major: majorOf(stat.rdev), minor: minorOf(stat.rdev) };
+  }
+  if (stat.isFIFO()) return { kind: 'fifo', path, meta };
+  return undefined;
+}
+
+function describeOddType(stat: BigIntStats): string {
+  return stat.isSocket() ? 'socket' : `unsupported file type (mode ${stat.mode.toString(8)})`;
+}
+
+function readTarget(abs: Buffer, path: RelPath): string {
+  try {
+    return readlinkSync(abs, { encoding: 'buffer' }).toString('latin1');
+  } catch (err) {
+    throw ioError('read symlink', displayPath(path), err);
+  }
+}
+
+function metadataOf(abs: Buffer, path: RelPath, stat: BigIntStats): Metadata {
+  return {
+    mode: Number(stat.mode & 0o7777n),
+    uid: Number(stat.uid),
+    gid: Number(stat.gid),
+    mtimeNs: stat.mtimeNs,
+    xattrs: readXattrs(abs, path),
+  };
+}
+
+/** All xattrs of the path itself (every namespace the caller may read), sorted by name. */
+export function readXattrs(abs: Buffer, path: RelPath): readonly Xattr[] {
+  const ext = fsext();
+  try {
+    const names = ext.llistxattr(abs);
+    if (names.length === 0) return NO_XATTRS;
+    names.sort(compareRel);
+    return names.map((name) => ({ name, value: ext.lgetxattr(abs, name) }));
+  } catch (err) {
+    throw ioError('read extended attributes of', displayPath(path), err);
+  }
+}
+
+/**
+ * Turns Found records (already in path order) into Entries: regular files with nlink > 1
+ * are grouped by (dev, ino); the first name stays a FileEntry, the rest become HardlinkEntry.
+ */
+function resolveHardlinks(): (f: Found) => Entry {
+  const firstNameOf = new Map<string, RelPath>();
+  return ({ entry, inode }) => {
+    if (inode === undefined) return entry;
+    const first = firstNameOf.get(inode);
+    if (first === undefined) {
+      firstNameOf.set(inode, entry.path);
+      return entry;
+    }
+    return { kind: 'hardlink', path: entry.path, meta: entry.meta, linkTo: first };
+  };
+}
+
+async function hashFiles(rootBuf: Buffer, entries: Entry[], progress: ProgressCounter): Promise<void> {
+  const indexes = entries.flatMap((e, i) => (e.kind === 'file' ? [i] : []));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    const buffer = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
+    while (next < indexes.length) {
+      const i = indexes[next++]!;
+      const file = entries[i] as FileEntry;
+      const sha256 = await hashWithBuffer(toFsPath(rootBuf, file.path), buffer, (n) => progress.bytes(n)).catch((err: unknown) => {
+        throw ioError('read', displayPath(file.path), err);
+      });
+      entries[i] = { ...file, sha256 };
+    }
+  };
+  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, worker));
+}
+
+/** Hex sha256 of a file's content, streamed through a bounded buffer. */
+export async function sha256File(path: string | Buffer): Promise<string> {
+  return hashWithBuffer(path, Buffer.allocUnsafe(HASH_BUFFER_BYTES), () => {});
+}
+
+async function hashWithBuffer(path: string | Buffer, buffer: Buffer, onBytes: (n: number) => void): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await fsp.open(path, 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      onBytes(bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+/** Batches progress callbacks: every 256 entries / 4 MiB, plus a final flush. */
+class ProgressCounter {
+  private entries = 0;
+  private bytesDone = 0;
+  private lastEntries = 0;
+  private lastBytes = 0;
+  constructor(private readonly report?: (p: { entries: number; bytes: number }) => void) {}
+
+  entry(): void {
+    this.entries++;
+    if (this.entries - this.lastEntries >= 256) this.flush();
+  }
+
+  bytes(n: number): void {
+    this.bytesDone += n;
+    if (this.bytesDone - this.lastBytes >= 4 * 1024 * 1024) this.flush();
+  }
+
+  flush(): void {
+    this.lastEntries = this.entries;
+    this.lastBytes = this.bytesDone;
+    this.report?.({ entries: this.entries, bytes: this.bytesDone });
+  }
+}
