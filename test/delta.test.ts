@@ -1,0 +1,226 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFile, cp, link, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyDelta } from '../src/delta/apply.js';
+import { diffTrees } from '../src/delta/diff.js';
+import { readEntries } from '../src/delta/entries-file.js';
+import { BLOBS_DIR, ENTRIES_FILE, type DeltaRecord } from '../src/delta/format.js';
+import { readHeader } from '../src/delta/header.js';
+import { compareTrees } from '../src/tree/compare.js';
+import { scanTree } from '../src/tree/scan.js';
+import { VcdiffPool } from '../src/vcdiff/index.js';
+import { DeltaimgError } from '../src/util/errors.js';
+import { craftDelta, META, rel, rootRecord } from './helpers/craft-delta.js';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
+const TS_LIB = join(import.meta.dirname, '..', 'node_modules', 'typescript', 'lib');
+
+let work: string;
+let pool: VcdiffPool;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'deltaimg-delta-'));
+  pool = new VcdiffPool();
+});
+afterAll(async () => {
+  await pool?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** A source tree of real files (TypeScript's lib folder) plus links and odd entries. */
+async function makeSource(dir: string): Promise<void> {
+  await mkdir(join(dir, 'app/lib'), { recursive: true });
+  for (const f of ['typescript.js', 'lib.dom.d.ts', 'lib.es5.d.ts', 'tsc.js']) await cp(join(TS_LIB, f), join(dir, 'app/lib', f));
+  await cp(join(TS_LIB, 'lib.es2015.core.d.ts'), join(dir, 'app/lib/libfoo.so.3.0.19'));
+  await mkdir(join(dir, 'etc'), { recursive: true });
+  await writeFile(join(dir, 'etc/config'), 'port=80\nname=app\n');
+  await writeFile(join(dir, 'etc/removed'), 'gone soon\n');
+  await writeFile(join(dir, 'empty'), '');
+  await symlink('app/lib/tsc.js', join(dir, 'tsc-link'));
+  await link(join(dir, 'etc/config'), join(dir, 'etc/config.hardlink'));
+  await mkdir(join(dir, 'var/empty-dir'), { recursive: true });
+}
+
+/** The target: an edited big file, a versioned rename, a move, a deletion, new files, metadata changes. */
+async function makeTarget(src: string, dir: string): Promise<void> {
+  await cp(src, dir, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  const big = join(dir, 'app/lib/typescript.js');
+  const text = await readFile(big, 'utf8');
+  await writeFile(big, text.replace(/function /g, (m, off: number) => (off % 97 === 0 ? 'function  ' : m)) + '\n// v2\n');
+  await rename(join(dir, 'app/lib/libfoo.so.3.0.19'), join(dir, 'app/lib/libfoo.so.3.0.22'));
+  await appendFile(join(dir, 'app/lib/libfoo.so.3.0.22'), '\n// patched\n');
+  await rename(join(dir, 'app/lib/lib.dom.d.ts'), join(dir, 'app/lib.dom.moved.d.ts'));
+  await unlink(join(dir, 'etc/removed'));
+  await writeFile(join(dir, 'etc/new-file'), 'a brand new file with some text in it, '.repeat(200));
+  await writeFile(join(dir, 'etc/config'), 'port=8080\nname=app\n');
+  await run('chmod', ['4755', join(dir, 'app/lib/tsc.js')]);
+  await run('touch', ['-h', '-d', '@1600000000.123456789', join(dir, 'tsc-link')]);
+}
+
+async function records(deltaDir: string): Promise<DeltaRecord[]> {
+  const h = await readHeader(deltaDir);
+  const out: DeltaRecord[] = [];
+  for await (const r of readEntries(join(deltaDir, ENTRIES_FILE), h.entries)) out.push(r);
+  return out;
+}
+
+async function expectRefused(promise: Promise<unknown>, code: DeltaimgError['code'], out: string): Promise<string> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DeltaimgError);
+  expect((err as DeltaimgError).code).toBe(code);
+  expect((err as Error).message).not.toContain('\n');
+  await expect(readdir(out)).rejects.toThrow();
+  const leftovers = (await readdir(work)).filter((n) => n.includes('deltaimg-tmp') || n.includes('deltaimg-scratch'));
+  expect(leftovers).toEqual([]);
+  return (err as Error).message;
+}
+
+describe('diff and apply on real trees', () => {
+  let src: string;
+  let dst: string;
+  let delta: string;
+
+  beforeAll(async () => {
+    src = join(work, 'src');
+    dst = join(work, 'dst');
+    delta = join(work, 'delta');
+    await makeSource(src);
+    await makeTarget(src, dst);
+    await diffTrees(src, dst, delta, { pool });
+  });
+
+  it('restores the target exactly', async () => {
+    const out = join(work, 'out-exact');
+    const result = await applyDelta(src, delta, out, { pool });
+    expect(result.entries).toBeGreaterThan(10);
+    const [restored, expected] = await Promise.all([scanTree(out, { hash: true }), scanTree(dst, { hash: true })]);
+    expect(compareTrees(restored, expected)).toEqual([]);
+  });
+
+  it('picks the cheapest form per file', async () => {
+    const byPath = new Map((await records(delta)).map((r) => [r.path, r]));
+    const op = (p: string) => {
+      const r = byPath.get(rel(p));
+      return r?.kind === 'file' ? r.content : undefined;
+    };
+    expect(op('app/lib/lib.es5.d.ts')).toEqual({ op: 'same' });
+    expect(op('app/lib.dom.moved.d.ts')).toEqual({ op: 'copy', from: 'app/lib/lib.dom.d.ts' });
+    expect(op('app/lib/typescript.js')?.op).toBe('vcdiff');
+    expect(op('app/lib/libfoo.so.3.0.22')).toMatchObject({ op: 'vcdiff', from: 'app/lib/libfoo.so.3.0.19' });
+    expect(op('etc/new-file')?.op).toBe('brotli');
+    const h = await readHeader(delta);
+    expect(h.stats.deleted).toBe(2); // etc/removed and the renamed libfoo
+    expect(h.stats.metadataOnly).toBeGreaterThanOrEqual(1); // tsc.js chmod
+    expect(h.stats.deltaBytes).toBeLessThan(h.stats.targetFileBytes / 50);
+  });
+
+  it('refuses a wrong base: an unchanged source file was altered', async () => {
+    const bad = join(work, 'src-wrong');
+    await cp(src, bad, { recursive: true, verbatimSymlinks: true });
+    await appendFile(join(bad, 'app/lib/lib.es5.d.ts'), 'x');
+    const msg = await expectRefused(applyDelta(bad, delta, join(work, 'out-wrong'), { pool }), 'WRONG_SOURCE', join(work, 'out-wrong'));
+    expect(msg).toContain('/app/lib/lib.es5.d.ts');
+  });
+
+  it('refuses a wrong base: a delta source was altered', async () => {
+    const bad = join(work, 'src-wrong2');
+    await cp(src, bad, { recursive: true, verbatimSymlinks: true });
+    await appendFile(join(bad, 'app/lib/typescript.js'), 'x');
+    await expectRefused(applyDelta(bad, delta, join(work, 'out-wrong2'), { pool }), 'WRONG_SOURCE', join(work, 'out-wrong2'));
+  });
+
+  it('refuses a corrupt or missing blob', async () => {
+    const bad = join(work, 'delta-corrupt');
+    await cp(delta, bad, { recursive: true });
+    const blobs = await readdir(join(bad, BLOBS_DIR));
+    expect(blobs.length).toBeGreaterThan(0);
+    const blob = join(bad, BLOBS_DIR, blobs[0]!);
+    const bytes = await readFile(blob);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(blob, bytes);
+    await expectRefused(applyDelta(src, bad, join(work, 'out-corrupt'), { pool }), 'CORRUPT_DELTA', join(work, 'out-corrupt'));
+    await unlink(blob);
+    const msg = await expectRefused(applyDelta(src, bad, join(work, 'out-missing'), { pool }), 'CORRUPT_DELTA', join(work, 'out-missing'));
+    expect(msg).toMatch(/missing/);
+  });
+
+  it('refuses a truncated entries file and a missing header', async () => {
+    const bad = join(work, 'delta-truncated');
+    await cp(delta, bad, { recursive: true });
+    const entries = join(bad, ENTRIES_FILE);
+    const size = (await readFile(entries)).length;
+    await truncate(entries, size - 7);
+    await expectRefused(applyDelta(src, bad, join(work, 'out-trunc'), { pool }), 'CORRUPT_DELTA', join(work, 'out-trunc'));
+    await unlink(join(bad, 'deltaimg.json'));
+    await expectRefused(applyDelta(src, bad, join(work, 'out-nohdr'), { pool }), 'CORRUPT_DELTA', join(work, 'out-nohdr'));
+  });
+
+  it('refuses a delta from a newer format version', async () => {
+    const bad = join(work, 'delta-v2');
+    await cp(delta, bad, { recursive: true });
+    const hdr = JSON.parse(await readFile(join(bad, 'deltaimg.json'), 'utf8'));
+    await writeFile(join(bad, 'deltaimg.json'), JSON.stringify({ ...hdr, version: 2, minReaderVersion: 2, tool: 'deltaimg 9.0.0' }));
+    const msg = await expectRefused(applyDelta(src, bad, join(work, 'out-v2'), { pool }), 'UNSUPPORTED_VERSION', join(work, 'out-v2'));
+    expect(msg).toMatch(/v2.*upgrade deltaimg/);
+  });
+
+  it('the CLI reports failures as one line with a non-zero exit, and --json on success', async () => {
+    const out = join(work, 'out-cli');
+    const ok = await run('node', [CLI, 'apply', src, delta, '--out', out, '--json']);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ verified: true, files: expect.any(Number) });
+    const fail = await run('node', [CLI, 'apply', join(work, 'src-wrong'), delta, '--out', join(work, 'out-cli2')]).catch((e) => e);
+    expect(fail.code).toBe(1);
+    expect(fail.stderr.trim().split('\n')).toHaveLength(1);
+    expect(fail.stderr).toMatch(/^deltaimg: error: source file \/app\/lib\/lib\.es5\.d\.ts does not match/);
+    const inspect = await run('node', [CLI, 'inspect', delta, '--json']);
+    expect(JSON.parse(inspect.stdout).stats.delta).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('crafted deltas are refused before anything is written', () => {
+  const file = (path: string, content: string): DeltaRecord => ({
+    path: rel(path),
+    kind: 'file',
+    meta: META,
+    size: content.length,
+    sha256: createHash('sha256').update(content).digest('hex'),
+    content: { op: 'raw', payload: { inline: Buffer.from(content) } },
+  });
+  const dir = (path: string): DeltaRecord => ({ path: rel(path), kind: 'dir', meta: META });
+
+  const cases: [string, DeltaRecord[]][] = [
+    ['a parent-directory path', [rootRecord(), file('../escape', 'x')]],
+    ['an absolute path', [rootRecord(), file('/etc/passwd', 'x')]],
+    ['a dot-dot component', [rootRecord(), dir('a'), file('a/../../b', 'x')]],
+    ['a write through a symlink it created', [rootRecord(), { path: rel('link'), kind: 'symlink', meta: META, target: '/etc' }, file('link/passwd', 'x')]],
+    ['a child of a file', [rootRecord(), file('f', 'x'), file('f/g', 'y')]],
+    ['a repeated path', [rootRecord(), file('f', 'x'), file('f', 'y')]],
+    ['a hardlink to an unlisted file', [rootRecord(), { path: rel('h'), kind: 'hardlink', meta: META, linkTo: rel('etc/shadow') }]],
+  ];
+  for (const [name, recs] of cases) {
+    it(`refuses ${name}`, async () => {
+      const d = join(work, `crafted-${name.replace(/\W+/g, '-')}`);
+      await craftDelta(d, recs);
+      const out = join(work, `out-${name.replace(/\W+/g, '-')}`);
+      await expectRefused(applyDelta(work, d, out, { pool }), 'HOSTILE_PATH', out);
+    });
+  }
+
+  it('refuses to read a source file through a symlink in the source tree', async () => {
+    const src = join(work, 'src-evil');
+    await mkdir(src);
+    await symlink('/etc', join(src, 'evil'));
+    const hostname = await readFile('/etc/hostname', 'utf8');
+    const d = join(work, 'crafted-source-symlink');
+    await craftDelta(d, [rootRecord(), { ...file('stolen', hostname), content: { op: 'copy', from: rel('evil/hostname') } }]);
+    const out = join(work, 'out-source-symlink');
+    await expectRefused(applyDelta(src, d, out, { pool }), 'HOSTILE_PATH', out);
+  });
+});
