@@ -4,6 +4,7 @@ import { applyDelta } from '../delta/apply.js';
 import { diffTrees } from '../delta/diff.js';
 import { readHeader } from '../delta/header.js';
 import { inspectReport, savedLine, summarize } from '../delta/summary.js';
+import { summarizeReport } from '../tree/meta.js';
 import { DeltaimgError } from '../util/errors.js';
 import { createProgress, formatBytes } from '../util/progress.js';
 import { toolVersion } from './version.js';
@@ -64,7 +65,7 @@ export function registerTreeCommands(program: Command): void {
     .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string }) => {
       const started = Date.now();
       const result = await applyDelta(src, deltaDir, opts.out, { progress: createProgress({ quiet: opts.quiet }) });
-      const skipped = summarizeSkipped(result.skipped);
+      const skipped = summarizeSkipped(result.report.skipped);
       if (opts.json) {
         printJson({
           out: opts.out,
@@ -81,9 +82,8 @@ export function registerTreeCommands(program: Command): void {
         process.stderr.write(
           `deltaimg: restored ${result.entries} entries (${result.files} files, ${formatBytes(result.bytes)}), all verified, into ${opts.out}\n`,
         );
-        for (const [what, n] of Object.entries(skipped)) {
-          process.stderr.write(`deltaimg: note: could not restore ${what} of ${n} entries (run as root to restore them)\n`);
-        }
+        const note = summarizeReport(result.report);
+        if (note) process.stderr.write(`deltaimg: ${note}\n`);
       }
     });
 

@@ -7,8 +7,7 @@ import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Entry } from '../tree/entry.js';
-import { applyMetadata, type RestoreReport } from '../tree/meta.js';
+import { applyDirectoryMetadata, applyMetadata, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
 import { VcdiffPool } from '../vcdiff/index.js';
@@ -36,7 +35,7 @@ export interface ApplyResult {
   files: number;
   bytes: number;
   /** What could not be restored (ownership, devices, some xattrs when not root). */
-  skipped: RestoreReport['skipped'];
+  report: RestoreReport;
 }
 
 export async function applyDelta(
@@ -54,7 +53,7 @@ export async function applyDelta(
     return await buildDirAtomically(outRoot, async (work) => {
       const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch), pool, progress);
       await restorer.restore(records);
-      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, skipped: restorer.report.skipped };
+      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
     });
   } finally {
     progress.done();
@@ -106,24 +105,21 @@ class Restorer {
     const files = records.filter((r): r is FileRecord => r.kind === 'file');
     this.totalFiles = files.length;
     this.totalBytes = files.reduce((n, f) => n + f.size, 0);
-    for (const r of records) if (r.kind === 'dir' && r.path !== '') await createNode(this.out, r);
+    for (const r of records) if (r.kind === 'dir' && r.path !== '') await createNode(this.out, r, this.report);
     const jobs = files.map((f) => this.limiter.run(() => this.restoreFile(f)));
     jobs.forEach((j) => j.catch(() => {}));
     try {
       for (const r of records) {
         if (r.kind === 'file' || r.kind === 'dir' || r.kind === 'hardlink') continue;
-        await createNode(this.out, r);
-        await applyMetadata(toFsPath(this.out, r.path), r as Entry, this.report);
+        await createNode(this.out, r, this.report);
+        await applyMetadata(toFsPath(this.out, r.path), r, this.report);
       }
       await Promise.all(jobs);
     } finally {
       await Promise.allSettled(jobs);
     }
-    for (const r of records) if (r.kind === 'hardlink') await createNode(this.out, r);
-    for (let i = records.length - 1; i >= 0; i--) {
-      const r = records[i]!;
-      if (r.kind === 'dir') await applyMetadata(toFsPath(this.out, r.path), r, this.report);
-    }
+    for (const r of records) if (r.kind === 'hardlink') await createNode(this.out, r, this.report);
+    await applyDirectoryMetadata(this.out, records, this.report);
   }
 
   private async restoreFile(r: FileRecord): Promise<void> {
