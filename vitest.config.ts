@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Docker engine + a loopback registry for the Docker tests (stops what it started).
+    globalSetup: ['test/setup/services.ts'],
     // Round trips on real trees and images take seconds, not milliseconds.
     testTimeout: 300_000,
     hookTimeout: 600_000,
