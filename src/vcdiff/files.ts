@@ -1,0 +1,173 @@
+/**
+ * Public entry points on paths and streams. Files are written to a temp file beside the
+ * destination and renamed only on success, so a failed job never leaves a half-written file.
+ */
+import { randomBytes } from 'node:crypto';
+import { rename, rm } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { ioError } from '../util/errors.js';
+import { runDecode, runEncode, type DecodeResult, type EncodeResult, type JobStats } from './engine.js';
+import type { AppHeader } from './header.js';
+import { fingerprintSource } from './header.js';
+import { FileReader, FileWriter, showPath, StreamInput, StreamOutput, type PathLike, type SequentialInput, type SequentialOutput } from './io.js';
+import type { VcdiffOptions } from './options.js';
+
+export type { PathLike } from './io.js';
+export type InputArg = PathLike | Readable;
+export type OutputArg = PathLike | Writable;
+
+function isPath(x: unknown): x is PathLike {
+  return typeof x === 'string' || Buffer.isBuffer(x);
+}
+
+function tempBeside(path: PathLike): PathLike {
+  const suffix = `.deltaimg-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return typeof path === 'string' ? path + suffix : Buffer.concat([path, Buffer.from(suffix)]);
+}
+
+/** Runs `produce` into a temp file beside `path`; renames it into place only if it succeeds. */
+async function writeAtomically<T>(path: PathLike, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
+  const temp = tempBeside(path);
+  const writer = await FileWriter.create(temp);
+  try {
+    const result = await produce(writer);
+    await writer.close();
+    try {
+      await rename(temp, path);
+    } catch (err) {
+      throw ioError('write', showPath(path), err);
+    }
+    return result;
+  } catch (err) {
+    await writer.close().catch(() => undefined);
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Sends output to a path (atomically) or to a stream (as produced). */
+async function withOutput<T>(out: OutputArg, name: string, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
+  return isPath(out) ? writeAtomically(out, produce) : produce(new StreamOutput(out, name));
+}
+
+interface OpenedInput {
+  input: SequentialInput;
+  /** Set for files: the size and a reader for fingerprinting. */
+  file: FileReader | null;
+  name: string;
+}
+
+async function openInput(arg: InputArg, role: string, streamName: string): Promise<OpenedInput> {
+  if (isPath(arg)) {
+    const file = await FileReader.open(arg, role);
+    return { input: file, file, name: showPath(arg) };
+  }
+  return { input: new StreamInput(arg, streamName), file: null, name: streamName };
+}
+
+async function openSource(path: PathLike | null): Promise<FileReader | null> {
+  return path === null ? null : FileReader.open(path, 'source');
+}
+
+/** Encodes TARGET against SOURCE (or alone, when null) into a VCDIFF delta. */
+export async function encodeAny(
+  sourcePath: PathLike | null,
+  target: InputArg,
+  delta: OutputArg,
+  opts?: VcdiffOptions,
+): Promise<EncodeResult & JobStats> {
+  const source = await openSource(sourcePath);
+  let opened: OpenedInput | null = null;
+  try {
+    opened = await openInput(target, 'target', 'standard input');
+    const header: AppHeader = {};
+    if (source && source.size > 0) header.source = await fingerprintSource(source);
+    if (opened.file) header.target = await fingerprintSource(opened.file);
+    const ports = {
+      source,
+      target: opened.input,
+      targetSize: opened.file?.size ?? null,
+      header,
+      targetName: opened.name,
+    };
+    return await withOutput(delta, 'standard output', (out) => runEncode({ ...ports, out }, opts));
+  } finally {
+    await opened?.file?.close();
+    await source?.close();
+  }
+}
+
+/** Decodes DELTA against SOURCE (or alone, when null) into the target. */
+export async function decodeAny(
+  sourcePath: PathLike | null,
+  delta: InputArg,
+  out: OutputArg,
+  opts?: VcdiffOptions,
+): Promise<DecodeResult & JobStats> {
+  const source = await openSource(sourcePath);
+  let opened: OpenedInput | null = null;
+  try {
+    opened = await openInput(delta, 'delta', 'standard input');
+    const ports = {
+      source,
+      delta: opened.input,
+      deltaName: opened.name,
+      sourceName: sourcePath === null ? null : showPath(sourcePath),
+    };
+    return await withOutput(out, 'standard output', (sink) => runDecode({ ...ports, out: sink }, opts));
+  } finally {
+    await opened?.file?.close();
+    await source?.close();
+  }
+}
+
+function publicEncode(r: EncodeResult): EncodeResult {
+  return { targetBytes: r.targetBytes, deltaBytes: r.deltaBytes, deltaSha256: r.deltaSha256 };
+}
+
+function publicDecode(r: DecodeResult): DecodeResult {
+  return { outputBytes: r.outputBytes, outputSha256: r.outputSha256 };
+}
+
+/** sourcePath null = no source (plain VCDIFF compression). DELTA is written atomically. */
+export async function encodeFile(
+  sourcePath: PathLike | null,
+  targetPath: PathLike,
+  deltaPath: PathLike,
+  opts?: VcdiffOptions,
+): Promise<EncodeResult> {
+  return publicEncode(await encodeAny(sourcePath, targetPath, deltaPath, opts));
+}
+
+/** OUT is written atomically: on any failure it is left untouched (or absent). */
+export async function decodeFile(
+  sourcePath: PathLike | null,
+  deltaPath: PathLike,
+  outPath: PathLike,
+  opts?: VcdiffOptions,
+): Promise<DecodeResult> {
+  return publicDecode(await decodeAny(sourcePath, deltaPath, outPath, opts));
+}
+
+/**
+ * Stream variants (the CLI's `-`). Either side may also be a path. A streamed target has no
+ * recorded size, so a delta cut at a window boundary is only caught when the target was a file;
+ * a streamed output has already been partly written when a decode fails.
+ */
+export async function encodeStream(
+  sourcePath: PathLike | null,
+  target: InputArg,
+  out: OutputArg,
+  opts?: VcdiffOptions,
+): Promise<EncodeResult> {
+  return publicEncode(await encodeAny(sourcePath, target, out, opts));
+}
+
+export async function decodeStream(
+  sourcePath: PathLike | null,
+  delta: InputArg,
+  out: OutputArg,
+  opts?: VcdiffOptions,
+): Promise<DecodeResult> {
+  return publicDecode(await decodeAny(sourcePath, delta, out, opts));
+}

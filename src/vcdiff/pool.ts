@@ -1,0 +1,2 @@
+export interface VcdiffPoolOptions { size?: number }
+export class VcdiffPool {}
