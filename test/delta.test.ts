@@ -15,6 +15,7 @@ import { scanTree } from '../src/tree/scan.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { craftDelta, META, rel, rootRecord } from './helpers/craft-delta.js';
+import { cloneTree, makeRichTree, mutateTree } from './helpers/trees.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
@@ -181,6 +182,43 @@ describe('diff and apply on real trees', () => {
     expect(fail.stderr).toMatch(/^deltaimg: error: source file \/app\/lib\/lib\.es5\.d\.ts does not match/);
     const inspect = await run('node', [CLI, 'inspect', delta, '--json']);
     expect(JSON.parse(inspect.stdout).stats.delta).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('diff and apply on trees with every entry kind and metadata', () => {
+  it('round-trips a rich tree through an upgrade-like mutation', async () => {
+    const a = join(work, 'rich-a');
+    const b = join(work, 'rich-b');
+    await makeRichTree(a);
+    await cloneTree(a, b);
+    const changes = await mutateTree(b);
+    expect(changes.length).toBeGreaterThan(5);
+    const delta = join(work, 'rich-delta');
+    const header = await diffTrees(a, b, delta, { pool });
+    expect(header.stats.delta + header.stats.moved).toBeGreaterThan(0);
+    const out = join(work, 'rich-out');
+    await applyDelta(a, delta, out, { pool });
+    const [restored, expected] = await Promise.all([scanTree(out, { hash: true }), scanTree(b, { hash: true })]);
+    expect(compareTrees(restored, expected)).toEqual([]);
+  });
+
+  it('round-trips between empty trees and from an empty tree', async () => {
+    const empty = join(work, 'empty-a');
+    await mkdir(empty);
+    const rich = join(work, 'rich-c');
+    await makeRichTree(rich);
+    for (const [from, to, name] of [
+      [empty, empty, 'e2e'],
+      [empty, rich, 'e2r'],
+      [rich, empty, 'r2e'],
+    ] as const) {
+      const delta = join(work, `delta-${name}`);
+      const out = join(work, `out-${name}`);
+      await diffTrees(from, to, delta, { pool });
+      await applyDelta(from, delta, out, { pool });
+      const [restored, expected] = await Promise.all([scanTree(out, { hash: true }), scanTree(to, { hash: true })]);
+      expect(compareTrees(restored, expected)).toEqual([]);
+    }
   });
 });
 
