@@ -1,8 +1,9 @@
 /**
  * Restoring an Entry's metadata on a path we just created under an output root.
  *
- * Order matters: owner first (chown clears setuid/setgid), then mode, then xattrs, then
- * mtime last (nothing after it may touch the inode's content or name list). Directories
+ * Order matters: owner first (chown clears setuid/setgid and security.capability), then
+ * xattrs (an unprivileged owner needs write permission to set user.* ones, which a
+ * read-only mode would take away), then mode, then mtime last. Directories
  * must get their metadata in a final pass after all their children exist, deepest first
  * (see applyDirectoryMetadata): adding a child changes a directory's mtime, and a
  * read-only directory mode would stop a non-root writer from adding children.
@@ -29,7 +30,7 @@ export function newRestoreReport(): RestoreReport {
 const NOT_PERMITTED = new Set(['EPERM', 'EACCES', 'ENOTSUP', 'EOPNOTSUPP', 'EINVAL']);
 
 /**
- * Applies owner, mode (not for symlinks), xattrs and mtime (ns, not following symlinks).
+ * Applies owner, xattrs, mode (not for symlinks) and mtime (ns, not following symlinks).
  * A hardlink shares its inode with the file it names, so there is nothing to do for it;
  * a device node that createNode could not make (recorded in the report) is left alone too.
  */
@@ -38,12 +39,12 @@ export async function applyMetadata(abs: Buffer, entry: Entry, report: RestoreRe
   if ((entry.kind === 'chardev' || entry.kind === 'blockdev') && wasSkipped(report, 'device', entry.path)) return;
   const { meta } = entry;
   await applyOwner(abs, entry, report);
+  applyXattrs(abs, entry, report);
   if (entry.kind !== 'symlink') {
     await fsp.chmod(abs, meta.mode).catch((err: unknown) => {
       throw ioError('set the mode of', displayPath(entry.path), err);
     });
   }
-  applyXattrs(abs, entry, report);
   try {
     fsext().lutimesNs(abs, meta.mtimeNs, meta.mtimeNs);
   } catch (err) {

@@ -9,7 +9,7 @@
  * Root-only features (chown, devices, trusted.* and security.* xattrs) are made only
  * when running as root (CI does); `privileged: false` leaves them out explicitly.
  */
-import { promises as fsp } from 'node:fs';
+import { chmodSync, promises as fsp } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { RelPath } from '../../src/tree/entry.js';
 import { fsext } from '../../src/tree/fsext.js';
@@ -158,10 +158,12 @@ class TreeBuilder {
   device(p: string, kind: 'char' | 'block', major: number, minor: number, mode = 0o660): void {
     if (!this.privileged) return;
     fsext().mknod(this.abs(p), kind, mode, major, minor);
+    chmodSync(this.abs(p), mode); // mknod's mode is filtered by the umask
   }
 
   fifo(p: string, mode = 0o644): void {
     fsext().mknod(this.abs(p), 'fifo', mode, 0, 0);
+    chmodSync(this.abs(p), mode);
   }
 
   async remove(p: string): Promise<void> {
