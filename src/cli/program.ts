@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerTreeCommands } from './tree-commands.js';
+import { registerDockerfileCommand } from './dockerfile-command.js';
 import { toolVersion } from './version.js';
 
 
@@ -21,5 +22,6 @@ export function buildProgram(): Command {
         '  deltaimg inspect ./v1-to-v2',
     );
   registerTreeCommands(program);
+  registerDockerfileCommand(program);
   return program;
 }

@@ -1,0 +1,103 @@
+/**
+ * The Dockerfiles behind `deltaimg dockerfile diff|apply`. Pure functions of already-checked
+ * inputs (see plan.ts for the checks against the engine), so they are tested without Docker.
+ *
+ * Both run deltaimg in a FROM scratch stage on copies of image roots placed in subdirectories:
+ * a RUN on "/" of a real image would see what the builder mounts there (/proc, /etc/hosts,
+ * /etc/resolv.conf, ...), which would neither match the recorded source nor belong in the target.
+ */
+import { configInstructions, labelLine } from './config-instructions.js';
+import type { ImageInfo } from './image.js';
+import { DELTA_IMAGE_VERSION, DELTA_PATH, labelsFor, type DeltaImageMeta } from './labels.js';
+import { execForm, imageRefToken } from './syntax.js';
+
+/** The launcher inside the runtime image; needs no shell and no libc from the stage. */
+export const RUNTIME_ROOT = '/opt/deltaimg';
+const LAUNCHER = `${RUNTIME_ROOT}/deltaimg`;
+const SRC = '/__src__';
+const DST = '/__dst__';
+const OUT = '/__out__';
+
+export interface DiffDockerfileInput {
+  base: ImageInfo;
+  target: ImageInfo;
+  runtimeImage: string;
+  /** true: the delta image is FROM the base (shares its layers); false: FROM scratch. */
+  linked: boolean;
+  toolVersion: string;
+}
+
+export function diffDockerfile(input: DiffDockerfileInput): string {
+  const a = imageRefToken(input.base.ref, 'base image');
+  const b = imageRefToken(input.target.ref, 'target image');
+  const runtime = imageRefToken(input.runtimeImage, 'runtime image');
+  const meta: DeltaImageMeta = {
+    version: DELTA_IMAGE_VERSION,
+    tool: input.toolVersion,
+    linked: input.linked,
+    base: { ref: input.base.ref, id: input.base.id },
+    target: { ref: input.target.ref, id: input.target.id, config: input.target.config },
+  };
+  // The delta header carries the same facts as the labels, so a delta copied out of its image still says what it is.
+  const annotations = JSON.stringify({ docker: meta });
+  return lines(
+    `# deltaimg ${input.toolVersion}: a delta image that rebuilds ${b} from ${a}.`,
+    `#   deltaimg dockerfile diff ${a} ${b}${input.linked ? '' : ' --unlinked'} | docker build -t NAME -`,
+    '',
+    `# Stage 1: both roots side by side, and deltaimg (self-contained) to compare them.`,
+    `FROM scratch AS deltaimg-delta`,
+    `COPY --from=${a} / ${SRC}/`,
+    `COPY --from=${b} / ${DST}/`,
+    `COPY --from=${runtime} ${RUNTIME_ROOT} ${RUNTIME_ROOT}`,
+    `RUN ${execForm([LAUNCHER, 'diff', SRC, DST, '--out', DELTA_PATH, '--annotations-json', annotations])}`,
+    '',
+    input.linked
+      ? `# Stage 2: the base image plus one layer holding the delta.`
+      : `# Stage 2: the delta alone; apply it with --unlinked-source ${a}.`,
+    `FROM ${input.linked ? a : 'scratch'}`,
+    `COPY --from=deltaimg-delta ${DELTA_PATH} ${DELTA_PATH}`,
+    labelLine(Object.entries(labelsFor(meta))),
+  );
+}
+
+export interface ApplyDockerfileInput {
+  /** The delta image (A-TO-B) and what its labels say. */
+  deltaImage: string;
+  meta: DeltaImageMeta;
+  runtimeImage: string;
+  /** The base image, for a delta image built with --unlinked (or to take A's root from A itself). */
+  unlinkedSource?: string;
+  toolVersion: string;
+}
+
+export function applyDockerfile(input: ApplyDockerfileInput): string {
+  const delta = imageRefToken(input.deltaImage, 'delta image');
+  const runtime = imageRefToken(input.runtimeImage, 'runtime image');
+  const source = input.unlinkedSource === undefined ? undefined : imageRefToken(input.unlinkedSource, 'source image');
+  // Linked: the delta image's root is A's root plus DELTA_PATH, so the delta sits inside the source
+  // root and deltaimg apply leaves it out of the source. Unlinked: A's root and the delta apart.
+  const deltaDir = source ? DELTA_PATH : `${SRC}${DELTA_PATH}`;
+  const copies = source
+    ? [`COPY --from=${source} / ${SRC}/`, `COPY --from=${delta} ${DELTA_PATH} ${DELTA_PATH}`]
+    : [`COPY --from=${delta} / ${SRC}/`];
+  return lines(
+    `# deltaimg ${input.toolVersion}: rebuilds ${input.meta.target.ref} (${input.meta.target.id}) from ${delta}.`,
+    `#   deltaimg dockerfile apply ${delta}${source ? ` --unlinked-source ${source}` : ''} | docker build -t NAME -`,
+    '',
+    `# Stage 1: the source root (${input.meta.base.ref}, ${input.meta.base.id}) and the delta; deltaimg checks the`,
+    `# source against the delta, then writes the target root to ${OUT}.`,
+    `FROM scratch AS deltaimg-applied`,
+    ...copies,
+    `COPY --from=${runtime} ${RUNTIME_ROOT} ${RUNTIME_ROOT}`,
+    `RUN ${execForm([LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT])}`,
+    '',
+    `# Stage 2: the target root as one layer, and the target's config.`,
+    `FROM scratch`,
+    `COPY --from=deltaimg-applied ${OUT}/ /`,
+    ...configInstructions(input.meta.target.config),
+  );
+}
+
+function lines(...l: string[]): string {
+  return `${l.join('\n')}\n`;
+}

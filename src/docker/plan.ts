@@ -1,0 +1,71 @@
+/**
+ * `dockerfile diff|apply` end to end, short of building: inspect the images involved, check
+ * what can be checked before a build would fail late (images present, A-TO-B really a delta
+ * image, the given source really its base), then generate the Dockerfile.
+ */
+import { DeltaimgError } from '../util/errors.js';
+import { diffDockerfile, applyDockerfile } from './dockerfile.js';
+import { inspectImage, lookupImage, type EngineOptions } from './engine.js';
+import { readDeltaImage } from './labels.js';
+import { imageRefToken } from './syntax.js';
+
+export interface PlanCommon {
+  /** Default deltaimg/runtime:<toolVersion>. */
+  runtimeImage?: string;
+  toolVersion: string;
+  engine?: EngineOptions;
+}
+
+export function defaultRuntimeImage(toolVersion: string): string {
+  return `deltaimg/runtime:${toolVersion}`;
+}
+
+export async function planDiff(opts: PlanCommon & { base: string; target: string; unlinked?: boolean }): Promise<string> {
+  imageRefToken(opts.base, 'base image');
+  imageRefToken(opts.target, 'target image');
+  const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
+  const [base, target] = await Promise.all([inspectImage(opts.base, opts.engine), inspectImage(opts.target, opts.engine)]);
+  await requireRuntime(runtimeImage, opts.engine);
+  const linked = !opts.unlinked;
+  if (linked && base.config.OnBuild?.length) {
+    throw new DeltaimgError(
+      'DOCKER',
+      `base image ${opts.base} has ONBUILD triggers, which would run when the delta image is built FROM it; use --unlinked`,
+    );
+  }
+  return diffDockerfile({ base, target, runtimeImage, linked, toolVersion: opts.toolVersion });
+}
+
+export async function planApply(opts: PlanCommon & { deltaImage: string; unlinkedSource?: string }): Promise<string> {
+  imageRefToken(opts.deltaImage, 'delta image');
+  if (opts.unlinkedSource !== undefined) imageRefToken(opts.unlinkedSource, 'source image');
+  const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
+  const meta = readDeltaImage(await inspectImage(opts.deltaImage, opts.engine));
+  if (!meta.linked && opts.unlinkedSource === undefined) {
+    throw new DeltaimgError(
+      'USAGE',
+      `delta image ${opts.deltaImage} was built with --unlinked: pass --unlinked-source with its base, ${meta.base.ref} (${meta.base.id})`,
+    );
+  }
+  if (opts.unlinkedSource !== undefined) {
+    const source = await inspectImage(opts.unlinkedSource, opts.engine);
+    if (source.id !== meta.base.id) {
+      throw new DeltaimgError(
+        'WRONG_SOURCE',
+        `${opts.unlinkedSource} is ${source.id}, but delta image ${opts.deltaImage} was made from ${meta.base.ref} = ${meta.base.id}; pass that image`,
+      );
+    }
+  }
+  await requireRuntime(runtimeImage, opts.engine);
+  return applyDockerfile({ deltaImage: opts.deltaImage, meta, runtimeImage, unlinkedSource: opts.unlinkedSource, toolVersion: opts.toolVersion });
+}
+
+async function requireRuntime(ref: string, engine: EngineOptions | undefined): Promise<void> {
+  imageRefToken(ref, 'runtime image');
+  if (!(await lookupImage(ref, engine)).found) {
+    throw new DeltaimgError(
+      'DOCKER',
+      `runtime image ${ref} is not in the local Docker engine: build it with npm run image in a deltaimg checkout, docker load it, or name another with --runtime-image`,
+    );
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The generated Dockerfiles, without Docker: structure, exec-form JSON that parses back to the
+ * exact arguments, labels and config instructions, and refusal of what a Dockerfile cannot say.
+ * (test/docker-engine.test.ts builds such instructions on the real engine and reads them back.)
+ */
+import { describe, expect, it } from 'vitest';
+import { configInstructions } from '../src/docker/config-instructions.js';
+import { applyDockerfile, diffDockerfile } from '../src/docker/dockerfile.js';
+import type { ImageInfo } from '../src/docker/image.js';
+import { pickConfig } from '../src/docker/image.js';
+import { LABELS, readDeltaImage } from '../src/docker/labels.js';
+import { imageRefToken, quoted } from '../src/docker/syntax.js';
+import { DeltaimgError } from '../src/util/errors.js';
+
+const A: ImageInfo = { ref: 'app:1', id: `sha256:${'a'.repeat(64)}`, config: { Cmd: ['/bin/app'] }, layers: [], os: 'linux', architecture: 'amd64' };
+const B: ImageInfo = {
+  ref: 'registry.local:5000/team/app:2',
+  id: `sha256:${'b'.repeat(64)}`,
+  config: { Env: ['PATH=/bin', 'QUOTE=say "hi" \\ $HOME'], Cmd: ['/bin/app', '--port', '80'], User: '1000:1000', Labels: { 'org.example.v': '2' } },
+  layers: [],
+  os: 'linux',
+  architecture: 'amd64',
+};
+
+/** The JSON array of the first instruction line starting with `instr `. */
+function execArgs(dockerfile: string, instr: string): string[] {
+  const line = dockerfile.split('\n').find((l) => l.startsWith(`${instr} [`));
+  if (!line) throw new Error(`no exec-form ${instr} in:\n${dockerfile}`);
+  return JSON.parse(line.slice(instr.length + 1)) as string[];
+}
+
+/** The builder's reading of a double-quoted word: \" \\ \$ are escapes, other backslashes stay. */
+function unquote(word: string): string {
+  expect(word.startsWith('"') && word.endsWith('"')).toBe(true);
+  return word.slice(1, -1).replace(/\\(["\\$])/g, '$1');
+}
+
+/** LABEL "k"="v" pairs of the Dockerfile's last LABEL, read back as the builder would. */
+function labelsOf(dockerfile: string): Record<string, string> {
+  const joined = dockerfile.replace(/ \\\n\s*/g, ' ');
+  const line = joined.split('\n').filter((l) => l.startsWith('LABEL ')).pop() ?? '';
+  const out: Record<string, string> = {};
+  for (const m of line.slice(6).matchAll(/("(?:[^"\\]|\\.)*")=("(?:[^"\\]|\\.)*")/g)) out[unquote(m[1]!)] = unquote(m[2]!);
+  return out;
+}
+
+describe('diff Dockerfile', () => {
+  it('compares both roots in a scratch stage and makes a labelled image FROM A', () => {
+    const df = diffDockerfile({ base: A, target: B, runtimeImage: 'deltaimg/runtime:9.9.9', linked: true, toolVersion: '9.9.9' });
+    const instructions = df.split('\n').filter((l) => /^[A-Z]+ /.test(l));
+    expect(instructions.slice(0, 4)).toEqual([
+      'FROM scratch AS deltaimg-delta',
+      'COPY --from=app:1 / /__src__/',
+      'COPY --from=registry.local:5000/team/app:2 / /__dst__/',
+      'COPY --from=deltaimg/runtime:9.9.9 /opt/deltaimg /opt/deltaimg',
+    ]);
+    const run = execArgs(df, 'RUN');
+    expect(run.slice(0, 6)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__']);
+    expect(run[6]).toBe('--annotations-json');
+    const annotations = JSON.parse(run[7]!) as { docker: { base: { id: string }; target: { id: string; config: unknown } } };
+    expect(annotations.docker.base.id).toBe(A.id);
+    expect(annotations.docker.target.id).toBe(B.id);
+    expect(annotations.docker.target.config).toEqual(B.config);
+    expect(instructions).toContain('FROM app:1');
+    expect(instructions).toContain('COPY --from=deltaimg-delta /__delta__ /__delta__');
+
+    const labels = labelsOf(df);
+    expect(labels[LABELS.baseId]).toBe(A.id);
+    expect(labels[LABELS.targetId]).toBe(B.id);
+    expect(labels[LABELS.linked]).toBe('true');
+    // The target config survives the label quoting byte for byte ($, quotes, backslashes).
+    expect(JSON.parse(labels[LABELS.targetConfig]!)).toEqual(B.config);
+    const meta = readDeltaImage({ ...A, ref: 'app:1-to-2', config: { Labels: labels } });
+    expect(meta).toMatchObject({ version: 1, linked: true, base: { ref: 'app:1', id: A.id }, target: { ref: B.ref, id: B.id, config: B.config } });
+  });
+
+  it('--unlinked: the delta image is FROM scratch', () => {
+    const df = diffDockerfile({ base: A, target: B, runtimeImage: 'rt:1', linked: false, toolVersion: '1' });
+    expect(df).toMatch(/^FROM scratch\nCOPY --from=deltaimg-delta \/__delta__ \/__delta__$/m);
+    expect(df).not.toMatch(/^FROM app:1$/m);
+    expect(labelsOf(df)[LABELS.linked]).toBe('false');
+  });
+});
+
+describe('apply Dockerfile', () => {
+  const meta = readDeltaImage({
+    ...A,
+    ref: 'app:1-to-2',
+    config: { Labels: labelsOf(diffDockerfile({ base: A, target: B, runtimeImage: 'rt:1', linked: true, toolVersion: '1' })) },
+  });
+
+  it('applies on a copy of the delta image root and restores the target config on a scratch image', () => {
+    const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1' });
+    const instructions = df.split('\n').filter((l) => /^[A-Z]+ /.test(l));
+    expect(instructions.slice(0, 3)).toEqual(['FROM scratch AS deltaimg-applied', 'COPY --from=app:1-to-2 / /__src__/', 'COPY --from=rt:1 /opt/deltaimg /opt/deltaimg']);
+    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__src__/__delta__', '--out', '/__out__']);
+    const tail = instructions.slice(instructions.indexOf('FROM scratch'));
+    expect(tail.slice(0, 2)).toEqual(['FROM scratch', 'COPY --from=deltaimg-applied /__out__/ /']);
+    expect(tail.slice(2)).toEqual(configInstructions(B.config).map((l) => l.split('\n')[0]));
+    expect(execArgs(df, 'CMD')).toEqual(B.config.Cmd);
+  });
+
+  it('--unlinked-source copies A and the delta apart', () => {
+    const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', unlinkedSource: 'app:1', toolVersion: '1' });
+    expect(df).toContain('COPY --from=app:1 / /__src__/\nCOPY --from=app:1-to-2 /__delta__ /__delta__\n');
+    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__']);
+  });
+});
+
+describe('config instructions', () => {
+  it('writes every restorable field, ENTRYPOINT before CMD', () => {
+    const lines = configInstructions({
+      Env: ['PATH=/usr/bin:/bin', 'EMPTY=', 'TRICKY=a "b" \\c $d ${e} ünï'],
+      Entrypoint: ['/bin/tini', '--'],
+      Cmd: ['/app/server', 'a b', '"quoted"'],
+      WorkingDir: '/srv/my app',
+      User: 'app:app',
+      ExposedPorts: { '8080/tcp': {}, '53/udp': {} },
+      Volumes: { '/data': {}, '/var/log app': {} },
+      Labels: { 'org.opencontainers.image.title': 'it\'s "x"', b: '$HOME' },
+      StopSignal: 'SIGINT',
+      Healthcheck: { Test: ['CMD-SHELL', 'probe || exit 1'], Interval: 30e9, Timeout: 1.5e9, StartPeriod: 0, Retries: 3 },
+      Shell: ['/bin/ash', '-c'],
+      OnBuild: ['COPY . /app'],
+    });
+    expect(lines).toEqual([
+      'SHELL ["/bin/ash","-c"]',
+      'ENV PATH="/usr/bin:/bin"',
+      'ENV EMPTY=""',
+      'ENV TRICKY="a \\"b\\" \\\\c \\$d \\${e} ünï"',
+      'WORKDIR "/srv/my app"',
+      'USER "app:app"',
+      'EXPOSE 53/udp 8080/tcp',
+      'VOLUME ["/data","/var/log app"]',
+      'LABEL "b"="\\$HOME" \\\n      "org.opencontainers.image.title"="it\'s \\"x\\""',
+      'STOPSIGNAL SIGINT',
+      'HEALTHCHECK --interval=30s --timeout=1500ms --retries=3 CMD probe || exit 1',
+      'ONBUILD COPY . /app',
+      'ENTRYPOINT ["/bin/tini","--"]',
+      'CMD ["/app/server","a b","\\"quoted\\""]',
+    ]);
+    expect(unquote(lines[3]!.slice('ENV TRICKY='.length))).toBe('a "b" \\c $d ${e} ünï');
+  });
+
+  it('HEALTHCHECK NONE and exec-form checks', () => {
+    expect(configInstructions({ Healthcheck: { Test: ['NONE'] } })).toEqual(['HEALTHCHECK NONE']);
+    expect(configInstructions({ Healthcheck: { Test: ['CMD', '/probe', '-q'], Interval: 5e9 } })).toEqual(['HEALTHCHECK --interval=5s CMD ["/probe","-q"]']);
+  });
+
+  it('refuses what a Dockerfile cannot express, naming it', () => {
+    const refuse = (config: Parameters<typeof configInstructions>[0], what: RegExp) => {
+      try {
+        configInstructions(config);
+        expect.unreachable('should have refused');
+      } catch (err) {
+        expect(err).toBeInstanceOf(DeltaimgError);
+        expect((err as DeltaimgError).code).toBe('DOCKER');
+        expect((err as Error).message).toMatch(what);
+      }
+    };
+    refuse({ Env: ['MULTI=line1\nline2'] }, /ENV MULTI holds a newline/);
+    refuse({ Labels: { k: 'a\r\nb' } }, /label k holds a newline/);
+    refuse({ Volumes: { '/data/$X': {} } }, /volume path .* holds a \$/);
+    refuse({ Env: ['BAD KEY=1'] }, /environment variable name "BAD KEY"/);
+    refuse({ ExposedPorts: { 'http': {} } }, /exposed port "http"/);
+  });
+
+  it('pickConfig drops empty fields so equal configs compare equal', () => {
+    expect(pickConfig({ Env: null, Cmd: ['x'], WorkingDir: '', Labels: {}, Volumes: null, Hostname: 'h', Entrypoint: null })).toEqual({ Cmd: ['x'] });
+  });
+});
+
+describe('image references', () => {
+  it('accepts names, tags, registries and digests', () => {
+    for (const ok of ['app', 'app:1', 'localhost:5000/a/b:c', `app@sha256:${'0'.repeat(64)}`]) expect(imageRefToken(ok, 'image')).toBe(ok);
+  });
+  it('refuses ids, stage names and anything that would break the Dockerfile', () => {
+    expect(() => imageRefToken(`sha256:${'f'.repeat(64)}`, 'base image')).toThrow(/looks like an image id; give it a name first/);
+    expect(() => imageRefToken('0123456789ab', 'base image')).toThrow(/looks like an image id/);
+    expect(() => imageRefToken('deltaimg-delta', 'base image')).toThrow(/name of a build stage/);
+    expect(() => imageRefToken('app:1 AS x', 'base image')).toThrow(/is not an image reference/);
+    expect(() => imageRefToken('app:1\nRUN x', 'base image')).toThrow(/is not an image reference/);
+  });
+  it('quoted() escapes exactly the three characters the builder unescapes', () => {
+    expect(quoted('a"b\\c$d\'e`f', 'x')).toBe('"a\\"b\\\\c\\$d\'e`f"');
+  });
+});
