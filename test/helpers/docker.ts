@@ -63,10 +63,14 @@ export async function docker(args: string[], opts: { input?: string } = {}): Pro
   return r.stdout;
 }
 
-/** Builds a Dockerfile given as text, without context. Resolves with the result, failed or not. */
-export async function buildImage(dockerfile: string, tag: string, extraArgs: string[] = []): Promise<Result> {
+/**
+ * Builds a Dockerfile given as text, without context unless `context` names a directory.
+ * Resolves with the result, failed or not (`all` holds the build log).
+ */
+export async function buildImage(dockerfile: string, tag: string, extraArgs: string[] = [], context?: string): Promise<Result> {
   // --network=none: the test daemon runs with --bridge=none, and a RUN needs no network anyway.
-  return execa(DOCKER, ['build', '--network=none', ...extraArgs, '-t', tag, '-'], {
+  const source = context ? ['-f', '-', context] : ['-'];
+  return execa(DOCKER, ['build', '--network=none', ...extraArgs, '-t', tag, ...source], {
     env: DOCKER_ENV,
     input: dockerfile,
     reject: false,

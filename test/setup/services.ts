@@ -69,8 +69,12 @@ async function ensureEngine(): Promise<ServiceState> {
   while (Date.now() < deadline) {
     const spawnError = await Promise.race([failedToSpawn, sleep(500).then(() => undefined)]);
     if (spawnError) return { ok: false, reason: `cannot start dockerd: ${spawnError}` };
+    if (await engineAnswers()) {
+      // Ours exited but an engine answers: another test run started one meanwhile; not ours to stop.
+      if (child.exitCode !== null) return { ok: true, detail: 'started concurrently by another run' };
+      return { ok: true, detail: `started dockerd (pid ${child.pid}, log ${logPath})` };
+    }
     if (child.exitCode !== null) return { ok: false, reason: `dockerd exited (${child.exitCode}); log: ${tail(logPath)}` };
-    if (await engineAnswers()) return { ok: true, detail: `started dockerd (pid ${child.pid}, log ${logPath})` };
   }
   return { ok: false, reason: `dockerd did not answer within ${ENGINE_WAIT_MS / 1000}s; log: ${tail(logPath)}` };
 }

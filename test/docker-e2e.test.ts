@@ -1,0 +1,293 @@
+/**
+ * The Docker workflow end to end, on the real engine and a loopback registry, with images made
+ * here (docker import of trees built by the test; nothing is pulled from outside):
+ *
+ *   dockerfile diff A B | docker build  ->  push A and A-TO-B  ->  remove them  ->  pull
+ *   ->  dockerfile apply A-TO-B | docker build  ->  B'  ==  B   (every path and the config)
+ *
+ * and the same with --unlinked through docker save / docker load; a wrong base and a damaged
+ * delta make the build fail loudly.
+ */
+import { execa } from 'execa';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, chown, copyFile, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { applyDockerfile } from '../src/docker/dockerfile.js';
+import { pickConfig } from '../src/docker/image.js';
+import { inspectImage } from '../src/docker/engine.js';
+import { LABELS, readDeltaImage } from '../src/docker/labels.js';
+import { fsext } from '../src/tree/fsext.js';
+import {
+  buildImage,
+  buildStaticProbe,
+  describeDocker,
+  diffFilesystems,
+  docker,
+  DOCKER,
+  ensureRuntimeImage,
+  ImageNames,
+  imageFilesystem,
+  importTree,
+  registryAddress,
+  REPO_ROOT,
+  type FsEntry,
+} from './helpers/docker.js';
+
+const CLI = join(REPO_ROOT, 'dist/cli/main.js');
+/** security.capability for cap_net_bind_service=ep (VFS_CAP_REVISION_2). */
+const CAP_NET_BIND_SERVICE = Buffer.from('0100000200040000000000000000000000000000', 'hex');
+
+/** `deltaimg ARGS` from dist/, against the test engine. */
+function deltaimg(args: string[]) {
+  return execa('node', [CLI, ...args], { env: { DELTAIMG_DOCKER: DOCKER }, reject: false });
+}
+
+async function dockerfileFor(args: string[]): Promise<string> {
+  const r = await deltaimg(['dockerfile', ...args]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+/** Deterministic pseudo-random bytes. */
+function bytes(n: number, seed: string): Buffer {
+  const out = Buffer.alloc(n);
+  for (let off = 0, i = 0; off < n; i++) off += createHash('sha256').update(`${seed}:${i}`).digest().copy(out, off);
+  return out;
+}
+
+type Version = 'A' | 'B';
+
+/**
+ * An app root in version A or B. B changes a config file, edits a large binary in place,
+ * moves a file, deletes one, adds a file with a second hardlink, retargets a symlink and
+ * changes a mode; setuid, file capabilities, non-root owners and ns mtimes are in both.
+ */
+async function makeRoot(root: string, v: Version, probe: string): Promise<void> {
+  for (const d of ['bin', 'etc', 'app/sub', 'srv', 'home/user', 'tmp']) await mkdir(join(root, d), { recursive: true });
+  await copyFile(probe, join(root, 'bin/probe'));
+  await copyFile(probe, join(root, 'bin/suid'));
+  await chown(join(root, 'bin/suid'), 1000, 1000);
+  await chmod(join(root, 'bin/suid'), 0o4755);
+  await copyFile(probe, join(root, 'bin/capped'));
+  fsext().lsetxattr(Buffer.from(join(root, 'bin/capped')), 'security.capability', CAP_NET_BIND_SERVICE);
+
+  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/:/bin/probe\nuser:x:1000:1000::/home/user:/bin/probe\n');
+  await writeFile(join(root, 'etc/app.conf'), v === 'A' ? 'version=1\n' : 'version=2\n');
+  if (v === 'B') await writeFile(join(root, 'etc/other.conf'), 'other config\n');
+
+  const data = bytes(300_000, 'data');
+  if (v === 'B') bytes(100, 'patch').copy(data, 150_000);
+  await writeFile(join(root, 'app/data.bin'), v === 'A' ? data : Buffer.concat([data, bytes(5_000, 'tail')]));
+  if (v === 'A') await writeFile(join(root, 'app/old.txt'), 'going away\n');
+  const moved = v === 'A' ? 'app/moveme.dat' : 'app/sub/moved.dat';
+  await writeFile(join(root, moved), bytes(65_536, 'moveme'));
+  await writeFile(join(root, 'app/hard1'), 'shared by two names\n');
+  await link(join(root, 'app/hard1'), join(root, 'app/hard2'));
+  if (v === 'B') {
+    await writeFile(join(root, 'app/new.txt'), 'brand new\n');
+    await link(join(root, 'app/new.txt'), join(root, 'app/new-too.txt'));
+  }
+  await symlink(v === 'A' ? '../etc/app.conf' : '../etc/other.conf', join(root, 'app/link'));
+
+  await writeFile(join(root, 'srv/index.html'), v === 'A' ? '<h1>one</h1>\n' : '<h1>two</h1>\n');
+  await chown(join(root, 'srv/index.html'), 33, 33);
+  await chown(join(root, 'srv'), 33, 33);
+  await chmod(join(root, 'srv'), 0o2775);
+  await writeFile(join(root, 'home/user/secret'), 'token\n');
+  await chmod(join(root, 'home/user/secret'), v === 'A' ? 0o600 : 0o640);
+  await chown(join(root, 'home/user/secret'), 1000, 1000);
+  await chown(join(root, 'home/user'), 1000, 1000);
+  await chmod(join(root, 'home/user'), 0o700);
+  await chmod(join(root, 'tmp'), 0o1777);
+  await setMtimes(root);
+}
+
+/** Sub-second mtimes on every path, children before their directories. */
+async function setMtimes(root: string): Promise<void> {
+  const { stdout } = await execa('find', [root, '-depth', '-printf', '%P\\n']);
+  let i = 0;
+  for (const rel of stdout.split('\n')) {
+    const ns = (1_600_000_000n + BigInt(i++ * 3600)) * 1_000_000_000n + 123_456_789n;
+    fsext().lutimesNs(Buffer.from(join(root, rel)), ns, ns);
+  }
+}
+
+/** B's config: every field a Dockerfile can set, with values that need quoting. */
+const B_CONFIG = [
+  'ENV PATH=/bin',
+  'ENV GREETING="hello from B" SHOW=/etc/app.conf:/app/link:/srv/index.html',
+  'ENV TRICKY="a \\"quoted\\" \\$dollar and \\\\ backslash"',
+  'WORKDIR /srv',
+  'USER 1000:1000',
+  'EXPOSE 8080/tcp 53/udp',
+  'VOLUME ["/data"]',
+  'LABEL org.example.version="2" org.example.note="it\'s \\"B\\""',
+  'STOPSIGNAL SIGINT',
+  'HEALTHCHECK --interval=30s --retries=2 CMD ["/bin/probe", "health"]',
+  'ENTRYPOINT ["/bin/probe", "entry"]',
+  'CMD ["b-arg"]',
+];
+
+/** The paths the comparison leaves out: "/" itself (the builder makes it) — nothing else. */
+const skipRoot = (p: string) => p === '';
+
+describeDocker(
+  'Docker workflow end to end',
+  () => {
+    const images = new ImageNames();
+    let work = '';
+    let runtime = '';
+    const A = images.name('app-a');
+    const B = images.name('app-b');
+    let bFs: Map<string, FsEntry>;
+
+    beforeAll(async () => {
+      runtime = await ensureRuntimeImage();
+      work = await mkdtemp(join(tmpdir(), 'deltaimg-e2e-'));
+      const probe = join(work, 'probe');
+      await buildStaticProbe(probe);
+      await makeRoot(join(work, 'a'), 'A', probe);
+      await makeRoot(join(work, 'b'), 'B', probe);
+      await importTree(join(work, 'a'), A, ['ENV PATH=/bin', 'CMD ["/bin/probe", "a"]']);
+      const bRoot = images.name('app-b-root');
+      await importTree(join(work, 'b'), bRoot);
+      const built = await buildImage([`FROM ${bRoot}`, ...B_CONFIG].join('\n'), B);
+      expect(built.exitCode, built.all).toBe(0);
+      bFs = await imageFilesystem(B);
+    });
+    afterAll(async () => {
+      await images.removeAll();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    /** B' against B: every path (type, bytes, mode, owner, mtime, xattrs, link target, hardlinks), the config, a run. */
+    async function expectSameAsB(restored: string): Promise<void> {
+      const fs = await imageFilesystem(restored);
+      expect(diffFilesystems(bFs, fs, skipRoot)).toEqual([]);
+      // The comparison is not vacuous: the odd entries are there with their metadata.
+      expect(fs.get('bin/suid')).toMatchObject({ mode: 0o4755, uid: 1000, gid: 1000 });
+      expect(fs.get('bin/capped')?.xattrs['security.capability']).toBe(CAP_NET_BIND_SERVICE.toString('hex'));
+      expect(fs.get('app/new.txt')?.hardlinks).toEqual(['app/new-too.txt', 'app/new.txt']);
+      expect(fs.get('app/link')).toMatchObject({ type: 'symlink', linkname: '../etc/other.conf' });
+      expect(fs.get('srv')).toMatchObject({ mode: 0o2775, uid: 33, gid: 33, mtime: bFs.get('srv')!.mtime });
+      expect(fs.has('app/old.txt')).toBe(false);
+      expect(fs.has('__delta__')).toBe(false);
+
+      const [want, got] = await Promise.all([inspectImage(B, { docker: DOCKER }), inspectImage(restored, { docker: DOCKER })]);
+      expect(got.config).toEqual(want.config);
+      expect(pickConfig(got.config as Record<string, unknown>).Labels).toEqual({ 'org.example.version': '2', 'org.example.note': 'it\'s "B"' });
+
+      const run = (ref: string) => docker(['run', '--rm', '--network=none', ref]);
+      const [wantOut, gotOut] = await Promise.all([run(B), run(restored)]);
+      expect(gotOut).toBe(wantOut);
+      expect(gotOut).toContain('probe uid=1000 gid=1000 cwd=/srv greeting=hello from B argv: entry b-arg');
+      expect(gotOut).toContain('/app/link: other config');
+    }
+
+    it('diff -> push -> pull -> apply restores B exactly', async () => {
+      const aToB = images.name('app-a-to-b');
+      const df = await dockerfileFor(['diff', A, B]);
+      const built = await buildImage(df, aToB);
+      expect(built.exitCode, built.all).toBe(0);
+
+      const [a, delta, b] = await Promise.all([A, aToB, B].map((r) => inspectImage(r, { docker: DOCKER })));
+      expect(delta.layers.slice(0, -1)).toEqual(a.layers); // FROM A plus one layer
+      expect(delta.layers).toHaveLength(a.layers.length + 1);
+      const meta = readDeltaImage(delta);
+      expect(meta).toMatchObject({ linked: true, base: { id: a.id }, target: { id: b.id } });
+      const sizes = await Promise.all([A, aToB, B].map((r) => docker(['image', 'inspect', '--format', '{{.Size}}', r]).then(Number)));
+      console.log(`e2e sizes: A ${sizes[0]} B, B ${sizes[2]} B, delta layer ${sizes[1]! - sizes[0]!} B`);
+      expect(sizes[1]! - sizes[0]!).toBeLessThan(sizes[2]! / 4);
+
+      // Through the registry: the receiver has A, pulls A-TO-B (A's layer is already there), applies.
+      const repo = `${registryAddress()}/deltaimg-e2e-${randomBytes(3).toString('hex')}`;
+      const [remoteA, remoteDelta] = [images.track(`${repo}/app:1`), images.track(`${repo}/app:1-to-2`)];
+      await docker(['tag', A, remoteA]);
+      await docker(['tag', aToB, remoteDelta]);
+      await docker(['push', remoteA]);
+      await docker(['push', remoteDelta]);
+      await docker(['rmi', remoteA, remoteDelta, aToB]);
+      await docker(['pull', remoteA]);
+      const pulled = await docker(['pull', remoteDelta]);
+      expect(pulled).toMatch(/Already exists/);
+
+      const restored = images.name('app-b-restored');
+      const applyDf = await dockerfileFor(['apply', remoteDelta]);
+      const applied = await buildImage(applyDf, restored);
+      expect(applied.exitCode, applied.all).toBe(0);
+      await expectSameAsB(restored);
+    });
+
+    it('--unlinked through docker save / docker load, applied with --unlinked-source', async () => {
+      const alone = images.name('app-a-to-b-alone');
+      const built = await buildImage(await dockerfileFor(['diff', A, B, '--unlinked']), alone);
+      expect(built.exitCode, built.all).toBe(0);
+      const info = await inspectImage(alone, { docker: DOCKER });
+      expect(info.layers).toHaveLength(1); // the delta alone
+      expect(readDeltaImage(info).linked).toBe(false);
+
+      const archive = join(work, 'alone.tar');
+      await docker(['save', '-o', archive, alone]);
+      await docker(['rmi', alone]);
+      await docker(['load', '-i', archive]);
+
+      const noSource = await deltaimg(['dockerfile', 'apply', alone]);
+      expect(noSource.exitCode).toBe(2);
+      expect(noSource.stderr).toMatch(/built with --unlinked: pass --unlinked-source with its base/);
+
+      const restored = images.name('app-b-restored-alone');
+      const applied = await buildImage(await dockerfileFor(['apply', alone, '--unlinked-source', A]), restored);
+      expect(applied.exitCode, applied.all).toBe(0);
+      await expectSameAsB(restored);
+    });
+
+    it('a wrong base is refused up front, and fails the build when forced', async () => {
+      const alone = images.name('app-a-to-b-alone');
+      const refused = await deltaimg(['dockerfile', 'apply', alone, '--unlinked-source', B]);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toMatch(/but delta image .* was made from .*app-a:1 = sha256:/);
+
+      // The same Dockerfile the check prevents, built anyway: deltaimg's source check stops it in the build.
+      const meta = readDeltaImage(await inspectImage(alone, { docker: DOCKER }));
+      const forced = applyDockerfile({ deltaImage: alone, meta, runtimeImage: runtime, unlinkedSource: B, toolVersion: 'test' });
+      const r = await buildImage(forced, images.name('wrong-base'));
+      expect(r.exitCode).not.toBe(0);
+      expect(r.all).toMatch(/deltaimg: error: /);
+    });
+
+    it('a damaged delta fails the build loudly', async () => {
+      const aToB = images.name('app-a-to-b-2');
+      expect((await buildImage(await dockerfileFor(['diff', A, B]), aToB)).exitCode).toBe(0);
+      const fs = await imageFilesystem(aToB);
+      const blobs = [...fs.entries()].filter(([p, e]) => p.startsWith('__delta__/blobs/') && e.type === 'file').sort(([, x], [, y]) => y.size - x.size);
+      expect(blobs.length).toBeGreaterThan(0);
+      const [victim, entry] = blobs[0]!;
+      const context = join(work, 'damage');
+      await mkdir(context, { recursive: true });
+      await writeFile(join(context, 'garbage'), bytes(entry.size, 'garbage'));
+      const damaged = images.name('app-a-to-b-damaged');
+      const dmg = await buildImage(`FROM ${aToB}\nCOPY garbage /${victim}\n`, damaged, [], context);
+      expect(dmg.exitCode, dmg.all).toBe(0);
+      expect((await inspectImage(damaged, { docker: DOCKER })).config.Labels?.[LABELS.version]).toBe('1');
+
+      const r = await buildImage(await dockerfileFor(['apply', damaged]), images.name('from-damaged'));
+      expect(r.exitCode).not.toBe(0);
+      expect(r.all).toMatch(/deltaimg: error: /);
+    });
+
+    it('names a missing image and a non-delta image clearly', async () => {
+      const missing = await deltaimg(['dockerfile', 'diff', A, 'deltaimg-test/not-there:1']);
+      expect(missing.exitCode).toBe(1);
+      expect(missing.stderr).toBe('deltaimg: error: image deltaimg-test/not-there:1 is not in the local Docker engine: docker pull deltaimg-test/not-there:1 (or docker load -i FILE.tar) first');
+      const notDelta = await deltaimg(['dockerfile', 'apply', B]);
+      expect(notDelta.exitCode).toBe(1);
+      expect(notDelta.stderr).toMatch(/is not a deltaimg delta image \(no io\.deltaimg\.version label\)/);
+      const noRuntime = await deltaimg(['dockerfile', 'diff', A, B, '--runtime-image', 'deltaimg-test/no-runtime:1']);
+      expect(noRuntime.exitCode).toBe(1);
+      expect(noRuntime.stderr).toMatch(/runtime image deltaimg-test\/no-runtime:1 is not in the local Docker engine: build it with npm run image/);
+    });
+  },
+  { needsRegistry: true },
+);
