@@ -54,9 +54,9 @@ defines=(
 )
 exports='["_malloc","_free","_xg_create","_xg_config_error","_xg_set_source","_xg_set_appheader","_xg_appheader_ptr","_xg_appheader_len","_xg_input_ptr","_xg_input_cap","_xg_provide_input","_xg_run","_xg_output_ptr","_xg_output_len","_xg_consume_output","_xg_block_offset","_xg_block_ptr","_xg_block_len","_xg_block_done","_xg_message","_xg_strerror","_xg_total_in","_xg_total_out","_xg_current_window","_xg_close","_xg_destroy","_xg_malloc","_xg_free"]'
 
-emcc -O3 "${defines[@]}" -I"$xd3src" -c "$xd3src/xdelta3.c" -o "$out/xdelta3.o"
-emcc -O3 "${defines[@]}" -I"$xd3src" -c "$here/xd3glue.c" -o "$out/xd3glue.o"
-emcc -O3 "$out/xdelta3.o" "$out/xd3glue.o" -o "$root/wasm/xdelta3.wasm" \
+emcc -O3 -mbulk-memory -mnontrapping-fptoint -msimd128 "${defines[@]}" -I"$xd3src" -c "$xd3src/xdelta3.c" -o "$out/xdelta3.o"
+emcc -O3 -mbulk-memory -mnontrapping-fptoint -msimd128 "${defines[@]}" -I"$xd3src" -c "$here/xd3glue.c" -o "$out/xd3glue.o"
+emcc -O3 -mbulk-memory "$out/xdelta3.o" "$out/xd3glue.o" -o "$root/wasm/xdelta3.wasm" \
   -s STANDALONE_WASM=1 --no-entry \
   -s EXPORTED_FUNCTIONS="$exports" \
   -s ALLOW_MEMORY_GROWTH=1 -s INITIAL_MEMORY=16MB -s MAXIMUM_MEMORY=4GB \

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerTreeCommands } from './tree-commands.js';
 import { registerDockerfileCommand } from './dockerfile-command.js';
+import { registerVcdiffCommand } from './vcdiff-command.js';
 import { toolVersion } from './version.js';
 
 
@@ -23,5 +24,6 @@ export function buildProgram(): Command {
     );
   registerTreeCommands(program);
   registerDockerfileCommand(program);
+  registerVcdiffCommand(program);
   return program;
 }

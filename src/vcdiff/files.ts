@@ -82,7 +82,7 @@ export async function encodeAny(
     opened = await openInput(target, 'target', 'standard input');
     const header: AppHeader = {};
     if (source && source.size > 0) header.source = await fingerprintSource(source);
-    if (opened.file) header.target = await fingerprintSource(opened.file);
+    if (opened.file) header.targetSize = opened.file.size;
     const ports = {
       source,
       target: opened.input,

@@ -1,12 +1,13 @@
 /**
- * deltaimg's VCDIFF application header: fingerprints of the source and the target, so a
- * decoder can tell a wrong source from a damaged delta and can catch a delta cut off at a
- * window boundary (which VCDIFF itself cannot see). Written as plain ASCII without '/',
- * so native `xdelta3 -d` ignores it (it only parses "name/comp/srcname/srccomp").
+ * deltaimg's VCDIFF application header: the source's size and hash, so a decoder can tell
+ * a wrong source from a damaged delta, and the target's size, so it can catch a delta cut off
+ * at a window boundary (which VCDIFF itself cannot see; each window's content is covered by
+ * its adler32). Written as plain ASCII without '/', so native `xdelta3 -d` ignores it (it
+ * only parses "name/comp/srcname/srccomp").
  *
- *   deltaimg1;ss=<source size>;sh=<source sha256>;ts=<target size>;th=<target sha256>
+ *   deltaimg1;ss=<source size>;sh=<source hash>;ts=<target size>
  *
- * Sizes are base 36, hashes the first 16 bytes of SHA-256 in base64url; each field is
+ * Sizes are base 36, the hash the first 16 bytes of SHA-256 in base64url; each field is
  * optional (no source, or a streamed target of unknown size).
  */
 import { createHash } from 'node:crypto';
@@ -23,7 +24,7 @@ export interface Fingerprint {
 
 export interface AppHeader {
   source?: Fingerprint;
-  target?: Fingerprint;
+  targetSize?: number;
 }
 
 export function shortHash(sha256: Buffer): string {
@@ -33,7 +34,7 @@ export function shortHash(sha256: Buffer): string {
 export function formatAppHeader(header: AppHeader): Buffer {
   const fields = [MAGIC];
   if (header.source) fields.push(`ss=${header.source.size.toString(36)}`, `sh=${header.source.hash}`);
-  if (header.target) fields.push(`ts=${header.target.size.toString(36)}`, `th=${header.target.hash}`);
+  if (header.targetSize !== undefined) fields.push(`ts=${header.targetSize.toString(36)}`);
   return Buffer.from(fields.join(';'), 'latin1');
 }
 
@@ -48,7 +49,11 @@ export function parseAppHeader(raw: Buffer): AppHeader | null {
     if (size === undefined || hash === undefined || !/^[0-9a-z]+$/.test(size)) return undefined;
     return { size: parseInt(size, 36), hash };
   };
-  return { source: fingerprint('ss', 'sh'), target: fingerprint('ts', 'th') };
+  const targetSize = map.get('ts');
+  return {
+    source: fingerprint('ss', 'sh'),
+    targetSize: targetSize !== undefined && /^[0-9a-z]+$/.test(targetSize) ? parseInt(targetSize, 36) : undefined,
+  };
 }
 
 const HASH_CHUNK = 1024 * 1024;
