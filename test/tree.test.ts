@@ -158,6 +158,14 @@ describe('scanTree on the rich tree', () => {
     await expect(scanTree(join(work, 'missing'))).rejects.toMatchObject({ code: 'IO', message: expect.stringMatching(/missing: ENOENT/) });
   });
 
+  it('follows a symlink given as the root itself, and nothing below it', async () => {
+    const link = join(work, 'rich-link');
+    await fsp.symlink(rich, link);
+    const snap = await scanTree(link, { hash: true });
+    expect(snap.root).toBe(link);
+    expect(compareTrees(richSnap, snap)).toEqual([]);
+  });
+
   it('is deterministic: two rich trees compare equal', async () => {
     const again = join(work, 'rich-again');
     await makeRichTree(again);

@@ -5,7 +5,7 @@
  * Three phases: walk (readdir + lstat), sort all paths by bytes and resolve hardlink
  * groups (the first name of an inode is the file, later names link to it), then optionally hash file contents through bounded buffers.
  */
-import { closeSync, lstatSync, openSync, promises as fsp, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, openSync, promises as fsp, readSync, readdirSync, readlinkSync, realpathSync, type BigIntStats } from 'node:fs';
 import { setImmediate } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import type { Entry, FileEntry, Metadata, RelPath, Xattr } from './entry.js';
@@ -40,8 +40,8 @@ const HASH_BUFFER_BYTES = 256 * 1024;
 const NO_XATTRS: readonly Xattr[] = Object.freeze([]);
 
 export async function scanTree(root: string, opts: ScanOptions = {}): Promise<TreeSnapshot> {
-  const rootBuf = Buffer.from(root, 'utf8');
-  const rootStat = lstatOrThrow(rootBuf, root);
+  const rootBuf = resolveRoot(root);
+  const rootStat = lstatRoot(rootBuf, root);
   if (!rootStat.isDirectory()) {
     throw new DeltaimgError('USAGE', `cannot scan ${root}: not a directory (give the root directory of an unpacked filesystem)`);
   }
@@ -106,7 +106,16 @@ function readdirNames(abs: Buffer, path: RelPath): Buffer[] {
   }
 }
 
-function lstatOrThrow(abs: Buffer, shown: string): BigIntStats {
+/** The root alone may be reached through a symlink (a path the user typed); nothing below it is followed. */
+function resolveRoot(root: string): Buffer {
+  try {
+    return realpathSync(Buffer.from(root, 'utf8'), { encoding: 'buffer' });
+  } catch (err) {
+    throw ioError('find', root, err);
+  }
+}
+
+function lstatRoot(abs: Buffer, shown: string): BigIntStats {
   try {
     return lstatSync(abs, { bigint: true });
   } catch (err) {
