@@ -22,11 +22,25 @@ const B: ImageInfo = {
   architecture: 'amd64',
 };
 
-/** The JSON array of the first instruction line starting with `instr `. */
+/** Instructions as the builder sees them: continuation lines joined, comments and blanks dropped. */
+function instructionsOf(dockerfile: string): string[] {
+  return dockerfile
+    .replace(/ \\\n\s*/g, ' ')
+    .split('\n')
+    .filter((l) => /^[A-Z]+ /.test(l));
+}
+
+/** The JSON array of the first `instr` in exec form, after its --flags. */
 function execArgs(dockerfile: string, instr: string): string[] {
-  const line = dockerfile.split('\n').find((l) => l.startsWith(`${instr} [`));
+  const line = instructionsOf(dockerfile).find((l) => l.startsWith(`${instr} `) && l.includes(' ['));
   if (!line) throw new Error(`no exec-form ${instr} in:\n${dockerfile}`);
-  return JSON.parse(line.slice(instr.length + 1)) as string[];
+  return JSON.parse(line.slice(line.indexOf(' [') + 1)) as string[];
+}
+
+/** The --mount flags of the first RUN. */
+function runMounts(dockerfile: string): string[] {
+  const run = instructionsOf(dockerfile).find((l) => l.startsWith('RUN ')) ?? '';
+  return run.split(' ').filter((w) => w.startsWith('--mount='));
 }
 
 /** The builder's reading of a double-quoted word: \" \\ \$ are escapes, other backslashes stay. */
@@ -47,12 +61,12 @@ function labelsOf(dockerfile: string): Record<string, string> {
 describe('diff Dockerfile', () => {
   it('compares both roots in a scratch stage and makes a labelled image FROM A', () => {
     const df = diffDockerfile({ base: A, target: B, runtimeImage: 'deltaimg/runtime:9.9.9', linked: true, toolVersion: '9.9.9' });
-    const instructions = df.split('\n').filter((l) => /^[A-Z]+ /.test(l));
-    expect(instructions.slice(0, 4)).toEqual([
-      'FROM scratch AS deltaimg-delta',
-      'COPY --from=app:1 / /__src__/',
-      'COPY --from=registry.local:5000/team/app:2 / /__dst__/',
-      'COPY --from=deltaimg/runtime:9.9.9 /opt/deltaimg /opt/deltaimg',
+    const instructions = instructionsOf(df);
+    expect(instructions[0]).toBe('FROM scratch AS deltaimg-delta');
+    expect(runMounts(df)).toEqual([
+      '--mount=type=bind,from=deltaimg/runtime:9.9.9,source=/opt/deltaimg,target=/opt/deltaimg',
+      '--mount=type=bind,from=app:1,source=/,target=/__src__',
+      '--mount=type=bind,from=registry.local:5000/team/app:2,source=/,target=/__dst__',
     ]);
     const run = execArgs(df, 'RUN');
     expect(run.slice(0, 6)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__']);
@@ -91,18 +105,25 @@ describe('apply Dockerfile', () => {
 
   it('applies on a copy of the delta image root and restores the target config on a scratch image', () => {
     const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1' });
-    const instructions = df.split('\n').filter((l) => /^[A-Z]+ /.test(l));
-    expect(instructions.slice(0, 3)).toEqual(['FROM scratch AS deltaimg-applied', 'COPY --from=app:1-to-2 / /__src__/', 'COPY --from=rt:1 /opt/deltaimg /opt/deltaimg']);
+    const instructions = instructionsOf(df);
+    expect(instructions[0]).toBe('FROM scratch AS deltaimg-applied');
+    expect(runMounts(df)).toEqual([
+      '--mount=type=bind,from=rt:1,source=/opt/deltaimg,target=/opt/deltaimg',
+      '--mount=type=bind,from=app:1-to-2,source=/,target=/__src__',
+    ]);
     expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__src__/__delta__', '--out', '/__out__']);
     const tail = instructions.slice(instructions.indexOf('FROM scratch'));
     expect(tail.slice(0, 2)).toEqual(['FROM scratch', 'COPY --from=deltaimg-applied /__out__/ /']);
-    expect(tail.slice(2)).toEqual(configInstructions(B.config).map((l) => l.split('\n')[0]));
+    expect(tail.slice(2)).toEqual(instructionsOf(configInstructions(B.config).join('\n')));
     expect(execArgs(df, 'CMD')).toEqual(B.config.Cmd);
   });
 
   it('--unlinked-source copies A and the delta apart', () => {
     const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', unlinkedSource: 'app:1', toolVersion: '1' });
-    expect(df).toContain('COPY --from=app:1 / /__src__/\nCOPY --from=app:1-to-2 /__delta__ /__delta__\n');
+    expect(runMounts(df).slice(1)).toEqual([
+      '--mount=type=bind,from=app:1,source=/,target=/__src__',
+      '--mount=type=bind,from=app:1-to-2,source=/__delta__,target=/__delta__',
+    ]);
     expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__']);
   });
 });

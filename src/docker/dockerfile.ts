@@ -2,9 +2,12 @@
  * The Dockerfiles behind `deltaimg dockerfile diff|apply`. Pure functions of already-checked
  * inputs (see plan.ts for the checks against the engine), so they are tested without Docker.
  *
- * Both run deltaimg in a FROM scratch stage on copies of image roots placed in subdirectories:
- * a RUN on "/" of a real image would see what the builder mounts there (/proc, /etc/hosts,
- * /etc/resolv.conf, ...), which would neither match the recorded source nor belong in the target.
+ * deltaimg runs in a FROM scratch stage with the image roots bind-mounted read-only in
+ * subdirectories (RUN --mount=type=bind,from=IMAGE): no copy of the roots, and the roots seen
+ * exactly as their layers hold them (BuildKit's COPY would turn device nodes into empty files
+ * and drop FIFOs). A RUN on "/" of a real image would also see what the builder mounts there
+ * (/proc, /etc/hosts, /etc/resolv.conf, ...), which would neither match the recorded source nor
+ * belong in the target. RUN --mount needs BuildKit (DOCKER_BUILDKIT=1 on Docker 20.10).
  */
 import { configInstructions, labelLine } from './config-instructions.js';
 import type { ImageInfo } from './image.js';
@@ -44,12 +47,10 @@ export function diffDockerfile(input: DiffDockerfileInput): string {
     `# deltaimg ${input.toolVersion}: a delta image that rebuilds ${b} from ${a}.`,
     `#   deltaimg dockerfile diff ${a} ${b}${input.linked ? '' : ' --unlinked'} | docker build -t NAME -`,
     '',
-    `# Stage 1: both roots side by side, and deltaimg (self-contained) to compare them.`,
+    `# Stage 1: deltaimg (self-contained, no shell needed) compares the two roots, mounted read-only.`,
     `FROM scratch AS deltaimg-delta`,
-    `COPY --from=${a} / ${SRC}/`,
-    `COPY --from=${b} / ${DST}/`,
-    `COPY --from=${runtime} ${RUNTIME_ROOT} ${RUNTIME_ROOT}`,
-    `RUN ${execForm([LAUNCHER, 'diff', SRC, DST, '--out', DELTA_PATH, '--annotations-json', annotations])}`,
+    `RUN ${bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT)} ${bind(a, '/', SRC)} ${bind(b, '/', DST)} \\`,
+    `    ${execForm([LAUNCHER, 'diff', SRC, DST, '--out', DELTA_PATH, '--annotations-json', annotations])}`,
     '',
     input.linked
       ? `# Stage 2: the base image plus one layer holding the delta.`
@@ -77,9 +78,7 @@ export function applyDockerfile(input: ApplyDockerfileInput): string {
   // Linked: the delta image's root is A's root plus DELTA_PATH, so the delta sits inside the source
   // root and deltaimg apply leaves it out of the source. Unlinked: A's root and the delta apart.
   const deltaDir = source ? DELTA_PATH : `${SRC}${DELTA_PATH}`;
-  const copies = source
-    ? [`COPY --from=${source} / ${SRC}/`, `COPY --from=${delta} ${DELTA_PATH} ${DELTA_PATH}`]
-    : [`COPY --from=${delta} / ${SRC}/`];
+  const mounts = source ? [bind(source, '/', SRC), bind(delta, DELTA_PATH, DELTA_PATH)] : [bind(delta, '/', SRC)];
   return lines(
     `# deltaimg ${input.toolVersion}: rebuilds ${input.meta.target.ref} (${input.meta.target.id}) from ${delta}.`,
     `#   deltaimg dockerfile apply ${delta}${source ? ` --unlinked-source ${source}` : ''} | docker build -t NAME -`,
@@ -87,15 +86,19 @@ export function applyDockerfile(input: ApplyDockerfileInput): string {
     `# Stage 1: the source root (${input.meta.base.ref}, ${input.meta.base.id}) and the delta; deltaimg checks the`,
     `# source against the delta, then writes the target root to ${OUT}.`,
     `FROM scratch AS deltaimg-applied`,
-    ...copies,
-    `COPY --from=${runtime} ${RUNTIME_ROOT} ${RUNTIME_ROOT}`,
-    `RUN ${execForm([LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT])}`,
+    `RUN ${[bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT), ...mounts].join(' ')} \\`,
+    `    ${execForm([LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT])}`,
     '',
     `# Stage 2: the target root as one layer, and the target's config.`,
     `FROM scratch`,
     `COPY --from=deltaimg-applied ${OUT}/ /`,
     ...configInstructions(input.meta.target.config),
   );
+}
+
+/** A read-only bind mount of `source` inside image `from` at `target` for one RUN. */
+function bind(from: string, source: string, target: string): string {
+  return `--mount=type=bind,from=${from},source=${source},target=${target}`;
 }
 
 function lines(...l: string[]): string {
