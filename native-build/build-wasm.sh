@@ -34,6 +34,12 @@ fetch_sources
 xd3src="$vendor/package/src/native/xdelta/xdelta3"
 grep -q 'Xdelta version 3.1.1' "$xd3src/xdelta3-main.h" || { echo "build-wasm: expected xdelta3 3.1.1 sources in $xd3src" >&2; exit 1; }
 
+# Our one fix to xdelta3 3.1.1: with 32-bit usize_t, `~maskby` is a 32-bit mask, and ANDing it
+# into the 64-bit target_cksum_pos cleared the high bits, so past 4 GiB the encoder stopped
+# indexing the source (no wrong output, but no new source matches either). Widen it first.
+sed -i 's/target_cksum_pos &= ~stream->src->maskby;/target_cksum_pos \&= ~(xoff_t) stream->src->maskby;/' "$xd3src/xdelta3.c"
+grep -q 'target_cksum_pos &= ~(xoff_t) stream->src->maskby;' "$xd3src/xdelta3.c" || { echo "build-wasm: could not apply the maskby fix to $xd3src/xdelta3.c" >&2; exit 1; }
+
 # Debian's emscripten finds its JS dependencies (acorn) only through NODE_PATH.
 export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
 mkdir -p "$out" "$root/wasm"
