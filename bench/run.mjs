@@ -1,0 +1,293 @@
+#!/usr/bin/env node
+// deltaimg benchmark on real data (see bench/fetch-data.sh), side by side with native xdelta3,
+// zstd --patch-from and the deltaimage algorithm (bench/deltaimage-algo.sh).
+// Every tool, ours included (`node dist/cli/main.js ...`), runs as a child process under
+// /usr/bin/time -v: same wall-clock and peak-RSS measurement for all. One run of each.
+// Writes bench/results.json (raw) and bench/RESULTS.md (tables + targets).
+//
+// usage: node bench/run.mjs [--only files|trees] [--quick] [--render]
+//   --quick   the small pairs only (libc, libcrypto, npm app, 200 small files)
+//   --render  rewrite RESULTS.md from the existing results.json, measure nothing
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compareTrees, gzipLayerBytes, machineInfo, runMeasured, sameBytes, treeStats } from './lib/measure.mjs';
+import { evaluateTargets, renderMarkdown } from './lib/report.mjs';
+import { selectSmallPairs } from './lib/small-pairs.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(BENCH);
+const DATA = join(BENCH, 'data');
+const WORK = join(BENCH, 'work');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const ALGO = join(BENCH, 'deltaimage-algo.sh');
+const RESULTS_JSON = join(BENCH, 'results.json');
+const RESULTS_MD = join(BENCH, 'RESULTS.md');
+
+/** Source window for both VCDIFF encoders (xdelta3 -B; xdelta3's default). */
+const WINDOW = 64 * 1024 * 1024;
+const SMALL_FILE_COUNT = 200;
+
+const FILE_PAIRS = [
+  { id: 'libc', label: 'libc.so.6, libc6 2.36-9+deb12u7 → +deb12u14', quick: true },
+  { id: 'libcrypto', label: 'libcrypto.so.3, libssl3 3.0.20 → 3.0.22', quick: true },
+  { id: 'next-swc', label: 'next-swc .node, @next/swc-linux-x64-gnu 16.4.5 → 16.4.6', quick: false },
+  { id: 'big', label: 'next-swc + libLLVM-15 + libLLVM-16 concatenated; B: 20 edits, 1 KiB inserted, 4 MiB moved 256 MiB', quick: false },
+];
+
+const TREE_PAIRS = [
+  { id: 'debian', label: 'Debian 12 minbase (debootstrap) → apt-get upgrade from bookworm-updates + security', quick: false },
+  { id: 'npm-app', label: 'npm app: typescript 5.8.2, esbuild 0.25.4, prettier 3.5.2, lodash 4.17.20 → next patch releases', quick: true },
+  { id: 'kernel', label: 'linux-image-6.1.0-50-amd64 (6.1.176-1) → 6.1.0-56-amd64 (6.1.192-2), dpkg-deb -x', quick: false },
+  { id: 'big', label: 'one-file tree: the 330 MB edited pair', quick: false },
+];
+
+// --- command lines -----------------------------------------------------------------------------
+
+const TOOLS = {
+  ours: {
+    encode: (a, b, d) => ['node', CLI, 'vcdiff', 'encode', '-9', '--secondary', 'djw', '-B', String(WINDOW), '-s', a, b, d],
+    decode: (a, d, o) => ['node', CLI, 'vcdiff', 'decode', '-B', String(WINDOW), '-s', a, d, o],
+  },
+  xdelta3: {
+    // -D / -R: no external (de)compression of gzip'd inputs, like a library user (and like ours).
+    encode: (a, b, d) => ['xdelta3', '-e', '-D', '-9', '-S', 'djw', '-B', String(WINDOW), '-f', '-s', a, b, d],
+    decode: (a, d, o) => ['xdelta3', '-d', '-R', '-B', String(WINDOW), '-f', '-s', a, d, o],
+  },
+  zstd: {
+    encode: (a, b, d) => ['zstd', '-q', '-19', '--long=31', '-f', `--patch-from=${a}`, b, '-o', d],
+    decode: (a, d, o) => ['zstd', '-q', '-d', '--long=31', '-f', `--patch-from=${a}`, d, '-o', o],
+  },
+};
+
+// --- options -----------------------------------------------------------------------------------
+
+function parseOptions(argv) {
+  const opts = { only: null, quick: false, render: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') opts.quick = true;
+    else if (arg === '--render') opts.render = true;
+    else if (arg === '--only' && ['files', 'trees'].includes(argv[i + 1])) opts.only = argv[++i];
+    else {
+      console.error('usage: node bench/run.mjs [--only files|trees] [--quick] [--render]');
+      process.exit(2);
+    }
+  }
+  return opts;
+}
+
+function log(message) {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+function freshDir(path) {
+  rmSync(path, { recursive: true, force: true });
+  mkdirSync(path, { recursive: true });
+  return path;
+}
+
+// --- file pairs --------------------------------------------------------------------------------
+
+/** Encode + decode of one tool on one pair; the decoded file must equal B. */
+async function measureFileTool(tool, a, b, dir) {
+  const delta = join(dir, `${tool}.delta`);
+  const decoded = join(dir, `${tool}.out`);
+  const encode = await runMeasured(TOOLS[tool].encode(a, b, delta));
+  if (!encode.ok) return { encode };
+  const deltaBytes = statSync(delta).size;
+  const decode = await runMeasured(TOOLS[tool].decode(a, delta, decoded));
+  const verified = decode.ok && sameBytes(decoded, b);
+  rmSync(decoded, { force: true });
+  return { deltaBytes, encode, decode, verified };
+}
+
+async function measureFilePairs(pairs) {
+  const results = [];
+  for (const pair of pairs) {
+    const a = join(DATA, 'files', `${pair.id}.a`);
+    const b = join(DATA, 'files', `${pair.id}.b`);
+    const dir = freshDir(join(WORK, 'files', pair.id));
+    const row = { id: pair.id, label: pair.label, sizeA: statSync(a).size, sizeB: statSync(b).size, tools: {} };
+    for (const tool of ['ours', 'xdelta3', 'zstd']) {
+      log(`file pair ${pair.id}: ${tool}`);
+      row.tools[tool] = await measureFileTool(tool, a, b, dir);
+      if (!row.tools[tool].encode.ok) log(`  ${tool} failed: ${row.tools[tool].encode.error.split('\n').pop()}`);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    results.push(row);
+  }
+  return results;
+}
+
+/** 200 small real pairs: ours in one process vs one xdelta3 process per file (same settings). */
+async function measureSmallFiles() {
+  const dir = freshDir(join(WORK, 'small'));
+  // Changed small files of the npm app pair, then of the Debian pair (absent with --quick).
+  const sources = ['npm-app', 'debian']
+    .map((id) => ({ id, a: join(DATA, 'trees', id, 'a'), b: join(DATA, 'trees', id, 'b') }))
+    .filter((t) => existsSync(t.b));
+  const pairs = selectSmallPairs(sources, SMALL_FILE_COUNT);
+  const withDelta = (tag) => pairs.map((p, i) => [p.a, p.b, join(dir, `${tag}-${i}.vcdiff`)]);
+  // One xdelta3 process per pair, from a generated shell script; the source window of each is
+  // what our engine picks by default (the source size as a power of two, 512 KiB .. 64 MiB):
+  // xdelta3's own default (-B 64 MiB) would allocate ~130 MiB per process and be far slower.
+  const xdelta3Line = ([a, b, d], sizeA) =>
+    ['xdelta3', '-e', '-D', '-9', '-S', 'djw', '-f', '-B', String(defaultWindow(sizeA)), '-s', a, b, d].map(shellQuote).join(' ');
+  const xdelta3Script = (tag, jobs) => {
+    const path = join(dir, `${tag}.sh`);
+    writeFileSync(path, jobs.map((job) => xdelta3Line(job, statSync(job[0]).size)).join('\n') + '\n');
+    return path;
+  };
+  const xdelta3Jobs = (tag, parallel) => {
+    const jobs = withDelta(tag);
+    const scripts = Array.from({ length: parallel }, (_, k) => xdelta3Script(`${tag}${k}`, jobs.filter((_, i) => i % parallel === k)));
+    const argv = parallel === 1 ? ['bash', scripts[0]] : ['bash', '-c', scripts.map((s) => `bash ${shellQuote(s)} &`).join(' ') + ' wait'];
+    return { jobs, argv };
+  };
+  const oursJobs = (tag) => {
+    const jobs = withDelta(tag);
+    writeFileSync(join(dir, `${tag}.json`), JSON.stringify(jobs));
+    return { jobs, json: join(dir, `${tag}.json`) };
+  };
+  const xSeq = xdelta3Jobs('x', 1);
+  const xPar = xdelta3Jobs('xp', 2);
+  const oSeq = oursJobs('o');
+  const oPool = oursJobs('op');
+
+  log(`small files: ${pairs.length} pairs, ${pairs.filter((p) => p.differs).length} of them changed`);
+  const runs = {
+    xdelta3Sequential: await runMeasured(xSeq.argv),
+    oursSequential: await runMeasured(['node', join(BENCH, 'many-small.mjs'), oSeq.json, 'sequential']),
+    xdelta3Parallel2: await runMeasured(xPar.argv),
+    oursPool2: await runMeasured(['node', join(BENCH, 'many-small.mjs'), oPool.json, 'pool', '2']),
+  };
+  const deltaBytes = (jobs) => jobs.reduce((s, [, , d]) => s + (existsSync(d) ? statSync(d).size : 0), 0);
+  const result = {
+    from: sources.map((t) => t.id),
+    files: pairs.length,
+    changed: pairs.filter((p) => p.differs).length,
+    targetBytes: pairs.reduce((s, p) => s + p.sizeB, 0),
+    deltaBytes: { xdelta3: deltaBytes(xSeq.jobs), ours: deltaBytes(oSeq.jobs) },
+    runs,
+  };
+  rmSync(dir, { recursive: true, force: true });
+  return result;
+}
+
+// --- tree pairs --------------------------------------------------------------------------------
+
+/** Our engine's default source window (src/vcdiff/options.ts): the source size rounded up to a power of two, 512 KiB .. 64 MiB. */
+function defaultWindow(sourceBytes) {
+  let window = 512 * 1024;
+  while (window < sourceBytes && window < WINDOW) window *= 2;
+  return window;
+}
+
+function shellQuote(s) {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+async function measureOursTree(a, b, dir) {
+  const delta = join(dir, 'ours-delta');
+  const out = join(dir, 'ours-out');
+  const diff = await runMeasured(['node', CLI, 'diff', a, b, '--out', delta, '--json', '-q']);
+  if (!diff.ok) return { diff };
+  const layerBytes = gzipLayerBytes(delta);
+  const apply = await runMeasured(['node', CLI, 'apply', a, delta, '--out', out, '--json', '-q']);
+  const check = apply.ok ? await compareTrees(b, out) : null;
+  return { layerBytes, diff: { ...diff, stdout: undefined, report: parseJson(diff.stdout) }, apply: { ...apply, stdout: undefined }, check };
+}
+
+async function measureAlgoTree(a, b, dir) {
+  const delta = join(dir, 'algo-delta');
+  const diff = await runMeasured(['bash', ALGO, 'diff', a, b, delta]);
+  return diff.ok ? { layerBytes: gzipLayerBytes(delta), diff } : { diff };
+}
+
+async function measureZstdTree(pair, fileResults) {
+  if (pair.id === 'big') {
+    const filePair = fileResults?.find((r) => r.id === 'big')?.tools.zstd;
+    if (filePair?.encode.ok) return { bytes: filePair.deltaBytes, encode: filePair.encode, note: 'the big file pair (one file: the tar is the file)' };
+    const a = join(DATA, 'files', 'big.a');
+    return zstdPatch(a, join(DATA, 'files', 'big.b'));
+  }
+  const tree = join(DATA, 'trees', pair.id);
+  return zstdPatch(join(tree, 'a.tar'), join(tree, 'b.tar'));
+}
+
+async function zstdPatch(aTar, bTar) {
+  const out = join(WORK, 'trees', 'zstd.patch.zst');
+  const encode = await runMeasured(TOOLS.zstd.encode(aTar, bTar, out));
+  const bytes = encode.ok ? statSync(out).size : null;
+  rmSync(out, { force: true });
+  return { bytes, encode };
+}
+
+async function measureTreePairs(pairs, fileResults) {
+  const results = [];
+  for (const pair of pairs) {
+    const a = join(DATA, 'trees', pair.id, 'a');
+    const b = join(DATA, 'trees', pair.id, 'b');
+    const dir = freshDir(join(WORK, 'trees', pair.id));
+    log(`tree pair ${pair.id}: sizes`);
+    const row = { id: pair.id, label: pair.label, treeA: treeStats(a), treeB: treeStats(b), shipAsIsBytes: gzipLayerBytes(b) };
+    log(`tree pair ${pair.id}: ours`);
+    row.ours = await measureOursTree(a, b, dir);
+    if (!row.ours.diff.ok) log(`  ours failed: ${row.ours.diff.error.split('\n').pop()}`);
+    log(`tree pair ${pair.id}: deltaimage algorithm (xdelta3 script)`);
+    row.deltaimageAlgo = await measureAlgoTree(a, b, dir);
+    log(`tree pair ${pair.id}: zstd --patch-from`);
+    row.zstd = await measureZstdTree(pair, fileResults);
+    log(`tree pair ${pair.id}: cp -a`);
+    row.cpA = await runMeasured(['cp', '-a', b, join(dir, 'cp-out')]);
+    rmSync(dir, { recursive: true, force: true });
+    results.push(row);
+  }
+  return results;
+}
+
+// --- main --------------------------------------------------------------------------------------
+
+function fetchData(quick) {
+  log('fetching / checking data (bench/fetch-data.sh)');
+  const fetched = spawnSync('bash', [join(BENCH, 'fetch-data.sh'), ...(quick ? ['--quick'] : [])], { stdio: 'inherit' });
+  if (fetched.status !== 0) throw new Error('bench/fetch-data.sh failed');
+}
+
+function writeReports(results) {
+  results.targets = evaluateTargets(results);
+  writeFileSync(RESULTS_JSON, JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(RESULTS_MD, renderMarkdown(results));
+  log(`wrote ${RESULTS_MD} and ${RESULTS_JSON}`);
+}
+
+async function main() {
+  const opts = parseOptions(process.argv.slice(2));
+  if (opts.render) return writeReports(JSON.parse(readFileSync(RESULTS_JSON, 'utf8')));
+  if (!existsSync(CLI)) log(`warning: ${CLI} missing (run npm run build); deltaimg rows will fail`);
+  fetchData(opts.quick);
+  const started = Date.now();
+  const results = { machine: machineInfo(), options: { ...opts, windowBytes: WINDOW }, files: null, smallFiles: null, trees: null };
+  const pick = (pairs) => pairs.filter((p) => p.quick || !opts.quick);
+  if (opts.only !== 'trees') {
+    results.files = await measureFilePairs(pick(FILE_PAIRS));
+    results.smallFiles = await measureSmallFiles();
+  }
+  if (opts.only !== 'files') results.trees = await measureTreePairs(pick(TREE_PAIRS), results.files);
+  results.machine.loadAverageAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
+  results.totalSeconds = (Date.now() - started) / 1000;
+  writeReports(results);
+}
+
+await main();
