@@ -192,7 +192,7 @@ describeDocker(
       const built = await buildImage(df, aToB);
       expect(built.exitCode, built.all).toBe(0);
 
-      const [a, delta, b] = await Promise.all([A, aToB, B].map((r) => inspectImage(r, { docker: DOCKER })));
+      const [a, delta, b] = await Promise.all([inspectImage(A, { docker: DOCKER }), inspectImage(aToB, { docker: DOCKER }), inspectImage(B, { docker: DOCKER })]);
       expect(delta.layers.slice(0, -1)).toEqual(a.layers); // FROM A plus one layer
       expect(delta.layers).toHaveLength(a.layers.length + 1);
       const meta = readDeltaImage(delta);

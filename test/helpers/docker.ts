@@ -4,10 +4,10 @@
  * of trees, builds from a Dockerfile on stdin), the runtime image, and an exact view of an
  * image's filesystem (docker save, layers flattened with whiteouts) to compare images by.
  */
-import { execa, type Result } from 'execa';
+import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
@@ -37,15 +37,17 @@ export function services(): DockerServices {
 export function describeDocker(name: string, body: () => void, opts: { needsRegistry?: boolean } = {}): void {
   const s = services();
   const missing = !s.engine.ok ? `Docker engine: ${s.engine.reason}` : opts.needsRegistry && !s.registry.ok ? `registry: ${s.registry.reason}` : undefined;
-  if (!missing) return describe(name, body);
-  if (process.env.CI === 'true') {
-    return describe(name, () => {
+  if (!missing) {
+    describe(name, body);
+  } else if (process.env.CI === 'true') {
+    describe(name, () => {
       it('has the Docker services it needs', () => {
         throw new Error(`cannot run Docker tests in CI: ${missing}`);
       });
     });
+  } else {
+    describe.skip(`${name} (skipped: ${missing})`, body);
   }
-  describe.skip(`${name} (skipped: ${missing})`, body);
 }
 
 export function registryAddress(): string {
@@ -67,15 +69,22 @@ export async function docker(args: string[], opts: { input?: string } = {}): Pro
  * Builds a Dockerfile given as text, without context unless `context` names a directory.
  * Resolves with the result, failed or not (`all` holds the build log).
  */
-export async function buildImage(dockerfile: string, tag: string, extraArgs: string[] = [], context?: string): Promise<Result> {
+export interface BuildResult {
+  exitCode: number;
+  /** stdout and stderr interleaved: the build log. */
+  all: string;
+}
+
+export async function buildImage(dockerfile: string, tag: string, extraArgs: string[] = [], context?: string): Promise<BuildResult> {
   // --network=none: the test daemon runs with --bridge=none, and a RUN needs no network anyway.
   const source = context ? ['-f', '-', context] : ['-'];
-  return execa(DOCKER, ['build', '--network=none', ...extraArgs, '-t', tag, ...source], {
+  const r = await execa(DOCKER, ['build', '--network=none', ...extraArgs, '-t', tag, ...source], {
     env: DOCKER_ENV,
     input: dockerfile,
     reject: false,
     all: true,
   });
+  return { exitCode: r.exitCode ?? -1, all: r.all ?? '' };
 }
 
 /** `tar | docker import`, keeping owners, modes, ns mtimes, xattrs and hardlinks of the tree. */
@@ -133,6 +142,9 @@ export async function ensureRuntimeImage(): Promise<string> {
       env: { DOCKER },
       all: true,
     });
+    for (const old of await readdir(stateDir)) {
+      if (old.startsWith('runtime-image.built-')) await rm(join(stateDir, old), { force: true });
+    }
     await writeFile(marker, RUNTIME_IMAGE);
     return RUNTIME_IMAGE;
   } finally {
@@ -193,8 +205,8 @@ export async function imageFilesystem(ref: string): Promise<Map<string, FsEntry>
   const done = (async () => {
     for await (const member of outer) {
       const name = member.header.name;
-      if (name.endsWith('layer.tar') || name.startsWith('blobs/')) layers.set(name, await readLayer(member));
-      else if (name === 'manifest.json') manifest = JSON.parse((await collect(member)).toString('utf8')) as { Layers: string[] }[];
+      if (name.endsWith('layer.tar') || name.startsWith('blobs/')) layers.set(name, await readLayer(member as unknown as Readable));
+      else if (name === 'manifest.json') manifest = JSON.parse((await collect(member as unknown as Readable)).toString('utf8')) as { Layers: string[] }[];
       else member.resume();
     }
   })();
@@ -216,10 +228,10 @@ async function readLayer(stream: Readable): Promise<LayerRecord[]> {
   const inner = tar.extract();
   const reading = (async () => {
     for await (const e of inner) {
-      const h = e.header as tar.Headers & { pax?: Record<string, string> };
+      const h = e.header;
       const path = normalize(h.name);
       const xattrs: Record<string, string> = {};
-      for (const [k, v] of Object.entries(h.pax ?? {})) {
+      for (const [k, v] of Object.entries((h.pax ?? {}) as Record<string, string>)) {
         if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice('SCHILY.xattr.'.length)] = Buffer.from(v, 'latin1').toString('hex');
       }
       const base = { mode: (h.mode ?? 0) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: Math.floor((h.mtime?.getTime() ?? 0) / 1000), xattrs };

@@ -6,7 +6,7 @@
  * there with the reason, and the Docker tests fail in CI (CI=true) or skip elsewhere.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,7 +61,8 @@ async function ensureEngine(): Promise<ServiceState> {
   if (await engineAnswers()) return { ok: true, detail: 'already running' };
   const logPath = join(tmpdir(), `deltaimg-test-dockerd-${process.pid}.log`);
   const log = openSync(logPath, 'a');
-  const child = spawn('dockerd', DOCKERD_FLAGS, { stdio: ['ignore', log, log], detached: true });
+  const dockerd = existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : 'dockerd';
+  const child = spawn(dockerd, DOCKERD_FLAGS, { stdio: ['ignore', log, log], detached: true });
   closeSync(log);
   const failedToSpawn = new Promise<string>((resolve) => child.on('error', (e) => resolve(e.message)));
   started.push({ name: 'dockerd', child });
@@ -104,7 +105,8 @@ async function startRegistry(): Promise<DockerServices['registry']> {
   );
   const logPath = join(registryDir, 'registry.log');
   const log = openSync(logPath, 'a');
-  const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', log, log], detached: true });
+  const registry = existsSync('/usr/bin/docker-registry') ? '/usr/bin/docker-registry' : 'docker-registry';
+  const child = spawn(registry, ['serve', config], { stdio: ['ignore', log, log], detached: true });
   closeSync(log);
   const spawnFailure = new Promise<string>((resolve) => child.on('error', (e) => resolve(e.message)));
   started.push({ name: 'docker-registry', child });
