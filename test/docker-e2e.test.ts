@@ -277,6 +277,33 @@ describeDocker(
       expect(r.all).toMatch(/deltaimg: error: /);
     });
 
+    it('device nodes and FIFOs: everything else matches; the final COPY turns nodes into empty files and drops FIFOs (documented Docker limit)', async () => {
+      const root = join(work, 'with-nodes');
+      await mkdir(join(root, 'dev'), { recursive: true });
+      await mkdir(join(root, 'bin'), { recursive: true });
+      await copyFile(join(work, 'probe'), join(root, 'bin/probe'));
+      fsext().mknod(Buffer.from(join(root, 'dev/null')), 'char', 0o666, 1, 3);
+      fsext().mknod(Buffer.from(join(root, 'dev/fifo')), 'fifo', 0o644, 0, 0);
+      await setMtimes(root);
+      const withNodes = images.name('app-with-nodes');
+      await importTree(root, withNodes, ['ENV PATH=/bin', 'WORKDIR /', 'CMD ["/bin/probe"]']);
+      const delta = images.name('app-a-to-nodes');
+      expect((await buildImage(await dockerfileFor(['diff', A, withNodes]), delta)).exitCode).toBe(0);
+      const restored = images.name('app-nodes-restored');
+      const applied = await buildImage(await dockerfileFor(['apply', delta]), restored);
+      expect(applied.exitCode, applied.all).toBe(0);
+
+      const [want, got] = await Promise.all([imageFilesystem(withNodes), imageFilesystem(restored)]);
+      const odd = (p: string) => p === 'dev/null' || p === 'dev/fifo';
+      expect(diffFilesystems(want, got, (p) => skipRoot(p) || odd(p))).toEqual([]);
+      expect(want.get('dev/null')).toMatchObject({ type: 'char', linkname: '1:3' });
+      expect(want.get('dev/fifo')?.type).toBe('fifo');
+      // BuildKit's COPY (the only way into a FROM scratch image) turns the node into an empty file
+      // and drops the FIFO. Containers never see it: Docker mounts its own /dev.
+      expect(got.get('dev/null')).toMatchObject({ type: 'file', size: 0, mode: want.get('dev/null')!.mode, uid: 0 });
+      expect(got.has('dev/fifo')).toBe(false);
+    });
+
     it('names a missing image and a non-delta image clearly', async () => {
       const missing = await deltaimg(['dockerfile', 'diff', A, 'deltaimg-test/not-there:1']);
       expect(missing.exitCode).toBe(1);
