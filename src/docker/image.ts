@@ -66,7 +66,7 @@ export function pickConfig(raw: Record<string, unknown> | null | undefined): Ima
     const v = raw?.[field];
     if (v === null || v === undefined || v === '') continue;
     if (Array.isArray(v) && v.length === 0 && field !== 'Cmd' && field !== 'Entrypoint') continue;
-    if (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0 && field !== 'Healthcheck') continue;
+    if (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0) continue;
     out[field] = v;
   }
   return out as ImageConfig;
