@@ -65,7 +65,11 @@ rm -rf "$root/node_modules/.bin" "$root/node_modules/.package-lock.json"
 # Smoke test before building: the staged runtime runs on its own loader and libraries.
 "$root/deltaimg" --version >/dev/null || die "the staged runtime does not start: $root/deltaimg --version failed"
 
+previous=$("$docker_bin" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 DOCKER_BUILDKIT=1 "$docker_bin" build --quiet --network=none -t "$tag" -f Dockerfile "$stage" >/dev/null
+current=$("$docker_bin" image inspect --format '{{.Id}}' "$tag")
+# The image this tag named before is now untagged: remove it unless something still uses it.
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then "$docker_bin" rmi "$previous" >/dev/null 2>&1 || true; fi
 size=$("$docker_bin" image inspect --format '{{.Size}}' "$tag")
 echo "built $tag ($((size / 1024 / 1024)) MiB: node $(( $(stat -c %s "$root/bin/node") / 1024 / 1024 )) MiB," \
   "lib $(du -sm "$root/lib" | cut -f1) MiB, node_modules $(du -sm "$root/node_modules" | cut -f1) MiB)"
