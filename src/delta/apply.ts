@@ -53,6 +53,7 @@ export async function applyDelta(
     return await buildDirAtomically(outRoot, async (work) => {
       const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch), pool, progress);
       await restorer.restore(records);
+      verifyTargetDigest(records, header, srcRoot);
       return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
     });
   } finally {
@@ -62,20 +63,30 @@ export async function applyDelta(
   }
 }
 
-/** All records, structurally checked, and matching the header's target tree digest. */
+/** All records, structurally checked. */
 async function loadRecords(deltaDir: string, header: DeltaHeader): Promise<DeltaRecord[]> {
   const checker = new RecordChecker();
-  const digest = new TreeDigest();
   const records: DeltaRecord[] = [];
   for await (const r of readEntries(join(deltaDir, header.entries.file), header.entries)) {
     checker.check(r);
-    digest.add(r);
     records.push(r);
   }
-  if (digest.digest() !== header.target.treeSha256) {
-    throw new DeltaimgError('CORRUPT_DELTA', `${deltaDir}: entries do not match the header's target tree digest; copy the delta again`);
-  }
   return records;
+}
+
+/**
+ * The last check before OUT_ROOT appears: the restored tree (with the full sha256 of every
+ * file, including those copied from the source) must have the digest the delta was made for.
+ */
+function verifyTargetDigest(records: readonly DeltaRecord[], header: DeltaHeader, srcRoot: string): void {
+  const digest = new TreeDigest();
+  for (const r of records) digest.add(r);
+  if (digest.digest() !== header.target.treeSha256) {
+    throw new DeltaimgError(
+      'WRONG_SOURCE',
+      `the tree rebuilt from ${srcRoot} does not match the delta's target (tree sha256 differs); apply the delta to the tree or image it was made from`,
+    );
+  }
 }
 
 class Restorer {
@@ -147,12 +158,14 @@ class Restorer {
       case 'copy': {
         const from = c.op === 'same' ? r.path : c.from;
         const written = await restoreFile(await this.source.open(from), abs, { brotli: false });
-        if (written.sha256 !== r.sha256) throw wrongSource(from, r.sha256, written.sha256);
+        // The record holds a prefix of the hash; the full one joins the target tree digest.
+        if (!written.sha256.startsWith(r.sha256)) throw wrongSource(from, r.sha256, written.sha256);
+        r.sha256 = written.sha256;
         return written;
       }
       case 'vcdiff': {
         await this.source.verify(c.from, c.fromSha256);
-        const delta = await this.payloads.materialize(c.payload, displayPath(r.path));
+        const delta = await this.payloads.materialize(c.payload, displayPath(r.path), { brotli: c.brotli });
         try {
           const out = await this.pool.decodeFile(await this.source.path(c.from), delta.path, abs);
           return { bytes: out.outputBytes, sha256: out.outputSha256 };

@@ -64,7 +64,9 @@ export type Payload = { blob: string } | { inline: Buffer };
 export type ContentOp =
   | { op: 'same' } // source file at the same path, identical bytes
   | { op: 'copy'; from: RelPath } // identical bytes at another source path
-  | { op: 'vcdiff'; from: RelPath; fromSha256: string; payload: Payload }
+  // `brotli`: the VCDIFF (made without secondary compression) is itself brotli-compressed,
+  // which beats xdelta3's own secondary compressors on real binaries.
+  | { op: 'vcdiff'; from: RelPath; fromSha256: string; brotli: boolean; payload: Payload }
   | { op: 'brotli'; payload: Payload }
   | { op: 'raw'; payload: Payload };
 

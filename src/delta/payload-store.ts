@@ -4,8 +4,11 @@
  * a tar member's overhead, returned inline to be kept inside the record.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createBrotliDecompress } from 'node:zlib';
+import { lstat, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { BLOBS_DIR, type Payload } from './format.js';
@@ -60,15 +63,23 @@ export class PayloadReader {
    * A file path holding the payload's bytes, checked against its name's sha256.
    * Inline payloads are written to the scratch dir; `release` removes such copies.
    */
-  async materialize(payload: Payload, forPath: string): Promise<{ path: string; release(): Promise<void> }> {
-    if ('inline' in payload) {
-      const path = join(this.scratchDir, `inline-${randomBytes(8).toString('hex')}`);
-      await writeFile(path, payload.inline);
-      return { path, release: () => unlink(path).catch(() => {}) };
+  async materialize(
+    payload: Payload,
+    forPath: string,
+    opts: { brotli?: boolean } = {},
+  ): Promise<{ path: string; release(): Promise<void> }> {
+    if ('blob' in payload) await this.verifyBlob(payload.blob, forPath);
+    if (!opts.brotli && 'blob' in payload) return { path: this.blobPath(payload.blob), release: async () => {} };
+    const path = join(this.scratchDir, `payload-${randomBytes(8).toString('hex')}`);
+    const input = 'inline' in payload ? Readable.from([payload.inline]) : createReadStream(this.blobPath(payload.blob));
+    try {
+      if (opts.brotli) await pipeline(input, createBrotliDecompress(), createWriteStream(path, { flags: 'wx' }));
+      else await pipeline(input, createWriteStream(path, { flags: 'wx' }));
+    } catch (err) {
+      await unlink(path).catch(() => {});
+      throw new DeltaimgError('CORRUPT_DELTA', `payload for ${forPath} cannot be decompressed (${(err as Error).message}); the delta is damaged`);
     }
-    const path = this.blobPath(payload.blob);
-    await this.verifyBlob(payload.blob, forPath);
-    return { path, release: async () => {} };
+    return { path, release: () => unlink(path).catch(() => {}) };
   }
 
   async verifyBlob(sha256: string, forPath: string): Promise<void> {

@@ -34,7 +34,9 @@ export function encodeRecord(r: DeltaRecord): string {
   switch (r.kind) {
     case 'file':
       o.size = r.size;
-      o.sha256 = r.sha256;
+      // Bytes copied from the source need only a short per-file check; the full hashes are
+      // covered by the header's target tree digest (docs/format.md, 'What apply checks').
+      o.sha256 = isSourceCopy(r.content) ? r.sha256.slice(0, SOURCE_COPY_SHA_CHARS) : r.sha256;
       o.content = encodeContent(r.content);
       break;
     case 'symlink':
@@ -62,7 +64,13 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
     case 'copy':
       return { op: 'copy', from: bytesToJson(c.from) };
     case 'vcdiff':
-      return { op: 'vcdiff', from: bytesToJson(c.from), fromSha256: c.fromSha256, ...encodePayload(c.payload) };
+      return {
+        op: 'vcdiff',
+        from: bytesToJson(c.from),
+        fromSha256: c.fromSha256,
+        ...(c.brotli ? { brotli: true } : {}),
+        ...encodePayload(c.payload),
+      };
     case 'brotli':
     case 'raw':
       return { op: c.op, ...encodePayload(c.payload) };
@@ -91,13 +99,11 @@ export function decodeRecord(text: string, line: number): DeltaRecord {
   const base = { path, meta };
   switch (o.kind) {
     case 'file':
-      return {
-        ...base,
-        kind: 'file',
-        size: uint(o.size, 'size', line),
-        sha256: sha(o.sha256, 'sha256', line),
-        content: decodeContent(o.content, line),
-      };
+    {
+      const content = decodeContent(o.content, line);
+      const sha256 = isSourceCopy(content) ? shaPrefix(o.sha256, line) : sha(o.sha256, 'sha256', line);
+      return { ...base, kind: 'file', size: uint(o.size, 'size', line), sha256, content };
+    }
     case 'dir':
     case 'fifo':
       return { ...base, kind: o.kind };
@@ -141,6 +147,7 @@ function decodeContent(c: unknown, line: number): ContentOp {
         op: 'vcdiff',
         from: bytesFromJson(c.from, 'from', line) as RelPath,
         fromSha256: sha(c.fromSha256, 'fromSha256', line),
+        brotli: c.brotli === true,
         payload: decodePayload(c, line),
       };
     case 'brotli':
@@ -149,6 +156,20 @@ function decodeContent(c: unknown, line: number): ContentOp {
     default:
       throw bad(line, `has unknown content op ${JSON.stringify(c.op)}`);
   }
+}
+
+/** Hex digits of sha256 kept for files whose bytes are copied from the source (`same`, `copy`). */
+export const SOURCE_COPY_SHA_CHARS = 16;
+
+export function isSourceCopy(c: ContentOp): boolean {
+  return c.op === 'same' || c.op === 'copy';
+}
+
+function shaPrefix(v: unknown, line: number): string {
+  if (typeof v !== 'string' || !/^[0-9a-f]+$/.test(v) || (v.length !== SOURCE_COPY_SHA_CHARS && v.length !== 64)) {
+    throw bad(line, 'has invalid sha256');
+  }
+  return v;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
