@@ -49,8 +49,10 @@ export function diffDockerfile(input: DiffDockerfileInput): string {
     '',
     `# Stage 1: deltaimg (self-contained, no shell needed) compares the two roots, mounted read-only.`,
     `FROM scratch AS deltaimg-delta`,
-    `RUN ${bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT)} ${bind(a, '/', SRC)} ${bind(b, '/', DST)} \\`,
-    `    ${execForm([LAUNCHER, 'diff', SRC, DST, '--out', DELTA_PATH, '--annotations-json', annotations])}`,
+    runWithMounts(
+      [bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT), bind(a, '/', SRC), bind(b, '/', DST)],
+      [LAUNCHER, 'diff', SRC, DST, '--out', DELTA_PATH, '--annotations-json', annotations],
+    ),
     '',
     input.linked
       ? `# Stage 2: the base image plus one layer holding the delta.`
@@ -86,14 +88,19 @@ export function applyDockerfile(input: ApplyDockerfileInput): string {
     `# Stage 1: the source root (${input.meta.base.ref}, ${input.meta.base.id}) and the delta; deltaimg checks the`,
     `# source against the delta, then writes the target root to ${OUT}.`,
     `FROM scratch AS deltaimg-applied`,
-    `RUN ${[bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT), ...mounts].join(' ')} \\`,
-    `    ${execForm([LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT])}`,
+    runWithMounts([bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT), ...mounts], [LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT]),
     '',
     `# Stage 2: the target root as one layer, and the target's config.`,
     `FROM scratch`,
     `COPY --from=deltaimg-applied ${OUT}/ /`,
     ...configInstructions(input.meta.target.config),
   );
+}
+
+/** An exec-form RUN with one --mount per continued line. */
+function runWithMounts(mounts: string[], args: string[]): string {
+  const [first, ...rest] = [...mounts, execForm(args)];
+  return [`RUN ${first}`, ...rest.map((line) => `    ${line}`)].join(' \\\n');
 }
 
 /** A read-only bind mount of `source` inside image `from` at `target` for one RUN. */
