@@ -1,0 +1,249 @@
+/**
+ * The bsdiff matching pass (after C. Percival, "Naive differences of executable code"):
+ * walk the target, find exact matches in the source through its suffix array, and grow each
+ * into an *approximate* match wherever at least half the bytes agree. Approximate regions
+ * are stored as bytewise differences (target - source, mostly zero in recompiled code,
+ * where only embedded addresses shifted), the rest of the target verbatim as "extra" bytes.
+ */
+import { buildSuffixArray } from './suffix-array.js';
+
+/** One control step: add `diffLength` bytes, copy `extraLength` bytes, then move the source cursor by `seek`. */
+export interface ControlStep {
+  diffLength: number;
+  extraLength: number;
+  seek: number;
+}
+
+export interface Delta {
+  steps: ControlStep[];
+  /** target - source bytes of all approximate matches, in target order */
+  diff: Uint8Array;
+  /** target bytes not covered by any approximate match, in target order */
+  extra: Uint8Array;
+}
+
+/**
+ * An exact match must beat the current alignment by more than this many bytes before the
+ * encoder switches to it (a new control step costs a few bytes and breaks the zero runs).
+ */
+const SWITCH_MARGIN = 8;
+
+/**
+ * Exact matches at least this long are taken at once. Without it, long repeats (padding,
+ * tables) make the scan re-search the same region byte by byte: quadratic time.
+ */
+const TAKE_AT_ONCE = 4096;
+
+/** Longest-common-prefix search of target suffixes in the source's suffix array. */
+class SourceIndex {
+  private readonly sa: Int32Array;
+  /** start of the best match found by the last `longest()` call */
+  position = 0;
+
+  constructor(private readonly source: Uint8Array) {
+    this.sa = buildSuffixArray(source);
+  }
+
+  private commonPrefix(sourceAt: number, target: Uint8Array, targetAt: number, known: number): number {
+    const source = this.source;
+    const limit = Math.min(source.length - sourceAt, target.length - targetAt);
+    let n = known;
+    while (n < limit && source[sourceAt + n] === target[targetAt + n]) n++;
+    return n;
+  }
+
+  /** Length of the longest source substring equal to a prefix of target[at..]; sets `position`. */
+  longest(target: Uint8Array, at: number): number {
+    const sa = this.sa;
+    const source = this.source;
+    if (sa.length === 0) return 0;
+    let lo = 0;
+    let hi = sa.length - 1;
+    let lcpLo = this.commonPrefix(sa[lo]!, target, at, 0);
+    let lcpHi = this.commonPrefix(sa[hi]!, target, at, 0);
+    // Invariant: suffix sa[lo] <= target[at..] <= suffix sa[hi], except at the array ends.
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      const start = sa[mid]!;
+      // Every suffix between lo and hi shares min(lcpLo, lcpHi) bytes with the target.
+      const n = this.commonPrefix(start, target, at, Math.min(lcpLo, lcpHi));
+      const targetEnded = at + n === target.length;
+      const sourceEnded = start + n === source.length;
+      if (!targetEnded && (sourceEnded || source[start + n]! < target[at + n]!)) {
+        lo = mid;
+        lcpLo = n;
+      } else {
+        hi = mid;
+        lcpHi = n;
+      }
+    }
+    if (lcpLo >= lcpHi) {
+      this.position = sa[lo]!;
+      return lcpLo;
+    }
+    this.position = sa[hi]!;
+    return lcpHi;
+  }
+}
+
+/** Computes the control steps and the diff / extra streams turning `source` into `target`. */
+export function computeDelta(source: Uint8Array, target: Uint8Array): Delta {
+  return new DeltaBuilder(source, target).run();
+}
+
+class DeltaBuilder {
+  private readonly index: SourceIndex;
+  private readonly steps: ControlStep[] = [];
+  private readonly diff: Uint8Array;
+  private readonly extra: Uint8Array;
+  private diffLength = 0;
+  private extraLength = 0;
+  /** target offset up to which steps have been emitted */
+  private doneTarget = 0;
+  /** source offset paired with doneTarget (where the next step's diff starts, before backward growth) */
+  private doneSource = 0;
+  /** source offset minus target offset of the alignment in force */
+  private alignment = 0;
+
+  constructor(
+    private readonly source: Uint8Array,
+    private readonly target: Uint8Array,
+  ) {
+    this.index = new SourceIndex(source);
+    this.diff = new Uint8Array(target.length);
+    this.extra = new Uint8Array(target.length);
+  }
+
+  /** 1 when target[t] equals the source byte at t under the current alignment. */
+  private agreesAligned(t: number): number {
+    const s = t + this.alignment;
+    return s >= 0 && s < this.source.length && this.source[s] === this.target[t] ? 1 : 0;
+  }
+
+  run(): Delta {
+    const target = this.target;
+    let scan = 0;
+    let matchLength = 0;
+    let matchSource = 0;
+    while (scan < target.length) {
+      // Look for an exact match that beats what the current alignment already gives.
+      let alignedScore = 0;
+      scan += matchLength;
+      let scored = scan;
+      for (; scan < target.length; scan++) {
+        matchLength = this.index.longest(target, scan);
+        matchSource = this.index.position;
+        for (; scored < scan + matchLength; scored++) alignedScore += this.agreesAligned(scored);
+        const sameAsAligned = matchLength === alignedScore && matchLength !== 0;
+        if (sameAsAligned || matchLength > alignedScore + SWITCH_MARGIN || matchLength >= TAKE_AT_ONCE) break;
+        alignedScore -= this.agreesAligned(scan);
+      }
+      if (matchLength !== alignedScore || scan === target.length) {
+        this.emitUpTo(scan, matchSource);
+        this.alignment = matchSource - scan;
+      }
+    }
+    return {
+      steps: this.steps,
+      diff: this.diff.subarray(0, this.diffLength),
+      extra: this.extra.subarray(0, this.extraLength),
+    };
+  }
+
+  /**
+   * Closes the region from doneTarget to the new match at target `scan` / source `matchSource`:
+   * grows the previous alignment forwards and the new match backwards while at least half
+   * the bytes agree, splits any overlap where it scores best, and emits one control step.
+   */
+  private emitUpTo(scan: number, matchSource: number): void {
+    let forward = this.growForward(scan);
+    let backward = scan < this.target.length ? this.growBackward(scan, matchSource) : 0;
+    const overlap = this.doneTarget + forward - (scan - backward);
+    if (overlap > 0) {
+      const keep = this.bestSplit(overlap, forward, scan - backward, matchSource - backward);
+      forward += keep - overlap;
+      backward -= keep;
+    }
+    const extraStart = this.doneTarget + forward;
+    const extraEnd = scan - backward;
+    this.pushDiff(forward);
+    this.extra.set(this.target.subarray(extraStart, extraEnd), this.extraLength);
+    this.extraLength += extraEnd - extraStart;
+    const nextSource = matchSource - backward;
+    this.pushStep({ diffLength: forward, extraLength: extraEnd - extraStart, seek: nextSource - (this.doneSource + forward) });
+    this.doneTarget = extraEnd;
+    this.doneSource = nextSource;
+  }
+
+  /** Length after doneTarget (aligned with doneSource) that maximises 2*agreeing - length. */
+  private growForward(scan: number): number {
+    const { source, target } = this;
+    let agree = 0;
+    let bestScore = 0;
+    let best = 0;
+    for (let i = 0; this.doneTarget + i < scan && this.doneSource + i < source.length; ) {
+      if (source[this.doneSource + i] === target[this.doneTarget + i]) agree++;
+      i++;
+      if (agree * 2 - i > bestScore * 2 - best) {
+        bestScore = agree;
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  /** Length before `scan` (aligned with matchSource) that maximises 2*agreeing - length. */
+  private growBackward(scan: number, matchSource: number): number {
+    const { source, target } = this;
+    let agree = 0;
+    let bestScore = 0;
+    let best = 0;
+    for (let i = 1; scan >= this.doneTarget + i && matchSource >= i; i++) {
+      if (source[matchSource - i] === target[scan - i]) agree++;
+      if (agree * 2 - i > bestScore * 2 - best) {
+        bestScore = agree;
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * The forward and backward growths overlap by `overlap` target bytes; returns how many of
+   * them the forward side keeps, chosen where the forward alignment agrees most relative to
+   * the backward one.
+   */
+  private bestSplit(overlap: number, forward: number, backStartTarget: number, backStartSource: number): number {
+    const { source, target } = this;
+    const fwdTarget = this.doneTarget + forward - overlap;
+    const fwdSource = this.doneSource + forward - overlap;
+    let score = 0;
+    let bestScore = 0;
+    let keep = 0;
+    for (let i = 0; i < overlap; i++) {
+      if (target[fwdTarget + i] === source[fwdSource + i]) score++;
+      if (target[backStartTarget + i] === source[backStartSource + i]) score--;
+      if (score > bestScore) {
+        bestScore = score;
+        keep = i + 1;
+      }
+    }
+    return keep;
+  }
+
+  /** An empty step only moves the source cursor: fold it into the previous one (decoders reject empty steps after the first). */
+  private pushStep(step: ControlStep): void {
+    const previous = this.steps[this.steps.length - 1];
+    if (previous && step.diffLength === 0 && step.extraLength === 0) previous.seek += step.seek;
+    else this.steps.push(step);
+  }
+
+  private pushDiff(length: number): void {
+    const { source, target, diff } = this;
+    const t0 = this.doneTarget;
+    const s0 = this.doneSource;
+    let d = this.diffLength;
+    for (let i = 0; i < length; i++) diff[d++] = (target[t0 + i]! - source[s0 + i]!) & 0xff;
+    this.diffLength = d;
+  }
+}
