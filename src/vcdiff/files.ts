@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
-import { ioError } from '../util/errors.js';
+import { DeltaimgError, ioError } from '../util/errors.js';
 import { runDecode, runEncode, type DecodeResult, type EncodeResult, type JobStats } from './engine.js';
 import type { AppHeader } from './header.js';
 import { fingerprintSource } from './header.js';
@@ -18,6 +18,17 @@ export type OutputArg = PathLike | Writable;
 
 function isPath(x: unknown): x is PathLike {
   return typeof x === 'string' || Buffer.isBuffer(x);
+}
+
+function isStream(x: unknown): boolean {
+  return typeof x === 'object' && x !== null && typeof (x as { pipe?: unknown }).pipe === 'function';
+}
+
+/** Callers from plain JavaScript get a usage error, not a TypeError deep inside. */
+function checkArgs(source: unknown, input: unknown, output: unknown): void {
+  if (source !== null && !isPath(source)) throw new DeltaimgError('USAGE', 'vcdiff: source must be a path (string or Buffer) or null');
+  if (!isPath(input) && !isStream(input)) throw new DeltaimgError('USAGE', 'vcdiff: input must be a path (string or Buffer) or a Readable');
+  if (!isPath(output) && !isStream(output)) throw new DeltaimgError('USAGE', 'vcdiff: output must be a path (string or Buffer) or a Writable');
 }
 
 function tempBeside(path: PathLike): PathLike {
@@ -76,6 +87,7 @@ export async function encodeAny(
   delta: OutputArg,
   opts?: VcdiffOptions,
 ): Promise<EncodeResult & JobStats> {
+  checkArgs(sourcePath, target, delta);
   const source = await openSource(sourcePath);
   let opened: OpenedInput | null = null;
   try {
@@ -104,6 +116,7 @@ export async function decodeAny(
   out: OutputArg,
   opts?: VcdiffOptions,
 ): Promise<DecodeResult & JobStats> {
+  checkArgs(sourcePath, delta, out);
   const source = await openSource(sourcePath);
   let opened: OpenedInput | null = null;
   try {
