@@ -48,8 +48,8 @@ const TREE_PAIRS = [
 
 const TOOLS = {
   ours: {
-    encode: (a, b, d) => ['node', CLI, 'vcdiff', 'encode', '-9', '--secondary', 'djw', '-B', String(WINDOW), '-s', a, b, d],
-    decode: (a, d, o) => ['node', CLI, 'vcdiff', 'decode', '-B', String(WINDOW), '-s', a, d, o],
+    encode: (a, b, d) => ['node', CLI, 'vcdiff', 'encode', '--level', '9', '--secondary', 'djw', '--window', String(WINDOW), '-q', '-s', a, b, d],
+    decode: (a, d, o) => ['node', CLI, 'vcdiff', 'decode', '--window', String(WINDOW), '-q', '-s', a, d, o],
   },
   xdelta3: {
     // -D / -R: no external (de)compression of gzip'd inputs, like a library user (and like ours).

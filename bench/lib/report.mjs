@@ -275,8 +275,8 @@ const METHOD = `## Method
   deltaimg runs as \`node dist/cli/main.js ...\`, so its times include node start-up and wasm compilation.
 - One run of each measurement, page cache warm (the inputs were just read), on a machine shared with other work
   (see the load averages above): treat differences of a few percent as noise.
-- File pairs: \`deltaimg vcdiff encode -9 --secondary djw -B 64MiB -s A B D\` / \`deltaimg vcdiff decode -B 64MiB -s A D OUT\`;
-  \`xdelta3 -e -9 -S djw -B 67108864 -s A B D\` / \`xdelta3 -d -B 67108864 -s A D OUT\`;
+- File pairs: \`deltaimg vcdiff encode --level 9 --secondary djw --window 67108864 -s A B D\` / \`deltaimg vcdiff decode --window 67108864 -s A D OUT\`;
+  \`xdelta3 -e -D -9 -S djw -B 67108864 -s A B D\` / \`xdelta3 -d -R -B 67108864 -s A D OUT\` (-D/-R: no external gzip (de)compression);
   \`zstd -19 --long=31 --patch-from=A B\` / \`zstd -d --long=31 --patch-from=A\`. Every decoded file is compared with B.
 - Tree pairs: \`deltaimg diff A B --out D\`, layer size = \`tar -C D -c . | gzip -6 | wc -c\`; \`deltaimg apply A D --out OUT\`,
   OUT compared with B (entries, types, modes, owners, symlink targets, device numbers, bytes; mtimes reported apart).
