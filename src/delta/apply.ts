@@ -4,6 +4,7 @@
  * result into place only when all of it is right.
  */
 import { createReadStream } from 'node:fs';
+import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -17,12 +18,12 @@ import { Limiter } from '../util/limiter.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { TreeDigest } from './digest.js';
 import { readEntries } from './entries-file.js';
-import { restoreFile, type Written } from './file-codecs.js';
+import { copySmallFileSync, restoreFile, SYNC_COPY_MAX_BYTES, writeSmallFileSync, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { readHeader } from './header.js';
 import { PayloadReader } from './payload-store.js';
 import { RecordChecker } from './record-checks.js';
-import { SourceTree, wrongSource } from './source-tree.js';
+import { sourceReadError, SourceTree, wrongSource } from './source-tree.js';
 
 export interface ApplyOptions {
   progress?: Progress;
@@ -96,6 +97,7 @@ class Restorer {
   private readonly limiter: Limiter;
   private totalFiles = 0;
   private totalBytes = 0;
+  private lastYield = Date.now();
 
   constructor(
     private readonly out: string,
@@ -151,20 +153,37 @@ class Restorer {
     this.progress.update({ label: 'apply', done: this.files, total: this.totalFiles, bytesDone: this.bytes, bytesTotal: this.totalBytes });
   }
 
+  /** A synchronous copy of a small source file; yields now and then so workers' results get through. */
+  private async copySmall(from: RelPath, abs: Buffer): Promise<Written> {
+    const source = await this.source.path(from);
+    if (Date.now() - this.lastYield > YIELD_EVERY_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.lastYield = Date.now();
+    }
+    try {
+      return copySmallFileSync(source, abs);
+    } catch (err) {
+      throw sourceReadError(from, err);
+    }
+  }
+
   private async writeContent(r: FileRecord, abs: Buffer): Promise<Written> {
     const c = r.content;
     switch (c.op) {
       case 'same':
       case 'copy': {
         const from = c.op === 'same' ? r.path : c.from;
-        const written = await restoreFile(await this.source.open(from), abs, { brotli: false });
+        const written =
+          r.size <= SYNC_COPY_MAX_BYTES
+            ? await this.copySmall(from, abs)
+            : await restoreFile(await this.source.open(from), abs, { brotli: false });
         // The record holds a prefix of the hash; the full one joins the target tree digest.
         if (!written.sha256.startsWith(r.sha256)) throw wrongSource(from, r.sha256, written.sha256);
         r.sha256 = written.sha256;
         return written;
       }
       case 'vcdiff': {
-        await this.source.verify(c.from, c.fromSha256);
+        await this.source.verify(c.from, c.fromSha256, r.size);
         const delta = await this.payloads.materialize(c.payload, displayPath(r.path), { brotli: c.brotli });
         try {
           const out = await this.pool.decodeFile(await this.source.path(c.from), delta.path, abs);
@@ -173,8 +192,9 @@ class Restorer {
           await delta.release();
         }
       }
-      case 'brotli':
-      case 'raw': {
+      case 'raw':
+      case 'brotli': {
+        if (c.op === 'raw' && 'inline' in c.payload) return writeSmallFileSync(c.payload.inline, abs);
         const payload = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
           return await restoreFile(createReadStream(payload.path), abs, { brotli: c.op === 'brotli' });
@@ -185,6 +205,9 @@ class Restorer {
     }
   }
 }
+
+/** Event-loop turns are given back this often during runs of synchronous copies. */
+const YIELD_EVERY_MS = 20;
 
 /** Errors from the engine or zlib name a blob; say which target file it was for. */
 function withPath(r: FileRecord, err: unknown): unknown {

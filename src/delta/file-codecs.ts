@@ -3,7 +3,16 @@
  * also hashes what it writes (encode) or what it restores (apply).
  */
 import { createHash } from 'node:crypto';
-import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
+import {
+  closeSync,
+  constants as fsc,
+  createReadStream,
+  createWriteStream,
+  fstatSync,
+  openSync,
+  readSync,
+  writeSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -66,4 +75,70 @@ function hashingCounter(): { stream: Transform; result(): Written } {
     },
   });
   return { stream, result: () => ({ bytes, sha256: hash.digest('hex') }) };
+}
+
+/** Files up to this size are copied with synchronous calls (see copySmallFileSync). */
+export const SYNC_COPY_MAX_BYTES = 1 << 20;
+const syncBuffer = Buffer.allocUnsafe(256 * 1024);
+
+/**
+ * Copies a small source file into a new output file, hashing it on the way, with
+ * synchronous calls: for the thousands of small files of a root filesystem, the async
+ * API's threadpool round trips cost far more than the copy. The source is opened with
+ * O_NOFOLLOW and must be a regular file; the output is created with O_EXCL | O_NOFOLLOW.
+ */
+export function copySmallFileSync(source: Buffer, output: Buffer): Written {
+  const input = openSync(source, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  let out: number | undefined;
+  try {
+    if (!fstatSync(input).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
+    out = openSync(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for (;;) {
+      const n = readSync(input, syncBuffer, 0, syncBuffer.length, null);
+      if (n === 0) break;
+      const chunk = syncBuffer.subarray(0, n);
+      hash.update(chunk);
+      writeAllSync(out, chunk);
+      bytes += n;
+    }
+    return { bytes, sha256: hash.digest('hex') };
+  } finally {
+    closeSync(input);
+    if (out !== undefined) closeSync(out);
+  }
+}
+
+/** Writes a small in-memory payload (an inline raw file) into a new output file. */
+export function writeSmallFileSync(data: Buffer, output: Buffer): Written {
+  const out = openSync(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  try {
+    writeAllSync(out, data);
+  } finally {
+    closeSync(out);
+  }
+  return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+function writeAllSync(fd: number, data: Buffer): void {
+  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
+}
+
+/** sha256 of a small file with synchronous reads (O_NOFOLLOW); see copySmallFileSync for why. */
+export function hashSmallFileSync(path: Buffer | string): Written {
+  const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for (;;) {
+      const n = readSync(fd, syncBuffer, 0, syncBuffer.length, null);
+      if (n === 0) break;
+      hash.update(syncBuffer.subarray(0, n));
+      bytes += n;
+    }
+    return { bytes, sha256: hash.digest('hex') };
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -8,7 +8,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress } from 'node:zlib';
-import { lstat, readFile, rename, unlink } from 'node:fs/promises';
+import { lstat, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { hashSmallFileSync, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
 import { join } from 'node:path';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { BLOBS_DIR, type Payload } from './format.js';
@@ -86,7 +87,7 @@ export class PayloadReader {
     const path = this.blobPath(sha256);
     let actual: string;
     try {
-      actual = await hashStream(createReadStream(path));
+      actual = (await stat(path)).size <= SYNC_COPY_MAX_BYTES ? hashSmallFileSync(path).sha256 : await hashStream(createReadStream(path));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is missing from the delta; copy the delta again`);

@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { RelPath } from '../tree/entry.js';
 import { displayPath, parentOf, toFsPath } from '../tree/paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { openSourceStream } from './file-codecs.js';
+import { hashSmallFileSync, openSourceStream, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
 import { hashStream } from './payload-store.js';
 
 export class SourceTree {
@@ -27,19 +27,28 @@ export class SourceTree {
   async open(rel: RelPath): Promise<Readable> {
     const abs = await this.path(rel);
     return openSourceStream(abs).catch((err: unknown) => {
-      throw missingSource(rel, err);
+      throw sourceReadError(rel, err);
     });
   }
 
   /** Checks the file's sha256 once (a file used as a base by several targets is read once for this). */
-  async verify(rel: RelPath, expectedSha256: string): Promise<void> {
+  async verify(rel: RelPath, expectedSha256: string, size: number): Promise<void> {
     let hashing = this.verified.get(rel);
     if (!hashing) {
-      hashing = this.open(rel).then(hashStream);
+      hashing = size <= SYNC_COPY_MAX_BYTES ? this.hashSmall(rel) : this.open(rel).then(hashStream);
       this.verified.set(rel, hashing);
     }
     const actual = await hashing;
     if (actual !== expectedSha256) throw wrongSource(rel, expectedSha256, actual);
+  }
+
+  private async hashSmall(rel: RelPath): Promise<string> {
+    const abs = await this.path(rel);
+    try {
+      return hashSmallFileSync(abs).sha256;
+    } catch (err) {
+      throw sourceReadError(rel, err);
+    }
   }
 
   private checkDir(rel: RelPath): Promise<void> {
@@ -58,7 +67,7 @@ export class SourceTree {
     try {
       st = await lstat(toFsPath(this.root, rel));
     } catch (err) {
-      throw missingSource(rel, err);
+      throw sourceReadError(rel, err);
     }
     if (!st.isDirectory()) {
       throw new DeltaimgError(
@@ -77,7 +86,7 @@ export function wrongSource(rel: RelPath, expected: string, actual: string): Del
   );
 }
 
-function missingSource(rel: RelPath, err: unknown): DeltaimgError {
+export function sourceReadError(rel: RelPath, err: unknown): DeltaimgError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EINVAL') {
     return new DeltaimgError(
