@@ -1,0 +1,316 @@
+/**
+ * bsdiff on real recompiled binaries (round trips, size against VCDIFF+brotli), edge sizes,
+ * non-UTF-8 paths, and rejection of damaged, truncated, hostile and mismatched patches
+ * without leaving OUT behind.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BSDIFF_MAX_SOURCE_BYTES, bsdiffDecode, bsdiffEncode, buildSuffixArray } from '../src/bsdiff/index.js';
+import { encodeHeader, HEADER_BYTES, VarintWriter } from '../src/bsdiff/format.js';
+import { DeltaimgError, type ErrorCode } from '../src/util/errors.js';
+import { encodeFile } from '../src/vcdiff/index.js';
+import { esbuildBinaryPair, type FilePair } from './helpers/real-data.js';
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'deltaimg-bsdiff-'));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function p(name: string): string {
+  return join(dir, name);
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Deterministic pseudo-random bytes (xorshift), so failures reproduce. */
+function noise(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Encodes, decodes into a fresh OUT, checks every byte and the reported sizes and hashes. */
+async function roundTrip(source: string, target: string, name: string) {
+  const patch = p(`${name}.bsd`);
+  const out = p(`${name}.out`);
+  const enc = await bsdiffEncode(source, target, patch);
+  const patchBytes = await readFile(patch);
+  expect(enc.bytes).toBe(patchBytes.length);
+  expect(enc.sha256).toBe(sha256(patchBytes));
+  const dec = await bsdiffDecode(source, patch, out);
+  const want = await readFile(target);
+  const got = await readFile(out);
+  expect(got.equals(want)).toBe(true);
+  expect(dec.outputBytes).toBe(want.length);
+  expect(dec.outputSha256).toBe(sha256(want));
+  return { patch, out, bytes: enc.bytes };
+}
+
+async function writeBytes(name: string, bytes: Uint8Array): Promise<string> {
+  await writeFile(p(name), bytes);
+  return p(name);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<DeltaimgError> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DeltaimgError);
+  return err as DeltaimgError;
+}
+
+async function expectDecodeRejected(source: string, patch: string, code: ErrorCode, mentions: RegExp) {
+  const out = p(`rejected-${Math.random().toString(36).slice(2)}.out`);
+  const err = await rejection(bsdiffDecode(source, patch, out));
+  expect(err.code).toBe(code);
+  expect(err.message).toMatch(mentions);
+  expect(err.message).not.toContain('\n');
+  expect(existsSync(out)).toBe(false);
+  return err;
+}
+
+describe('suffix array', () => {
+  function naive(text: Uint8Array): number[] {
+    const order = [...Array(text.length).keys()];
+    return order.sort((a, b) => Buffer.compare(text.subarray(a), text.subarray(b)));
+  }
+
+  it('sorts the suffixes of small texts over tiny and full alphabets exactly like a naive sort', () => {
+    for (let trial = 0; trial < 400; trial++) {
+      const alphabet = [1, 2, 3, 4, 256][trial % 5]!;
+      const text = noise(trial % 97, trial + 1).map((b) => b % alphabet);
+      expect([...buildSuffixArray(text)]).toEqual(naive(text));
+    }
+    const periodic = Buffer.from('abaabaabaabaabaaba'.repeat(20));
+    expect([...buildSuffixArray(periodic)]).toEqual(naive(periodic));
+    expect([...buildSuffixArray(new Uint8Array(0))]).toEqual([]);
+  });
+});
+
+describe('round trips on real binaries', () => {
+  let esbuild: FilePair;
+  beforeAll(async () => {
+    esbuild = await esbuildBinaryPair();
+  });
+
+  it('esbuild 0.20.1 -> 0.20.2 (9 MB Go executables)', async () => {
+    const { bytes } = await roundTrip(esbuild.a, esbuild.b, 'esbuild');
+    // Two releases of a Go binary share most code; the patch is a small fraction of the target.
+    expect(bytes).toBeLessThan((await stat(esbuild.b)).size / 5);
+  });
+
+  it('reconstructs a target from the older release used as source the other way round', async () => {
+    await roundTrip(esbuild.b, esbuild.a, 'esbuild-reverse');
+  });
+
+  const debian = fileURLToPath(new URL('../bench/data/trees/debian/', import.meta.url));
+  const lib = 'usr/lib/x86_64-linux-gnu';
+  const debianPairs = [`${lib}/libpcre2-8.so.0.11.2`, `${lib}/libapt-pkg.so.6.0.0`];
+  for (const rel of debianPairs) {
+    const a = join(debian, 'a', rel);
+    const b = join(debian, 'b', rel);
+    const present = existsSync(a) && existsSync(b);
+    it.skipIf(!present)(`beats VCDIFF (xdelta3 -9, no secondary) + brotli 11 on the recompiled ${rel}`, async () => {
+      const { bytes } = await roundTrip(a, b, rel.replace(/\W/g, '_'));
+      await encodeFile(a, b, p('vcdiff.tmp'), { level: 9, secondary: 'none' });
+      const vcdiffBrotli = brotliCompressSync(await readFile(p('vcdiff.tmp')), {
+        params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11, [zlibConstants.BROTLI_PARAM_LGWIN]: 24 },
+      }).length;
+      await rm(p('vcdiff.tmp'));
+      expect(bytes).toBeLessThan(vcdiffBrotli);
+    });
+  }
+});
+
+describe('edge sizes and shapes', () => {
+  const cases: Array<[string, Uint8Array, Uint8Array]> = [
+    ['both empty', new Uint8Array(0), new Uint8Array(0)],
+    ['empty source', new Uint8Array(0), noise(5000, 7)],
+    ['empty target', noise(5000, 8), new Uint8Array(0)],
+    ['1-byte files', Buffer.from([0x41]), Buffer.from([0x42])],
+    ['1-byte source, longer target', Buffer.from([0]), noise(300, 9)],
+    ['identical', noise(200_000, 10), noise(200_000, 10)],
+    ['unrelated target', noise(100_000, 11), noise(120_000, 12)],
+    ['all zeros grown', new Uint8Array(300_000), new Uint8Array(400_000)],
+  ];
+  for (const [name, source, target] of cases) {
+    it(name, async () => {
+      const slug = name.replace(/\W/g, '_');
+      await roundTrip(await writeBytes(`${slug}.a`, source), await writeBytes(`${slug}.b`, target), slug);
+    });
+  }
+
+  it('keeps identical files to a near-empty patch', async () => {
+    const a = await writeBytes('same.a', noise(1_000_000, 13));
+    const { bytes } = await roundTrip(a, a, 'same');
+    expect(bytes).toBeLessThan(300);
+  });
+
+  it('captures shifted addresses in "recompiled" code as near-zero differences', async () => {
+    // Source: 256 KiB of noise; target: every 64th 32-bit word moved by +0x40, 100 bytes inserted.
+    const source = noise(256 * 1024, 14);
+    const shifted = Buffer.from(source);
+    for (let i = 0; i + 4 <= shifted.length; i += 64) shifted.writeUInt32LE((shifted.readUInt32LE(i) + 0x40) >>> 0, i);
+    const target = Buffer.concat([shifted.subarray(0, 1000), noise(100, 15), shifted.subarray(1000)]);
+    const { bytes } = await roundTrip(await writeBytes('code.a', source), await writeBytes('code.b', target), 'code');
+    // 4096 changed words: bsdiff stores them as a regular, highly compressible difference pattern.
+    expect(bytes).toBeLessThan(3000);
+  });
+
+  it('accepts Buffer paths with non-UTF-8 bytes', async () => {
+    const base = Buffer.from(dir + '/');
+    const a = Buffer.concat([base, Buffer.from([0x6e, 0xe9, 0xff, 0x2e, 0x61])]);
+    const b = Buffer.concat([base, Buffer.from([0x6e, 0xe9, 0xff, 0x2e, 0x62])]);
+    const patch = Buffer.concat([base, Buffer.from([0x6e, 0xe9, 0xff, 0x2e, 0x70])]);
+    const out = Buffer.concat([base, Buffer.from([0x6e, 0xe9, 0xff, 0x2e, 0x6f])]);
+    const target = noise(10_000, 17);
+    await writeFile(a, noise(10_000, 16));
+    await writeFile(b, target);
+    await bsdiffEncode(a, b, patch);
+    const dec = await bsdiffDecode(a, patch, out);
+    expect(dec.outputSha256).toBe(sha256(target));
+    expect((await readFile(out)).equals(target)).toBe(true);
+  });
+
+  it('refuses inputs above BSDIFF_MAX_SOURCE_BYTES with USAGE, before reading them', async () => {
+    const big = p('big.sparse');
+    await writeFile(big, '');
+    await truncate(big, BSDIFF_MAX_SOURCE_BYTES + 1);
+    const small = await writeBytes('small', noise(10, 18));
+    for (const [source, target] of [
+      [big, small],
+      [small, big],
+    ] as const) {
+      const err = await rejection(bsdiffEncode(source, target, p('big.bsd')));
+      expect(err.code).toBe('USAGE');
+      expect(err.message).toContain(big);
+    }
+  });
+});
+
+describe('damaged and hostile patches', () => {
+  let source: string;
+  let target: Buffer;
+  let patch: Buffer;
+
+  beforeAll(async () => {
+    const src = noise(300_000, 20);
+    source = await writeBytes('dmg.a', src);
+    target = Buffer.concat([src.subarray(0, 100_000), noise(5000, 21), src.subarray(120_000)]);
+    for (let i = 0; i < target.length; i += 997) target[i] = (target[i]! + 1) & 0xff;
+    await writeBytes('dmg.b', target);
+    await bsdiffEncode(source, p('dmg.b'), p('dmg.bsd'));
+    patch = await readFile(p('dmg.bsd'));
+  });
+
+  async function variant(name: string, bytes: Uint8Array): Promise<string> {
+    return writeBytes(`${name}.bsd`, bytes);
+  }
+
+  it('rejects a patch cut anywhere (header, control, diff, extra)', async () => {
+    for (const length of [0, 10, HEADER_BYTES, HEADER_BYTES + 5, Math.floor(patch.length / 2), patch.length - 1]) {
+      await expectDecodeRejected(source, await variant(`cut${length}`, patch.subarray(0, length)), 'CORRUPT_DELTA', /dmg|cut/);
+    }
+  });
+
+  it('rejects flipped bytes in every section', async () => {
+    for (const at of [HEADER_BYTES + 2, Math.floor(patch.length / 3), Math.floor(patch.length / 2), patch.length - 3]) {
+      const bad = Buffer.from(patch);
+      bad[at] = bad[at]! ^ 0x5a;
+      const err = await expectDecodeRejected(source, await variant(`flip${at}`, bad), 'CORRUPT_DELTA', new RegExp(`flip${at}\\.bsd`));
+      expect(err.message).toMatch(/damaged/);
+    }
+  });
+
+  it('rejects a bad magic, an unknown version, and header lengths that do not add up', async () => {
+    const magic = Buffer.from(patch);
+    magic.write('NOTBSDIF', 0, 'latin1');
+    await expectDecodeRejected(source, await variant('magic', magic), 'CORRUPT_DELTA', /magic/);
+    const version = Buffer.from(patch);
+    version.write('DIMGBSD9', 0, 'latin1');
+    await expectDecodeRejected(source, await variant('version', version), 'UNSUPPORTED_VERSION', /DIMGBSD9/);
+    const lengths = Buffer.from(patch);
+    lengths.writeBigUInt64LE(lengths.readBigUInt64LE(16) + 1n, 16); // target size
+    await expectDecodeRejected(source, await variant('lengths', lengths), 'CORRUPT_DELTA', /add up/);
+    const huge = Buffer.from(patch);
+    huge.writeBigUInt64LE(1n << 60n, 24); // control raw length
+    await expectDecodeRejected(source, await variant('huge', huge), 'CORRUPT_DELTA', /out of range/);
+  });
+
+  it('rejects a source of the wrong size (WRONG_SOURCE) and of the wrong content', async () => {
+    const shorter = await writeBytes('dmg.short', noise(299_999, 20));
+    await expectDecodeRejected(shorter, p('dmg.bsd'), 'WRONG_SOURCE', /300000-byte source/);
+    const sameSize = await writeBytes('dmg.other', noise(300_000, 22));
+    await expectDecodeRejected(sameSize, p('dmg.bsd'), 'CORRUPT_DELTA', /sha256/);
+  });
+
+  it('never overwrites an existing OUT', async () => {
+    const out = await writeBytes('exists.out', Buffer.from('keep me'));
+    const err = await rejection(bsdiffDecode(source, p('dmg.bsd'), out));
+    expect(err.code).toBe('IO');
+    expect(err.message).toContain('exists.out');
+    expect((await readFile(out)).toString()).toBe('keep me');
+  });
+
+  /** A well-formed patch with chosen control steps, diff and extra bytes (a hostile encoder). */
+  async function crafted(name: string, sourceSize: number, steps: Array<[number, number, number]>, diff: Buffer, extra: Buffer) {
+    const control = new VarintWriter();
+    for (const [d, e, seek] of steps) {
+      control.writeUnsigned(d);
+      control.writeUnsigned(e);
+      control.writeSigned(seek);
+    }
+    const sections = [Buffer.from(control.result()), diff, extra].map((raw) => brotliCompressSync(raw));
+    const header = encodeHeader({
+      sourceSize,
+      targetSize: diff.length + extra.length,
+      sections: {
+        control: { rawLength: control.result().length, storedLength: sections[0]!.length },
+        diff: { rawLength: diff.length, storedLength: sections[1]!.length },
+        extra: { rawLength: extra.length, storedLength: sections[2]!.length },
+      },
+      targetSha256: Buffer.alloc(32),
+    });
+    const path = p(`${name}.bsd`);
+    const fh = await open(path, 'w');
+    await fh.writeFile(Buffer.concat([header, ...sections]));
+    await fh.close();
+    return path;
+  }
+
+  it('rejects out-of-range seeks, reads past the source, steps past the target, and empty steps', async () => {
+    const src = await writeBytes('tiny.a', noise(100, 30));
+    const ten = Buffer.alloc(10);
+    await expectDecodeRejected(src, await crafted('seek-neg', 100, [[5, 0, -6], [5, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /seeks outside/);
+    await expectDecodeRejected(src, await crafted('seek-far', 100, [[5, 0, 96], [5, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /seeks outside/);
+    await expectDecodeRejected(src, await crafted('read-past', 100, [[0, 0, 95], [10, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /past the end of the source/);
+    await expectDecodeRejected(src, await crafted('past-target', 100, [[11, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /past the target/);
+    await expectDecodeRejected(src, await crafted('empty-step', 100, [[5, 0, 0], [0, 0, 0], [5, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /empty/);
+    await expectDecodeRejected(src, await crafted('short-diff', 100, [[5, 0, 0], [5, 0, 0]], Buffer.alloc(8), Buffer.from('ab')), 'CORRUPT_DELTA', /shorter|past/);
+  });
+
+  it('rejects well-formed steps whose output does not match the recorded sha256', async () => {
+    const src = await writeBytes('tiny2.a', noise(100, 31));
+    await expectDecodeRejected(src, await crafted('bad-sha', 100, [[10, 0, 0]], Buffer.alloc(10), Buffer.alloc(0)), 'CORRUPT_DELTA', /sha256/);
+  });
+});
