@@ -28,6 +28,7 @@ import {
   type DeltaHeader,
   type DeltaRecord,
   type DeltaStats,
+  emptyStats,
 } from './format.js';
 import { INLINE_MAX_BYTES, PayloadWriter } from './payload-store.js';
 import { SourceIndex } from './source-index.js';
@@ -302,19 +303,4 @@ function treeDigest(entries: readonly Entry[]): string {
   const d = new TreeDigest();
   for (const e of entries) d.add(e);
   return d.digest();
-}
-
-function emptyStats(): DeltaStats {
-  return {
-    unchanged: 0,
-    moved: 0,
-    delta: 0,
-    new: 0,
-    deleted: 0,
-    metadataOnly: 0,
-    other: 0,
-    targetFileBytes: 0,
-    deltaBytes: 0,
-    payloadBytes: { vcdiff: 0, brotli: 0, raw: 0 },
-  };
 }

@@ -37,6 +37,22 @@ export interface DeltaStats {
   payloadBytes: { vcdiff: number; brotli: number; raw: number };
 }
 
+/** Stats with every count at zero, for writers to fill in. */
+export function emptyStats(): DeltaStats {
+  return {
+    unchanged: 0,
+    moved: 0,
+    delta: 0,
+    new: 0,
+    deleted: 0,
+    metadataOnly: 0,
+    other: 0,
+    targetFileBytes: 0,
+    deltaBytes: 0,
+    payloadBytes: { vcdiff: 0, brotli: 0, raw: 0 },
+  };
+}
+
 export interface DeltaHeader {
   format: typeof FORMAT_NAME;
   version: number;

@@ -14,6 +14,7 @@ import {
   HEADER_FILE,
   type DeltaHeader,
   type DeltaRecord,
+  emptyStats,
 } from '../../src/delta/format.js';
 import type { Metadata, RelPath } from '../../src/tree/entry.js';
 
@@ -47,18 +48,7 @@ export async function craftDelta(
     entries: { file: ENTRIES_FILE, ...entries },
     source: { treeSha256: '0'.repeat(64), entries: 0 },
     target: { treeSha256: digest.digest(), entries: digest.entries },
-    stats: {
-      unchanged: 0,
-      moved: 0,
-      delta: 0,
-      new: 0,
-      deleted: 0,
-      metadataOnly: 0,
-      other: 0,
-      targetFileBytes: 0,
-      deltaBytes: 0,
-      payloadBytes: { vcdiff: 0, brotli: 0, raw: 0 },
-    },
+    stats: emptyStats(),
     largest: [],
   };
   patch(header);
