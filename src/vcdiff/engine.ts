@@ -209,10 +209,17 @@ export async function runDecode(ports: DecodePorts, opts: VcdiffOptions | undefi
     return { outputBytes: sink.bytes, outputSha256: digest.toString('hex'), wasmBytes: job.memoryBytes };
   } catch (err) {
     if (err instanceof Xd3Failure) throw await diagnosis.explain(err.detail);
+    // xdelta3 validates its input, but should hostile bytes ever trap the decoder, that is
+    // still a bad delta, not a crash of ours.
+    if (isWasmTrap(err)) throw await diagnosis.explain(`decoder trapped: ${(err as Error).message}`);
     throw err;
   } finally {
     job.destroy();
   }
+}
+
+function isWasmTrap(err: unknown): boolean {
+  return err instanceof Error && err.constructor.name === 'RuntimeError';
 }
 
 /** Our header records the target size: catches a delta cut exactly at a window boundary. */

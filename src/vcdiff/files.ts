@@ -39,7 +39,12 @@ function tempBeside(path: PathLike): PathLike {
 /** Runs `produce` into a temp file beside `path`; renames it into place only if it succeeds. */
 async function writeAtomically<T>(path: PathLike, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
   const temp = tempBeside(path);
-  const writer = await FileWriter.create(temp);
+  const writer = await FileWriter.create(temp).catch((err: unknown) => {
+    // Name the file the user asked for, not our temp name.
+    const cause = ((err as { cause?: unknown }).cause ?? err) as NodeJS.ErrnoException;
+    const plain = Object.assign(new Error(String(cause.message).replace(/, \w+ '.*'$/, '')), { code: cause.code });
+    throw ioError('create', showPath(path), plain);
+  });
   try {
     const result = await produce(writer);
     await writer.close();

@@ -197,8 +197,13 @@ export class Xd3Job {
     return this.cString(this.glue.xg_message(this.job));
   }
 
+  /** Frees the stream; after a wasm trap the instance is unusable, and dropping it is enough. */
   destroy(): void {
-    this.glue.xg_destroy(this.job);
+    try {
+      this.glue.xg_destroy(this.job);
+    } catch {
+      // the whole instance (and its memory) goes with this object
+    }
   }
 
   private cString(ptr: number): string {
