@@ -192,6 +192,16 @@ describe('edge sizes and shapes', () => {
     expect((await readFile(out)).equals(target)).toBe(true);
   });
 
+  it('takes an explicit brotli quality, and refuses one outside 0..11', async () => {
+    const a = await writeBytes('q.a', noise(50_000, 19));
+    const target = Buffer.concat([noise(50_000, 19).subarray(0, 30_000), noise(1000, 20)]);
+    const b = await writeBytes('q.b', target);
+    await bsdiffEncode(a, b, p('q1.bsd'), { quality: 1 });
+    expect((await bsdiffDecode(a, p('q1.bsd'), p('q1.out'))).outputSha256).toBe(sha256(target));
+    const err = await rejection(bsdiffEncode(a, b, p('q12.bsd'), { quality: 12 }));
+    expect(err.code).toBe('USAGE');
+  });
+
   it('refuses inputs above BSDIFF_MAX_SOURCE_BYTES with USAGE, before reading them', async () => {
     const big = p('big.sparse');
     await writeFile(big, '');

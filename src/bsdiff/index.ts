@@ -2,6 +2,6 @@
  * bsdiff-style binary deltas (approximate matches + bytewise differences), for recompiled
  * binaries where VCDIFF loses: see docs/bsdiff.md for the algorithm and the DIMGBSD1 format.
  */
-export { bsdiffEncode, BSDIFF_MAX_SOURCE_BYTES, type BsdiffResult } from './encode.js';
+export { bsdiffEncode, BSDIFF_MAX_SOURCE_BYTES, BEST_QUALITY_LIMIT, type BsdiffOptions, type BsdiffResult } from './encode.js';
 export { bsdiffDecode, type BsdiffDecodeResult } from './decode.js';
 export { buildSuffixArray } from './suffix-array.js';

@@ -40,8 +40,25 @@ class SourceIndex {
   /** start of the best match found by the last `longest()` call */
   position = 0;
 
+  /**
+   * For each two-byte prefix, the range [pairStart, pairEnd) of suffixes starting with it
+   * (pairStart -1: none). Starting the binary search there saves most of its ~log2(n) steps,
+   * each a cache miss into the suffix array and the source: the search runs once per target
+   * byte wherever the target has no match (new code), so this is the encoder's hot loop.
+   */
+  private readonly pairStart = new Int32Array(65536).fill(-1);
+  private readonly pairEnd = new Int32Array(65536);
+
   constructor(private readonly source: Uint8Array) {
     this.sa = buildSuffixArray(source);
+    const sa = this.sa;
+    for (let i = 0; i < sa.length; i++) {
+      const p = sa[i]!;
+      if (p + 1 >= source.length) continue;
+      const key = (source[p]! << 8) | source[p + 1]!;
+      if (this.pairStart[key] === -1) this.pairStart[key] = i;
+      this.pairEnd[key] = i + 1;
+    }
   }
 
   private commonPrefix(sourceAt: number, target: Uint8Array, targetAt: number, known: number): number {
@@ -59,8 +76,18 @@ class SourceIndex {
     if (sa.length === 0) return 0;
     let lo = 0;
     let hi = sa.length - 1;
-    let lcpLo = this.commonPrefix(sa[lo]!, target, at, 0);
-    let lcpHi = this.commonPrefix(sa[hi]!, target, at, 0);
+    let known = 0;
+    if (at + 1 < target.length) {
+      const key = (target[at]! << 8) | target[at + 1]!;
+      // With a source suffix sharing the first two bytes, the longest match is among those.
+      if (this.pairStart[key]! >= 0) {
+        lo = this.pairStart[key]!;
+        hi = this.pairEnd[key]! - 1;
+        known = 2;
+      }
+    }
+    let lcpLo = this.commonPrefix(sa[lo]!, target, at, known);
+    let lcpHi = lo === hi ? lcpLo : this.commonPrefix(sa[hi]!, target, at, known);
     // Invariant: suffix sa[lo] <= target[at..] <= suffix sa[hi], except at the array ends.
     while (hi - lo > 1) {
       const mid = (lo + hi) >>> 1;
