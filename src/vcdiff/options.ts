@@ -12,12 +12,13 @@ export interface VcdiffOptions {
   /**
    * 0..9 as xdelta3 -0..-9 (0 = no compression, 1 fastest, 6 xdelta3's "default" matcher,
    * 7..9 its "slow" matcher). Default 9: the smallest deltas; images are encoded once and
-   * shipped many times.
+   * shipped many times. Measured on esbuild 0.20.1 -> 0.20.2 (9.2 MiB): levels 1/3/6/9 give
+   * 1414/845/760/738 KB for 1.2/1.0/1.5/2.4 s of CPU; libcrypto.so.3 (4.5 MiB) 1185/829/754/738 KB.
    */
   level?: number;
   /**
    * Source window in bytes (xdelta3 -B): how much of the source the encoder indexes and keeps
-   * in memory at once. Rounded up to a power of two, 512 KiB .. 1 GiB. Default: the source's
+   * in memory at once. Rounded up to a power of two, 512 KiB .. 512 MiB. Default: the source's
    * own size (rounded up), capped at 64 MiB (xdelta3's default -B).
    */
   windowBytes?: number;
@@ -31,7 +32,7 @@ export interface VcdiffOptions {
 }
 
 export const MIN_WINDOW = 512 * 1024; // xdelta3's XD3_MINSRCWINSZ
-export const MAX_WINDOW = 1024 * 1024 * 1024;
+export const MAX_WINDOW = 512 * 1024 * 1024; // level 9 indexes every 2 bytes: a 2 GiB hash table at 1 GiB
 export const DEFAULT_WINDOW = 64 * 1024 * 1024;
 export const DEFAULT_TARGET_WINDOW = 8 * 1024 * 1024;
 export const MIN_TARGET_WINDOW = 16 * 1024; // XD3_ALLOCSIZE
