@@ -3,17 +3,17 @@
  * temp dir beside OUT_ROOT, verifies every restored file's sha256, and renames the
  * result into place only when all of it is right.
  */
-import { createReadStream } from 'node:fs';
+import { constants as fsc, createReadStream } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, lstat, mkdtemp, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadata, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
 import { VcdiffPool } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
-import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
+import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { TreeDigest } from './digest.js';
@@ -21,7 +21,7 @@ import { readEntries } from './entries-file.js';
 import { copySmallFileSync, restoreFile, SYNC_COPY_MAX_BYTES, writeSmallFileSync, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { readHeader } from './header.js';
-import { PayloadReader } from './payload-store.js';
+import { hashStream, PayloadReader } from './payload-store.js';
 import { RecordChecker } from './record-checks.js';
 import { sourceReadError, SourceTree, wrongSource } from './source-tree.js';
 
@@ -167,16 +167,33 @@ class Restorer {
     }
   }
 
+  /**
+   * The kernel's copy (a reflink where the filesystem can), then a hash of what was
+   * written: the check covers the restored bytes themselves, not just what was read.
+   */
+  private async copyLarge(from: RelPath, abs: Buffer): Promise<Written> {
+    const source = await this.source.path(from);
+    const isFile = await lstat(source).then(
+      (st) => st.isFile(),
+      (err: unknown) => {
+        throw sourceReadError(from, err);
+      },
+    );
+    if (!isFile) throw sourceReadError(from, Object.assign(new Error('not a regular file'), { code: 'EINVAL' }));
+    await copyFile(source, abs, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE).catch((err: unknown) => {
+      throw ioError('copy', displayPath(from), err);
+    });
+    const { size } = await lstat(abs);
+    return { bytes: size, sha256: await hashStream(createReadStream(abs)) };
+  }
+
   private async writeContent(r: FileRecord, abs: Buffer): Promise<Written> {
     const c = r.content;
     switch (c.op) {
       case 'same':
       case 'copy': {
         const from = c.op === 'same' ? r.path : c.from;
-        const written =
-          r.size <= SYNC_COPY_MAX_BYTES
-            ? await this.copySmall(from, abs)
-            : await restoreFile(await this.source.open(from), abs, { brotli: false });
+        const written = r.size <= SYNC_COPY_MAX_BYTES ? await this.copySmall(from, abs) : await this.copyLarge(from, abs);
         // The record holds a prefix of the hash; the full one joins the target tree digest.
         if (!written.sha256.startsWith(r.sha256)) throw wrongSource(from, r.sha256, written.sha256);
         r.sha256 = written.sha256;
