@@ -118,6 +118,24 @@ describe('edge sizes', () => {
     expect(same.enc.deltaBytes).toBeLessThan(1000);
   });
 
+  it('wasm instances reused across jobs give byte-identical deltas', async () => {
+    await writeFile(p('r-a'), (await readFile(esbuild.a)).subarray(0, 256 * 1024));
+    await writeFile(p('r-b'), (await readFile(esbuild.b)).subarray(0, 256 * 1024));
+    const first = await encodeFile(p('r-a'), p('r-b'), p('r1.vcdiff'));
+    await encodeFile(null, p('r-a'), p('r-other.vcdiff'), { level: 3, secondary: 'fgk' });
+    await decodeFile(p('r-a'), p('r1.vcdiff'), p('r1.out'));
+    const again = await encodeFile(p('r-a'), p('r-b'), p('r2.vcdiff'));
+    expect(again.deltaSha256).toBe(first.deltaSha256);
+    const { stdout } = await run('node', [
+      '--input-type=module',
+      '-e',
+      `import { encodeFile } from ${JSON.stringify(new URL('../dist/vcdiff/index.js', import.meta.url).href)};
+       const r = await encodeFile(${JSON.stringify(p('r-a'))}, ${JSON.stringify(p('r-b'))}, ${JSON.stringify(p('r3.vcdiff'))});
+       process.stdout.write(r.deltaSha256);`,
+    ]);
+    expect(stdout).toBe(first.deltaSha256); // a fresh process agrees
+  });
+
   it('non-UTF-8 path names (Buffers)', async () => {
     const name = Buffer.concat([Buffer.from(dir + '/caf'), Buffer.from([0xe9, 0xff]), Buffer.from('.bin')]);
     await copyFile(esbuild.b, name);

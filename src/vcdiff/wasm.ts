@@ -100,22 +100,47 @@ export interface JobConfig {
   inputWindow: number;
 }
 
-/** One xd3 stream in its own wasm instance (its own memory, released with the job). */
+/**
+ * Instances are reused by the next job on the same thread while their memory is small:
+ * creating one, then zero-filling fresh pages for its tables, cost more than the work itself
+ * on small files. A job that grew memory past this gives its instance up to the GC, so an idle
+ * thread never holds more than this.
+ */
+export const REUSE_MAX_BYTES = 128 * 1024 * 1024;
+let idleInstance: GlueExports | null = null;
+
+function acquireInstance(): GlueExports {
+  const reused = idleInstance;
+  idleInstance = null;
+  if (reused) return reused;
+  const instance = new WA.Instance(xdelta3Module(), {
+    env: { emscripten_notify_memory_growth: () => undefined },
+  });
+  const glue = instance.exports as unknown as GlueExports;
+  glue._initialize();
+  return glue;
+}
+
+function releaseInstance(glue: GlueExports): void {
+  if (idleInstance === null && glue.memory.buffer.byteLength <= REUSE_MAX_BYTES) idleInstance = glue;
+}
+
+/** One xd3 stream, in a wasm instance of its own while it runs. */
 export class Xd3Job {
   private readonly glue: GlueExports;
   private readonly job: number;
 
   constructor(config: JobConfig) {
-    const instance = new WA.Instance(xdelta3Module(), {
-      env: { emscripten_notify_memory_growth: () => undefined },
-    });
-    this.glue = instance.exports as unknown as GlueExports;
-    this.glue._initialize();
+    this.glue = acquireInstance();
     const encoding = config.mode === 'encode' ? 1 : 0;
     this.job = this.glue.xg_create(encoding, config.level, SECONDARY_CODE[config.secondary], config.inputWindow);
     if (this.job === 0) throw new DeltaimgError('INTERNAL', 'xdelta3: out of memory creating the stream');
     const err = this.glue.xg_config_error(this.job);
-    if (err !== 0) throw new DeltaimgError('INTERNAL', `xdelta3: cannot configure stream: ${this.message(err)}`);
+    if (err !== 0) {
+      const why = this.message(err);
+      this.destroy();
+      throw new DeltaimgError('INTERNAL', `xdelta3: cannot configure stream: ${why}`);
+    }
   }
 
   /** Bytes of wasm memory in use now (grows, never shrinks). */
@@ -197,12 +222,13 @@ export class Xd3Job {
     return this.cString(this.glue.xg_message(this.job));
   }
 
-  /** Frees the stream; after a wasm trap the instance is unusable, and dropping it is enough. */
+  /** Frees the stream; after a wasm trap the instance is unusable and is simply dropped. */
   destroy(): void {
     try {
-      this.glue.xg_destroy(this.job);
+      if (this.job !== 0) this.glue.xg_destroy(this.job);
+      releaseInstance(this.glue);
     } catch {
-      // the whole instance (and its memory) goes with this object
+      // the whole instance (and its memory) goes to the GC
     }
   }
 
