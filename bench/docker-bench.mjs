@@ -3,6 +3,8 @@
  * The Docker benchmark: what a registry and its clients save when B ships as A-TO-B.
  *
  *   npm run bench:docker        (= npm run build && node bench/docker-bench.mjs)
+ *   node bench/docker-bench.mjs --markdown-only   # RESULTS-docker.md again from results-docker.json
+ *   BENCH_PAIRS=npm-app node bench/docker-bench.mjs  # some pairs only
  *
  * For each image pair (trees from bench/fetch-data.sh, made images with `docker import`):
  *   1. `deltaimg dockerfile diff A B | docker build`  -> A-TO-B (timed)
@@ -379,7 +381,7 @@ function compareFilesystems(b, restored) {
       else unexpected.push(`${path}: missing`);
       continue;
     }
-    if ((want.type === 'char' || want.type === 'block') && got.type === 'file' && got.size === 0) {
+    if ((want.type === 'character-device' || want.type === 'block-device') && got.type === 'file' && got.size === 0) {
       expected.deviceNodesBecameFiles++;
       continue;
     }
@@ -514,6 +516,7 @@ async function machine() {
     docker: { server, client, storageDriver, buildkit: true },
     registry: `docker-registry ${registryVersion}`,
     node: process.version,
+    loadAverageAtStart: os.loadavg()[0],
   };
 }
 
@@ -528,6 +531,7 @@ function fidelity(c) {
     e.deviceNodesBecameFiles && `${e.deviceNodesBecameFiles} device nodes became empty files`,
     e.fifosDropped && `${e.fifosDropped} FIFOs dropped`,
     e.nonSecurityXattrsDropped && `${e.nonSecurityXattrsDropped} non-security xattrs dropped`,
+    e.rootDirectory && `the root directory's metadata is the builder's`,
   ].filter(Boolean);
   const verdict = c.identical ? `${c.paths} paths equal` : `**${c.unexpected} paths differ** (of ${c.paths})`;
   return notes.length ? `${verdict}; Docker: ${notes.join(', ')}` : verdict;
@@ -541,7 +545,14 @@ function markdown(report) {
 Made by \`npm run bench:docker\` (bench/docker-bench.mjs) on ${report.date}.
 Machine: ${m.cpu}, ${m.cores} cores, ${(m.ramBytes / 2 ** 30).toFixed(1)} GiB RAM, Linux ${m.kernel};
 Docker ${m.docker.server} (client ${m.docker.client}, BuildKit, ${m.docker.storageDriver}), ${m.registry}, node ${m.node}.
-The machine's 2 cores were shared with other work while this ran: times are indicative.
+The machine's cores were shared with other work while this ran (load average ${m.loadAverageAtStart.toFixed(1)} at the start): times are indicative.
+
+${report.pairs
+  .map((p) => {
+    const r = p.receiver;
+    return `**${p.pair}**: a client that has A downloads ${KB(r.pullAToB.servedBytes)} for A-TO-B instead of ${MB(r.pullB.servedBytes)} for B (${X(r.pullB.servedBytes, r.pullAToB.servedBytes)} less); the registry grows by ${KB(p.registry.storageGrowth.aToB)} instead of ${MB(p.registry.storageGrowth.b)}; B' ${r.restoredVsB.identical ? 'equals' : 'differs from'} B file for file${r.restoredVsB.expected.deviceNodesBecameFiles ? ` (but for ${r.restoredVsB.expected.deviceNodesBecameFiles} device nodes, which Docker's builder turns into empty files)` : ''}.`;
+  })
+  .join('\n')}
 
 Pairs (trees from bench/fetch-data.sh, each imported as a one-layer image with \`tar | docker import\`):
 ${report.pairs.map((p) => `- **${p.pair}**: ${p.what}`).join('\n')}
@@ -601,9 +612,9 @@ Sizes are \`docker image inspect --format '{{.Size}}'\`. Files: both images' lay
 flattened and compared path by path: type, bytes (sha256), mode, owner, mtime (s), symlink target,
 hardlink group, xattrs. What Docker's builder does to every image is counted apart (docs/docker.md).
 
-| pair | A | B | A-TO-B (A + delta layer) | B' | B' files vs pulled B (receiver) | B' (unlinked route) files vs B |
-| --- | ---: | ---: | ---: | ---: | --- | --- |
-${rows((p) => `| ${p.pair} | ${MB(p.imageBytes.a)} | ${MB(p.imageBytes.b)} | ${MB(p.imageBytes.aToB)} | ${MB(p.imageBytes.restored)} | ${fidelity(p.restoredVsB)} | ${fidelity(p.unlinked.restoredVsB)} |`)}
+| pair | A | B | A-TO-B (A + delta layer) | B' | B' - B | B' files vs pulled B (receiver) | B' (unlinked route) files vs B |
+| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |
+${rows((p) => `| ${p.pair} | ${MB(p.imageBytes.a)} | ${MB(p.imageBytes.b)} | ${MB(p.imageBytes.aToB)} | ${MB(p.imageBytes.restored)} | ${p.imageBytes.restored - p.imageBytes.b} B | ${fidelity(p.receiver.restoredVsB)} | ${fidelity(p.unlinked.restoredVsB)} |`)}
 
 ## Without a registry: \`--unlinked\` + \`docker save | gzip\`
 
@@ -637,6 +648,12 @@ async function ensureRuntimeImage() {
 }
 
 async function main() {
+  if (process.argv.includes('--markdown-only')) {
+    // Rewrites the report from the last run's numbers (after a change to the report's layout).
+    const report = JSON.parse(readFileSync(join(ROOT, 'bench/results-docker.json'), 'utf8'));
+    await writeFile(join(ROOT, 'bench/RESULTS-docker.md'), markdown(report));
+    return;
+  }
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: npm run build first`);
   await ensureRuntimeImage();
   await mkdir(WORK, { recursive: true });
