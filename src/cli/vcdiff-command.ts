@@ -137,7 +137,8 @@ export function registerVcdiffCommand(program: Command): void {
       .description(
         'Decode a VCDIFF DELTA against SOURCE into OUT. Every window is checked (adler32); a damaged ' +
           'delta or a wrong SOURCE fails with a one-line error and OUT is not created (it is written to ' +
-          'a temp file and renamed on success). DELTA and OUT may be - for stdin/stdout.',
+          'a temp file and renamed on success). DELTA and OUT may be - for stdin/stdout; with OUT = - a failure ' +
+          'still exits non-zero, but bytes already written to stdout cannot be taken back.',
       )
       .argument('<DELTA>', 'the delta (- for stdin)')
       .argument('<OUT>', 'where to write the rebuilt file (- for stdout)'),

@@ -8,7 +8,7 @@
  * thread-pool round trip per block (which on a busy machine doubled decode wall time).
  * Pipes (stdin/stdout) stay asynchronous.
  */
-import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { ioError } from '../util/errors.js';
 
@@ -109,10 +109,6 @@ export class FileWriter implements SequentialOutput {
     } catch (err) {
       throw ioError('write', showPath(this.path), err);
     }
-  }
-
-  async sync(): Promise<void> {
-    fdatasyncSync(this.fd);
   }
 
   /** Idempotent: the failure path closes again after a successful close. */

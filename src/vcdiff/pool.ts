@@ -72,6 +72,7 @@ export class VcdiffPool {
   private readonly queue: QueuedJob[] = [];
   private nextId = 1;
   private closing = false;
+  private idleWaiters: Array<() => void> = [];
   private readonly dead = new WeakSet<PoolWorker>();
 
   constructor(opts?: VcdiffPoolOptions) {
@@ -91,9 +92,7 @@ export class VcdiffPool {
   /** Lets queued and running jobs finish, then stops every worker. */
   async close(): Promise<void> {
     this.closing = true;
-    while (this.queue.length > 0 || [...this.workers].some((w) => w.current)) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    if (this.busy()) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     const stopping = [...this.workers].map((w) => {
       this.dead.add(w);
       return w.worker.terminate();
@@ -112,6 +111,10 @@ export class VcdiffPool {
     return reply.result as unknown as EncodeResult | DecodeResult;
   }
 
+  private busy(): boolean {
+    return this.queue.length > 0 || [...this.workers].some((w) => w.current);
+  }
+
   private dispatch(): void {
     while (this.queue.length > 0) {
       const worker = this.idleWorker();
@@ -119,6 +122,7 @@ export class VcdiffPool {
       const job = this.queue.shift()!;
       worker.start({ ...job, id: this.nextId++ });
     }
+    if (!this.busy()) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   private idleWorker(): PoolWorker | null {

@@ -217,11 +217,6 @@ export class Xd3Job {
     return detail && detail !== what ? `${what}: ${detail}` : what;
   }
 
-  /** Internal-error message only (no stream detail), for tests of error mapping. */
-  detail(): string {
-    return this.cString(this.glue.xg_message(this.job));
-  }
-
   /** Frees the stream; after a wasm trap the instance is unusable and is simply dropped. */
   destroy(): void {
     try {
