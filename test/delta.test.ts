@@ -15,6 +15,7 @@ import { scanTree } from '../src/tree/scan.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { craftDelta, META, rel, rootRecord } from './helpers/craft-delta.js';
+import { esbuildBinaryPair } from './helpers/real-data.js';
 import { cloneTree, makeRichTree, mutateTree } from './helpers/trees.js';
 
 const run = promisify(execFile);
@@ -184,6 +185,28 @@ describe('diff and apply on real trees', () => {
     expect(fail.stderr).toMatch(/^deltaimg: error: source file \/app\/lib\/lib\.es5\.d\.ts does not match/);
     const inspect = await run('node', [CLI, 'inspect', delta, '--json']);
     expect(JSON.parse(inspect.stdout).stats.delta).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('recompiled binaries', () => {
+  it('ships two esbuild releases as a bsdiff patch far smaller than VCDIFF, restored exactly', async () => {
+    const pair = await esbuildBinaryPair();
+    const a = join(work, 'bin-a');
+    const b = join(work, 'bin-b');
+    await mkdir(join(a, 'usr/bin'), { recursive: true });
+    await mkdir(join(b, 'usr/bin'), { recursive: true });
+    await cp(pair.a, join(a, 'usr/bin/esbuild'));
+    await cp(pair.b, join(b, 'usr/bin/esbuild'));
+    const delta = join(work, 'bin-delta');
+    const header = await diffTrees(a, b, delta, { pool });
+    const rec = (await records(delta)).find((r) => r.path === 'usr/bin/esbuild');
+    expect(rec?.kind === 'file' && rec.content.op).toBe('bsdiff');
+    const vcdiff = await pool.encodeFile(pair.a, pair.b, join(work, 'bin.vcdiff'), { secondary: 'djw' });
+    expect(header.stats.payloadBytes.bsdiff).toBeLessThan(vcdiff.deltaBytes);
+    const out = join(work, 'bin-out');
+    await applyDelta(a, delta, out, { pool });
+    const [restored, expected] = await Promise.all([scanTree(out, { hash: true }), scanTree(b, { hash: true })]);
+    expect(compareTrees(restored, expected)).toEqual([]);
   });
 });
 

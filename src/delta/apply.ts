@@ -11,6 +11,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadata, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
+import { bsdiffDecode } from '../bsdiff/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
 import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
@@ -207,6 +208,16 @@ class Restorer {
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await delta.release();
+        }
+      }
+      case 'bsdiff': {
+        await this.source.verify(c.from, c.fromSha256, r.size);
+        const patch = await this.payloads.materialize(c.payload, displayPath(r.path));
+        try {
+          const out = await bsdiffDecode(await this.source.path(c.from), patch.path, abs);
+          return { bytes: out.outputBytes, sha256: out.outputSha256 };
+        } finally {
+          await patch.release();
         }
       }
       case 'raw':

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Entry, FileEntry } from '../tree/entry.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
+import { bsdiffEncode, BSDIFF_MAX_SOURCE_BYTES } from '../bsdiff/index.js';
 import { VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
 import { ioError } from '../util/errors.js';
@@ -46,6 +47,11 @@ export interface DiffOptions {
 
 /** A VCDIFF this much smaller than the file is kept without trying whole-file compression. */
 const GOOD_DELTA_RATIO = 0.25;
+/**
+ * bsdiff is tried when VCDIFF leaves at least this much: it runs on the main thread and
+ * holds both files in memory, worth it for recompiled binaries, not for a changed line.
+ */
+const BSDIFF_WORTH_TRYING_BYTES = 4096;
 /** Below this a VCDIFF has too little redundancy left for brotli to win anything. */
 const BROTLI_WORTH_TRYING_BYTES = 64;
 /** Compression that saves less than this is not worth a decoder pass: the bytes ship raw. */
@@ -116,7 +122,7 @@ async function writeDelta(
       digest.add(record);
       countRecord(record, encoder.sourceIndex, stats);
       const op = opOf(record);
-      if (op === 'vcdiff' || op === 'brotli' || op === 'raw') {
+      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw') {
         stats.payloadBytes[op] += payloadBytes;
         largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
       }
@@ -173,7 +179,7 @@ class FileEncoder {
       return { content: { op: 'raw', payload: { inline } }, payloadBytes: inline.length };
     }
     const base = this.sourceIndex.deltaBase(target);
-    const delta = base ? await this.tryVcdiff(base, target, targetPath) : undefined;
+    const delta = base ? await this.tryDeltas(base, target, targetPath) : undefined;
     if (delta && delta.bytes <= target.size * GOOD_DELTA_RATIO) return this.keep(delta);
     const whole = await this.tryWhole(target, targetPath);
     if (delta && delta.bytes < whole.bytes) {
@@ -182,6 +188,19 @@ class FileEncoder {
     }
     if (delta) await this.payloads.discard(delta.temp);
     return this.keep(whole);
+  }
+
+  /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
+  private async tryDeltas(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
+    const vcdiff = await this.tryVcdiff(base, target, targetPath);
+    const bsdiffFits = base.size <= BSDIFF_MAX_SOURCE_BYTES && target.size <= BSDIFF_MAX_SOURCE_BYTES;
+    if (!bsdiffFits || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
+    const temp = this.payloads.tempPath();
+    const r = await bsdiffEncode(toFsPath(this.src.root, base.path), targetPath, temp);
+    const bsdiff: Candidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256, target };
+    const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
+    await this.payloads.discard(drop.temp);
+    return keep;
   }
 
   /**
@@ -224,7 +243,9 @@ class FileEncoder {
     const content: ContentOp =
       c.kind === 'vcdiff'
         ? { op: 'vcdiff', from: c.from.path, fromSha256: c.from.sha256!, brotli: c.brotli, payload }
-        : { op: c.kind, payload };
+        : c.kind === 'bsdiff'
+          ? { op: 'bsdiff', from: c.from.path, fromSha256: c.from.sha256!, payload }
+          : { op: c.kind, payload };
     return { content, payloadBytes: c.bytes };
   }
 
@@ -238,6 +259,7 @@ class FileEncoder {
 
 type Candidate =
   | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean; target: FileEntry }
+  | { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; target: FileEntry }
   | { kind: 'brotli' | 'raw'; temp: string; bytes: number; sha256: string; target: FileEntry };
 
 async function readTarget(path: Buffer, target: FileEntry): Promise<Buffer> {
@@ -271,6 +293,7 @@ function countRecord(r: DeltaRecord, index: SourceIndex, stats: DeltaStats): voi
       stats.moved++;
       return;
     case 'vcdiff':
+    case 'bsdiff':
       stats.delta++;
       return;
     case 'brotli':

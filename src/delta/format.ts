@@ -34,7 +34,7 @@ export interface DeltaStats {
   /** Sum of blob sizes plus the entries file: what this delta costs. */
   deltaBytes: number;
   /** Payload bytes by how they were encoded (inline payloads included). */
-  payloadBytes: { vcdiff: number; brotli: number; raw: number };
+  payloadBytes: { vcdiff: number; bsdiff: number; brotli: number; raw: number };
 }
 
 /** Stats with every count at zero, for writers to fill in. */
@@ -49,7 +49,7 @@ export function emptyStats(): DeltaStats {
     other: 0,
     targetFileBytes: 0,
     deltaBytes: 0,
-    payloadBytes: { vcdiff: 0, brotli: 0, raw: 0 },
+    payloadBytes: { vcdiff: 0, bsdiff: 0, brotli: 0, raw: 0 },
   };
 }
 
@@ -83,6 +83,9 @@ export type ContentOp =
   // `brotli`: the VCDIFF (made without secondary compression) is itself brotli-compressed,
   // which beats xdelta3's own secondary compressors on real binaries.
   | { op: 'vcdiff'; from: RelPath; fromSha256: string; brotli: boolean; payload: Payload }
+  // A bsdiff-style patch (docs/bsdiff.md): approximate matches plus bytewise differences,
+  // much smaller than VCDIFF on recompiled binaries.
+  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload }
   | { op: 'brotli'; payload: Payload }
   | { op: 'raw'; payload: Payload };
 

@@ -71,6 +71,8 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
         ...(c.brotli ? { brotli: true } : {}),
         ...encodePayload(c.payload),
       };
+    case 'bsdiff':
+      return { op: 'bsdiff', from: bytesToJson(c.from), fromSha256: c.fromSha256, ...encodePayload(c.payload) };
     case 'brotli':
     case 'raw':
       return { op: c.op, ...encodePayload(c.payload) };
@@ -148,6 +150,13 @@ function decodeContent(c: unknown, line: number): ContentOp {
         from: bytesFromJson(c.from, 'from', line) as RelPath,
         fromSha256: sha(c.fromSha256, 'fromSha256', line),
         brotli: c.brotli === true,
+        payload: decodePayload(c, line),
+      };
+    case 'bsdiff':
+      return {
+        op: 'bsdiff',
+        from: bytesFromJson(c.from, 'from', line) as RelPath,
+        fromSha256: sha(c.fromSha256, 'fromSha256', line),
         payload: decodePayload(c, line),
       };
     case 'brotli':

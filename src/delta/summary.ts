@@ -48,7 +48,7 @@ export function inspectReport(deltaDir: string, h: DeltaHeader): string {
   const rows: [string, number, string][] = [
     ['unchanged', s.unchanged, ''],
     ['moved / duplicated', s.moved, ''],
-    ['delta (VCDIFF)', s.delta, formatBytes(s.payloadBytes.vcdiff)],
+    ['delta (VCDIFF/bsdiff)', s.delta, formatBytes(s.payloadBytes.vcdiff + (s.payloadBytes.bsdiff ?? 0))],
     ['new (brotli / raw)', s.new, formatBytes(s.payloadBytes.brotli + s.payloadBytes.raw)],
     ['metadata-only', s.metadataOnly, ''],
     ['deleted', s.deleted, ''],
