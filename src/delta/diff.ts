@@ -52,6 +52,8 @@ const GOOD_DELTA_RATIO = 0.25;
  * holds both files in memory, worth it for recompiled binaries, not for a changed line.
  */
 const BSDIFF_WORTH_TRYING_BYTES = 4096;
+/** Larger pairs stay VCDIFF: keeps one bsdiff's memory near 300 MiB, and diff's peak under 1 GiB. */
+const BSDIFF_TREE_MAX_BYTES = Math.min(BSDIFF_MAX_SOURCE_BYTES, 32 * 1024 * 1024);
 /** Below this a VCDIFF has too little redundancy left for brotli to win anything. */
 const BROTLI_WORTH_TRYING_BYTES = 64;
 /** Compression that saves less than this is not worth a decoder pass: the bytes ship raw. */
@@ -152,6 +154,8 @@ async function writeDelta(
 /** Chooses and produces the content op of one target file. */
 class FileEncoder {
   readonly sourceIndex: SourceIndex;
+  /** One bsdiff at a time: it holds both files and a suffix array (~9 bytes per source byte). */
+  private readonly bsdiffSlot = new Limiter(1);
   private readonly payloadBytes = new Map<string, number>();
 
   constructor(
@@ -193,10 +197,11 @@ class FileEncoder {
   /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
   private async tryDeltas(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const vcdiff = await this.tryVcdiff(base, target, targetPath);
-    const bsdiffFits = base.size <= BSDIFF_MAX_SOURCE_BYTES && target.size <= BSDIFF_MAX_SOURCE_BYTES;
+    const bsdiffFits = base.size <= BSDIFF_TREE_MAX_BYTES && target.size <= BSDIFF_TREE_MAX_BYTES;
     if (!bsdiffFits || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
     const temp = this.payloads.tempPath();
-    const r = await bsdiffEncode(toFsPath(this.src.root, base.path), targetPath, temp);
+    const sourcePath = toFsPath(this.src.root, base.path);
+    const r = await this.bsdiffSlot.run(() => bsdiffEncode(sourcePath, targetPath, temp));
     const bsdiff: Candidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256, target };
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.payloads.discard(drop.temp);
