@@ -12,6 +12,6 @@ export default defineConfig({
     // Two cores: the engine's worker pool already uses both.
     maxWorkers: 2,
     minWorkers: 1,
-    reporters: ['default'],
+    reporters: ['default', './test/setup/summary-reporter.ts'],
   },
 });
