@@ -4,7 +4,9 @@
  * own wasm instance; a worker whose job grew wasm memory past RECYCLE_BYTES is replaced,
  * so a pool never holds on to a big heap after a big file.
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DeltaimgError, type ErrorCode } from '../util/errors.js';
 import type { DecodeResult, EncodeResult } from './engine.js';
@@ -30,7 +32,12 @@ interface QueuedJob {
 /** Compiled JS runs from dist/; under vitest the sources are .ts, so use the built worker. */
 function workerUrl(): URL {
   const here = new URL(import.meta.url);
-  return here.pathname.endsWith('.ts') ? new URL('../../dist/vcdiff/worker.js', here) : new URL('./worker.js', here);
+  if (!here.pathname.endsWith('.ts')) return new URL('./worker.js', here);
+  const built = new URL('../../dist/vcdiff/worker.js', here);
+  if (!existsSync(built)) {
+    throw new DeltaimgError('INTERNAL', `VcdiffPool needs the built worker ${fileURLToPath(built)}; run npm run build first`);
+  }
+  return built;
 }
 
 class PoolWorker {
