@@ -13,6 +13,7 @@ import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BSDIFF_MAX_SOURCE_BYTES, bsdiffDecode, bsdiffEncode, buildSuffixArray } from '../src/bsdiff/index.js';
 import { encodeHeader, HEADER_BYTES, VarintWriter } from '../src/bsdiff/format.js';
+import { encodeSparseDiff } from '../src/bsdiff/sparse.js';
 import { DeltaimgError, type ErrorCode } from '../src/util/errors.js';
 import { encodeFile } from '../src/vcdiff/index.js';
 import { esbuildBinaryPair, type FilePair } from './helpers/real-data.js';
@@ -283,22 +284,31 @@ describe('damaged and hostile patches', () => {
   });
 
   /** A well-formed patch with chosen control steps, diff and extra bytes (a hostile encoder). */
-  async function crafted(name: string, sourceSize: number, steps: Array<[number, number, number]>, diff: Buffer, extra: Buffer) {
+  async function crafted(
+    name: string,
+    sourceSize: number,
+    steps: Array<[number, number, number]>,
+    diff: Buffer,
+    extra: Buffer,
+    sparseOverride?: Uint8Array,
+  ) {
     const control = new VarintWriter();
     for (const [d, e, seek] of steps) {
       control.writeUnsigned(d);
       control.writeUnsigned(e);
       control.writeSigned(seek);
     }
-    const sections = [Buffer.from(control.result()), diff, extra].map((raw) => brotliCompressSync(raw));
+    const sparseDiff = sparseOverride ?? encodeSparseDiff(diff);
+    const sections = [control.result(), sparseDiff, extra].map((raw) => brotliCompressSync(raw));
     const header = encodeHeader({
       sourceSize,
       targetSize: diff.length + extra.length,
       sections: {
         control: { rawLength: control.result().length, storedLength: sections[0]!.length },
-        diff: { rawLength: diff.length, storedLength: sections[1]!.length },
+        diff: { rawLength: sparseDiff.length, storedLength: sections[1]!.length },
         extra: { rawLength: extra.length, storedLength: sections[2]!.length },
       },
+      diffBytes: diff.length,
       targetSha256: Buffer.alloc(32),
     });
     const path = p(`${name}.bsd`);
@@ -316,7 +326,16 @@ describe('damaged and hostile patches', () => {
     await expectDecodeRejected(src, await crafted('read-past', 100, [[0, 0, 95], [10, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /past the end of the source/);
     await expectDecodeRejected(src, await crafted('past-target', 100, [[11, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /past the target/);
     await expectDecodeRejected(src, await crafted('empty-step', 100, [[5, 0, 0], [0, 0, 0], [5, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /empty/);
-    await expectDecodeRejected(src, await crafted('short-diff', 100, [[5, 0, 0], [5, 0, 0]], Buffer.alloc(8), Buffer.from('ab')), 'CORRUPT_DELTA', /shorter|past/);
+    await expectDecodeRejected(src, await crafted('short-diff', 100, [[5, 0, 0], [5, 0, 0]], Buffer.alloc(8), Buffer.from('ab')), 'CORRUPT_DELTA', /more diff bytes/);
+  });
+
+  it('rejects a diff section that breaks its run-length form', async () => {
+    const src = await writeBytes('tiny3.a', noise(100, 32));
+    const ten = Buffer.alloc(10);
+    const steps: Array<[number, number, number]> = [[10, 0, 0]];
+    await expectDecodeRejected(src, await crafted('zero-literal', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([3, 0, 6])), 'CORRUPT_DELTA', /zero where/);
+    await expectDecodeRejected(src, await crafted('long-run', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([50])), 'CORRUPT_DELTA', /expands past/);
+    await expectDecodeRejected(src, await crafted('trailing', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([10, 7])), 'CORRUPT_DELTA', /unused|longer/);
   });
 
   it('rejects well-formed steps whose output does not match the recorded sha256', async () => {

@@ -10,6 +10,7 @@ import { decodeHeader, HEADER_BYTES, sectionOffsets, SECTION_NAMES, unzigzag, ty
 import { HashedOutput, SourceBlocks } from './io.js';
 import { showPath, type PathLike } from './paths.js';
 import { SectionReader } from './section.js';
+import { SparseDiffReader } from './sparse.js';
 
 export interface BsdiffDecodeResult {
   outputBytes: number;
@@ -100,7 +101,8 @@ async function writeOutput(header: PatchHeader, source: SourceBlocks, patchPath:
 
 async function applySteps(header: PatchHeader, source: SourceBlocks, sections: Sections, output: HashedOutput, shownPatch: string): Promise<void> {
   const corrupt = (why: string) => new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} is damaged: ${why}`);
-  const sourceBytes = Buffer.allocUnsafe(64 * 1024);
+  const diff = new SparseDiffReader(sections.diff, header.diffBytes, corrupt);
+  const scratch = { source: Buffer.allocUnsafe(SCRATCH_BYTES), diff: Buffer.allocUnsafe(SCRATCH_BYTES) };
   let produced = 0;
   let sourceAt = 0;
   for (let step = 0; produced < header.targetSize; step++) {
@@ -110,21 +112,32 @@ async function applySteps(header: PatchHeader, source: SourceBlocks, sections: S
     if (diffLength + extraLength > header.targetSize - produced) throw corrupt(`step ${step} runs past the target size`);
     if (sourceAt + diffLength > header.sourceSize) throw corrupt(`step ${step} reads past the end of the source`);
     if (step > 0 && diffLength === 0 && extraLength === 0) throw corrupt(`step ${step} is empty`);
-    await addDiff(sections.diff, source, sourceAt, diffLength, sourceBytes, output);
+    await addDiff(diff, source, sourceAt, diffLength, scratch, output);
     await copyExtra(sections.extra, extraLength, output);
     produced += diffLength + extraLength;
     sourceAt += diffLength + seek;
     if (sourceAt < 0 || sourceAt > header.sourceSize) throw corrupt(`step ${step} seeks outside the source`);
   }
+  if (!diff.done) throw corrupt('the diff section holds more bytes than the control steps use');
 }
 
+const SCRATCH_BYTES = 64 * 1024;
+
 /** Output = diff byte + source byte (mod 256), for `length` bytes from `sourceAt`. */
-async function addDiff(diff: SectionReader, source: SourceBlocks, sourceAt: number, length: number, scratch: Buffer, output: HashedOutput): Promise<void> {
+async function addDiff(
+  diff: SparseDiffReader,
+  source: SourceBlocks,
+  sourceAt: number,
+  length: number,
+  scratch: { source: Buffer; diff: Buffer },
+  output: HashedOutput,
+): Promise<void> {
   for (let done = 0; done < length; ) {
-    const room = output.reserve(Math.min(length - done, scratch.length));
-    const delta = await diff.take(room.length);
-    const n = delta.length;
-    const base = scratch.subarray(0, n);
+    const room = output.reserve(Math.min(length - done, SCRATCH_BYTES));
+    const n = room.length;
+    const delta = scratch.diff.subarray(0, n);
+    const base = scratch.source.subarray(0, n);
+    await diff.fill(delta);
     await source.readInto(base, sourceAt + done);
     for (let i = 0; i < n; i++) room[i] = (delta[i]! + base[i]!) & 0xff;
     await output.commit(n);

@@ -12,6 +12,7 @@ import { encodeHeader, SECTION_NAMES, VarintWriter, type PatchHeader, type Secti
 import { computeDelta, type ControlStep } from './match.js';
 import { writeAll } from './io.js';
 import { showPath, type PathLike } from './paths.js';
+import { encodeSparseDiff } from './sparse.js';
 
 /** Largest source or target bsdiff accepts (memory bound of the in-memory encoder). */
 export const BSDIFF_MAX_SOURCE_BYTES = 64 * 1024 * 1024;
@@ -89,7 +90,7 @@ export async function bsdiffEncode(sourcePath: PathLike, targetPath: PathLike, p
   const source = await readCapped(sourcePath, 'source');
   const target = await readCapped(targetPath, 'target');
   const delta = computeDelta(source, target);
-  const raw: Record<SectionName, Uint8Array> = { control: encodeControl(delta.steps), diff: delta.diff, extra: delta.extra };
+  const raw: Record<SectionName, Uint8Array> = { control: encodeControl(delta.steps), diff: encodeSparseDiff(delta.diff), extra: delta.extra };
   const stored = await Promise.all(SECTION_NAMES.map((name) => compressSection(raw[name], opts.quality)));
   const header: PatchHeader = {
     sourceSize: source.length,
@@ -99,6 +100,7 @@ export async function bsdiffEncode(sourcePath: PathLike, targetPath: PathLike, p
       diff: { rawLength: raw.diff.length, storedLength: stored[1]!.length },
       extra: { rawLength: raw.extra.length, storedLength: stored[2]!.length },
     },
+    diffBytes: delta.diff.length,
     targetSha256: createHash('sha256').update(target).digest(),
   };
   return writePatch(patchPath, [encodeHeader(header), ...stored]);

@@ -7,19 +7,21 @@
  *   16      8     target size
  *   24      8     control section: raw (decompressed) length
  *   32      8     control section: stored (brotli) length
- *   40      8     diff section: raw length
+ *   40      8     diff section: raw length (of its run-length form)
  *   48      8     diff section: stored length
  *   56      8     extra section: raw length
  *   64      8     extra section: stored length
- *   72      32    sha256 of the target
- *   104     ...   control, diff, extra sections, each one brotli stream, back to back
+ *   72      8     diff bytes: the diff section's length once its zero runs are expanded
+ *   80      32    sha256 of the target
+ *   112     ...   control, diff, extra sections, each one brotli stream, back to back
  *
- * Control holds (diffLength, extraLength, zigzag(seek)) varint triples.
+ * Control holds (diffLength, extraLength, zigzag(seek)) varint triples. The diff section
+ * holds (zeroRun varint, nonzero byte) pairs, the last run without its byte (sparse.ts).
  */
 import { DeltaimgError } from '../util/errors.js';
 
 export const MAGIC = Buffer.from('DIMGBSD1', 'latin1');
-export const HEADER_BYTES = 104;
+export const HEADER_BYTES = 112;
 
 export type SectionName = 'control' | 'diff' | 'extra';
 export const SECTION_NAMES: readonly SectionName[] = ['control', 'diff', 'extra'];
@@ -33,6 +35,8 @@ export interface PatchHeader {
   sourceSize: number;
   targetSize: number;
   sections: Record<SectionName, SectionInfo>;
+  /** bytes of target - source difference the diff section expands to */
+  diffBytes: number;
   targetSha256: Buffer;
 }
 
@@ -41,8 +45,9 @@ export function encodeHeader(header: PatchHeader): Buffer {
   MAGIC.copy(out, 0);
   const numbers = [header.sourceSize, header.targetSize];
   for (const name of SECTION_NAMES) numbers.push(header.sections[name].rawLength, header.sections[name].storedLength);
+  numbers.push(header.diffBytes);
   numbers.forEach((value, i) => out.writeBigUInt64LE(BigInt(value), 8 + 8 * i));
-  header.targetSha256.copy(out, 72);
+  header.targetSha256.copy(out, 80);
   return out;
 }
 
@@ -65,10 +70,16 @@ export function decodeHeader(bytes: Buffer, patchSize: number, shownPath: string
   SECTION_NAMES.forEach((name, i) => {
     sections[name] = { rawLength: field(2 + 2 * i), storedLength: field(3 + 2 * i) };
   });
-  const header: PatchHeader = { sourceSize: field(0), targetSize: field(1), sections, targetSha256: Buffer.from(bytes.subarray(72, 104)) };
+  const header: PatchHeader = {
+    sourceSize: field(0),
+    targetSize: field(1),
+    sections,
+    diffBytes: field(8),
+    targetSha256: Buffer.from(bytes.subarray(80, HEADER_BYTES)),
+  };
   const stored = SECTION_NAMES.reduce((sum, name) => sum + sections[name].storedLength, 0);
   if (HEADER_BYTES + stored !== patchSize) throw corrupt(`sections add up to ${HEADER_BYTES + stored} bytes but the file has ${patchSize}`);
-  if (sections.diff.rawLength + sections.extra.rawLength !== header.targetSize) throw corrupt('diff and extra lengths do not add up to the target size');
+  if (header.diffBytes + sections.extra.rawLength !== header.targetSize) throw corrupt('diff and extra lengths do not add up to the target size');
   return header;
 }
 
@@ -101,6 +112,11 @@ export class VarintWriter {
       v = Math.floor(v / 0x80);
     }
     this.bytes[this.length++] = v;
+  }
+
+  writeByte(value: number): void {
+    this.ensure(1);
+    this.bytes[this.length++] = value;
   }
 
   /** Zigzag: 0, -1, 1, -2, ... -> 0, 1, 2, 3, ... so small seeks of either sign stay short. */

@@ -73,15 +73,29 @@ export class SectionReader {
     return view;
   }
 
+  /** The next byte: synchronously while the current chunk lasts (the sparse diff's hot path). */
+  byte(): number | Promise<number> {
+    if (this.offset < this.chunk.length && this.consumed < this.info.rawLength) {
+      this.consumed++;
+      return this.chunk[this.offset++]!;
+    }
+    return this.slowByte();
+  }
+
+  private async slowByte(): Promise<number> {
+    if (this.remaining === 0) throw this.corrupt('is shorter than the control steps need');
+    await this.fill();
+    this.consumed++;
+    return this.chunk[this.offset++]!;
+  }
+
   /** Reads one unsigned LEB128 varint. */
   async varint(): Promise<number> {
     let value = 0;
     let scale = 1;
     for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-      if (this.remaining === 0) throw this.corrupt('ends inside a number');
-      if (this.offset === this.chunk.length) await this.fill();
-      const byte = this.chunk[this.offset++]!;
-      this.consumed++;
+      let byte = this.byte();
+      if (typeof byte !== 'number') byte = await byte;
       value += (byte & 0x7f) * scale;
       if (byte < 0x80) {
         if (value > Number.MAX_SAFE_INTEGER) break;
