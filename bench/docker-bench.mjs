@@ -201,16 +201,19 @@ async function startReceiver(sender) {
   );
   const engine = { name: 'receiver', env: { ...DOCKER_ENV, DOCKER_HOST: `unix://${socket}` } };
   const up = () => execa(DOCKER, ['info'], { env: engine.env, reject: false }).then((r) => r.exitCode === 0);
-  await waitFor('the receiver dockerd', up, proc, logFile);
-  log(`receiver dockerd up (${socket}); loading ${RUNTIME_IMAGE} into it`);
-  await execa(DOCKER, ['save', RUNTIME_IMAGE], { env: sender.env, buffer: false }).pipe(DOCKER, ['load'], { env: engine.env });
-  return {
-    ...engine,
-    stop: async () => {
-      await stopProcess(proc, dir);
-      await rm(execRoot, { recursive: true, force: true });
-    },
+  const stop = async () => {
+    await stopProcess(proc, dir);
+    await rm(execRoot, { recursive: true, force: true });
   };
+  await waitFor('the receiver dockerd', up, proc, logFile);
+  try {
+    log(`receiver dockerd up (${socket}); loading ${RUNTIME_IMAGE} into it`);
+    await execa(DOCKER, ['save', RUNTIME_IMAGE], { env: sender.env, buffer: false }).pipe(DOCKER, ['load'], { env: engine.env });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { ...engine, stop };
 }
 
 async function registryJson(address, path, accept) {
