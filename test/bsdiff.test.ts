@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BSDIFF_MAX_SOURCE_BYTES, bsdiffDecode, bsdiffEncode, buildSuffixArray } from '../src/bsdiff/index.js';
-import { encodeHeader, HEADER_BYTES, VarintWriter } from '../src/bsdiff/format.js';
+import { decodeHeader, encodeHeader, VarintWriter, type PatchHeader } from '../src/bsdiff/format.js';
 import { encodeSparseDiff } from '../src/bsdiff/sparse.js';
 import { DeltaimgError, type ErrorCode } from '../src/util/errors.js';
 import { encodeFile } from '../src/vcdiff/index.js';
@@ -223,6 +223,7 @@ describe('damaged and hostile patches', () => {
   let source: string;
   let target: Buffer;
   let patch: Buffer;
+  let header: PatchHeader;
 
   beforeAll(async () => {
     const src = noise(300_000, 20);
@@ -232,20 +233,26 @@ describe('damaged and hostile patches', () => {
     await writeBytes('dmg.b', target);
     await bsdiffEncode(source, p('dmg.b'), p('dmg.bsd'));
     patch = await readFile(p('dmg.bsd'));
+    header = decodeHeader(patch, patch.length, 'dmg.bsd');
   });
+
+  /** The patch with its header rewritten from `fields` (the sections kept as they are). */
+  function reheadered(fields: PatchHeader): Buffer {
+    return Buffer.concat([encodeHeader(fields), patch.subarray(header.headerBytes)]);
+  }
 
   async function variant(name: string, bytes: Uint8Array): Promise<string> {
     return writeBytes(`${name}.bsd`, bytes);
   }
 
   it('rejects a patch cut anywhere (header, control, diff, extra)', async () => {
-    for (const length of [0, 10, HEADER_BYTES, HEADER_BYTES + 5, Math.floor(patch.length / 2), patch.length - 1]) {
+    for (const length of [0, 10, header.headerBytes - 1, header.headerBytes, header.headerBytes + 5, Math.floor(patch.length / 2), patch.length - 1]) {
       await expectDecodeRejected(source, await variant(`cut${length}`, patch.subarray(0, length)), 'CORRUPT_DELTA', /dmg|cut/);
     }
   });
 
   it('rejects flipped bytes in every section', async () => {
-    for (const at of [HEADER_BYTES + 2, Math.floor(patch.length / 3), Math.floor(patch.length / 2), patch.length - 3]) {
+    for (const at of [header.headerBytes + 2, Math.floor(patch.length / 3), Math.floor(patch.length / 2), patch.length - 3]) {
       const bad = Buffer.from(patch);
       bad[at] = bad[at]! ^ 0x5a;
       const err = await expectDecodeRejected(source, await variant(`flip${at}`, bad), 'CORRUPT_DELTA', new RegExp(`flip${at}\\.bsd`));
@@ -260,11 +267,11 @@ describe('damaged and hostile patches', () => {
     const version = Buffer.from(patch);
     version.write('DIMGBSD9', 0, 'latin1');
     await expectDecodeRejected(source, await variant('version', version), 'UNSUPPORTED_VERSION', /DIMGBSD9/);
-    const lengths = Buffer.from(patch);
-    lengths.writeBigUInt64LE(lengths.readBigUInt64LE(16) + 1n, 16); // target size
+    const lengths = reheadered({ ...header, targetSize: header.targetSize + 1 });
     await expectDecodeRejected(source, await variant('lengths', lengths), 'CORRUPT_DELTA', /add up/);
-    const huge = Buffer.from(patch);
-    huge.writeBigUInt64LE(1n << 60n, 24); // control raw length
+    const stored = reheadered({ ...header, sections: { ...header.sections, diff: { ...header.sections.diff, storedLength: header.sections.diff.storedLength + 1 } } });
+    await expectDecodeRejected(source, await variant('stored', stored), 'CORRUPT_DELTA', /add up/);
+    const huge = reheadered({ ...header, sections: { ...header.sections, control: { ...header.sections.control, rawLength: 2 ** 60 } } });
     await expectDecodeRejected(source, await variant('huge', huge), 'CORRUPT_DELTA', /out of range/);
   });
 

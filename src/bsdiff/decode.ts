@@ -6,7 +6,7 @@
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { decodeHeader, HEADER_BYTES, sectionOffsets, SECTION_NAMES, unzigzag, type PatchHeader, type SectionName } from './format.js';
+import { decodeHeader, MAX_HEADER_BYTES, sectionOffsets, SECTION_NAMES, unzigzag, type PatchHeader, type SectionName } from './format.js';
 import { HashedOutput, SourceBlocks } from './io.js';
 import { showPath, type PathLike } from './paths.js';
 import { SectionReader } from './section.js';
@@ -34,7 +34,7 @@ async function openRead(path: PathLike, role: string): Promise<{ fh: FileHandle;
 }
 
 async function readHeader(fh: FileHandle, size: number, shownPatch: string): Promise<PatchHeader> {
-  const bytes = Buffer.alloc(Math.min(size, HEADER_BYTES));
+  const bytes = Buffer.alloc(Math.min(size, MAX_HEADER_BYTES));
   try {
     await fh.read(bytes, 0, bytes.length, 0);
   } catch (err) {

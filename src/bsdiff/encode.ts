@@ -8,7 +8,7 @@ import { open, readFile, rm, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { brotliCompress, constants as zlibConstants } from 'node:zlib';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { encodeHeader, SECTION_NAMES, VarintWriter, type PatchHeader, type SectionName } from './format.js';
+import { encodeHeader, SECTION_NAMES, VarintWriter, type HeaderFields, type SectionName } from './format.js';
 import { computeDelta, type ControlStep } from './match.js';
 import { writeAll } from './io.js';
 import { showPath, type PathLike } from './paths.js';
@@ -92,7 +92,7 @@ export async function bsdiffEncode(sourcePath: PathLike, targetPath: PathLike, p
   const delta = computeDelta(source, target);
   const raw: Record<SectionName, Uint8Array> = { control: encodeControl(delta.steps), diff: encodeSparseDiff(delta.diff), extra: delta.extra };
   const stored = await Promise.all(SECTION_NAMES.map((name) => compressSection(raw[name], opts.quality)));
-  const header: PatchHeader = {
+  const header: HeaderFields = {
     sourceSize: source.length,
     targetSize: target.length,
     sections: {

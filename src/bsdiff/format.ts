@@ -1,19 +1,12 @@
 /**
  * The DIMGBSD1 patch file (see docs/bsdiff.md):
  *
- *   offset  size  field
- *   0       8     magic "DIMGBSD1"
- *   8       8     source size (u64 LE)
- *   16      8     target size
- *   24      8     control section: raw (decompressed) length
- *   32      8     control section: stored (brotli) length
- *   40      8     diff section: raw length (of its run-length form)
- *   48      8     diff section: stored length
- *   56      8     extra section: raw length
- *   64      8     extra section: stored length
- *   72      8     diff bytes: the diff section's length once its zero runs are expanded
- *   80      32    sha256 of the target
- *   112     ...   control, diff, extra sections, each one brotli stream, back to back
+ *   magic "DIMGBSD1" (8 bytes)
+ *   nine unsigned LEB128 varints: source size, target size, diff bytes (the diff section's
+ *     length once expanded), then raw (decompressed) and stored (brotli) length of the
+ *     control, diff and extra sections
+ *   sha256 of the target (32 bytes)
+ *   control, diff, extra sections: each one brotli stream, back to back
  *
  * Control holds (diffLength, extraLength, zigzag(seek)) varint triples. The diff section
  * holds (zeroRun varint, nonzero byte) pairs, the last run without its byte (sparse.ts).
@@ -21,7 +14,8 @@
 import { DeltaimgError } from '../util/errors.js';
 
 export const MAGIC = Buffer.from('DIMGBSD1', 'latin1');
-export const HEADER_BYTES = 112;
+/** Longest possible header: magic, nine 8-byte varints, sha256. */
+export const MAX_HEADER_BYTES = 8 + 9 * 8 + 32;
 
 export type SectionName = 'control' | 'diff' | 'extra';
 export const SECTION_NAMES: readonly SectionName[] = ['control', 'diff', 'extra'];
@@ -38,54 +32,76 @@ export interface PatchHeader {
   /** bytes of target - source difference the diff section expands to */
   diffBytes: number;
   targetSha256: Buffer;
+  /** length of the header itself (where the control section starts) */
+  headerBytes: number;
 }
 
-export function encodeHeader(header: PatchHeader): Buffer {
-  const out = Buffer.alloc(HEADER_BYTES);
-  MAGIC.copy(out, 0);
-  const numbers = [header.sourceSize, header.targetSize];
-  for (const name of SECTION_NAMES) numbers.push(header.sections[name].rawLength, header.sections[name].storedLength);
-  numbers.push(header.diffBytes);
-  numbers.forEach((value, i) => out.writeBigUInt64LE(BigInt(value), 8 + 8 * i));
-  header.targetSha256.copy(out, 80);
-  return out;
+/** What an encoder supplies; the header's own length follows from it. */
+export type HeaderFields = Omit<PatchHeader, 'headerBytes'>;
+
+/** The header's varints, in file order. */
+function headerNumbers(h: HeaderFields): number[] {
+  const { control, diff, extra } = h.sections;
+  return [h.sourceSize, h.targetSize, h.diffBytes, control.rawLength, control.storedLength, diff.rawLength, diff.storedLength, extra.rawLength, extra.storedLength];
 }
 
-/** Parses and sanity-checks a header; `patchSize` is the patch file's length. */
+export function encodeHeader(header: HeaderFields): Buffer {
+  const numbers = new VarintWriter();
+  for (const value of headerNumbers(header)) numbers.writeUnsigned(value);
+  return Buffer.concat([MAGIC, numbers.result(), header.targetSha256]);
+}
+
+/** Parses and sanity-checks a header from the patch's first bytes; `patchSize` is the file's length. */
 export function decodeHeader(bytes: Buffer, patchSize: number, shownPath: string): PatchHeader {
   const corrupt = (why: string) => new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPath} is damaged: ${why}`);
-  if (bytes.length < HEADER_BYTES) throw corrupt(`shorter than its ${HEADER_BYTES}-byte header`);
+  if (bytes.length < MAGIC.length) throw corrupt('shorter than its header');
   if (!bytes.subarray(0, 8).equals(MAGIC)) {
     if (bytes.subarray(0, 7).equals(MAGIC.subarray(0, 7))) {
       throw new DeltaimgError('UNSUPPORTED_VERSION', `bsdiff patch ${shownPath} has format ${bytes.toString('latin1', 0, 8)}; this deltaimg reads DIMGBSD1 only`);
     }
     throw corrupt('bad magic (not a DIMGBSD1 patch)');
   }
-  const field = (i: number): number => {
-    const value = bytes.readBigUInt64LE(8 + 8 * i);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw corrupt('length field out of range');
-    return Number(value);
+  let at = MAGIC.length;
+  const next = (): number => {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+      if (at >= bytes.length) throw corrupt('shorter than its header');
+      const byte = bytes[at++]!;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        if (value > Number.MAX_SAFE_INTEGER) break;
+        return value;
+      }
+      scale *= 0x80;
+    }
+    throw corrupt('length field out of range');
   };
-  const sections = {} as Record<SectionName, SectionInfo>;
-  SECTION_NAMES.forEach((name, i) => {
-    sections[name] = { rawLength: field(2 + 2 * i), storedLength: field(3 + 2 * i) };
-  });
+  const [sourceSize, targetSize, diffBytes, controlRaw, controlStored, diffRaw, diffStored, extraRaw, extraStored] = Array.from({ length: 9 }, next) as [
+    number, number, number, number, number, number, number, number, number,
+  ];
+  if (at + 32 > bytes.length) throw corrupt('shorter than its header');
   const header: PatchHeader = {
-    sourceSize: field(0),
-    targetSize: field(1),
-    sections,
-    diffBytes: field(8),
-    targetSha256: Buffer.from(bytes.subarray(80, HEADER_BYTES)),
+    sourceSize,
+    targetSize,
+    diffBytes,
+    sections: {
+      control: { rawLength: controlRaw, storedLength: controlStored },
+      diff: { rawLength: diffRaw, storedLength: diffStored },
+      extra: { rawLength: extraRaw, storedLength: extraStored },
+    },
+    targetSha256: Buffer.from(bytes.subarray(at, at + 32)),
+    headerBytes: at + 32,
   };
-  const stored = SECTION_NAMES.reduce((sum, name) => sum + sections[name].storedLength, 0);
-  if (HEADER_BYTES + stored !== patchSize) throw corrupt(`sections add up to ${HEADER_BYTES + stored} bytes but the file has ${patchSize}`);
-  if (header.diffBytes + sections.extra.rawLength !== header.targetSize) throw corrupt('diff and extra lengths do not add up to the target size');
+  const total = header.headerBytes + controlStored + diffStored + extraStored;
+  if (total !== patchSize) throw corrupt(`header and sections add up to ${total} bytes but the file has ${patchSize}`);
+  if (diffBytes + extraRaw !== targetSize) throw corrupt('diff and extra lengths do not add up to the target size');
   return header;
 }
 
 /** Offset of each section's stored bytes in the patch file. */
 export function sectionOffsets(header: PatchHeader): Record<SectionName, number> {
-  const control = HEADER_BYTES;
+  const control = header.headerBytes;
   const diff = control + header.sections.control.storedLength;
   const extra = diff + header.sections.diff.storedLength;
   return { control, diff, extra };
@@ -105,7 +121,7 @@ export class VarintWriter {
 
   /** Unsigned LEB128 of a non-negative safe integer. */
   writeUnsigned(value: number): void {
-    this.ensure(8);
+    this.ensure(10);
     let v = value;
     while (v >= 0x80) {
       this.bytes[this.length++] = (v % 0x80) | 0x80;
