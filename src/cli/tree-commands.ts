@@ -1,10 +1,5 @@
 /** The runtime verbs: `diff`, `apply`, `inspect` on plain directories, no Docker needed. */
 import type { Command } from 'commander';
-import { applyDelta } from '../delta/apply.js';
-import { diffTrees } from '../delta/diff.js';
-import { readHeader } from '../delta/header.js';
-import { inspectReport, savedLine, summarize } from '../delta/summary.js';
-import { summarizeReport } from '../tree/meta.js';
 import { DeltaimgError } from '../util/errors.js';
 import { createProgress, formatBytes } from '../util/progress.js';
 import { toolVersion } from './version.js';
@@ -37,6 +32,9 @@ export function registerTreeCommands(program: Command): void {
         '\nThe delta is written to a temp dir beside DELTA_DIR and renamed into place when complete.',
     )
     .action(async (src: string, dst: string, opts: OutputFlags & { out: string; annotationsJson?: string }) => {
+      // Loaded on use, so other verbs (e.g. `vcdiff`) do not pay for them in time and memory.
+      const { diffTrees } = await import('../delta/diff.js');
+      const { savedLine, summarize } = await import('../delta/summary.js');
       const progress = createProgress({ quiet: opts.quiet });
       const header = await diffTrees(src, dst, opts.out, {
         progress,
@@ -63,6 +61,8 @@ export function registerTreeCommands(program: Command): void {
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', '\nExample:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored')
     .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string }) => {
+      const { applyDelta } = await import('../delta/apply.js');
+      const { summarizeReport } = await import('../tree/meta.js');
       const started = Date.now();
       const result = await applyDelta(src, deltaDir, opts.out, { progress: createProgress({ quiet: opts.quiet }) });
       const skipped = summarizeSkipped(result.report.skipped);
@@ -94,6 +94,8 @@ export function registerTreeCommands(program: Command): void {
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExample:\n  deltaimg inspect ./v1-to-v2')
     .action(async (deltaDir: string, opts: OutputFlags) => {
+      const { readHeader } = await import('../delta/header.js');
+      const { inspectReport, summarize } = await import('../delta/summary.js');
       const header = await readHeader(deltaDir);
       if (opts.json) printJson({ delta: deltaDir, ...summarize(header) });
       else process.stdout.write(inspectReport(deltaDir, header) + '\n');
