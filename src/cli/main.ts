@@ -10,8 +10,20 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// If the event loop ever drains while a command is still pending (a bug: a promise that
+// nothing will settle), say so and fail, rather than exiting 0 with no output.
+let finished = false;
+process.once('beforeExit', () => {
+  if (finished) return;
+  process.stderr.write('deltaimg: internal error (please report): the command stopped before finishing\n');
+  process.exitCode = 70;
+});
+
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {
     process.exitCode = reportFailure(err);
+  })
+  .finally(() => {
+    finished = true;
   });

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { Entry, FileEntry } from '../tree/entry.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
-import { bsdiffEncode, BSDIFF_MAX_SOURCE_BYTES } from '../bsdiff/index.js';
+import { BSDIFF_MAX_SOURCE_BYTES } from '../bsdiff/index.js';
+import { BsdiffPool } from '../bsdiff/pool.js';
 import { VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
 import { ioError } from '../util/errors.js';
@@ -52,8 +53,8 @@ const GOOD_DELTA_RATIO = 0.25;
  * holds both files in memory, worth it for recompiled binaries, not for a changed line.
  */
 const BSDIFF_WORTH_TRYING_BYTES = 4096;
-/** Larger pairs stay VCDIFF: keeps one bsdiff's memory near 300 MiB, and diff's peak under 1 GiB. */
-const BSDIFF_TREE_MAX_BYTES = Math.min(BSDIFF_MAX_SOURCE_BYTES, 32 * 1024 * 1024);
+/** Larger pairs stay VCDIFF: one bsdiff per core at ~9 bytes per source byte keeps diff under 1 GiB. */
+const BSDIFF_TREE_MAX_BYTES = Math.min(BSDIFF_MAX_SOURCE_BYTES, 24 * 1024 * 1024);
 /** Below this a VCDIFF has too little redundancy left for brotli to win anything. */
 const BROTLI_WORTH_TRYING_BYTES = 64;
 /** Compression that saves less than this is not worth a decoder pass: the bytes ship raw. */
@@ -73,10 +74,11 @@ export async function diffTrees(
     scanTree(dstRoot, { hash: true, onProgress }),
   ]);
   const pool = opts.pool ?? new VcdiffPool();
+  const bsdiffPool = new BsdiffPool();
   try {
     return await buildDirAtomically(outDir, async (work) => {
       await mkdir(join(work, BLOBS_DIR));
-      const encoder = new FileEncoder(src, dst, new PayloadWriter(work), pool, opts.vcdiff ?? {});
+      const encoder = new FileEncoder(src, dst, new PayloadWriter(work), pool, opts.vcdiff ?? {}, bsdiffPool);
       const header = await writeDelta(work, src, dst, encoder, progress, opts);
       await writeFile(join(work, HEADER_FILE), JSON.stringify(header, null, 2) + '\n', { flag: 'wx' });
       return header;
@@ -84,6 +86,7 @@ export async function diffTrees(
   } finally {
     progress.done();
     if (!opts.pool) await pool.close();
+    await bsdiffPool.close();
   }
 }
 
@@ -154,8 +157,6 @@ async function writeDelta(
 /** Chooses and produces the content op of one target file. */
 class FileEncoder {
   readonly sourceIndex: SourceIndex;
-  /** One bsdiff at a time: it holds both files and a suffix array (~9 bytes per source byte). */
-  private readonly bsdiffSlot = new Limiter(1);
   private readonly payloadBytes = new Map<string, number>();
 
   constructor(
@@ -164,6 +165,7 @@ class FileEncoder {
     private readonly payloads: PayloadWriter,
     private readonly pool: VcdiffPool,
     private readonly vcdiffOptions: VcdiffOptions,
+    private readonly bsdiffPool: BsdiffPool,
   ) {
     this.sourceIndex = new SourceIndex(src.entries);
   }
@@ -201,7 +203,7 @@ class FileEncoder {
     if (!bsdiffFits || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
     const temp = this.payloads.tempPath();
     const sourcePath = toFsPath(this.src.root, base.path);
-    const r = await this.bsdiffSlot.run(() => bsdiffEncode(sourcePath, targetPath, temp));
+    const r = await this.bsdiffPool.encode(sourcePath, targetPath, temp);
     const bsdiff: Candidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256, target };
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.payloads.discard(drop.temp);
