@@ -80,7 +80,7 @@ function parseOptions(argv) {
 }
 
 function log(message) {
-  process.stderr.write(`bench: ${message}\n`);
+  process.stderr.write(`bench ${new Date().toISOString().slice(11, 19)}: ${message}\n`);
 }
 
 function freshDir(path) {
@@ -234,7 +234,7 @@ async function zstdPatch(aTar, bTar) {
   return { bytes, encode };
 }
 
-async function measureTreePairs(pairs, fileResults) {
+async function measureTreePairs(pairs, fileResults, onRow) {
   const results = [];
   for (const pair of pairs) {
     const a = join(DATA, 'trees', pair.id, 'a');
@@ -253,6 +253,7 @@ async function measureTreePairs(pairs, fileResults) {
     row.cpA = await runMeasured(['cp', '-a', b, join(dir, 'cp-out')]);
     rmSync(dir, { recursive: true, force: true });
     results.push(row);
+    onRow(results);
   }
   return results;
 }
@@ -272,19 +273,54 @@ function writeReports(results) {
   log(`wrote ${RESULTS_MD} and ${RESULTS_JSON}`);
 }
 
+/**
+ * With --only, the other level's numbers are kept from the previous results.json (with the date
+ * and commit they were measured at), so the two levels can be measured in separate runs.
+ */
+function carryOver(results, opts) {
+  if (!opts.only || !existsSync(RESULTS_JSON)) return;
+  const previous = JSON.parse(readFileSync(RESULTS_JSON, 'utf8'));
+  const stamp = previous.stages ?? {};
+  const keep = opts.only === 'files' ? ['trees'] : ['files', 'smallFiles'];
+  for (const key of keep) {
+    if (!previous[key]) continue;
+    results[key] = previous[key];
+    const level = key === 'trees' ? 'trees' : 'files';
+    results.stages[level] = stamp[level] ?? { date: previous.machine.date, commit: previous.machine.commit, seconds: previous.totalSeconds };
+  }
+}
+
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
   if (opts.render) return writeReports(JSON.parse(readFileSync(RESULTS_JSON, 'utf8')));
   if (!existsSync(CLI)) log(`warning: ${CLI} missing (run npm run build); deltaimg rows will fail`);
   fetchData(opts.quick);
   const started = Date.now();
-  const results = { machine: machineInfo(), options: { ...opts, windowBytes: WINDOW }, files: null, smallFiles: null, trees: null };
+  const machine = machineInfo();
+  const results = { machine, options: { ...opts, windowBytes: WINDOW }, stages: {}, files: null, smallFiles: null, trees: null };
+  carryOver(results, opts);
   const pick = (pairs) => pairs.filter((p) => p.quick || !opts.quick);
+  const stamp = (level, since) => {
+    results.stages[level] = { date: new Date(since).toISOString(), commit: machine.commit, seconds: (Date.now() - since) / 1000 };
+  };
+  // results.json is rewritten after each stage: an interrupted run still leaves its numbers.
+  const checkpoint = () => writeFileSync(RESULTS_JSON, JSON.stringify(results, null, 2) + '\n');
   if (opts.only !== 'trees') {
+    const since = Date.now();
     results.files = await measureFilePairs(pick(FILE_PAIRS));
+    checkpoint();
     results.smallFiles = await measureSmallFiles();
+    stamp('files', since);
+    checkpoint();
   }
-  if (opts.only !== 'files') results.trees = await measureTreePairs(pick(TREE_PAIRS), results.files);
+  if (opts.only !== 'files') {
+    const since = Date.now();
+    results.trees = await measureTreePairs(pick(TREE_PAIRS), results.files, (rows) => {
+      results.trees = rows;
+      stamp('trees', since);
+      checkpoint();
+    });
+  }
   results.machine.loadAverageAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
   results.totalSeconds = (Date.now() - started) / 1000;
   writeReports(results);

@@ -147,9 +147,18 @@ function machineSection(results) {
         ['deltaimg commit', m.commit],
         ['load average at start / end', `${m.loadAverageAtStart.join(' ')} / ${(m.loadAverageAtEnd ?? []).join(' ')}`],
         ['whole run', `${fixed(results.totalSeconds / 60, 1)} min`],
+        ...stageRows(results),
       ],
     ),
   ].join('\n');
+}
+
+/** When the two levels were measured in separate runs (--only), when and at which commit each was. */
+function stageRows(results) {
+  return Object.entries(results.stages ?? {}).map(([level, st]) => [
+    `${level === 'files' ? 'file pairs' : 'tree pairs'} measured`,
+    `${st.date}, commit ${st.commit}, ${fixed(st.seconds / 60, 1)} min`,
+  ]);
 }
 
 function targetsSection(results) {
