@@ -8,6 +8,7 @@
 // usage: node bench/run.mjs [--only files|trees] [--quick] [--render]
 //   --quick   the small pairs only (libc, libcrypto, npm app, 200 small files)
 //   --render  rewrite RESULTS.md from the existing results.json, measure nothing
+//   --results DIR  read/write results.json and RESULTS.md in DIR instead of bench/
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -23,8 +24,8 @@ const DATA = join(BENCH, 'data');
 const WORK = join(BENCH, 'work');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const ALGO = join(BENCH, 'deltaimage-algo.sh');
-const RESULTS_JSON = join(BENCH, 'results.json');
-const RESULTS_MD = join(BENCH, 'RESULTS.md');
+let RESULTS_JSON = join(BENCH, 'results.json');
+let RESULTS_MD = join(BENCH, 'RESULTS.md');
 
 /** Source window for both VCDIFF encoders (xdelta3 -B; xdelta3's default). */
 const WINDOW = 64 * 1024 * 1024;
@@ -65,14 +66,15 @@ const TOOLS = {
 // --- options -----------------------------------------------------------------------------------
 
 function parseOptions(argv) {
-  const opts = { only: null, quick: false, render: false };
+  const opts = { only: null, quick: false, render: false, results: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') opts.quick = true;
     else if (arg === '--render') opts.render = true;
     else if (arg === '--only' && ['files', 'trees'].includes(argv[i + 1])) opts.only = argv[++i];
+    else if (arg === '--results' && argv[i + 1]) opts.results = argv[++i];
     else {
-      console.error('usage: node bench/run.mjs [--only files|trees] [--quick] [--render]');
+      console.error('usage: node bench/run.mjs [--only files|trees] [--quick] [--render] [--results DIR]');
       process.exit(2);
     }
   }
@@ -292,6 +294,11 @@ function carryOver(results, opts) {
 
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.results) {
+    mkdirSync(opts.results, { recursive: true });
+    RESULTS_JSON = join(opts.results, 'results.json');
+    RESULTS_MD = join(opts.results, 'RESULTS.md');
+  }
   if (opts.render) return writeReports(JSON.parse(readFileSync(RESULTS_JSON, 'utf8')));
   if (!existsSync(CLI)) log(`warning: ${CLI} missing (run npm run build); deltaimg rows will fail`);
   fetchData(opts.quick);
