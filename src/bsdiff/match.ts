@@ -113,6 +113,57 @@ class SourceIndex {
   }
 }
 
+/** Window length of WindowFilter; must not exceed SWITCH_MARGIN + 1 (see its use). */
+const FILTER_BYTES = 8;
+
+/**
+ * A one-hash Bloom filter of every 8-byte window of the source. Where the target is new
+ * (no long match anywhere), bsdiff would still binary-search the suffix array at every
+ * byte; a filter miss proves that no match of 8+ bytes starts there, so the search is
+ * skipped. Sized at 8+ bits per window (up to 64 MiB of bits), so false hits are ~12%.
+ */
+class WindowFilter {
+  private readonly bits: Int32Array;
+  private readonly shift: number;
+
+  constructor(source: Uint8Array) {
+    const windows = Math.max(0, source.length - FILTER_BYTES + 1);
+    let log2 = 16;
+    while (log2 < 29 && 2 ** log2 < windows * 8) log2++;
+    this.bits = new Int32Array(2 ** (log2 - 5));
+    this.shift = 32 - log2;
+    if (windows === 0) return;
+    let high = word(source, 0);
+    let low = word(source, 4);
+    for (let i = 0; ; i++) {
+      this.set(this.slot(high, low));
+      if (i + 1 >= windows) break;
+      high = ((high << 8) | (low >>> 24)) >>> 0;
+      low = ((low << 8) | source[i + FILTER_BYTES]!) >>> 0;
+    }
+  }
+
+  private slot(high: number, low: number): number {
+    return (Math.imul(high, 0x9e3779b1) ^ Math.imul(low ^ (high >>> 15), 0x85ebca77)) >>> this.shift;
+  }
+
+  private set(slot: number): void {
+    this.bits[slot >>> 5]! |= 1 << (slot & 31);
+  }
+
+  /** False only when no source window equals target[at .. at + 8); true near the target's end. */
+  mayMatch(target: Uint8Array, at: number): boolean {
+    if (at + FILTER_BYTES > target.length) return true;
+    const slot = this.slot(word(target, at), word(target, at + 4));
+    return (this.bits[slot >>> 5]! & (1 << (slot & 31))) !== 0;
+  }
+}
+
+/** Big-endian 32-bit word at `at` (matches the rolling update in WindowFilter). */
+function word(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
 /** Computes the control steps and the diff / extra streams turning `source` into `target`. */
 export function computeDelta(source: Uint8Array, target: Uint8Array): Delta {
   return new DeltaBuilder(source, target).run();
@@ -120,6 +171,7 @@ export function computeDelta(source: Uint8Array, target: Uint8Array): Delta {
 
 class DeltaBuilder {
   private readonly index: SourceIndex;
+  private readonly filter: WindowFilter;
   private readonly steps: ControlStep[] = [];
   private readonly diff: Uint8Array;
   private readonly extra: Uint8Array;
@@ -137,6 +189,7 @@ class DeltaBuilder {
     private readonly target: Uint8Array,
   ) {
     this.index = new SourceIndex(source);
+    this.filter = new WindowFilter(source);
     this.diff = new Uint8Array(target.length);
     this.extra = new Uint8Array(target.length);
   }
@@ -158,11 +211,16 @@ class DeltaBuilder {
       scan += matchLength;
       let scored = scan;
       for (; scan < target.length; scan++) {
-        matchLength = this.index.longest(target, scan);
+        // Below SWITCH_MARGIN + 1 bytes a match can never make the scan switch alignment:
+        // skip the costly search when the filter proves there is none of FILTER_BYTES.
+        matchLength = this.filter.mayMatch(target, scan) ? this.index.longest(target, scan) : 0;
         matchSource = this.index.position;
         for (; scored < scan + matchLength; scored++) alignedScore += this.agreesAligned(scored);
         const sameAsAligned = matchLength === alignedScore && matchLength !== 0;
         if (sameAsAligned || matchLength > alignedScore + SWITCH_MARGIN || matchLength >= TAKE_AT_ONCE) break;
+        // As in bsdiff: drop scan's agreement even when a zero-length match left it uncounted;
+        // counting "fairly" (only if scored > scan) keeps stale alignments alive far too long
+        // and made libapt-pkg's patch 6x larger.
         alignedScore -= this.agreesAligned(scan);
       }
       if (matchLength !== alignedScore || scan === target.length) {
