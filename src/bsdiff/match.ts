@@ -231,7 +231,8 @@ class DeltaBuilder {
     return {
       steps: this.steps,
       diff: this.diff.subarray(0, this.diffLength),
-      extra: this.extra.subarray(0, this.extraLength),
+      // A copy, so the target-sized scratch buffer can be freed while the sections compress.
+      extra: this.extra.slice(0, this.extraLength),
     };
   }
 
