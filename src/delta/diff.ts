@@ -53,6 +53,7 @@ const GOOD_DELTA_RATIO = 0.25;
  * holds both files in memory, worth it for recompiled binaries, not for a changed line.
  */
 const BSDIFF_WORTH_TRYING_BYTES = 4096;
+const BSDIFF_RELATED_RATIO = 0.5;
 /** Larger pairs stay VCDIFF: one bsdiff per core at ~9 bytes per source byte keeps diff under 1 GiB. */
 const BSDIFF_TREE_MAX_BYTES = Math.min(BSDIFF_MAX_SOURCE_BYTES, 24 * 1024 * 1024);
 /** Below this a VCDIFF has too little redundancy left for brotli to win anything. */
@@ -200,7 +201,9 @@ class FileEncoder {
   private async tryDeltas(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const vcdiff = await this.tryVcdiff(base, target, targetPath);
     const bsdiffFits = base.size <= BSDIFF_TREE_MAX_BYTES && target.size <= BSDIFF_TREE_MAX_BYTES;
-    if (!bsdiffFits || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
+    // Where VCDIFF found little to copy, the files are unrelated and bsdiff would only burn CPU.
+    const related = vcdiff.bytes <= target.size * BSDIFF_RELATED_RATIO;
+    if (!bsdiffFits || !related || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
     const temp = this.payloads.tempPath();
     const sourcePath = toFsPath(this.src.root, base.path);
     const r = await this.bsdiffPool.encode(sourcePath, targetPath, temp);
