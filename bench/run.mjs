@@ -9,6 +9,8 @@
 //   --quick   the small pairs only (libc, libcrypto, npm app, 200 small files)
 //   --render  rewrite RESULTS.md from the existing results.json, measure nothing
 //   --results DIR  read/write results.json and RESULTS.md in DIR instead of bench/
+//   --reuse-zstd   take the tree pairs' zstd numbers from the previous results.json (zstd -19 on the
+//                  400 MB kernel tars alone takes ~9 min; the peer does not change between runs)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -66,15 +68,16 @@ const TOOLS = {
 // --- options -----------------------------------------------------------------------------------
 
 function parseOptions(argv) {
-  const opts = { only: null, quick: false, render: false, results: null };
+  const opts = { only: null, quick: false, render: false, results: null, reuseZstd: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') opts.quick = true;
     else if (arg === '--render') opts.render = true;
     else if (arg === '--only' && ['files', 'trees'].includes(argv[i + 1])) opts.only = argv[++i];
     else if (arg === '--results' && argv[i + 1]) opts.results = argv[++i];
+    else if (arg === '--reuse-zstd') opts.reuseZstd = true;
     else {
-      console.error('usage: node bench/run.mjs [--only files|trees] [--quick] [--render] [--results DIR]');
+      console.error('usage: node bench/run.mjs [--only files|trees] [--quick] [--render] [--results DIR] [--reuse-zstd]');
       process.exit(2);
     }
   }
@@ -217,7 +220,9 @@ async function measureAlgoTree(a, b, dir) {
   return diff.ok ? { layerBytes: gzipLayerBytes(delta), diff } : { diff };
 }
 
-async function measureZstdTree(pair, fileResults) {
+async function measureZstdTree(pair, fileResults, previous) {
+  const before = previous?.find((r) => r.id === pair.id)?.zstd;
+  if (before?.encode?.ok) return { ...before, reusedFrom: before.reusedFrom ?? previous.measuredAt };
   if (pair.id === 'big') {
     const filePair = fileResults?.find((r) => r.id === 'big')?.tools.zstd;
     if (filePair?.encode.ok) return { bytes: filePair.deltaBytes, encode: filePair.encode, note: 'the big file pair (one file: the tar is the file)' };
@@ -236,7 +241,7 @@ async function zstdPatch(aTar, bTar) {
   return { bytes, encode };
 }
 
-async function measureTreePairs(pairs, fileResults, onRow) {
+async function measureTreePairs(pairs, fileResults, previousZstd, onRow) {
   const results = [];
   for (const pair of pairs) {
     const a = join(DATA, 'trees', pair.id, 'a');
@@ -250,7 +255,7 @@ async function measureTreePairs(pairs, fileResults, onRow) {
     log(`tree pair ${pair.id}: deltaimage algorithm (xdelta3 script)`);
     row.deltaimageAlgo = await measureAlgoTree(a, b, dir);
     log(`tree pair ${pair.id}: zstd --patch-from`);
-    row.zstd = await measureZstdTree(pair, fileResults);
+    row.zstd = await measureZstdTree(pair, fileResults, previousZstd);
     log(`tree pair ${pair.id}: cp -a`);
     row.cpA = await runMeasured(['cp', '-a', b, join(dir, 'cp-out')]);
     rmSync(dir, { recursive: true, force: true });
@@ -292,6 +297,14 @@ function carryOver(results, opts) {
   }
 }
 
+/** The tree rows of the previous results.json, tagged with when they were measured (for --reuse-zstd). */
+function previousTrees() {
+  if (!existsSync(RESULTS_JSON)) return null;
+  const previous = JSON.parse(readFileSync(RESULTS_JSON, 'utf8'));
+  const measuredAt = previous.stages?.trees?.date ?? previous.machine.date;
+  return previous.trees ? Object.assign(previous.trees, { measuredAt }) : null;
+}
+
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
   if (opts.results) {
@@ -302,6 +315,7 @@ async function main() {
   if (opts.render) return writeReports(JSON.parse(readFileSync(RESULTS_JSON, 'utf8')));
   if (!existsSync(CLI)) log(`warning: ${CLI} missing (run npm run build); deltaimg rows will fail`);
   fetchData(opts.quick);
+  const previousTreeRows = opts.reuseZstd ? previousTrees() : null; // read before any checkpoint overwrites it
   const started = Date.now();
   const machine = machineInfo();
   const results = { machine, options: { ...opts, windowBytes: WINDOW }, stages: {}, files: null, smallFiles: null, trees: null };
@@ -322,7 +336,7 @@ async function main() {
   }
   if (opts.only !== 'files') {
     const since = Date.now();
-    results.trees = await measureTreePairs(pick(TREE_PAIRS), results.files, (rows) => {
+    results.trees = await measureTreePairs(pick(TREE_PAIRS), results.files, previousTreeRows, (rows) => {
       results.trees = rows;
       stamp('trees', since);
       checkpoint();

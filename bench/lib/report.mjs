@@ -268,7 +268,10 @@ function treesSection(results) {
       checkText(p.ours.check),
     ]),
   );
-  return ['## Tree pairs', '', pairs, '', 'Sizes in bytes:', '', sizes, '', 'Times (wall) and memory:', '', times].join('\n');
+  const reused = [...new Set(results.trees.map((p) => p.zstd.reusedFrom).filter(Boolean))];
+  const reuseNote = reused.length ? `zstd columns of the tree pairs: measured in the run of ${reused.join(', ')} (--reuse-zstd; zstd does not change between runs).` : '';
+  const bigNote = results.trees.some((p) => p.id === 'big') ? 'zstd for the one-file "big" tree = the big file pair (the tar would be that one file).' : '';
+  return ['## Tree pairs', '', pairs, '', 'Sizes in bytes:', '', sizes, '', [bigNote, reuseNote].filter(Boolean).join(' '), '', 'Times (wall) and memory:', '', times].join('\n');
 }
 
 function checkText(check) {
