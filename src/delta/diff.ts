@@ -11,7 +11,7 @@ import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
 import { BSDIFF_MAX_SOURCE_BYTES } from '../bsdiff/index.js';
 import { BsdiffPool } from '../bsdiff/pool.js';
-import { VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
+import { DEFAULT_WINDOW, MAX_WINDOW, VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
 import { ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
@@ -158,6 +158,7 @@ async function writeDelta(
 /** Chooses and produces the content op of one target file. */
 class FileEncoder {
   readonly sourceIndex: SourceIndex;
+  private readonly largeSlot = new Limiter(1);
   private readonly payloadBytes = new Map<string, number>();
 
   constructor(
@@ -219,8 +220,10 @@ class FileEncoder {
    */
   private async tryVcdiff(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const temp = this.payloads.tempPath();
-    const opts = { secondary: 'none' as const, ...this.vcdiffOptions };
-    const r = await this.pool.encodeFile(toFsPath(this.src.root, base.path), targetPath, temp, opts);
+    const sourcePath = toFsPath(this.src.root, base.path);
+    const r = base.size > DEFAULT_WINDOW
+      ? await this.largeSlot.run(() => this.pool.encodeFile(sourcePath, targetPath, temp, this.largeFileOptions(base.size)))
+      : await this.pool.encodeFile(sourcePath, targetPath, temp, { secondary: 'none', ...this.vcdiffOptions });
     const plain: Candidate = { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false, target };
     if (r.deltaBytes < BROTLI_WORTH_TRYING_BYTES) return plain;
     const packedTemp = this.payloads.tempPath();
@@ -231,6 +234,15 @@ class FileEncoder {
     }
     await this.payloads.discard(temp);
     return { ...plain, temp: packedTemp, bytes: packed.bytes, sha256: packed.sha256, brotli: true };
+  }
+
+  /**
+   * A source larger than the default window gets a window covering all of it (up to
+   * 512 MiB), so a block moved hundreds of MiB away is still found, at level 3, whose
+   * hash table keeps such an encode near 700 MiB; one such encode runs at a time.
+   */
+  private largeFileOptions(sourceSize: number): VcdiffOptions {
+    return { secondary: 'none', level: 3, windowBytes: Math.min(MAX_WINDOW, sourceSize), ...this.vcdiffOptions };
   }
 
   private async tryWhole(target: FileEntry, targetPath: Buffer): Promise<Candidate> {
