@@ -221,11 +221,13 @@ async function measureAlgoTree(a, b, dir) {
 }
 
 async function measureZstdTree(pair, fileResults, previous) {
-  const before = previous?.find((r) => r.id === pair.id)?.zstd;
-  if (before?.encode?.ok) return { ...before, reusedFrom: before.reusedFrom ?? previous.measuredAt };
   if (pair.id === 'big') {
     const filePair = fileResults?.find((r) => r.id === 'big')?.tools.zstd;
     if (filePair?.encode.ok) return { bytes: filePair.deltaBytes, encode: filePair.encode, note: 'the big file pair (one file: the tar is the file)' };
+  }
+  const before = previous?.find((r) => r.id === pair.id)?.zstd;
+  if (before?.encode?.ok) return { ...before, reusedFrom: before.reusedFrom ?? previous.measuredAt };
+  if (pair.id === 'big') {
     const a = join(DATA, 'files', 'big.a');
     return zstdPatch(a, join(DATA, 'files', 'big.b'));
   }
