@@ -84,7 +84,7 @@ function treeTargets(results) {
     targets.push({
       area: 'tree',
       target: `${pair.id}: smaller than zstd --patch-from and ≤ 0.75 × deltaimage algorithm`,
-      measured: ours == null ? 'ours failed' : `ours ${human(ours)}; ${fixed(ratio(ours, algo))}× algo, ${fixed(ratio(ours, zstd))}× zstd`,
+      measured: ours == null ? 'ours failed' : `ours ${human(ours)}; ${fixed(ratio(ours, algo), 3)}× algo, ${fixed(ratio(ours, zstd), 3)}× zstd`,
       pass: ours == null || algo == null || zstd == null ? (ours == null ? false : null) : ours <= 0.75 * algo && ours < zstd,
     });
     const cp = pair.cpA;
