@@ -105,7 +105,7 @@ async function writeDelta(
   const totalBytes = files.reduce((n, f) => n + f.size, 0);
   let doneFiles = 0;
   let doneBytes = 0;
-  const limiter = new Limiter(Math.max(2, encoder.parallelism * 2));
+  const limiter = new Limiter(Math.max(2, availableParallelism() * 2));
   const pending = dst.entries.map((e) =>
     e.kind !== 'file'
       ? Promise.resolve<Encoded>({ record: e, payloadBytes: 0 })
@@ -172,10 +172,6 @@ class FileEncoder {
     this.sourceIndex = new SourceIndex(src.entries);
   }
 
-  get parallelism(): number {
-    return availableParallelism();
-  }
-
   async encode(target: FileEntry): Promise<{ content: ContentOp; payloadBytes: number }> {
     const sha256 = target.sha256!;
     const identical = this.sourceIndex.identical(sha256, target.path);
@@ -208,7 +204,7 @@ class FileEncoder {
     const temp = this.payloads.tempPath();
     const sourcePath = toFsPath(this.src.root, base.path);
     const r = await this.bsdiffPool.encode(sourcePath, targetPath, temp);
-    const bsdiff: Candidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256, target };
+    const bsdiff: Candidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256 };
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.payloads.discard(drop.temp);
     return keep;
@@ -224,7 +220,7 @@ class FileEncoder {
     const r = base.size > DEFAULT_WINDOW
       ? await this.largeSlot.run(() => this.pool.encodeFile(sourcePath, targetPath, temp, this.largeFileOptions(base.size)))
       : await this.pool.encodeFile(sourcePath, targetPath, temp, { secondary: 'none', ...this.vcdiffOptions });
-    const plain: Candidate = { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false, target };
+    const plain: Candidate = { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false };
     if (r.deltaBytes < BROTLI_WORTH_TRYING_BYTES) return plain;
     const packedTemp = this.payloads.tempPath();
     const packed = await brotliFile(temp, r.deltaBytes, packedTemp);
@@ -251,12 +247,12 @@ class FileEncoder {
       throw ioError('compress', displayPath(target.path), err);
     });
     if (packed.bytes < target.size * WORTHWHILE_COMPRESSION) {
-      return { kind: 'brotli', temp, bytes: packed.bytes, sha256: packed.sha256, target };
+      return { kind: 'brotli', temp, bytes: packed.bytes, sha256: packed.sha256 };
     }
     await this.payloads.discard(temp);
     const rawTemp = this.payloads.tempPath();
     await copyFile(targetPath, rawTemp);
-    return { kind: 'raw', temp: rawTemp, bytes: target.size, sha256: target.sha256!, target };
+    return { kind: 'raw', temp: rawTemp, bytes: target.size, sha256: target.sha256! };
   }
 
   private async keep(c: Candidate): Promise<{ content: ContentOp; payloadBytes: number }> {
@@ -280,9 +276,9 @@ class FileEncoder {
 }
 
 type Candidate =
-  | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean; target: FileEntry }
-  | { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; target: FileEntry }
-  | { kind: 'brotli' | 'raw'; temp: string; bytes: number; sha256: string; target: FileEntry };
+  | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean }
+  | { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string }
+  | { kind: 'brotli' | 'raw'; temp: string; bytes: number; sha256: string};
 
 async function readTarget(path: Buffer, target: FileEntry): Promise<Buffer> {
   const data = await readFile(path).catch((err: unknown) => {
