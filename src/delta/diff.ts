@@ -278,7 +278,7 @@ class FileEncoder {
 type Candidate =
   | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean }
   | { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string }
-  | { kind: 'brotli' | 'raw'; temp: string; bytes: number; sha256: string};
+  | { kind: 'brotli' | 'raw'; temp: string; bytes: number; sha256: string };
 
 async function readTarget(path: Buffer, target: FileEntry): Promise<Buffer> {
   const data = await readFile(path).catch((err: unknown) => {
