@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'HOSTILE_PATH'
   | 'VERIFY_FAILED'
   | 'DOCKER'
+  | 'BAD_IMAGE'
   | 'INTERNAL';
 
 export class DeltaimgError extends Error {
