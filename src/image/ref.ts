@@ -1,0 +1,65 @@
+/**
+ * Image references in the containers-transports syntax (containers-transports(5)):
+ * `docker-archive:PATH[:REF]`, `oci:DIR[:REF]`, `oci-archive:PATH[:REF]`,
+ * `docker-daemon:NAME[:TAG]` and `-` for stdin/stdout. As there, PATH ends at its first
+ * ':' and REF is the rest (so REF may hold a tag or a registry port).
+ */
+import { DeltaimgError } from '../util/errors.js';
+
+export type ImageRef =
+  /** `docker save` output: classic (manifest.json + <id>/layer.tar) or the OCI-layout form of Docker >= 25. */
+  | { transport: 'docker-archive'; path: string; ref?: string }
+  /** OCI image layout directory; ref = org.opencontainers.image.ref.name annotation. */
+  | { transport: 'oci'; path: string; ref?: string }
+  /** Tar of an OCI image layout. */
+  | { transport: 'oci-archive'; path: string; ref?: string }
+  /** Through `docker save` / `docker load`. */
+  | { transport: 'docker-daemon'; name: string }
+  /** `-`: read an archive (docker-archive or oci-archive, detected) from stdin; write a docker-archive to stdout. */
+  | { transport: 'stdio' };
+
+export const IMAGE_REF_FORMS = [
+  'docker-archive:PATH[:REF]',
+  'oci:DIR[:REF]',
+  'oci-archive:PATH[:REF]',
+  'docker-daemon:NAME[:TAG]',
+  '- (stdin/stdout)',
+];
+
+type PathTransport = 'docker-archive' | 'oci' | 'oci-archive';
+const PATH_TRANSPORTS: readonly PathTransport[] = ['docker-archive', 'oci', 'oci-archive'];
+
+export function parseImageRef(text: string): ImageRef {
+  if (text === '-') return { transport: 'stdio' };
+  const colon = text.indexOf(':');
+  const transport = colon > 0 ? text.slice(0, colon) : '';
+  const rest = text.slice(colon + 1);
+  if (transport === 'docker-daemon') {
+    if (!rest || /\s/.test(rest)) throw badRef(text, 'no image name after docker-daemon:');
+    return { transport, name: rest };
+  }
+  const pathTransport = PATH_TRANSPORTS.find((t) => t === transport);
+  if (!pathTransport) throw badRef(text, colon > 0 ? `unknown transport "${transport}"` : 'no transport prefix');
+  const sep = rest.indexOf(':');
+  const path = sep < 0 ? rest : rest.slice(0, sep);
+  const ref = sep < 0 ? undefined : rest.slice(sep + 1);
+  if (!path) throw badRef(text, `no path after ${transport}:`);
+  if (ref !== undefined && !ref) throw badRef(text, 'empty REF after the path');
+  return ref === undefined ? { transport: pathTransport, path } : { transport: pathTransport, path, ref };
+}
+
+/** The reference back in the same syntax (for messages). */
+export function formatImageRef(ref: ImageRef): string {
+  switch (ref.transport) {
+    case 'stdio':
+      return '-';
+    case 'docker-daemon':
+      return `docker-daemon:${ref.name}`;
+    default:
+      return `${ref.transport}:${ref.path}${ref.ref ? `:${ref.ref}` : ''}`;
+  }
+}
+
+function badRef(text: string, why: string): DeltaimgError {
+  return new DeltaimgError('USAGE', `bad image reference "${text}": ${why}; use one of ${IMAGE_REF_FORMS.join(', ')}`);
+}
