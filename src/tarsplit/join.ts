@@ -1,0 +1,130 @@
+/**
+ * joinTar: replays a skeleton's ops, interleaving its raw bytes with the content files, and
+ * streams the exact original tar. Content files are read without following symlinks and must
+ * have exactly the size the skeleton recorded.
+ */
+import { createHash } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { once } from 'node:events';
+import type { RelPath } from '../tree/entry.js';
+import { assertSafeRelPath, displayPath, toFsPath } from '../tree/paths.js';
+import { DeltaimgError, ioError } from '../util/errors.js';
+import { SkeletonReader } from './skeleton.js';
+
+const CHUNK = 1024 * 1024;
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/** Writes to a Writable with backpressure, hashing and counting what it writes. */
+class HashingSink {
+  private readonly hash = createHash('sha256');
+  size = 0;
+  constructor(private readonly out: NodeJS.WritableStream) {}
+
+  async write(bytes: Buffer): Promise<void> {
+    this.hash.update(bytes);
+    this.size += bytes.length;
+    if (!this.out.write(bytes)) await once(this.out as unknown as NodeJS.EventEmitter, 'drain');
+  }
+
+  async end(): Promise<void> {
+    const finished = once(this.out as unknown as NodeJS.EventEmitter, 'finish');
+    this.out.end();
+    await finished;
+  }
+
+  digest(): string {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+async function openContent(contentDir: string, rel: RelPath, size: number): Promise<FileHandle> {
+  const shown = `${contentDir}${displayPath(rel)}`;
+  let fh: FileHandle;
+  try {
+    // O_NOFOLLOW: the content tree is ours; a symlink in it is not a content file.
+    fh = await open(toFsPath(contentDir, rel), constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} is missing; the layer cannot be rebuilt (the delta or the base is damaged)`);
+    throw ioError('open content file', shown, err);
+  }
+  let st: Stats;
+  try {
+    st = await fh.stat();
+  } catch (err) {
+    await fh.close();
+    throw ioError('stat content file', shown, err);
+  }
+  if (!st.isFile() || st.size !== size) {
+    await fh.close();
+    const what = st.isFile() ? `has ${st.size} bytes` : 'is not a regular file';
+    throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} ${what}, but the tar header says ${size}; the layer cannot be rebuilt (the delta or the base is damaged)`);
+  }
+  return fh;
+}
+
+async function copyContent(contentDir: string, rel: RelPath, size: number, sink: HashingSink): Promise<void> {
+  const fh = await openContent(contentDir, rel, size);
+  try {
+    let pos = 0;
+    while (pos < size) {
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) {
+        throw new DeltaimgError('VERIFY_FAILED', `content file ${contentDir}${displayPath(rel)} shrank while it was read (${pos} of ${size} bytes)`);
+      }
+      await sink.write(bytes(buf, bytesRead));
+      pos += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+function bytes(buf: Buffer, n: number): Buffer {
+  return n === buf.length ? buf : buf.subarray(0, n);
+}
+
+async function writeZeros(length: number, sink: HashingSink): Promise<void> {
+  for (let left = length; left > 0; left -= ZEROS.length) await sink.write(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
+}
+
+export interface JoinOptions {
+  /** End `out` (and wait for it to finish) when done. Default true. */
+  end?: boolean;
+}
+
+/**
+ * Streams the exact original tar bytes to `out` from the skeleton and a content tree (same
+ * relative paths). Returns sha256+size of what it wrote. Ends `out` and waits for 'finish'
+ * unless opts.end is false.
+ */
+export async function joinTar(skeletonPath: string, contentDir: string, out: NodeJS.WritableStream, opts: JoinOptions = {}): Promise<{ sha256: string; size: number }> {
+  const skeleton = await SkeletonReader.open(skeletonPath);
+  const sink = new HashingSink(out);
+  try {
+    for (let op = await skeleton.nextOp(); op; op = await skeleton.nextOp()) {
+      switch (op.op) {
+        case 'raw':
+          for await (const piece of skeleton.raw(op.length)) await sink.write(piece);
+          break;
+        case 'zero':
+          await writeZeros(op.length, sink);
+          break;
+        case 'file':
+          await copyContent(contentDir, assertSafeRelPath(op.path, `skeleton ${skeletonPath}`), op.size, sink);
+          break;
+      }
+    }
+    skeleton.checkAllRawUsed();
+  } catch (err) {
+    // A half-written tar must not look finished: the stream is destroyed, not ended.
+    if (opts.end !== false) (out as NodeJS.WritableStream & { destroy?: (e?: Error) => void }).destroy?.(err as Error);
+    throw err;
+  } finally {
+    await skeleton.close();
+  }
+  if (opts.end !== false) await sink.end();
+  return { sha256: sink.digest(), size: sink.size };
+}

@@ -1,0 +1,189 @@
+/**
+ * splitTar: one pass over a layer tar, writing its skeleton and a content tree that holds each
+ * regular file's bytes at its normalized path, for the tree engine to match against the base
+ * image's files. Which regular files go to the content tree is decided by ContentPlacer; the
+ * others keep their bytes in the skeleton's raw section.
+ */
+import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import { displayPath, toFsPath } from '../tree/paths.js';
+import type { RelPath } from '../tree/entry.js';
+import { DeltaimgError, ioError } from '../util/errors.js';
+import { isZeroBlock, normalizeMemberPath } from './header.js';
+import { ByteReader } from './reader.js';
+import { scanTar, type Member, type TarEvent } from './scan.js';
+import { MAX_CONTENT_PATH, SkeletonWriter } from './skeleton.js';
+
+export interface SplitResult {
+  /** "sha256:<hex>" of the whole input tar (= diff_id when it's the uncompressed layer). */
+  tarSha256: string;
+  tarSize: number;
+  /** Regular-file entries whose content went to contentDir. */
+  files: number;
+  contentBytes: number;
+  /** Regular files with content that stayed in the skeleton (unsafe, duplicate or conflicting paths). */
+  inlineFiles: number;
+  inlineBytes: number;
+}
+
+/** Linux NAME_MAX: a longer component cannot be created, so such a file stays in the skeleton. */
+const NAME_MAX = 255;
+
+/**
+ * Decides which regular files get a place in the content tree: a safe normalized path, not
+ * used before in this layer, neither a parent of an earlier file nor below one, and short
+ * enough to create. Empty files have nothing to place.
+ */
+export class ContentPlacer {
+  private readonly files = new Set<string>();
+  private readonly dirs = new Set<string>();
+
+  place(member: Member): RelPath | undefined {
+    if (!member.regular || member.size === 0) return undefined;
+    const path = normalizeMemberPath(member.name);
+    if (path === undefined || path.length > MAX_CONTENT_PATH - 256) return undefined;
+    if (this.files.has(path) || this.dirs.has(path)) return undefined;
+    const parts = path.split('/');
+    if (parts.some((p) => p.length > NAME_MAX)) return undefined;
+    const ancestors: string[] = [];
+    for (let i = 1; i < parts.length; i++) ancestors.push(parts.slice(0, i).join('/'));
+    if (ancestors.some((a) => this.files.has(a))) return undefined;
+    this.files.add(path);
+    for (const a of ancestors) this.dirs.add(a);
+    return path as RelPath;
+  }
+}
+
+/** Writes one content file; the directory tree is created on demand (it holds only our own dirs and files). */
+class ContentFile {
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly shown: string,
+  ) {}
+
+  static async create(root: string, rel: RelPath): Promise<ContentFile> {
+    const full = toFsPath(root, rel);
+    const shown = `${root}${displayPath(rel)}`;
+    try {
+      const slash = full.lastIndexOf(0x2f);
+      await mkdir(full.subarray(0, slash), { recursive: true });
+      return new ContentFile(await open(full, 'wx', 0o644), shown);
+    } catch (err) {
+      throw ioError('create', shown, err);
+    }
+  }
+
+  async write(bytes: Buffer): Promise<void> {
+    try {
+      await this.fh.write(bytes);
+    } catch (err) {
+      throw ioError('write', this.shown, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+/** Creates `dir` if needed; it must be empty (we write only what we create into it). */
+export async function prepareEmptyDir(dir: string, what: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    const existing = await readdir(dir);
+    if (existing.length) throw new DeltaimgError('USAGE', `${what} ${dir} is not empty; give an empty or new directory`);
+  } catch (err) {
+    throw err instanceof DeltaimgError ? err : ioError('create', dir, err);
+  }
+}
+
+/**
+ * The skeleton half of a split: fed every scan event in order, it writes raw bytes, FILE ops
+ * for the content the placer gives a path and ZERO ops for padding. Shared by splitTar and
+ * extractRootfs (which writes the base layers' skeletons in the same pass).
+ */
+export class SkeletonSplitter {
+  private readonly placer = new ContentPlacer();
+  private current: { path: RelPath; size: number } | undefined;
+  readonly stats = { files: 0, contentBytes: 0, inlineFiles: 0, inlineBytes: 0 };
+
+  constructor(private readonly writer: SkeletonWriter) {}
+
+  /** Handles one event; for a `member`, returns the content path it was given (if any). */
+  async handle(event: TarEvent): Promise<RelPath | undefined> {
+    // A content file ends where the next non-content event starts: its op goes first.
+    if (this.current && event.kind !== 'content') await this.endFile();
+    switch (event.kind) {
+      case 'raw':
+        await this.writer.rawBytes(event.bytes);
+        return undefined;
+      case 'member':
+        return this.member(event.member);
+      case 'content':
+        if (this.current) this.current.size += event.bytes.length;
+        else await this.writer.rawBytes(event.bytes);
+        return undefined;
+      case 'padding':
+        // Padding is zeros in every tar we know; anything else is kept verbatim.
+        if (isZeroBlock(event.bytes)) await this.writer.zero(event.bytes.length);
+        else await this.writer.rawBytes(event.bytes);
+        return undefined;
+    }
+  }
+
+  private member(member: Member): RelPath | undefined {
+    const path = this.placer.place(member);
+    if (path !== undefined) this.current = { path, size: 0 };
+    else if (member.regular && member.size > 0) {
+      this.stats.inlineFiles++;
+      this.stats.inlineBytes += member.size;
+    }
+    return path;
+  }
+
+  /** The FILE op records the bytes actually seen: fewer than the header says only in a truncated tar. */
+  private async endFile(): Promise<void> {
+    const done = this.current!;
+    this.current = undefined;
+    await this.writer.file(done.path, done.size);
+    this.stats.files++;
+    this.stats.contentBytes += done.size;
+  }
+
+  async finish(reader: ByteReader): Promise<string> {
+    if (this.current) await this.endFile();
+    const sha256 = reader.digest();
+    await this.writer.finish(reader.total, sha256);
+    return sha256;
+  }
+
+  async abort(): Promise<void> {
+    await this.writer.abort();
+  }
+}
+
+/** Streams `tar` once: writes the skeleton file and the content tree. Never buffers a whole file. */
+export async function splitTar(tar: NodeJS.ReadableStream, skeletonPath: string, contentDir: string): Promise<SplitResult> {
+  await prepareEmptyDir(contentDir, 'content directory');
+  const splitter = new SkeletonSplitter(await SkeletonWriter.create(skeletonPath));
+  const reader = new ByteReader(tar);
+  let file: ContentFile | undefined;
+  try {
+    for await (const event of scanTar(reader)) {
+      if (file && event.kind !== 'content') {
+        await file.close();
+        file = undefined;
+      }
+      const placed = await splitter.handle(event);
+      if (placed !== undefined) file = await ContentFile.create(contentDir, placed);
+      else if (event.kind === 'content' && file) await file.write(event.bytes);
+    }
+    await file?.close();
+    file = undefined;
+    const tarSha256 = await splitter.finish(reader);
+    return { tarSha256, tarSize: reader.total, ...splitter.stats };
+  } catch (err) {
+    await file?.close().catch(() => undefined);
+    await splitter.abort();
+    throw err;
+  }
+}
