@@ -4,32 +4,30 @@
  * uncompressed tar, whose digest is the diff_id.
  */
 import { hashStream } from './digest-stream.js';
-import { layerMediaType } from './media-types.js';
-import type { LayerToWrite } from './types.js';
+import { compressionOf, layerMediaType } from './media-types.js';
+import type { Compression, LayerToWrite } from './types.js';
 
 export interface PlannedBlob {
   kind: 'stored' | 'tar';
   digest: string;
   size: number;
-  /** For 'tar' blobs this depends on the manifest family; see mediaTypeIn. */
-  storedMediaType?: string;
+  compression: Compression;
   open(): Promise<NodeJS.ReadableStream>;
 }
 
 export async function planLayerBlob(layer: LayerToWrite, preferStored: boolean): Promise<PlannedBlob> {
   const stored = layer.stored;
-  if (preferStored && stored && stored.digest !== layer.diffId) {
+  const compression = stored ? compressionOf(stored.mediaType) : undefined;
+  if (preferStored && stored && compression && stored.digest !== layer.diffId) {
     const actual = await hashStream(await stored.open());
     if (actual.digest === stored.digest && actual.size === stored.size) {
-      return { kind: 'stored', digest: stored.digest, size: stored.size, storedMediaType: stored.mediaType, open: stored.open };
+      return { kind: 'stored', digest: stored.digest, size: stored.size, compression, open: stored.open };
     }
   }
-  const tar: PlannedBlob = { kind: 'tar', digest: layer.diffId, size: layer.size, open: layer.open };
-  // A blob stored uncompressed is the tar itself: keep the media type its manifest gave it.
-  if (stored && stored.digest === layer.diffId) tar.storedMediaType = stored.mediaType;
-  return tar;
+  return { kind: 'tar', digest: layer.diffId, size: layer.size, compression: 'none', open: layer.open };
 }
 
+/** The blob's layer media type in a manifest of that family (when a manifest is made anew). */
 export function mediaTypeIn(blob: PlannedBlob, family: 'oci' | 'docker'): string {
-  return blob.storedMediaType ?? layerMediaType(family, 'none');
+  return layerMediaType(family, blob.compression);
 }

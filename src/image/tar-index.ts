@@ -136,7 +136,7 @@ function parseHeader(b: Buffer, archive: string, pos: number): RawHeader {
   const stored = parseOctal(b.subarray(148, 156));
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : b[i]!;
-  if (stored !== sum) throw new DeltaimgError('BAD_IMAGE', `archive ${archive}: damaged or non-tar header at byte ${pos} (checksum mismatch)`);
+  if (stored !== sum) throw new DeltaimgError('BAD_IMAGE', `archive ${archive} is not a tar archive or is damaged (bad header checksum at byte ${pos})`);
   const name = cString(b.subarray(0, 100));
   // POSIX ustar ("ustar\0") splits long names into prefix + name; GNU ("ustar  ") uses that space for times.
   const posixUstar = b.toString('latin1', 257, 263) === 'ustar\0';
