@@ -51,20 +51,28 @@ export function registerDockerfileCommand(program: Command): void {
     .command('apply')
     .summary('Dockerfile that rebuilds B from a delta image A-TO-B')
     .description(
-      'Print a Dockerfile that checks A\'s root against the delta, applies it in a scratch stage and makes B: FROM scratch, B\'s files as one layer, and B\'s config (ENV, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, VOLUME, LABEL, STOPSIGNAL, HEALTHCHECK, SHELL, ONBUILD). The build fails if the source is not A.',
+      'Print a Dockerfile that checks A\'s root against the delta, applies it in a scratch stage and makes B: FROM scratch, B\'s files as one layer, and B\'s config (ENV, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, VOLUME, LABEL, STOPSIGNAL, HEALTHCHECK, SHELL, ONBUILD). With --layered, B is FROM A plus one layer holding only what changes. The build fails if the source is not A.',
     )
     .argument('<A-TO-B>', 'the delta image made by `deltaimg dockerfile diff`')
-    .option('--unlinked-source <A>', 'take the source root from image A (needed for delta images made with --unlinked)')
+    .option('--unlinked-source <A>', 'take the source root from image A (needed for delta images made with --unlinked; with --layered, the image to build FROM)')
+    .option('--layered', 'make B as A\'s layers plus one layer of B\'s changed and new files and whiteouts for removals, so A\'s layers stay shared on disk (A must be here by name; see docs/docker.md for what it refuses)')
     .option('--runtime-image <IMG>', runtimeHelp)
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  deltaimg dockerfile apply app:1-to-2 | docker build -t app:2 -\n' +
+        '  deltaimg dockerfile apply app:1-to-2 --layered | docker build -t app:2 -      # FROM app:1 + one layer\n' +
         '  zstd -dc app-1-to-2.tar.zst | docker load\n' +
         '  deltaimg dockerfile apply app:1-to-2-alone --unlinked-source app:1 | docker build -t app:2 -\n',
     )
-    .action(async (deltaImage: string, opts: CommonFlags & { unlinkedSource?: string }) => {
-      const text = await planApply({ deltaImage, unlinkedSource: opts.unlinkedSource, runtimeImage: opts.runtimeImage, toolVersion: toolVersion() });
+    .action(async (deltaImage: string, opts: CommonFlags & { unlinkedSource?: string; layered?: boolean }) => {
+      const text = await planApply({
+        deltaImage,
+        unlinkedSource: opts.unlinkedSource,
+        layered: opts.layered,
+        runtimeImage: opts.runtimeImage,
+        toolVersion: toolVersion(),
+      });
       process.stdout.write(text);
     });
 }

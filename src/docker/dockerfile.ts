@@ -71,7 +71,27 @@ export interface ApplyDockerfileInput {
   /** The base image, for a delta image built with --unlinked (or to take A's root from A itself). */
   unlinkedSource?: string;
   toolVersion: string;
+  /** --layered: the restored image is FROM this base image (A, by name) plus one layer of changes. */
+  layered?: LayeredInput;
 }
+
+export interface LayeredInput {
+  /** A, by a name the engine knows it by. */
+  baseImage: string;
+  /** A sets a non-root USER: switch to root for the RUN (B's config sets its own user afterwards). */
+  runAsRoot: boolean;
+}
+
+/**
+ * Where the --layered RUN sees its inputs: inside /dev, which the builder mounts as a tmpfs
+ * for every RUN, so the mount points it creates never reach the layer (a mount point anywhere
+ * else in "/" would be left in the layer as an empty directory by BuildKit 0.8).
+ */
+const LAYER_MOUNTS = '/dev/.deltaimg';
+const LAYER_RUNTIME = `${LAYER_MOUNTS}/runtime`;
+const LAYER_BASE = `${LAYER_MOUNTS}/base`;
+const LAYER_TARGET = `${LAYER_MOUNTS}/target`;
+const APPLIED_STAGE = 'deltaimg-applied';
 
 export function applyDockerfile(input: ApplyDockerfileInput): string {
   const delta = imageRefToken(input.deltaImage, 'delta image');
@@ -83,18 +103,38 @@ export function applyDockerfile(input: ApplyDockerfileInput): string {
   const mounts = source ? [bind(source, '/', SRC), bind(delta, DELTA_PATH, DELTA_PATH)] : [bind(delta, '/', SRC)];
   return lines(
     `# deltaimg ${input.toolVersion}: rebuilds ${input.meta.target.ref} (${input.meta.target.id}) from ${delta}.`,
-    `#   deltaimg dockerfile apply ${delta}${source ? ` --unlinked-source ${source}` : ''} | docker build -t NAME -`,
+    `#   deltaimg dockerfile apply ${delta}${source ? ` --unlinked-source ${source}` : ''}${input.layered ? ' --layered' : ''} | docker build -t NAME -`,
     '',
     `# Stage 1: the source root (${input.meta.base.ref}, ${input.meta.base.id}) and the delta; deltaimg checks the`,
     `# source against the delta, then writes the target root to ${OUT}.`,
-    `FROM scratch AS deltaimg-applied`,
+    `FROM scratch AS ${APPLIED_STAGE}`,
     runWithMounts([bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT), ...mounts], [LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT]),
     '',
-    `# Stage 2: the target root as one layer, and the target's config.`,
-    `FROM scratch`,
-    `COPY --from=deltaimg-applied ${OUT}/ /`,
+    ...(input.layered ? layeredStage(input.layered, runtime) : flatStage()),
     ...configInstructions(input.meta.target.config),
   );
+}
+
+function flatStage(): string[] {
+  return [`# Stage 2: the target root as one layer, and the target's config.`, `FROM scratch`, `COPY --from=${APPLIED_STAGE} ${OUT}/ /`];
+}
+
+/**
+ * FROM A, then one RUN in which deltaimg edits "/" (A's root) into the target: only what
+ * changes is written, so the layer holds the changed and new entries and, for removals, the
+ * overlay's whiteouts. A's own root (read-only) and the stage 1 result are what it compares.
+ */
+function layeredStage(layered: LayeredInput, runtime: string): string[] {
+  const base = imageRefToken(layered.baseImage, 'base image');
+  return [
+    `# Stage 2: ${base} itself plus one layer: the target's changed and new entries, and whiteouts for removals.`,
+    `FROM ${base}`,
+    ...(layered.runAsRoot ? ['USER 0:0'] : []),
+    runWithMounts(
+      [bind(runtime, RUNTIME_ROOT, LAYER_RUNTIME), bind(base, '/', LAYER_BASE), bind(APPLIED_STAGE, OUT, LAYER_TARGET)],
+      [`${LAYER_RUNTIME}/deltaimg`, 'layer-sync', LAYER_BASE, LAYER_TARGET, '/'],
+    ),
+  ];
 }
 
 /** An exec-form RUN with one --mount per continued line. */

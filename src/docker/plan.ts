@@ -4,9 +4,11 @@
  * image, the given source really its base), then generate the Dockerfile.
  */
 import { DeltaimgError } from '../util/errors.js';
-import { diffDockerfile, applyDockerfile } from './dockerfile.js';
+import { diffDockerfile, applyDockerfile, type LayeredInput } from './dockerfile.js';
 import { inspectImage, lookupImage, type EngineOptions } from './engine.js';
-import { readDeltaImage } from './labels.js';
+import type { ImageInfo } from './image.js';
+import { checkLayeredConfig, needsRootForRun } from './layered-config.js';
+import { readDeltaImage, type DeltaImageMeta } from './labels.js';
 import { imageRefToken } from './syntax.js';
 
 export interface PlanCommon {
@@ -36,7 +38,7 @@ export async function planDiff(opts: PlanCommon & { base: string; target: string
   return diffDockerfile({ base, target, runtimeImage, linked, toolVersion: opts.toolVersion });
 }
 
-export async function planApply(opts: PlanCommon & { deltaImage: string; unlinkedSource?: string }): Promise<string> {
+export async function planApply(opts: PlanCommon & { deltaImage: string; unlinkedSource?: string; layered?: boolean }): Promise<string> {
   imageRefToken(opts.deltaImage, 'delta image');
   if (opts.unlinkedSource !== undefined) imageRefToken(opts.unlinkedSource, 'source image');
   const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
@@ -47,8 +49,9 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
       `delta image ${opts.deltaImage} was built with --unlinked: pass --unlinked-source with its base, ${meta.base.ref} (${meta.base.id})`,
     );
   }
+  let source: ImageInfo | undefined;
   if (opts.unlinkedSource !== undefined) {
-    const source = await inspectImage(opts.unlinkedSource, opts.engine);
+    source = await inspectImage(opts.unlinkedSource, opts.engine);
     if (source.id !== meta.base.id) {
       throw new DeltaimgError(
         'WRONG_SOURCE',
@@ -56,8 +59,27 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
       );
     }
   }
+  const layered = opts.layered ? await planLayered(meta, source, opts.engine) : undefined;
   await requireRuntime(runtimeImage, opts.engine);
-  return applyDockerfile({ deltaImage: opts.deltaImage, meta, runtimeImage, unlinkedSource: opts.unlinkedSource, toolVersion: opts.toolVersion });
+  return applyDockerfile({ deltaImage: opts.deltaImage, meta, runtimeImage, unlinkedSource: opts.unlinkedSource, toolVersion: opts.toolVersion, layered });
+}
+
+/**
+ * --layered builds FROM the base image itself, by name: the one given with --unlinked-source,
+ * else the name the delta image recorded, which must still name the same image here.
+ */
+async function planLayered(meta: DeltaImageMeta, source: ImageInfo | undefined, engine: EngineOptions | undefined): Promise<LayeredInput> {
+  let base = source;
+  if (!base) {
+    const found = await lookupImage(meta.base.ref, engine);
+    if (!found.found || found.info.id !== meta.base.id) {
+      const what = found.found ? `is ${found.info.id} here, not the delta's base ${meta.base.id}` : 'is not in the local Docker engine';
+      throw new DeltaimgError('USAGE', `--layered builds FROM the base image; ${meta.base.ref} ${what}: pass the base image with --unlinked-source A`);
+    }
+    base = found.info;
+  }
+  checkLayeredConfig(base.config, meta.target.config, base.ref);
+  return { baseImage: base.ref, runAsRoot: needsRootForRun(base.config) };
 }
 
 async function requireRuntime(ref: string, engine: EngineOptions | undefined): Promise<void> {

@@ -1,0 +1,29 @@
+/**
+ * `deltaimg layer-sync`: the runtime step of `dockerfile apply --layered` (hidden: it edits a
+ * root in place and is meant for "/" inside a RUN of the generated Dockerfile).
+ */
+import type { Command } from 'commander';
+import { formatBytes } from '../util/progress.js';
+
+export function registerLayerCommand(program: Command): void {
+  program
+    .command('layer-sync', { hidden: true })
+    .summary('turn LIVE_ROOT, which holds BASE_ROOT\'s tree, into TARGET_ROOT\'s by touching only what differs')
+    .description(
+      'Used by `dockerfile apply --layered` inside docker build: LIVE_ROOT is "/" of a RUN in FROM A, BASE_ROOT a\n' +
+        'read-only view of A, TARGET_ROOT the restored B. Removes what B lacks, writes what is new or changed\n' +
+        '(each file checked by sha256), sets changed metadata, then checks that LIVE_ROOT equals B path for path.\n' +
+        'Refuses when B differs from A at a path the builder mounts over (/proc, /sys, /dev, /etc/hosts, ...).',
+    )
+    .argument('<BASE_ROOT>', 'the tree LIVE_ROOT holds now')
+    .argument('<TARGET_ROOT>', 'the tree LIVE_ROOT must hold')
+    .argument('<LIVE_ROOT>', 'the root edited in place')
+    .action(async (base: string, target: string, live: string) => {
+      const { syncRootInPlace } = await import('../delta/in-place.js');
+      const r = await syncRootInPlace(base, target, live);
+      process.stderr.write(
+        `deltaimg: layer holds ${r.written} new or changed entries (${formatBytes(r.bytes)} of files), ${r.metadataOnly} metadata changes and ` +
+          `${r.removed} removals; ${live} verified equal to ${target}\n`,
+      );
+    });
+}
