@@ -15,22 +15,55 @@ import { SkeletonReader } from './skeleton.js';
 const CHUNK = 1024 * 1024;
 const ZEROS = Buffer.alloc(64 * 1024);
 
-/** Writes to a Writable with backpressure, hashing and counting what it writes. */
+const BATCH = 256 * 1024;
+
+/**
+ * Writes to a Writable with backpressure, hashing and counting what it writes. Small pieces
+ * (header blocks, padding) are batched: one write per tar header would cost a syscall each.
+ */
 class HashingSink {
   private readonly hash = createHash('sha256');
+  private batch: Buffer[] = [];
+  private batched = 0;
   size = 0;
   constructor(private readonly out: NodeJS.WritableStream) {}
 
   async write(bytes: Buffer): Promise<void> {
     this.hash.update(bytes);
     this.size += bytes.length;
+    if (bytes.length >= BATCH) {
+      await this.flush();
+      await this.send(bytes);
+      return;
+    }
+    // Copied: callers reuse their buffers (the zero block) or hand out views.
+    this.batch.push(Buffer.from(bytes));
+    this.batched += bytes.length;
+    if (this.batched >= BATCH) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.batched) return;
+    const data = Buffer.concat(this.batch, this.batched);
+    this.batch = [];
+    this.batched = 0;
+    await this.send(data);
+  }
+
+  private async send(bytes: Buffer): Promise<void> {
     if (!this.out.write(bytes)) await once(this.out as unknown as NodeJS.EventEmitter, 'drain');
   }
 
   async end(): Promise<void> {
+    await this.flush();
     const finished = once(this.out as unknown as NodeJS.EventEmitter, 'finish');
     this.out.end();
     await finished;
+  }
+
+  /** Sends what is batched without ending the stream. */
+  async flushed(): Promise<void> {
+    await this.flush();
   }
 
   digest(): string {
@@ -126,5 +159,6 @@ export async function joinTar(skeletonPath: string, contentDir: string, out: Nod
     await skeleton.close();
   }
   if (opts.end !== false) await sink.end();
+  else await sink.flushed();
   return { sha256: sink.digest(), size: sink.size };
 }
