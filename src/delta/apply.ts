@@ -3,16 +3,16 @@
  * temp dir beside OUT_ROOT, verifies every restored file's sha256, and renames the
  * result into place only when all of it is right.
  */
-import { constants as fsc, createReadStream } from 'node:fs';
+import { closeSync, constants as fsc, createReadStream, mkdirSync, openSync, symlinkSync } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
 import { copyFile, lstat, mkdtemp, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { applyDirectoryMetadata, applyMetadata, type RestoreReport } from '../tree/meta.js';
+import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
 import { bsdiffDecode } from '../bsdiff/index.js';
-import { VcdiffPool } from '../vcdiff/index.js';
+import { decodeInMemory, VcdiffPool } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
 import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
@@ -111,22 +111,33 @@ class Restorer {
   }
 
   /**
-   * Directories first (in path order, so parents exist), then files in parallel and the
-   * other nodes, hardlinks once their files exist, and directory metadata last, deepest
-   * first, so writing children does not disturb a directory's restored mtime.
+   * Directories first (in path order, so parents exist), then the files: small ones right
+   * here, synchronously and from memory, large ones as parallel jobs (kernel copies, worker
+   * decodes) meanwhile; then the other nodes, hardlinks once their files exist, and directory
+   * metadata last, deepest first, so writing children does not disturb a directory's mtime.
+   *
+   * Writing through plain paths is safe: the records were checked (RecordChecker) to name a
+   * directory of the target as every entry's parent, and this fresh tree's directories are all
+   * made here by mkdir before anything else, so no path can lead through a symlink.
    */
   async restore(records: DeltaRecord[]): Promise<void> {
     const files = records.filter((r): r is FileRecord => r.kind === 'file');
     this.totalFiles = files.length;
     this.totalBytes = files.reduce((n, f) => n + f.size, 0);
-    for (const r of records) if (r.kind === 'dir' && r.path !== '') await createNode(this.out, r, this.report);
-    const jobs = files.map((f) => this.limiter.run(() => this.restoreFile(f)));
-    jobs.forEach((j) => j.catch(() => {}));
+    for (const r of records) if (r.kind === 'dir' && r.path !== '') this.makeDirectory(r);
+    const jobs: Promise<void>[] = [];
     try {
+      for (const f of files) {
+        if (!(await this.restoreHere(f))) {
+          const job = this.limiter.run(() => this.restoreFile(f));
+          job.catch(() => {});
+          jobs.push(job);
+        }
+        await this.yieldNowAndThen();
+      }
       for (const r of records) {
         if (r.kind === 'file' || r.kind === 'dir' || r.kind === 'hardlink') continue;
-        await createNode(this.out, r, this.report);
-        await applyMetadata(toFsPath(this.out, r.path), r, this.report);
+        await this.makeOtherNode(r);
       }
       await Promise.all(jobs);
     } finally {
@@ -136,11 +147,46 @@ class Restorer {
     await applyDirectoryMetadata(this.out, records, this.report);
   }
 
+  private makeDirectory(r: DeltaRecord): void {
+    try {
+      mkdirSync(toFsPath(this.out, r.path), 0o700);
+    } catch (err) {
+      throw ioError('create dir', displayPath(r.path), err);
+    }
+  }
+
+  private async makeOtherNode(r: Exclude<DeltaRecord, FileRecord>): Promise<void> {
+    const abs = toFsPath(this.out, r.path);
+    if (r.kind === 'symlink') {
+      try {
+        symlinkSync(Buffer.from(r.target, 'latin1'), abs);
+      } catch (err) {
+        throw ioError('create symlink', displayPath(r.path), err);
+      }
+    } else {
+      await createNode(this.out, r, this.report);
+    }
+    applyMetadataSync(abs, r, this.report);
+  }
+
+  /** Event-loop turns now and then, so the parallel jobs' completions get through. */
+  private async yieldNowAndThen(): Promise<void> {
+    if (Date.now() - this.lastYield < YIELD_EVERY_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    this.lastYield = Date.now();
+  }
+
+  /** A file restored in a parallel job: the large ones, and bsdiff. */
   private async restoreFile(r: FileRecord): Promise<void> {
     const abs = toFsPath(this.out, r.path);
     const written = await this.writeContent(r, abs).catch((err: unknown) => {
       throw withPath(r, err);
     });
+    this.finish(r, abs, written);
+  }
+
+  /** Checks what was written, restores the metadata, counts it. */
+  private finish(r: FileRecord, abs: Buffer, written: Written): void {
     if (written.sha256 !== r.sha256 || written.bytes !== r.size) {
       throw new DeltaimgError(
         'VERIFY_FAILED',
@@ -148,24 +194,86 @@ class Restorer {
           `expected ${r.sha256.slice(0, 12)}...); the delta or its base is damaged`,
       );
     }
-    await applyMetadata(abs, r, this.report);
+    applyMetadataSync(abs, r, this.report);
     this.files++;
     this.bytes += r.size;
     this.progress.update({ label: 'apply', done: this.files, total: this.totalFiles, bytesDone: this.bytes, bytesTotal: this.totalBytes });
   }
 
-  /** A synchronous copy of a small source file; yields now and then so workers' results get through. */
-  private async copySmall(from: RelPath, abs: Buffer): Promise<Written> {
-    const source = await this.source.path(from);
-    if (Date.now() - this.lastYield > YIELD_EVERY_MS) {
-      await new Promise((resolve) => setImmediate(resolve));
-      this.lastYield = Date.now();
-    }
+  /**
+   * Restores a small file on this thread, all its inputs read once into memory and checked
+   * there (source sha256, blob sha256), the output hashed as it is written. False when the
+   * file, its source or its payload is too large for that, or it is a bsdiff patch.
+   */
+  private async restoreHere(r: FileRecord): Promise<boolean> {
+    const abs = toFsPath(this.out, r.path);
+    let written: Written | null;
     try {
-      return copySmallFileSync(source, abs);
+      written = await this.writeHere(r, abs);
     } catch (err) {
-      throw sourceReadError(from, err);
+      throw withPath(r, err);
     }
+    if (written === null) return false;
+    this.finish(r, abs, written);
+    return true;
+  }
+
+  private async writeHere(r: FileRecord, abs: Buffer): Promise<Written | null> {
+    const c = r.content;
+    if (r.size > IN_MEMORY_MAX_BYTES) return null;
+    switch (c.op) {
+      case 'same':
+      case 'copy': {
+        if (r.size > SYNC_COPY_MAX_BYTES) return null;
+        const from = c.op === 'same' ? r.path : c.from;
+        const source = this.source.pathSync(from);
+        let written: Written;
+        try {
+          written = copySmallFileSync(source, abs);
+        } catch (err) {
+          throw sourceReadError(from, err);
+        }
+        return this.checkCopied(r, from, written);
+      }
+      case 'raw':
+      case 'brotli': {
+        const bytes = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.op === 'brotli', maxBytes: IN_MEMORY_MAX_BYTES });
+        return bytes === null ? null : writeSmallFileSync(bytes, abs);
+      }
+      case 'vcdiff': {
+        const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
+        if (source === null) return null;
+        const delta = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.brotli, maxBytes: IN_MEMORY_MAX_BYTES });
+        if (delta === null) return null;
+        return this.decodeHere(r, c.from, source, delta, abs);
+      }
+      case 'bsdiff':
+        return null;
+    }
+  }
+
+  private async decodeHere(r: FileRecord, from: RelPath, source: Buffer, delta: Buffer, abs: Buffer): Promise<Written> {
+    const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    try {
+      const out = await decodeInMemory({
+        source,
+        delta,
+        outFd: fd,
+        deltaName: `the VCDIFF payload for ${displayPath(r.path)}`,
+        sourceName: `source file ${displayPath(from)}`,
+        outName: displayPath(r.path),
+      });
+      return { bytes: out.outputBytes, sha256: out.outputSha256 };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The record holds a prefix of a copied file's hash; the full one joins the target tree digest. */
+  private checkCopied(r: FileRecord, from: RelPath, written: Written): Written {
+    if (!written.sha256.startsWith(r.sha256)) throw wrongSource(from, r.sha256, written.sha256);
+    r.sha256 = written.sha256;
+    return written;
   }
 
   /**
@@ -194,11 +302,7 @@ class Restorer {
       case 'same':
       case 'copy': {
         const from = c.op === 'same' ? r.path : c.from;
-        const written = r.size <= SYNC_COPY_MAX_BYTES ? await this.copySmall(from, abs) : await this.copyLarge(from, abs);
-        // The record holds a prefix of the hash; the full one joins the target tree digest.
-        if (!written.sha256.startsWith(r.sha256)) throw wrongSource(from, r.sha256, written.sha256);
-        r.sha256 = written.sha256;
-        return written;
+        return this.checkCopied(r, from, await this.copyLarge(from, abs));
       }
       case 'vcdiff': {
         await this.source.verify(c.from, c.fromSha256, r.size);
@@ -233,6 +337,12 @@ class Restorer {
     }
   }
 }
+
+/**
+ * Files up to this size, with sources and payloads up to it, are restored on the main thread
+ * from memory (see restoreHere); larger ones stream, in parallel jobs.
+ */
+const IN_MEMORY_MAX_BYTES = 8 * 1024 * 1024;
 
 /** Event-loop turns are given back this often during runs of synchronous copies. */
 const YIELD_EVERY_MS = 20;

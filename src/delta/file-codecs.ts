@@ -142,3 +142,27 @@ export function hashSmallFileSync(path: Buffer | string): Written {
     closeSync(fd);
   }
 }
+
+/**
+ * A regular file's bytes (opened with O_NOFOLLOW), or null if it has more than `maxBytes`.
+ * The caller hashes these very bytes and uses them, so a file changing meanwhile cannot
+ * slip unchecked bytes in.
+ */
+export function readWholeFileSync(path: Buffer | string, maxBytes: number): Buffer | null {
+  const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
+    if (st.size > maxBytes) return null;
+    const bytes = Buffer.allocUnsafe(st.size);
+    let done = 0;
+    while (done < bytes.length) {
+      const n = readSync(fd, bytes, done, bytes.length - done, null);
+      if (n === 0) break;
+      done += n;
+    }
+    return done === bytes.length ? bytes : bytes.subarray(0, done);
+  } finally {
+    closeSync(fd);
+  }
+}

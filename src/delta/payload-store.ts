@@ -7,9 +7,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createBrotliDecompress } from 'node:zlib';
+import { brotliDecompressSync, createBrotliDecompress } from 'node:zlib';
 import { lstat, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { hashSmallFileSync, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
+import { hashSmallFileSync, readWholeFileSync, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
 import { join } from 'node:path';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { BLOBS_DIR, type Payload } from './format.js';
@@ -83,21 +83,56 @@ export class PayloadReader {
     return { path, release: () => unlink(path).catch(() => {}) };
   }
 
+  /**
+   * The payload's bytes in memory (blob checked against its name, brotli undone), read once;
+   * null when the blob or the decompressed bytes would exceed `maxBytes` (use materialize).
+   */
+  readSmallSync(payload: Payload, forPath: string, opts: { brotli: boolean; maxBytes: number }): Buffer | null {
+    const stored = 'inline' in payload ? payload.inline : this.readBlobSync(payload.blob, forPath, opts.maxBytes);
+    if (stored === null || !opts.brotli) return stored;
+    try {
+      return brotliDecompressSync(stored, { maxOutputLength: opts.maxBytes });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return null;
+      throw new DeltaimgError('CORRUPT_DELTA', `payload for ${forPath} cannot be decompressed (${(err as Error).message}); the delta is damaged`);
+    }
+  }
+
+  private readBlobSync(sha256: string, forPath: string, maxBytes: number): Buffer | null {
+    const path = this.blobPath(sha256);
+    let bytes: Buffer | null;
+    try {
+      bytes = readWholeFileSync(path, maxBytes);
+    } catch (err) {
+      throw blobReadError(sha256, forPath, path, err);
+    }
+    if (bytes === null) return null;
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== sha256) throw damagedBlob(sha256, forPath, actual);
+    return bytes;
+  }
+
   async verifyBlob(sha256: string, forPath: string): Promise<void> {
     const path = this.blobPath(sha256);
     let actual: string;
     try {
       actual = (await stat(path)).size <= SYNC_COPY_MAX_BYTES ? hashSmallFileSync(path).sha256 : await hashStream(createReadStream(path));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is missing from the delta; copy the delta again`);
-      }
-      throw ioError('read', path, err);
+      throw blobReadError(sha256, forPath, path, err);
     }
-    if (actual !== sha256) {
-      throw new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is damaged (sha256 ${actual}); copy the delta again`);
-    }
+    if (actual !== sha256) throw damagedBlob(sha256, forPath, actual);
   }
+}
+
+function blobReadError(sha256: string, forPath: string, path: string, err: unknown): DeltaimgError {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+    return new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is missing from the delta; copy the delta again`);
+  }
+  return ioError('read', path, err);
+}
+
+function damagedBlob(sha256: string, forPath: string, actual: string): DeltaimgError {
+  return new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is damaged (sha256 ${actual}); copy the delta again`);
 }
 
 export async function hashStream(stream: NodeJS.ReadableStream): Promise<string> {

@@ -4,17 +4,21 @@
  * (a crafted delta must not read /etc/shadow through `source/evil -> /etc`), and the
  * file itself is opened with O_NOFOLLOW. Every byte read is then checked by sha256.
  */
+import { createHash } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { RelPath } from '../tree/entry.js';
 import { displayPath, parentOf, toFsPath } from '../tree/paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { hashSmallFileSync, openSourceStream, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
+import { hashSmallFileSync, openSourceStream, readWholeFileSync, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
 import { hashStream } from './payload-store.js';
 
 export class SourceTree {
   private readonly checkedDirs = new Map<RelPath, Promise<void>>();
   private readonly verified = new Map<RelPath, Promise<string>>();
+  /** Directories already known to be real directories (the sync twin of checkedDirs). */
+  private readonly realDirs = new Set<RelPath>();
 
   constructor(readonly root: string) {}
 
@@ -22,6 +26,30 @@ export class SourceTree {
   async path(rel: RelPath): Promise<Buffer> {
     await this.checkDir(parentOf(rel));
     return toFsPath(this.root, rel);
+  }
+
+  /** path(), synchronously: for the per-file fast paths of apply. */
+  pathSync(rel: RelPath): Buffer {
+    this.checkDirSync(parentOf(rel));
+    return toFsPath(this.root, rel);
+  }
+
+  /**
+   * The whole file in memory, if it has at most `maxBytes`, after checking its sha256:
+   * one read serves both the check and the decoder. Null when the file is larger.
+   */
+  readVerifiedSync(rel: RelPath, expectedSha256: string, maxBytes: number): Buffer | null {
+    const abs = this.pathSync(rel);
+    let bytes: Buffer | null;
+    try {
+      bytes = readWholeFileSync(abs, maxBytes);
+    } catch (err) {
+      throw sourceReadError(rel, err);
+    }
+    if (bytes === null) return null;
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== expectedSha256) throw wrongSource(rel, expectedSha256, actual);
+    return bytes;
   }
 
   async open(rel: RelPath): Promise<Readable> {
@@ -51,6 +79,19 @@ export class SourceTree {
     }
   }
 
+  private checkDirSync(rel: RelPath): void {
+    if (rel === '' || this.realDirs.has(rel)) return;
+    this.checkDirSync(parentOf(rel));
+    let st;
+    try {
+      st = lstatSync(toFsPath(this.root, rel));
+    } catch (err) {
+      throw sourceReadError(rel, err);
+    }
+    if (!st.isDirectory()) throw notADirectory(rel, st.isSymbolicLink());
+    this.realDirs.add(rel);
+  }
+
   private checkDir(rel: RelPath): Promise<void> {
     let check = this.checkedDirs.get(rel);
     if (!check) {
@@ -69,13 +110,15 @@ export class SourceTree {
     } catch (err) {
       throw sourceReadError(rel, err);
     }
-    if (!st.isDirectory()) {
-      throw new DeltaimgError(
-        'HOSTILE_PATH',
-        `refusing to read the source through ${displayPath(rel)}: it is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`,
-      );
-    }
+    if (!st.isDirectory()) throw notADirectory(rel, st.isSymbolicLink());
   }
+}
+
+function notADirectory(rel: RelPath, isSymlink: boolean): DeltaimgError {
+  return new DeltaimgError(
+    'HOSTILE_PATH',
+    `refusing to read the source through ${displayPath(rel)}: it is ${isSymlink ? 'a symlink' : 'not a directory'}`,
+  );
 }
 
 export function wrongSource(rel: RelPath, expected: string, actual: string): DeltaimgError {

@@ -9,7 +9,19 @@ import { DeltaimgError, ioError } from '../util/errors.js';
 import { runDecode, runEncode, type DecodeResult, type EncodeResult, type JobStats } from './engine.js';
 import type { AppHeader } from './header.js';
 import { fingerprintSource } from './header.js';
-import { FileReader, FileWriter, showPath, StreamInput, StreamOutput, type PathLike, type SequentialInput, type SequentialOutput } from './io.js';
+import {
+  BufferInput,
+  BufferSource,
+  FdOutput,
+  FileReader,
+  FileWriter,
+  showPath,
+  StreamInput,
+  StreamOutput,
+  type PathLike,
+  type SequentialInput,
+  type SequentialOutput,
+} from './io.js';
 import type { VcdiffOptions } from './options.js';
 
 export type { PathLike } from './io.js';
@@ -188,4 +200,33 @@ export async function decodeStream(
   opts?: VcdiffOptions,
 ): Promise<DecodeResult> {
   return publicDecode(await decodeAny(sourcePath, delta, out, opts));
+}
+
+export interface InMemoryDecode {
+  /** The whole source (null: none); the caller has read it once and checked it. */
+  source: Uint8Array | null;
+  /** The whole VCDIFF delta. */
+  delta: Uint8Array;
+  /** An open file descriptor the target is written to, from its current position; the caller closes it. */
+  outFd: number;
+  /** How errors name the delta, the source and the output. */
+  deltaName: string;
+  sourceName: string | null;
+  outName: string;
+}
+
+/**
+ * Decodes on the calling thread with everything but the output in memory: for the thousands
+ * of small files of a tree, a worker round trip, temp files and a rename per file cost far
+ * more than the decode. Errors are the same CORRUPT_DELTA / WRONG_SOURCE ones as decodeFile's.
+ */
+export async function decodeInMemory(job: InMemoryDecode, opts?: VcdiffOptions): Promise<DecodeResult> {
+  const ports = {
+    source: job.source === null ? null : new BufferSource(job.source),
+    delta: new BufferInput(job.delta),
+    out: new FdOutput(job.outFd, job.outName),
+    deltaName: job.deltaName,
+    sourceName: job.sourceName,
+  };
+  return publicDecode(await runDecode(ports, opts));
 }

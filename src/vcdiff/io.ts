@@ -181,3 +181,48 @@ export class StreamOutput implements SequentialOutput {
     });
   }
 }
+
+/** A source already in memory (e.g. a small file read once and verified by the caller). */
+export class BufferSource implements RandomAccessSource {
+  constructor(private readonly bytes: Uint8Array) {}
+
+  get size(): number {
+    return this.bytes.length;
+  }
+
+  async readAt(into: Uint8Array, position: number): Promise<number> {
+    const n = Math.max(0, Math.min(into.length, this.bytes.length - position));
+    into.set(this.bytes.subarray(position, position + n));
+    return n;
+  }
+}
+
+/** An input already in memory (e.g. a small delta payload). */
+export class BufferInput implements SequentialInput {
+  private offset = 0;
+  constructor(private readonly bytes: Uint8Array) {}
+
+  async readFull(into: Uint8Array): Promise<number> {
+    const n = Math.min(into.length, this.bytes.length - this.offset);
+    into.set(this.bytes.subarray(this.offset, this.offset + n));
+    this.offset += n;
+    return n;
+  }
+}
+
+/** Output to a file descriptor the caller opened (and closes), written synchronously. */
+export class FdOutput implements SequentialOutput {
+  constructor(
+    private readonly fd: number,
+    private readonly name: string,
+  ) {}
+
+  async write(bytes: Uint8Array): Promise<void> {
+    try {
+      let done = 0;
+      while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+    } catch (err) {
+      throw ioError('write', this.name, err);
+    }
+  }
+}
