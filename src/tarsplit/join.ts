@@ -153,7 +153,7 @@ export async function joinTar(skeletonPath: string, contentDir: string, out: Nod
     skeleton.checkAllRawUsed();
   } catch (err) {
     // A half-written tar must not look finished: the stream is destroyed, not ended.
-    if (opts.end !== false) (out as NodeJS.WritableStream & { destroy?: (e?: Error) => void }).destroy?.(err as Error);
+    if (opts.end !== false) (out as NodeJS.WritableStream & { destroy?: () => void }).destroy?.();
     throw err;
   } finally {
     await skeleton.close();

@@ -64,8 +64,11 @@ class RootfsWriter {
   }
 
   private async whiteout(dir: RelPath, base: string): Promise<void> {
-    if (base === OPAQUE) await this.opaque(dir);
-    else if (!base.startsWith(`${WHITEOUT}${WHITEOUT}`)) await this.remove(joinRel(dir, base.slice(WHITEOUT.length)));
+    if (base === OPAQUE) return this.opaque(dir);
+    const hidden = base.slice(WHITEOUT.length);
+    // '.wh..' and '.wh...' would name the directory itself or its parent; '.wh..wh.*' are aufs internals.
+    if (hidden === '' || hidden === '.' || hidden === '..' || base.startsWith(`${WHITEOUT}${WHITEOUT}`)) return;
+    await this.remove(joinRel(dir, hidden));
   }
 
   /** An opaque directory hides everything the layers below put in it. */
