@@ -23,6 +23,23 @@ import { DeltaimgError } from '../src/util/errors.js';
 import { buildImage, describeDocker, docker, DOCKER, ImageNames, REPO_ROOT } from './helpers/docker.js';
 import { docker25Form, extractClassic, sha, twoPlatformLayout, writeDir, writeTar, type ClassicSave } from './helpers/image-archives.js';
 
+/** `node -e COPY_SCRIPT -- SRC DEST`: copies every image from SRC to DEST with the built dist/image. */
+const COPY_SCRIPT = `
+import { imageToWrite, openImageSource, parseImageRef, writeImages } from ${JSON.stringify(join(REPO_ROOT, 'dist/image/index.js'))};
+const [src, dest] = process.argv.slice(-2);
+try {
+  const source = await openImageSource(parseImageRef(src));
+  try {
+    await writeImages(parseImageRef(dest), await Promise.all(source.images().map(imageToWrite)));
+  } finally {
+    await source.close();
+  }
+} catch (err) {
+  process.stderr.write(err.message + '\\n');
+  process.exitCode = 1;
+}
+`;
+
 async function withSource<T>(ref: ImageRef, use: (src: ImageSource) => Promise<T>): Promise<T> {
   const src = await openImageSource(ref);
   try {
@@ -328,6 +345,27 @@ describeDocker('image transports on real docker save archives', () => {
     files.set('manifest.json', Buffer.from(JSON.stringify(m)));
     await writeTar(badCount, files);
     expect((await failure(openImageSource({ transport: 'docker-archive', path: badCount }))).message).toContain('lists 3 layers but the config has 4');
+  });
+
+  it('stdio: reads an archive from stdin (docker or OCI, detected) and writes a docker-archive to stdout', async () => {
+    // Through dist/ (built by `npm test`) in a child process, as the CLI will run it.
+    const copy = (args: string[], opts: { inputFile?: string; stdout?: { file: string } }) =>
+      execa('node', ['--input-type=module', '-e', COPY_SCRIPT, '--', ...args], { cwd: REPO_ROOT, ...opts, reject: false });
+    const fromStdin = join(work, 'from-stdin');
+    const r1 = await copy(['-', `oci:${fromStdin}`], { inputFile: classicTar });
+    expect(r1.exitCode, r1.stderr).toBe(0);
+    const ociTar = join(work, 'stdin-layout.tar');
+    await execa('tar', ['-cf', ociTar, '-C', fromStdin, '.']);
+    const toStdout = join(work, 'to-stdout.tar');
+    const r2 = await copy(['-', '-'], { inputFile: ociTar, stdout: { file: toStdout } });
+    expect(r2.exitCode, r2.stderr).toBe(0);
+    const [image] = await readAll({ transport: 'docker-archive', path: toStdout });
+    expect(image!.configDigest).toBe(id);
+    expect(image!.layers.map((l) => l.diffId)).toEqual(rootfs);
+    // A damaged stdin is a one-line error naming "-".
+    const r3 = await copy(['-', `oci:${join(work, 'never')}`], { inputFile: join(work, 'cut.tar') });
+    expect(r3.exitCode).toBe(1);
+    expect(r3.stderr.trim()).toMatch(/^archive - /);
   });
 
   it('docker-daemon: reads through docker save and writes through docker load', async () => {

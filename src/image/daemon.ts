@@ -10,13 +10,13 @@ export async function saveFromDaemon(name: string, tmpDir: string | undefined): 
   const cli = dockerCli();
   const proc = execa(cli, ['save', name], { buffer: { stdout: false, stderr: true }, stdout: 'pipe', stderr: 'pipe' });
   const failed = (err: unknown) => dockerFailure(cli, `save ${name}`, err);
-  const [spooled] = await Promise.all([spool(proc.stdout!, tmpDir, `docker save ${name}`, failed), proc.catch((err: unknown) => Promise.reject(failed(err)))]).catch(
-    async (err: unknown) => {
-      proc.kill();
-      throw err instanceof DeltaimgError ? err : failed(err);
-    },
-  );
-  return spooled;
+  const [spooled, saved] = await Promise.allSettled([spool(proc.stdout!, tmpDir, `docker save ${name}`, failed), proc]);
+  if (saved.status === 'rejected') {
+    if (spooled.status === 'fulfilled') await spooled.value.remove();
+    throw failed(saved.reason);
+  }
+  if (spooled.status === 'rejected') throw spooled.reason;
+  return spooled.value;
 }
 
 export interface DaemonLoad {

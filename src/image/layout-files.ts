@@ -26,18 +26,18 @@ export interface LayoutFiles {
 
 export function tarFiles(index: TarIndex): LayoutFiles {
   return {
-    where: index.path,
+    where: index.label,
     async size(name) {
       return index.file(name)?.size;
     },
     async open(name) {
       const m = index.file(name);
-      if (!m) throw missing(index.path, name);
+      if (!m) throw missing(index.label, name);
       return index.openRange(m);
     },
     async head(name, bytes) {
       const m = index.file(name);
-      if (!m) throw missing(index.path, name);
+      if (!m) throw missing(index.label, name);
       return readHead(index.openRange({ ...m, size: Math.min(bytes, m.size) }));
     },
   };

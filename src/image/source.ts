@@ -37,17 +37,13 @@ function source(ref: ImageRef, images: Image[], cleanup: () => Promise<void> = a
 
 async function fromSpool(ref: ImageRef, spooled: Spool, read: (files: LayoutFiles) => Promise<Image[]>): Promise<ImageSource> {
   try {
-    const files = tarFiles(await indexTar(spooled.file));
     // Messages name what the user gave, not the temp file.
-    return source(ref, await read(renamed(files, formatImageRef(ref))), spooled.remove);
+    const files = tarFiles(await indexTar(spooled.file, formatImageRef(ref)));
+    return source(ref, await read(files), spooled.remove);
   } catch (err) {
     await spooled.remove();
     throw err;
   }
-}
-
-function renamed(files: LayoutFiles, where: string): LayoutFiles {
-  return { ...files, where };
 }
 
 /** stdin: a docker-archive when it has manifest.json, else an OCI archive. */

@@ -7,7 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { safeMemberName } from './names.js';
 
@@ -32,6 +32,8 @@ export class TarIndex {
   constructor(
     readonly path: string,
     private readonly members: Map<string, TarMember>,
+    /** How messages name the archive (a spooled stdin is "-", not its temp file). */
+    readonly label: string = path,
   ) {}
 
   names(): string[] {
@@ -51,7 +53,7 @@ export class TarIndex {
 
   /** The member's data as a stream of exactly `size` bytes. */
   openRange(member: TarMember): Readable {
-    if (member.size === 0) return createReadStream(this.path, { start: 1, end: 0 });
+    if (member.size === 0) return Readable.from([]);
     return createReadStream(this.path, { start: member.offset, end: member.offset + member.size - 1 });
   }
 
@@ -60,17 +62,18 @@ export class TarIndex {
     // Hardlink names are archive paths; symlink targets are relative to the link's directory.
     const joined = member.type === 'hardlink' ? link : posix.join(posix.dirname(member.name), link);
     if (link.startsWith('/') || posix.normalize(joined).startsWith('..')) {
-      throw new DeltaimgError('HOSTILE_PATH', `archive ${this.path}: entry ${member.name} links outside the archive (${link}); refusing it`);
+      throw new DeltaimgError('HOSTILE_PATH', `archive ${this.label}: entry ${member.name} links outside the archive (${link}); refusing it`);
     }
-    return safeMemberName(this.path, posix.normalize(joined));
+    return safeMemberName(this.label, posix.normalize(joined));
   }
 
   private bad(name: string, why: string): DeltaimgError {
-    return new DeltaimgError('BAD_IMAGE', `archive ${this.path}: entry ${name} ${why}`);
+    return new DeltaimgError('BAD_IMAGE', `archive ${this.label}: entry ${name} ${why}`);
   }
 }
 
-export async function indexTar(path: string): Promise<TarIndex> {
+/** `label` names the archive in messages (default: its path). */
+export async function indexTar(path: string, label: string = path): Promise<TarIndex> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -78,7 +81,7 @@ export async function indexTar(path: string): Promise<TarIndex> {
     throw ioError('open', path, err);
   }
   try {
-    return new TarIndex(path, await readMembers(fh, path, (await fh.stat()).size));
+    return new TarIndex(path, await readMembers(fh, label, (await fh.stat()).size), label);
   } finally {
     await fh.close();
   }

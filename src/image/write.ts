@@ -4,7 +4,7 @@
  * docker-daemon streams into `docker load`, whose failure is an error.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { assertAbsent, buildDirAtomically } from '../util/atomic-dir.js';
@@ -56,6 +56,9 @@ async function toTarFile(path: string, images: ImageToWrite[], write: Writer): P
   await assertAbsent(target);
   const temp = join(dirname(target), `.${basename(target)}.deltaimg-tmp-${randomBytes(4).toString('hex')}`);
   const out = createWriteStream(temp, { flags: 'wx' });
+  // An interrupted run (the CLI turns SIGINT/SIGTERM into exit) still removes its temp file.
+  const cleanup = () => rmSync(temp, { force: true });
+  process.once('exit', cleanup);
   try {
     const sink = tarSink(out, { endOutput: true });
     const written = await write(sink, images);
@@ -69,6 +72,8 @@ async function toTarFile(path: string, images: ImageToWrite[], write: Writer): P
     out.destroy();
     await rm(temp, { force: true }).catch(() => {});
     throw err instanceof DeltaimgError ? err : ioError('write', target, err);
+  } finally {
+    process.off('exit', cleanup);
   }
 }
 
