@@ -258,7 +258,8 @@ describeDocker('image transports on real docker save archives', () => {
     expect(image!.names).toEqual(['example/app:2']);
     // The same file read as oci-archive: names from the index annotations.
     const [asOci] = await readAll({ transport: 'oci-archive', path });
-    expect(asOci!.names).toEqual(['docker.io/library/example/app:2', '2']);
+    expect(asOci!.names).toEqual(['docker.io/library/example/app:2']);
+    expect(await readAll({ transport: 'oci-archive', path, ref: '2' })).toHaveLength(1);
 
     const ociForm = join(work, 'oci-form.tar');
     const loadTag = names.name('oci-form');
@@ -347,6 +348,36 @@ describeDocker('image transports on real docker save archives', () => {
     expect((await failure(openImageSource({ transport: 'docker-archive', path: badCount }))).message).toContain('lists 3 layers but the config has 4');
   });
 
+  it('a docker save of two images: REF picks one; both written to one archive share their common layer', async () => {
+    const tag2 = names.name('second');
+    const r = await buildImage('FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /other.txt\n', tag2, [], join(work, 'ctx'));
+    expect(r.exitCode, r.all).toBe(0);
+    const id2 = await docker(['image', 'inspect', '--format', '{{.Id}}', tag2]);
+    const both = join(work, 'both.tar');
+    await docker(['save', '-o', both, tag, tag2]);
+    const e = await failure(openImageSource({ transport: 'docker-archive', path: both }));
+    expect(e.message).toContain(tag);
+    expect(e.message).toContain(tag2);
+    const [second] = await readAll({ transport: 'docker-archive', path: both, ref: tag2 });
+    expect(second!.configDigest).toBe(id2);
+    const [first] = await readAll({ transport: 'docker-archive', path: both, ref: tag });
+    expect(first!.configDigest).toBe(id);
+    expect(first!.layers[0]!.diffId).toBe(second!.layers[0]!.diffId);
+
+    const out = join(work, 'both-rewritten.tar');
+    const t1 = names.name('both-1');
+    const t2 = names.name('both-2');
+    await writeImages({ transport: 'docker-archive', path: out }, [
+      { ...(await imageToWrite(first!)), names: [t1] },
+      { ...(await imageToWrite(second!)), names: [t2] },
+    ]);
+    const members = (await execa('tar', ['-tf', out])).stdout.split('\n');
+    expect(members.filter((m) => m.endsWith('layer.tar'))).toHaveLength(new Set([...first!.layers, ...second!.layers].map((l) => l.diffId)).size);
+    await execa(DOCKER, ['load', '-i', out]);
+    expect(await docker(['image', 'inspect', '--format', '{{.Id}}', t1])).toBe(id);
+    expect(await docker(['image', 'inspect', '--format', '{{.Id}}', t2])).toBe(id2);
+  });
+
   it('stdio: reads an archive from stdin (docker or OCI, detected) and writes a docker-archive to stdout', async () => {
     // Through dist/ (built by `npm test`) in a child process, as the CLI will run it.
     const copy = (args: string[], opts: { inputFile?: string; stdout?: { file: string } }) =>
@@ -370,13 +401,17 @@ describeDocker('image transports on real docker save archives', () => {
 
   it('docker-daemon: reads through docker save and writes through docker load', async () => {
     const copyTag = names.name('daemon-copy');
+    const untagged = names.track(`${copyTag.replace(/:1$/, '')}-untagged:latest`);
     await withSource({ transport: 'docker-daemon', name: tag }, async (src) => {
       const [image] = src.images();
       expect(image!.configDigest).toBe(id);
       expect(image!.layers.map((l) => l.diffId)).toEqual(rootfs);
       await writeImages({ transport: 'docker-daemon', name: copyTag }, [await imageToWrite(image!)]);
+      // A name without a tag is loaded as :latest.
+      await writeImages({ transport: 'docker-daemon', name: untagged.replace(/:latest$/, '') }, [await imageToWrite(image!)]);
     });
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', copyTag])).toBe(id);
+    expect(await docker(['image', 'inspect', '--format', '{{.Id}}', untagged])).toBe(id);
     const e = await failure(openImageSource({ transport: 'docker-daemon', name: 'deltaimg-test/absent:1' }));
     expect(e.code).toBe('DOCKER');
   });

@@ -20,9 +20,16 @@ export async function writeClassicArchive(sink: LayoutSink, images: ImageToWrite
       if (!sink.has(name)) await sink.addStream(name, await layer.open(), { digest: layer.diffId, size: layer.size, label: `writing layer ${i} (${layer.diffId})` });
       layerNames.push(name);
     }
-    manifest.push({ Config: configName, RepoTags: image.names.length ? image.names : null, Layers: layerNames });
+    const tags = repoTags(image.names);
+    manifest.push({ Config: configName, RepoTags: tags.length ? tags : null, Layers: layerNames });
     written.push({ configDigest: `sha256:${configHex}`, layerDigests: image.layers.map((l) => l.diffId) });
   }
   await sink.addBuffer('manifest.json', Buffer.from(JSON.stringify(manifest)));
   return written;
+}
+
+/** docker load takes only name:tag references: an untagged name means :latest, digests are dropped. */
+function repoTags(names: string[]): string[] {
+  const tags = names.filter((n) => !n.includes('@')).map((n) => (/:[^/]+$/.test(n) ? n : `${n}:latest`));
+  return [...new Set(tags)];
 }

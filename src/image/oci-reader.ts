@@ -40,17 +40,23 @@ export async function readOciLayout(files: LayoutFiles, ref?: string): Promise<I
   return images;
 }
 
+/** The image's name: Docker >= 25 puts the full name in the containerd annotation and only the tag in the OCI one. */
 export function refNames(desc: Descriptor): string[] {
-  const names = [desc.annotations?.[CONTAINERD_NAME], desc.annotations?.[REF_NAME]].filter((n): n is string => !!n);
-  return [...new Set(names)];
+  const name = desc.annotations?.[CONTAINERD_NAME] || desc.annotations?.[REF_NAME];
+  return name ? [name] : [];
+}
+
+/** Every name REF may select an index entry by. */
+function selectableNames(desc: Descriptor): string[] {
+  return [desc.annotations?.[CONTAINERD_NAME], desc.annotations?.[REF_NAME]].filter((n): n is string => !!n);
 }
 
 function selectByRef(where: string, descs: Descriptor[], ref: string | undefined): Descriptor[] {
   if (ref === undefined) return descs;
   const at = /^@(\d+)$/.exec(ref);
-  const picked = at ? descs.slice(Number(at[1]), Number(at[1]) + 1) : descs.filter((d) => refNames(d).includes(ref));
+  const picked = at ? descs.slice(Number(at[1]), Number(at[1]) + 1) : descs.filter((d) => selectableNames(d).includes(ref));
   if (picked.length === 0) {
-    const known = descs.flatMap(refNames);
+    const known = descs.flatMap(selectableNames);
     throw new DeltaimgError('USAGE', `${where}: no image named ${ref} (names here: ${known.join(', ') || 'none'}; or use @0..@${descs.length - 1})`);
   }
   return picked;
