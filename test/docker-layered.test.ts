@@ -1,0 +1,287 @@
+/**
+ * `dockerfile apply --layered` on the real engine: the restored image is A's layers (same diff
+ * ids) plus one layer holding only B's changed and new entries and whiteouts for removals, and
+ * its flattened filesystem, config and behaviour equal B's. Also: deletions and type changes
+ * alone, a base the builder would leave mount stand-ins in, a wrong base, the classic builder.
+ *
+ * The app pair is the one of docker-e2e.test.ts (added, changed, moved, deleted files, hardlinks,
+ * a symlink, setuid, security.capability, non-root owners, ns mtimes), on a base that has what
+ * every distribution base has and a RUN mounts over: /proc, /sys, /dev, /etc/hosts, /etc/resolv.conf.
+ */
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { chmod, chown, copyFile, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { applyDockerfile } from '../src/docker/dockerfile.js';
+import { inspectImage } from '../src/docker/engine.js';
+import { readDeltaImage } from '../src/docker/labels.js';
+import { fsext } from '../src/tree/fsext.js';
+import {
+  buildImage,
+  buildStaticProbe,
+  describeDocker,
+  diffFilesystems,
+  docker,
+  DOCKER,
+  ensureRuntimeImage,
+  ImageNames,
+  imageFilesystem,
+  importTree,
+  REPO_ROOT,
+} from './helpers/docker.js';
+
+const CLI = join(REPO_ROOT, 'dist/cli/main.js');
+const CAP_NET_BIND_SERVICE = Buffer.from('0100000200040000000000000000000000000000', 'hex');
+/** The diff id of an empty layer: BuildKit 0.8 commits WORKDIR as one even when the directory exists. */
+const EMPTY_LAYER = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
+
+function deltaimg(args: string[]) {
+  return execa('node', [CLI, ...args], { env: { DELTAIMG_DOCKER: DOCKER }, reject: false });
+}
+
+async function dockerfileFor(args: string[]): Promise<string> {
+  const r = await deltaimg(['dockerfile', ...args]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+function bytes(n: number, seed: string): Buffer {
+  const out = Buffer.alloc(n);
+  for (let off = 0, i = 0; off < n; i++) off += createHash('sha256').update(`${seed}:${i}`).digest().copy(out, off);
+  return out;
+}
+
+type Version = 'A' | 'B';
+
+/** The e2e app root, version A or B, optionally on a base with the paths a RUN mounts over. */
+async function makeRoot(root: string, v: Version, probe: string, withMountTargets = true): Promise<void> {
+  for (const d of ['bin', 'etc', 'app/sub', 'srv', 'home/user', 'tmp']) await mkdir(join(root, d), { recursive: true });
+  if (withMountTargets) {
+    for (const d of ['dev', 'proc', 'sys']) await mkdir(join(root, d));
+    await writeFile(join(root, 'etc/hosts'), '127.0.0.1 localhost\n');
+    await writeFile(join(root, 'etc/resolv.conf'), '');
+  }
+  await copyFile(probe, join(root, 'bin/probe'));
+  await copyFile(probe, join(root, 'bin/suid'));
+  await chown(join(root, 'bin/suid'), 1000, 1000);
+  await chmod(join(root, 'bin/suid'), 0o4755);
+  await copyFile(probe, join(root, 'bin/capped'));
+  fsext().lsetxattr(Buffer.from(join(root, 'bin/capped')), 'security.capability', CAP_NET_BIND_SERVICE);
+
+  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/:/bin/probe\nuser:x:1000:1000::/home/user:/bin/probe\n');
+  await writeFile(join(root, 'etc/app.conf'), v === 'A' ? 'version=1\n' : 'version=2\n');
+  if (v === 'B') await writeFile(join(root, 'etc/other.conf'), 'other config\n');
+
+  const data = bytes(300_000, 'data');
+  if (v === 'B') bytes(100, 'patch').copy(data, 150_000);
+  await writeFile(join(root, 'app/data.bin'), v === 'A' ? data : Buffer.concat([data, bytes(5_000, 'tail')]));
+  if (v === 'A') await writeFile(join(root, 'app/old.txt'), 'going away\n');
+  await writeFile(join(root, v === 'A' ? 'app/moveme.dat' : 'app/sub/moved.dat'), bytes(65_536, 'moveme'));
+  await writeFile(join(root, 'app/hard1'), 'shared by two names\n');
+  await link(join(root, 'app/hard1'), join(root, 'app/hard2'));
+  if (v === 'B') {
+    await writeFile(join(root, 'app/new.txt'), 'brand new\n');
+    await link(join(root, 'app/new.txt'), join(root, 'app/new-too.txt'));
+  }
+  await symlink(v === 'A' ? '../etc/app.conf' : '../etc/other.conf', join(root, 'app/link'));
+
+  await writeFile(join(root, 'srv/index.html'), v === 'A' ? '<h1>one</h1>\n' : '<h1>two</h1>\n');
+  await chown(join(root, 'srv/index.html'), 33, 33);
+  await chown(join(root, 'srv'), 33, 33);
+  await chmod(join(root, 'srv'), 0o2775);
+  await writeFile(join(root, 'home/user/secret'), 'token\n');
+  await chmod(join(root, 'home/user/secret'), v === 'A' ? 0o600 : 0o640);
+  await chown(join(root, 'home/user/secret'), 1000, 1000);
+  await chown(join(root, 'home/user'), 1000, 1000);
+  await chmod(join(root, 'home/user'), 0o700);
+  await chmod(join(root, 'tmp'), 0o1777);
+  await setMtimes(root, v);
+}
+
+/** What B edits: these get a later mtime in B, everything else keeps A's. */
+const EDITED_IN_B = new Set(['etc', 'etc/app.conf', 'app', 'app/sub', 'app/data.bin', 'srv/index.html']);
+
+/**
+ * Sub-second mtimes on every path, taken from the path itself, so a path B leaves alone has the
+ * same mtime in both versions (as in real image updates) and only edits show up as changes.
+ */
+async function setMtimes(root: string, v: Version = 'A'): Promise<void> {
+  const { stdout } = await execa('find', [root, '-depth', '-printf', '%P\\n']);
+  for (const rel of stdout.split('\n')) {
+    const seconds = 1_600_000_000n + BigInt(createHash('sha256').update(rel).digest().readUInt32BE(0) % 10_000_000);
+    const later = v === 'B' && EDITED_IN_B.has(rel) ? 86_400n : 0n;
+    const ns = (seconds + later) * 1_000_000_000n + 123_456_789n;
+    fsext().lutimesNs(Buffer.from(join(root, rel)), ns, ns);
+  }
+}
+
+const A_CONFIG = ['ENV PATH=/bin', 'CMD ["/bin/probe", "a"]'];
+const B_CONFIG = [
+  'ENV PATH=/bin',
+  'ENV GREETING="hello from B" SHOW=/etc/app.conf:/app/link:/srv/index.html',
+  'WORKDIR /srv',
+  'USER 1000:1000',
+  'EXPOSE 8080/tcp',
+  'LABEL org.example.version="2"',
+  'ENTRYPOINT ["/bin/probe", "entry"]',
+  'CMD ["b-arg"]',
+];
+
+const skipRoot = (p: string) => p === '';
+
+/** Entry names of the image's layer number `index` (0 = bottom), from docker save (whiteouts as stored). */
+async function layerNames(ref: string, index: number): Promise<string[]> {
+  const save = execa(DOCKER, ['save', ref], { buffer: false, stdout: 'pipe' });
+  const names = new Map<string, string[]>();
+  let layers: string[] = [];
+  const outer = tar.extract();
+  const reading = (async () => {
+    for await (const member of outer) {
+      const name = member.header.name;
+      if (name === 'manifest.json') {
+        const chunks: Buffer[] = [];
+        for await (const c of member as unknown as Readable) chunks.push(c as Buffer);
+        layers = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { Layers: string[] }[])[0]!.Layers;
+      } else if (name.endsWith('layer.tar')) {
+        const inner = tar.extract();
+        const list: string[] = [];
+        (member as unknown as Readable).pipe(inner);
+        for await (const e of inner) {
+          list.push(posix.normalize(e.header.name).replace(/^\.\//, '').replace(/\/$/, ''));
+          e.resume();
+        }
+        names.set(name, list.filter((n) => n !== '' && n !== '.'));
+      } else member.resume();
+    }
+  })();
+  save.stdout.pipe(outer);
+  await Promise.all([reading, save]);
+  return (names.get(layers[index]!) ?? []).sort();
+}
+
+describeDocker('dockerfile apply --layered', () => {
+  const images = new ImageNames();
+  let work = '';
+  let runtime = '';
+  let probe = '';
+  const A = images.name('layered-a');
+  const B = images.name('layered-b');
+  const aToB = images.name('layered-a-to-b');
+
+  beforeAll(async () => {
+    runtime = await ensureRuntimeImage();
+    work = await mkdtemp(join(tmpdir(), 'deltaimg-layered-'));
+    probe = join(work, 'probe');
+    await buildStaticProbe(probe);
+    await makeRoot(join(work, 'a'), 'A', probe);
+    await makeRoot(join(work, 'b'), 'B', probe);
+    await importTree(join(work, 'a'), A, A_CONFIG);
+    const bRoot = images.name('layered-b-root');
+    await importTree(join(work, 'b'), bRoot);
+    expect((await buildImage([`FROM ${bRoot}`, ...B_CONFIG].join('\n'), B)).exitCode).toBe(0);
+    const built = await buildImage(await dockerfileFor(['diff', A, B]), aToB);
+    expect(built.exitCode, built.all).toBe(0);
+  });
+  afterAll(async () => {
+    await images.removeAll();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  /** Restores `target` from `delta` with --layered; checks files, config, layers; returns the new layer's names. */
+  async function layeredRoundTrip(base: string, target: string, delta: string, extra: string[] = []): Promise<string[]> {
+    const restored = images.name(`layered-restored-${Math.random().toString(16).slice(2, 8)}`);
+    const df = await dockerfileFor(['apply', delta, '--layered', ...extra]);
+    const built = await buildImage(df, restored);
+    expect(built.exitCode, built.all).toBe(0);
+
+    const [want, got] = await Promise.all([imageFilesystem(target), imageFilesystem(restored)]);
+    expect(diffFilesystems(want, got, skipRoot)).toEqual([]);
+    const [a, b, r] = await Promise.all([base, target, restored].map((ref) => inspectImage(ref, { docker: DOCKER })));
+    expect(r.config).toEqual(b!.config);
+    // A's layers by diff id, then the one layer of changes (and the empty one WORKDIR makes, if any).
+    expect(r.layers.slice(0, a!.layers.length)).toEqual(a!.layers);
+    const top = r.layers.slice(a!.layers.length);
+    expect(top.filter((l) => l !== EMPTY_LAYER)).toHaveLength(1);
+    expect(top.length).toBe(b!.config.WorkingDir ? 2 : 1);
+    const [wantRun, gotRun] = await Promise.all([target, restored].map((ref) => docker(['run', '--rm', '--network=none', ref])));
+    expect(gotRun).toBe(wantRun);
+    return layerNames(restored, a!.layers.length);
+  }
+
+  it('restores B as A\'s layers plus one layer of changes and whiteouts', async () => {
+    const names = await layeredRoundTrip(A, B, aToB);
+    // Only what changed: new and changed files, their directories, whiteouts for what B lacks.
+    expect(names).toEqual(expect.arrayContaining([
+      'app/.wh.moveme.dat', 'app/.wh.old.txt', 'app/data.bin', 'app/link', 'app/new-too.txt', 'app/new.txt',
+      'app/sub/moved.dat', 'etc/app.conf', 'etc/other.conf', 'home/user/secret', 'srv/index.html',
+    ]));
+    for (const unchanged of ['bin/probe', 'bin/suid', 'bin/capped', 'app/hard1', 'app/hard2', 'etc/passwd', 'etc/hosts', 'dev', 'proc', 'sys']) {
+      expect(names).not.toContain(unchanged);
+    }
+    const fs = await imageFilesystem(B);
+    expect(fs.get('bin/capped')?.xattrs['security.capability']).toBe(CAP_NET_BIND_SERVICE.toString('hex'));
+  });
+
+  it('deletions and type changes alone: a directory becomes a file, a file a directory, a tree goes away', async () => {
+    const root = join(work, 'c');
+    await makeRoot(root, 'A', probe);
+    await rm(join(root, 'app/sub'), { recursive: true });
+    await writeFile(join(root, 'app/sub'), 'a file where a directory was\n');
+    await rm(join(root, 'etc/app.conf'));
+    await mkdir(join(root, 'etc/app.conf'));
+    await writeFile(join(root, 'etc/app.conf/inner'), 'a directory where a file was\n');
+    await rm(join(root, 'home'), { recursive: true });
+    await rm(join(root, 'app/old.txt'));
+    await setMtimes(root);
+    const C = images.name('layered-c');
+    await importTree(root, C, A_CONFIG);
+    const aToC = images.name('layered-a-to-c');
+    const built = await buildImage(await dockerfileFor(['diff', A, C]), aToC);
+    expect(built.exitCode, built.all).toBe(0);
+    const names = await layeredRoundTrip(A, C, aToC);
+    expect(names).toEqual(expect.arrayContaining(['.wh.home', 'app/.wh.old.txt', 'app/sub', 'etc/app.conf', 'etc/app.conf/inner']));
+    expect(names).not.toContain('bin/probe');
+  });
+
+  it('a base without the paths a RUN mounts over fails the build with one line', async () => {
+    const bare = join(work, 'bare-a');
+    const bareB = join(work, 'bare-b');
+    await makeRoot(bare, 'A', probe, false);
+    await makeRoot(bareB, 'B', probe, false);
+    const [bA, bB, delta] = [images.name('layered-bare-a'), images.name('layered-bare-b'), images.name('layered-bare-delta')];
+    await importTree(bare, bA, A_CONFIG);
+    await importTree(bareB, bB, A_CONFIG);
+    expect((await buildImage(await dockerfileFor(['diff', bA, bB]), delta)).exitCode).toBe(0);
+    const r = await buildImage(await dockerfileFor(['apply', delta, '--layered']), images.name('layered-bare-restored'));
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(/deltaimg: error: --layered needs \/dev in the base image: docker build mounts over it during RUN/);
+  });
+
+  it('a wrong base is refused up front, and fails the build when forced', async () => {
+    const refused = await deltaimg(['dockerfile', 'apply', aToB, '--layered', '--unlinked-source', B]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/but delta image .* was made from .*layered-a:1 = sha256:/);
+
+    const meta = readDeltaImage(await inspectImage(aToB, { docker: DOCKER }));
+    const forced = applyDockerfile({ deltaImage: aToB, meta, runtimeImage: runtime, unlinkedSource: B, toolVersion: 'test', layered: { baseImage: B, runAsRoot: true } });
+    const r = await buildImage(forced, images.name('layered-wrong-base'));
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(/deltaimg: error: /);
+  });
+
+  it('the classic builder stops at RUN --mount, for --layered as for the other modes', async () => {
+    const df = await dockerfileFor(['apply', aToB, '--layered']);
+    const r = await execa(DOCKER, ['build', '--network=none', '-t', images.name('layered-classic'), '-'], {
+      env: { DOCKER_BUILDKIT: '0' },
+      input: df,
+      reject: false,
+      all: true,
+    });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(/the --mount option requires BuildKit/);
+  });
+});
