@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { safeMemberName } from './names.js';
 import type { TarIndex } from './tar-index.js';
@@ -33,7 +33,7 @@ export function tarFiles(index: TarIndex): LayoutFiles {
     async open(name) {
       const m = index.file(name);
       if (!m) throw missing(index.label, name);
-      return index.openRange(m);
+      return asIoErrors(index.openRange(m), 'read', `${index.label} (entry ${name})`);
     },
     async head(name, bytes) {
       const m = index.file(name);
@@ -66,7 +66,7 @@ export function dirFiles(dir: string): LayoutFiles {
     async open(name) {
       const f = await regular(name);
       if (!f) throw missing(dir, name);
-      return createReadStream(f.path);
+      return asIoErrors(createReadStream(f.path), 'read', f.path);
     },
     async head(name, bytes) {
       const f = await regular(name);
@@ -104,6 +104,14 @@ async function readHead(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** fs errors while streaming become one-line DeltaimgErrors naming the file. */
+function asIoErrors(stream: Readable, action: string, path: string): Readable {
+  const out = new PassThrough();
+  stream.on('error', (err) => out.destroy(ioError(action, path, err)));
+  out.once('close', () => stream.destroy());
+  return stream.pipe(out);
 }
 
 export function missing(where: string, name: string): DeltaimgError {
