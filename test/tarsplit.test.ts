@@ -16,7 +16,7 @@ import { execa } from 'execa';
 import tar from 'tar-stream';
 import { decodeSkeleton, encodeSkeleton, extractRootfs, joinTar, normalizeMemberPath, parseNumeric, splitTar, type SplitResult } from '../src/tarsplit/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
-import { describeDocker, docker, ImageNames, importTree } from './helpers/docker.js';
+import { buildImage, describeDocker, docker, ImageNames, importTree } from './helpers/docker.js';
 import { makeRichTree, pseudoRandomBytes } from './helpers/trees.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -494,6 +494,32 @@ describeDocker('split + join of a layer the engine wrote (docker save)', () => {
     const placed = await filesOf(content);
     const source = await filesOf(rich, {});
     for (const [path, sha] of placed) expect(source.get(path), path).toBe(sha);
+  });
+
+  it('the layers of an image built by BuildKit (COPY of a tree) rebuild to their diff_ids', async () => {
+    const context = fresh('context');
+    await fsp.mkdir(join(context, 'app/lib'), { recursive: true });
+    await fsp.writeFile(join(context, 'app/lib/data.bin'), pseudoRandomBytes(8, 100_000));
+    await fsp.writeFile(join(context, 'app/readme'), 'hello\n');
+    await fsp.writeFile(Buffer.from(`${context}/app/caf\xe9`, 'latin1'), 'latin1 name\n');
+    await fsp.writeFile(join(context, `app/${'n'.repeat(120)}`), 'long name\n');
+    await fsp.symlink('lib/data.bin', join(context, 'app/link'));
+    const ref = images.name('tarsplit-built');
+    const built = await buildImage('FROM scratch\nCOPY app /app/\nCOPY app/readme /etc/motd\n', ref, [], context);
+    expect(built.exitCode, built.all).toBe(0);
+    const archive = fresh('built') + '.tar';
+    await docker(['save', '-o', archive, ref]);
+    const members = await unpackArchive(archive, fresh('built-dir'));
+    const manifest = JSON.parse((await fsp.readFile(join(members, 'manifest.json'))).toString()) as Array<{ Config: string; Layers: string[] }>;
+    const config = JSON.parse((await fsp.readFile(join(members, manifest[0]!.Config))).toString()) as { rootfs: { diff_ids: string[] } };
+    expect(manifest[0]!.Layers.length).toBe(2);
+    const contents: string[][] = [];
+    for (const [i, layer] of manifest[0]!.Layers.entries()) {
+      const { split, content } = await roundTrip(join(members, layer));
+      expect(split.tarSha256).toBe(config.rootfs.diff_ids[i]);
+      contents.push([...(await filesOf(content)).keys()].sort());
+    }
+    expect(contents).toEqual([['app/caf\xe9', 'app/lib/data.bin', `app/${'n'.repeat(120)}`, 'app/readme'], ['etc/motd']]);
   });
 });
 
