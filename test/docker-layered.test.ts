@@ -15,8 +15,13 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { statSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syncRootInPlace } from '../src/delta/in-place.js';
 import { applyDockerfile } from '../src/docker/dockerfile.js';
+import type { RelPath } from '../src/tree/entry.js';
+import { compareTrees } from '../src/tree/compare.js';
+import { scanTree } from '../src/tree/scan.js';
 import { inspectImage } from '../src/docker/engine.js';
 import { readDeltaImage } from '../src/docker/labels.js';
 import { fsext } from '../src/tree/fsext.js';
@@ -33,6 +38,7 @@ import {
   importTree,
   REPO_ROOT,
 } from './helpers/docker.js';
+import { cloneTree, makeRichTree, mutateTree, RICH } from './helpers/trees.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli/main.js');
 const CAP_NET_BIND_SERVICE = Buffer.from('0100000200040000000000000000000000000000', 'hex');
@@ -162,6 +168,54 @@ async function layerNames(ref: string, index: number): Promise<string[]> {
   await Promise.all([reading, save]);
   return (names.get(layers[index]!) ?? []).sort();
 }
+
+/**
+ * The runtime step alone, on plain directories: `live` starts as a copy of A and must end equal
+ * to B (every entry kind, owners, xattrs, hardlink groups), touching nothing B keeps as is.
+ */
+describe('layer-sync on directories', () => {
+  let work = '';
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'deltaimg-layer-sync-'));
+    await makeRichTree(join(work, 'a'));
+    await cloneTree(join(work, 'a'), join(work, 'b'));
+    await mutateTree(join(work, 'b'));
+  });
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  /** A fresh copy of A to edit. */
+  async function liveCopy(name: string): Promise<string> {
+    const live = join(work, name);
+    await cloneTree(join(work, 'a'), live);
+    return live;
+  }
+
+  it('turns a copy of A into B, leaving what B keeps untouched', async () => {
+    const live = await liveCopy('live');
+    const inodeBefore = statSync(join(live, RICH.tool)).ino;
+    const r = await syncRootInPlace(join(work, 'a'), join(work, 'b'), live, { masked: [] });
+    expect(r.written).toBeGreaterThan(0);
+    expect(r.removed).toBeGreaterThan(0);
+    const [got, want] = await Promise.all([scanTree(live, { hash: true }), scanTree(join(work, 'b'), { hash: true })]);
+    // The root directory itself is the builder's in an image: not synced.
+    expect(compareTrees(got, want).filter((d) => !d.startsWith('/: '))).toEqual([]);
+    expect(statSync(join(live, RICH.tool)).ino).toBe(inodeBefore); // unchanged file: same inode, never copied up
+  });
+
+  it('refuses a change under a path the builder mounts over, and a mount point A lacks', async () => {
+    const live = await liveCopy('live-masked');
+    const changed = (await scanTree(join(work, 'b'))).entries.find((e) => e.kind === 'file' && e.path.startsWith('etc/'));
+    expect(changed).toBeDefined();
+    await expect(syncRootInPlace(join(work, 'a'), join(work, 'b'), live, { masked: ['etc' as RelPath] })).rejects.toThrow(
+      /--layered cannot restore \/etc.*: docker build mounts its own \/etc during RUN/,
+    );
+    await expect(syncRootInPlace(join(work, 'a'), join(work, 'b'), live, { masked: ['proc' as RelPath] })).rejects.toThrow(
+      /--layered needs \/proc in the base image/,
+    );
+  });
+});
 
 describeDocker('dockerfile apply --layered', () => {
   const images = new ImageNames();
