@@ -4,7 +4,7 @@
  * blobs are kept, the manifest digest), verify, and the one-line errors for damaged or hostile input.
  */
 import { execa } from 'execa';
-import { copyFile, mkdir, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -308,6 +308,29 @@ describeDocker('image transports on real docker save archives', () => {
     expect(w!.layerDigests).toEqual(rootfs);
     const [back] = await readAll({ transport: 'oci', path: out });
     expect(back!.layers.map((l) => l.mediaType)).toEqual(Array(4).fill('application/vnd.oci.image.layer.v1.tar'));
+  });
+
+  it('a layer whose bytes are not its diff_id fails the write and leaves nothing behind; a failed docker load is an error', async () => {
+    const [image] = await readAll({ transport: 'docker-archive', path: classicTar });
+    const toWrite = await imageToWrite(image!);
+    const wrongTar = toWrite.layers[0]!;
+    toWrite.layers[1] = { ...toWrite.layers[1]!, open: wrongTar.open, size: wrongTar.size };
+    const outDir = join(work, 'no-partial');
+    await mkdir(outDir);
+    for (const dest of [
+      { transport: 'docker-archive', path: join(outDir, 'x.tar') },
+      { transport: 'oci-archive', path: join(outDir, 'x-oci.tar') },
+      { transport: 'oci', path: join(outDir, 'layout') },
+    ] as ImageRef[]) {
+      const e = await failure(writeImages(dest, [toWrite]));
+      expect(e.code).toBe('BAD_IMAGE');
+      expect(e.message).toContain(toWrite.layers[1]!.diffId);
+    }
+    expect(await readdir(outDir)).toEqual([]);
+    expect((await failure(writeImages({ transport: 'docker-archive', path: join(work, 'no-such-dir', 'x.tar') }, [await imageToWrite(image!)]))).code).toBe('IO');
+    const loadFailure = await failure(writeImages({ transport: 'docker-daemon', name: 'UPPER/case:1' }, [await imageToWrite(image!)]));
+    expect(loadFailure.code).toBe('DOCKER');
+    expect(loadFailure.message).toContain('docker load failed');
   });
 
   it('damaged inputs: truncated archive, wrong blob bytes, missing blob, diff_id count mismatch', async () => {

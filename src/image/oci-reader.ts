@@ -32,7 +32,10 @@ export async function readIndex(files: LayoutFiles): Promise<Descriptor[]> {
 
 /** Images of the layout, selected by REF (a ref name annotation or @N) when given. */
 export async function readOciLayout(files: LayoutFiles, ref?: string): Promise<Image[]> {
-  if ((await files.size('oci-layout')) === undefined) throw new DeltaimgError('BAD_IMAGE', `${files.where}: no oci-layout file; not an OCI image layout`);
+  if ((await files.size('oci-layout')) === undefined) {
+    const hint = (await files.size('manifest.json')) !== undefined ? ' (it looks like docker save output: use docker-archive:)' : '';
+    throw new DeltaimgError('BAD_IMAGE', `${files.where}: no oci-layout file; not an OCI image layout${hint}`);
+  }
   const selected = selectByRef(files.where, await readIndex(files), ref);
   const images: Image[] = [];
   for (const desc of selected) images.push(...(await imagesOf(files, desc, refNames(desc))));
