@@ -9,6 +9,7 @@ import { applyDockerfile, diffDockerfile } from '../src/docker/dockerfile.js';
 import type { ImageInfo } from '../src/docker/image.js';
 import { pickConfig } from '../src/docker/image.js';
 import { LABELS, readDeltaImage } from '../src/docker/labels.js';
+import { checkLayeredConfig, needsRootForRun } from '../src/docker/layered-config.js';
 import { imageRefToken, quoted } from '../src/docker/syntax.js';
 import { DeltaimgError } from '../src/util/errors.js';
 
@@ -125,6 +126,64 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=app:1-to-2,source=/__delta__,target=/__delta__',
     ]);
     expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__']);
+  });
+
+  it('--layered: FROM A, one RUN with every mount inside /dev, then the target config', () => {
+    const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', layered: { baseImage: 'app:1', runAsRoot: false } });
+    const instructions = instructionsOf(df);
+    const tail = instructions.slice(instructions.indexOf('FROM app:1'));
+    expect(tail[0]).toBe('FROM app:1');
+    expect(tail[1]!.startsWith('RUN ')).toBe(true);
+    expect(tail[1]!.split(' ').filter((w) => w.startsWith('--mount='))).toEqual([
+      '--mount=type=bind,from=rt:1,source=/opt/deltaimg,target=/dev/.deltaimg/runtime',
+      '--mount=type=bind,from=app:1,source=/,target=/dev/.deltaimg/base',
+      '--mount=type=bind,from=deltaimg-applied,source=/__out__,target=/dev/.deltaimg/target',
+    ]);
+    expect(JSON.parse(tail[1]!.slice(tail[1]!.indexOf(' [') + 1))).toEqual([
+      '/dev/.deltaimg/runtime/deltaimg', 'layer-sync', '/dev/.deltaimg/base', '/dev/.deltaimg/target', '/',
+    ]);
+    expect(tail.slice(2)).toEqual(instructionsOf(configInstructions(B.config).join('\n')));
+    expect(df).not.toContain('COPY');
+  });
+
+  it('--layered on a base with a non-root USER runs the sync as root', () => {
+    const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', layered: { baseImage: 'app:1', runAsRoot: true } });
+    const instructions = instructionsOf(df);
+    expect(instructions[instructions.indexOf('FROM app:1') + 1]).toBe('USER 0:0');
+    expect(needsRootForRun({ User: 'app' })).toBe(true);
+    expect(needsRootForRun({ User: '1000:1000' })).toBe(true);
+    expect(needsRootForRun({ User: 'root' })).toBe(false);
+    expect(needsRootForRun({ User: '0:0' })).toBe(false);
+    expect(needsRootForRun({})).toBe(false);
+  });
+});
+
+describe('--layered config check (the target config written over the base config)', () => {
+  const ok = (a: ImageInfo['config'], b: ImageInfo['config']) => () => checkLayeredConfig(a, b, 'app:1');
+
+  it('accepts what instructions can add or override', () => {
+    expect(ok({ Env: ['PATH=/bin', 'A=1'], Cmd: ['/a'], Labels: { x: '1' }, User: 'a' }, { Env: ['PATH=/usr/bin', 'A=2', 'B=3'], Entrypoint: ['/b'], Labels: { x: '2', y: '1' }, User: 'b' })).not.toThrow();
+    expect(ok({}, B.config)).not.toThrow();
+  });
+
+  it('refuses what no instruction can remove, naming it', () => {
+    const cases: [ImageInfo['config'], ImageInfo['config'], RegExp][] = [
+      [{ Env: ['PATH=/bin', 'ONLY_A=1'] }, { Env: ['PATH=/bin'] }, /environment has ONLY_A, which the target lacks/],
+      [{ Env: ['B=1', 'A=1'] }, { Env: ['A=1', 'B=1'] }, /another order/],
+      [{ Labels: { a: '1' } }, { Labels: { b: '1' } }, /Labels has "a", which the target lacks/],
+      [{ ExposedPorts: { '80/tcp': {} } }, {}, /ExposedPorts has "80\/tcp"/],
+      [{ WorkingDir: '/srv' }, {}, /WorkingDir is "\/srv" and the target has none/],
+      [{ User: 'app' }, {}, /User is "app"/],
+      [{ Entrypoint: ['/a'] }, { Cmd: ['x'] }, /Entrypoint is set/],
+      [{ Cmd: ['/a'] }, {}, /Cmd is set/],
+      [{ Healthcheck: { Test: ['CMD', '/h'] } }, {}, /Healthcheck is set/],
+      [{ OnBuild: ['RUN x'] }, {}, /ONBUILD triggers/],
+    ];
+    for (const [a, b, message] of cases) {
+      expect(ok(a, b)).toThrow(DeltaimgError);
+      expect(ok(a, b)).toThrow(message);
+      expect(ok(a, b)).toThrow(/^--layered builds FROM app:1, whose .*; a Dockerfile cannot remove that: apply without --layered$/);
+    }
   });
 });
 
