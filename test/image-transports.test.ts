@@ -358,6 +358,13 @@ describeDocker('image transports on real docker save archives', () => {
       expect(e.message).toContain(amd!.layers[1]!.digest.slice(7));
     });
 
+    const configFile = join(dir, 'blobs', 'sha256', amd!.configDigest.slice(7));
+    const config = await readFile(configFile);
+    await writeFile(configFile, Buffer.from(config.toString('utf8').replace('"amd64"', '"AMD64"')));
+    const e2 = await failure(openImageSource({ transport: 'oci', path: dir }));
+    expect(e2.message).toContain(`config blobs/sha256/${amd!.configDigest.slice(7)} hashes to`);
+    await writeFile(configFile, config);
+
     await unlink(victim);
     const e3 = await failure(openImageSource({ transport: 'oci', path: dir }));
     expect(e3.message).toContain(`blobs/sha256/${amd!.layers[1]!.digest.slice(7)} is missing`);

@@ -79,10 +79,14 @@ async function toTarFile(path: string, images: ImageToWrite[], write: Writer): P
 
 async function toStdout(images: ImageToWrite[], write: Writer): Promise<WrittenImage[]> {
   if (process.stdout.isTTY) throw new DeltaimgError('USAGE', 'refusing to write an image archive to a terminal; redirect stdout to a file or a pipe');
-  const sink = tarSink(process.stdout, { endOutput: false });
-  const written = await write(sink, images);
-  await sink.finish();
-  return written;
+  try {
+    const sink = tarSink(process.stdout, { endOutput: false });
+    const written = await write(sink, images);
+    await sink.finish();
+    return written;
+  } catch (err) {
+    throw err instanceof DeltaimgError ? err : ioError('write', 'standard output', err);
+  }
 }
 
 async function toDaemon(images: ImageToWrite[], write: Writer): Promise<WrittenImage[]> {
