@@ -38,6 +38,18 @@ export function checksumMatches(block: Buffer): boolean {
   return stored === unsigned || stored === signed;
 }
 
+/** The header checksum: the sum of the block's bytes with the chksum field counted as spaces. */
+export function headerChecksum(block: Buffer): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += block[i]!;
+  return sum;
+}
+
+/** The chksum field as GNU tar, Go's archive/tar and most writers format it: 6 octal digits, NUL, space. */
+export function canonicalChecksumField(sum: number): Buffer {
+  return Buffer.from(`${sum.toString(8).padStart(6, '0')}\0 `, 'latin1');
+}
+
 /**
  * A numeric header field: octal ASCII (leading spaces, terminated by NUL or space) or GNU
  * base-256 (first byte 0x80 positive, 0xff negative; big-endian in the remaining bytes), used

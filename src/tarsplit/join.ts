@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import type { RelPath } from '../tree/entry.js';
 import { assertSafeRelPath, displayPath, toFsPath } from '../tree/paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
+import { BLOCK, canonicalChecksumField, headerChecksum } from './header.js';
 import { SkeletonReader } from './skeleton.js';
 
 const CHUNK = 1024 * 1024;
@@ -123,6 +124,14 @@ async function writeZeros(length: number, sink: HashingSink): Promise<void> {
   for (let left = length; left > 0; left -= ZEROS.length) await sink.write(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
 }
 
+async function withChecksum(skeleton: SkeletonReader): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for await (const piece of skeleton.raw(BLOCK)) pieces.push(piece);
+  const block = Buffer.concat(pieces);
+  canonicalChecksumField(headerChecksum(block)).copy(block, 148);
+  return block;
+}
+
 export interface JoinOptions {
   /** End `out` (and wait for it to finish) when done. Default true. */
   end?: boolean;
@@ -141,6 +150,9 @@ export async function joinTar(skeletonPath: string, contentDir: string, out: Nod
       switch (op.op) {
         case 'raw':
           for await (const piece of skeleton.raw(op.length)) await sink.write(piece);
+          break;
+        case 'header':
+          await sink.write(await withChecksum(skeleton));
           break;
         case 'zero':
           await writeZeros(op.length, sink);

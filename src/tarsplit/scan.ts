@@ -2,7 +2,8 @@
  * One pass over a tar stream as a sequence of events that, concatenated, are exactly the
  * input bytes:
  *
- * - `raw`: bytes that are not a regular file's content (header blocks, sparse extension
+ * - `header`: a valid header block (512 bytes);
+ * - `raw`: other bytes that are not a regular file's content (sparse extension
  *   blocks, pax / GNU long-name payloads, non-regular payloads, the end-of-archive blocks and
  *   whatever follows them, a truncated tail, anything after a block that is not a valid header);
  * - `member`: a member's header has been read (its raw bytes were already emitted), with the
@@ -44,6 +45,7 @@ export interface Member {
 
 export type TarEvent =
   | { kind: 'raw'; bytes: Buffer }
+  | { kind: 'header'; bytes: Buffer }
   | { kind: 'member'; member: Member }
   | { kind: 'content'; bytes: Buffer }
   | { kind: 'padding'; bytes: Buffer };
@@ -68,7 +70,7 @@ export async function* scanTar(reader: ByteReader): AsyncGenerator<TarEvent> {
       return;
     }
     const header = parseHeader(block);
-    yield { kind: 'raw', bytes: block };
+    yield { kind: 'header', bytes: block };
     if (header.gnuSparseExtended) yield* sparseExtensions(reader);
 
     const size = isHeaderOnlyType(header.typeflag) ? 0 : (pending.size ?? header.size);

@@ -8,7 +8,7 @@ import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import type { RelPath } from '../tree/entry.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { isZeroBlock, normalizeMemberPath } from './header.js';
+import { canonicalChecksumField, headerChecksum, isZeroBlock, normalizeMemberPath } from './header.js';
 import { ByteReader } from './reader.js';
 import { scanTar, type Member, type TarEvent } from './scan.js';
 import { MAX_CONTENT_PATH, SkeletonWriter } from './skeleton.js';
@@ -116,6 +116,9 @@ export class SkeletonSplitter {
       case 'raw':
         await this.writer.rawBytes(event.bytes);
         return undefined;
+      case 'header':
+        await this.header(event.bytes);
+        return undefined;
       case 'member':
         return this.member(event.member);
       case 'content':
@@ -128,6 +131,14 @@ export class SkeletonSplitter {
         else await this.writer.rawBytes(event.bytes);
         return undefined;
     }
+  }
+
+  private async header(block: Buffer): Promise<void> {
+    const field = canonicalChecksumField(headerChecksum(block));
+    if (!block.subarray(148, 156).equals(field)) return this.writer.rawBytes(block);
+    const stored = Buffer.from(block);
+    stored.fill(0, 148, 156);
+    await this.writer.header(stored);
   }
 
   private member(member: Member): RelPath | undefined {
