@@ -308,7 +308,7 @@ class Restorer {
         await this.source.verify(c.from, c.fromSha256, r.size);
         const delta = await this.payloads.materialize(c.payload, displayPath(r.path), { brotli: c.brotli });
         try {
-          const out = await this.pool.decodeFile(await this.source.path(c.from), delta.path, abs);
+          const out = await this.pool.decodeFile(await this.source.path(c.from), delta.path, abs, undefined, 'create');
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await delta.release();

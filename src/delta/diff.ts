@@ -106,17 +106,20 @@ async function writeDelta(
   let doneFiles = 0;
   let doneBytes = 0;
   const limiter = new Limiter(Math.max(2, availableParallelism() * 2));
-  const pending = dst.entries.map((e) =>
-    e.kind !== 'file'
-      ? Promise.resolve<Encoded>({ record: e, payloadBytes: 0 })
-      : limiter.run(async (): Promise<Encoded> => {
-          const { content, payloadBytes } = await encoder.encode(e);
-          doneFiles++;
-          doneBytes += e.size;
-          progress.update({ label: 'diff', done: doneFiles, total: files.length, bytesDone: doneBytes, bytesTotal: totalBytes });
-          return { record: { ...e, sha256: e.sha256!, content }, payloadBytes };
-        }),
-  );
+  const encodeOne = (e: FileEntry) =>
+    limiter.run(async (): Promise<Encoded> => {
+      const { content, payloadBytes } = await encoder.encode(e);
+      doneFiles++;
+      doneBytes += e.size;
+      progress.update({ label: 'diff', done: doneFiles, total: files.length, bytesDone: doneBytes, bytesTotal: totalBytes });
+      return { record: { ...e, sha256: e.sha256!, content }, payloadBytes };
+    });
+  // Largest files start first: their encodes (bsdiff on a big binary takes seconds) then
+  // overlap with the many small ones instead of running alone at the end. Records are
+  // still written in path order.
+  const jobs = new Map<FileEntry, Promise<Encoded>>();
+  for (const f of [...files].sort((a, b) => b.size - a.size)) jobs.set(f, encodeOne(f));
+  const pending = dst.entries.map((e) => (e.kind === 'file' ? jobs.get(e)! : Promise.resolve<Encoded>({ record: e, payloadBytes: 0 })));
   // Every job settles before we return or throw, so none writes into a removed temp dir.
   pending.forEach((p) => p.catch(() => {}));
   const writer = createEntriesWriter(join(work, ENTRIES_FILE));
@@ -218,8 +221,8 @@ class FileEncoder {
     const temp = this.payloads.tempPath();
     const sourcePath = toFsPath(this.src.root, base.path);
     const r = base.size > DEFAULT_WINDOW
-      ? await this.largeSlot.run(() => this.pool.encodeFile(sourcePath, targetPath, temp, this.largeFileOptions(base.size)))
-      : await this.pool.encodeFile(sourcePath, targetPath, temp, { secondary: 'none', ...this.vcdiffOptions });
+      ? await this.largeSlot.run(() => this.pool.encodeFile(sourcePath, targetPath, temp, this.largeFileOptions(base.size), 'create'))
+      : await this.pool.encodeFile(sourcePath, targetPath, temp, { secondary: 'none', ...this.vcdiffOptions }, 'create');
     const plain: Candidate = { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false };
     if (r.deltaBytes < BROTLI_WORTH_TRYING_BYTES) return plain;
     const packedTemp = this.payloads.tempPath();

@@ -73,9 +73,31 @@ async function writeAtomically<T>(path: PathLike, produce: (out: SequentialOutpu
   }
 }
 
-/** Sends output to a path (atomically) or to a stream (as produced). */
-async function withOutput<T>(out: OutputArg, name: string, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
-  return isPath(out) ? writeAtomically(out, produce) : produce(new StreamOutput(out, name));
+/**
+ * How an output path is written: 'atomic' = a temp file beside it, renamed into place on
+ * success; 'create' = the path itself, which must not exist yet (O_EXCL), removed on failure:
+ * for callers whose path is already a temp name of their own (a rename per file costs).
+ */
+export type OutputMode = 'atomic' | 'create';
+
+/** Writes `path`, which must not exist, directly; removes it if `produce` fails. */
+async function writeNewFile<T>(path: PathLike, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
+  const writer = await FileWriter.create(path);
+  try {
+    const result = await produce(writer);
+    await writer.close();
+    return result;
+  } catch (err) {
+    await writer.close().catch(() => undefined);
+    await rm(path, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Sends output to a path (atomically, or created in place) or to a stream (as produced). */
+async function withOutput<T>(out: OutputArg, name: string, mode: OutputMode, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
+  if (!isPath(out)) return produce(new StreamOutput(out, name));
+  return mode === 'create' ? writeNewFile(out, produce) : writeAtomically(out, produce);
 }
 
 interface OpenedInput {
@@ -103,6 +125,7 @@ export async function encodeAny(
   target: InputArg,
   delta: OutputArg,
   opts?: VcdiffOptions,
+  mode: OutputMode = 'atomic',
 ): Promise<EncodeResult & JobStats> {
   checkArgs(sourcePath, target, delta);
   const source = await openSource(sourcePath);
@@ -119,7 +142,7 @@ export async function encodeAny(
       header,
       targetName: opened.name,
     };
-    return await withOutput(delta, 'standard output', (out) => runEncode({ ...ports, out }, opts));
+    return await withOutput(delta, 'standard output', mode, (out) => runEncode({ ...ports, out }, opts));
   } finally {
     await opened?.file?.close();
     await source?.close();
@@ -132,6 +155,7 @@ export async function decodeAny(
   delta: InputArg,
   out: OutputArg,
   opts?: VcdiffOptions,
+  mode: OutputMode = 'atomic',
 ): Promise<DecodeResult & JobStats> {
   checkArgs(sourcePath, delta, out);
   const source = await openSource(sourcePath);
@@ -144,7 +168,7 @@ export async function decodeAny(
       deltaName: opened.name,
       sourceName: sourcePath === null ? null : showPath(sourcePath),
     };
-    return await withOutput(out, 'standard output', (sink) => runDecode({ ...ports, out: sink }, opts));
+    return await withOutput(out, 'standard output', mode, (sink) => runDecode({ ...ports, out: sink }, opts));
   } finally {
     await opened?.file?.close();
     await source?.close();

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DeltaimgError, type ErrorCode } from '../util/errors.js';
 import type { DecodeResult, EncodeResult } from './engine.js';
+import type { OutputMode } from './files.js';
 import type { PathLike } from './io.js';
 import type { VcdiffOptions } from './options.js';
 import { xdelta3Module } from './wasm.js';
@@ -88,12 +89,14 @@ export class VcdiffPool {
     this.size = size;
   }
 
-  encodeFile(sourcePath: PathLike | null, targetPath: PathLike, deltaPath: PathLike, opts?: VcdiffOptions): Promise<EncodeResult> {
-    return this.submit({ op: 'encode', source: sourcePath, input: targetPath, output: deltaPath, opts }) as Promise<EncodeResult>;
+  /** `mode` 'create': DELTA must not exist and is written in place (see OutputMode). */
+  encodeFile(sourcePath: PathLike | null, targetPath: PathLike, deltaPath: PathLike, opts?: VcdiffOptions, mode: OutputMode = 'atomic'): Promise<EncodeResult> {
+    return this.submit({ op: 'encode', source: sourcePath, input: targetPath, output: deltaPath, opts, mode }) as Promise<EncodeResult>;
   }
 
-  decodeFile(sourcePath: PathLike | null, deltaPath: PathLike, outPath: PathLike, opts?: VcdiffOptions): Promise<DecodeResult> {
-    return this.submit({ op: 'decode', source: sourcePath, input: deltaPath, output: outPath, opts }) as Promise<DecodeResult>;
+  /** `mode` 'create': OUT must not exist and is written in place (see OutputMode). */
+  decodeFile(sourcePath: PathLike | null, deltaPath: PathLike, outPath: PathLike, opts?: VcdiffOptions, mode: OutputMode = 'atomic'): Promise<DecodeResult> {
+    return this.submit({ op: 'decode', source: sourcePath, input: deltaPath, output: outPath, opts, mode }) as Promise<DecodeResult>;
   }
 
   /** Lets queued and running jobs finish, then stops every worker. */

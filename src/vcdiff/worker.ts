@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isDeltaimgError } from '../util/errors.js';
-import { decodeAny, encodeAny } from './files.js';
+import { decodeAny, encodeAny, type OutputMode } from './files.js';
 import type { VcdiffOptions } from './options.js';
 import { adoptModule, type WasmModule } from './wasm.js';
 
@@ -17,6 +17,7 @@ export interface JobRequest {
   input: WirePath;
   output: WirePath;
   opts: VcdiffOptions | undefined;
+  mode: OutputMode;
 }
 
 export type JobReply =
@@ -31,7 +32,7 @@ function fromWire(p: WirePath): string | Buffer | null {
 
 async function runJob(req: JobRequest): Promise<JobReply> {
   try {
-    const args = [fromWire(req.source), fromWire(req.input)!, fromWire(req.output)!, req.opts] as const;
+    const args = [fromWire(req.source), fromWire(req.input)!, fromWire(req.output)!, req.opts, req.mode] as const;
     const { wasmBytes, ...result } = req.op === 'encode' ? await encodeAny(...args) : await decodeAny(...args);
     return { id: req.id, ok: true, result, wasmBytes };
   } catch (err) {
