@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerTreeCommands } from './tree-commands.js';
 import { registerDockerfileCommand } from './dockerfile-command.js';
 import { registerVcdiffCommand } from './vcdiff-command.js';
+import { registerImageCommand } from './image-command.js';
 import { registerLayerCommand } from './layer-command.js';
 import { toolVersion } from './version.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     );
   registerTreeCommands(program);
   registerDockerfileCommand(program);
+  registerImageCommand(program);
   registerVcdiffCommand(program);
   registerLayerCommand(program);
   return program;

@@ -1,0 +1,160 @@
+/** `deltaimg image diff|apply|verify|inspect`: bit-identical image deltas between archives, no engine needed. */
+import type { Command } from 'commander';
+import { DeltaimgError } from '../util/errors.js';
+import { createProgress } from '../util/progress.js';
+import { toolVersion } from './version.js';
+
+interface OutputFlags {
+  quiet?: boolean;
+  json?: boolean;
+}
+
+const REFS_HELP =
+  '\nImage references (containers-transports syntax):\n' +
+  '  docker-archive:PATH[:REF]   a `docker save` tar (classic or OCI-layout form)\n' +
+  '  oci:DIR[:REF]               an OCI image layout directory\n' +
+  '  oci-archive:PATH[:REF]      a tar of an OCI image layout\n' +
+  '  docker-daemon:NAME[:TAG]    an image of the local engine (docker save / docker load)\n' +
+  '  -                           an archive on stdin (as input) or a docker-archive on stdout (as output)';
+
+export function registerImageCommand(program: Command): void {
+  const image = program
+    .command('image')
+    .summary('image deltas between image archives, restored bit for bit (no Docker build needed)')
+    .description(
+      'Deltas between whole images for air-gapped transfer: one .dimg file that rebuilds image B from image A\n' +
+        'with the same image id (config digest) and the same layer diff_ids as the original.',
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n' +
+        '  docker save app:1 -o a.tar; docker save app:2 -o b.tar\n' +
+        '  deltaimg image diff docker-archive:a.tar docker-archive:b.tar -o a-to-b.dimg\n' +
+        '  deltaimg image apply docker-archive:a.tar a-to-b.dimg -o docker-archive:b-restored.tar\n' +
+        '  deltaimg image verify docker-archive:b-restored.tar --against a-to-b.dimg\n' +
+        REFS_HELP,
+    );
+
+  image
+    .command('diff')
+    .summary('write a .dimg that rebuilds TARGET from BASE')
+    .description(
+      'Layers TARGET shares with BASE are referenced; every other layer is split into its tar headers and its\n' +
+        "files, the files delta'd against BASE's root filesystem (same path, moved, versioned names), so apply\n" +
+        'can rebuild each layer tar byte for byte.',
+    )
+    .argument('<BASE>', 'the image the receiver has (e.g. docker-archive:a.tar)')
+    .argument('<TARGET>', 'the image to ship (e.g. docker-archive:b.tar)')
+    .requiredOption('-o, --out <DIMG>', "the .dimg file to write (must not exist; '-' for stdout)")
+    .option('--platform <os/arch[/variant]...>', 'platforms to diff (default: every platform both images have)')
+    .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
+    .option('--json', 'print a machine-readable summary on stdout')
+    .option('-q, --quiet', 'no progress and no summary on stderr')
+    .addHelpText('after', REFS_HELP)
+    .action(async (base: string, target: string, opts: OutputFlags & { out: string; platform?: string[]; tmpDir?: string }) => {
+      const { parseImageRef, parsePlatform } = await import('../image/index.js');
+      const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
+      if (opts.out === '-' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
+      const result = await diffImages(parseImageRef(base), parseImageRef(target), opts.out, {
+        progress: createProgress({ quiet: opts.quiet }),
+        ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
+        ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+        toolVersion: toolVersion(),
+      });
+      if (opts.json) {
+        printJson({
+          out: opts.out,
+          bytes: result.bytes,
+          newLayerBytes: result.newLayerBytes,
+          sharedLayers: result.sharedLayers,
+          rebuiltLayers: result.header.layers.length,
+          images: result.header.images.map((i) => ({ platform: i.platform, base: i.base.configDigest, target: i.target.configDigest })),
+        });
+      }
+      if (!opts.quiet) {
+        process.stderr.write(`deltaimg: ${imageSavedLine(opts.out, result.header, result.bytes, result.newLayerBytes, result.sharedLayers)}\n`);
+      }
+    });
+
+  image
+    .command('apply')
+    .summary('rebuild the target image from BASE and a .dimg')
+    .description(
+      'Rebuilds every layer, checks each against its diff_id and the config against its digest before\n' +
+        'writing, and writes OUT only when all of it is right: loading it gives the original image id.',
+    )
+    .argument('<BASE>', 'the image the delta was made against')
+    .argument('<DIMG>', "a file made by 'deltaimg image diff' ('-' for stdin)")
+    .requiredOption('-o, --out <IMAGE>', 'where to write the image (e.g. docker-archive:b.tar, oci:dir, docker-daemon:app:2)')
+    .option('--format <classic|oci>', 'layout of a docker-archive result', 'classic')
+    .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
+    .option('--json', 'print a machine-readable summary on stdout')
+    .option('-q, --quiet', 'no progress and no summary on stderr')
+    .addHelpText('after', REFS_HELP)
+    .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; tmpDir?: string }) => {
+      const { parseImageRef } = await import('../image/index.js');
+      const { applyImageDelta } = await import('../imagedelta/index.js');
+      if (opts.format !== 'classic' && opts.format !== 'oci') throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
+      const dest = parseImageRef(opts.out);
+      if (dest.transport === 'stdio' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
+      const result = await applyImageDelta(parseImageRef(base), dimg, dest, {
+        progress: createProgress({ quiet: opts.quiet }),
+        format: opts.format,
+        ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+      });
+      if (opts.json) printJson({ out: opts.out, verified: true, images: result.images });
+      if (!opts.quiet) {
+        for (const img of result.images) {
+          process.stderr.write(
+            `deltaimg: restored ${img.platform} image ${img.configDigest} (${img.layers} layers, ${img.rebuiltLayers} rebuilt, all verified) into ${opts.out}\n`,
+          );
+          if (img.manifestNote) process.stderr.write(`deltaimg: note: manifest digest differs from ${img.originalManifestDigest}: ${img.manifestNote}\n`);
+        }
+      }
+    });
+
+  image
+    .command('verify')
+    .summary("check an image's layers and config against their digests")
+    .argument('<IMAGE>', 'the image to check (e.g. docker-archive:b-restored.tar)')
+    .option('--against <DIMG>', 'also check that it is exactly the target this .dimg restores')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', REFS_HELP)
+    .action(async (ref: string, opts: OutputFlags & { against?: string }) => {
+      const { parseImageRef } = await import('../image/index.js');
+      const { verifyImage } = await import('../imagedelta/index.js');
+      const result = await verifyImage(parseImageRef(ref), opts.against ? { against: opts.against } : {});
+      if (opts.json) printJson({ image: ref, ...result });
+      else process.stdout.write(verifyText(ref, result) + '\n');
+      if (!result.ok) throw new DeltaimgError('VERIFY_FAILED', `${ref} failed verification${opts.json ? '' : ' (see above)'}`);
+    });
+
+  image
+    .command('inspect')
+    .summary('show what a .dimg holds')
+    .argument('<DIMG>', "a file made by 'deltaimg image diff'")
+    .option('--json', 'print the header as JSON')
+    .action(async (dimg: string, opts: OutputFlags) => {
+      const { readDimgHeader, inspectDimg } = await import('../imagedelta/index.js');
+      const header = await readDimgHeader(dimg);
+      if (opts.json) printJson(header);
+      else process.stdout.write(inspectDimg(dimg, header) + '\n');
+    });
+}
+
+type VerifyResult = Awaited<ReturnType<typeof import('../imagedelta/index.js').verifyImage>>;
+
+function verifyText(ref: string, result: VerifyResult): string {
+  const lines: string[] = [];
+  for (const img of result.report.images) {
+    const bad = img.layers.filter((l) => !l.ok);
+    lines.push(`${ref} ${img.platform}: image ${img.configDigest}, ${img.layers.length} layers${bad.length ? `, ${bad.length} DAMAGED` : ', all match their diff_ids'}`);
+    for (const l of bad) lines.push(`  layer ${l.diffId} hashes to ${l.actual ?? '?'}`);
+  }
+  for (const e of result.expected) lines.push(e.problem ? `not the expected ${e.platform} image: ${e.problem}` : `${e.platform}: exactly the expected image ${e.configDigest}`);
+  return lines.join('\n');
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

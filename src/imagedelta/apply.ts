@@ -1,0 +1,282 @@
+/**
+ * `deltaimg image apply`: rebuilds image B from image A and a `.dimg`. Every rebuilt layer is
+ * checked against its diff_id and the config against its digest before anything is written;
+ * A's layers are checked as they stream into the result; the writer renames into place only
+ * when all of it went through, so a failure leaves nothing behind.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { applyDelta } from '../delta/apply.js';
+import {
+  openImageSource,
+  parsePlatform,
+  writeImages,
+  type Image,
+  type ImageRef,
+  type ImageToWrite,
+  type Layer,
+  type LayerToWrite,
+  type WrittenImage,
+} from '../image/index.js';
+import { decodeSkeleton, joinTar } from '../tarsplit/index.js';
+import { VcdiffPool } from '../vcdiff/index.js';
+import { DeltaimgError } from '../util/errors.js';
+import { silentProgress, type Progress } from '../util/progress.js';
+import { damaged, unpackDimg, verifyingStream } from './container.js';
+import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer } from './format.js';
+import { replayGzip } from './gzip-replay.js';
+import { BaseRootfs } from './rootfs.js';
+import { withWorkDir } from './workdir.js';
+
+export interface ImageApplyOptions {
+  progress?: Progress;
+  tmpDir?: string;
+  /** Layout of a docker-archive result; OCI destinations are always OCI. */
+  format?: 'classic' | 'oci';
+}
+
+export interface RestoredImage {
+  platform: string;
+  /** B's image id (config digest): always the original's, or apply fails. */
+  configDigest: string;
+  /** The original manifest digest, when B had one. */
+  originalManifestDigest?: string;
+  /** The written manifest's digest, when the destination has manifests. */
+  manifestDigest?: string;
+  /** Why the manifest digest differs from the original, when it does. */
+  manifestNote?: string;
+  layers: number;
+  rebuiltLayers: number;
+}
+
+export interface ImageApplyResult {
+  header: DimgHeader;
+  images: RestoredImage[];
+}
+
+export async function applyImageDelta(
+  baseRef: ImageRef,
+  dimgPath: string,
+  dest: ImageRef,
+  opts: ImageApplyOptions = {},
+): Promise<ImageApplyResult> {
+  const progress = opts.progress ?? silentProgress;
+  return withWorkDir(opts.tmpDir, 'apply', async (work) => {
+    const members = join(work, 'dimg');
+    await mkdir(members);
+    progress.update({ label: 'reading delta', done: 0 });
+    const header = await unpackDimg(dimgPath, members);
+    const base = await openImageSource(baseRef, { tmpDir: work });
+    const pool = new VcdiffPool();
+    try {
+      const bases = matchBases(header, base.images(), dimgPath);
+      const restorer = new LayerRestorer(header, members, join(work, 'layers'), {
+        rootfs: new BaseRootfs(join(work, 'base'), progress),
+        bases: new Map(base.images().map((img) => [img.configDigest, img])),
+        pool,
+        progress,
+        dimgPath,
+      });
+      const toWrite: ImageToWrite[] = [];
+      const plans: ImagePlan[] = [];
+      for (const [i, image] of header.images.entries()) {
+        const plan = await planImage(image, bases[i]!, base.images(), restorer, members, dimgPath);
+        plans.push(plan);
+        toWrite.push(plan.write);
+      }
+      progress.update({ label: 'writing image', done: 0 });
+      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work });
+      return { header, images: plans.map((p, i) => restoredReport(p, written[i])) };
+    } finally {
+      progress.done();
+      await pool.close();
+      await base.close();
+    }
+  });
+}
+
+/** For each target image, the base image it was diffed against; a missing one is a wrong base. */
+function matchBases(header: DimgHeader, images: Image[], dimgPath: string): Image[] {
+  return header.images.map((wanted) => {
+    const found = images.find((img) => img.configDigest === wanted.base.configDigest);
+    if (!found) {
+      const have = images.map((img) => img.configDigest).join(', ');
+      throw new DeltaimgError(
+        'WRONG_SOURCE',
+        `${dimgPath} was made against base image ${wanted.base.configDigest} (${wanted.platform}); the given base has ${have}: pass the image the delta was made from`,
+      );
+    }
+    const diffIds = found.layers.map((l) => l.diffId);
+    if (diffIds.join() !== wanted.base.diffIds.join()) {
+      throw new DeltaimgError('WRONG_SOURCE', `base image ${found.configDigest} does not have the layers ${dimgPath} records; it is damaged`);
+    }
+    return found;
+  });
+}
+
+interface ImagePlan {
+  image: DimgImage;
+  write: ImageToWrite;
+  manifestKept: boolean;
+  manifestNote?: string;
+  rebuiltLayers: number;
+}
+
+async function planImage(
+  image: DimgImage,
+  base: Image,
+  allBases: Image[],
+  restorer: LayerRestorer,
+  members: string,
+  dimgPath: string,
+): Promise<ImagePlan> {
+  const config = await readMember(members, image.target.configMember);
+  const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  if (configDigest !== image.target.configDigest) throw damaged(dimgPath, `the target config hashes to ${configDigest}`);
+  const layers: LayerToWrite[] = [];
+  const unreproducible: string[] = [];
+  let rebuiltLayers = 0;
+  for (const layer of image.target.layers) {
+    const written =
+      layer.from === 'base'
+        ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath))
+        : (rebuiltLayers++, await restorer.layerToWrite(layer));
+    if (layer.stored && !written.stored) unreproducible.push(layer.diffId);
+    layers.push(written);
+  }
+  const manifestKept = image.target.manifest !== undefined && unreproducible.length === 0;
+  const manifest = manifestKept ? await readMember(members, image.target.manifest!.member) : undefined;
+  return {
+    image,
+    manifestKept,
+    ...(image.target.manifest && !manifestKept
+      ? { manifestNote: `layer ${unreproducible[0]} was compressed by a tool deltaimg cannot replay byte for byte; it is stored uncompressed (same diff_id, same image id)` }
+      : {}),
+    rebuiltLayers,
+    write: {
+      config,
+      layers,
+      names: image.target.names,
+      platform: parsePlatform(image.platform),
+      ...(manifest && image.target.manifest ? { manifest: { mediaType: image.target.manifest.mediaType, bytes: manifest } } : {}),
+    },
+  };
+}
+
+function findBaseLayer(diffId: string, base: Image, all: Image[], dimgPath: string): Layer {
+  const layer = base.layers.find((l) => l.diffId === diffId) ?? all.flatMap((i) => i.layers).find((l) => l.diffId === diffId);
+  if (!layer) throw new DeltaimgError('WRONG_SOURCE', `${dimgPath} needs base layer ${diffId}, which the given base image lacks`);
+  return layer;
+}
+
+/** A's layer; its streams fail at their end when the bytes do not hash to their digest. */
+function baseLayerToWrite(target: DimgTargetLayer, layer: Layer): LayerToWrite {
+  const stored = target.stored;
+  return {
+    diffId: target.diffId,
+    size: target.size,
+    open: () => layer.openUncompressed(),
+    ...(stored && layer.digest === stored.digest
+      ? { stored: { digest: stored.digest, size: stored.size, mediaType: stored.mediaType, open: () => layer.openStored() } }
+      : {}),
+  };
+}
+
+function checked(stream: NodeJS.ReadableStream, digest: string, side: string): NodeJS.ReadableStream {
+  return pipeline(stream, verifyingStream(digest, `layer ${digest} of the ${side} image`), () => {});
+}
+
+interface RestoreContext {
+  rootfs: BaseRootfs;
+  bases: Map<string, Image>;
+  pool: VcdiffPool;
+  progress: Progress;
+  dimgPath: string;
+}
+
+/** Rebuilds B's layers that A lacks into plain tar files, each verified against its diff_id. */
+class LayerRestorer {
+  private readonly done = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly header: DimgHeader,
+    private readonly members: string,
+    private readonly dir: string,
+    private readonly ctx: RestoreContext,
+  ) {}
+
+  async layerToWrite(target: DimgTargetLayer): Promise<LayerToWrite> {
+    const tar = await this.restore(target.diffId);
+    const stored = target.stored;
+    const replay = stored?.replay;
+    return {
+      diffId: target.diffId,
+      size: target.size,
+      open: async () => createReadStream(tar),
+      ...(stored && replay
+        ? { stored: { digest: stored.digest, size: stored.size, mediaType: stored.mediaType, open: async () => checked(replayGzip(createReadStream(tar), replay), stored.digest, 'restored') } }
+        : {}),
+    };
+  }
+
+  private restore(diffId: string): Promise<string> {
+    let tar = this.done.get(diffId);
+    if (!tar) {
+      tar = this.rebuild(this.layerEntry(diffId));
+      this.done.set(diffId, tar);
+    }
+    return tar;
+  }
+
+  private layerEntry(diffId: string): DimgLayer {
+    const entry = this.header.layers.find((l) => l.diffId === diffId);
+    if (!entry) throw damaged(this.ctx.dimgPath, `its header names layer ${diffId} but does not hold it`);
+    return entry;
+  }
+
+  private async rebuild(layer: DimgLayer): Promise<string> {
+    const base = this.ctx.bases.get(layer.baseConfigDigest);
+    if (!base) throw new DeltaimgError('WRONG_SOURCE', `${this.ctx.dimgPath} rebuilds layer ${layer.diffId} from base image ${layer.baseConfigDigest}, which is not given`);
+    const rootfs = await this.ctx.rootfs.of(base);
+    const dir = join(this.dir, hexOf(layer.diffId));
+    await mkdir(dir, { recursive: true });
+    const skeleton = join(dir, 'skeleton.raw');
+    await decodeSkeleton(join(this.members, ...layer.skeletonMember.split('/')), rootfs.skeletons, skeleton);
+    const content = join(dir, 'content');
+    this.ctx.progress.update({ label: `rebuilding layer ${layer.diffId.slice(7, 19)}`, done: 0 });
+    await applyDelta(rootfs.dir, join(this.members, ...layer.deltaPrefix.split('/')), content, { pool: this.ctx.pool, progress: this.ctx.progress });
+    const tar = join(dir, 'layer.tar');
+    const joined = await joinTar(skeleton, content, createWriteStream(tar, { flags: 'wx' }));
+    await rm(content, { recursive: true, force: true });
+    const sha = joined.sha256.startsWith('sha256:') ? joined.sha256 : `sha256:${joined.sha256}`;
+    if (sha !== layer.diffId || joined.size !== layer.size) {
+      throw new DeltaimgError('VERIFY_FAILED', `layer ${layer.diffId} rebuilt from ${this.ctx.dimgPath} hashes to ${sha}; the delta or the base is damaged`);
+    }
+    return tar;
+  }
+}
+
+function restoredReport(plan: ImagePlan, written: WrittenImage | undefined): RestoredImage {
+  const original = plan.image.target.manifest?.digest;
+  const actual = written?.manifestDigest;
+  const note =
+    original && actual && actual !== original
+      ? plan.manifestNote ?? 'the destination writes its own manifest (same config and diff_ids, so the same image id)'
+      : undefined;
+  return {
+    platform: plan.image.platform,
+    configDigest: plan.image.target.configDigest,
+    ...(original ? { originalManifestDigest: original } : {}),
+    ...(actual ? { manifestDigest: actual } : {}),
+    ...(note ? { manifestNote: note } : {}),
+    layers: plan.image.target.layers.length,
+    rebuiltLayers: plan.rebuiltLayers,
+  };
+}
+
+async function readMember(members: string, name: string): Promise<Buffer> {
+  return readFile(join(members, ...name.split('/')));
+}

@@ -1,0 +1,247 @@
+/**
+ * Packing and unpacking the `.dimg` tar. Packing hashes every member first so the header,
+ * written first, can list them all; unpacking checks the header's version before anything
+ * else and each member's size and sha256 as it streams by, so a damaged, truncated or
+ * newer file is refused with one line before any of it is used.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { sha256File } from '../tree/scan.js';
+import { assertAbsent } from '../util/atomic-dir.js';
+import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
+import {
+  DIMG_FORMAT,
+  DIMG_HEADER,
+  DIMG_HEADER_MAX_BYTES,
+  DIMG_VERSION,
+  MEMBER_NAME,
+  type DimgHeader,
+  type DimgMember,
+} from './format.js';
+
+/** A member to pack: its name in the archive and the file holding its bytes. */
+export interface MemberFile {
+  name: string;
+  path: string;
+}
+
+/** A fixed mtime keeps two runs over the same inputs byte-identical. */
+const EPOCH = new Date(0);
+
+/**
+ * Writes the `.dimg` at `out` (a temp name beside it, renamed when complete) or to stdout
+ * for '-'. Returns the header as written, members filled in, and the file's size.
+ */
+export async function packDimg(
+  header: Omit<DimgHeader, 'members'>,
+  files: MemberFile[],
+  out: string,
+): Promise<{ header: DimgHeader; bytes: number }> {
+  const members: DimgMember[] = [];
+  for (const f of files) {
+    const { size } = await stat(f.path);
+    members.push({ name: f.name, size, sha256: await sha256File(f.path) });
+  }
+  const full: DimgHeader = { ...header, members };
+  const pack = tar.pack();
+  const feeding = feedPack(pack, full, files);
+  const counted = byteCounter();
+  if (out === '-') {
+    await Promise.all([feeding, pipeline(pack, counted.stream, process.stdout, { end: false })]);
+    return { header: full, bytes: counted.bytes() };
+  }
+  const target = resolve(out);
+  await assertAbsent(target);
+  const temp = join(dirname(target), `.${basename(target)}.deltaimg-tmp-${randomBytes(4).toString('hex')}`);
+  try {
+    await Promise.all([feeding, pipeline(pack, counted.stream, createWriteStream(temp, { flags: 'wx' }))]);
+    await assertAbsent(target);
+    await rename(temp, target);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => {});
+    throw isDeltaimgError(err) ? err : ioError('write', out, err);
+  }
+  return { header: full, bytes: counted.bytes() };
+}
+
+async function feedPack(pack: tar.Pack, header: DimgHeader, files: MemberFile[]): Promise<void> {
+  try {
+    await addEntry(pack, DIMG_HEADER, Buffer.from(JSON.stringify(header, null, 1) + '\n'));
+    for (const f of files) {
+      const { size } = await stat(f.path);
+      const sink = pack.entry({ name: f.name, size, mode: 0o644, mtime: EPOCH, uid: 0, gid: 0 });
+      await pipeline(createReadStream(f.path), sink);
+    }
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+    throw err;
+  }
+}
+
+function addEntry(pack: tar.Pack, name: string, data: Buffer): Promise<void> {
+  return new Promise((res, rej) => {
+    pack.entry({ name, size: data.length, mode: 0o644, mtime: EPOCH, uid: 0, gid: 0 }, data, (err) => (err ? rej(err) : res()));
+  });
+}
+
+function byteCounter(): { stream: Transform; bytes: () => number } {
+  let n = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return { stream, bytes: () => n };
+}
+
+/** Reads only the header: enough for `image inspect` and for refusing a wrong base early. */
+export async function readDimgHeader(path: string): Promise<DimgHeader> {
+  let header: DimgHeader | undefined;
+  await walkDimg(path, async (h) => {
+    header = h;
+    return 'stop';
+  });
+  return header!;
+}
+
+/**
+ * Unpacks every member into `destDir` (which must exist and be empty), verifying each
+ * against the header. Returns the header.
+ */
+export async function unpackDimg(path: string, destDir: string): Promise<DimgHeader> {
+  let header: DimgHeader | undefined;
+  const seen = new Set<string>();
+  await walkDimg(path, async (h, name, entry) => {
+    header = h;
+    if (name === undefined || entry === undefined) return 'continue';
+    const member = memberOf(h, name, path, seen);
+    const file = join(destDir, ...member.name.split('/'));
+    await mkdir(dirname(file), { recursive: true });
+    const hash = createHash('sha256');
+    let size = 0;
+    const hashing = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    await pipeline(entry, hashing, createWriteStream(file, { flags: 'wx' }));
+    if (size !== member.size || hash.digest('hex') !== member.sha256) {
+      throw damaged(path, `member ${member.name} does not match its recorded sha256`);
+    }
+    return 'continue';
+  });
+  const missing = header!.members.filter((m) => !seen.has(m.name));
+  if (missing.length) throw damaged(path, `it ends before member ${missing[0]!.name} (truncated)`);
+  return header!;
+}
+
+function memberOf(h: DimgHeader, name: string, path: string, seen: Set<string>): DimgMember {
+  const member = h.members.find((m) => m.name === name);
+  if (!member || !MEMBER_NAME.test(name) || name.split('/').includes('..')) {
+    throw damaged(path, `unexpected member ${JSON.stringify(name)}`);
+  }
+  if (seen.has(name)) throw damaged(path, `member ${name} appears twice`);
+  seen.add(name);
+  return member;
+}
+
+type Visit = (header: DimgHeader, name?: string, entry?: NodeJS.ReadableStream) => Promise<'continue' | 'stop'>;
+
+/** Streams the tar, parsing the header member first and handing each later member to `visit`. */
+async function walkDimg(path: string, visit: Visit): Promise<void> {
+  const input = path === '-' ? process.stdin : createReadStream(path);
+  const extract = tar.extract();
+  input.on('error', (err: Error) => extract.destroy(err));
+  input.pipe(extract);
+  let header: DimgHeader | undefined;
+  try {
+    for await (const entry of extract) {
+      const name = entry.header.name;
+      if (header === undefined) {
+        header = await readHeaderEntry(path, name, entry);
+        if ((await visit(header)) === 'stop') break;
+        continue;
+      }
+      if (entry.header.type !== 'file') throw damaged(path, `member ${JSON.stringify(name)} is not a regular file`);
+      if ((await visit(header, name, entry as unknown as NodeJS.ReadableStream)) === 'stop') break;
+    }
+  } catch (err) {
+    if (isDeltaimgError(err)) throw err;
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw ioError('read', path, err);
+    throw damaged(path, `it is not a readable tar (${(err as Error).message}); truncated or damaged`);
+  } finally {
+    if (path === '-') input.unpipe(extract);
+    else (input as Readable).destroy();
+  }
+  if (header === undefined) throw damaged(path, 'it is empty');
+}
+
+type TarEntry = AsyncIterable<unknown> & { header: { type?: string | null; size?: number } };
+
+async function readHeaderEntry(path: string, name: string, entry: TarEntry): Promise<DimgHeader> {
+  if (name !== DIMG_HEADER || entry.header.type !== 'file' || (entry.header.size ?? 0) > DIMG_HEADER_MAX_BYTES) {
+    throw new DeltaimgError(
+      'CORRUPT_DELTA',
+      `${path} is not a deltaimg image delta (its first member is ${JSON.stringify(name)}, not ${DIMG_HEADER}); make one with 'deltaimg image diff'`,
+    );
+  }
+  const chunks: Buffer[] = [];
+  for await (const c of entry) chunks.push(c as Buffer);
+  let h: Partial<DimgHeader>;
+  try {
+    h = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<DimgHeader>;
+  } catch {
+    throw damaged(path, `its ${DIMG_HEADER} is not valid JSON`);
+  }
+  return checkHeader(path, h);
+}
+
+export function checkHeader(path: string, h: Partial<DimgHeader>): DimgHeader {
+  if (h?.format !== DIMG_FORMAT) throw damaged(path, `its header names format ${JSON.stringify(h?.format)}`);
+  const needs = typeof h.minReaderVersion === 'number' ? h.minReaderVersion : h.version;
+  if (typeof needs !== 'number' || needs > DIMG_VERSION) {
+    throw new DeltaimgError(
+      'UNSUPPORTED_VERSION',
+      `${path} uses image delta format v${h.version} (made by ${h.tool ?? 'a newer deltaimg'}); ` +
+        `this deltaimg reads up to v${DIMG_VERSION}: upgrade deltaimg to apply it`,
+    );
+  }
+  if (!Array.isArray(h.images) || !Array.isArray(h.layers) || !Array.isArray(h.members) || h.images.length === 0) {
+    throw damaged(path, 'its header lacks required fields');
+  }
+  for (const m of h.members) {
+    if (typeof m?.name !== 'string' || !MEMBER_NAME.test(m.name) || !Number.isSafeInteger(m.size) || typeof m.sha256 !== 'string') {
+      throw damaged(path, `its header lists an invalid member ${JSON.stringify(m?.name)}`);
+    }
+  }
+  return h as DimgHeader;
+}
+
+export function damaged(path: string, why: string): DeltaimgError {
+  return new DeltaimgError('CORRUPT_DELTA', `${path} is damaged: ${why}; copy it again or make it anew with 'deltaimg image diff'`);
+}
+
+/** A pass-through stream that fails at the end when the bytes do not hash to `digest` (a "sha256:" digest). */
+export function verifyingStream(digest: string, what: string): Transform {
+  const hash = createHash('sha256');
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      const actual = `sha256:${hash.digest('hex')}`;
+      cb(actual === digest ? null : new DeltaimgError('VERIFY_FAILED', `${what} hashes to ${actual}, expected ${digest}`));
+    },
+  });
+}

@@ -1,0 +1,229 @@
+/**
+ * `deltaimg image diff`: what image B needs beyond image A, as one `.dimg` file.
+ * Layers B shares with A (same diff_id) are referenced. Every other layer is split into its
+ * tar skeleton (headers, padding) and its files; the files are diffed against A's root
+ * filesystem by the tree engine (same path, moved, versioned names), the skeleton against
+ * A's skeletons, so apply can rebuild the exact tar and B's exact image id.
+ */
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { diffTrees } from '../delta/diff.js';
+import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
+import { encodeSkeleton, splitTar } from '../tarsplit/index.js';
+import { VcdiffPool } from '../vcdiff/index.js';
+import { DeltaimgError } from '../util/errors.js';
+import { silentProgress, type Progress } from '../util/progress.js';
+import { packDimg, type MemberFile } from './container.js';
+import {
+  DIMG_FORMAT,
+  DIMG_VERSION,
+  hexOf,
+  memberNames,
+  type DimgHeader,
+  type DimgImage,
+  type DimgLayer,
+  type DimgTargetLayer,
+  type StoredLayer,
+} from './format.js';
+import { findGzipReplay } from './gzip-replay.js';
+import { pairPlatforms } from './platforms.js';
+import { BaseRootfs } from './rootfs.js';
+import { withWorkDir } from './workdir.js';
+
+export interface ImageDiffOptions {
+  /** Platforms to diff; default: every platform both images have. */
+  platforms?: Platform[];
+  progress?: Progress;
+  /** Where scratch space goes (A's root filesystem is extracted there); default the OS temp dir. */
+  tmpDir?: string;
+  toolVersion?: string;
+}
+
+export interface ImageDiffResult {
+  header: DimgHeader;
+  /** Size of the .dimg file. */
+  bytes: number;
+  /** Sum of the uncompressed sizes of B's layers that A does not have. */
+  newLayerBytes: number;
+  sharedLayers: number;
+}
+
+export async function diffImages(
+  baseRef: ImageRef,
+  targetRef: ImageRef,
+  out: string,
+  opts: ImageDiffOptions = {},
+): Promise<ImageDiffResult> {
+  const progress = opts.progress ?? silentProgress;
+  return withWorkDir(opts.tmpDir, 'diff', async (work) => {
+    const base = await openImageSource(baseRef, { tmpDir: work });
+    const target = await openImageSource(targetRef, { tmpDir: work }).catch(async (err: unknown) => {
+      await base.close();
+      throw err;
+    });
+    const pool = new VcdiffPool();
+    try {
+      const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg');
+      for (const pair of pairPlatforms(base.images(), target.images(), opts.platforms)) await planner.addImage(pair.base, pair.target);
+      return await planner.write(out);
+    } finally {
+      progress.done();
+      await pool.close();
+      await Promise.allSettled([base.close(), target.close()]);
+    }
+  });
+}
+
+class ImageDiffer {
+  private readonly images: DimgImage[] = [];
+  private readonly rebuilt = new Map<string, DimgLayer>();
+  private readonly members: MemberFile[] = [];
+  private readonly memberNamesSeen = new Set<string>();
+  private readonly baseLayers = new Map<string, Layer>();
+  private readonly rootfs: BaseRootfs;
+  private newLayerBytes = 0;
+  private sharedLayers = 0;
+
+  constructor(
+    base: ImageSource,
+    private readonly work: string,
+    private readonly pool: VcdiffPool,
+    private readonly progress: Progress,
+    private readonly tool: string,
+  ) {
+    for (const image of base.images()) for (const layer of image.layers) this.baseLayers.set(layer.diffId, layer);
+    this.rootfs = new BaseRootfs(join(work, 'base'), progress);
+  }
+
+  async addImage(base: Image, target: Image): Promise<void> {
+    const layers: DimgTargetLayer[] = [];
+    for (const [i, layer] of target.layers.entries()) {
+      this.progress.update({ label: `${formatPlatform(target.platform)} layer ${i + 1}/${target.layers.length}`, done: i, total: target.layers.length });
+      layers.push(await this.addLayer(base, layer));
+    }
+    const configMember = memberNames.config(target.configDigest);
+    await this.addBufferMember(configMember, target.config);
+    const manifest = target.manifest && {
+      mediaType: target.manifest.mediaType,
+      digest: target.manifest.digest,
+      member: memberNames.manifest(target.manifest.digest),
+    };
+    if (manifest && target.manifest) await this.addBufferMember(manifest.member, target.manifest.bytes);
+    this.images.push({
+      platform: formatPlatform(target.platform),
+      base: { configDigest: base.configDigest, diffIds: base.layers.map((l) => l.diffId) },
+      target: { configDigest: target.configDigest, configMember, ...(manifest ? { manifest } : {}), names: target.names, layers },
+    });
+  }
+
+  private async addLayer(base: Image, layer: Layer): Promise<DimgTargetLayer> {
+    const stored = await this.storedOf(layer);
+    const shared = this.baseLayers.get(layer.diffId);
+    if (shared) {
+      this.sharedLayers++;
+      return { diffId: layer.diffId, size: await uncompressedSize(shared), from: 'base', ...(stored ? { stored } : {}) };
+    }
+    const rebuilt = this.rebuilt.get(layer.diffId) ?? (await this.rebuildLayer(base, layer));
+    return { diffId: layer.diffId, size: rebuilt.size, from: 'rebuilt', ...(stored ? { stored } : {}) };
+  }
+
+  private async storedOf(layer: Layer): Promise<StoredLayer | undefined> {
+    if (layer.compression === 'none') return undefined;
+    const replay = layer.compression === 'gzip' ? await findGzipReplay(layer) : undefined;
+    return {
+      digest: layer.digest,
+      size: layer.size,
+      mediaType: layer.mediaType,
+      compression: layer.compression,
+      ...(replay ? { replay } : {}),
+    };
+  }
+
+  /** Splits B's layer, diffs its files against A's root filesystem and its skeleton against A's. */
+  private async rebuildLayer(base: Image, layer: Layer): Promise<DimgLayer> {
+    const dir = join(this.work, 'layers', hexOf(layer.diffId));
+    await mkdir(dir, { recursive: true });
+    const skeleton = join(dir, 'skeleton.raw');
+    const content = join(dir, 'content');
+    const split = await splitTar(await layer.openUncompressed(), skeleton, content);
+    if (split.tarSha256 !== layer.diffId) {
+      throw new DeltaimgError(
+        'VERIFY_FAILED',
+        `layer ${layer.diffId} of the target image hashes to ${split.tarSha256}; the target image is damaged, export it again`,
+      );
+    }
+    const rootfs = await this.rootfs.of(base);
+    const deltaDir = join(dir, 'delta');
+    const tree = await diffTrees(rootfs.dir, content, deltaDir, { pool: this.pool, progress: this.progress, toolVersion: this.tool });
+    await rm(content, { recursive: true, force: true });
+    const encodedSkeleton = join(dir, 'skeleton');
+    const encoded = await encodeSkeleton(skeleton, rootfs.skeletons, encodedSkeleton);
+    await rm(skeleton, { force: true });
+
+    const skeletonMember = memberNames.skeleton(layer.diffId);
+    const deltaPrefix = memberNames.delta(layer.diffId);
+    this.addMember(skeletonMember, encodedSkeleton);
+    for (const file of await listFiles(deltaDir)) this.addMember(`${deltaPrefix}/${relative(deltaDir, file)}`, file);
+    const entry: DimgLayer = {
+      diffId: layer.diffId,
+      size: split.tarSize,
+      baseConfigDigest: base.configDigest,
+      skeletonMember,
+      skeletonMethod: encoded.method,
+      deltaPrefix,
+      files: split.files,
+      contentBytes: split.contentBytes,
+      deltaBytes: encoded.bytes + tree.stats.deltaBytes,
+    };
+    this.rebuilt.set(layer.diffId, entry);
+    this.newLayerBytes += split.tarSize;
+    return entry;
+  }
+
+  private addMember(name: string, path: string): void {
+    if (this.memberNamesSeen.has(name)) return;
+    this.memberNamesSeen.add(name);
+    this.members.push({ name, path });
+  }
+
+  private async addBufferMember(name: string, bytes: Buffer): Promise<void> {
+    if (this.memberNamesSeen.has(name)) return;
+    const path = join(this.work, 'members', name);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, bytes);
+    this.addMember(name, path);
+  }
+
+  async write(out: string): Promise<ImageDiffResult> {
+    this.progress.update({ label: 'packing', done: 0 });
+    const header: Omit<DimgHeader, 'members'> = {
+      format: DIMG_FORMAT,
+      version: DIMG_VERSION,
+      minReaderVersion: DIMG_VERSION,
+      tool: this.tool,
+      created: new Date().toISOString(),
+      images: this.images,
+      layers: [...this.rebuilt.values()],
+    };
+    const packed = await packDimg(header, this.members, out);
+    return { header: packed.header, bytes: packed.bytes, newLayerBytes: this.newLayerBytes, sharedLayers: this.sharedLayers };
+  }
+}
+
+/** The uncompressed size of a layer: its stored size when stored as a plain tar, else counted. */
+async function uncompressedSize(layer: Layer): Promise<number> {
+  if (layer.compression === 'none') return layer.size;
+  let n = 0;
+  for await (const c of (await layer.openUncompressed()) as AsyncIterable<Buffer>) n += c.length;
+  return n;
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await listFiles(p)));
+    else out.push(p);
+  }
+  return out.sort();
+}

@@ -1,0 +1,32 @@
+/** Human-readable reports of a `.dimg`: what `image diff` saved and what `image inspect` shows. */
+import { formatBytes } from '../util/progress.js';
+import type { DimgHeader } from './format.js';
+
+export function imageSavedLine(out: string, header: DimgHeader, bytes: number, newLayerBytes: number, sharedLayers: number): string {
+  const rebuilt = header.layers.length;
+  const ratio = bytes > 0 && newLayerBytes > 0 ? ` (${(newLayerBytes / bytes).toFixed(1)}x smaller)` : '';
+  return (
+    `${out}: ${formatBytes(bytes)} for ${header.images.length} image(s): ${rebuilt} layer(s) rebuilt from ` +
+    `${formatBytes(newLayerBytes)} of new layer data${ratio}, ${sharedLayers} layer(s) shared with the base`
+  );
+}
+
+export function inspectDimg(path: string, header: DimgHeader): string {
+  const lines = [`${path}: ${header.format} v${header.version}, made by ${header.tool} on ${header.created}`];
+  for (const image of header.images) {
+    lines.push(
+      '',
+      `${image.platform}: ${image.target.configDigest} (${image.target.names.join(', ') || 'no name'})`,
+      `  from base ${image.base.configDigest} (${image.base.diffIds.length} layers)`,
+    );
+    for (const layer of image.target.layers) {
+      const rebuilt = header.layers.find((l) => l.diffId === layer.diffId);
+      const how = layer.from === 'base' ? 'shared with the base' : `rebuilt: ${rebuilt ? `${formatBytes(rebuilt.deltaBytes)} delta, ${rebuilt.files} files` : '?'}`;
+      const stored = layer.stored ? `; stored ${layer.stored.compression}${layer.stored.replay ? ', replayable' : ', not replayable'}` : '';
+      lines.push(`  ${layer.diffId.slice(0, 19)}  ${formatBytes(layer.size).padStart(10)}  ${how}${stored}`);
+    }
+  }
+  const total = header.members.reduce((n, m) => n + m.size, 0);
+  lines.push('', `members: ${header.members.length}, ${formatBytes(total)}`);
+  return lines.join('\n');
+}
