@@ -226,6 +226,7 @@ describe('split + join of other writers and odd archives', () => {
       { header: { name: 'd/e' }, body: Buffer.from('e') },
       { header: { name: 'd' }, body: Buffer.from('a file where the dir d is') },
       { header: { name: './d/f' }, body: Buffer.from('f') },
+      { header: { name: `d/${'n'.repeat(300)}` }, body: Buffer.from('a name Linux cannot hold') },
     ]);
     const { split, content } = await roundTrip(tarPath);
     expect(await filesOf(content)).toEqual(
@@ -235,7 +236,7 @@ describe('split + join of other writers and odd archives', () => {
         ['d/f', createHash('sha256').update('f').digest('hex')],
       ]),
     );
-    expect(split).toMatchObject({ files: 3, inlineFiles: 3 });
+    expect(split).toMatchObject({ files: 3, inlineFiles: 4 });
   });
 
   it("'../' and absolute paths are rebuilt exactly and never written outside the content tree", async () => {
@@ -390,6 +391,7 @@ describe('extractRootfs', () => {
       { header: { name: '.wh...' } }, // would whiteout '..'
       { header: { name: 'sub/.wh...' } },
       { header: { name: 'sub/.wh..' } },
+      { header: { name: `long/${'n'.repeat(300)}` }, body: 'a name Linux cannot hold' },
       { header: { name: 'fine' }, body: 'fine' },
     ];
     await extractRootfs([layerOf(hostile)], dir);

@@ -17,7 +17,7 @@ import { normalizeMemberPath } from './header.js';
 import { ByteReader } from './reader.js';
 import { scanTar, type Member } from './scan.js';
 import { SkeletonWriter } from './skeleton.js';
-import { prepareEmptyDir, SkeletonSplitter } from './split.js';
+import { creatable, prepareEmptyDir, SkeletonSplitter } from './split.js';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -48,7 +48,8 @@ class RootfsWriter {
   /** Applies a member; for a regular file, returns the open file its content goes to. */
   async member(m: Member): Promise<FileHandle | undefined> {
     const rel = normalizeMemberPath(m.name);
-    if (rel === undefined) return undefined;
+    // Unsafe paths, and names too long to create (a source file we cannot have, not an error).
+    if (rel === undefined || !creatable(rel)) return undefined;
     const slash = rel.lastIndexOf('/');
     const base = rel.slice(slash + 1);
     if (base.startsWith(WHITEOUT)) {

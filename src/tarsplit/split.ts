@@ -33,6 +33,11 @@ const NAME_MAX = 255;
  * used before in this layer, neither a parent of an earlier file nor below one, and short
  * enough to create. Empty files have nothing to place.
  */
+/** Whether a safe relative path can be created on Linux below a root of ordinary length. */
+export function creatable(path: string): boolean {
+  return path.length <= MAX_CONTENT_PATH - 256 && path.split('/').every((p) => p.length <= NAME_MAX);
+}
+
 export class ContentPlacer {
   private readonly files = new Set<string>();
   private readonly dirs = new Set<string>();
@@ -40,10 +45,9 @@ export class ContentPlacer {
   place(member: Member): RelPath | undefined {
     if (!member.regular || member.size === 0) return undefined;
     const path = normalizeMemberPath(member.name);
-    if (path === undefined || path.length > MAX_CONTENT_PATH - 256) return undefined;
+    if (path === undefined || !creatable(path)) return undefined;
     if (this.files.has(path) || this.dirs.has(path)) return undefined;
     const parts = path.split('/');
-    if (parts.some((p) => p.length > NAME_MAX)) return undefined;
     const ancestors: string[] = [];
     for (let i = 1; i < parts.length; i++) ancestors.push(parts.slice(0, i).join('/'));
     if (ancestors.some((a) => this.files.has(a))) return undefined;
