@@ -307,6 +307,27 @@ describe('joinTar failures', () => {
     expect((err2 as Error).message).toMatch(new RegExp(`${victim.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is missing`));
   });
 
+  it('a content tree with a symlinked directory or file is refused, not read through', async () => {
+    const tarPath = await tarStream([
+      { header: { name: 'etc/secret' }, body: Buffer.from('in the tar') },
+      { header: { name: 'top' }, body: Buffer.from('top') },
+    ]);
+    const { skeleton, content } = await roundTrip(tarPath);
+    const outside = fresh('outside');
+    await fsp.mkdir(outside);
+    await fsp.writeFile(join(outside, 'secret'), 'from outside');
+    await fsp.rm(join(content, 'etc'), { recursive: true });
+    await fsp.symlink(outside, join(content, 'etc'));
+    const err = await joinTar(skeleton, content, new PassThrough().resume()).catch((e: unknown) => e);
+    expect((err as DeltaimgError).code).toBe('HOSTILE_PATH');
+    await fsp.rm(join(content, 'etc'));
+    await fsp.mkdir(join(content, 'etc'));
+    await fsp.symlink(join(outside, 'secret'), join(content, 'etc/secret'));
+    const err2 = await joinTar(skeleton, content, new PassThrough().resume()).catch((e: unknown) => e);
+    expect((err2 as DeltaimgError).code).toBe('HOSTILE_PATH');
+    expect((err2 as Error).message).toContain('etc/secret is a symlink');
+  });
+
   it('a truncated or foreign skeleton is refused', async () => {
     const { skeleton, content } = await splitRich();
     const bytes = await fsp.readFile(skeleton);

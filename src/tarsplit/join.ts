@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { RelPath } from '../tree/entry.js';
 import { assertSafeRelPath, displayPath, toFsPath } from '../tree/paths.js';
@@ -81,6 +81,7 @@ async function openContent(contentDir: string, rel: RelPath, size: number): Prom
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} is missing; the layer cannot be rebuilt (the delta or the base is damaged)`);
+    if (code === 'ELOOP') throw new DeltaimgError('HOSTILE_PATH', `content file ${shown} is a symlink; refusing to read through it (the delta is damaged or malicious)`);
     throw ioError('open content file', shown, err);
   }
   let st: Stats;
@@ -98,7 +99,25 @@ async function openContent(contentDir: string, rel: RelPath, size: number): Prom
   return fh;
 }
 
-async function copyContent(contentDir: string, rel: RelPath, size: number, sink: HashingSink): Promise<void> {
+/**
+ * Every directory on the way to a content file must be a real directory: a symlink there
+ * (from a hostile delta) could make the tar embed a file from outside the content tree.
+ * O_NOFOLLOW covers the last component; `checked` caches the directories already seen.
+ */
+async function checkParents(contentDir: string, rel: RelPath, checked: Set<string>): Promise<void> {
+  for (let slash = rel.indexOf('/'); slash >= 0; slash = rel.indexOf('/', slash + 1)) {
+    const dir = rel.slice(0, slash);
+    if (checked.has(dir)) continue;
+    const st = await lstat(toFsPath(contentDir, dir as RelPath)).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      throw new DeltaimgError('HOSTILE_PATH', `content file ${contentDir}${displayPath(rel)}: ${displayPath(dir)} is not a directory (a symlink?); refusing to read through it (the delta is damaged or malicious)`);
+    }
+    checked.add(dir);
+  }
+}
+
+async function copyContent(contentDir: string, rel: RelPath, size: number, sink: HashingSink, checked: Set<string>): Promise<void> {
+  await checkParents(contentDir, rel, checked);
   const fh = await openContent(contentDir, rel, size);
   try {
     let pos = 0;
@@ -145,6 +164,7 @@ export interface JoinOptions {
 export async function joinTar(skeletonPath: string, contentDir: string, out: NodeJS.WritableStream, opts: JoinOptions = {}): Promise<{ sha256: string; size: number }> {
   const skeleton = await SkeletonReader.open(skeletonPath);
   const sink = new HashingSink(out);
+  const checkedDirs = new Set<string>();
   try {
     for (let op = await skeleton.nextOp(); op; op = await skeleton.nextOp()) {
       switch (op.op) {
@@ -158,7 +178,7 @@ export async function joinTar(skeletonPath: string, contentDir: string, out: Nod
           await writeZeros(op.length, sink);
           break;
         case 'file':
-          await copyContent(contentDir, assertSafeRelPath(op.path, `skeleton ${skeletonPath}`), op.size, sink);
+          await copyContent(contentDir, assertSafeRelPath(op.path, `skeleton ${skeletonPath}`), op.size, sink, checkedDirs);
           break;
       }
     }
