@@ -1,7 +1,14 @@
 /** `deltaimg dockerfile diff|apply`: print the Dockerfiles of the Docker workflow. */
 import type { Command } from 'commander';
-import { defaultRuntimeImage, planApply, planDiff } from '../docker/plan.js';
 import { toolVersion } from './version.js';
+
+/**
+ * The Docker modules (and execa) load only when a dockerfile verb runs: every other verb,
+ * e.g. `apply` inside a build, starts ~0.15 s sooner. The default runtime image name is
+ * therefore spelled here as docker/plan.ts's defaultRuntimeImage() spells it.
+ */
+const loadPlan = () => import('../docker/plan.js');
+const defaultRuntimeImage = (version: string) => `deltaimg/runtime:${version}`;
 
 interface CommonFlags {
   runtimeImage?: string;
@@ -43,6 +50,7 @@ export function registerDockerfileCommand(program: Command): void {
         '  docker save app:1-to-2-alone | zstd > app-1-to-2.tar.zst                # a few MB instead of app:2\n',
     )
     .action(async (a: string, b: string, opts: CommonFlags & { unlinked?: boolean }) => {
+      const { planDiff } = await loadPlan();
       const text = await planDiff({ base: a, target: b, unlinked: opts.unlinked, runtimeImage: opts.runtimeImage, toolVersion: toolVersion() });
       process.stdout.write(text);
     });
@@ -66,6 +74,7 @@ export function registerDockerfileCommand(program: Command): void {
         '  deltaimg dockerfile apply app:1-to-2-alone --unlinked-source app:1 | docker build -t app:2 -\n',
     )
     .action(async (deltaImage: string, opts: CommonFlags & { unlinkedSource?: string; layered?: boolean }) => {
+      const { planApply } = await loadPlan();
       const text = await planApply({
         deltaImage,
         unlinkedSource: opts.unlinkedSource,
