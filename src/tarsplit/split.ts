@@ -4,7 +4,7 @@
  * image's files. Which regular files go to the content tree is decided by ContentPlacer; the
  * others keep their bytes in the skeleton's raw section.
  */
-import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, utimes, type FileHandle } from 'node:fs/promises';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import type { RelPath } from '../tree/entry.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
@@ -40,7 +40,8 @@ export function creatable(path: string): boolean {
 
 export class ContentPlacer {
   private readonly files = new Set<string>();
-  private readonly dirs = new Set<string>();
+  /** Every directory the placed files need (their ancestors). */
+  readonly dirs = new Set<string>();
 
   place(member: Member): RelPath | undefined {
     if (!member.regular || member.size === 0) return undefined;
@@ -84,8 +85,29 @@ class ContentFile {
     }
   }
 
+  /** Closes the file with the content tree's fixed mtime (see CONTENT_MTIME). */
   async close(): Promise<void> {
-    await this.fh.close();
+    try {
+      await this.fh.utimes(CONTENT_MTIME, CONTENT_MTIME);
+    } finally {
+      await this.fh.close();
+    }
+  }
+}
+
+/**
+ * Every file and directory of the content tree gets mtime 0: the tree engine records each
+ * entry's metadata, and split-time mtimes would be noise costing bytes in every record. The
+ * tar's real metadata is in the skeleton.
+ */
+const CONTENT_MTIME = 0;
+
+async function settleDirectoryTimes(contentDir: string, dirs: Iterable<string>): Promise<void> {
+  try {
+    for (const dir of dirs) await utimes(toFsPath(contentDir, dir as RelPath), CONTENT_MTIME, CONTENT_MTIME);
+    await utimes(contentDir, CONTENT_MTIME, CONTENT_MTIME);
+  } catch (err) {
+    throw ioError('set the time of a directory in', contentDir, err);
   }
 }
 
@@ -106,7 +128,7 @@ export async function prepareEmptyDir(dir: string, what: string): Promise<void> 
  * extractRootfs (which writes the base layers' skeletons in the same pass).
  */
 export class SkeletonSplitter {
-  private readonly placer = new ContentPlacer();
+  readonly placer = new ContentPlacer();
   private current: { path: RelPath; size: number } | undefined;
   readonly stats = { files: 0, contentBytes: 0, inlineFiles: 0, inlineBytes: 0 };
 
@@ -194,6 +216,7 @@ export async function splitTar(tar: NodeJS.ReadableStream, skeletonPath: string,
     }
     await file?.close();
     file = undefined;
+    await settleDirectoryTimes(contentDir, splitter.placer.dirs);
     const tarSha256 = await splitter.finish(reader);
     return { tarSha256, tarSize: reader.total, ...splitter.stats };
   } catch (err) {
