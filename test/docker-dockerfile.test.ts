@@ -128,9 +128,13 @@ describe('apply Dockerfile', () => {
     expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__']);
   });
 
-  it('--layered: FROM A, one RUN with every mount inside /dev, then the target config', () => {
+  it('--layered: FROM A, one RUN with every mount inside /dev, the fix-up COPY, then the target config', () => {
     const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', layered: { baseImage: 'app:1', runAsRoot: false } });
     const instructions = instructionsOf(df);
+    const fixupStage = instructions.slice(instructions.indexOf('FROM scratch AS deltaimg-fixup'));
+    expect(JSON.parse(fixupStage[1]!.slice(fixupStage[1]!.indexOf(' [') + 1))).toEqual([
+      '/opt/deltaimg/deltaimg', 'layer-fixup', '/__src__', '/__dst__', '--out', '/__fixup__',
+    ]);
     const tail = instructions.slice(instructions.indexOf('FROM app:1'));
     expect(tail[0]).toBe('FROM app:1');
     expect(tail[1]!.startsWith('RUN ')).toBe(true);
@@ -138,12 +142,13 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=rt:1,source=/opt/deltaimg,target=/dev/.deltaimg/runtime',
       '--mount=type=bind,from=app:1,source=/,target=/dev/.deltaimg/base',
       '--mount=type=bind,from=deltaimg-applied,source=/__out__,target=/dev/.deltaimg/target',
+      '--mount=type=bind,from=deltaimg-fixup,source=/__fixup__,target=/dev/.deltaimg/fixup',
     ]);
     expect(JSON.parse(tail[1]!.slice(tail[1]!.indexOf(' [') + 1))).toEqual([
-      '/dev/.deltaimg/runtime/deltaimg', 'layer-sync', '/dev/.deltaimg/base', '/dev/.deltaimg/target', '/',
+      '/dev/.deltaimg/runtime/deltaimg', 'layer-sync', '/dev/.deltaimg/base', '/dev/.deltaimg/target', '/', '--fixup', '/dev/.deltaimg/fixup',
     ]);
-    expect(tail.slice(2)).toEqual(instructionsOf(configInstructions(B.config).join('\n')));
-    expect(df).not.toContain('COPY');
+    expect(tail[2]).toBe('COPY --from=deltaimg-fixup /__fixup__/ /');
+    expect(tail.slice(3)).toEqual(instructionsOf(configInstructions(B.config).join('\n')));
   });
 
   it('--layered on a base with a non-root USER runs the sync as root', () => {

@@ -42,7 +42,7 @@ import { cloneTree, makeRichTree, mutateTree, RICH } from './helpers/trees.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli/main.js');
 const CAP_NET_BIND_SERVICE = Buffer.from('0100000200040000000000000000000000000000', 'hex');
-/** The diff id of an empty layer: BuildKit 0.8 commits WORKDIR as one even when the directory exists. */
+/** The diff id of an empty layer (BuildKit 0.8 commits WORKDIR, and a COPY of nothing, as one). */
 const EMPTY_LAYER = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 
 function deltaimg(args: string[]) {
@@ -63,11 +63,17 @@ function bytes(n: number, seed: string): Buffer {
 
 type Version = 'A' | 'B';
 
-/** The e2e app root, version A or B, optionally on a base with the paths a RUN mounts over. */
-async function makeRoot(root: string, v: Version, probe: string, withMountTargets = true): Promise<void> {
+/**
+ * Which of the paths a RUN mounts over the base has: all (like most distribution images), all
+ * but the /etc files (like a debootstrap root), or none (like an app image FROM scratch).
+ */
+type MountTargets = 'all' | 'no-etc-files' | 'none';
+
+/** The e2e app root, version A or B. */
+async function makeRoot(root: string, v: Version, probe: string, targets: MountTargets = 'all'): Promise<void> {
   for (const d of ['bin', 'etc', 'app/sub', 'srv', 'home/user', 'tmp']) await mkdir(join(root, d), { recursive: true });
-  if (withMountTargets) {
-    for (const d of ['dev', 'proc', 'sys']) await mkdir(join(root, d));
+  if (targets !== 'none') for (const d of ['dev', 'proc', 'sys']) await mkdir(join(root, d));
+  if (targets === 'all') {
     await writeFile(join(root, 'etc/hosts'), '127.0.0.1 localhost\n');
     await writeFile(join(root, 'etc/resolv.conf'), '');
   }
@@ -245,29 +251,32 @@ describeDocker('dockerfile apply --layered', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  /** Restores `target` from `delta` with --layered; checks files, config, layers; returns the new layer's names. */
-  async function layeredRoundTrip(base: string, target: string, delta: string, extra: string[] = []): Promise<string[]> {
+  /**
+   * Restores `target` from `delta` with --layered and checks files, config, behaviour and layers:
+   * A's layers by diff id, the layer of changes, the fix-up layer (empty unless A lacks
+   * /etc/hosts or /etc/resolv.conf) and WORKDIR's empty layer. Returns the entry names of the
+   * layer of changes and of the fix-up layer.
+   */
+  async function layeredRoundTrip(base: string, target: string, delta: string): Promise<{ changes: string[]; fixup: string[] }> {
     const restored = images.name(`layered-restored-${Math.random().toString(16).slice(2, 8)}`);
-    const df = await dockerfileFor(['apply', delta, '--layered', ...extra]);
-    const built = await buildImage(df, restored);
+    const built = await buildImage(await dockerfileFor(['apply', delta, '--layered']), restored);
     expect(built.exitCode, built.all).toBe(0);
 
     const [want, got] = await Promise.all([imageFilesystem(target), imageFilesystem(restored)]);
     expect(diffFilesystems(want, got, skipRoot)).toEqual([]);
     const [a, b, r] = await Promise.all([base, target, restored].map((ref) => inspectImage(ref, { docker: DOCKER })));
     expect(r.config).toEqual(b!.config);
-    // A's layers by diff id, then the one layer of changes (and the empty one WORKDIR makes, if any).
     expect(r.layers.slice(0, a!.layers.length)).toEqual(a!.layers);
-    const top = r.layers.slice(a!.layers.length);
-    expect(top.filter((l) => l !== EMPTY_LAYER)).toHaveLength(1);
-    expect(top.length).toBe(b!.config.WorkingDir ? 2 : 1);
+    expect(r.layers.length).toBe(a!.layers.length + (b!.config.WorkingDir ? 3 : 2));
+    expect(r.layers[a!.layers.length]).not.toBe(EMPTY_LAYER);
     const [wantRun, gotRun] = await Promise.all([target, restored].map((ref) => docker(['run', '--rm', '--network=none', ref])));
     expect(gotRun).toBe(wantRun);
-    return layerNames(restored, a!.layers.length);
+    return { changes: await layerNames(restored, a!.layers.length), fixup: await layerNames(restored, a!.layers.length + 1) };
   }
 
   it('restores B as A\'s layers plus one layer of changes and whiteouts', async () => {
-    const names = await layeredRoundTrip(A, B, aToB);
+    const { changes: names, fixup } = await layeredRoundTrip(A, B, aToB);
+    expect(fixup).toEqual([]);
     // Only what changed: new and changed files, their directories, whiteouts for what B lacks.
     expect(names).toEqual(expect.arrayContaining([
       'app/.wh.moveme.dat', 'app/.wh.old.txt', 'app/data.bin', 'app/link', 'app/new-too.txt', 'app/new.txt',
@@ -296,16 +305,29 @@ describeDocker('dockerfile apply --layered', () => {
     const aToC = images.name('layered-a-to-c');
     const built = await buildImage(await dockerfileFor(['diff', A, C]), aToC);
     expect(built.exitCode, built.all).toBe(0);
-    const names = await layeredRoundTrip(A, C, aToC);
+    const { changes: names } = await layeredRoundTrip(A, C, aToC);
     expect(names).toEqual(expect.arrayContaining(['.wh.home', 'app/.wh.old.txt', 'app/sub', 'etc/app.conf', 'etc/app.conf/inner']));
     expect(names).not.toContain('bin/probe');
+  });
+
+  it('a base without /etc/hosts and /etc/resolv.conf (like a debootstrap root): the fix-up layer restores /etc', async () => {
+    const [rootA, rootB] = [join(work, 'deb-a'), join(work, 'deb-b')];
+    await makeRoot(rootA, 'A', probe, 'no-etc-files');
+    await makeRoot(rootB, 'B', probe, 'no-etc-files');
+    const [debA, debB, delta] = [images.name('layered-deb-a'), images.name('layered-deb-b'), images.name('layered-deb-delta')];
+    await importTree(rootA, debA, A_CONFIG);
+    await importTree(rootB, debB, A_CONFIG);
+    expect((await buildImage(await dockerfileFor(['diff', debA, debB]), delta)).exitCode).toBe(0);
+    const { changes, fixup } = await layeredRoundTrip(debA, debB, delta);
+    expect(changes).toContain('etc/app.conf');
+    expect(fixup).toEqual(['etc']);
   });
 
   it('a base without the paths a RUN mounts over fails the build with one line', async () => {
     const bare = join(work, 'bare-a');
     const bareB = join(work, 'bare-b');
-    await makeRoot(bare, 'A', probe, false);
-    await makeRoot(bareB, 'B', probe, false);
+    await makeRoot(bare, 'A', probe, 'none');
+    await makeRoot(bareB, 'B', probe, 'none');
     const [bA, bB, delta] = [images.name('layered-bare-a'), images.name('layered-bare-b'), images.name('layered-bare-delta')];
     await importTree(bare, bA, A_CONFIG);
     await importTree(bareB, bB, A_CONFIG);

@@ -18,12 +18,30 @@ export function registerLayerCommand(program: Command): void {
     .argument('<BASE_ROOT>', 'the tree LIVE_ROOT holds now')
     .argument('<TARGET_ROOT>', 'the tree LIVE_ROOT must hold')
     .argument('<LIVE_ROOT>', 'the root edited in place')
-    .action(async (base: string, target: string, live: string) => {
+    .option('--fixup <DIR>', 'the tree (from layer-fixup) a later COPY lays over the layer: directories it restores may be disturbed')
+    .action(async (base: string, target: string, live: string, opts: { fixup?: string }) => {
       const { syncRootInPlace } = await import('../delta/in-place.js');
-      const r = await syncRootInPlace(base, target, live);
+      const r = await syncRootInPlace(base, target, live, { fixupRoot: opts.fixup });
       process.stderr.write(
         `deltaimg: layer holds ${r.written} new or changed entries (${formatBytes(r.bytes)} of files), ${r.metadataOnly} metadata changes and ` +
           `${r.removed} removals; ${live} verified equal to ${target}\n`,
       );
+    });
+
+  program
+    .command('layer-fixup', { hidden: true })
+    .summary('write the directories the builder disturbs during the --layered RUN, with TARGET_ROOT\'s metadata')
+    .description(
+      'Used by `dockerfile apply --layered`: when BASE_ROOT lacks a file docker build mounts into every RUN\n' +
+        '(/etc/hosts, /etc/resolv.conf), the builder\'s stand-in changes its parent directory after the RUN;\n' +
+        'a COPY of OUT (those directories, empty, as TARGET_ROOT has them) puts them right.',
+    )
+    .argument('<BASE_ROOT>', 'the base tree (image A\'s root)')
+    .argument('<TARGET_ROOT>', 'the target tree (B\'s restored root)')
+    .requiredOption('-o, --out <DIR>', 'where to write the directories (must not exist)')
+    .action(async (base: string, target: string, opts: { out: string }) => {
+      const { writeFixupTree } = await import('../delta/layer-fixup.js');
+      const dirs = await writeFixupTree(base, target, opts.out);
+      process.stderr.write(`deltaimg: ${dirs.length ? `directories to restore after the RUN: ${dirs.map((d) => `/${d}`).join(' ')}` : 'no directory to restore after the RUN'}\n`);
     });
 }

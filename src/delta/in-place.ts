@@ -23,11 +23,16 @@ import { compareRel, displayPath, parentOf, toFsPath } from '../tree/paths.js';
 import { scanTree, sha256File } from '../tree/scan.js';
 import { copyFileEntry, createNode } from '../tree/write.js';
 import { DeltaimgError } from '../util/errors.js';
-import { isUnder, topMountPoints, walkLiveRoot } from './live-root.js';
+import { entryAt, isUnder, topMountPoints, walkLiveRoot } from './live-root.js';
 
 export interface InPlaceOptions {
   /** Paths mounted over in the live root; default: read from /proc/self/mountinfo. */
   masked?: RelPath[];
+  /**
+   * The tree a later COPY lays over the new layer (layer-fixup.ts): directories in it are put
+   * right after the RUN, so the builder may disturb them (a stand-in for a file A lacks).
+   */
+  fixupRoot?: string;
 }
 
 export interface InPlaceResult {
@@ -47,8 +52,10 @@ export async function syncRootInPlace(baseRoot: string, targetRoot: string, live
   const a = new TreeIndex(base.entries);
   const b = new TreeIndex(target.entries);
   const masked = opts.masked ?? topMountPoints(liveRoot);
-  checkMaskedPaths(masked, a, b);
+  const disturbed = checkMaskedPaths(masked, a, b, liveRoot, opts.fixupRoot);
   const plan = planChanges(a, b, masked);
+  // Their stand-ins already changed them: set B's metadata now too, so the final check holds.
+  for (const d of disturbed) plan.dirs.add(d);
   const bytes = await carryOut(plan, liveRoot, targetRoot, b);
   verifyLiveRoot(liveRoot, masked, b);
   return { removed: plan.removals.length, written: plan.writes.length, metadataOnly: plan.metadata.length, bytes, masked };
@@ -185,22 +192,26 @@ function checkHardlinkHeads(writes: readonly Entry[]): void {
 
 /**
  * The masked paths: each must exist in A (else the builder's stand-in lands in the layer), and
- * A and B must agree on everything at and below it (nothing can be written there).
+ * A and B must agree on everything at and below it (nothing can be written there). The one
+ * exception is a file stand-in (removed by the builder after the RUN) whose parent directory the
+ * fix-up tree puts right; those parents are returned.
  */
-function checkMaskedPaths(masked: readonly RelPath[], a: TreeIndex, b: TreeIndex): void {
+function checkMaskedPaths(masked: readonly RelPath[], a: TreeIndex, b: TreeIndex, liveRoot: string, fixupRoot: string | undefined): RelPath[] {
+  const disturbed: RelPath[] = [];
   for (const m of masked) {
-    if (!a.get(m)) {
+    const fixedParent = a.get(m) ? undefined : repairedParent(m, a, b, liveRoot, fixupRoot);
+    if (!a.get(m) && fixedParent === undefined) {
       throw new DeltaimgError(
         'DOCKER',
         `--layered needs ${displayPath(m)} in the base image: docker build mounts over it during RUN and leaves an empty stand-in in the new layer; apply without --layered`,
       );
     }
-    const under = (t: TreeIndex): Entry[] => t.entries.filter((e) => isUnder(e.path, m));
-    const [inA, inB] = [under(a), under(b)];
-    const differs = inB.find((e) => {
+    if (fixedParent !== undefined) disturbed.push(fixedParent);
+    const differs = b.entries.find((e) => {
+      if (!isUnder(e.path, m)) return false;
       const old = a.get(e.path);
       return !old || compareEntries(old, e).length > 0;
-    }) ?? inA.find((e) => !b.get(e.path));
+    }) ?? a.entries.find((e) => isUnder(e.path, m) && !b.get(e.path));
     if (differs) {
       throw new DeltaimgError(
         'DOCKER',
@@ -208,6 +219,19 @@ function checkMaskedPaths(masked: readonly RelPath[], a: TreeIndex, b: TreeIndex
       );
     }
   }
+  return disturbed;
+}
+
+/**
+ * For a mount point A lacks: its parent, when the stand-in is a file (the builder removes it
+ * afterwards), B lacks the path too, and the fix-up tree holds the parent as B has it.
+ */
+function repairedParent(m: RelPath, a: TreeIndex, b: TreeIndex, liveRoot: string, fixupRoot: string | undefined): RelPath | undefined {
+  const parent = parentOf(m);
+  if (fixupRoot === undefined || parent === '' || b.get(m) || a.get(parent)?.kind !== 'dir') return undefined;
+  if (entryAt(liveRoot, m)?.kind === 'dir') return undefined;
+  const [want, fix] = [b.get(parent), entryAt(fixupRoot, parent)];
+  return want && fix && compareEntries(fix, want).length === 0 ? parent : undefined;
 }
 
 /** Removals, then new entries in path order (hardlinks last), then metadata, directories deepest first. */

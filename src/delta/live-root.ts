@@ -89,6 +89,20 @@ function lstatOrThrow(abs: Buffer, rel: RelPath): BigIntStats {
   }
 }
 
+/** The entry at `rel` below `root` (not following a symlink there), or undefined when there is none. */
+export function entryAt(root: string, rel: RelPath): Entry | undefined {
+  const abs = toFsPath(resolve(root), rel);
+  let stat: BigIntStats;
+  try {
+    stat = lstatSync(abs, { bigint: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw ioError('read', displayPath(rel), err);
+  }
+  return entryOf(abs, rel, stat);
+}
+
 /** The entry for one lstat'ed path; undefined for sockets (never part of an image). */
 function entryOf(abs: Buffer, path: RelPath, stat: BigIntStats): Entry | undefined {
   const meta = { mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtimeNs: stat.mtimeNs, xattrs: readXattrs(abs, path) };

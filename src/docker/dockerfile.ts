@@ -91,7 +91,10 @@ const LAYER_MOUNTS = '/dev/.deltaimg';
 const LAYER_RUNTIME = `${LAYER_MOUNTS}/runtime`;
 const LAYER_BASE = `${LAYER_MOUNTS}/base`;
 const LAYER_TARGET = `${LAYER_MOUNTS}/target`;
+const LAYER_FIXUP = `${LAYER_MOUNTS}/fixup`;
 const APPLIED_STAGE = 'deltaimg-applied';
+const FIXUP_STAGE = 'deltaimg-fixup';
+const FIXUP = '/__fixup__';
 
 export function applyDockerfile(input: ApplyDockerfileInput): string {
   const delta = imageRefToken(input.deltaImage, 'delta image');
@@ -123,17 +126,27 @@ function flatStage(): string[] {
  * FROM A, then one RUN in which deltaimg edits "/" (A's root) into the target: only what
  * changes is written, so the layer holds the changed and new entries and, for removals, the
  * overlay's whiteouts. A's own root (read-only) and the stage 1 result are what it compares.
+ * Then a COPY of the directories the builder's own mount stand-ins disturbed during that RUN
+ * (layer-fixup; nothing unless A lacks /etc/hosts or /etc/resolv.conf).
  */
 function layeredStage(layered: LayeredInput, runtime: string): string[] {
   const base = imageRefToken(layered.baseImage, 'base image');
   return [
-    `# Stage 2: ${base} itself plus one layer: the target's changed and new entries, and whiteouts for removals.`,
+    `# Stage 2: the directories the builder's stand-ins for /etc/hosts and /etc/resolv.conf disturb when ${base} lacks them.`,
+    `FROM scratch AS ${FIXUP_STAGE}`,
+    runWithMounts(
+      [bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT), bind(base, '/', SRC), bind(APPLIED_STAGE, OUT, DST)],
+      [LAUNCHER, 'layer-fixup', SRC, DST, '--out', FIXUP],
+    ),
+    '',
+    `# Stage 3: ${base} itself plus one layer: the target's changed and new entries, and whiteouts for removals.`,
     `FROM ${base}`,
     ...(layered.runAsRoot ? ['USER 0:0'] : []),
     runWithMounts(
-      [bind(runtime, RUNTIME_ROOT, LAYER_RUNTIME), bind(base, '/', LAYER_BASE), bind(APPLIED_STAGE, OUT, LAYER_TARGET)],
-      [`${LAYER_RUNTIME}/deltaimg`, 'layer-sync', LAYER_BASE, LAYER_TARGET, '/'],
+      [bind(runtime, RUNTIME_ROOT, LAYER_RUNTIME), bind(base, '/', LAYER_BASE), bind(APPLIED_STAGE, OUT, LAYER_TARGET), bind(FIXUP_STAGE, FIXUP, LAYER_FIXUP)],
+      [`${LAYER_RUNTIME}/deltaimg`, 'layer-sync', LAYER_BASE, LAYER_TARGET, '/', '--fixup', LAYER_FIXUP],
     ),
+    `COPY --from=${FIXUP_STAGE} ${FIXUP}/ /`,
   ];
 }
 

@@ -28,7 +28,7 @@ export function refuseNewlines(value: string, what: string): void {
 }
 
 /** Stage names the generated Dockerfiles use; an image reference equal to one would be shadowed. */
-export const STAGE_NAMES = ['deltaimg-delta', 'deltaimg-applied'] as const;
+export const STAGE_NAMES = ['deltaimg-delta', 'deltaimg-applied', 'deltaimg-fixup'] as const;
 
 /**
  * Checks an image reference before it goes into FROM / COPY --from: name[:tag][@digest] with no
