@@ -127,3 +127,44 @@ export async function twoPlatformLayout(save: ClassicSave): Promise<TwoPlatformL
   );
   return { files, amd64: { config: sha(save.config), manifest: amd.digest }, arm64: { config: sha(armConfig), manifest: arm.digest }, indexDigest: nested.digest };
 }
+
+export interface LayerBlob {
+  mediaType: string;
+  /** The blob as stored: a plain tar, or its compressed form. */
+  data: Buffer;
+}
+
+/** A one-image OCI layout (index.json naming the manifest with `ref`), blobs stored exactly as given. */
+export function singleImageLayout(config: Buffer, layers: LayerBlob[], ref = 'latest'): { files: Map<string, Buffer>; manifestDigest: string } {
+  const files = new Map<string, Buffer>();
+  files.set('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
+  const descriptors = layers.map((l) => ({ mediaType: l.mediaType, ...blob(files, l.data) }));
+  const manifest = blob(
+    files,
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...blob(files, config) },
+        layers: descriptors,
+      }),
+    ),
+  );
+  const index = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': ref } }] };
+  files.set('index.json', Buffer.from(JSON.stringify(index)));
+  return { files, manifestDigest: manifest.digest };
+}
+
+/** A classic `docker save` archive's members (manifest.json, <id>.json, <n>/layer.tar), made by hand. */
+export function classicArchive(config: Buffer, layers: Buffer[], name: string): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  const configName = `${hex(sha(config))}.json`;
+  files.set(configName, config);
+  const layerNames = layers.map((l, i) => {
+    const n = `${String(i).padStart(2, '0')}${hex(sha(l)).slice(0, 62)}/layer.tar`;
+    files.set(n, l);
+    return n;
+  });
+  files.set('manifest.json', Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [name], Layers: layerNames }])));
+  return files;
+}

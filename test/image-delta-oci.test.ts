@@ -1,0 +1,258 @@
+/**
+ * `deltaimg image diff|apply|verify` through the CLI on image forms beyond the classic
+ * `docker save`: OCI layouts with zlib-, gzip-CLI- and zstd-compressed layers, two-platform
+ * indexes, the Docker >= 25 save form, stdin/stdout, and layers with every tar oddity
+ * (duplicate paths, hardlinks, long and non-UTF-8 names, whiteouts). Images are built by hand
+ * from layer tars made with GNU tar and tar-stream, so most of this runs without an engine;
+ * the engine parts (docker load of restored archives) use describeDocker.
+ */
+import { execa } from 'execa';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeDocker, docker, DOCKER, imageId, REPO_ROOT } from './helpers/docker.js';
+import {
+  classicArchive,
+  docker25Form,
+  sha,
+  singleImageLayout,
+  twoPlatformLayout,
+  writeDir,
+  writeTar,
+  type LayerBlob,
+} from './helpers/image-archives.js';
+import { makeRichTree, mutateTree, cloneTree } from './helpers/trees.js';
+
+const CLI = join(REPO_ROOT, 'dist/cli/main.js');
+const MT = {
+  tar: 'application/vnd.oci.image.layer.v1.tar',
+  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+};
+
+function deltaimg(args: string[], opts: { inputFile?: string } = {}) {
+  return execa('node', [CLI, ...args], { env: { DELTAIMG_DOCKER: DOCKER }, reject: false, ...(opts.inputFile ? { inputFile: opts.inputFile } : {}) });
+}
+
+/** Runs the CLI and expects success; returns stdout. */
+async function ok(args: string[]): Promise<string> {
+  const r = await deltaimg(args);
+  expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+// ------------------------------------------------------------------------------- layer tars
+
+/** A GNU tar of a directory, the way `docker import` gets one. */
+async function gnuTar(dir: string, format: 'posix' | 'gnu'): Promise<Buffer> {
+  const xattrs = format === 'posix' ? ['--xattrs', '--xattrs-include=*'] : [];
+  const r = await execa('tar', [...xattrs, '--numeric-owner', `--format=${format}`, '-C', dir, '-cf', '-', '.'], { encoding: 'buffer' });
+  return Buffer.from(r.stdout as Uint8Array);
+}
+
+type RawEntry = { name: string; type?: 'file' | 'directory' | 'link' | 'symlink'; data?: string | Buffer; linkname?: string; mode?: number };
+
+/** A tar written by tar-stream (pax headers for long names), entries exactly as listed, duplicates included. */
+async function streamTar(entries: RawEntry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const e of entries) {
+    const type = e.type ?? 'file';
+    const data = type === 'file' ? Buffer.from(e.data ?? '') : undefined;
+    pack.entry(
+      { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(1_700_000_000_000), uid: 0, gid: 0, ...(e.linkname ? { linkname: e.linkname } : {}) },
+      data,
+    );
+  }
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+const longDir = `deep/${'d'.repeat(120)}/${'e'.repeat(120)}`;
+const conf = (n: number) => Array.from({ length: 400 }, (_, i) => `option_${i} = ${(i * n) % 977}\n`).join('');
+
+/** A's second layer: whiteouts of A's first layer and an opaque directory, so A's rootfs extraction must honour them. */
+function baseOddLayer(): Promise<Buffer> {
+  return streamTar([
+    { name: 'etc/', type: 'directory' },
+    { name: 'etc/.wh.hostname' },
+    { name: 'usr/share/doc/', type: 'directory' },
+    { name: 'usr/share/doc/.wh..wh..opq' },
+    { name: 'usr/share/doc/readme', data: 'A readme\n' },
+    { name: 'opt/', type: 'directory' },
+    { name: 'opt/app.conf', data: conf(7) },
+    { name: `${longDir}/settings.conf`, data: conf(11) },
+  ]);
+}
+
+/** B's odd layer: duplicate paths, hardlinks (also to a duplicated path), long names, whiteouts and an opaque dir. */
+function targetOddLayer(): Promise<Buffer> {
+  return streamTar([
+    { name: 'etc/', type: 'directory' },
+    { name: 'etc/.wh.motd' },
+    { name: 'opt/', type: 'directory' },
+    { name: 'opt/app.conf', data: 'first, replaced below\n' },
+    { name: 'opt/app.conf', data: conf(7).replace('option_3 ', 'option_three ') },
+    { name: 'opt/app.conf.hardlink', type: 'link', linkname: 'opt/app.conf' },
+    { name: 'opt/.wh.gone' },
+    { name: 'usr/share/olddir/', type: 'directory' },
+    { name: 'usr/share/olddir/.wh..wh..opq' },
+    { name: 'usr/share/olddir/new.txt', data: 'fresh\n' },
+    { name: `${longDir}/`, type: 'directory' },
+    { name: `${longDir}/settings.conf`, data: conf(11) + 'extra = 1\n' },
+    { name: `${longDir}/${'f'.repeat(200)}.link`, type: 'link', linkname: `${longDir}/settings.conf` },
+    { name: 'opt/to-settings', type: 'symlink', linkname: `/${longDir}/settings.conf` },
+    { name: 'opt/app.conf', type: 'directory' }, // a path changing type within one layer
+    { name: 'opt/app.conf/inside', data: 'now a dir\n' },
+  ]);
+}
+
+function imageConfig(diffIds: string[], arch = 'amd64'): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      architecture: arch,
+      os: 'linux',
+      config: { Env: ['PATH=/usr/bin:/bin'], Cmd: ['/bin/sh'] },
+      rootfs: { type: 'layers', diff_ids: diffIds },
+    }),
+  );
+}
+
+interface Fixture {
+  /** Uncompressed layer tars, base first. */
+  layers: Buffer[];
+  config: Buffer;
+  configDigest: string;
+}
+
+const fixture = (layers: Buffer[]): Fixture => {
+  const config = imageConfig(layers.map(sha));
+  return { layers, config, configDigest: sha(config) };
+};
+
+async function gzipCli(tarBytes: Buffer, level: number): Promise<Buffer> {
+  const r = await execa('gzip', ['-n', `-${level}`, '-c'], { input: tarBytes, encoding: 'buffer' });
+  return Buffer.from(r.stdout as Uint8Array);
+}
+
+async function zstdCli(tarBytes: Buffer): Promise<Buffer> {
+  const r = await execa('zstd', ['-q', '-c', '-3'], { input: tarBytes, encoding: 'buffer' });
+  return Buffer.from(r.stdout as Uint8Array);
+}
+
+// ------------------------------------------------------------------------------- reports
+
+interface VerifyJson {
+  ok: boolean;
+  report: { ok: boolean; images: { platform: string; configDigest: string; configOk: boolean; layers: { diffId: string; ok: boolean }[] }[] };
+  expected: { platform: string; configDigest: string; problem?: string }[];
+}
+
+interface ApplyJson {
+  verified: boolean;
+  images: { platform: string; configDigest: string; originalManifestDigest?: string; manifestDigest?: string; manifestNote?: string; layers: number; rebuiltLayers: number }[];
+}
+
+interface DimgHeaderJson {
+  images: { platform: string; target: { configDigest: string; layers: { diffId: string; from: string; stored?: { replay?: unknown } }[] } }[];
+  layers: { diffId: string; skeletonMember: string; deltaPrefix: string }[];
+  members: { name: string; size: number; sha256: string }[];
+  [key: string]: unknown;
+}
+
+async function verifyAgainst(ref: string, dimg: string): Promise<VerifyJson> {
+  const r = await deltaimg(['image', 'verify', ref, '--against', dimg, '--json']);
+  expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+  const v = JSON.parse(r.stdout) as VerifyJson;
+  expect(v.ok).toBe(true);
+  expect(v.expected.every((e) => !e.problem)).toBe(true);
+  return v;
+}
+
+// ------------------------------------------------------------------------------- the tests
+
+let work: string;
+let A: Fixture;
+let B: Fixture;
+
+beforeAll(async () => {
+  await mkdir(join(REPO_ROOT, '.tmp'), { recursive: true });
+  work = await mkdtemp(join(REPO_ROOT, '.tmp', 'image-delta-oci-'));
+  const rootA = join(work, 'rootA');
+  const rootB = join(work, 'rootB');
+  await makeRichTree(rootA);
+  await cloneTree(rootA, rootB);
+  await mutateTree(rootB);
+  // The rich trees hold hardlinks, a ~2.9 KB path, non-UTF-8 and newline names, devices, xattrs.
+  const a1 = await gnuTar(rootA, 'posix');
+  A = fixture([a1, await baseOddLayer()]);
+  // B: A's first layer shared, the mutated tree in GNU format (long names as ././@LongLink), the odd layer.
+  B = fixture([a1, await gnuTar(rootB, 'gnu'), await targetOddLayer()]);
+  await rm(rootA, { recursive: true, force: true });
+  await rm(rootB, { recursive: true, force: true });
+}, 120_000);
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** Writes fixture `f` as a one-image OCI layout at `dir`, its layers compressed by `compress`. */
+async function layoutOf(f: Fixture, dir: string, compress: (tar: Buffer, i: number) => Promise<LayerBlob>): Promise<string> {
+  const blobs: LayerBlob[] = [];
+  for (const [i, l] of f.layers.entries()) blobs.push(await compress(l, i));
+  const { files, manifestDigest } = singleImageLayout(f.config, blobs);
+  await writeDir(dir, files);
+  return manifestDigest;
+}
+
+async function indexManifestDigests(dir: string): Promise<string[]> {
+  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  return index.manifests.map((m) => m.digest);
+}
+
+describe('OCI layouts with zlib-made gzip layers', () => {
+  it('restores B with its config digest and its manifest digest (gzip replayed at each level)', async () => {
+    const levels = [9, 6, 1];
+    const zlibGzip = async (t: Buffer, i: number): Promise<LayerBlob> => ({ mediaType: MT.gzip, data: gzipSync(t, { level: levels[i % levels.length]! }) });
+    const aDir = join(work, 'zlib-a');
+    const bDir = join(work, 'zlib-b');
+    await layoutOf(A, aDir, zlibGzip);
+    const bManifest = await layoutOf(B, bDir, zlibGzip);
+
+    const dimg = join(work, 'zlib.dimg');
+    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { rebuiltLayers: number; sharedLayers: number };
+    expect(diff).toMatchObject({ rebuiltLayers: 2, sharedLayers: 1 });
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
+    expect(header.images[0]!.target.layers.map((l) => l.stored?.replay)).toEqual([
+      expect.objectContaining({ level: 9 }),
+      expect.objectContaining({ level: 6 }),
+      expect.objectContaining({ level: 1 }),
+    ]);
+
+    const out = join(work, 'zlib-out');
+    const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
+    expect(apply.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, originalManifestDigest: bManifest, manifestDigest: bManifest, rebuiltLayers: 2 })]);
+    expect(apply.images[0]!.manifestNote).toBeUndefined();
+    expect(await indexManifestDigests(out)).toEqual([bManifest]);
+    // Every blob of B came back byte for byte.
+    for (const name of await blobNames(bDir)) {
+      expect((await readFile(join(out, name))).equals(await readFile(join(bDir, name))), name).toBe(true);
+    }
+    await verifyAgainst(`oci:${out}`, dimg);
+  }, 120_000);
+});
+
+async function blobNames(dir: string): Promise<string[]> {
+  return (await readdir(join(dir, 'blobs/sha256'))).map((n) => `blobs/sha256/${n}`);
+}
