@@ -256,3 +256,140 @@ describe('OCI layouts with zlib-made gzip layers', () => {
 async function blobNames(dir: string): Promise<string[]> {
   return (await readdir(join(dir, 'blobs/sha256'))).map((n) => `blobs/sha256/${n}`);
 }
+
+describe('layers zlib cannot replay (GNU gzip, zstd)', () => {
+  it('keeps the config digest and diff_ids, and says the manifest digest differs', async () => {
+    const foreign = async (t: Buffer, i: number): Promise<LayerBlob> =>
+      i === 2 ? { mediaType: MT.zstd, data: await zstdCli(t) } : { mediaType: MT.gzip, data: await gzipCli(t, 6) };
+    const aDir = join(work, 'foreign-a');
+    const bDir = join(work, 'foreign-b');
+    await layoutOf(A, aDir, foreign);
+    const bManifest = await layoutOf(B, bDir, foreign);
+    const dimg = join(work, 'foreign.dimg');
+    await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '-q']);
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
+    // GNU gzip -6 writes the XFL of zlib's level 6 but deflates differently: no replay recorded.
+    expect(header.images[0]!.target.layers.map((l) => l.stored?.replay)).toEqual([undefined, undefined, undefined]);
+
+    const out = join(work, 'foreign-out');
+    const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
+    const restored = apply.images[0]!;
+    expect(restored).toMatchObject({ configDigest: B.configDigest, originalManifestDigest: bManifest, rebuiltLayers: 2 });
+    expect(restored.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(restored.manifestDigest).not.toBe(bManifest);
+    expect(restored.manifestNote).toMatch(/cannot replay byte for byte/);
+    expect(await indexManifestDigests(out)).toEqual([restored.manifestDigest]);
+    // The shared layer keeps A's (= B's) stored blob; the rebuilt ones are stored as plain tars.
+    expect(await exists(join(out, 'blobs/sha256', sha(await gzipCli(B.layers[0]!, 6)).slice(7)))).toBe(true);
+
+    const v = await verifyAgainst(`oci:${out}`, dimg);
+    expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(B.layers.map(sha));
+
+    // Without --json, the note goes to stderr.
+    const again = await deltaimg(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${join(work, 'foreign-out2')}`]);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`note: manifest digest differs from ${bManifest}`);
+  }, 120_000);
+});
+
+describe('two-platform indexes', () => {
+  let aDir: string;
+  let bDir: string;
+  let aLayout: Awaited<ReturnType<typeof twoPlatformLayout>>;
+  let bLayout: Awaited<ReturnType<typeof twoPlatformLayout>>;
+  beforeAll(async () => {
+    // amd64 with zlib-gzip'd layers, arm64/v8 (its own config) with zstd'd ones, plus an attestation manifest.
+    aLayout = await twoPlatformLayout({ dir: '', manifest: [], config: A.config, layers: A.layers });
+    bLayout = await twoPlatformLayout({ dir: '', manifest: [], config: B.config, layers: B.layers });
+    aDir = join(work, 'multi-a');
+    bDir = join(work, 'multi-b');
+    await writeDir(aDir, aLayout.files);
+    await writeDir(bDir, bLayout.files);
+  }, 60_000);
+
+  it('diffs both platforms by default; the restored oci-archive has both images with their config digests', async () => {
+    const dimg = join(work, 'multi.dimg');
+    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { rebuiltLayers: number; images: { platform: string; target: string }[] };
+    expect(diff.images).toEqual([
+      { platform: 'linux/amd64', base: aLayout.amd64.config, target: bLayout.amd64.config },
+      { platform: 'linux/arm64/v8', base: aLayout.arm64.config, target: bLayout.arm64.config },
+    ]);
+    // The platforms share their layer tars: each rebuilt layer is shipped once.
+    expect(diff.rebuiltLayers).toBe(2);
+
+    const out = join(work, 'multi-out.tar');
+    const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci-archive:${out}`, '--json'])) as ApplyJson;
+    expect(apply.images.map((i) => [i.platform, i.configDigest])).toEqual([
+      ['linux/amd64', bLayout.amd64.config],
+      ['linux/arm64/v8', bLayout.arm64.config],
+    ]);
+    // zlib's default level is replayed; zstd is not, and says so.
+    expect(apply.images[0]).toMatchObject({ manifestDigest: bLayout.amd64.manifest });
+    expect(apply.images[0]!.manifestNote).toBeUndefined();
+    expect(apply.images[1]!.manifestNote).toMatch(/cannot replay/);
+
+    const v = await verifyAgainst(`oci-archive:${out}`, dimg);
+    expect(v.report.images.map((i) => i.configDigest).sort()).toEqual([bLayout.amd64.config, bLayout.arm64.config].sort());
+    expect(v.expected).toHaveLength(2);
+  }, 120_000);
+
+  it('--platform linux/arm64 diffs that platform only', async () => {
+    const dimg = join(work, 'arm.dimg');
+    // Given before BASE and TARGET: the option takes one value (repeatable), it does not swallow them.
+    await ok(['image', 'diff', '--platform', 'linux/arm64', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '-q']);
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
+    expect(header.images.map((i) => [i.platform, i.target.configDigest])).toEqual([['linux/arm64/v8', bLayout.arm64.config]]);
+    const out = join(work, 'arm-out');
+    await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '-q']);
+    const v = await verifyAgainst(`oci:${out}`, dimg);
+    expect(v.report.images.map((i) => i.configDigest)).toEqual([bLayout.arm64.config]);
+  }, 120_000);
+
+  it('--platform takes a comma-separated list', async () => {
+    const dimg = join(work, 'both.dimg');
+    await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--platform', 'linux/arm64/v8,linux/amd64', '-q']);
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
+    expect(header.images.map((img) => img.platform).sort()).toEqual(['linux/amd64', 'linux/arm64/v8']);
+  }, 120_000);
+
+  it('a platform the target lacks is a one-line usage error, and nothing is written', async () => {
+    const amdOnly = join(work, 'amd-only');
+    await writeDir(amdOnly, singleImageLayout(B.config, B.layers.map((data) => ({ mediaType: MT.tar, data }))).files);
+    const dimg = join(work, 'lacking.dimg');
+    for (const platform of ['linux/arm64', 'linux/s390x']) {
+      const r = await deltaimg(['image', 'diff', `oci:${aDir}`, `oci:${amdOnly}`, '-o', dimg, '--platform', platform]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(new RegExp(`platform ${platform} is not in the (target|base) image.*--platform`));
+      expect(await exists(dimg)).toBe(false);
+    }
+  }, 60_000);
+});
+
+/** The members of a hand-made docker archive in the Docker >= 25 form, written as a tar. */
+async function docker25Archive(f: Fixture, name: string, out: string): Promise<string> {
+  const { files, manifestDigest } = docker25Form({ dir: '', manifest: [], config: f.config, layers: f.layers }, name);
+  await writeTar(out, files);
+  return manifestDigest;
+}
+
+describe('docker-archive in the Docker >= 25 form, restored with --format oci', () => {
+  it('keeps the manifest digest and the config digest', async () => {
+    const aTar = join(work, 'a25.tar');
+    const bTar = join(work, 'b25.tar');
+    await docker25Archive(A, 'deltaimg-test/oci-a:1', aTar);
+    const bManifest = await docker25Archive(B, 'deltaimg-test/oci-b:1', bTar);
+    const dimg = join(work, 'd25.dimg');
+    await ok(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', dimg, '-q']);
+    const out = join(work, 'b25-out.tar');
+    const apply = JSON.parse(await ok(['image', 'apply', `docker-archive:${aTar}`, dimg, '-o', `docker-archive:${out}`, '--format', 'oci', '--json'])) as ApplyJson;
+    expect(apply.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
+    const members = (await execa('tar', ['-tf', out])).stdout.split('\n');
+    expect(members).toEqual(expect.arrayContaining(['oci-layout', 'index.json', 'manifest.json', `blobs/sha256/${bManifest.slice(7)}`]));
+    // Uncompressed layers: each blob is the layer tar itself, so its bytes are B's, exactly.
+    const odd = B.layers[2]!;
+    const restored = await execa('tar', ['-xOf', out, `blobs/sha256/${sha(odd).slice(7)}`], { encoding: 'buffer' });
+    expect(Buffer.from(restored.stdout as Uint8Array).equals(odd)).toBe(true);
+    await verifyAgainst(`docker-archive:${out}`, dimg);
+  }, 120_000);
+});

@@ -46,7 +46,8 @@ export function registerImageCommand(program: Command): void {
     .argument('<BASE>', 'the image the receiver has (e.g. docker-archive:a.tar)')
     .argument('<TARGET>', 'the image to ship (e.g. docker-archive:b.tar)')
     .requiredOption('-o, --out <DIMG>', "the .dimg file to write (must not exist; '-' for stdout)")
-    .option('--platform <os/arch[/variant]...>', 'platforms to diff (default: every platform both images have)')
+    // Repeatable and comma-separated (like docker's --platform), not variadic: a variadic option would swallow BASE and TARGET after it.
+    .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
@@ -153,6 +154,10 @@ function verifyText(ref: string, result: VerifyResult): string {
   }
   for (const e of result.expected) lines.push(e.problem ? `not the expected ${e.platform} image: ${e.problem}` : `${e.platform}: exactly the expected image ${e.configDigest}`);
   return lines.join('\n');
+}
+
+function collectPlatforms(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').filter((p) => p !== '')];
 }
 
 function printJson(value: unknown): void {
