@@ -16,6 +16,8 @@
  *      path of the filesystems (docker save, layers flattened)
  *   4. the --unlinked route: the delta image FROM scratch, `docker save | gzip` vs B's, and its
  *      apply with --unlinked-source A (timed, compared to B too)
+ *   5. `dockerfile apply --layered` on the sender: B' as A's layers plus the layers it adds (timed,
+ *      their size, compared to B), or the one-line reason it refuses the pair
  * Writes bench/results-docker.json and bench/RESULTS-docker.md. Images and the registry made here
  * are removed at the end; deltaimg/runtime stays.
  */
@@ -413,7 +415,14 @@ async function benchPair(pair, registry, receiver) {
   const dirB = join(TREES, pair.name, 'b');
   for (const d of [dirA, dirB]) if (!existsSync(d)) throw new Error(`${d} is missing: run bash bench/fetch-data.sh first`);
   const repo = `bench/${pair.name}`;
-  const img = { a: `${repo}:a`, b: `${repo}:b`, aToB: `${repo}:a-to-b`, alone: `${repo}:a-to-b-alone`, restoredAlone: `${repo}:b-restored-unlinked` };
+  const img = {
+    a: `${repo}:a`,
+    b: `${repo}:b`,
+    aToB: `${repo}:a-to-b`,
+    alone: `${repo}:a-to-b-alone`,
+    restoredAlone: `${repo}:b-restored-unlinked`,
+    restoredLayered: `${repo}:b-restored-layered`,
+  };
   const remote = { a: `${registry.address}/${repo}:a`, aToB: `${registry.address}/${repo}:a-to-b`, b: `${registry.address}/${repo}:b` };
   const restored = `${repo}:b-restored`;
   const result = { pair: pair.name, what: pair.what };
@@ -431,6 +440,7 @@ async function benchPair(pair, registry, receiver) {
     result.receiver = await receiverSide(registry, receiver, remote, restored);
     result.imageBytes.restored = result.receiver.restoredBytes;
     result.unlinked = await unlinkedRoute(img);
+    result.layered = await layeredRoute(img);
     return result;
   } finally {
     await execa(DOCKER, ['rmi', '-f', ...Object.values(img), ...Object.values(remote)], { env: SENDER.env, reject: false });
@@ -502,6 +512,28 @@ async function unlinkedRoute(img) {
   const applyBuildSeconds = (await deltaimgBuild(SENDER, ['apply', img.alone, '--unlinked-source', img.a], img.restoredAlone)).seconds;
   const restoredVsB = compareFilesystems(await imageFilesystem(SENDER, img.b), await imageFilesystem(SENDER, img.restoredAlone));
   return { diffBuildSeconds, saveGzipBytes, applyBuildSeconds, imageBytesAlone: await imageSize(SENDER, img.alone), restoredVsB };
+}
+
+/** `apply --layered` on the sender: A's layers kept, what the added layers weigh, B' vs B; or why it refuses. */
+async function layeredRoute(img) {
+  log(`${img.b}: dockerfile apply --layered`);
+  let applyBuildSeconds;
+  try {
+    applyBuildSeconds = (await deltaimgBuild(SENDER, ['apply', img.aToB, '--layered'], img.restoredLayered)).seconds;
+  } catch (err) {
+    const reason = String(err.message).match(/deltaimg: error: (.*)/)?.[1] ?? String(err.message).split('\n')[0];
+    return { refused: reason };
+  }
+  const layersOf = async (ref) => JSON.parse(await docker(SENDER, ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref]));
+  const [layersA, layersRestored] = [await layersOf(img.a), await layersOf(img.restoredLayered)];
+  const restoredVsB = compareFilesystems(await imageFilesystem(SENDER, img.b), await imageFilesystem(SENDER, img.restoredLayered));
+  return {
+    applyBuildSeconds,
+    sharesALayers: layersA.every((l, i) => layersRestored[i] === l),
+    addedLayers: layersRestored.length - layersA.length,
+    addedBytes: (await imageSize(SENDER, img.restoredLayered)) - (await imageSize(SENDER, img.a)),
+    restoredVsB,
+  };
 }
 
 // ---------------------------------------------------------------- machine and report
@@ -626,6 +658,17 @@ ${rows((p) => `| ${p.pair} | ${MB(p.imageBytes.a)} | ${MB(p.imageBytes.b)} | ${M
 ${rows((p) => {
   const s = p.unlinked.saveGzipBytes;
   return `| ${p.pair} | ${MB(s.b)} | ${KB(s.aToBAlone)} | ${X(s.b, s.aToBAlone)} less |`;
+})}
+
+## \`dockerfile apply --layered\`: B' as A's layers plus the changes
+
+| pair | apply build | A's layers kept (by diff id) | layers added | bytes added on disk | B' files vs B |
+| --- | ---: | --- | ---: | ---: | --- |
+${rows((p) => {
+  const l = p.layered;
+  if (!l) return `| ${p.pair} | not measured | | | | |`;
+  if (l.refused) return `| ${p.pair} | refused: ${l.refused} | | | | |`;
+  return `| ${p.pair} | ${S(l.applyBuildSeconds)} | ${l.sharesALayers ? 'yes' : '**no**'} | ${l.addedLayers} | ${KB(l.addedBytes)} | ${fidelity(l.restoredVsB)} |`;
 })}
 
 Raw numbers: bench/results-docker.json (bytes and seconds).
