@@ -393,3 +393,164 @@ describe('docker-archive in the Docker >= 25 form, restored with --format oci', 
     await verifyAgainst(`docker-archive:${out}`, dimg);
   }, 120_000);
 });
+
+/** Runs `deltaimg ARGS < input > output` through a shell: one stdin, one stdout, both files. */
+function deltaimgPiped(args: string[], input: string | undefined, output: string) {
+  const script = `exec node "$@"${input ? ' < "$DELTAIMG_IN"' : ''} > "$DELTAIMG_OUT"`;
+  return execa('sh', ['-c', script, 'sh', CLI, ...args], {
+    env: { DELTAIMG_DOCKER: DOCKER, DELTAIMG_IN: input ?? '', DELTAIMG_OUT: output },
+    reject: false,
+  });
+}
+
+/** Classic `docker save`-shaped archives of A and B, made by hand. */
+async function classicPair(aName: string, bName: string): Promise<{ aTar: string; bTar: string }> {
+  const aTar = join(work, `${aName.replace(/\W/g, '_')}.tar`);
+  const bTar = join(work, `${bName.replace(/\W/g, '_')}.tar`);
+  await writeTar(aTar, classicArchive(A.config, A.layers, aName));
+  await writeTar(bTar, classicArchive(B.config, B.layers, bName));
+  return { aTar, bTar };
+}
+
+describe('stdin and stdout', () => {
+  it('diff -o - writes the .dimg to stdout; apply reads it from stdin and writes the archive to stdout', async () => {
+    const { aTar, bTar } = await classicPair('deltaimg-test/stdio-a:1', 'deltaimg-test/stdio-b:1');
+    const dimg = join(work, 'stdio.dimg');
+    const diff = await deltaimgPiped(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', '-', '-q'], undefined, dimg);
+    expect(diff.exitCode, diff.stderr).toBe(0);
+    expect(diff.stderr).toBe('');
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
+    expect(header.images[0]!.target.configDigest).toBe(B.configDigest);
+
+    const out = join(work, 'stdio-out.tar');
+    const apply = await deltaimgPiped(['image', 'apply', `docker-archive:${aTar}`, '-', '-o', '-'], dimg, out);
+    expect(apply.exitCode, apply.stderr).toBe(0);
+    expect(apply.stderr).toContain(`restored linux/amd64 image ${B.configDigest}`);
+    const v = await verifyAgainst(`docker-archive:${out}`, dimg);
+    expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(B.layers.map(sha));
+  }, 120_000);
+
+  it('--json with -o - is a usage error (both want stdout)', async () => {
+    const r = await deltaimg(['image', 'diff', 'docker-archive:/nonexistent-a.tar', 'docker-archive:/nonexistent-b.tar', '-o', '-', '--json']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('hostile and damaged inputs', () => {
+  let aTar: string;
+  let dimg: string;
+  let members: string;
+  let header: DimgHeaderJson;
+
+  beforeAll(async () => {
+    ({ aTar } = await classicPair('deltaimg-test/hostile-a:1', 'deltaimg-test/hostile-b:1'));
+    const bTar = aTar.replace('hostile_a', 'hostile_b');
+    dimg = join(work, 'hostile-base.dimg');
+    await ok(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', dimg, '-q']);
+    members = join(work, 'hostile-members');
+    await mkdir(members);
+    await execa('tar', ['-xf', dimg, '-C', members]);
+    header = JSON.parse(await readFile(join(members, 'dimg.json'), 'utf8')) as DimgHeaderJson;
+  }, 120_000);
+
+  /** A .dimg holding `head` as its header, then the members named (their real bytes unless given). */
+  async function craft(name: string, head: DimgHeaderJson, entries: { name: string; data?: Buffer }[]): Promise<string> {
+    const pack = tar.pack();
+    pack.entry({ name: 'dimg.json' }, Buffer.from(JSON.stringify(head)));
+    for (const e of entries) pack.entry({ name: e.name }, e.data ?? (await readFile(join(members, e.name))));
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
+    const path = join(work, name);
+    await writeFile(path, Buffer.concat(chunks));
+    return path;
+  }
+
+  const allMembers = () => header.members.map((m) => ({ name: m.name }));
+
+  async function expectRefused(base: string, file: string, pattern: RegExp, transport: 'oci' | 'docker-archive' = 'oci'): Promise<void> {
+    const out = join(work, `refused-${Math.random().toString(36).slice(2)}`);
+    const r = await deltaimg(['image', 'apply', `docker-archive:${base}`, file, '-o', `${transport}:${out}`]);
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+    expect(r.stderr).toMatch(pattern);
+    expect(await exists(out)).toBe(false);
+  }
+
+  it('the crafted copy of a good .dimg applies (the crafting itself is sound)', async () => {
+    const copy = await craft('crafted-good.dimg', header, allMembers());
+    const out = join(work, 'crafted-good-out');
+    await ok(['image', 'apply', `docker-archive:${aTar}`, copy, '-o', `oci:${out}`, '-q']);
+    await verifyAgainst(`oci:${out}`, copy);
+  }, 120_000);
+
+  it('refuses a member named ../x that the header does not list', async () => {
+    const file = await craft('dotdot-member.dimg', header, [...allMembers(), { name: '../x', data: Buffer.from('escape') }]);
+    await expectRefused(aTar, file, /dotdot-member\.dimg is damaged: unexpected member "\.\.\/x"/);
+    expect(await exists(join(work, 'x'))).toBe(false);
+  });
+
+  it('refuses a header listing a member outside', async () => {
+    const evil = { name: '../x', size: 6, sha256: sha(Buffer.from('escape')).slice(7) };
+    const file = await craft('dotdot-listed.dimg', { ...header, members: [...header.members, evil] }, [...allMembers(), { name: '../x', data: Buffer.from('escape') }]);
+    await expectRefused(aTar, file, /dotdot-listed\.dimg is damaged: its header lists an invalid member "\.\.\/x"/);
+  });
+
+  it('refuses a header whose layer or config points outside the members', async () => {
+    const layer = header.layers[0]!;
+    const outsideSkeleton = { ...header, layers: [{ ...layer, skeletonMember: '../../../etc/passwd' }, ...header.layers.slice(1)] };
+    await expectRefused(aTar, await craft('outside-skeleton.dimg', outsideSkeleton, allMembers()), /outside-skeleton\.dimg is damaged: its header refers to member "\.\.\/\.\.\/\.\.\/etc\/passwd", which it does not list/);
+    const outsideDelta = { ...header, layers: [{ ...layer, deltaPrefix: '../../..' }, ...header.layers.slice(1)] };
+    await expectRefused(aTar, await craft('outside-delta.dimg', outsideDelta, allMembers()), /outside-delta\.dimg is damaged: its header gives layer sha256:[0-9a-f]{64} an invalid delta prefix "\.\.\/\.\.\/\.\."/);
+    const image = header.images[0]!;
+    const outsideConfig = { ...header, images: [{ ...image, target: { ...image.target, configMember: '/etc/passwd' } }] };
+    await expectRefused(aTar, await craft('outside-config.dimg', outsideConfig, allMembers()), /outside-config\.dimg is damaged: its header refers to member "\/etc\/passwd"/);
+  });
+
+  it('refuses a header listing a member the file does not hold', async () => {
+    const file = await craft('missing-member.dimg', header, allMembers().slice(0, -1));
+    await expectRefused(aTar, file, /missing-member\.dimg is damaged: .*truncated/);
+  });
+
+  it('refuses a base whose layer is damaged (rebuilt-from and shared layers alike)', async () => {
+    for (const [i, layer] of A.layers.entries()) {
+      const flipped = Buffer.from(layer);
+      // Inside the first file's data block: the tar still parses, the bytes no longer hash to the diff_id.
+      const at = firstDataOffset(flipped);
+      flipped[at] = flipped[at]! ^ 0x20;
+      const base = join(work, `damaged-base-${i}.tar`);
+      await writeTar(base, classicArchive(A.config, A.layers.map((l, j) => (j === i ? flipped : l)), 'deltaimg-test/damaged:1'));
+      await expectRefused(base, dimg, new RegExp(`damaged-base-${i}\\.tar: .*hashes to sha256:[0-9a-f]{64}, expected ${sha(layer)}`));
+    }
+  }, 120_000);
+
+  it('refuses a damaged base layer that is only copied into the result (nothing rebuilt), leaving no output', async () => {
+    // B2 = A's first layer under a new config: apply extracts nothing and streams A's layer into the output.
+    const b2 = fixture([A.layers[0]!]);
+    const b2Tar = join(work, 'shared-only-b.tar');
+    await writeTar(b2Tar, classicArchive(b2.config, b2.layers, 'deltaimg-test/shared-only:1'));
+    const sharedOnly = join(work, 'shared-only.dimg');
+    await ok(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${b2Tar}`, '-o', sharedOnly, '-q']);
+    const flipped = Buffer.from(A.layers[0]!);
+    const at = firstDataOffset(flipped);
+    flipped[at] = flipped[at]! ^ 0x20;
+    const base = join(work, 'damaged-shared.tar');
+    await writeTar(base, classicArchive(A.config, [flipped, A.layers[1]!], 'deltaimg-test/damaged:1'));
+    for (const transport of ['oci', 'docker-archive'] as const) {
+      await expectRefused(base, sharedOnly, new RegExp(`hashes to sha256:[0-9a-f]{64}, expected ${sha(A.layers[0]!)}`), transport);
+    }
+  }, 120_000);
+});
+
+/** Offset of the first byte of file data in a tar: after the first header whose size is non-zero. */
+function firstDataOffset(tarBytes: Buffer): number {
+  for (let pos = 0; pos + 512 <= tarBytes.length; ) {
+    const size = parseInt(tarBytes.subarray(pos + 124, pos + 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
+    const type = String.fromCharCode(tarBytes[pos + 156]!);
+    if (size > 0 && (type === '0' || type === '\0')) return pos + 512;
+    pos += 512 + Math.ceil(size / 512) * 512;
+  }
+  throw new Error('no file data in tar');
+}

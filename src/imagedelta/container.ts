@@ -224,7 +224,27 @@ export function checkHeader(path: string, h: Partial<DimgHeader>): DimgHeader {
       throw damaged(path, `its header lists an invalid member ${JSON.stringify(m?.name)}`);
     }
   }
+  checkMemberRefs(path, h as DimgHeader);
   return h as DimgHeader;
+}
+
+/**
+ * Apply opens configs, manifests, skeletons and tree deltas by the names the header gives;
+ * each must be a listed member (the delta prefix at least a member-shaped name), or a hostile
+ * header could make apply read files outside the unpacked members.
+ */
+function checkMemberRefs(path: string, h: DimgHeader): void {
+  const listed = new Set(h.members.map((m) => m.name));
+  const refs: unknown[] = [];
+  for (const image of h.images) refs.push(image?.target?.configMember, ...(image?.target?.manifest ? [image.target.manifest.member] : []));
+  for (const layer of h.layers) refs.push(layer?.skeletonMember);
+  for (const ref of refs) {
+    if (typeof ref !== 'string' || !listed.has(ref)) throw damaged(path, `its header refers to member ${JSON.stringify(ref)}, which it does not list`);
+  }
+  for (const layer of h.layers) {
+    const prefix: unknown = layer.deltaPrefix;
+    if (typeof prefix !== 'string' || !MEMBER_NAME.test(prefix)) throw damaged(path, `its header gives layer ${layer.diffId} an invalid delta prefix ${JSON.stringify(prefix)}`);
+  }
 }
 
 export function damaged(path: string, why: string): DeltaimgError {
