@@ -9,14 +9,17 @@
 //   --quick   the small pairs only (libc, libcrypto, npm app, 200 small files)
 //   --render  rewrite RESULTS.md from the existing results.json, measure nothing
 //   --results DIR  read/write results.json and RESULTS.md in DIR instead of bench/
-//   --reuse-zstd   take the tree pairs' zstd numbers from the previous results.json (zstd -19 on the
-//                  400 MB kernel tars alone takes ~9 min; the peer does not change between runs)
+//   --reuse-zstd   take the zstd numbers (file and tree pairs) from the previous results.json (zstd -19
+//                  on the 400 MB kernel tars alone takes ~9 min; the peer does not change between runs)
+//   --repeat N     time decodes (ours / xdelta3), tree diffs (ours / algorithm script) and applies
+//                  (ours / cp -a) N times each, alternating, and report the medians (default 3)
+//   --pairs a,b    only these file/tree pair ids (e.g. --pairs debian,big)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compareTrees, gzipLayerBytes, machineInfo, runMeasured, sameBytes, treeStats } from './lib/measure.mjs';
+import { compareTrees, gzipLayerBytes, machineInfo, runAlternating, runMeasured, sameBytes, treeStats } from './lib/measure.mjs';
 import { evaluateTargets, renderMarkdown } from './lib/report.mjs';
 import { selectSmallPairs } from './lib/small-pairs.mjs';
 
@@ -27,6 +30,8 @@ const WORK = join(BENCH, 'work');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const ALGO = join(BENCH, 'deltaimage-algo.sh');
 let RESULTS_JSON = join(BENCH, 'results.json');
+/** The parsed command line (set by main). */
+let OPTIONS = { repeat: 1 };
 let RESULTS_MD = join(BENCH, 'RESULTS.md');
 
 /** Source window for both VCDIFF encoders (xdelta3 -B; xdelta3's default). */
@@ -68,7 +73,7 @@ const TOOLS = {
 // --- options -----------------------------------------------------------------------------------
 
 function parseOptions(argv) {
-  const opts = { only: null, quick: false, render: false, results: null, reuseZstd: false };
+  const opts = { only: null, quick: false, render: false, results: null, reuseZstd: false, repeat: 3, pairs: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') opts.quick = true;
@@ -76,8 +81,10 @@ function parseOptions(argv) {
     else if (arg === '--only' && ['files', 'trees'].includes(argv[i + 1])) opts.only = argv[++i];
     else if (arg === '--results' && argv[i + 1]) opts.results = argv[++i];
     else if (arg === '--reuse-zstd') opts.reuseZstd = true;
+    else if (arg === '--repeat' && Number(argv[i + 1]) >= 1) opts.repeat = Math.floor(Number(argv[++i]));
+    else if (arg === '--pairs' && argv[i + 1]) opts.pairs = argv[++i].split(',');
     else {
-      console.error('usage: node bench/run.mjs [--only files|trees] [--quick] [--render] [--results DIR] [--reuse-zstd]');
+      console.error('usage: node bench/run.mjs [--only files|trees] [--quick] [--render] [--results DIR] [--reuse-zstd] [--repeat N] [--pairs a,b]');
       process.exit(2);
     }
   }
@@ -109,7 +116,34 @@ async function measureFileTool(tool, a, b, dir) {
   return { deltaBytes, encode, decode, verified };
 }
 
-async function measureFilePairs(pairs) {
+/**
+ * Decode times of ours and xdelta3 (and for the big pair encode times too, where the encode
+ * target applies) measured REPEAT times, alternating, each output removed before the next run:
+ * a single run each is at the mercy of the machine's other load and of page-cache state (the
+ * decode that runs right after a large file was deleted writes its output much faster).
+ */
+async function repeatVcdiffTimings(row, pair, a, b, dir) {
+  if (OPTIONS.repeat <= 1 || !row.tools.ours.encode.ok || !row.tools.xdelta3.encode.ok) return;
+  log(`file pair ${pair.id}: decodes x${OPTIONS.repeat}, alternating`);
+  const out = join(dir, 'repeat.out');
+  const removeOut = () => rmSync(out, { force: true });
+  const decodes = await runAlternating(
+    ['ours', 'xdelta3'].map((tool) => ({ key: tool, argv: TOOLS[tool].decode(a, join(dir, `${tool}.delta`), out), before: removeOut })),
+    OPTIONS.repeat,
+  );
+  removeOut();
+  for (const tool of ['ours', 'xdelta3']) row.tools[tool].decode = { ...decodes[tool], stdout: undefined };
+  if (pair.id !== 'big') return;
+  log(`file pair ${pair.id}: encodes x${OPTIONS.repeat}, alternating`);
+  const encodes = await runAlternating(
+    ['ours', 'xdelta3'].map((tool) => ({ key: tool, argv: TOOLS[tool].encode(a, b, out), before: removeOut })),
+    OPTIONS.repeat,
+  );
+  removeOut();
+  for (const tool of ['ours', 'xdelta3']) row.tools[tool].encode = { ...encodes[tool], stdout: undefined };
+}
+
+async function measureFilePairs(pairs, previousFiles) {
   const results = [];
   for (const pair of pairs) {
     const a = join(DATA, 'files', `${pair.id}.a`);
@@ -117,10 +151,16 @@ async function measureFilePairs(pairs) {
     const dir = freshDir(join(WORK, 'files', pair.id));
     const row = { id: pair.id, label: pair.label, sizeA: statSync(a).size, sizeB: statSync(b).size, tools: {} };
     for (const tool of ['ours', 'xdelta3', 'zstd']) {
+      const earlier = tool === 'zstd' ? previousFiles?.find((r) => r.id === pair.id)?.tools.zstd : undefined;
+      if (earlier?.encode?.ok) {
+        row.tools.zstd = { ...earlier, reusedFrom: earlier.reusedFrom ?? previousFiles.measuredAt };
+        continue;
+      }
       log(`file pair ${pair.id}: ${tool}`);
       row.tools[tool] = await measureFileTool(tool, a, b, dir);
       if (!row.tools[tool].encode.ok) log(`  ${tool} failed: ${row.tools[tool].encode.error.split('\n').pop()}`);
     }
+    await repeatVcdiffTimings(row, pair, a, b, dir);
     rmSync(dir, { recursive: true, force: true });
     results.push(row);
   }
@@ -203,6 +243,37 @@ function parseJson(text) {
   }
 }
 
+/**
+ * apply vs cp -a (every pair) and, for the Debian pair (the diff-time target), diff vs the
+ * algorithm script: REPEAT runs each, alternating, medians kept (see repeatVcdiffTimings).
+ */
+async function repeatTreeTimings(row, pair, a, b, dir) {
+  if (OPTIONS.repeat <= 1 || !row.ours.diff.ok) return;
+  const fresh = (path) => () => rmSync(path, { recursive: true, force: true });
+  const delta = join(dir, 'ours-delta');
+  log(`tree pair ${pair.id}: apply / cp -a x${OPTIONS.repeat}, alternating`);
+  const applies = await runAlternating(
+    [
+      { key: 'cp', argv: ['cp', '-a', b, join(dir, 'cp-out')], before: fresh(join(dir, 'cp-out')) },
+      { key: 'apply', argv: ['node', CLI, 'apply', a, delta, '--out', join(dir, 'rep-out'), '--json', '-q'], before: fresh(join(dir, 'rep-out')) },
+    ],
+    OPTIONS.repeat,
+  );
+  row.cpA = { ...applies.cp, stdout: undefined };
+  if (row.ours.apply.ok) row.ours.apply = { ...applies.apply, stdout: undefined };
+  if (pair.id !== 'debian' || !row.deltaimageAlgo.diff.ok) return;
+  log(`tree pair ${pair.id}: diff / algorithm x${OPTIONS.repeat}, alternating`);
+  const diffs = await runAlternating(
+    [
+      { key: 'ours', argv: ['node', CLI, 'diff', a, b, '--out', join(dir, 'rep-delta'), '-q'], before: fresh(join(dir, 'rep-delta')) },
+      { key: 'algo', argv: ['bash', ALGO, 'diff', a, b, join(dir, 'rep-algo')], before: fresh(join(dir, 'rep-algo')) },
+    ],
+    OPTIONS.repeat,
+  );
+  row.ours.diff = { ...row.ours.diff, ...diffs.ours, stdout: undefined };
+  row.deltaimageAlgo.diff = { ...diffs.algo, stdout: undefined };
+}
+
 async function measureOursTree(a, b, dir) {
   const delta = join(dir, 'ours-delta');
   const out = join(dir, 'ours-out');
@@ -260,6 +331,7 @@ async function measureTreePairs(pairs, fileResults, previousZstd, onRow) {
     row.zstd = await measureZstdTree(pair, fileResults, previousZstd);
     log(`tree pair ${pair.id}: cp -a`);
     row.cpA = await runMeasured(['cp', '-a', b, join(dir, 'cp-out')]);
+    await repeatTreeTimings(row, pair, a, b, dir);
     rmSync(dir, { recursive: true, force: true });
     results.push(row);
     onRow(results);
@@ -299,6 +371,28 @@ function carryOver(results, opts) {
   }
 }
 
+/**
+ * With --pairs, the rows just measured (stamped with date and commit) plus the previous run's
+ * rows of the other pairs, each keeping the stamp of the run that measured it.
+ */
+function withEarlierRows(rows, previous, level, order, commit) {
+  const now = new Date().toISOString();
+  for (const r of rows) r.measuredAt ??= { date: now, commit };
+  if (!previous?.[level]) return rows;
+  const stage = previous.stages?.[level] ?? { date: previous.machine.date, commit: previous.machine.commit };
+  const byId = new Map(previous[level].map((r) => [r.id, { ...r, measuredAt: r.measuredAt ?? { date: stage.date, commit: stage.commit } }]));
+  for (const r of rows) byId.set(r.id, r);
+  return order.map((p) => byId.get(p.id)).filter(Boolean);
+}
+
+/** The file rows of the previous results.json, tagged with when they were measured (for --reuse-zstd). */
+function previousFiles() {
+  if (!existsSync(RESULTS_JSON)) return null;
+  const previous = JSON.parse(readFileSync(RESULTS_JSON, 'utf8'));
+  const measuredAt = previous.stages?.files?.date ?? previous.machine.date;
+  return previous.files ? Object.assign(previous.files, { measuredAt }) : null;
+}
+
 /** The tree rows of the previous results.json, tagged with when they were measured (for --reuse-zstd). */
 function previousTrees() {
   if (!existsSync(RESULTS_JSON)) return null;
@@ -309,6 +403,7 @@ function previousTrees() {
 
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
+  OPTIONS = opts;
   if (opts.results) {
     mkdirSync(opts.results, { recursive: true });
     RESULTS_JSON = join(opts.results, 'results.json');
@@ -318,31 +413,35 @@ async function main() {
   if (!existsSync(CLI)) log(`warning: ${CLI} missing (run npm run build); deltaimg rows will fail`);
   fetchData(opts.quick);
   const previousTreeRows = opts.reuseZstd ? previousTrees() : null; // read before any checkpoint overwrites it
+  const previousFileRows = opts.reuseZstd ? previousFiles() : null;
   const started = Date.now();
   const machine = machineInfo();
   const results = { machine, options: { ...opts, windowBytes: WINDOW }, stages: {}, files: null, smallFiles: null, trees: null };
   carryOver(results, opts);
-  const pick = (pairs) => pairs.filter((p) => p.quick || !opts.quick);
+  const pick = (pairs) => pairs.filter((p) => (p.quick || !opts.quick) && (!opts.pairs || opts.pairs.includes(p.id)));
   const stamp = (level, since) => {
     results.stages[level] = { date: new Date(since).toISOString(), commit: machine.commit, seconds: (Date.now() - since) / 1000 };
   };
   // results.json is rewritten after each stage: an interrupted run still leaves its numbers.
   const checkpoint = () => writeFileSync(RESULTS_JSON, JSON.stringify(results, null, 2) + '\n');
+  const previous = opts.pairs && existsSync(RESULTS_JSON) ? JSON.parse(readFileSync(RESULTS_JSON, 'utf8')) : null;
   if (opts.only !== 'trees') {
     const since = Date.now();
-    results.files = await measureFilePairs(pick(FILE_PAIRS));
+    results.files = withEarlierRows(await measureFilePairs(pick(FILE_PAIRS), previousFileRows), previous, 'files', FILE_PAIRS, machine.commit);
     checkpoint();
-    results.smallFiles = await measureSmallFiles();
+    if (!opts.pairs) results.smallFiles = await measureSmallFiles();
+    else results.smallFiles = previous?.smallFiles ?? null;
     stamp('files', since);
     checkpoint();
   }
   if (opts.only !== 'files') {
     const since = Date.now();
     results.trees = await measureTreePairs(pick(TREE_PAIRS), results.files, previousTreeRows, (rows) => {
-      results.trees = rows;
+      results.trees = withEarlierRows(rows, previous, 'trees', TREE_PAIRS, machine.commit);
       stamp('trees', since);
       checkpoint();
     });
+    results.trees = withEarlierRows(results.trees, previous, 'trees', TREE_PAIRS, machine.commit);
   }
   results.machine.loadAverageAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
   results.totalSeconds = (Date.now() - started) / 1000;

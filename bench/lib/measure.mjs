@@ -37,6 +37,33 @@ export async function runMeasured(argv, { cwd } = {}) {
   return { ok: true, seconds, peakRssBytes, stdout };
 }
 
+/**
+ * Runs each step `times` times, alternating (A, B, A, B, ...) so both see the same machine
+ * load and the same page-cache state; `before` runs unmeasured ahead of every step (e.g. to
+ * remove its previous output). Each result is the step's median run by wall time, with all
+ * the wall times in `runs` and the largest peak RSS of any run.
+ * @param {{ key: string, argv: string[], before?: () => void }[]} steps
+ */
+export async function runAlternating(steps, times) {
+  const all = Object.fromEntries(steps.map((s) => [s.key, []]));
+  for (let i = 0; i < times; i++) {
+    for (const step of steps) {
+      step.before?.();
+      all[step.key].push(await runMeasured(step.argv));
+    }
+  }
+  return Object.fromEntries(steps.map((s) => [s.key, medianRun(all[s.key])]));
+}
+
+function medianRun(results) {
+  const failed = results.find((r) => !r.ok);
+  if (failed) return failed;
+  const sorted = [...results].sort((a, b) => a.seconds - b.seconds);
+  const median = sorted[(sorted.length - 1) >> 1];
+  const peaks = results.map((r) => r.peakRssBytes).filter((x) => x != null);
+  return { ...median, peakRssBytes: peaks.length ? Math.max(...peaks) : null, runs: results.map((r) => Number(r.seconds.toFixed(3))) };
+}
+
 function spawnCollect(command, args, cwd) {
   return new Promise((resolve) => {
     const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -155,16 +155,26 @@ function machineSection(results) {
 
 /** When the two levels were measured in separate runs (--only), when and at which commit each was. */
 function stageRows(results) {
-  return Object.entries(results.stages ?? {}).map(([level, st]) => [
+  const stages = Object.entries(results.stages ?? {}).map(([level, st]) => [
     `${level === 'files' ? 'file pairs' : 'tree pairs'} measured`,
     `${st.date}, commit ${st.commit}, ${fixed(st.seconds / 60, 1)} min`,
   ]);
+  // Runs with --pairs measure some pairs only; each row then says when and at which commit.
+  const rows = [...(results.files ?? []).map((r) => ['file pair', r]), ...(results.trees ?? []).map((r) => ['tree pair', r])]
+    .filter(([, r]) => r.measuredAt)
+    .map(([what, r]) => [`${what} ${r.id} measured`, `${r.measuredAt.date}, commit ${r.measuredAt.commit}`]);
+  return [...stages, ...rows];
 }
 
 function targetsSection(results) {
   const rows = (results.targets ?? []).map((t) => [t.area, t.target, t.measured, verdict(t.pass)]);
   const passed = (results.targets ?? []).filter((t) => t.pass === true).length;
   return ['## Targets', '', `${passed} of ${rows.length} met.`, '', table(['area', 'target', 'measured', 'result'], rows)].join('\n');
+}
+
+function zstdReuseNote(files) {
+  const reused = [...new Set(files.map((p) => p.tools.zstd?.reusedFrom).filter(Boolean))];
+  return reused.length ? ['', `zstd rows: measured in the run of ${reused.join(', ')} (--reuse-zstd; zstd does not change between runs).`] : [];
 }
 
 function toolRow(pair, name, t) {
@@ -205,6 +215,7 @@ function filesSection(results) {
     `MB/s = bytes of B / wall seconds (10^6 bytes). Source window ${results.options.windowBytes / MiB} MiB for both VCDIFF encoders.`,
     '',
     table(header, rows),
+    ...zstdReuseNote(results.files),
   ].join('\n');
 }
 
@@ -285,8 +296,11 @@ const METHOD = `## Method
 - Every tool runs as a child process under \`/usr/bin/time -v\`: wall time from a monotonic clock around the
   process, peak RSS = time's "Maximum resident set size" (for scripts: the largest single process).
   deltaimg runs as \`node dist/cli/main.js ...\`, so its times include node start-up and wasm compilation.
-- One run of each measurement, page cache warm (the inputs were just read), on a machine shared with other work
-  (see the load averages above): treat differences of a few percent as noise.
+- Page cache warm (the inputs were just read), on a machine shared with other work (see the load averages
+  above): treat differences of a few percent as noise. Timings compared against a target are repeated
+  (\`--repeat N\`, default 3) and alternate between ours and the reference (decode: ours / xdelta3, and
+  encode too for the big pair; apply / cp -a; the Debian diff / the algorithm script), each output removed
+  before the next run; the tables show the median run (all runs in results.json). Everything else: one run.
 - File pairs: \`deltaimg vcdiff encode --level 9 --secondary djw --window 67108864 -s A B D\` / \`deltaimg vcdiff decode --window 67108864 -s A D OUT\`;
   \`xdelta3 -e -D -9 -S djw -B 67108864 -s A B D\` / \`xdelta3 -d -R -B 67108864 -s A D OUT\` (-D/-R: no external gzip (de)compression);
   \`zstd -19 --long=31 --patch-from=A B\` / \`zstd -d --long=31 --patch-from=A\`. Every decoded file is compared with B.
