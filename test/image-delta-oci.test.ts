@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeDocker, docker, DOCKER, imageId, REPO_ROOT } from './helpers/docker.js';
+import { describeDocker, docker, DOCKER, imageId, ImageNames, REPO_ROOT } from './helpers/docker.js';
 import {
   classicArchive,
   docker25Form,
@@ -96,13 +96,17 @@ function baseOddLayer(): Promise<Buffer> {
   ]);
 }
 
-/** B's odd layer: duplicate paths, hardlinks (also to a duplicated path), long names, whiteouts and an opaque dir. */
-function targetOddLayer(): Promise<Buffer> {
+/**
+ * B's odd layer: duplicate paths, hardlinks (also to a duplicated path), long names, whiteouts and an opaque dir.
+ * `forEngine` leaves out the duplicate paths, which the engine refuses to load ("duplicates of file paths not supported").
+ */
+function targetOddLayer(forEngine = false): Promise<Buffer> {
+  const duplicates = (entries: RawEntry[]) => (forEngine ? [] : entries);
   return streamTar([
     { name: 'etc/', type: 'directory' },
     { name: 'etc/.wh.motd' },
     { name: 'opt/', type: 'directory' },
-    { name: 'opt/app.conf', data: 'first, replaced below\n' },
+    ...duplicates([{ name: 'opt/app.conf', data: 'first, replaced below\n' }]),
     { name: 'opt/app.conf', data: conf(7).replace('option_3 ', 'option_three ') },
     { name: 'opt/app.conf.hardlink', type: 'link', linkname: 'opt/app.conf' },
     { name: 'opt/.wh.gone' },
@@ -113,8 +117,11 @@ function targetOddLayer(): Promise<Buffer> {
     { name: `${longDir}/settings.conf`, data: conf(11) + 'extra = 1\n' },
     { name: `${longDir}/${'f'.repeat(200)}.link`, type: 'link', linkname: `${longDir}/settings.conf` },
     { name: 'opt/to-settings', type: 'symlink', linkname: `/${longDir}/settings.conf` },
-    { name: 'opt/app.conf', type: 'directory' }, // a path changing type within one layer
-    { name: 'opt/app.conf/inside', data: 'now a dir\n' },
+    // A path changing type within one layer.
+    ...duplicates([
+      { name: 'opt/app.conf', type: 'directory' },
+      { name: 'opt/app.conf/inside', data: 'now a dir\n' },
+    ]),
   ]);
 }
 
@@ -403,12 +410,12 @@ function deltaimgPiped(args: string[], input: string | undefined, output: string
   });
 }
 
-/** Classic `docker save`-shaped archives of A and B, made by hand. */
-async function classicPair(aName: string, bName: string): Promise<{ aTar: string; bTar: string }> {
+/** Classic `docker save`-shaped archives of A and B (or `target`), made by hand. */
+async function classicPair(aName: string, bName: string, target: Fixture = B): Promise<{ aTar: string; bTar: string }> {
   const aTar = join(work, `${aName.replace(/\W/g, '_')}.tar`);
   const bTar = join(work, `${bName.replace(/\W/g, '_')}.tar`);
   await writeTar(aTar, classicArchive(A.config, A.layers, aName));
-  await writeTar(bTar, classicArchive(B.config, B.layers, bName));
+  await writeTar(bTar, classicArchive(target.config, target.layers, bName));
   return { aTar, bTar };
 }
 
@@ -554,3 +561,48 @@ function firstDataOffset(tarBytes: Buffer): number {
   }
   throw new Error('no file data in tar');
 }
+
+describeDocker('restored archives in the engine', () => {
+  const images = new ImageNames();
+  let E: Fixture;
+  beforeAll(async () => {
+    E = fixture([B.layers[0]!, B.layers[1]!, await targetOddLayer(true)]);
+  });
+  afterAll(() => images.removeAll());
+
+  it('a classic archive restored through stdin and stdout loads with B\'s id (the engine unpacks every layer)', async () => {
+    const bName = images.name('oci-stdio-b');
+    const { aTar, bTar } = await classicPair(images.name('oci-stdio-a'), bName, E);
+    const dimg = join(work, 'engine-stdio.dimg');
+    expect((await deltaimgPiped(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', '-', '-q'], undefined, dimg)).exitCode).toBe(0);
+    const out = join(work, 'engine-stdio-out.tar');
+    const apply = await deltaimgPiped(['image', 'apply', `docker-archive:${aTar}`, '-', '-o', '-', '-q'], dimg, out);
+    expect(apply.exitCode, apply.stderr).toBe(0);
+    await docker(['load', '-i', out]);
+    expect(await imageId(bName)).toBe(E.configDigest);
+    // The engine unpacked every layer (odd one included) into a filesystem: a container can be made and exported from it.
+    const container = await docker(['create', bName]);
+    try {
+      const exported = await execa(DOCKER, ['export', container], { encoding: 'buffer' }).pipe('tar', ['-tf', '-']);
+      const paths = exported.stdout.split('\n');
+      expect(paths).toEqual(expect.arrayContaining(['opt/app.conf.hardlink', 'usr/share/olddir/new.txt', `${longDir}/settings.conf`]));
+      expect(paths).not.toContain('etc/motd'); // whited out by the odd layer
+    } finally {
+      await docker(['rm', container]);
+    }
+  }, 120_000);
+
+  it('a Docker >= 25 form archive restored with --format oci loads with B\'s id', async () => {
+    const aTar = join(work, 'engine-a25.tar');
+    const bTar = join(work, 'engine-b25.tar');
+    const bName = images.name('oci-d25-b');
+    await docker25Archive(A, images.name('oci-d25-a'), aTar);
+    await docker25Archive(E, bName, bTar);
+    const dimg = join(work, 'engine-d25.dimg');
+    await ok(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', dimg, '-q']);
+    const out = join(work, 'engine-d25-out.tar');
+    await ok(['image', 'apply', `docker-archive:${aTar}`, dimg, '-o', `docker-archive:${out}`, '--format', 'oci', '-q']);
+    await docker(['load', '-i', out]);
+    expect(await imageId(bName)).toBe(E.configDigest);
+  }, 120_000);
+});
