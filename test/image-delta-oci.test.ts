@@ -401,6 +401,31 @@ describe('docker-archive in the Docker >= 25 form, restored with --format oci', 
   }, 120_000);
 });
 
+describe('edge layers', () => {
+  it('an empty layer, the same new layer twice and a whiteout-only layer are restored in place', async () => {
+    const empty = Buffer.alloc(1024);
+    const whiteouts = await streamTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/.wh.passwd' }, { name: '.wh.home' }]);
+    const odd = B.layers[2]!;
+    const target = fixture([A.layers[0]!, empty, odd, whiteouts, odd, empty]);
+    const aDir = join(work, 'edge-a');
+    const bDir = join(work, 'edge-b');
+    const zlib6 = async (t: Buffer): Promise<LayerBlob> => ({ mediaType: MT.gzip, data: gzipSync(t) });
+    await layoutOf(A, aDir, zlib6);
+    const bManifest = await layoutOf(target, bDir, zlib6);
+    const dimg = join(work, 'edge.dimg');
+    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { rebuiltLayers: number; sharedLayers: number };
+    expect(diff).toMatchObject({ rebuiltLayers: 3, sharedLayers: 1 });
+    const out = join(work, 'edge-out');
+    const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
+    expect(apply.images).toEqual([expect.objectContaining({ configDigest: target.configDigest, manifestDigest: bManifest, layers: 6 })]);
+    const v = await verifyAgainst(`oci:${out}`, dimg);
+    expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(target.layers.map(sha));
+    const classic = join(work, 'edge-out.tar');
+    await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `docker-archive:${classic}`, '-q']);
+    await verifyAgainst(`docker-archive:${classic}`, dimg);
+  }, 120_000);
+});
+
 /** Runs `deltaimg ARGS < input > output` through a shell: one stdin, one stdout, both files. */
 function deltaimgPiped(args: string[], input: string | undefined, output: string) {
   const script = `exec node "$@"${input ? ' < "$DELTAIMG_IN"' : ''} > "$DELTAIMG_OUT"`;
