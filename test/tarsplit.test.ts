@@ -14,7 +14,18 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { execa } from 'execa';
 import tar from 'tar-stream';
-import { decodeSkeleton, encodeSkeleton, extractRootfs, joinTar, normalizeMemberPath, parseNumeric, splitTar, type SplitResult } from '../src/tarsplit/index.js';
+import {
+  DEFAULT_INLINE_MAX,
+  decodeSkeleton,
+  encodeSkeleton,
+  extractRootfs,
+  joinTar,
+  normalizeMemberPath,
+  parseNumeric,
+  splitTar,
+  type SplitOptions,
+  type SplitResult,
+} from '../src/tarsplit/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { buildImage, describeDocker, docker, ImageNames, importTree } from './helpers/docker.js';
 import { makeRichTree, pseudoRandomBytes } from './helpers/trees.js';
@@ -49,12 +60,15 @@ interface RoundTrip {
   content: string;
 }
 
-/** split -> join -> the same bytes (sha256 and size), checked against an independent hash of the file. */
-async function roundTrip(tarPath: string): Promise<RoundTrip> {
+/**
+ * split -> join -> the same bytes (sha256 and size), checked against an independent hash of the
+ * file. Files of every size go to the content tree unless opts say otherwise.
+ */
+async function roundTrip(tarPath: string, opts: SplitOptions = { inlineMax: 0 }): Promise<RoundTrip> {
   const base = fresh('rt');
   const skeleton = `${base}.skel`;
   const content = `${base}.content`;
-  const split = await splitTar(createReadStream(tarPath), skeleton, content);
+  const split = await splitTar(createReadStream(tarPath), skeleton, content, opts);
   const want = await sha256Of(tarPath);
   expect(split.tarSha256).toBe(want);
   expect(split.tarSize).toBe((await fsp.stat(tarPath)).size);
@@ -154,6 +168,17 @@ describe('split + join of GNU tar archives', () => {
       }
     });
   }
+
+  it(`by default files of at most ${DEFAULT_INLINE_MAX} bytes stay in the skeleton`, async () => {
+    const tarPath = await gnuTar(rich, ['--format=posix']);
+    const { split, content } = await roundTrip(tarPath, {});
+    const all = await roundTrip(tarPath);
+    expect(split.files).toBeGreaterThan(0);
+    expect(split.files + split.inlineFiles).toBe(all.split.files);
+    const { stdout } = await execa('find', [content, '-type', 'f', '-size', `-${DEFAULT_INLINE_MAX + 1}c`]);
+    expect(stdout).toBe('');
+    expect(split.inlineBytes + split.contentBytes).toBe(all.split.contentBytes);
+  });
 
   it('hardlinks, symlinks, fifos and device nodes stay in the skeleton', async () => {
     const dir = fresh('nodes');
@@ -446,7 +471,7 @@ describe('skeleton encoding', () => {
 
   beforeAll(async () => {
     // B: the rich tree with a few files edited and mtimes moved, as an upgrade does.
-    const a = (await roundTrip(await gnuTar(rich, ['--format=posix', '--numeric-owner']))).skeleton;
+    const a = (await roundTrip(await gnuTar(rich, ['--format=posix', '--numeric-owner']), {})).skeleton;
     const bTree = fresh('rich-b');
     await execa('cp', ['-a', rich, bTree]);
     const { stdout } = await execa('find', [bTree, '-type', 'f', '-size', '+1k', '-print0']);
@@ -454,7 +479,7 @@ describe('skeleton encoding', () => {
       await fsp.appendFile(f, `edit ${i}`);
       await fsp.utimes(f, 1_800_000_000 + i, 1_800_000_000 + i);
     }
-    bSkel = (await roundTrip(await gnuTar(bTree, ['--format=posix', '--numeric-owner']))).skeleton;
+    bSkel = (await roundTrip(await gnuTar(bTree, ['--format=posix', '--numeric-owner']), {})).skeleton;
     aSkel = a;
   });
 

@@ -5,7 +5,7 @@
  * skeleton deltas plus per-file deltas against A's root filesystem. Format: docs/format.md,
  * "Layer skeletons".
  */
-export { splitTar, type SplitResult } from './split.js';
+export { splitTar, DEFAULT_INLINE_MAX, type SplitResult, type SplitOptions } from './split.js';
 export { joinTar, type JoinOptions } from './join.js';
 export { encodeSkeleton, decodeSkeleton, type SkeletonMethod } from './encode.js';
 export { extractRootfs } from './rootfs.js';

@@ -17,7 +17,7 @@ import { normalizeMemberPath } from './header.js';
 import { ByteReader } from './reader.js';
 import { scanTar, type Member } from './scan.js';
 import { SkeletonWriter } from './skeleton.js';
-import { creatable, prepareEmptyDir, SkeletonSplitter } from './split.js';
+import { creatable, DEFAULT_INLINE_MAX, prepareEmptyDir, SkeletonSplitter } from './split.js';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -158,8 +158,8 @@ async function countFiles(dir: Buffer): Promise<{ files: number; bytes: number }
   return total;
 }
 
-async function extractLayer(open: () => Promise<NodeJS.ReadableStream>, rootfs: RootfsWriter, skeletonPath: string | undefined): Promise<void> {
-  const splitter = skeletonPath === undefined ? undefined : new SkeletonSplitter(await SkeletonWriter.create(skeletonPath));
+async function extractLayer(open: () => Promise<NodeJS.ReadableStream>, rootfs: RootfsWriter, skeletonPath: string | undefined, inlineMax: number): Promise<void> {
+  const splitter = skeletonPath === undefined ? undefined : new SkeletonSplitter(await SkeletonWriter.create(skeletonPath), inlineMax);
   let file: FileHandle | undefined;
   try {
     const reader = new ByteReader(await open());
@@ -185,15 +185,16 @@ async function extractLayer(open: () => Promise<NodeJS.ReadableStream>, rootfs: 
 
 /**
  * Writes the flattened root filesystem of `layers` (bottom first) into `dir` (new or empty).
- * opts.skeletons: also writes layer i's skeleton to skeletons[i], as splitTar would.
+ * opts.skeletons: also writes layer i's skeleton to skeletons[i], as splitTar would with the
+ * same opts.inlineMax (default DEFAULT_INLINE_MAX).
  */
 export async function extractRootfs(
   layers: Array<() => Promise<NodeJS.ReadableStream>>,
   dir: string,
-  opts: { skeletons?: string[] } = {},
+  opts: { skeletons?: string[]; inlineMax?: number } = {},
 ): Promise<{ files: number; bytes: number }> {
   await prepareEmptyDir(dir, 'root filesystem directory');
   const rootfs = new RootfsWriter(dir);
-  for (const [i, open] of layers.entries()) await extractLayer(open, rootfs, opts.skeletons?.[i]);
+  for (const [i, open] of layers.entries()) await extractLayer(open, rootfs, opts.skeletons?.[i], opts.inlineMax ?? DEFAULT_INLINE_MAX);
   return countFiles(Buffer.from(dir));
 }

@@ -20,7 +20,7 @@ export interface SplitResult {
   /** Regular-file entries whose content went to contentDir. */
   files: number;
   contentBytes: number;
-  /** Regular files with content that stayed in the skeleton (unsafe, duplicate or conflicting paths). */
+  /** Regular files with content that stayed in the skeleton (small, or unsafe, duplicate or conflicting paths). */
   inlineFiles: number;
   inlineBytes: number;
 }
@@ -29,9 +29,9 @@ export interface SplitResult {
 const NAME_MAX = 255;
 
 /**
- * Decides which regular files get a place in the content tree: a safe normalized path, not
- * used before in this layer, neither a parent of an earlier file nor below one, and short
- * enough to create. Empty files have nothing to place.
+ * Decides which regular files get a place in the content tree: more than inlineMax bytes, a
+ * safe normalized path, not used before in this layer, neither a parent of an earlier file nor
+ * below one, and short enough to create.
  */
 /** Whether a safe relative path can be created on Linux below a root of ordinary length. */
 export function creatable(path: string): boolean {
@@ -39,12 +39,14 @@ export function creatable(path: string): boolean {
 }
 
 export class ContentPlacer {
+  constructor(private readonly inlineMax: number) {}
+
   private readonly files = new Set<string>();
   /** Every directory the placed files need (their ancestors). */
   readonly dirs = new Set<string>();
 
   place(member: Member): RelPath | undefined {
-    if (!member.regular || member.size === 0) return undefined;
+    if (!member.regular || member.size <= this.inlineMax) return undefined;
     const path = normalizeMemberPath(member.name);
     if (path === undefined || !creatable(path)) return undefined;
     if (this.files.has(path) || this.dirs.has(path)) return undefined;
@@ -128,11 +130,16 @@ export async function prepareEmptyDir(dir: string, what: string): Promise<void> 
  * extractRootfs (which writes the base layers' skeletons in the same pass).
  */
 export class SkeletonSplitter {
-  readonly placer = new ContentPlacer();
+  readonly placer: ContentPlacer;
   private current: { path: RelPath; size: number } | undefined;
   readonly stats = { files: 0, contentBytes: 0, inlineFiles: 0, inlineBytes: 0 };
 
-  constructor(private readonly writer: SkeletonWriter) {}
+  constructor(
+    private readonly writer: SkeletonWriter,
+    inlineMax: number,
+  ) {
+    this.placer = new ContentPlacer(inlineMax);
+  }
 
   /** Handles one event; for a `member`, returns the content path it was given (if any). */
   async handle(event: TarEvent): Promise<RelPath | undefined> {
@@ -198,10 +205,26 @@ export class SkeletonSplitter {
   }
 }
 
+/**
+ * Regular files of at most this many bytes keep their content in the skeleton. Its VCDIFF
+ * against the base's skeletons (where the same files are inline too) encodes small files
+ * better than per-file deltas, whose records cost ~30 bytes each even for unchanged files.
+ * Measured with `image diff` on the Debian pair (one 122 MiB layer): .dimg 1,056 KB with 0,
+ * 990 KB with 2 KiB, 909 KB with 8 KiB, 870 KB with 16 KiB, 853 KB with 64 KiB, 866 KB with
+ * 256 KiB (and twice the time and memory). Part of the format: the base's skeletons must be
+ * made with the same value when a delta is applied as when it was made.
+ */
+export const DEFAULT_INLINE_MAX = 16 * 1024;
+
+export interface SplitOptions {
+  /** Regular files of at most this many bytes stay in the skeleton. Default DEFAULT_INLINE_MAX. */
+  inlineMax?: number;
+}
+
 /** Streams `tar` once: writes the skeleton file and the content tree. Never buffers a whole file. */
-export async function splitTar(tar: NodeJS.ReadableStream, skeletonPath: string, contentDir: string): Promise<SplitResult> {
+export async function splitTar(tar: NodeJS.ReadableStream, skeletonPath: string, contentDir: string, opts: SplitOptions = {}): Promise<SplitResult> {
   await prepareEmptyDir(contentDir, 'content directory');
-  const splitter = new SkeletonSplitter(await SkeletonWriter.create(skeletonPath));
+  const splitter = new SkeletonSplitter(await SkeletonWriter.create(skeletonPath), opts.inlineMax ?? DEFAULT_INLINE_MAX);
   const reader = new ByteReader(tar);
   let file: ContentFile | undefined;
   try {
