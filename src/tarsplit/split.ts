@@ -28,22 +28,22 @@ export interface SplitResult {
 /** Linux NAME_MAX: a longer component cannot be created, so such a file stays in the skeleton. */
 const NAME_MAX = 255;
 
-/**
- * Decides which regular files get a place in the content tree: more than inlineMax bytes, a
- * safe normalized path, not used before in this layer, neither a parent of an earlier file nor
- * below one, and short enough to create.
- */
 /** Whether a safe relative path can be created on Linux below a root of ordinary length. */
 export function creatable(path: string): boolean {
   return path.length <= MAX_CONTENT_PATH - 256 && path.split('/').every((p) => p.length <= NAME_MAX);
 }
 
+/**
+ * Decides which regular files get a place in the content tree: more than inlineMax bytes, a
+ * safe normalized path, not used before in this layer, neither a parent of an earlier file nor
+ * below one, and short enough to create.
+ */
 export class ContentPlacer {
-  constructor(private readonly inlineMax: number) {}
-
   private readonly files = new Set<string>();
   /** Every directory the placed files need (their ancestors). */
   readonly dirs = new Set<string>();
+
+  constructor(private readonly inlineMax: number) {}
 
   place(member: Member): RelPath | undefined {
     if (!member.regular || member.size <= this.inlineMax) return undefined;
