@@ -462,6 +462,21 @@ describe('stdin and stdout', () => {
     expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(B.layers.map(sha));
   }, 120_000);
 
+  it('two inputs from stdin are a one-line usage error', async () => {
+    for (const [args, names] of [
+      [['diff', '-', '-', '-o', join(work, 'never.dimg')], 'BASE and TARGET'],
+      [['apply', '-', '-', '-o', `oci:${join(work, 'never')}`], 'BASE and DIMG'],
+      [['verify', '-', '--against', '-'], 'IMAGE and --against'],
+    ] as const) {
+      const r = await deltaimg(['image', ...args]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(`${names} are both '-' (stdin)`);
+    }
+    expect(await exists(join(work, 'never.dimg'))).toBe(false);
+    expect(await exists(join(work, 'never'))).toBe(false);
+  });
+
   it('--json with -o - is a usage error (both want stdout)', async () => {
     const r = await deltaimg(['image', 'diff', 'docker-archive:/nonexistent-a.tar', 'docker-archive:/nonexistent-b.tar', '-o', '-', '--json']);
     expect(r.exitCode).toBe(2);

@@ -56,6 +56,7 @@ export function registerImageCommand(program: Command): void {
       const { parseImageRef, parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
       if (opts.out === '-' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
+      assertOneStdin({ BASE: base, TARGET: target });
       const result = await diffImages(parseImageRef(base), parseImageRef(target), opts.out, {
         progress: createProgress({ quiet: opts.quiet }),
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
@@ -98,6 +99,7 @@ export function registerImageCommand(program: Command): void {
       if (opts.format !== 'classic' && opts.format !== 'oci') throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
       const dest = parseImageRef(opts.out);
       if (dest.transport === 'stdio' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
+      assertOneStdin({ BASE: base, DIMG: dimg });
       const result = await applyImageDelta(parseImageRef(base), dimg, dest, {
         progress: createProgress({ quiet: opts.quiet }),
         format: opts.format,
@@ -124,6 +126,7 @@ export function registerImageCommand(program: Command): void {
     .action(async (ref: string, opts: OutputFlags & { against?: string }) => {
       const { parseImageRef } = await import('../image/index.js');
       const { verifyImage } = await import('../imagedelta/index.js');
+      assertOneStdin({ IMAGE: ref, '--against': opts.against });
       const result = await verifyImage(parseImageRef(ref), opts.against ? { against: opts.against } : {});
       if (opts.json) printJson({ image: ref, ...result });
       else process.stdout.write(verifyText(ref, result) + '\n');
@@ -154,6 +157,12 @@ function verifyText(ref: string, result: VerifyResult): string {
   }
   for (const e of result.expected) lines.push(e.problem ? `not the expected ${e.platform} image: ${e.problem}` : `${e.platform}: exactly the expected image ${e.configDigest}`);
   return lines.join('\n');
+}
+
+/** stdin can be read only once, so at most one input may be '-'. */
+function assertOneStdin(inputs: Record<string, string | undefined>): void {
+  const fromStdin = Object.keys(inputs).filter((name) => inputs[name] === '-');
+  if (fromStdin.length > 1) throw new DeltaimgError('USAGE', `${fromStdin.join(' and ')} are both '-' (stdin); only one input can come from stdin, give the other as a file`);
 }
 
 function collectPlatforms(value: string, previous: string[] = []): string[] {
