@@ -9,7 +9,7 @@
  * every distribution base has and a RUN mounts over: /proc, /sys, /dev, /etc/hosts, /etc/resolv.conf.
  */
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, chown, copyFile, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncRootInPlace } from '../src/delta/in-place.js';
 import { applyDockerfile } from '../src/docker/dockerfile.js';
 import type { RelPath } from '../src/tree/entry.js';
-import { compareTrees } from '../src/tree/compare.js';
+import { compareEntries, compareTrees } from '../src/tree/compare.js';
 import { scanTree } from '../src/tree/scan.js';
 import { inspectImage } from '../src/docker/engine.js';
 import { readDeltaImage } from '../src/docker/labels.js';
@@ -36,6 +36,7 @@ import {
   ImageNames,
   imageFilesystem,
   importTree,
+  registryAddress,
   REPO_ROOT,
 } from './helpers/docker.js';
 import { cloneTree, makeRichTree, mutateTree, RICH } from './helpers/trees.js';
@@ -200,14 +201,25 @@ describe('layer-sync on directories', () => {
 
   it('turns a copy of A into B, leaving what B keeps untouched', async () => {
     const live = await liveCopy('live');
-    const inodeBefore = statSync(join(live, RICH.tool)).ino;
+    // Files B keeps exactly as A has them must not be rewritten: same inode afterwards.
+    const [scanA, scanB] = await Promise.all([scanTree(join(work, 'a'), { hash: true }), scanTree(join(work, 'b'), { hash: true })]);
+    const inB = new Map(scanB.entries.map((e) => [e.path, e]));
+    // (A file whose hardlink group changes is rewritten with its whole group, by design.)
+    const names = (entries: typeof scanA.entries, p: string) => entries.filter((e) => e.kind === 'hardlink' && e.linkTo === p).map((e) => e.path).join();
+    const kept = scanA.entries
+      .filter((e) => e.kind === 'file' && inB.has(e.path) && compareEntries(e, inB.get(e.path)!).length === 0 && names(scanA.entries, e.path) === names(scanB.entries, e.path))
+      .map((e) => e.path);
+    expect(kept.length).toBeGreaterThan(10);
+    const inodes = (paths: string[]) => paths.map((p) => statSync(Buffer.from(join(live, p), 'latin1')).ino);
+    const before = inodes(kept);
     const r = await syncRootInPlace(join(work, 'a'), join(work, 'b'), live, { masked: [] });
     expect(r.written).toBeGreaterThan(0);
     expect(r.removed).toBeGreaterThan(0);
     const [got, want] = await Promise.all([scanTree(live, { hash: true }), scanTree(join(work, 'b'), { hash: true })]);
     // The root directory itself is the builder's in an image: not synced.
     expect(compareTrees(got, want).filter((d) => !d.startsWith('/: '))).toEqual([]);
-    expect(statSync(join(live, RICH.tool)).ino).toBe(inodeBefore); // unchanged file: same inode, never copied up
+    expect(inodes(kept)).toEqual(before);
+    expect(statSync(join(live, RICH.tool)).ino).not.toBe(statSync(join(work, 'a', RICH.tool)).ino); // edited in B: rewritten
   });
 
   it('refuses a change under a path the builder mounts over, and a mount point A lacks', async () => {
@@ -255,9 +267,9 @@ describeDocker('dockerfile apply --layered', () => {
    * Restores `target` from `delta` with --layered and checks files, config, behaviour and layers:
    * A's layers by diff id, the layer of changes, the fix-up layer (empty unless A lacks
    * /etc/hosts or /etc/resolv.conf) and WORKDIR's empty layer. Returns the entry names of the
-   * layer of changes and of the fix-up layer.
+   * layer of changes and of the fix-up layer, and B'.
    */
-  async function layeredRoundTrip(base: string, target: string, delta: string): Promise<{ changes: string[]; fixup: string[] }> {
+  async function layeredRoundTrip(base: string, target: string, delta: string): Promise<{ restored: string; changes: string[]; fixup: string[] }> {
     const restored = images.name(`layered-restored-${Math.random().toString(16).slice(2, 8)}`);
     const built = await buildImage(await dockerfileFor(['apply', delta, '--layered']), restored);
     expect(built.exitCode, built.all).toBe(0);
@@ -271,12 +283,26 @@ describeDocker('dockerfile apply --layered', () => {
     expect(r.layers[a!.layers.length]).not.toBe(EMPTY_LAYER);
     const [wantRun, gotRun] = await Promise.all([target, restored].map((ref) => docker(['run', '--rm', '--network=none', ref])));
     expect(gotRun).toBe(wantRun);
-    return { changes: await layerNames(restored, a!.layers.length), fixup: await layerNames(restored, a!.layers.length + 1) };
+    return { restored, changes: await layerNames(restored, a!.layers.length), fixup: await layerNames(restored, a!.layers.length + 1) };
   }
 
-  it('restores B as A\'s layers plus one layer of changes and whiteouts', async () => {
-    const { changes: names, fixup } = await layeredRoundTrip(A, B, aToB);
+  it('restores B as A\'s layers plus one layer of changes and whiteouts, through a registry', async () => {
+    // The receiver has A and pulls A-TO-B (A's layer is already there), then applies --layered.
+    const repo = `${registryAddress()}/deltaimg-layered-${randomBytes(3).toString('hex')}`;
+    const [remoteA, remoteDelta, remoteRestored] = [images.track(`${repo}/app:1`), images.track(`${repo}/app:1-to-2`), images.track(`${repo}/app:2`)];
+    await docker(['tag', A, remoteA]);
+    await docker(['tag', aToB, remoteDelta]);
+    await docker(['push', remoteA]);
+    await docker(['push', remoteDelta]);
+    await docker(['rmi', remoteDelta]);
+    await docker(['pull', remoteDelta]);
+
+    const { restored, changes: names, fixup } = await layeredRoundTrip(A, B, remoteDelta);
     expect(fixup).toEqual([]);
+    // Pushed next to A, B' uploads its own layers only: A's are the same blobs, by digest.
+    await docker(['tag', restored, remoteRestored]);
+    const pushed = await docker(['push', remoteRestored]);
+    expect(pushed.match(/Layer already exists/g)?.length).toBe((await inspectImage(A, { docker: DOCKER })).layers.length);
     // Only what changed: new and changed files, their directories, whiteouts for what B lacks.
     expect(names).toEqual(expect.arrayContaining([
       'app/.wh.moveme.dat', 'app/.wh.old.txt', 'app/data.bin', 'app/link', 'app/new-too.txt', 'app/new.txt',
@@ -299,14 +325,22 @@ describeDocker('dockerfile apply --layered', () => {
     await writeFile(join(root, 'etc/app.conf/inner'), 'a directory where a file was\n');
     await rm(join(root, 'home'), { recursive: true });
     await rm(join(root, 'app/old.txt'));
+    // Nodes outside /dev: the RUN makes them itself, so they stay nodes (a COPY would not keep them).
+    await mkdir(join(root, 'lib/udev'), { recursive: true });
+    fsext().mknod(Buffer.from(join(root, 'lib/udev/null')), 'char', 0o666, 1, 3);
+    await chmod(join(root, 'lib/udev/null'), 0o666);
+    fsext().mknod(Buffer.from(join(root, 'app/fifo')), 'fifo', 0o640, 0, 0);
     await setMtimes(root);
     const C = images.name('layered-c');
     await importTree(root, C, A_CONFIG);
     const aToC = images.name('layered-a-to-c');
     const built = await buildImage(await dockerfileFor(['diff', A, C]), aToC);
     expect(built.exitCode, built.all).toBe(0);
-    const { changes: names } = await layeredRoundTrip(A, C, aToC);
-    expect(names).toEqual(expect.arrayContaining(['.wh.home', 'app/.wh.old.txt', 'app/sub', 'etc/app.conf', 'etc/app.conf/inner']));
+    const { restored, changes: names } = await layeredRoundTrip(A, C, aToC);
+    expect(names).toEqual(expect.arrayContaining(['.wh.home', 'app/.wh.old.txt', 'app/fifo', 'app/sub', 'etc/app.conf', 'etc/app.conf/inner', 'lib/udev/null']));
+    const fs = await imageFilesystem(restored);
+    expect(fs.get('lib/udev/null')).toMatchObject({ type: 'char', linkname: '1:3', mode: 0o666 });
+    expect(fs.get('app/fifo')).toMatchObject({ type: 'fifo', mode: 0o640 });
     expect(names).not.toContain('bin/probe');
   });
 
@@ -360,4 +394,4 @@ describeDocker('dockerfile apply --layered', () => {
     expect(r.exitCode).not.toBe(0);
     expect(r.all).toMatch(/the --mount option requires BuildKit/);
   });
-});
+}, { needsRegistry: true });
