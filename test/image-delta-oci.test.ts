@@ -264,6 +264,23 @@ async function blobNames(dir: string): Promise<string[]> {
   return (await readdir(join(dir, 'blobs/sha256'))).map((n) => `blobs/sha256/${n}`);
 }
 
+describe('a shared layer A and B store compressed differently', () => {
+  it('is replayed from A\'s tar at B\'s level, keeping the manifest digest', async () => {
+    const aDir = join(work, 'levels-a');
+    const bDir = join(work, 'levels-b');
+    await layoutOf(A, aDir, async (t) => ({ mediaType: MT.gzip, data: gzipSync(t, { level: 9 }) }));
+    const bManifest = await layoutOf(B, bDir, async (t) => ({ mediaType: MT.gzip, data: gzipSync(t, { level: 1 }) }));
+    const dimg = join(work, 'levels.dimg');
+    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { sharedLayers: number };
+    expect(diff.sharedLayers).toBe(1);
+    const out = join(work, 'levels-out');
+    const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
+    expect(apply.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
+    expect(apply.images[0]!.manifestNote).toBeUndefined();
+    for (const name of await blobNames(bDir)) expect((await readFile(join(out, name))).equals(await readFile(join(bDir, name))), name).toBe(true);
+  }, 120_000);
+});
+
 describe('layers zlib cannot replay (GNU gzip, zstd)', () => {
   it('keeps the config digest and diff_ids, and says the manifest digest differs', async () => {
     const foreign = async (t: Buffer, i: number): Promise<LayerBlob> =>
@@ -402,11 +419,14 @@ describe('docker-archive in the Docker >= 25 form, restored with --format oci', 
 });
 
 describe('edge layers', () => {
-  it('an empty layer, the same new layer twice and a whiteout-only layer are restored in place', async () => {
+  it('an empty layer, the same new layer twice, a whiteout-only layer, a tar without end blocks and one with trailing bytes are restored in place', async () => {
     const empty = Buffer.alloc(1024);
     const whiteouts = await streamTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/.wh.passwd' }, { name: '.wh.home' }]);
     const odd = B.layers[2]!;
-    const target = fixture([A.layers[0]!, empty, odd, whiteouts, odd, empty]);
+    // Tars as odd tools leave them: no end-of-archive blocks; bytes after the end blocks.
+    const noEnd = odd.subarray(0, odd.length - 1024);
+    const trailing = Buffer.concat([whiteouts, Buffer.from('trailing bytes after the end of the archive\n')]);
+    const target = fixture([A.layers[0]!, empty, odd, whiteouts, odd, empty, noEnd, trailing]);
     const aDir = join(work, 'edge-a');
     const bDir = join(work, 'edge-b');
     const zlib6 = async (t: Buffer): Promise<LayerBlob> => ({ mediaType: MT.gzip, data: gzipSync(t) });
@@ -414,10 +434,10 @@ describe('edge layers', () => {
     const bManifest = await layoutOf(target, bDir, zlib6);
     const dimg = join(work, 'edge.dimg');
     const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { rebuiltLayers: number; sharedLayers: number };
-    expect(diff).toMatchObject({ rebuiltLayers: 3, sharedLayers: 1 });
+    expect(diff).toMatchObject({ rebuiltLayers: 5, sharedLayers: 1 });
     const out = join(work, 'edge-out');
     const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
-    expect(apply.images).toEqual([expect.objectContaining({ configDigest: target.configDigest, manifestDigest: bManifest, layers: 6 })]);
+    expect(apply.images).toEqual([expect.objectContaining({ configDigest: target.configDigest, manifestDigest: bManifest, layers: 8 })]);
     const v = await verifyAgainst(`oci:${out}`, dimg);
     expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(target.layers.map(sha));
     const classic = join(work, 'edge-out.tar');

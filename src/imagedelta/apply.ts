@@ -26,7 +26,7 @@ import { VcdiffPool } from '../vcdiff/index.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { damaged, unpackDimg, verifyingStream } from './container.js';
-import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer } from './format.js';
+import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer, type StoredLayer } from './format.js';
 import { replayGzip } from './gzip-replay.js';
 import { BaseRootfs } from './rootfs.js';
 import { withWorkDir } from './workdir.js';
@@ -174,15 +174,21 @@ function findBaseLayer(diffId: string, base: Image, all: Image[], dimgPath: stri
 
 /** A's layer; its streams fail at their end when the bytes do not hash to their digest. */
 function baseLayerToWrite(target: DimgTargetLayer, layer: Layer): LayerToWrite {
-  const stored = target.stored;
-  return {
-    diffId: target.diffId,
-    size: target.size,
-    open: () => layer.openUncompressed(),
-    ...(stored && layer.digest === stored.digest
-      ? { stored: { digest: stored.digest, size: stored.size, mediaType: stored.mediaType, open: () => layer.openStored() } }
-      : {}),
-  };
+  const stored = storedFromBase(target.stored, layer);
+  return { diffId: target.diffId, size: target.size, open: () => layer.openUncompressed(), ...(stored ? { stored } : {}) };
+}
+
+/**
+ * B's compressed blob for a layer A has: A's own blob when both stored it alike, else replayed
+ * from A's tar when diff found how (A and B compressed it differently); undefined: written as a tar.
+ */
+function storedFromBase(stored: StoredLayer | undefined, layer: Layer): LayerToWrite['stored'] {
+  if (!stored) return undefined;
+  const blob = { digest: stored.digest, size: stored.size, mediaType: stored.mediaType };
+  if (layer.digest === stored.digest) return { ...blob, open: () => layer.openStored() };
+  const replay = stored.replay;
+  if (!replay) return undefined;
+  return { ...blob, open: async () => checked(replayGzip(await layer.openUncompressed(), replay), blob.digest, 'restored') };
 }
 
 function checked(stream: NodeJS.ReadableStream, digest: string, side: string): NodeJS.ReadableStream {
