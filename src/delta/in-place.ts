@@ -114,14 +114,12 @@ function planChanges(a: TreeIndex, b: TreeIndex, masked: readonly RelPath[]): Pl
     const change = old ? changeFor(old, want, a, b) : 'write';
     if (change === 'replace') removed.push(want.path);
     if (change === 'replace' || change === 'write') plan.writes.push(want);
-    if (change === 'metadata') {
-      if (want.kind === 'dir') plan.dirs.add(want.path);
-      else plan.metadata.push(want);
-    }
     if (want.kind === 'dir' && change !== 'same') plan.dirs.add(want.path);
+    else if (change === 'metadata') plan.metadata.push(want);
   }
   removed.sort(compareRel);
-  for (const p of removed) if (!plan.removals.some((r) => isUnder(p, r))) plan.removals.push(p);
+  const removedSet = new Set(removed);
+  plan.removals = removed.filter((p) => !hasAncestorIn(p, removedSet));
   // Adding or removing a child changes a directory's mtime: set B's again.
   for (const p of [...removed, ...plan.writes.map((w) => w.path)]) {
     const parent = parentOf(p);
@@ -129,6 +127,12 @@ function planChanges(a: TreeIndex, b: TreeIndex, masked: readonly RelPath[]): Pl
   }
   checkHardlinkHeads(plan.writes);
   return plan;
+}
+
+/** True when a proper ancestor of `path` is in `set` (its removal takes `path` along). */
+function hasAncestorIn(path: RelPath, set: ReadonlySet<RelPath>): boolean {
+  for (let p = parentOf(path); p !== ''; p = parentOf(p)) if (set.has(p)) return true;
+  return false;
 }
 
 type Change = 'same' | 'metadata' | 'replace' | 'write';
