@@ -257,6 +257,15 @@ describe('OCI layouts with zlib-made gzip layers', () => {
       expect((await readFile(join(out, name))).equals(await readFile(join(bDir, name))), name).toBe(true);
     }
     await verifyAgainst(`oci:${out}`, dimg);
+
+    // The receiver may hold A in another form (a classic docker save): same image id, so the
+    // same delta applies, and B's gzip'd blobs are replayed from A's tars.
+    const aClassic = join(work, 'zlib-a-classic.tar');
+    await writeTar(aClassic, classicArchive(A.config, A.layers, 'deltaimg-test/zlib-a:1'));
+    const out2 = join(work, 'zlib-out2');
+    const apply2 = JSON.parse(await ok(['image', 'apply', `docker-archive:${aClassic}`, dimg, '-o', `oci:${out2}`, '--json'])) as ApplyJson;
+    expect(apply2.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
+    expect(await indexManifestDigests(out2)).toEqual([bManifest]);
   }, 120_000);
 });
 
@@ -355,6 +364,17 @@ describe('two-platform indexes', () => {
     const v = await verifyAgainst(`oci-archive:${out}`, dimg);
     expect(v.report.images.map((i) => i.configDigest).sort()).toEqual([bLayout.amd64.config, bLayout.arm64.config].sort());
     expect(v.expected).toHaveLength(2);
+
+    // A docker-archive holds both images too, one manifest.json entry each (same tags: picked by @N).
+    const classic = join(work, 'multi-out-classic.tar');
+    await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `docker-archive:${classic}`, '-q']);
+    const configs: string[] = [];
+    for (const at of ['@0', '@1']) {
+      const r = JSON.parse(await ok(['image', 'verify', `docker-archive:${classic}:${at}`, '--json'])) as VerifyJson;
+      expect(r.ok).toBe(true);
+      configs.push(...r.report.images.map((i) => i.configDigest));
+    }
+    expect(configs.sort()).toEqual([bLayout.amd64.config, bLayout.arm64.config].sort());
   }, 120_000);
 
   it('--platform linux/arm64 diffs that platform only', async () => {
