@@ -6,8 +6,8 @@
  *   offset  size  field
  *   0       8     magic "DIMGSKLZ"
  *   8       1     version = 1
- *   9       1     method: 1 = brotli, 2 = vcdiff (against the references, in the order given),
- *                 3 = vcdiff-brotli (the same VCDIFF without secondary compression, then brotli)
+ *   9       1     method: 1 = brotli, 2 = vcdiff-brotli (VCDIFF without secondary compression
+ *                 against the references concatenated in the order given, then brotli)
  *   10      2     reserved, 0
  *   12      4     number of references (u32 BE) the vcdiff method was encoded against
  *   16      8     skeleton size (u64 BE)
@@ -27,7 +27,7 @@ import { decodeStream, encodeFile, MAX_WINDOW, MIN_WINDOW } from '../vcdiff/inde
 const MAGIC = Buffer.from('DIMGSKLZ', 'latin1');
 const VERSION = 1;
 const HEADER_BYTES = 64;
-const METHODS = { brotli: 1, vcdiff: 2, 'vcdiff-brotli': 3 } as const;
+const METHODS = { brotli: 1, 'vcdiff-brotli': 2 } as const;
 export type SkeletonMethod = keyof typeof METHODS;
 
 interface BlobHeader {
@@ -103,21 +103,25 @@ async function concatenate(references: string[], out: string): Promise<number> {
   return total;
 }
 
+const MiB = 1024 * 1024;
+
 /**
- * Quality 11 below 16 MiB (a 3.7 MB Debian skeleton: 119 KB in 3 s vs 137 KB at quality 9 in
- * 0.4 s), 9 above, where 11 gets too slow. A 16 MiB window: headers repeat across the whole
- * skeleton (same owners, modes, directories).
+ * Quality by size, as quality 11 runs at ~0.5 MB/s: headers only, a 3.7 MB Debian skeleton
+ * gives 119 KB at 11 (3 s) vs 137 KB at 9 (0.4 s); with the small files inline, 14.3 MB gives
+ * 4.48 MB at 11 (41 s), 4.66 MB at 9 (8 s), 4.72 MB at 5 (1 s). A 16 MiB window: headers
+ * repeat across the whole skeleton (same owners, modes, directories).
  */
-function brotliParams(inputSize: number): Record<number, number> {
-  return {
-    [zlib.BROTLI_PARAM_QUALITY]: inputSize <= 16 * 1024 * 1024 ? 11 : 9,
-    [zlib.BROTLI_PARAM_LGWIN]: 24,
-    [zlib.BROTLI_PARAM_SIZE_HINT]: Math.min(inputSize, 2 ** 30),
-  };
+export function brotliQuality(inputSize: number): number {
+  return inputSize <= 4 * MiB ? 11 : inputSize <= 32 * MiB ? 9 : 5;
 }
 
-async function brotliFile(input: string, out: string): Promise<number> {
-  const params = brotliParams((await stat(input)).size);
+async function brotliFile(input: string, out: string, quality?: number): Promise<number> {
+  const size = (await stat(input)).size;
+  const params = {
+    [zlib.BROTLI_PARAM_QUALITY]: quality ?? brotliQuality(size),
+    [zlib.BROTLI_PARAM_LGWIN]: 24,
+    [zlib.BROTLI_PARAM_SIZE_HINT]: Math.min(size, 2 ** 30),
+  };
   await pipeline(createReadStream(input), createBrotliCompress({ params }), createWriteStream(out, { flags: 'wx' }));
   return (await stat(out)).size;
 }
@@ -143,29 +147,12 @@ async function writeBlob(outPath: string, header: BlobHeader, payload: string): 
  */
 export async function encodeSkeleton(skeletonPath: string, references: string[], outPath: string): Promise<{ bytes: number; method: string }> {
   const skeleton = await sha256File(skeletonPath);
-  const brotliOut = tempName(outPath, 'br');
-  const vcdiffOut = tempName(outPath, 'vcdiff');
-  const refsOut = tempName(outPath, 'refs');
-  const plainOut = tempName(outPath, 'vcdiff-plain');
-  const plainBrOut = tempName(outPath, 'vcdiff-br');
+  const temps = { brotli: tempName(outPath, 'br'), refs: tempName(outPath, 'refs'), plain: tempName(outPath, 'vcdiff-plain'), vcdiffBrotli: tempName(outPath, 'vcdiff-br') };
   try {
-    let method: SkeletonMethod = 'brotli';
-    let best = brotliOut;
-    let bestSize = await brotliFile(skeletonPath, brotliOut);
-    let referencesSize = 0;
-    if (references.length) {
-      referencesSize = await concatenate(references, refsOut);
-      const windowBytes = Math.min(MAX_WINDOW, Math.max(MIN_WINDOW, referencesSize));
-      const candidates: Array<[SkeletonMethod, string, number]> = [];
-      const r = await encodeFile(refsOut, skeletonPath, vcdiffOut, { windowBytes });
-      candidates.push(['vcdiff', vcdiffOut, r.deltaBytes]);
-      // The changed header fields (mtime, size, chksum) compress better with brotli than with djw: 20.9 vs 26.0 KB on Debian.
-      await encodeFile(refsOut, skeletonPath, plainOut, { windowBytes, secondary: 'none' });
-      candidates.push(['vcdiff-brotli', plainBrOut, await brotliFile(plainOut, plainBrOut)]);
-      for (const [m, file, size] of candidates) {
-        if (size < bestSize) [method, best, bestSize] = [m, file, size];
-      }
-    }
+    const chosen = references.length
+      ? await smallestAgainst(skeletonPath, references, temps)
+      : { method: 'brotli' as const, file: temps.brotli, referencesSize: 0, size: await brotliFile(skeletonPath, temps.brotli) };
+    const { method, file: best, referencesSize } = chosen;
     const header: BlobHeader = {
       method,
       references: method === 'brotli' ? 0 : references.length,
@@ -175,8 +162,33 @@ export async function encodeSkeleton(skeletonPath: string, references: string[],
     };
     return { bytes: await writeBlob(outPath, header, best), method };
   } finally {
-    await Promise.all([brotliOut, vcdiffOut, refsOut, plainOut, plainBrOut].map((p) => rm(p, { force: true })));
+    await Promise.all(Object.values(temps).map((p) => rm(p, { force: true })));
   }
+}
+
+interface Candidate {
+  method: SkeletonMethod;
+  file: string;
+  size: number;
+  referencesSize: number;
+}
+
+/**
+ * With references: VCDIFF without secondary compression, then brotli (the changed header
+ * fields compress better so than with xdelta3's djw: 20.9 vs 26.0 KB on Debian), unless
+ * brotli alone is smaller. Brotli alone is first estimated at a fast quality and only done
+ * properly when it comes close: against related references it is 5 to 300 times bigger.
+ */
+async function smallestAgainst(skeletonPath: string, references: string[], temps: { brotli: string; refs: string; plain: string; vcdiffBrotli: string }): Promise<Candidate> {
+  const referencesSize = await concatenate(references, temps.refs);
+  const windowBytes = Math.min(MAX_WINDOW, Math.max(MIN_WINDOW, referencesSize));
+  await encodeFile(temps.refs, skeletonPath, temps.plain, { windowBytes, secondary: 'none' });
+  const viaVcdiff: Candidate = { method: 'vcdiff-brotli', file: temps.vcdiffBrotli, referencesSize, size: await brotliFile(temps.plain, temps.vcdiffBrotli) };
+  const estimate = await brotliFile(skeletonPath, temps.brotli, 5);
+  if (estimate > viaVcdiff.size * 1.25) return viaVcdiff;
+  await rm(temps.brotli, { force: true });
+  const alone: Candidate = { method: 'brotli', file: temps.brotli, referencesSize: 0, size: await brotliFile(skeletonPath, temps.brotli) };
+  return alone.size < viaVcdiff.size ? alone : viaVcdiff;
 }
 
 async function readBlobHeader(encodedPath: string): Promise<BlobHeader> {
@@ -222,7 +234,7 @@ async function decodePayload(encodedPath: string, header: BlobHeader, references
     } else {
       await checkReferences(encodedPath, header, references);
       await concatenate(references, refsOut);
-      await decodeStream(refsOut, header.method === 'vcdiff' ? payload : unbrotli(), out);
+      await decodeStream(refsOut, unbrotli(), out);
     }
   } catch (err) {
     if (brotliError) throw new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} does not decompress (${brotliError.message}); it is damaged`, { cause: err });
