@@ -10,9 +10,9 @@ export function registerLayerCommand(program: Command): void {
     .command('layer-sync', { hidden: true })
     .summary('turn LIVE_ROOT, which holds BASE_ROOT\'s tree, into TARGET_ROOT\'s by touching only what differs')
     .description(
-      'Used by `dockerfile apply --layered` inside docker build: LIVE_ROOT is "/" of a RUN in FROM A, BASE_ROOT a\n' +
-        'read-only view of A, TARGET_ROOT the restored B. Removes what B lacks, writes what is new or changed\n' +
-        '(each file checked by sha256), sets changed metadata, then checks that LIVE_ROOT equals B path for path.\n' +
+      'Used by `dockerfile apply --layered` inside docker build: LIVE_ROOT is "/" of a RUN in FROM A, BASE_ROOT a ' +
+        'read-only view of A, TARGET_ROOT the restored B. Removes what B lacks, writes what is new or changed ' +
+        '(each file checked by sha256), sets changed metadata, then checks that LIVE_ROOT equals B path for path. ' +
         'Refuses when B differs from A at a path the builder mounts over (/proc, /sys, /dev, /etc/hosts, ...).',
     )
     .argument('<BASE_ROOT>', 'the tree LIVE_ROOT holds now')
@@ -32,8 +32,8 @@ export function registerLayerCommand(program: Command): void {
     .command('layer-fixup', { hidden: true })
     .summary('write the directories the builder disturbs during the --layered RUN, with TARGET_ROOT\'s metadata')
     .description(
-      'Used by `dockerfile apply --layered`: when BASE_ROOT lacks a file docker build mounts into every RUN\n' +
-        '(/etc/hosts, /etc/resolv.conf), the builder\'s stand-in changes its parent directory after the RUN;\n' +
+      'Used by `dockerfile apply --layered`: when BASE_ROOT lacks a file docker build mounts into every RUN ' +
+        '(/etc/hosts, /etc/resolv.conf), the builder\'s stand-in changes its parent directory after the RUN; ' +
         'a COPY of OUT (those directories, empty, as TARGET_ROOT has them) puts them right.',
     )
     .argument('<BASE_ROOT>', 'the base tree (image A\'s root)')
