@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const output = join(here, 'build/Release/fsext.node');
-const sources = ['fsext.c', 'binding.gyp', 'build.mjs'].map((f) => join(here, f));
+const sources = ['fsext.c', 'copyfiles.c', 'binding.gyp', 'build.mjs'].map((f) => join(here, f));
 
 const mtime = (path) => statSync(path).mtimeMs;
 if (!process.argv.includes('--force') && existsSync(output) && sources.every((s) => mtime(s) <= mtime(output))) {

@@ -7,6 +7,8 @@
  *   lsetxattr(path, name, value)     -> undefined
  *   mknod(path, kind, mode, major, minor) -> undefined   kind: "char" | "block" | "fifo"
  *   lutimesNs(path, atimeNs, mtimeNs)     -> undefined   BigInt ns since epoch, no follow
+ *   copyFiles(jobs)                  -> Promise   copies + sha256 + metadata on a background
+ *                                                 thread (copyfiles.c)
  *
  * Every path is a Buffer (raw bytes: names need not be UTF-8), every attribute
  * name is a latin1 string (one char per byte). None of these calls follows a
@@ -25,6 +27,8 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <node_api.h>
+
+napi_value js_copy_files(napi_env env, napi_callback_info info); /* copyfiles.c */
 
 #define CHECK_NAPI(env, call)                                  \
   do {                                                         \
@@ -310,6 +314,7 @@ static napi_value js_lutimes_ns(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
+    {"copyFiles", NULL, js_copy_files, NULL, NULL, NULL, napi_enumerable, NULL},
     {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},

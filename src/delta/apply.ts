@@ -19,7 +19,7 @@ import { Limiter } from '../util/limiter.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { TreeDigest } from './digest.js';
 import { readEntries } from './entries-file.js';
-import { copySmallFileSync, restoreFile, SYNC_COPY_MAX_BYTES, writeSmallFileSync, type Written } from './file-codecs.js';
+import { copyFilesNative, copySmallFileSync, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { readHeader } from './header.js';
 import { hashStream, PayloadReader } from './payload-store.js';
@@ -126,8 +126,10 @@ class Restorer {
     this.totalBytes = files.reduce((n, f) => n + f.size, 0);
     for (const r of records) if (r.kind === 'dir' && r.path !== '') this.makeDirectory(r);
     const jobs: Promise<void>[] = [];
+    const copies = this.startNativeCopies(files);
     try {
       for (const f of files) {
+        if (copies.handles.has(f)) continue;
         if (!(await this.restoreHere(f))) {
           const job = this.limiter.run(() => this.restoreFile(f));
           job.catch(() => {});
@@ -140,11 +142,65 @@ class Restorer {
         await this.makeOtherNode(r);
       }
       await Promise.all(jobs);
+      await copies.done;
     } finally {
-      await Promise.allSettled(jobs);
+      await Promise.allSettled([...jobs, copies.done]);
     }
     for (const r of records) if (r.kind === 'hardlink') await createNode(this.out, r, this.report);
     await applyDirectoryMetadata(this.out, records, this.report);
+  }
+
+  /**
+   * Hands the copies of unchanged and moved files (up to IN_MEMORY_MAX_BYTES, without xattrs)
+   * to the native addon's background thread, which hashes them as it copies and restores their
+   * metadata, while this thread restores the rest; `done` checks every result. Empty when the
+   * addon cannot: those files are then copied here.
+   */
+  private startNativeCopies(files: readonly FileRecord[]): { handles: Set<FileRecord>; done: Promise<void> } {
+    const picked = files.filter((f) => isSourceCopy(f) && f.size <= IN_MEMORY_MAX_BYTES && f.meta.xattrs.length === 0);
+    const jobs: NativeCopyJob[] = picked.map((f) => ({
+      source: this.source.pathSync(copiedFrom(f)),
+      output: toFsPath(this.out, f.path),
+      uid: f.meta.uid,
+      gid: f.meta.gid,
+      mode: f.meta.mode,
+      mtimeNs: f.meta.mtimeNs,
+    }));
+    const running = jobs.length > 0 ? copyFilesNative(jobs) : null;
+    if (!running) return { handles: new Set(), done: Promise.resolve() };
+    const done = running.then((results) => results.forEach((result, i) => this.finishNativeCopy(picked[i]!, result)));
+    done.catch(() => {});
+    return { handles: new Set(picked), done };
+  }
+
+  /** Turns one native copy's outcome into the same checks, errors and report as copySmallFileSync + finish. */
+  private finishNativeCopy(r: FileRecord, result: NativeCopyResult): void {
+    const from = copiedFrom(r);
+    const fail = (code: string) => Object.assign(new Error(`${result.step} failed`), { code });
+    switch (result.step) {
+      case 'done':
+        break;
+      case 'open-source':
+      case 'not-a-file':
+      case 'read':
+        throw sourceReadError(from, fail(result.code));
+      case 'chmod':
+        throw ioError('set the mode of', displayPath(r.path), fail(result.code));
+      case 'utimes':
+        throw ioError('set the mtime of', displayPath(r.path), fail(result.code));
+      default:
+        throw withPath(r, fail(result.code));
+    }
+    verifyWritten(r, this.checkCopied(r, from, { bytes: result.bytes, sha256: result.sha256 }));
+    if (result.chownCode) this.ownerNotRestored(r, result.chownCode);
+    this.count(r);
+  }
+
+  /** As tree/meta.ts's applyOwner: a refused chown is reported, anything else is an error. */
+  private ownerNotRestored(r: FileRecord, code: string): void {
+    if (!OWNER_NOT_PERMITTED.has(code)) throw ioError('set the owner of', displayPath(r.path), Object.assign(new Error(code), { code }));
+    const who = process.getuid?.() === 0 ? code : `${code} (not running as root)`;
+    this.report.skipped.push({ what: 'owner', path: r.path, reason: `uid ${r.meta.uid} gid ${r.meta.gid}: ${who}` });
   }
 
   private makeDirectory(r: DeltaRecord): void {
@@ -187,14 +243,12 @@ class Restorer {
 
   /** Checks what was written, restores the metadata, counts it. */
   private finish(r: FileRecord, abs: Buffer, written: Written): void {
-    if (written.sha256 !== r.sha256 || written.bytes !== r.size) {
-      throw new DeltaimgError(
-        'VERIFY_FAILED',
-        `restored ${displayPath(r.path)} does not match the delta (sha256 ${written.sha256.slice(0, 12)}..., ` +
-          `expected ${r.sha256.slice(0, 12)}...); the delta or its base is damaged`,
-      );
-    }
+    verifyWritten(r, written);
     applyMetadataSync(abs, r, this.report);
+    this.count(r);
+  }
+
+  private count(r: FileRecord): void {
     this.files++;
     this.bytes += r.size;
     this.progress.update({ label: 'apply', done: this.files, total: this.totalFiles, bytesDone: this.bytes, bytesTotal: this.totalBytes });
@@ -224,7 +278,6 @@ class Restorer {
     switch (c.op) {
       case 'same':
       case 'copy': {
-        if (r.size > SYNC_COPY_MAX_BYTES) return null;
         const from = c.op === 'same' ? r.path : c.from;
         const source = this.source.pathSync(from);
         let written: Written;
@@ -340,9 +393,30 @@ class Restorer {
 
 /**
  * Files up to this size, with sources and payloads up to it, are restored on the main thread
- * from memory (see restoreHere); larger ones stream, in parallel jobs.
+ * (see restoreHere), decodes from memory; larger ones stream, in parallel jobs.
  */
-const IN_MEMORY_MAX_BYTES = 8 * 1024 * 1024;
+const IN_MEMORY_MAX_BYTES = 16 * 1024 * 1024;
+
+function verifyWritten(r: FileRecord, written: Written): void {
+  if (written.sha256 !== r.sha256 || written.bytes !== r.size) {
+    throw new DeltaimgError(
+      'VERIFY_FAILED',
+      `restored ${displayPath(r.path)} does not match the delta (sha256 ${written.sha256.slice(0, 12)}..., ` +
+        `expected ${r.sha256.slice(0, 12)}...); the delta or its base is damaged`,
+    );
+  }
+}
+
+/** tree/meta.ts's NOT_PERMITTED: chown errors that mean "not allowed here", reported instead of failing. */
+const OWNER_NOT_PERMITTED = new Set(['EPERM', 'EACCES', 'ENOTSUP', 'EOPNOTSUPP', 'EINVAL']);
+
+function isSourceCopy(r: FileRecord): boolean {
+  return r.content.op === 'same' || r.content.op === 'copy';
+}
+
+function copiedFrom(r: FileRecord): RelPath {
+  return r.content.op === 'copy' ? r.content.from : r.path;
+}
 
 /** Event-loop turns are given back this often during runs of synchronous copies. */
 const YIELD_EVERY_MS = 20;

@@ -14,6 +14,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { constants as osc } from 'node:os';
+import { fsext } from '../tree/fsext.js';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zc, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
@@ -148,13 +150,13 @@ export function hashSmallFileSync(path: Buffer | string): Written {
  * The caller hashes these very bytes and uses them, so a file changing meanwhile cannot
  * slip unchecked bytes in.
  */
-export function readWholeFileSync(path: Buffer | string, maxBytes: number): Buffer | null {
+export function readWholeFileSync(path: Buffer | string, maxBytes: number, scratch?: Scratch): Buffer | null {
   const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
     if (st.size > maxBytes) return null;
-    const bytes = Buffer.allocUnsafe(st.size);
+    const bytes = scratch ? scratch.take(st.size) : Buffer.allocUnsafe(st.size);
     let done = 0;
     while (done < bytes.length) {
       const n = readSync(fd, bytes, done, bytes.length - done, null);
@@ -165,4 +167,86 @@ export function readWholeFileSync(path: Buffer | string, maxBytes: number): Buff
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * One reusable buffer for whole-file reads that are used and dropped before the next one:
+ * thousands of fresh multi-KiB buffers would cost page faults and garbage collections.
+ * Each take() invalidates what the previous one returned.
+ */
+export class Scratch {
+  private buffer = Buffer.allocUnsafe(0);
+
+  take(size: number): Buffer {
+    if (size > this.buffer.length) {
+      let capacity = Math.max(64 * 1024, this.buffer.length);
+      while (capacity < size) capacity *= 2;
+      this.buffer = Buffer.allocUnsafe(capacity);
+    }
+    return this.buffer.subarray(0, size);
+  }
+}
+
+export interface NativeCopyJob {
+  source: Buffer;
+  output: Buffer;
+  uid: number;
+  gid: number;
+  mode: number;
+  mtimeNs: bigint;
+}
+
+/**
+ * Where a native copy stopped: 'done', or the step that failed with `code` (an errno name).
+ * `chownCode` is set when only the owner could not be restored (the copy went on).
+ */
+export type NativeCopyResult =
+  | { step: 'done'; bytes: number; sha256: string; chownCode: string | null }
+  | { step: 'open-source' | 'not-a-file' | 'create' | 'read' | 'write' | 'chmod' | 'utimes' | 'hash'; code: string };
+
+const NATIVE_STEPS = ['done', 'open-source', 'not-a-file', 'create', 'read', 'write', 'chmod', 'utimes', 'hash'] as const;
+
+type CopyFilesFn = (jobs: unknown[][]) => Promise<[number, number, number, Buffer | null, number][]>;
+
+/**
+ * Copies regular files on a background thread of the fsext addon: content (hashed on the
+ * way), then owner, mode and ns mtime on the new descriptor. Sources are opened O_NOFOLLOW,
+ * outputs created O_EXCL | O_NOFOLLOW. Null when the addon cannot (an older build, or no
+ * OpenSSL in this node binary): the caller then copies in JavaScript.
+ */
+export function copyFilesNative(jobs: readonly NativeCopyJob[]): Promise<NativeCopyResult[]> | null {
+  const copyFiles = (fsext() as unknown as { copyFiles?: CopyFilesFn }).copyFiles;
+  if (typeof copyFiles !== 'function') return null;
+  const wire = jobs.map((j) => [j.source, j.output, j.uid, j.gid, j.mode, ...secondsAndNanos(j.mtimeNs)]);
+  let pending: ReturnType<CopyFilesFn>;
+  try {
+    pending = copyFiles(wire);
+  } catch {
+    return null;
+  }
+  return pending.then((rows) => rows.map(nativeResult));
+}
+
+const NS = 1_000_000_000n;
+
+/** timespec fields: nanoseconds always 0..999999999, also before 1970. */
+function secondsAndNanos(ns: bigint): [number, number] {
+  let seconds = ns / NS;
+  let nanos = ns % NS;
+  if (nanos < 0n) {
+    nanos += NS;
+    seconds -= 1n;
+  }
+  return [Number(seconds), Number(nanos)];
+}
+
+function nativeResult([step, errno, bytes, sha256, chownErrno]: [number, number, number, Buffer | null, number]): NativeCopyResult {
+  if (step === 0) return { step: 'done', bytes, sha256: sha256!.toString('hex'), chownCode: chownErrno ? errnoName(chownErrno) : null };
+  return { step: NATIVE_STEPS[step] ?? 'hash', code: errnoName(errno) } as NativeCopyResult;
+}
+
+const ERRNO_NAMES = new Map(Object.entries(osc.errno).map(([name, n]) => [n, name]));
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 }

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { brotliDecompressSync, createBrotliDecompress } from 'node:zlib';
 import { lstat, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { hashSmallFileSync, readWholeFileSync, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
+import { hashSmallFileSync, readWholeFileSync, Scratch, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
 import { join } from 'node:path';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { BLOBS_DIR, type Payload } from './format.js';
@@ -51,6 +51,8 @@ export class PayloadWriter {
 
 /** Payloads of an existing delta directory, verified before use. */
 export class PayloadReader {
+  private readonly scratch = new Scratch();
+
   constructor(
     private readonly deltaDir: string,
     private readonly scratchDir: string,
@@ -86,6 +88,7 @@ export class PayloadReader {
   /**
    * The payload's bytes in memory (blob checked against its name, brotli undone), read once;
    * null when the blob or the decompressed bytes would exceed `maxBytes` (use materialize).
+   * A blob stored as is comes back in a reused buffer: valid until the next call.
    */
   readSmallSync(payload: Payload, forPath: string, opts: { brotli: boolean; maxBytes: number }): Buffer | null {
     const stored = 'inline' in payload ? payload.inline : this.readBlobSync(payload.blob, forPath, opts.maxBytes);
@@ -102,7 +105,7 @@ export class PayloadReader {
     const path = this.blobPath(sha256);
     let bytes: Buffer | null;
     try {
-      bytes = readWholeFileSync(path, maxBytes);
+      bytes = readWholeFileSync(path, maxBytes, this.scratch);
     } catch (err) {
       throw blobReadError(sha256, forPath, path, err);
     }

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { RelPath } from '../tree/entry.js';
 import { displayPath, parentOf, toFsPath } from '../tree/paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { hashSmallFileSync, openSourceStream, readWholeFileSync, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
+import { hashSmallFileSync, openSourceStream, readWholeFileSync, Scratch, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
 import { hashStream } from './payload-store.js';
 
 export class SourceTree {
@@ -19,6 +19,7 @@ export class SourceTree {
   private readonly verified = new Map<RelPath, Promise<string>>();
   /** Directories already known to be real directories (the sync twin of checkedDirs). */
   private readonly realDirs = new Set<RelPath>();
+  private readonly scratch = new Scratch();
 
   constructor(readonly root: string) {}
 
@@ -36,13 +37,14 @@ export class SourceTree {
 
   /**
    * The whole file in memory, if it has at most `maxBytes`, after checking its sha256:
-   * one read serves both the check and the decoder. Null when the file is larger.
+   * one read serves both the check and the decoder. Null when the file is larger. The bytes
+   * live in a reused buffer: valid until the next call.
    */
   readVerifiedSync(rel: RelPath, expectedSha256: string, maxBytes: number): Buffer | null {
     const abs = this.pathSync(rel);
     let bytes: Buffer | null;
     try {
-      bytes = readWholeFileSync(abs, maxBytes);
+      bytes = readWholeFileSync(abs, maxBytes, this.scratch);
     } catch (err) {
       throw sourceReadError(rel, err);
     }
