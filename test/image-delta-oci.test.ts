@@ -17,6 +17,7 @@ import { describeDocker, docker, DOCKER, imageId, ImageNames, REPO_ROOT } from '
 import {
   classicArchive,
   docker25Form,
+  multiPlatformLayout,
   sha,
   singleImageLayout,
   twoPlatformLayout,
@@ -408,6 +409,45 @@ describe('two-platform indexes', () => {
       expect(await exists(dimg)).toBe(false);
     }
   }, 60_000);
+});
+
+describe('platforms with their own layers', () => {
+  it('each platform\'s new layers are diffed against, and rebuilt from, that platform\'s base', async () => {
+    const armOnlyA = await streamTar([{ name: 'opt/', type: 'directory' }, { name: 'opt/arch.conf', data: conf(3).replace(/option/g, 'aarch64') }]);
+    const armOnlyB = await streamTar([{ name: 'opt/', type: 'directory' }, { name: 'opt/arch.conf', data: conf(3).replace(/option/g, 'aarch64').replace('= 9', '= 10') }]);
+    const arm = { os: 'linux', architecture: 'arm64', variant: 'v8' };
+    const amd = { os: 'linux', architecture: 'amd64' };
+    const gz = (t: Buffer): LayerBlob => ({ mediaType: MT.gzip, data: gzipSync(t, { level: 9 }) });
+    const aArm = [A.layers[0]!, armOnlyA];
+    const bArm = [A.layers[0]!, B.layers[2]!, armOnlyB];
+    const layoutA = multiPlatformLayout([
+      { platform: amd, config: A.config, layers: A.layers.map(gz) },
+      { platform: arm, config: imageConfig(aArm.map(sha), 'arm64'), layers: aArm.map(gz) },
+    ]);
+    const bArmConfig = imageConfig(bArm.map(sha), 'arm64');
+    const layoutB = multiPlatformLayout([
+      { platform: amd, config: B.config, layers: B.layers.map(gz) },
+      { platform: arm, config: bArmConfig, layers: bArm.map(gz) },
+    ]);
+    const aDir = join(work, 'own-a');
+    const bDir = join(work, 'own-b');
+    await writeDir(aDir, layoutA.files);
+    await writeDir(bDir, layoutB.files);
+    const dimg = join(work, 'own.dimg');
+    await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '-q']);
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson & { layers: { diffId: string; baseConfigDigest: string }[] };
+    const armA = sha(imageConfig(aArm.map(sha), 'arm64'));
+    expect(header.layers.find((l) => l.diffId === sha(armOnlyB))?.baseConfigDigest).toBe(armA);
+    expect(header.layers.find((l) => l.diffId === sha(B.layers[2]!))?.baseConfigDigest).toBe(A.configDigest);
+
+    const out = join(work, 'own-out');
+    const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
+    expect(apply.images.map((i) => [i.configDigest, i.manifestDigest])).toEqual([
+      [B.configDigest, layoutB.manifestDigests[0]],
+      [sha(bArmConfig), layoutB.manifestDigests[1]],
+    ]);
+    await verifyAgainst(`oci:${out}`, dimg);
+  }, 120_000);
 });
 
 /** The members of a hand-made docker archive in the Docker >= 25 form, written as a tar. */

@@ -168,3 +168,32 @@ export function classicArchive(config: Buffer, layers: Buffer[], name: string): 
   files.set('manifest.json', Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [name], Layers: layerNames }])));
   return files;
 }
+
+export interface PlatformImage {
+  platform: { os: string; architecture: string; variant?: string };
+  config: Buffer;
+  layers: LayerBlob[];
+}
+
+/** An OCI layout whose index.json lists one manifest per platform directly (no nested index). */
+export function multiPlatformLayout(images: PlatformImage[]): { files: Map<string, Buffer>; manifestDigests: string[] } {
+  const files = new Map<string, Buffer>();
+  files.set('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
+  const mt = 'application/vnd.oci.image.manifest.v1+json';
+  const entries = images.map((img) => {
+    const manifest = blob(
+      files,
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: mt,
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...blob(files, img.config) },
+          layers: img.layers.map((l) => ({ mediaType: l.mediaType, ...blob(files, l.data) })),
+        }),
+      ),
+    );
+    return { mediaType: mt, ...manifest, platform: img.platform };
+  });
+  files.set('index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries })));
+  return { files, manifestDigests: entries.map((e) => e.digest) };
+}
