@@ -169,6 +169,7 @@ describe('--layered config check (the target config written over the base config
   it('accepts what instructions can add or override', () => {
     expect(ok({ Env: ['PATH=/bin', 'A=1'], Cmd: ['/a'], Labels: { x: '1' }, User: 'a' }, { Env: ['PATH=/usr/bin', 'A=2', 'B=3'], Entrypoint: ['/b'], Labels: { x: '2', y: '1' }, User: 'b' })).not.toThrow();
     expect(ok({}, B.config)).not.toThrow();
+    expect(ok({ Env: ['X=1'] }, { Env: ['X=1', 'PATH=/bin'] })).not.toThrow();
   });
 
   it('refuses what no instruction can remove, naming it', () => {
@@ -183,6 +184,9 @@ describe('--layered config check (the target config written over the base config
       [{ Cmd: ['/a'] }, {}, /Cmd is set/],
       [{ Healthcheck: { Test: ['CMD', '/h'] } }, {}, /Healthcheck is set/],
       [{ OnBuild: ['RUN x'] }, {}, /ONBUILD triggers/],
+      // The builder gives a stage whose base has no PATH its default PATH, after the base's variables.
+      [{}, { Env: ['X=1'] }, /environment has PATH, which the target lacks/],
+      [{ Env: ['X=1'] }, { Env: ['PATH=/bin', 'X=1'] }, /another order/],
     ];
     for (const [a, b, message] of cases) {
       expect(ok(a, b)).toThrow(DeltaimgError);

@@ -31,9 +31,15 @@ export function checkLayeredConfig(a: ImageConfig, b: ImageConfig, baseRef: stri
   }
 }
 
-/** A's environment after ENV of each of B's pairs: a known name keeps its place, a new one is appended. */
+/** What BuildKit adds to a stage whose base has no PATH (measured on 20.10: FROM a PATH-less image). */
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * A's environment after ENV of each of B's pairs: a known name keeps its place, a new one is
+ * appended; when A has no PATH, the builder appends its default one to A's list first.
+ */
 function envOver(a: readonly string[], b: readonly string[]): string[] {
-  const out = [...a];
+  const out = a.some((p) => p.startsWith('PATH=')) ? [...a] : [...a, DEFAULT_PATH];
   const nameOf = (pair: string): string => pair.split('=')[0]!;
   for (const pair of b) {
     const at = out.findIndex((p) => nameOf(p) === nameOf(pair));
