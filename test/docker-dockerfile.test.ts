@@ -175,7 +175,7 @@ describe('--layered config check (the target config written over the base config
   it('refuses what no instruction can remove, naming it', () => {
     const cases: [ImageInfo['config'], ImageInfo['config'], RegExp][] = [
       [{ Env: ['PATH=/bin', 'ONLY_A=1'] }, { Env: ['PATH=/bin'] }, /environment has ONLY_A, which the target lacks/],
-      [{ Env: ['B=1', 'A=1'] }, { Env: ['A=1', 'B=1'] }, /another order/],
+      [{ Env: ['PATH=/bin', 'B=1', 'A=1'] }, { Env: ['PATH=/bin', 'A=1', 'B=1'] }, /another order/],
       [{ Labels: { a: '1' } }, { Labels: { b: '1' } }, /Labels has "a", which the target lacks/],
       [{ ExposedPorts: { '80/tcp': {} } }, {}, /ExposedPorts has "80\/tcp"/],
       [{ WorkingDir: '/srv' }, {}, /WorkingDir is "\/srv" and the target has none/],
