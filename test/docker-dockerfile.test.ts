@@ -173,17 +173,18 @@ describe('--layered config check (the target config written over the base config
   });
 
   it('refuses what no instruction can remove, naming it', () => {
+    const withPath = (c: ImageInfo['config']): ImageInfo['config'] => ({ Env: ['PATH=/bin'], ...c });
     const cases: [ImageInfo['config'], ImageInfo['config'], RegExp][] = [
       [{ Env: ['PATH=/bin', 'ONLY_A=1'] }, { Env: ['PATH=/bin'] }, /environment has ONLY_A, which the target lacks/],
       [{ Env: ['PATH=/bin', 'B=1', 'A=1'] }, { Env: ['PATH=/bin', 'A=1', 'B=1'] }, /another order/],
-      [{ Labels: { a: '1' } }, { Labels: { b: '1' } }, /Labels has "a", which the target lacks/],
-      [{ ExposedPorts: { '80/tcp': {} } }, {}, /ExposedPorts has "80\/tcp"/],
-      [{ WorkingDir: '/srv' }, {}, /WorkingDir is "\/srv" and the target has none/],
-      [{ User: 'app' }, {}, /User is "app"/],
-      [{ Entrypoint: ['/a'] }, { Cmd: ['x'] }, /Entrypoint is set/],
-      [{ Cmd: ['/a'] }, {}, /Cmd is set/],
-      [{ Healthcheck: { Test: ['CMD', '/h'] } }, {}, /Healthcheck is set/],
-      [{ OnBuild: ['RUN x'] }, {}, /ONBUILD triggers/],
+      [withPath({ Labels: { a: '1' } }), withPath({ Labels: { b: '1' } }), /Labels has "a", which the target lacks/],
+      [withPath({ ExposedPorts: { '80/tcp': {} } }), withPath({}), /ExposedPorts has "80\/tcp"/],
+      [withPath({ WorkingDir: '/srv' }), withPath({}), /WorkingDir is "\/srv" and the target has none/],
+      [withPath({ User: 'app' }), withPath({}), /User is "app"/],
+      [withPath({ Entrypoint: ['/a'] }), withPath({ Cmd: ['x'] }), /Entrypoint is set/],
+      [withPath({ Cmd: ['/a'] }), withPath({}), /Cmd is set/],
+      [withPath({ Healthcheck: { Test: ['CMD', '/h'] } }), withPath({}), /Healthcheck is set/],
+      [withPath({ OnBuild: ['RUN x'] }), withPath({}), /ONBUILD triggers/],
       // The builder gives a stage whose base has no PATH its default PATH, after the base's variables.
       [{}, { Env: ['X=1'] }, /environment has PATH, which the target lacks/],
       [{ Env: ['X=1'] }, { Env: ['PATH=/bin', 'X=1'] }, /another order/],
