@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync } from 'node:fs';
 import { copyFile, mkdtemp, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaimgError } from '../src/util/errors.js';
-import { decodeFile, decodeStream, encodeFile, VcdiffPool } from '../src/vcdiff/index.js';
+import { decodeFile, decodeInMemory, decodeStream, encodeFile, VcdiffPool } from '../src/vcdiff/index.js';
 import { esbuildBinaryPair, libcryptoPair, type FilePair } from './helpers/real-data.js';
 
 const run = promisify(execFile);
@@ -355,6 +355,44 @@ describe('VcdiffPool', () => {
       expect(d3.outputSha256).toBe(await sha256File(esbuild.b));
       await expectRejected(pool.decodeFile(esbuild.b, p('pool1.vcdiff'), p('pool4.out')), 'WRONG_SOURCE', 'pool1.vcdiff');
       expect(existsSync(p('pool4.out'))).toBe(false);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('decodeInMemory and in-place outputs', () => {
+  it('decodes from memory into an open file, the same bytes and errors as decodeFile', async () => {
+    await encodeFile(esbuild.a, esbuild.b, p('mem.vcdiff'));
+    const [source, delta] = await Promise.all([readFile(esbuild.a), readFile(p('mem.vcdiff'))]);
+    const decode = async (src: Buffer, d: Buffer, out: string) => {
+      const fd = openSync(out, 'wx');
+      try {
+        return await decodeInMemory({ source: src, delta: d, outFd: fd, deltaName: 'mem.vcdiff', sourceName: 'esbuild-a', outName: out });
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const r = await decode(source, delta, p('mem.out'));
+    expect(r.outputSha256).toBe(await sha256File(esbuild.b));
+    expect(await sha256File(p('mem.out'))).toBe(r.outputSha256);
+    const flipped = Buffer.from(delta);
+    for (let i = 0; i < 16; i++) flipped[Math.floor(flipped.length / 2) + i * 7] ^= 0x5a;
+    await expectRejected(decode(source, flipped, p('mem-bad.out')), 'CORRUPT_DELTA', 'mem.vcdiff');
+    const wrong = Buffer.from(source);
+    for (let i = 0; i < wrong.length; i += 4096) wrong[i] = (wrong[i]! + 1) & 0xff;
+    await expectRejected(decode(wrong, delta, p('mem-wrong.out')), 'WRONG_SOURCE', 'mem.vcdiff');
+  });
+
+  it("pool jobs in mode 'create' write the path itself, refuse an existing one, and remove it on failure", async () => {
+    const pool = new VcdiffPool({ size: 1 });
+    try {
+      await pool.encodeFile(esbuild.a, esbuild.b, p('create.vcdiff'), { level: 1 }, 'create');
+      const out = await pool.decodeFile(esbuild.a, p('create.vcdiff'), p('create.out'), undefined, 'create');
+      expect(out.outputSha256).toBe(await sha256File(esbuild.b));
+      await expect(pool.decodeFile(esbuild.a, p('create.vcdiff'), p('create.out'), undefined, 'create')).rejects.toThrow(/create/);
+      await expectRejected(pool.decodeFile(esbuild.b, p('create.vcdiff'), p('create-wrong.out'), undefined, 'create'), 'WRONG_SOURCE', 'create.vcdiff');
+      expect(existsSync(p('create-wrong.out'))).toBe(false);
     } finally {
       await pool.close();
     }
