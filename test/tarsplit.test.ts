@@ -425,6 +425,19 @@ describe('extractRootfs', () => {
     }
   });
 
+  it('a regular-file member whose name ends in / is an old-style directory', async () => {
+    const lower: Spec = [{ header: { name: 'olddir/y' }, body: 'y' }];
+    const spec: Spec = [
+      { header: { name: 'olddir/', type: 'file' } }, // must not replace the directory (and y) with a file
+      { header: { name: 'olddir/x' }, body: 'x' },
+    ];
+    const dir = fresh('rootfs-v7');
+    await extractRootfs([layerOf(lower), layerOf(spec)], dir);
+    expect(await filesOf(dir)).toEqual(new Map([['olddir/y', sha('y')], ['olddir/x', sha('x')]]));
+    const { split } = await roundTrip(await tarStream(spec.map((e) => ({ header: e.header, body: e.body === undefined ? undefined : Buffer.from(e.body) }))));
+    expect(split.files).toBe(1);
+  });
+
   it('a hostile layer cannot write outside the directory', async () => {
     const outer = fresh('hostile');
     await fsp.mkdir(outer);

@@ -57,8 +57,10 @@ class RootfsWriter {
       return undefined;
     }
     this.thisLayer.add(rel);
-    if (m.regular) return this.regularFile(rel);
-    if (m.typeflag === '5') await this.directory(rel);
+    // Old (v7) tars mark directories by a trailing '/' on a regular-file typeflag.
+    const isDir = m.typeflag === '5' || m.name.endsWith('/');
+    if (m.regular && !isDir) return this.regularFile(rel);
+    if (isDir) await this.directory(rel);
     else if (m.typeflag === '1') await this.hardlink(rel, m.linkname);
     else await this.remove(rel); // symlink, device, fifo, ...: replaces what was there
     return undefined;

@@ -46,7 +46,8 @@ export class ContentPlacer {
   constructor(private readonly inlineMax: number) {}
 
   place(member: Member): RelPath | undefined {
-    if (!member.regular || member.size <= this.inlineMax) return undefined;
+    // A trailing '/' marks a directory in old (v7) tars, whatever the typeflag says.
+    if (!member.regular || member.size <= this.inlineMax || member.name.endsWith('/')) return undefined;
     const path = normalizeMemberPath(member.name);
     if (path === undefined || !creatable(path)) return undefined;
     if (this.files.has(path) || this.dirs.has(path)) return undefined;
