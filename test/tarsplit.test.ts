@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdtempSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { execa } from 'execa';
 import tar from 'tar-stream';
 import {
@@ -354,6 +354,20 @@ describe('joinTar failures', () => {
     const err2 = await joinTar(skeleton, content, new PassThrough().resume()).catch((e: unknown) => e);
     expect((err2 as DeltaimgError).code).toBe('HOSTILE_PATH');
     expect((err2 as Error).message).toContain('etc/secret is a symlink');
+  });
+
+  it('an output stream that fails makes the join fail, not the process', async () => {
+    const { skeleton, content } = await splitRich();
+    let writes = 0;
+    const failing = new Writable({
+      highWaterMark: 1024,
+      write(_chunk, _enc, done) {
+        done(++writes > 2 ? new Error('ENOSPC: no space left on device') : null);
+      },
+    });
+    const err = await joinTar(skeleton, content, failing).catch((e: unknown) => e);
+    expect((err as DeltaimgError).code).toBe('IO');
+    expect((err as Error).message).toMatch(/ENOSPC/);
   });
 
   it('a truncated or foreign skeleton is refused', async () => {

@@ -27,9 +27,30 @@ class HashingSink {
   private batch: Buffer[] = [];
   private batched = 0;
   size = 0;
-  constructor(private readonly out: NodeJS.WritableStream) {}
+  /** An error `out` emitted between our writes (kept so it fails the join instead of the process). */
+  private failed: Error | undefined;
+
+  constructor(private readonly out: NodeJS.WritableStream) {
+    out.on('error', (err: Error) => (this.failed ??= err));
+  }
+
+  private checkFailed(): void {
+    if (this.failed) throw new DeltaimgError('IO', `cannot write the rebuilt tar: ${this.failed.message}`, { cause: this.failed });
+  }
+
+  /** Waits for `event` on `out`; an error before or during the wait fails it. */
+  private async waitFor(event: string): Promise<void> {
+    this.checkFailed();
+    try {
+      await once(this.out as unknown as NodeJS.EventEmitter, event);
+    } catch {
+      this.checkFailed();
+      throw new DeltaimgError('IO', 'cannot write the rebuilt tar');
+    }
+  }
 
   async write(bytes: Buffer): Promise<void> {
+    this.checkFailed();
     this.hash.update(bytes);
     this.size += bytes.length;
     if (bytes.length >= BATCH) {
@@ -52,12 +73,12 @@ class HashingSink {
   }
 
   private async send(bytes: Buffer): Promise<void> {
-    if (!this.out.write(bytes)) await once(this.out as unknown as NodeJS.EventEmitter, 'drain');
+    if (!this.out.write(bytes)) await this.waitFor('drain');
   }
 
   async end(): Promise<void> {
     await this.flush();
-    const finished = once(this.out as unknown as NodeJS.EventEmitter, 'finish');
+    const finished = this.waitFor('finish');
     this.out.end();
     await finished;
   }
