@@ -339,11 +339,13 @@ describe('two-platform indexes', () => {
     bDir = join(work, 'multi-b');
     await writeDir(aDir, aLayout.files);
     await writeDir(bDir, bLayout.files);
-  }, 60_000);
+    dimg = join(work, 'multi.dimg');
+    diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as typeof diff;
+  }, 120_000);
+  let dimg: string;
+  let diff: { rebuiltLayers: number; images: { platform: string; target: string }[] };
 
   it('diffs both platforms by default; the restored oci-archive has both images with their config digests', async () => {
-    const dimg = join(work, 'multi.dimg');
-    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { rebuiltLayers: number; images: { platform: string; target: string }[] };
     expect(diff.images).toEqual([
       { platform: 'linux/amd64', base: aLayout.amd64.config, target: bLayout.amd64.config },
       { platform: 'linux/arm64/v8', base: aLayout.arm64.config, target: bLayout.arm64.config },
@@ -377,6 +379,44 @@ describe('two-platform indexes', () => {
     }
     expect(configs.sort()).toEqual([bLayout.amd64.config, bLayout.arm64.config].sort());
   }, 120_000);
+
+  it('apply --platform restores only the platforms named; docker-daemon needs one', async () => {
+    const out = join(work, 'apply-arm-out');
+    const apply = JSON.parse(await ok(['image', 'apply', '--platform', 'linux/arm64', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
+    expect(apply.images.map((i) => [i.platform, i.configDigest])).toEqual([['linux/arm64/v8', bLayout.arm64.config]]);
+    const v = JSON.parse(await ok(['image', 'verify', `oci:${out}`, '--json'])) as VerifyJson;
+    expect(v.report.images.map((i) => i.configDigest)).toEqual([bLayout.arm64.config]);
+    for (const [args, pattern] of [
+      [['--platform', 'linux/s390x', '-o', `oci:${join(work, 'never-s390x')}`], /holds no image for platform linux\/s390x \(it has linux\/amd64, linux\/arm64\/v8\)/],
+      [['-o', 'docker-daemon:deltaimg-test/never:1'], /docker-daemon:deltaimg-test\/never:1 takes one image and .* restores 2 .*--platform/],
+    ] as const) {
+      const r = await deltaimg(['image', 'apply', `oci:${aDir}`, dimg, ...args]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(pattern);
+    }
+    expect(await exists(join(work, 'never-s390x'))).toBe(false);
+  }, 120_000);
+
+  it('an existing output is refused before any work', async () => {
+    const taken = join(work, 'taken');
+    await mkdir(taken);
+    await writeFile(join(taken, 'keep'), 'mine');
+    for (const args of [
+      ['diff', `oci:${aDir}`, `oci:${bDir}`, '-o', join(taken, 'keep')],
+      ['apply', `oci:${aDir}`, dimg, '-o', `oci:${taken}`],
+      ['apply', `oci:${aDir}`, dimg, '-o', `docker-archive:${join(taken, 'keep')}`],
+    ]) {
+      // A --tmp-dir that cannot exist: the work would fail making its scratch space, so this
+      // refusal shows the output was checked first.
+      const r = await deltaimg(['image', ...args, '--tmp-dir', join(work, 'no-such-dir')]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/already exists; remove it or choose another output path/);
+    }
+    expect(await readdir(taken)).toEqual(['keep']);
+    expect(await readFile(join(taken, 'keep'), 'utf8')).toBe('mine');
+  }, 60_000);
 
   it('--platform linux/arm64 diffs that platform only', async () => {
     const dimg = join(work, 'arm.dimg');

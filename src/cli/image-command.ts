@@ -89,12 +89,13 @@ export function registerImageCommand(program: Command): void {
     .argument('<DIMG>', "a file made by 'deltaimg image diff' ('-' for stdin)")
     .requiredOption('-o, --out <IMAGE>', 'where to write the image (e.g. docker-archive:b.tar, oci:dir, docker-daemon:app:2)')
     .option('--format <classic|oci>', 'layout of a docker-archive result', 'classic')
+    .option('--platform <os/arch[/variant]>', 'platforms to restore, repeatable or comma-separated (default: every image the .dimg holds)', collectPlatforms)
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; tmpDir?: string }) => {
-      const { parseImageRef } = await import('../image/index.js');
+    .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; platform?: string[]; tmpDir?: string }) => {
+      const { parseImageRef, parsePlatform } = await import('../image/index.js');
       const { applyImageDelta } = await import('../imagedelta/index.js');
       if (opts.format !== 'classic' && opts.format !== 'oci') throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
       const dest = parseImageRef(opts.out);
@@ -103,6 +104,7 @@ export function registerImageCommand(program: Command): void {
       const result = await applyImageDelta(parseImageRef(base), dimg, dest, {
         progress: createProgress({ quiet: opts.quiet }),
         format: opts.format,
+        ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
       });
       if (opts.json) printJson({ out: opts.out, verified: true, images: result.images });

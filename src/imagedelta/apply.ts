@@ -6,7 +6,7 @@
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { applyDelta } from '../delta/apply.js';
@@ -19,8 +19,10 @@ import {
   type ImageToWrite,
   type Layer,
   type LayerToWrite,
+  type Platform,
   type WrittenImage,
 } from '../image/index.js';
+import { assertAbsent } from '../util/atomic-dir.js';
 import { decodeSkeleton, joinTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
 import { DeltaimgError } from '../util/errors.js';
@@ -28,6 +30,7 @@ import { silentProgress, type Progress } from '../util/progress.js';
 import { damaged, unpackDimg, verifyingStream } from './container.js';
 import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer, type StoredLayer } from './format.js';
 import { replayGzip } from './gzip-replay.js';
+import { platformKey } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
 import { withWorkDir } from './workdir.js';
 
@@ -36,6 +39,8 @@ export interface ImageApplyOptions {
   tmpDir?: string;
   /** Layout of a docker-archive result; OCI destinations are always OCI. */
   format?: 'classic' | 'oci';
+  /** Platforms to restore; default: every image the .dimg holds. */
+  platforms?: Platform[];
 }
 
 export interface RestoredImage {
@@ -64,15 +69,20 @@ export async function applyImageDelta(
   opts: ImageApplyOptions = {},
 ): Promise<ImageApplyResult> {
   const progress = opts.progress ?? silentProgress;
+  await refuseExistingOutput(dest);
   return withWorkDir(opts.tmpDir, 'apply', async (work) => {
     const members = join(work, 'dimg');
     await mkdir(members);
     progress.update({ label: 'reading delta', done: 0 });
     const header = await unpackDimg(dimgPath, members);
+    const images = selectImages(header.images, opts.platforms, dimgPath);
+    if (dest.transport === 'docker-daemon' && images.length > 1) {
+      throw new DeltaimgError('USAGE', `docker-daemon:${dest.name} takes one image and ${dimgPath} restores ${images.length} (${images.map((i) => i.platform).join(', ')}); pick one with --platform`);
+    }
     const base = await openImageSource(baseRef, { tmpDir: work });
     const pool = new VcdiffPool();
     try {
-      const bases = matchBases(header, base.images(), dimgPath);
+      const bases = matchBases(images, base.images(), dimgPath);
       const restorer = new LayerRestorer(header, members, join(work, 'layers'), {
         rootfs: new BaseRootfs(join(work, 'base'), progress),
         bases: new Map(base.images().map((img) => [img.configDigest, img])),
@@ -82,7 +92,7 @@ export async function applyImageDelta(
       });
       const toWrite: ImageToWrite[] = [];
       const plans: ImagePlan[] = [];
-      for (const [i, image] of header.images.entries()) {
+      for (const [i, image] of images.entries()) {
         const plan = await planImage(image, bases[i]!, base.images(), restorer, members, dimgPath);
         plans.push(plan);
         toWrite.push(plan.write);
@@ -98,9 +108,26 @@ export async function applyImageDelta(
   });
 }
 
+/** A file output that exists is refused before any work, not after it. */
+async function refuseExistingOutput(dest: ImageRef): Promise<void> {
+  if (dest.transport === 'oci' || dest.transport === 'oci-archive' || dest.transport === 'docker-archive') await assertAbsent(resolve(dest.path));
+}
+
+/** The images to restore: those of the requested platforms, or all. */
+function selectImages(images: DimgImage[], platforms: Platform[] | undefined, dimgPath: string): DimgImage[] {
+  if (!platforms?.length) return images;
+  return platforms.map((p) => {
+    const found = images.find((img) => platformKey(parsePlatform(img.platform)) === platformKey(p));
+    if (!found) {
+      throw new DeltaimgError('USAGE', `${dimgPath} holds no image for platform ${platformKey(p)} (it has ${images.map((i) => i.platform).join(', ')}); pick one of those with --platform`);
+    }
+    return found;
+  });
+}
+
 /** For each target image, the base image it was diffed against; a missing one is a wrong base. */
-function matchBases(header: DimgHeader, images: Image[], dimgPath: string): Image[] {
-  return header.images.map((wanted) => {
+function matchBases(targets: DimgImage[], images: Image[], dimgPath: string): Image[] {
+  return targets.map((wanted) => {
     const found = images.find((img) => img.configDigest === wanted.base.configDigest);
     if (!found) {
       const have = images.map((img) => img.configDigest).join(', ');

@@ -6,11 +6,12 @@
  * A's skeletons, so apply can rebuild the exact tar and B's exact image id.
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { diffTrees } from '../delta/diff.js';
 import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
+import { assertAbsent } from '../util/atomic-dir.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { packDimg, type MemberFile } from './container.js';
@@ -55,6 +56,8 @@ export async function diffImages(
   opts: ImageDiffOptions = {},
 ): Promise<ImageDiffResult> {
   const progress = opts.progress ?? silentProgress;
+  // An existing output is refused before the work, not after it.
+  if (out !== '-') await assertAbsent(resolve(out));
   return withWorkDir(opts.tmpDir, 'diff', async (work) => {
     const base = await openImageSource(baseRef, { tmpDir: work });
     const target = await openImageSource(targetRef, { tmpDir: work }).catch(async (err: unknown) => {
