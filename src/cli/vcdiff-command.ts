@@ -153,7 +153,9 @@ export function registerVcdiffCommand(program: Command): void {
     .action(async (delta: string, out: string, flags: VcdiffFlags) => {
       checkSource(flags.source);
       const started = Date.now();
-      const r = await decodeStream(flags.source ?? null, inputArg(delta), outputArg(out), engineOptions(flags));
+      // The output's sha256 is only printed (summary line or --json): with -q alone, skip it.
+      const hashOutput = Boolean(flags.json) || !flags.quiet;
+      const r = await decodeStream(flags.source ?? null, inputArg(delta), outputArg(out), { ...engineOptions(flags), hashOutput });
       const seconds = (Date.now() - started) / 1000;
       report(
         flags,

@@ -39,18 +39,24 @@ class Xd3Failure extends Error {
 
 /** Output side of a job: hashes and counts everything written. */
 class CountingSink {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | null;
   bytes = 0;
-  constructor(private readonly out: SequentialOutput) {}
+  constructor(
+    private readonly out: SequentialOutput,
+    hashing = true,
+  ) {
+    this.hash = hashing ? createHash('sha256') : null;
+  }
 
   async write(bytes: Uint8Array): Promise<void> {
-    this.hash.update(bytes);
+    this.hash?.update(bytes);
     this.bytes += bytes.length;
     await this.out.write(bytes);
   }
 
-  digest(): Buffer {
-    return this.hash.digest();
+  /** Hex sha256 of everything written ('' when the sink was told not to hash). */
+  hexDigest(): string {
+    return this.hash ? this.hash.digest('hex') : '';
   }
 }
 
@@ -116,7 +122,7 @@ export async function runEncode(ports: EncodePorts, opts: VcdiffOptions | undefi
     }
     const closed = job.close();
     if (closed !== 0) throw new Xd3Failure(closed, job.message(closed));
-    return { targetBytes, deltaBytes: sink.bytes, deltaSha256: sink.digest().toString('hex'), wasmBytes: job.memoryBytes };
+    return { targetBytes, deltaBytes: sink.bytes, deltaSha256: sink.hexDigest(), wasmBytes: job.memoryBytes };
   } catch (err) {
     if (err instanceof Xd3Failure) {
       throw new DeltaimgError('INTERNAL', `xdelta3 failed encoding ${ports.targetName}: ${err.detail}`);
@@ -184,7 +190,7 @@ class DecodeDiagnosis {
 export async function runDecode(ports: DecodePorts, opts: VcdiffOptions | undefined): Promise<DecodeResult & JobStats> {
   const diagnosis = new DecodeDiagnosis(ports);
   const job = new Xd3Job({ mode: 'decode', level: 0, secondary: 'none', inputWindow: DECODE_INPUT_CHUNK });
-  const sink = new CountingSink(ports.out);
+  const sink = new CountingSink(ports.out, opts?.hashOutput ?? true);
   let gotHeader = false;
   const onHeader = () => {
     gotHeader = true;
@@ -204,9 +210,9 @@ export async function runDecode(ports: DecodePorts, opts: VcdiffOptions | undefi
     if (!gotHeader) throw new Xd3Failure(XD3.INVALID_INPUT, 'no VCDIFF header');
     const closed = job.close();
     if (closed !== 0) throw new Xd3Failure(closed, job.message(closed));
-    const digest = sink.digest();
+    const digest = sink.hexDigest();
     verifyTargetSize(diagnosis, sink.bytes);
-    return { outputBytes: sink.bytes, outputSha256: digest.toString('hex'), wasmBytes: job.memoryBytes };
+    return { outputBytes: sink.bytes, outputSha256: digest, wasmBytes: job.memoryBytes };
   } catch (err) {
     if (err instanceof Xd3Failure) throw await diagnosis.explain(err.detail);
     // xdelta3 validates its input, but should hostile bytes ever trap the decoder, that is

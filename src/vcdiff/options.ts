@@ -29,6 +29,11 @@ export interface VcdiffOptions {
    * target's size; at most 16 MiB so that xdelta3 3.0.x decoders accept the delta.
    */
   targetWindowBytes?: number;
+  /**
+   * Decode only: false skips the output's sha256 (DecodeResult.outputSha256 is then ''), for
+   * callers that will not look at it, e.g. the CLI with -q and no --json. Default true.
+   */
+  hashOutput?: boolean;
 }
 
 export const MIN_WINDOW = 512 * 1024; // xdelta3's XD3_MINSRCWINSZ
