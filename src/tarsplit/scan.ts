@@ -73,7 +73,8 @@ export async function* scanTar(reader: ByteReader): AsyncGenerator<TarEvent> {
     yield { kind: 'header', bytes: block };
     if (header.gnuSparseExtended) yield* sparseExtensions(reader);
 
-    const size = isHeaderOnlyType(header.typeflag) ? 0 : (pending.size ?? header.size);
+    // A pax `size` is for the next member proper, not for another meta header before it.
+    const size = isHeaderOnlyType(header.typeflag) ? 0 : isMetaType(header.typeflag) ? header.size : (pending.size ?? header.size);
     if (size === undefined) {
       // A size we cannot read: we cannot find the next header, so the rest is kept as is.
       yield* tail(reader, Buffer.alloc(0));
