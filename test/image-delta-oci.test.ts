@@ -752,6 +752,20 @@ describeDocker('restored archives in the engine', () => {
     }
   }, 120_000);
 
+  it('one platform of a two-platform .dimg restored into the engine (apply --platform ... -o docker-daemon:)', async () => {
+    const aDir = join(work, 'engine-multi-a');
+    const bDir = join(work, 'engine-multi-b');
+    await writeDir(aDir, (await twoPlatformLayout({ dir: '', manifest: [], config: A.config, layers: A.layers })).files);
+    const bLayout = await twoPlatformLayout({ dir: '', manifest: [], config: E.config, layers: E.layers });
+    await writeDir(bDir, bLayout.files);
+    const dimg = join(work, 'engine-multi.dimg');
+    await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '-q']);
+    const name = images.name('oci-multi-arm');
+    await ok(['image', 'apply', `oci:${aDir}`, dimg, '--platform', 'linux/arm64', '-o', `docker-daemon:${name}`, '-q']);
+    expect(await imageId(name)).toBe(bLayout.arm64.config);
+    expect(await docker(['image', 'inspect', '--format', '{{.Architecture}}', name])).toBe('arm64');
+  }, 120_000);
+
   it('a Docker >= 25 form archive restored with --format oci loads with B\'s id', async () => {
     const aTar = join(work, 'engine-a25.tar');
     const bTar = join(work, 'engine-b25.tar');
