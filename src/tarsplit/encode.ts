@@ -22,7 +22,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlib, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { decodeStream, encodeFile, MAX_WINDOW, MIN_WINDOW } from '../vcdiff/index.js';
+import { decodeStream, DEFAULT_WINDOW, encodeFile, MAX_WINDOW, MIN_WINDOW, type VcdiffOptions } from '../vcdiff/index.js';
 
 const MAGIC = Buffer.from('DIMGSKLZ', 'latin1');
 const VERSION = 1;
@@ -166,6 +166,16 @@ export async function encodeSkeleton(skeletonPath: string, references: string[],
   }
 }
 
+/**
+ * The window covers all the references (up to 512 MiB): B's layer may match any of A's layers.
+ * Above 64 MiB, level 3 as for large files in src/delta/diff.ts: level 9's hash table would
+ * take twice the window in memory.
+ */
+function vcdiffOptions(referencesSize: number): VcdiffOptions {
+  const windowBytes = Math.min(MAX_WINDOW, Math.max(MIN_WINDOW, referencesSize));
+  return { windowBytes, secondary: 'none', ...(referencesSize > DEFAULT_WINDOW ? { level: 3 } : {}) };
+}
+
 interface Candidate {
   method: SkeletonMethod;
   file: string;
@@ -181,8 +191,7 @@ interface Candidate {
  */
 async function smallestAgainst(skeletonPath: string, references: string[], temps: { brotli: string; refs: string; plain: string; vcdiffBrotli: string }): Promise<Candidate> {
   const referencesSize = await concatenate(references, temps.refs);
-  const windowBytes = Math.min(MAX_WINDOW, Math.max(MIN_WINDOW, referencesSize));
-  await encodeFile(temps.refs, skeletonPath, temps.plain, { windowBytes, secondary: 'none' });
+  await encodeFile(temps.refs, skeletonPath, temps.plain, vcdiffOptions(referencesSize));
   const viaVcdiff: Candidate = { method: 'vcdiff-brotli', file: temps.vcdiffBrotli, referencesSize, size: await brotliFile(temps.plain, temps.vcdiffBrotli) };
   const estimate = await brotliFile(skeletonPath, temps.brotli, 5);
   if (estimate > viaVcdiff.size * 1.25) return viaVcdiff;
