@@ -134,23 +134,35 @@ export interface LayerBlob {
   data: Buffer;
 }
 
-/** A one-image OCI layout (index.json naming the manifest with `ref`), blobs stored exactly as given. */
-export function singleImageLayout(config: Buffer, layers: LayerBlob[], ref = 'latest'): { files: Map<string, Buffer>; manifestDigest: string } {
+/**
+ * A one-image OCI layout (index.json naming the manifest with `ref`), blobs stored exactly as given;
+ * family 'docker' gives the manifest and config Docker schema 2 media types (as `crane pull --format=oci` keeps them).
+ */
+export function singleImageLayout(
+  config: Buffer,
+  layers: LayerBlob[],
+  ref = 'latest',
+  family: 'oci' | 'docker' = 'oci',
+): { files: Map<string, Buffer>; manifestDigest: string } {
   const files = new Map<string, Buffer>();
   files.set('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
+  const types =
+    family === 'oci'
+      ? { manifest: 'application/vnd.oci.image.manifest.v1+json', config: 'application/vnd.oci.image.config.v1+json' }
+      : { manifest: 'application/vnd.docker.distribution.manifest.v2+json', config: 'application/vnd.docker.container.image.v1+json' };
   const descriptors = layers.map((l) => ({ mediaType: l.mediaType, ...blob(files, l.data) }));
   const manifest = blob(
     files,
     Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...blob(files, config) },
+        mediaType: types.manifest,
+        config: { mediaType: types.config, ...blob(files, config) },
         layers: descriptors,
       }),
     ),
   );
-  const index = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': ref } }] };
+  const index = { schemaVersion: 2, manifests: [{ mediaType: types.manifest, ...manifest, annotations: { 'org.opencontainers.image.ref.name': ref } }] };
   files.set('index.json', Buffer.from(JSON.stringify(index)));
   return { files, manifestDigest: manifest.digest };
 }
