@@ -322,6 +322,25 @@ class Restorer {
     }
   }
 
+  /**
+   * Starts checking a large source's sha256 while its decode runs (one pass each, in parallel):
+   * `alongside(decoding)` settles both and reports a wrong source first, whatever the decode
+   * said. What a decode wrote from a wrong source is never used: it sits in the temp tree,
+   * which is removed when apply fails.
+   */
+  private verifyMeanwhile(from: RelPath, sha256: string, size: number): { alongside<T>(decoding: Promise<T>): Promise<T> } {
+    const verifying = this.source.verify(from, sha256, size);
+    verifying.catch(() => {});
+    return {
+      async alongside<T>(decoding: Promise<T>): Promise<T> {
+        const [verified, decoded] = await Promise.allSettled([verifying, decoding]);
+        if (verified.status === 'rejected') throw verified.reason;
+        if (decoded.status === 'rejected') throw decoded.reason;
+        return decoded.value;
+      },
+    };
+  }
+
   /** The record holds a prefix of a copied file's hash; the full one joins the target tree digest. */
   private checkCopied(r: FileRecord, from: RelPath, written: Written): Written {
     if (!written.sha256.startsWith(r.sha256)) throw wrongSource(from, r.sha256, written.sha256);
@@ -358,20 +377,21 @@ class Restorer {
         return this.checkCopied(r, from, await this.copyLarge(from, abs));
       }
       case 'vcdiff': {
-        await this.source.verify(c.from, c.fromSha256, r.size);
+        const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
         const delta = await this.payloads.materialize(c.payload, displayPath(r.path), { brotli: c.brotli });
         try {
-          const out = await this.pool.decodeFile(await this.source.path(c.from), delta.path, abs, undefined, 'create');
+          const sourcePath = await this.source.path(c.from);
+          const out = await verifying.alongside(this.pool.decodeFile(sourcePath, delta.path, abs, undefined, 'create'));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await delta.release();
         }
       }
       case 'bsdiff': {
-        await this.source.verify(c.from, c.fromSha256, r.size);
+        const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
         const patch = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
-          const out = await bsdiffDecode(await this.source.path(c.from), patch.path, abs);
+          const out = await verifying.alongside(bsdiffDecode(await this.source.path(c.from), patch.path, abs));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await patch.release();

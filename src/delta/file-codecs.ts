@@ -63,8 +63,11 @@ export async function openSourceStream(path: Buffer): Promise<Readable> {
     await fh.close();
     throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
   }
-  return fh.createReadStream();
+  return fh.createReadStream({ highWaterMark: STREAM_CHUNK_BYTES });
 }
+
+/** Sources are hashed in 1 MiB reads: 16x fewer round trips than the stream default. */
+const STREAM_CHUNK_BYTES = 1024 * 1024;
 
 function hashingCounter(): { stream: Transform; result(): Written } {
   const hash = createHash('sha256');
