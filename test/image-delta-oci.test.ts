@@ -702,6 +702,13 @@ describe('hostile and damaged inputs', () => {
     await writeTar(b2Tar, classicArchive(b2.config, b2.layers, 'deltaimg-test/shared-only:1'));
     const sharedOnly = join(work, 'shared-only.dimg');
     await ok(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${b2Tar}`, '-o', sharedOnly, '-q']);
+    const header2 = JSON.parse(await ok(['image', 'inspect', sharedOnly, '--json'])) as DimgHeaderJson;
+    expect(header2.layers).toEqual([]);
+    expect(header2.members.map((m) => m.name)).toEqual([`config/${b2.configDigest.slice(7)}.json`]);
+    const good = join(work, 'shared-only-out.tar');
+    await ok(['image', 'apply', `docker-archive:${aTar}`, sharedOnly, '-o', `docker-archive:${good}`, '-q']);
+    await verifyAgainst(`docker-archive:${good}`, sharedOnly);
+
     const flipped = Buffer.from(A.layers[0]!);
     const at = firstDataOffset(flipped);
     flipped[at] = flipped[at]! ^ 0x20;
