@@ -212,7 +212,8 @@ export class SkeletonSplitter {
  * better than per-file deltas, whose records cost ~30 bytes each even for unchanged files.
  * Measured with `image diff` on the Debian pair (one 122 MiB layer): .dimg 1,056 KB with 0,
  * 990 KB with 2 KiB, 909 KB with 8 KiB, 870 KB with 16 KiB, 853 KB with 64 KiB, 866 KB with
- * 256 KiB (and twice the time and memory). Part of the format: the base's skeletons must be
+ * 256 KiB (and twice the time and memory); on the npm-app pair (41.6 MiB layer) 203 KB with 0,
+ * 182 KB with 16 KiB and with 64 KiB. Part of the format: the base's skeletons must be
  * made with the same value when a delta is applied as when it was made.
  */
 export const DEFAULT_INLINE_MAX = 16 * 1024;
