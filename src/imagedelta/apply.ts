@@ -7,7 +7,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { pipeline } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { applyDelta } from '../delta/apply.js';
 import {
@@ -27,7 +26,7 @@ import { decodeSkeleton, joinTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
-import { damaged, unpackDimg, verifyingStream } from './container.js';
+import { damaged, unpackDimg } from './container.js';
 import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer, type StoredLayer } from './format.js';
 import { replayGzip } from './gzip-replay.js';
 import { platformKey } from './platforms.js';
@@ -84,7 +83,7 @@ export async function applyImageDelta(
     try {
       const bases = matchBases(images, base.images(), dimgPath);
       const restorer = new LayerRestorer(header, members, join(work, 'layers'), {
-        rootfs: new BaseRootfs(join(work, 'base'), progress),
+        rootfs: new BaseRootfs(join(work, 'base'), progress, header.inlineMax),
         bases: new Map(base.images().map((img) => [img.configDigest, img])),
         pool,
         progress,
@@ -215,11 +214,7 @@ function storedFromBase(stored: StoredLayer | undefined, layer: Layer): LayerToW
   if (layer.digest === stored.digest) return { ...blob, open: () => layer.openStored() };
   const replay = stored.replay;
   if (!replay) return undefined;
-  return { ...blob, open: async () => checked(replayGzip(await layer.openUncompressed(), replay), blob.digest, 'restored') };
-}
-
-function checked(stream: NodeJS.ReadableStream, digest: string, side: string): NodeJS.ReadableStream {
-  return pipeline(stream, verifyingStream(digest, `layer ${digest} of the ${side} image`), () => {});
+  return { ...blob, open: async () => replayGzip(await layer.openUncompressed(), replay) };
 }
 
 interface RestoreContext {
@@ -250,7 +245,7 @@ class LayerRestorer {
       size: target.size,
       open: async () => createReadStream(tar),
       ...(stored && replay
-        ? { stored: { digest: stored.digest, size: stored.size, mediaType: stored.mediaType, open: async () => checked(replayGzip(createReadStream(tar), replay), stored.digest, 'restored') } }
+        ? { stored: { digest: stored.digest, size: stored.size, mediaType: stored.mediaType, open: async () => replayGzip(createReadStream(tar), replay) } }
         : {}),
     };
   }
@@ -295,10 +290,7 @@ class LayerRestorer {
 function restoredReport(plan: ImagePlan, written: WrittenImage | undefined): RestoredImage {
   const original = plan.image.target.manifest?.digest;
   const actual = written?.manifestDigest;
-  const note =
-    original && actual && actual !== original
-      ? plan.manifestNote ?? 'the destination writes its own manifest (same config and diff_ids, so the same image id)'
-      : undefined;
+  const note = original && actual && actual !== original ? plan.manifestNote ?? replayMissNote(plan, written!) : undefined;
   return {
     platform: plan.image.platform,
     configDigest: plan.image.target.configDigest,
@@ -308,6 +300,18 @@ function restoredReport(plan: ImagePlan, written: WrittenImage | undefined): Res
     layers: plan.image.target.layers.length,
     rebuiltLayers: plan.rebuiltLayers,
   };
+}
+
+/**
+ * Why a manifest changed although every compressed layer had a way back: the writer checks each
+ * replayed blob against its digest and stores the tar when it differs (zlib builds can deflate
+ * differently from the one diff ran on), or the destination writes manifests of its own.
+ */
+function replayMissNote(plan: ImagePlan, written: WrittenImage): string {
+  const missed = plan.image.target.layers.find((l, i) => l.stored && written.layerDigests[i] !== l.stored.digest);
+  return missed
+    ? `layer ${missed.diffId}: recompressing it did not reproduce its blob ${missed.stored!.digest} (this zlib deflates differently from the one the .dimg was made with); it is stored uncompressed (same diff_id, same image id)`
+    : 'the destination writes its own manifest (same config and diff_ids, so the same image id)';
 }
 
 async function readMember(members: string, name: string): Promise<Buffer> {

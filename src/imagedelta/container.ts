@@ -216,7 +216,7 @@ export function checkHeader(path: string, h: Partial<DimgHeader>): DimgHeader {
         `this deltaimg reads up to v${DIMG_VERSION}: upgrade deltaimg to apply it`,
     );
   }
-  if (!Array.isArray(h.images) || !Array.isArray(h.layers) || !Array.isArray(h.members) || h.images.length === 0) {
+  if (!Array.isArray(h.images) || !Array.isArray(h.layers) || !Array.isArray(h.members) || h.images.length === 0 || !Number.isSafeInteger(h.inlineMax)) {
     throw damaged(path, 'its header lacks required fields');
   }
   for (const m of h.members) {

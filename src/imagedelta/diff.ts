@@ -9,7 +9,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { diffTrees } from '../delta/diff.js';
 import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
-import { encodeSkeleton, splitTar } from '../tarsplit/index.js';
+import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
 import { assertAbsent } from '../util/atomic-dir.js';
 import { DeltaimgError } from '../util/errors.js';
@@ -95,7 +95,7 @@ class ImageDiffer {
     private readonly tool: string,
   ) {
     for (const image of base.images()) for (const layer of image.layers) this.baseLayers.set(layer.diffId, layer);
-    this.rootfs = new BaseRootfs(join(work, 'base'), progress);
+    this.rootfs = new BaseRootfs(join(work, 'base'), progress, DEFAULT_INLINE_MAX);
   }
 
   async addImage(base: Image, target: Image): Promise<void> {
@@ -148,7 +148,7 @@ class ImageDiffer {
     await mkdir(dir, { recursive: true });
     const skeleton = join(dir, 'skeleton.raw');
     const content = join(dir, 'content');
-    const split = await splitTar(await layer.openUncompressed(), skeleton, content);
+    const split = await splitTar(await layer.openUncompressed(), skeleton, content, { inlineMax: DEFAULT_INLINE_MAX });
     if (split.tarSha256 !== layer.diffId) {
       throw new DeltaimgError(
         'VERIFY_FAILED',
@@ -174,8 +174,8 @@ class ImageDiffer {
       skeletonMember,
       skeletonMethod: encoded.method,
       deltaPrefix,
-      files: split.files,
-      contentBytes: split.contentBytes,
+      files: split.files + split.inlineFiles,
+      contentBytes: split.contentBytes + split.inlineBytes,
       deltaBytes: encoded.bytes + tree.stats.deltaBytes,
     };
     this.rebuilt.set(layer.diffId, entry);
@@ -206,6 +206,7 @@ class ImageDiffer {
       tool: this.tool,
       created: new Date().toISOString(),
       images: this.images,
+      inlineMax: DEFAULT_INLINE_MAX,
       layers: [...this.rebuilt.values()],
     };
     const packed = await packDimg(header, this.members, out);

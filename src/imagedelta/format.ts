@@ -22,6 +22,11 @@ export interface DimgHeader {
   images: DimgImage[];
   /** B's layers not shared with A, rebuilt on apply; keyed by diff_id, shared across platforms. */
   layers: DimgLayer[];
+  /**
+   * Regular files up to this size keep their bytes in the layer skeletons (docs/format.md, "Layer
+   * skeletons"); A's skeletons must be made with the same value on both sides to serve as references.
+   */
+  inlineMax: number;
   /** Every member after the header, in archive order. */
   members: DimgMember[];
 }

@@ -21,6 +21,7 @@ export class BaseRootfs {
   constructor(
     private readonly root: string,
     private readonly progress: Progress,
+    private readonly inlineMax: number,
   ) {}
 
   of(image: Image): Promise<ExtractedRootfs> {
@@ -39,7 +40,7 @@ export class BaseRootfs {
       this.progress.update({ label: 'extracting base layers', done: i, total: image.layers.length });
       return layer.openUncompressed();
     });
-    await extractRootfs(openers, join(dir, 'rootfs'), { skeletons });
+    await extractRootfs(openers, join(dir, 'rootfs'), { skeletons, inlineMax: this.inlineMax });
     return { dir: join(dir, 'rootfs'), skeletons };
   }
 }
