@@ -1,9 +1,11 @@
 /**
  * Can a gzip'd layer blob be reproduced from its tar? A manifest names its layers by the
  * digest of the compressed bytes, so a restored image keeps its manifest digest only if
- * every blob comes back byte for byte. That works when the blob was made by zlib (GNU gzip,
- * Python, Node) at a level we can find: we keep its gzip header verbatim and re-deflate.
- * Blobs made by other deflaters (Go's compress/gzip, pigz) are reported as not reproducible.
+ * every blob comes back byte for byte. That works when the blob was made by the zlib Node
+ * bundles (Node tools) at a level we can find: we keep its gzip header verbatim and re-deflate.
+ * Blobs made by other deflaters (GNU gzip, Go's compress/gzip, pigz, and even the system zlib
+ * Python uses, whose output differs from Node's bundled build) are reported as not reproducible;
+ * apply checks every replayed blob against its digest and stores the tar when it differs.
  */
 import { createHash } from 'node:crypto';
 import { PassThrough, Transform, type Readable } from 'node:stream';
