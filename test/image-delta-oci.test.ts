@@ -327,23 +327,17 @@ describe('layers zlib cannot replay (GNU gzip, zstd)', () => {
     expect(header.images[0]!.target.layers.map((l) => l.stored?.replay)).toEqual([undefined, undefined, undefined]);
 
     const out = join(work, 'foreign-out');
-    const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
-    const restored = apply.images[0]!;
-    expect(restored).toMatchObject({ configDigest: B.configDigest, originalManifestDigest: bManifest, rebuiltLayers: 2 });
-    expect(restored.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(restored.manifestDigest).not.toBe(bManifest);
-    expect(restored.manifestNote).toMatch(/cannot replay byte for byte/);
-    expect(await indexManifestDigests(out)).toEqual([restored.manifestDigest]);
+    const apply = await deltaimg(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`]);
+    expect(apply.exitCode, apply.stderr).toBe(0);
+    expect(apply.stderr).toContain(`restored linux/amd64 image ${B.configDigest} (3 layers, 2 rebuilt, all verified)`);
+    expect(apply.stderr).toMatch(new RegExp(`note: manifest digest differs from ${bManifest}: layer sha256:[0-9a-f]{64} was compressed by a tool deltaimg cannot replay byte for byte`));
+    const [written] = await indexManifestDigests(out);
+    expect(written).not.toBe(bManifest);
     // The shared layer keeps A's (= B's) stored blob; the rebuilt ones are stored as plain tars.
     expect(await exists(join(out, 'blobs/sha256', sha(await gzipCli(B.layers[0]!, 6)).slice(7)))).toBe(true);
 
     const v = await verifyAgainst(`oci:${out}`, dimg);
     expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(B.layers.map(sha));
-
-    // Without --json, the note goes to stderr.
-    const again = await deltaimg(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${join(work, 'foreign-out2')}`]);
-    expect(again.exitCode, again.stderr).toBe(0);
-    expect(again.stderr).toContain(`note: manifest digest differs from ${bManifest}`);
   }, 120_000);
 });
 
@@ -408,7 +402,8 @@ describe('two-platform indexes', () => {
     const v = JSON.parse(await ok(['image', 'verify', `oci:${out}`, '--json'])) as VerifyJson;
     expect(v.report.images.map((i) => i.configDigest)).toEqual([bLayout.arm64.config]);
     for (const [args, pattern] of [
-      [['--platform', 'linux/s390x', '-o', `oci:${join(work, 'never-s390x')}`], /holds no image for platform linux\/s390x \(it has linux\/amd64, linux\/arm64\/v8\)/],
+      // Comma-separated: linux/amd64 is there, linux/s390x is not.
+      [['--platform', 'linux/amd64,linux/s390x', '-o', `oci:${join(work, 'never-s390x')}`], /holds no image for platform linux\/s390x \(it has linux\/amd64, linux\/arm64\/v8\)/],
       [['-o', 'docker-daemon:deltaimg-test/never:1'], /docker-daemon:deltaimg-test\/never:1 takes one image and .* restores 2 .*--platform/],
     ] as const) {
       const r = await deltaimg(['image', 'apply', `oci:${aDir}`, dimg, ...args]);
@@ -449,13 +444,6 @@ describe('two-platform indexes', () => {
     await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '-q']);
     const v = await verifyAgainst(`oci:${out}`, dimg);
     expect(v.report.images.map((i) => i.configDigest)).toEqual([bLayout.arm64.config]);
-  }, 120_000);
-
-  it('--platform takes a comma-separated list', async () => {
-    const dimg = join(work, 'both.dimg');
-    await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--platform', 'linux/arm64/v8,linux/amd64', '-q']);
-    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
-    expect(header.images.map((img) => img.platform).sort()).toEqual(['linux/amd64', 'linux/arm64/v8']);
   }, 120_000);
 
   it('a platform the target lacks is a one-line usage error, and nothing is written', async () => {
@@ -561,9 +549,6 @@ describe('edge layers', () => {
     expect(apply.images).toEqual([expect.objectContaining({ configDigest: target.configDigest, manifestDigest: bManifest, layers: 8 })]);
     const v = await verifyAgainst(`oci:${out}`, dimg);
     expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(target.layers.map(sha));
-    const classic = join(work, 'edge-out.tar');
-    await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `docker-archive:${classic}`, '-q']);
-    await verifyAgainst(`docker-archive:${classic}`, dimg);
   }, 120_000);
 });
 
