@@ -588,6 +588,15 @@ describe('stdin and stdout', () => {
     expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(B.layers.map(sha));
   }, 120_000);
 
+  it('a reader that closes stdout early gets a one-line error, not a stack', async () => {
+    const { aTar, bTar } = await classicPair('deltaimg-test/epipe-a:1', 'deltaimg-test/epipe-b:1');
+    // `true` exits at once, long before the diff writes its first byte: every write meets EPIPE.
+    const r = await execa('bash', ['-c', 'node "$@" | true; exit "${PIPESTATUS[0]}"', 'bash', CLI, 'image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', '-', '-q'], { reject: false });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('cannot write standard output: EPIPE');
+  }, 60_000);
+
   it('two inputs from stdin are a one-line usage error', async () => {
     for (const [args, names] of [
       [['diff', '-', '-', '-o', join(work, 'never.dimg')], 'BASE and TARGET'],

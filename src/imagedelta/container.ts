@@ -52,7 +52,12 @@ export async function packDimg(
   const feeding = feedPack(pack, full, files);
   const counted = byteCounter();
   if (out === '-') {
-    await Promise.all([feeding, pipeline(pack, counted.stream, process.stdout, { end: false })]);
+    try {
+      await Promise.all([feeding, pipeline(pack, counted.stream, process.stdout, { end: false })]);
+    } catch (err) {
+      // A reader that went away (EPIPE) is the user's doing: one line, not a stack.
+      throw isDeltaimgError(err) ? err : ioError('write', 'standard output', err);
+    }
     return { header: full, bytes: counted.bytes() };
   }
   const target = resolve(out);
