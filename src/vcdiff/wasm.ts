@@ -66,14 +66,24 @@ const WASM_URL = new URL('../../wasm/xdelta3.wasm', import.meta.url);
 let compiled: WasmModule | undefined;
 
 /**
- * Compiles the module once per process (or adopts one compiled elsewhere and posted to
- * this worker). Liftoff is turned off first: V8 never tiers up a wasm function that is
- * already running, and xdelta3 spends a whole window inside one call, so baseline code
- * would index large sources several times slower.
+ * 'optimized': Liftoff is turned off before compiling: V8 never tiers up a wasm function
+ * that is already running, and an encoder spends a whole window inside one call, so baseline
+ * code would index large sources several times slower. The price: each function is compiled
+ * by TurboFan on its first call (V8 compiles wasm lazily), ~0.1-0.8 s of a process's first job.
+ * 'baseline-first': left as V8 has it (Liftoff, then hot functions tiered up between calls),
+ * for a process whose first job is a decode: decoders return to JavaScript every window or
+ * block, so their code tiers up, and a small decode does not wait for TurboFan.
  */
-export function xdelta3Module(): WasmModule {
+export type CompileTier = 'optimized' | 'baseline-first';
+
+/**
+ * Compiles the module once per process (or adopts one compiled elsewhere and posted to
+ * this worker); the first caller's tier decides (see CompileTier). 'baseline-first' does not
+ * switch Liftoff back on if something in the process already turned it off.
+ */
+export function xdelta3Module(tier: CompileTier = 'optimized'): WasmModule {
   if (!compiled) {
-    setFlagsFromString('--no-liftoff');
+    if (tier === 'optimized') setFlagsFromString('--no-liftoff');
     let bytes: Buffer;
     try {
       bytes = readFileSync(WASM_URL);
@@ -109,11 +119,11 @@ export interface JobConfig {
 export const REUSE_MAX_BYTES = 128 * 1024 * 1024;
 let idleInstance: GlueExports | null = null;
 
-function acquireInstance(): GlueExports {
+function acquireInstance(tier: CompileTier): GlueExports {
   const reused = idleInstance;
   idleInstance = null;
   if (reused) return reused;
-  const instance = new WA.Instance(xdelta3Module(), {
+  const instance = new WA.Instance(xdelta3Module(tier), {
     env: { emscripten_notify_memory_growth: () => undefined },
   });
   const glue = instance.exports as unknown as GlueExports;
@@ -131,7 +141,7 @@ export class Xd3Job {
   private readonly job: number;
 
   constructor(config: JobConfig) {
-    this.glue = acquireInstance();
+    this.glue = acquireInstance(config.mode === 'decode' ? 'baseline-first' : 'optimized');
     const encoding = config.mode === 'encode' ? 1 : 0;
     this.job = this.glue.xg_create(encoding, config.level, SECONDARY_CODE[config.secondary], config.inputWindow);
     if (this.job === 0) throw new DeltaimgError('INTERNAL', 'xdelta3: out of memory creating the stream');
