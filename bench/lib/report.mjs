@@ -317,7 +317,7 @@ export function renderMarkdown(results) {
     [
       '# deltaimg benchmark results',
       '',
-      `Measured by \`npm run bench\` (bench/run.mjs${results.options.quick ? ' --quick' : ''}${results.options.only ? ` --only ${results.options.only}` : ''}) on ${results.machine.date}. Raw numbers: [results.json](results.json).`,
+      `Measured by \`npm run bench\` (bench/run.mjs${results.options.quick ? ' --quick' : ''}${results.options.only ? ` --only ${results.options.only}` : ''}${results.options.pairs ? ` --pairs ${results.options.pairs.join(',')}` : ''}${results.options.repeat > 1 ? ` --repeat ${results.options.repeat}` : ''}) on ${results.machine.date}; rows from earlier runs say when they were measured (Machine table). Raw numbers: [results.json](results.json).`,
       '',
       machineSection(results),
       targetsSection(results),
