@@ -75,9 +75,7 @@ export async function applyImageDelta(
     progress.update({ label: 'reading delta', done: 0 });
     const header = await unpackDimg(dimgPath, members);
     const images = selectImages(header.images, opts.platforms, dimgPath);
-    if (dest.transport === 'docker-daemon' && images.length > 1) {
-      throw new DeltaimgError('USAGE', `docker-daemon:${dest.name} takes one image and ${dimgPath} restores ${images.length} (${images.map((i) => i.platform).join(', ')}); pick one with --platform`);
-    }
+    refuseAmbiguousLoad(dest, images, dimgPath);
     const base = await openImageSource(baseRef, { tmpDir: work });
     const pool = new VcdiffPool();
     try {
@@ -110,6 +108,28 @@ export async function applyImageDelta(
 /** A file output that exists is refused before any work, not after it. */
 async function refuseExistingOutput(dest: ImageRef): Promise<void> {
   if (dest.transport === 'oci' || dest.transport === 'oci-archive' || dest.transport === 'docker-archive') await assertAbsent(resolve(dest.path));
+}
+
+/**
+ * What `docker load` reads keeps a name on one image only: a daemon takes one image, and a
+ * docker-archive whose images share a name (the platforms of one index do) would leave that
+ * name on whichever loads last, maybe another platform than the host's.
+ */
+function refuseAmbiguousLoad(dest: ImageRef, images: DimgImage[], dimgPath: string): void {
+  if (images.length < 2) return;
+  const platforms = images.map((i) => i.platform).join(', ');
+  if (dest.transport === 'docker-daemon') {
+    throw new DeltaimgError('USAGE', `docker-daemon:${dest.name} takes one image and ${dimgPath} restores ${images.length} (${platforms}); pick one with --platform`);
+  }
+  if (dest.transport !== 'docker-archive' && dest.transport !== 'stdio') return;
+  const names = images.flatMap((i) => (dest.transport === 'docker-archive' && dest.ref ? [dest.ref] : i.target.names));
+  const shared = names.find((n, i) => names.indexOf(n) !== i);
+  if (shared !== undefined) {
+    throw new DeltaimgError(
+      'USAGE',
+      `${dimgPath} restores ${images.length} images (${platforms}) that share the name ${shared}; docker load would keep that name on one only: pick one with --platform, or write oci-archive:PATH`,
+    );
+  }
 }
 
 /** The images to restore: those of the requested platforms, or all. */
