@@ -255,18 +255,3 @@ function checkMemberRefs(path: string, h: DimgHeader): void {
 export function damaged(path: string, why: string): DeltaimgError {
   return new DeltaimgError('CORRUPT_DELTA', `${path} is damaged: ${why}; copy it again or make it anew with 'deltaimg image diff'`);
 }
-
-/** A pass-through stream that fails at the end when the bytes do not hash to `digest` (a "sha256:" digest). */
-export function verifyingStream(digest: string, what: string): Transform {
-  const hash = createHash('sha256');
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      cb(null, chunk);
-    },
-    flush(cb) {
-      const actual = `sha256:${hash.digest('hex')}`;
-      cb(actual === digest ? null : new DeltaimgError('VERIFY_FAILED', `${what} hashes to ${actual}, expected ${digest}`));
-    },
-  });
-}
