@@ -3,14 +3,14 @@
  * bytes (the header records that hash); the reader checks the hash before trusting
  * a single record, so a truncated or altered entries file is refused up front.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { PassThrough, Transform } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { DeltaimgError, ioError } from '../util/errors.js';
+import { hashingTap } from '../util/hashing.js';
 import { sha256File } from '../tree/scan.js';
 import type { DeltaRecord } from './format.js';
 import { decodeRecord, encodeRecord } from './records.js';
@@ -29,15 +29,9 @@ export function createEntriesWriter(path: string): EntriesWriter {
       [zlibConstants.BROTLI_PARAM_MODE]: zlibConstants.BROTLI_MODE_TEXT,
     },
   });
-  const hash = createHash('sha256');
-  const hashing = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      cb(null, chunk);
-    },
-  });
+  const hashing = hashingTap();
   const out = createWriteStream(path, { flags: 'wx' });
-  const done = pipeline(brotli, hashing, out);
+  const done = pipeline(brotli, hashing.stream, out);
   done.catch(() => {});
   let count = 0;
   let rawBytes = 0;
@@ -53,7 +47,7 @@ export function createEntriesWriter(path: string): EntriesWriter {
       await done.catch((err: unknown) => {
         throw ioError('write', path, err);
       });
-      return { sha256: hash.digest('hex'), count, rawBytes };
+      return { sha256: hashing.sha256Hex(), count, rawBytes };
     },
   };
 }

@@ -3,8 +3,8 @@
  * its diff_id (one read per layer), the config against its digest, the manifest against its
  * digest and against the config and layers it names. Reports, never throws on a mismatch.
  */
-import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { hashingTap } from '../util/hashing.js';
 import { hashStream, sha256Digest } from './digest-stream.js';
 import { decompress } from './layer.js';
 import { formatPlatform, isRawLayer, type Image, type ImageSource, type Layer } from './types.js';
@@ -49,19 +49,11 @@ function manifestOk(image: Image): boolean {
 async function verifyLayer(layer: Layer): Promise<LayerCheck> {
   try {
     const raw = isRawLayer(layer) ? await layer.openStoredUnchecked() : await layer.openStored();
-    const stored = createHash('sha256');
-    let storedSize = 0;
-    const tee = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        stored.update(chunk);
-        storedSize += chunk.length;
-        done(null, chunk);
-      },
-    });
-    raw.on('error', (err) => tee.destroy(err));
-    const tar = await hashStream(decompress((raw as Readable).pipe(tee), layer.compression, `layer ${layer.digest}`));
-    const storedDigest = `sha256:${stored.digest('hex')}`;
-    if (storedDigest !== layer.digest || storedSize !== layer.size) return { diffId: layer.diffId, ok: false, actual: `stored blob ${storedDigest} (${storedSize} bytes)` };
+    const tee = hashingTap();
+    raw.on('error', (err) => tee.stream.destroy(err));
+    const tar = await hashStream(decompress((raw as Readable).pipe(tee.stream), layer.compression, `layer ${layer.digest}`));
+    const storedDigest = `sha256:${tee.sha256Hex()}`;
+    if (storedDigest !== layer.digest || tee.bytes() !== layer.size) return { diffId: layer.diffId, ok: false, actual: `stored blob ${storedDigest} (${tee.bytes()} bytes)` };
     if (tar.digest !== layer.diffId) return { diffId: layer.diffId, ok: false, actual: tar.digest };
     return { diffId: layer.diffId, ok: true };
   } catch (err) {

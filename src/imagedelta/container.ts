@@ -4,16 +4,17 @@
  * else and each member's size and sha256 as it streams by, so a damaged, truncated or
  * newer file is refused with one line before any of it is used.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { sha256File } from '../tree/scan.js';
 import { assertAbsent } from '../util/atomic-dir.js';
 import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
+import { hashingTap } from '../util/hashing.js';
 import {
   DIMG_FORMAT,
   DIMG_HEADER,
@@ -50,7 +51,7 @@ export async function packDimg(
   const full: DimgHeader = { ...header, members };
   const pack = tar.pack();
   const feeding = feedPack(pack, full, files);
-  const counted = byteCounter();
+  const counted = hashingTap();
   if (out === '-') {
     try {
       await Promise.all([feeding, pipeline(pack, counted.stream, process.stdout, { end: false })]);
@@ -95,17 +96,6 @@ function addEntry(pack: tar.Pack, name: string, data: Buffer): Promise<void> {
   });
 }
 
-function byteCounter(): { stream: Transform; bytes: () => number } {
-  let n = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      n += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  return { stream, bytes: () => n };
-}
-
 /** Reads only the header: enough for `image inspect` and for refusing a wrong base early. */
 export async function readDimgHeader(path: string): Promise<DimgHeader> {
   let header: DimgHeader | undefined;
@@ -129,17 +119,9 @@ export async function unpackDimg(path: string, destDir: string): Promise<DimgHea
     const member = memberOf(h, name, path, seen);
     const file = join(destDir, ...member.name.split('/'));
     await mkdir(dirname(file), { recursive: true });
-    const hash = createHash('sha256');
-    let size = 0;
-    const hashing = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    await pipeline(entry, hashing, createWriteStream(file, { flags: 'wx' }));
-    if (size !== member.size || hash.digest('hex') !== member.sha256) {
+    const tap = hashingTap();
+    await pipeline(entry, tap.stream, createWriteStream(file, { flags: 'wx' }));
+    if (tap.bytes() !== member.size || tap.sha256Hex() !== member.sha256) {
       throw damaged(path, `member ${member.name} does not match its recorded sha256`);
     }
     return 'continue';
