@@ -86,8 +86,14 @@ async function importTree(engine, dir, ref) {
   // Owners by number, xattrs and PAX headers: the image holds the tree as fetch-data.sh made it.
   // buffer: false, or execa would stop keeping the tar stream at its maxBuffer (100 MB).
   const tarTree = execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.'], { buffer: false });
-  await tarTree.pipe(DOCKER, ['import', '-', ref], { env: engine.env });
+  await tarTree.pipe(DOCKER, ['import', '--change', `ENV PATH=${DEBIAN_PATH}`, '-', ref], { env: engine.env });
 }
+
+/**
+ * The PATH official Debian images set. Without one, BuildKit gives a FROM A stage a default PATH
+ * that B's config cannot remove, and `apply --layered` refuses the pair.
+ */
+const DEBIAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 async function imageSize(engine, ref) {
   return Number(await docker(engine, ['image', 'inspect', '--format', '{{.Size}}', ref]));

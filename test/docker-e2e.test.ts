@@ -9,8 +9,8 @@
  * delta make the build fail loudly.
  */
 import { execa } from 'execa';
-import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, copyFile, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -34,10 +34,9 @@ import {
   REPO_ROOT,
   type FsEntry,
 } from './helpers/docker.js';
+import { bytes, CAP_NET_BIND_SERVICE, makeAppRoot, setMtimesInOrder } from './helpers/app-pair.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli/main.js');
-/** security.capability for cap_net_bind_service=ep (VFS_CAP_REVISION_2). */
-const CAP_NET_BIND_SERVICE = Buffer.from('0100000200040000000000000000000000000000', 'hex');
 
 /** `deltaimg ARGS` from dist/, against the test engine. */
 function deltaimg(args: string[]) {
@@ -48,70 +47,6 @@ async function dockerfileFor(args: string[]): Promise<string> {
   const r = await deltaimg(['dockerfile', ...args]);
   expect(r.exitCode, r.stderr).toBe(0);
   return r.stdout;
-}
-
-/** Deterministic pseudo-random bytes. */
-function bytes(n: number, seed: string): Buffer {
-  const out = Buffer.alloc(n);
-  for (let off = 0, i = 0; off < n; i++) off += createHash('sha256').update(`${seed}:${i}`).digest().copy(out, off);
-  return out;
-}
-
-type Version = 'A' | 'B';
-
-/**
- * An app root in version A or B. B changes a config file, edits a large binary in place,
- * moves a file, deletes one, adds a file with a second hardlink, retargets a symlink and
- * changes a mode; setuid, file capabilities, non-root owners and ns mtimes are in both.
- */
-async function makeRoot(root: string, v: Version, probe: string): Promise<void> {
-  for (const d of ['bin', 'etc', 'app/sub', 'srv', 'home/user', 'tmp']) await mkdir(join(root, d), { recursive: true });
-  await copyFile(probe, join(root, 'bin/probe'));
-  await copyFile(probe, join(root, 'bin/suid'));
-  await chown(join(root, 'bin/suid'), 1000, 1000);
-  await chmod(join(root, 'bin/suid'), 0o4755);
-  await copyFile(probe, join(root, 'bin/capped'));
-  fsext().lsetxattr(Buffer.from(join(root, 'bin/capped')), 'security.capability', CAP_NET_BIND_SERVICE);
-
-  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/:/bin/probe\nuser:x:1000:1000::/home/user:/bin/probe\n');
-  await writeFile(join(root, 'etc/app.conf'), v === 'A' ? 'version=1\n' : 'version=2\n');
-  if (v === 'B') await writeFile(join(root, 'etc/other.conf'), 'other config\n');
-
-  const data = bytes(300_000, 'data');
-  if (v === 'B') bytes(100, 'patch').copy(data, 150_000);
-  await writeFile(join(root, 'app/data.bin'), v === 'A' ? data : Buffer.concat([data, bytes(5_000, 'tail')]));
-  if (v === 'A') await writeFile(join(root, 'app/old.txt'), 'going away\n');
-  const moved = v === 'A' ? 'app/moveme.dat' : 'app/sub/moved.dat';
-  await writeFile(join(root, moved), bytes(65_536, 'moveme'));
-  await writeFile(join(root, 'app/hard1'), 'shared by two names\n');
-  await link(join(root, 'app/hard1'), join(root, 'app/hard2'));
-  if (v === 'B') {
-    await writeFile(join(root, 'app/new.txt'), 'brand new\n');
-    await link(join(root, 'app/new.txt'), join(root, 'app/new-too.txt'));
-  }
-  await symlink(v === 'A' ? '../etc/app.conf' : '../etc/other.conf', join(root, 'app/link'));
-
-  await writeFile(join(root, 'srv/index.html'), v === 'A' ? '<h1>one</h1>\n' : '<h1>two</h1>\n');
-  await chown(join(root, 'srv/index.html'), 33, 33);
-  await chown(join(root, 'srv'), 33, 33);
-  await chmod(join(root, 'srv'), 0o2775);
-  await writeFile(join(root, 'home/user/secret'), 'token\n');
-  await chmod(join(root, 'home/user/secret'), v === 'A' ? 0o600 : 0o640);
-  await chown(join(root, 'home/user/secret'), 1000, 1000);
-  await chown(join(root, 'home/user'), 1000, 1000);
-  await chmod(join(root, 'home/user'), 0o700);
-  await chmod(join(root, 'tmp'), 0o1777);
-  await setMtimes(root);
-}
-
-/** Sub-second mtimes on every path, children before their directories. */
-async function setMtimes(root: string): Promise<void> {
-  const { stdout } = await execa('find', [root, '-depth', '-printf', '%P\\n']);
-  let i = 0;
-  for (const rel of stdout.split('\n')) {
-    const ns = (1_600_000_000n + BigInt(i++ * 3600)) * 1_000_000_000n + 123_456_789n;
-    fsext().lutimesNs(Buffer.from(join(root, rel)), ns, ns);
-  }
 }
 
 /** B's config: every field a Dockerfile can set, with values that need quoting. */
@@ -148,8 +83,8 @@ describeDocker(
       work = await mkdtemp(join(tmpdir(), 'deltaimg-e2e-'));
       const probe = join(work, 'probe');
       await buildStaticProbe(probe);
-      await makeRoot(join(work, 'a'), 'A', probe);
-      await makeRoot(join(work, 'b'), 'B', probe);
+      await makeAppRoot(join(work, 'a'), 'A', probe);
+      await makeAppRoot(join(work, 'b'), 'B', probe);
       await importTree(join(work, 'a'), A, ['ENV PATH=/bin', 'CMD ["/bin/probe", "a"]']);
       const bRoot = images.name('app-b-root');
       await importTree(join(work, 'b'), bRoot);
@@ -284,7 +219,7 @@ describeDocker(
       await copyFile(join(work, 'probe'), join(root, 'bin/probe'));
       fsext().mknod(Buffer.from(join(root, 'dev/null')), 'char', 0o666, 1, 3);
       fsext().mknod(Buffer.from(join(root, 'dev/fifo')), 'fifo', 0o644, 0, 0);
-      await setMtimes(root);
+      await setMtimesInOrder(root);
       const withNodes = images.name('app-with-nodes');
       await importTree(root, withNodes, ['ENV PATH=/bin', 'WORKDIR /', 'CMD ["/bin/probe"]']);
       const delta = images.name('app-a-to-nodes');

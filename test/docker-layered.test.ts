@@ -9,8 +9,8 @@
  * every distribution base has and a RUN mounts over: /proc, /sys, /dev, /etc/hosts, /etc/resolv.conf.
  */
 import { execa } from 'execa';
-import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, copyFile, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -39,10 +39,10 @@ import {
   registryAddress,
   REPO_ROOT,
 } from './helpers/docker.js';
+import { CAP_NET_BIND_SERVICE, makeAppRoot, setMtimesByPath } from './helpers/app-pair.js';
 import { cloneTree, makeRichTree, mutateTree, RICH } from './helpers/trees.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli/main.js');
-const CAP_NET_BIND_SERVICE = Buffer.from('0100000200040000000000000000000000000000', 'hex');
 /** The diff id of an empty layer (BuildKit 0.8 commits WORKDIR, and a COPY of nothing, as one). */
 const EMPTY_LAYER = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 
@@ -54,82 +54,6 @@ async function dockerfileFor(args: string[]): Promise<string> {
   const r = await deltaimg(['dockerfile', ...args]);
   expect(r.exitCode, r.stderr).toBe(0);
   return r.stdout;
-}
-
-function bytes(n: number, seed: string): Buffer {
-  const out = Buffer.alloc(n);
-  for (let off = 0, i = 0; off < n; i++) off += createHash('sha256').update(`${seed}:${i}`).digest().copy(out, off);
-  return out;
-}
-
-type Version = 'A' | 'B';
-
-/**
- * Which of the paths a RUN mounts over the base has: all (like most distribution images), all
- * but the /etc files (like a debootstrap root), or none (like an app image FROM scratch).
- */
-type MountTargets = 'all' | 'no-etc-files' | 'none';
-
-/** The e2e app root, version A or B. */
-async function makeRoot(root: string, v: Version, probe: string, targets: MountTargets = 'all'): Promise<void> {
-  for (const d of ['bin', 'etc', 'app/sub', 'srv', 'home/user', 'tmp']) await mkdir(join(root, d), { recursive: true });
-  if (targets !== 'none') for (const d of ['dev', 'proc', 'sys']) await mkdir(join(root, d));
-  if (targets === 'all') {
-    await writeFile(join(root, 'etc/hosts'), '127.0.0.1 localhost\n');
-    await writeFile(join(root, 'etc/resolv.conf'), '');
-  }
-  await copyFile(probe, join(root, 'bin/probe'));
-  await copyFile(probe, join(root, 'bin/suid'));
-  await chown(join(root, 'bin/suid'), 1000, 1000);
-  await chmod(join(root, 'bin/suid'), 0o4755);
-  await copyFile(probe, join(root, 'bin/capped'));
-  fsext().lsetxattr(Buffer.from(join(root, 'bin/capped')), 'security.capability', CAP_NET_BIND_SERVICE);
-
-  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/:/bin/probe\nuser:x:1000:1000::/home/user:/bin/probe\n');
-  await writeFile(join(root, 'etc/app.conf'), v === 'A' ? 'version=1\n' : 'version=2\n');
-  if (v === 'B') await writeFile(join(root, 'etc/other.conf'), 'other config\n');
-
-  const data = bytes(300_000, 'data');
-  if (v === 'B') bytes(100, 'patch').copy(data, 150_000);
-  await writeFile(join(root, 'app/data.bin'), v === 'A' ? data : Buffer.concat([data, bytes(5_000, 'tail')]));
-  if (v === 'A') await writeFile(join(root, 'app/old.txt'), 'going away\n');
-  await writeFile(join(root, v === 'A' ? 'app/moveme.dat' : 'app/sub/moved.dat'), bytes(65_536, 'moveme'));
-  await writeFile(join(root, 'app/hard1'), 'shared by two names\n');
-  await link(join(root, 'app/hard1'), join(root, 'app/hard2'));
-  if (v === 'B') {
-    await writeFile(join(root, 'app/new.txt'), 'brand new\n');
-    await link(join(root, 'app/new.txt'), join(root, 'app/new-too.txt'));
-  }
-  await symlink(v === 'A' ? '../etc/app.conf' : '../etc/other.conf', join(root, 'app/link'));
-
-  await writeFile(join(root, 'srv/index.html'), v === 'A' ? '<h1>one</h1>\n' : '<h1>two</h1>\n');
-  await chown(join(root, 'srv/index.html'), 33, 33);
-  await chown(join(root, 'srv'), 33, 33);
-  await chmod(join(root, 'srv'), 0o2775);
-  await writeFile(join(root, 'home/user/secret'), 'token\n');
-  await chmod(join(root, 'home/user/secret'), v === 'A' ? 0o600 : 0o640);
-  await chown(join(root, 'home/user/secret'), 1000, 1000);
-  await chown(join(root, 'home/user'), 1000, 1000);
-  await chmod(join(root, 'home/user'), 0o700);
-  await chmod(join(root, 'tmp'), 0o1777);
-  await setMtimes(root, v);
-}
-
-/** What B edits: these get a later mtime in B, everything else keeps A's. */
-const EDITED_IN_B = new Set(['etc', 'etc/app.conf', 'app', 'app/sub', 'app/data.bin', 'srv/index.html']);
-
-/**
- * Sub-second mtimes on every path, taken from the path itself, so a path B leaves alone has the
- * same mtime in both versions (as in real image updates) and only edits show up as changes.
- */
-async function setMtimes(root: string, v: Version = 'A'): Promise<void> {
-  const { stdout } = await execa('find', [root, '-depth', '-printf', '%P\\n']);
-  for (const rel of stdout.split('\n')) {
-    const seconds = 1_600_000_000n + BigInt(createHash('sha256').update(rel).digest().readUInt32BE(0) % 10_000_000);
-    const later = v === 'B' && EDITED_IN_B.has(rel) ? 86_400n : 0n;
-    const ns = (seconds + later) * 1_000_000_000n + 123_456_789n;
-    fsext().lutimesNs(Buffer.from(join(root, rel)), ns, ns);
-  }
 }
 
 const A_CONFIG = ['ENV PATH=/bin', 'CMD ["/bin/probe", "a"]'];
@@ -249,8 +173,8 @@ describeDocker('dockerfile apply --layered', () => {
     work = await mkdtemp(join(tmpdir(), 'deltaimg-layered-'));
     probe = join(work, 'probe');
     await buildStaticProbe(probe);
-    await makeRoot(join(work, 'a'), 'A', probe);
-    await makeRoot(join(work, 'b'), 'B', probe);
+    await makeAppRoot(join(work, 'a'), 'A', probe, { targets: 'all', mtimes: 'by-path' });
+    await makeAppRoot(join(work, 'b'), 'B', probe, { targets: 'all', mtimes: 'by-path' });
     await importTree(join(work, 'a'), A, A_CONFIG);
     const bRoot = images.name('layered-b-root');
     await importTree(join(work, 'b'), bRoot);
@@ -317,7 +241,7 @@ describeDocker('dockerfile apply --layered', () => {
 
   it('deletions and type changes alone: a directory becomes a file, a file a directory, a tree goes away', async () => {
     const root = join(work, 'c');
-    await makeRoot(root, 'A', probe);
+    await makeAppRoot(root, 'A', probe, { targets: 'all', mtimes: 'by-path' });
     await rm(join(root, 'app/sub'), { recursive: true });
     await writeFile(join(root, 'app/sub'), 'a file where a directory was\n');
     await rm(join(root, 'etc/app.conf'));
@@ -330,7 +254,7 @@ describeDocker('dockerfile apply --layered', () => {
     fsext().mknod(Buffer.from(join(root, 'lib/udev/null')), 'char', 0o666, 1, 3);
     await chmod(join(root, 'lib/udev/null'), 0o666);
     fsext().mknod(Buffer.from(join(root, 'app/fifo')), 'fifo', 0o640, 0, 0);
-    await setMtimes(root);
+    await setMtimesByPath(root);
     const C = images.name('layered-c');
     await importTree(root, C, A_CONFIG);
     const aToC = images.name('layered-a-to-c');
@@ -346,8 +270,8 @@ describeDocker('dockerfile apply --layered', () => {
 
   it('a base without /etc/hosts and /etc/resolv.conf (like a debootstrap root): the fix-up layer restores /etc', async () => {
     const [rootA, rootB] = [join(work, 'deb-a'), join(work, 'deb-b')];
-    await makeRoot(rootA, 'A', probe, 'no-etc-files');
-    await makeRoot(rootB, 'B', probe, 'no-etc-files');
+    await makeAppRoot(rootA, 'A', probe, { targets: 'no-etc-files', mtimes: 'by-path' });
+    await makeAppRoot(rootB, 'B', probe, { targets: 'no-etc-files', mtimes: 'by-path' });
     const [debA, debB, delta] = [images.name('layered-deb-a'), images.name('layered-deb-b'), images.name('layered-deb-delta')];
     await importTree(rootA, debA, A_CONFIG);
     await importTree(rootB, debB, A_CONFIG);
@@ -360,8 +284,8 @@ describeDocker('dockerfile apply --layered', () => {
   it('a base without the paths a RUN mounts over fails the build with one line', async () => {
     const bare = join(work, 'bare-a');
     const bareB = join(work, 'bare-b');
-    await makeRoot(bare, 'A', probe, 'none');
-    await makeRoot(bareB, 'B', probe, 'none');
+    await makeAppRoot(bare, 'A', probe, { targets: 'none', mtimes: 'by-path' });
+    await makeAppRoot(bareB, 'B', probe, { targets: 'none', mtimes: 'by-path' });
     const [bA, bB, delta] = [images.name('layered-bare-a'), images.name('layered-bare-b'), images.name('layered-bare-delta')];
     await importTree(bare, bA, A_CONFIG);
     await importTree(bareB, bB, A_CONFIG);
