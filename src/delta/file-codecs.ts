@@ -16,9 +16,10 @@ import {
 import { open } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
 import { fsext } from '../tree/fsext.js';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zc, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import { hashingTap } from '../util/hashing.js';
 
 export interface Written {
   bytes: number;
@@ -69,17 +70,10 @@ export async function openSourceStream(path: Buffer): Promise<Readable> {
 /** Sources are hashed in 1 MiB reads: 16x fewer round trips than the stream default. */
 const STREAM_CHUNK_BYTES = 1024 * 1024;
 
+/** A pass-through that hashes what it passes; `result()` once the pipeline has finished. */
 function hashingCounter(): { stream: Transform; result(): Written } {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  return { stream, result: () => ({ bytes, sha256: hash.digest('hex') }) };
+  const tap = hashingTap();
+  return { stream: tap.stream, result: () => ({ bytes: tap.bytes(), sha256: tap.sha256Hex() }) };
 }
 
 /** Files up to this size are copied with synchronous calls (see copySmallFileSync). */
