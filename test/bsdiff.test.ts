@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BSDIFF_MAX_SOURCE_BYTES, bsdiffDecode, bsdiffEncode, buildSuffixArray } from '../src/bsdiff/index.js';
 import { decodeHeader, encodeHeader, VarintWriter, type PatchHeader } from '../src/bsdiff/format.js';
 import { encodeSparseDiff } from '../src/bsdiff/sparse.js';
+import { computeDelta } from '../src/bsdiff/match.js';
 import { DeltaimgError, type ErrorCode } from '../src/util/errors.js';
 import { encodeFile } from '../src/vcdiff/index.js';
 import { esbuildBinaryPair, type FilePair } from './helpers/real-data.js';
@@ -348,5 +349,55 @@ describe('damaged and hostile patches', () => {
   it('rejects well-formed steps whose output does not match the recorded sha256', async () => {
     const src = await writeBytes('tiny2.a', noise(100, 31));
     await expectDecodeRejected(src, await crafted('bad-sha', 100, [[10, 0, 0]], Buffer.alloc(10), Buffer.alloc(0)), 'CORRUPT_DELTA', /sha256/);
+  });
+});
+
+/**
+ * The encoder's output is pinned: speed work on the suffix array and the matcher must not
+ * change a single patch byte (patches are content-addressed and compared across versions).
+ * The hashes were taken from the encoder before its speed rewrite; the raw delta (control
+ * steps, diff, extra) is pinned apart from the patch so a brotli change in Node shows as such.
+ */
+describe('pinned output', () => {
+  /** A binary-like pair: code-like noise, zero padding, a repeated table, shifted words, moves. */
+  function binaryLikePair(): { source: Buffer; target: Buffer } {
+    const table = noise(3000, 41);
+    const source = Buffer.concat([noise(150_000, 42), Buffer.alloc(40_000), table, table, table, noise(60_000, 43), Buffer.from('abcabcab'.repeat(5000))]);
+    const shifted = Buffer.from(source);
+    for (let i = 0; i + 4 <= 150_000; i += 48) shifted.writeUInt32LE((shifted.readUInt32LE(i) + 0x1040) >>> 0, i);
+    const target = Buffer.concat([
+      shifted.subarray(0, 20_000),
+      noise(700, 44),
+      shifted.subarray(20_000, 100_000),
+      shifted.subarray(200_000, 240_000), // a block moved forwards
+      shifted.subarray(100_000, 200_000),
+      Buffer.alloc(9000),
+      shifted.subarray(250_000),
+    ]);
+    return { source, target };
+  }
+
+  it('produces the same raw delta and patch bytes as before for a binary-like pair', async () => {
+    const { source, target } = binaryLikePair();
+    const delta = computeDelta(source, target);
+    const raw = createHash('sha256').update(JSON.stringify(delta.steps)).update(delta.diff).update(delta.extra).digest('hex');
+    expect(raw).toBe('82a5d073387f4783d778565663b40c038dcc943f39bad1c6ffd094f07a2d21c2');
+    const a = await writeBytes('pin.a', source);
+    const b = await writeBytes('pin.b', target);
+    const { sha256: patchSha } = await bsdiffEncode(a, b, p('pin.bsd'));
+    expect(patchSha).toBe('62de5eabda90c5beb13b132f5c2bd5bf3dcd1d6c57c9f5fb83562baa40f7082f');
+    expect((await bsdiffDecode(a, p('pin.bsd'), p('pin.out'))).outputSha256).toBe(sha256(target));
+  });
+
+  it('produces the same suffix array as before for a binary-like text', () => {
+    const { source } = binaryLikePair();
+    const sa = buildSuffixArray(source);
+    expect(createHash('sha256').update(sa).digest('hex')).toBe('fc4c97684b8d2686ad3298ae5a184dfe710914175edc6b9c319fecb85cf7f9ce');
+  });
+
+  it('produces the same patch bytes as before for the esbuild pair', async () => {
+    const esbuild = await esbuildBinaryPair();
+    const { sha256: patchSha } = await bsdiffEncode(esbuild.a, esbuild.b, p('pin-esbuild.bsd'));
+    expect(patchSha).toBe('93f08660b281529f16cb6da3d80ac0ea3e709e2acb7c9456e45dcca0018b1134');
   });
 });
