@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BSDIFF_MAX_SOURCE_BYTES, bsdiffDecode, bsdiffEncode, buildSuffixArray } from '../src/bsdiff/index.js';
+import { BSDIFF_MAX_SOURCE_BYTES, bsdiffDecode, bsdiffDecodeInMemory, bsdiffEncode, buildSuffixArray } from '../src/bsdiff/index.js';
 import { decodeHeader, encodeHeader, VarintWriter, type PatchHeader } from '../src/bsdiff/format.js';
 import { encodeSparseDiff } from '../src/bsdiff/sparse.js';
 import { computeDelta } from '../src/bsdiff/match.js';
@@ -64,6 +64,7 @@ async function roundTrip(source: string, target: string, name: string) {
   expect(got.equals(want)).toBe(true);
   expect(dec.outputBytes).toBe(want.length);
   expect(dec.outputSha256).toBe(sha256(want));
+  expect(bsdiffDecodeInMemory(await readFile(source), patchBytes).equals(want)).toBe(true);
   return { patch, out, bytes: enc.bytes };
 }
 
@@ -88,6 +89,13 @@ async function expectDecodeRejected(source: string, patch: string, code: ErrorCo
   expect(err.message).toMatch(mentions);
   expect(err.message).not.toContain('\n');
   expect(existsSync(out)).toBe(false);
+  // The in-memory decoder (small files in a tree apply) refuses the same patch the same way.
+  const inMemory = await rejection(
+    (async () => bsdiffDecodeInMemory(await readFile(source), await readFile(patch), { patch, source }))(),
+  );
+  expect(inMemory.code).toBe(code);
+  expect(inMemory.message).toMatch(mentions);
+  expect(inMemory.message).not.toContain('\n');
   return err;
 }
 

@@ -5,3 +5,4 @@
 export { bsdiffEncode, BSDIFF_MAX_SOURCE_BYTES, BEST_QUALITY_LIMIT, type BsdiffOptions, type BsdiffResult } from './encode.js';
 export { bsdiffDecode, type BsdiffDecodeResult } from './decode.js';
 export { buildSuffixArray } from './suffix-array.js';
+export { bsdiffDecodeInMemory, type InMemoryNames } from './decode-memory.js';
