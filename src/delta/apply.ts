@@ -11,7 +11,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
-import { bsdiffDecode } from '../bsdiff/index.js';
+import { bsdiffDecode, bsdiffDecodeInMemory } from '../bsdiff/index.js';
 import { decodeInMemory, VcdiffPool } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
 import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
@@ -232,7 +232,7 @@ class Restorer {
     this.lastYield = Date.now();
   }
 
-  /** A file restored in a parallel job: the large ones, and bsdiff. */
+  /** A file restored in a parallel job: the large ones. */
   private async restoreFile(r: FileRecord): Promise<void> {
     const abs = toFsPath(this.out, r.path);
     const written = await this.writeContent(r, abs).catch((err: unknown) => {
@@ -257,7 +257,7 @@ class Restorer {
   /**
    * Restores a small file on this thread, all its inputs read once into memory and checked
    * there (source sha256, blob sha256), the output hashed as it is written. False when the
-   * file, its source or its payload is too large for that, or it is a bsdiff patch.
+   * file, its source or its payload is too large for that.
    */
   private async restoreHere(r: FileRecord): Promise<boolean> {
     const abs = toFsPath(this.out, r.path);
@@ -300,8 +300,14 @@ class Restorer {
         if (delta === null) return null;
         return this.decodeHere(r, c.from, source, delta, abs);
       }
-      case 'bsdiff':
-        return null;
+      case 'bsdiff': {
+        const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
+        if (source === null) return null;
+        const patch = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: false, maxBytes: IN_MEMORY_MAX_BYTES });
+        if (patch === null) return null;
+        const names = { patch: `the bsdiff payload for ${displayPath(r.path)}`, source: `source file ${displayPath(c.from)}` };
+        return writeSmallFileSync(bsdiffDecodeInMemory(source, patch, names), abs);
+      }
     }
   }
 
