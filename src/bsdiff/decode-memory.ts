@@ -166,7 +166,7 @@ class StepApplier {
     while (done < length) {
       if (this.zerosLeft > 0) {
         const n = Math.min(this.zerosLeft, length - done);
-        source.copy(target, at + done, sourceAt + done, sourceAt + done + n);
+        copyBytes(source, sourceAt + done, target, at + done, n);
         this.zerosLeft -= n;
         done += n;
       } else if (this.literalDue) {
@@ -200,4 +200,15 @@ class StepApplier {
     extra.bytes.copy(this.target, at, extra.at, extra.at + length);
     extra.at += length;
   }
+}
+
+/** Most zero runs in recompiled code are a few bytes long: a loop beats Buffer#copy's per-call cost there. */
+const SHORT_COPY = 64;
+
+function copyBytes(from: Buffer, fromAt: number, to: Buffer, toAt: number, length: number): void {
+  if (length >= SHORT_COPY) {
+    from.copy(to, toAt, fromAt, fromAt + length);
+    return;
+  }
+  for (let i = 0; i < length; i++) to[toAt + i] = from[fromAt + i]!;
 }
