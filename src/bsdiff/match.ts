@@ -51,13 +51,28 @@ class SourceIndex {
 
   constructor(private readonly source: Uint8Array) {
     this.sa = buildSuffixArray(source);
-    const sa = this.sa;
-    for (let i = 0; i < sa.length; i++) {
-      const p = sa[i]!;
-      if (p + 1 >= source.length) continue;
-      const key = (source[p]! << 8) | source[p + 1]!;
-      if (this.pairStart[key] === -1) this.pairStart[key] = i;
-      this.pairEnd[key] = i + 1;
+    this.findPairRanges();
+  }
+
+  /**
+   * The ranges follow from counting alone, in one pass over the source in text order
+   * (reading the suffix array's order instead is a cache miss per suffix): sorted suffixes
+   * that start with each two-byte key form one run, the runs in key order, and the last
+   * suffix (a single byte c) sorts just before all the others that start with c.
+   */
+  private findPairRanges(): void {
+    const source = this.source;
+    const counts = new Int32Array(65536);
+    for (let i = 0; i + 1 < source.length; i++) counts[(source[i]! << 8) | source[i + 1]!]!++;
+    const loneKey = source.length > 0 ? source[source.length - 1]! << 8 : -1;
+    let at = 0;
+    for (let key = 0; key < 65536; key++) {
+      if (key === loneKey) at++;
+      const count = counts[key]!;
+      if (count === 0) continue;
+      this.pairStart[key] = at;
+      at += count;
+      this.pairEnd[key] = at;
     }
   }
 
