@@ -44,6 +44,11 @@ export interface DiffOptions {
   /** Reuse a worker pool; by default one is made (one worker per core) and closed. */
   pool?: VcdiffPool;
   toolVersion?: string;
+  /**
+   * A hashed scan of SRC_ROOT taken earlier (scanTree with hash: true), for callers that diff
+   * several targets against one unchanged source: it is scanned and hashed once, not per diff.
+   */
+  sourceSnapshot?: TreeSnapshot;
 }
 
 /** A VCDIFF this much smaller than the file is kept without trying whole-file compression. */
@@ -71,7 +76,7 @@ export async function diffTrees(
   let scanned = 0;
   const onProgress = () => progress.update({ label: 'scanning', done: ++scanned });
   const [src, dst] = await Promise.all([
-    scanTree(srcRoot, { hash: true, onProgress }),
+    opts.sourceSnapshot ?? scanTree(srcRoot, { hash: true, onProgress }),
     scanTree(dstRoot, { hash: true, onProgress }),
   ]);
   const pool = opts.pool ?? new VcdiffPool();

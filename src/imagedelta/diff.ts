@@ -157,7 +157,12 @@ class ImageDiffer {
     }
     const rootfs = await this.rootfs.of(base);
     const deltaDir = join(dir, 'delta');
-    const tree = await diffTrees(rootfs.dir, content, deltaDir, { pool: this.pool, progress: this.progress, toolVersion: this.tool });
+    const tree = await diffTrees(rootfs.dir, content, deltaDir, {
+      pool: this.pool,
+      progress: this.progress,
+      toolVersion: this.tool,
+      sourceSnapshot: await rootfs.snapshot(),
+    });
     await rm(content, { recursive: true, force: true });
     const encodedSkeleton = join(dir, 'skeleton');
     const encoded = await encodeSkeleton(skeleton, rootfs.skeletons, encodedSkeleton);

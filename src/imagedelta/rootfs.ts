@@ -5,12 +5,15 @@
  */
 import { join } from 'node:path';
 import type { Image } from '../image/index.js';
+import { scanTree, type TreeSnapshot } from '../tree/scan.js';
 import { extractRootfs } from '../tarsplit/index.js';
 import type { Progress } from '../util/progress.js';
 import { hexOf } from './format.js';
 
 export interface ExtractedRootfs {
   dir: string;
+  /** A hashed scan of `dir`, taken on first use and shared by every layer diffed against it. */
+  snapshot(): Promise<TreeSnapshot>;
   /** Raw skeletons of the base's layers, in order: references for encoding B's skeletons. */
   skeletons: string[];
 }
@@ -40,7 +43,9 @@ export class BaseRootfs {
       this.progress.update({ label: 'extracting base layers', done: i, total: image.layers.length });
       return layer.openUncompressed();
     });
-    await extractRootfs(openers, join(dir, 'rootfs'), { skeletons, inlineMax: this.inlineMax });
-    return { dir: join(dir, 'rootfs'), skeletons };
+    const root = join(dir, 'rootfs');
+    await extractRootfs(openers, root, { skeletons, inlineMax: this.inlineMax });
+    let scanned: Promise<TreeSnapshot> | undefined;
+    return { dir: root, skeletons, snapshot: () => (scanned ??= scanTree(root, { hash: true })) };
   }
 }
