@@ -4,6 +4,7 @@ import { appendFile, cp, link, mkdir, mkdtemp, readdir, readFile, rename, rm, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { brotliCompressSync, constants as zc } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDelta } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
@@ -119,6 +120,12 @@ describe('diff and apply on real trees', () => {
     expect(op('app/lib/libfoo.so.3.0.22')).toMatchObject({ op: 'vcdiff', from: 'app/lib/libfoo.so.3.0.19' });
     expect(op('etc/new-file')?.op).toBe('brotli');
     expect(op('app/lib/lib.webworker.d.ts')).toMatchObject({ op: 'brotli', payload: { blob: expect.any(String) } });
+    // Candidates are compared by a quick brotli; the one kept is compressed at full strength.
+    const webworker = op('app/lib/lib.webworker.d.ts');
+    const blob = webworker && 'payload' in webworker && 'blob' in webworker.payload ? webworker.payload.blob : '';
+    const shipped = await readFile(join(delta, BLOBS_DIR, blob));
+    const quick = brotliCompressSync(await readFile(join(TS_LIB, 'lib.webworker.d.ts')), { params: { [zc.BROTLI_PARAM_QUALITY]: 5 } });
+    expect(shipped.length).toBeLessThan(quick.length * 0.95);
     const h = await readHeader(delta);
     expect(h.stats.deleted).toBe(3); // etc/removed, the renamed libfoo and the moved lib.dom.d.ts
     expect(h.stats.metadataOnly).toBeGreaterThanOrEqual(1); // tsc.js chmod

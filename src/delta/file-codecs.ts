@@ -29,11 +29,11 @@ export interface Written {
 /** Brotli quality 11 is worth its time on small files; large ones get 9 with the same 16 MiB window. */
 const BROTLI_MAX_QUALITY_BYTES = 1 << 20;
 
-export async function brotliFile(input: string | Buffer, size: number, output: string): Promise<Written> {
+export async function brotliFile(input: string | Buffer, size: number, output: string, quality?: number): Promise<Written> {
   const brotli = createBrotliCompress({
     params: {
-      [zc.BROTLI_PARAM_QUALITY]: size <= BROTLI_MAX_QUALITY_BYTES ? 11 : 9,
-      [zc.BROTLI_PARAM_LGWIN]: 24,
+      [zc.BROTLI_PARAM_QUALITY]: quality ?? (size <= BROTLI_MAX_QUALITY_BYTES ? 11 : 9),
+      [zc.BROTLI_PARAM_LGWIN]: windowBitsFor(size),
       [zc.BROTLI_PARAM_SIZE_HINT]: Math.min(size, 2 ** 30),
     },
   });
@@ -41,6 +41,18 @@ export async function brotliFile(input: string | Buffer, size: number, output: s
   await pipeline(createReadStream(input), brotli, counter.stream, createWriteStream(output, { flags: 'wx' }));
   return counter.result();
 }
+
+/**
+ * The smallest brotli window that holds the whole input (16 MiB at most): a larger one finds
+ * nothing more, and its tables cost allocation and page faults on every one of many small files.
+ */
+function windowBitsFor(size: number): number {
+  let bits = zc.BROTLI_MIN_WINDOW_BITS;
+  while (bits < BROTLI_MAX_WINDOW_BITS && 2 ** bits - 16 < size) bits++;
+  return bits;
+}
+
+const BROTLI_MAX_WINDOW_BITS = 24;
 
 /** Streams `input` (optionally through brotli decompression) into a new file at `output`. */
 export async function restoreFile(
