@@ -162,6 +162,17 @@ describe('interop with native xdelta3', () => {
     expect(await sha256File(p('native.out'))).toBe(dec.outputSha256);
   });
 
+  it('multi-table djw deltas from xdelta3 -S djw9 (with and without a source) decode here, byte-identical', async () => {
+    // djw9 codes every section with up to 8 Huffman tables picked per sector, the path
+    // -S djw (one table) never takes; ours decodes them with its lookup tables (native-build/).
+    await run('xdelta3', ['-e', '-f', '-9', '-S', 'djw9', '-A', '-s', esbuild.a, esbuild.b, p('native9.vcdiff')]);
+    const dec = await decodeFile(esbuild.a, p('native9.vcdiff'), p('native9.out'));
+    expect(dec.outputSha256).toBe(await sha256File(esbuild.b));
+    await run('xdelta3', ['-e', '-f', '-9', '-S', 'djw9', '-c', esbuild.b], { encoding: 'buffer', maxBuffer: 64 << 20 }).then((r) => writeFile(p('native9-solo.vcdiff'), r.stdout));
+    const solo = await decodeFile(null, p('native9-solo.vcdiff'), p('native9-solo.out'));
+    expect(solo.outputSha256).toBe(await sha256File(esbuild.b));
+  });
+
   it('same delta size as native at equal settings (-9 -S djw, same -B), within 1%', async () => {
     await run('xdelta3', ['-e', '-f', '-9', '-S', 'djw', '-A', '-B', String(16 << 20), '-s', esbuild.a, esbuild.b, p('native16.vcdiff')]);
     const ours = await encodeFile(esbuild.a, esbuild.b, p('ours16.vcdiff'), { level: 9, secondary: 'djw', windowBytes: 16 << 20 });
@@ -183,6 +194,27 @@ describe('damaged deltas and wrong sources are rejected, OUT never appears', () 
     await writeFile(p('flipped.vcdiff'), bad);
     await expectRejected(decodeFile(esbuild.a, p('flipped.vcdiff'), p('flipped.out')), 'CORRUPT_DELTA', p('flipped.vcdiff'));
     expect(existsSync(p('flipped.out'))).toBe(false);
+  });
+
+  it('single bit flips all through the djw sections: the exact target or CORRUPT_DELTA, nothing else', async () => {
+    // The djw decoder reads ahead of the bit it is at: damaged Huffman data must still end in
+    // an error (or, where xdelta3 tolerates a flip, the adler32-checked bytes), never a crash.
+    const targetSha = await sha256File(esbuild.b);
+    let seed = 12345;
+    for (let i = 0; i < 12; i++) {
+      seed = (seed * 48271) % 2147483647; // Park-Miller: exact in doubles, same flips every run
+      const bad = Buffer.from(good);
+      const at = 64 + (seed % (bad.length - 64));
+      bad[at]! ^= 1 << (seed % 8);
+      await writeFile(p('bitflip.vcdiff'), bad);
+      const outcome = await decodeFile(esbuild.a, p('bitflip.vcdiff'), p('bitflip.out')).then(
+        (r) => r.outputSha256,
+        (e: unknown) => (e instanceof DeltaimgError ? e.code : e),
+      );
+      if (outcome === 'CORRUPT_DELTA') expect(existsSync(p('bitflip.out'))).toBe(false);
+      else expect(outcome, `flip at byte ${at}`).toBe(targetSha);
+      await rm(p('bitflip.out'), { force: true });
+    }
   });
 
   it('truncated deltas (half, last byte, header only, empty): CORRUPT_DELTA', async () => {
