@@ -183,12 +183,33 @@ xg_job *xg_create(int encoding, int level, int secondary, uint32_t winsize) {
 
 int xg_config_error(xg_job *job) { return job->last_error; }
 
+/* Room the stream allocates next to the source slots (a target window's buffers and
+ * sections: about twice xdelta3's default 8 MiB window), reserved together with them. */
+#define XG_RESERVE_EXTRA (16U << 20)
+
+/* Makes the heap hold `bytes` of free space in one step: left to itself, malloc would grow
+ * wasm memory slot by slot, and V8 answers each growth of a wasm memory with a garbage
+ * collection (about 30 of them for 32 source slots). One malloc of the total grows memory
+ * once; freed, it stays in the heap (emscripten's dlmalloc never trims) for the slots to be
+ * carved from, and an instance reused by the next job already has the room. Pages not
+ * touched cost nothing. Best effort: if it fails, the slot mallocs proceed as before. */
+static void xg_reserve_heap(size_t bytes) {
+  void *volatile probe = malloc(bytes); /* volatile: clang drops a bare malloc/free pair */
+  free(probe);
+}
+
+static uint32_t xg_slot_cap(uint32_t blksize, int nslots, xoff_t source_size) {
+  uint32_t cap = (nslots == 1 && source_size < blksize) ? (uint32_t)source_size : blksize;
+  return cap == 0 ? 1 : cap;
+}
+
 static int xg_alloc_slots(xg_job *job, uint32_t blksize, int nslots, xoff_t source_size) {
   job->nslots = nslots;
+  uint32_t cap = xg_slot_cap(blksize, nslots, source_size);
+  /* dlmalloc's per-chunk overhead is a few bytes: 64 per slot is ample. */
+  xg_reserve_heap((size_t)nslots * (cap + 64U) + XG_RESERVE_EXTRA);
   for (int i = 0; i < nslots; i++) {
     /* One slot per malloc: no single allocation reaches 2 GiB. */
-    uint32_t cap = (nslots == 1 && source_size < blksize) ? (uint32_t)source_size : blksize;
-    if (cap == 0) cap = 1;
     job->slots[i].buf = (uint8_t *)malloc(cap);
     if (job->slots[i].buf == NULL) return -1;
     job->slots[i].cap = cap;
