@@ -1,15 +1,7 @@
 /** `deltaimg vcdiff encode|decode`: the VCDIFF engine on single files, like `xdelta3 -e|-d`. */
 import { Command } from 'commander';
-import {
-  decodeStream,
-  DEFAULT_LEVEL,
-  DEFAULT_SECONDARY,
-  encodeStream,
-  parseSecondary,
-  type InputArg,
-  type OutputArg,
-  type VcdiffOptions,
-} from '../vcdiff/index.js';
+import type { InputArg, OutputArg, VcdiffOptions } from '../vcdiff/index.js';
+import { DEFAULT_LEVEL, DEFAULT_SECONDARY, parseSecondary } from '../vcdiff/options.js';
 import { DeltaimgError } from '../util/errors.js';
 import { formatBytes } from '../util/progress.js';
 
@@ -21,6 +13,12 @@ interface VcdiffFlags {
   json?: boolean;
   quiet?: boolean;
 }
+
+/**
+ * The engine (wasm loader, file ports, worker pool) loads only when a vcdiff verb runs, and
+ * then without the pool: every other verb starts sooner, and so does a one-file decode.
+ */
+const loadEngine = () => import('../vcdiff/files.js');
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -119,6 +117,7 @@ export function registerVcdiffCommand(program: Command): void {
     )
     .action(async (target: string, delta: string, flags: VcdiffFlags) => {
       checkSource(flags.source);
+      const { encodeStream } = await loadEngine();
       const started = Date.now();
       const r = await encodeStream(flags.source ?? null, inputArg(target), outputArg(delta), engineOptions(flags));
       const seconds = (Date.now() - started) / 1000;
@@ -152,6 +151,7 @@ export function registerVcdiffCommand(program: Command): void {
     )
     .action(async (delta: string, out: string, flags: VcdiffFlags) => {
       checkSource(flags.source);
+      const { decodeStream } = await loadEngine();
       const started = Date.now();
       // The output's sha256 is only printed (summary line or --json): with -q alone, skip it.
       const hashOutput = Boolean(flags.json) || !flags.quiet;
