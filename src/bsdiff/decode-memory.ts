@@ -19,8 +19,22 @@ export interface InMemoryNames {
 
 type Corrupt = (why: string) => DeltaimgError;
 
-/** Applies the DIMGBSD1 `patch` to `source`; returns the target. */
-export function bsdiffDecodeInMemory(source: Buffer, patch: Buffer, names: InMemoryNames = {}): Buffer {
+export interface DecodedTarget {
+  target: Buffer;
+  /** Hex sha256 of `target`, computed (and checked against the patch's) here: callers need not hash it again. */
+  sha256: string;
+}
+
+/**
+ * Applies the DIMGBSD1 `patch` to `source`. `allocate` gives the target's buffer: a caller
+ * decoding thousands of files one after another can hand out one reused buffer.
+ */
+export function bsdiffDecodeInMemory(
+  source: Buffer,
+  patch: Buffer,
+  names: InMemoryNames = {},
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe,
+): DecodedTarget {
   const shownPatch = names.patch ?? 'patch';
   const header = decodeHeader(patch.subarray(0, MAX_HEADER_BYTES), patch.length, shownPatch);
   if (source.length !== header.sourceSize) {
@@ -31,12 +45,13 @@ export function bsdiffDecodeInMemory(source: Buffer, patch: Buffer, names: InMem
   }
   const corrupt: Corrupt = (why) => new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} is damaged: ${why}`);
   const sections = decompressSections(header, patch, corrupt);
-  const target = Buffer.allocUnsafe(header.targetSize);
+  const target = allocate(header.targetSize);
   new StepApplier(header, source, sections, target, corrupt).run();
-  if (!createHash('sha256').update(target).digest().equals(header.targetSha256)) {
+  const sha256 = createHash('sha256').update(target).digest();
+  if (!sha256.equals(header.targetSha256)) {
     throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`);
   }
-  return target;
+  return { target, sha256: sha256.toString('hex') };
 }
 
 /**
@@ -159,20 +174,24 @@ class StepApplier {
     this.extra.checkUsedUp();
   }
 
-  /** target[at..] = diff + source[sourceAt..] (mod 256) for `length` bytes; zero runs copy the source. */
+  /**
+   * target[at..] = diff + source[sourceAt..] (mod 256) for `length` bytes: the source range is
+   * copied at once, then only the nonzero diff bytes (~10% in recompiled code) are added, so
+   * zero runs cost nothing per byte.
+   */
   private addDiff(at: number, sourceAt: number, length: number): void {
-    const { target, source } = this;
+    const { target } = this;
+    this.source.copy(target, at, sourceAt, sourceAt + length);
     let done = 0;
     while (done < length) {
       if (this.zerosLeft > 0) {
         const n = Math.min(this.zerosLeft, length - done);
-        copyBytes(source, sourceAt + done, target, at + done, n);
         this.zerosLeft -= n;
         done += n;
       } else if (this.literalDue) {
         const byte = this.diff.byte();
         if (byte === 0) throw this.corrupt('diff section holds a zero where a nonzero byte belongs');
-        target[at + done] = (byte + source[sourceAt + done]!) & 0xff;
+        target[at + done] = (target[at + done]! + byte) & 0xff;
         this.literalDue = false;
         done++;
       } else {
@@ -200,15 +219,4 @@ class StepApplier {
     extra.bytes.copy(this.target, at, extra.at, extra.at + length);
     extra.at += length;
   }
-}
-
-/** Most zero runs in recompiled code are a few bytes long: a loop beats Buffer#copy's per-call cost there. */
-const SHORT_COPY = 64;
-
-function copyBytes(from: Buffer, fromAt: number, to: Buffer, toAt: number, length: number): void {
-  if (length >= SHORT_COPY) {
-    from.copy(to, toAt, fromAt, fromAt + length);
-    return;
-  }
-  for (let i = 0; i < length; i++) to[toAt + i] = from[fromAt + i]!;
 }

@@ -3,7 +3,7 @@
  * temp dir beside OUT_ROOT, verifies every restored file's sha256, and renames the
  * result into place only when all of it is right.
  */
-import { closeSync, constants as fsc, createReadStream, mkdirSync, openSync, symlinkSync } from 'node:fs';
+import { constants as fsc, createReadStream, mkdirSync, symlinkSync } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
 import { copyFile, lstat, mkdtemp, rm } from 'node:fs/promises';
@@ -11,20 +11,21 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
-import { bsdiffDecode, bsdiffDecodeInMemory } from '../bsdiff/index.js';
-import { decodeInMemory, VcdiffPool } from '../vcdiff/index.js';
+import { bsdiffDecode } from '../bsdiff/index.js';
+import { VcdiffPool } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
-import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
+import { DeltaimgError, ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { TreeDigest } from './digest.js';
 import { readEntries } from './entries-file.js';
-import { copyFilesNative, copySmallFileSync, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
+import { copyFilesNative, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { readHeader } from './header.js';
 import { hashStream, PayloadReader } from './payload-store.js';
 import { RecordChecker } from './record-checks.js';
-import { sourceReadError, SourceTree, wrongSource } from './source-tree.js';
+import { checkCopied, IN_MEMORY_MAX_BYTES, SmallFileRestorer, verifyWritten, withPath } from './restore-small.js';
+import { sourceReadError, SourceTree } from './source-tree.js';
 
 export interface ApplyOptions {
   progress?: Progress;
@@ -99,6 +100,7 @@ class Restorer {
   private totalFiles = 0;
   private totalBytes = 0;
   private lastYield = Date.now();
+  private readonly small: SmallFileRestorer;
 
   constructor(
     private readonly out: string,
@@ -108,12 +110,13 @@ class Restorer {
     private readonly progress: Progress,
   ) {
     this.limiter = new Limiter(Math.max(2, availableParallelism() * 2));
+    this.small = new SmallFileRestorer(out, source, payloads, this.report);
   }
 
   /**
-   * Directories first (in path order, so parents exist), then the files: small ones right
-   * here, synchronously and from memory, large ones as parallel jobs (kernel copies, worker
-   * decodes) meanwhile; then the other nodes, hardlinks once their files exist, and directory
+   * Directories first (in path order, so parents exist), then the files: unchanged ones
+   * copied by the native addon's thread, small ones right here, synchronously and from
+   * memory (SmallFileRestorer), large ones as parallel jobs (kernel copies, worker decodes); then the other nodes, hardlinks once their files exist, and directory
    * metadata last, deepest first, so writing children does not disturb a directory's mtime.
    *
    * Writing through plain paths is safe: the records were checked (RecordChecker) to name a
@@ -130,7 +133,9 @@ class Restorer {
     try {
       for (const f of files) {
         if (copies.handles.has(f)) continue;
-        if (!(await this.restoreHere(f))) {
+        if (await this.small.restore(f)) {
+          this.count(f);
+        } else {
           const job = this.limiter.run(() => this.restoreFile(f));
           job.catch(() => {});
           jobs.push(job);
@@ -191,7 +196,7 @@ class Restorer {
       default:
         throw withPath(r, fail(result.code));
     }
-    verifyWritten(r, this.checkCopied(r, from, { bytes: result.bytes, sha256: result.sha256 }));
+    verifyWritten(r, checkCopied(r, from, { bytes: result.bytes, sha256: result.sha256 }));
     if (result.chownCode) this.ownerNotRestored(r, result.chownCode);
     this.count(r);
   }
@@ -255,80 +260,6 @@ class Restorer {
   }
 
   /**
-   * Restores a small file on this thread, all its inputs read once into memory and checked
-   * there (source sha256, blob sha256), the output hashed as it is written. False when the
-   * file, its source or its payload is too large for that.
-   */
-  private async restoreHere(r: FileRecord): Promise<boolean> {
-    const abs = toFsPath(this.out, r.path);
-    let written: Written | null;
-    try {
-      written = await this.writeHere(r, abs);
-    } catch (err) {
-      throw withPath(r, err);
-    }
-    if (written === null) return false;
-    this.finish(r, abs, written);
-    return true;
-  }
-
-  private async writeHere(r: FileRecord, abs: Buffer): Promise<Written | null> {
-    const c = r.content;
-    if (r.size > IN_MEMORY_MAX_BYTES) return null;
-    switch (c.op) {
-      case 'same':
-      case 'copy': {
-        const from = c.op === 'same' ? r.path : c.from;
-        const source = this.source.pathSync(from);
-        let written: Written;
-        try {
-          written = copySmallFileSync(source, abs);
-        } catch (err) {
-          throw sourceReadError(from, err);
-        }
-        return this.checkCopied(r, from, written);
-      }
-      case 'raw':
-      case 'brotli': {
-        const bytes = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.op === 'brotli', maxBytes: IN_MEMORY_MAX_BYTES });
-        return bytes === null ? null : writeSmallFileSync(bytes, abs);
-      }
-      case 'vcdiff': {
-        const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
-        if (source === null) return null;
-        const delta = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.brotli, maxBytes: IN_MEMORY_MAX_BYTES });
-        if (delta === null) return null;
-        return this.decodeHere(r, c.from, source, delta, abs);
-      }
-      case 'bsdiff': {
-        const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
-        if (source === null) return null;
-        const patch = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: false, maxBytes: IN_MEMORY_MAX_BYTES });
-        if (patch === null) return null;
-        const names = { patch: `the bsdiff payload for ${displayPath(r.path)}`, source: `source file ${displayPath(c.from)}` };
-        return writeSmallFileSync(bsdiffDecodeInMemory(source, patch, names), abs);
-      }
-    }
-  }
-
-  private async decodeHere(r: FileRecord, from: RelPath, source: Buffer, delta: Buffer, abs: Buffer): Promise<Written> {
-    const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-    try {
-      const out = await decodeInMemory({
-        source,
-        delta,
-        outFd: fd,
-        deltaName: `the VCDIFF payload for ${displayPath(r.path)}`,
-        sourceName: `source file ${displayPath(from)}`,
-        outName: displayPath(r.path),
-      });
-      return { bytes: out.outputBytes, sha256: out.outputSha256 };
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  /**
    * Starts checking a large source's sha256 while its decode runs (one pass each, in parallel):
    * `alongside(decoding)` settles both and reports a wrong source first, whatever the decode
    * said. What a decode wrote from a wrong source is never used: it sits in the temp tree,
@@ -345,13 +276,6 @@ class Restorer {
         return decoded.value;
       },
     };
-  }
-
-  /** The record holds a prefix of a copied file's hash; the full one joins the target tree digest. */
-  private checkCopied(r: FileRecord, from: RelPath, written: Written): Written {
-    if (!written.sha256.startsWith(r.sha256)) throw wrongSource(from, r.sha256, written.sha256);
-    r.sha256 = written.sha256;
-    return written;
   }
 
   /**
@@ -380,7 +304,7 @@ class Restorer {
       case 'same':
       case 'copy': {
         const from = c.op === 'same' ? r.path : c.from;
-        return this.checkCopied(r, from, await this.copyLarge(from, abs));
+        return checkCopied(r, from, await this.copyLarge(from, abs));
       }
       case 'vcdiff': {
         const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
@@ -417,22 +341,6 @@ class Restorer {
   }
 }
 
-/**
- * Files up to this size, with sources and payloads up to it, are restored on the main thread
- * (see restoreHere), decodes from memory; larger ones stream, in parallel jobs.
- */
-const IN_MEMORY_MAX_BYTES = 16 * 1024 * 1024;
-
-function verifyWritten(r: FileRecord, written: Written): void {
-  if (written.sha256 !== r.sha256 || written.bytes !== r.size) {
-    throw new DeltaimgError(
-      'VERIFY_FAILED',
-      `restored ${displayPath(r.path)} does not match the delta (sha256 ${written.sha256.slice(0, 12)}..., ` +
-        `expected ${r.sha256.slice(0, 12)}...); the delta or its base is damaged`,
-    );
-  }
-}
-
 /** tree/meta.ts's NOT_PERMITTED: chown errors that mean "not allowed here", reported instead of failing. */
 const OWNER_NOT_PERMITTED = new Set(['EPERM', 'EACCES', 'ENOTSUP', 'EOPNOTSUPP', 'EINVAL']);
 
@@ -446,16 +354,3 @@ function copiedFrom(r: FileRecord): RelPath {
 
 /** Event-loop turns are given back this often during runs of synchronous copies. */
 const YIELD_EVERY_MS = 20;
-
-/** Errors from the engine or zlib name a blob; say which target file it was for. */
-function withPath(r: FileRecord, err: unknown): unknown {
-  if (isDeltaimgError(err)) {
-    if (err.message.includes(displayPath(r.path))) return err;
-    return new DeltaimgError(err.code, `${displayPath(r.path)}: ${err.message}`, { cause: err });
-  }
-  const e = err as NodeJS.ErrnoException;
-  if (e?.code === 'Z_DATA_ERROR' || e?.code === 'ERR__ERROR_FORMAT_PADDING_1' || /brotli|decompress/i.test(e?.message ?? '')) {
-    return new DeltaimgError('CORRUPT_DELTA', `payload for ${displayPath(r.path)} cannot be decompressed; the delta is damaged`);
-  }
-  return new DeltaimgError('IO', `cannot restore ${displayPath(r.path)}: ${e?.code ?? ''} ${e?.message ?? String(err)}`.trim(), { cause: err });
-}
