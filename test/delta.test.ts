@@ -169,6 +169,15 @@ describe('diff and apply on real trees', () => {
     const size = (await readFile(entries)).length;
     await truncate(entries, size - 7);
     await expectRefused(applyDelta(src, bad, join(work, 'out-trunc'), { pool }), 'CORRUPT_DELTA', join(work, 'out-trunc'));
+    // A header that misstates the decompressed size of an intact entries file.
+    const lying = join(work, 'delta-lying-size');
+    await cp(delta, lying, { recursive: true });
+    const headerPath = join(lying, 'deltaimg.json');
+    const header = JSON.parse(await readFile(headerPath, 'utf8'));
+    header.entries.rawBytes -= 1;
+    await writeFile(headerPath, JSON.stringify(header));
+    const msg = await expectRefused(applyDelta(src, lying, join(work, 'out-lying'), { pool }), 'CORRUPT_DELTA', join(work, 'out-lying'));
+    expect(msg).toMatch(/decompress/);
     await unlink(join(bad, 'deltaimg.json'));
     await expectRefused(applyDelta(src, bad, join(work, 'out-nohdr'), { pool }), 'CORRUPT_DELTA', join(work, 'out-nohdr'));
   });
