@@ -6,9 +6,10 @@
  * Files use synchronous reads and writes behind the async interface, on purpose: a job runs
  * in wasm synchronously for a whole window anyway, and blocking calls of 1-8 MiB avoid a
  * thread-pool round trip per block (which on a busy machine doubled decode wall time).
- * Pipes (stdin/stdout) stay asynchronous.
+ * The exception is a big output chunk, which nothing waits for: FileWriter copies it aside
+ * and writes it in the background. Pipes (stdin/stdout) stay asynchronous.
  */
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, write, writeSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { ioError } from '../util/errors.js';
 
@@ -86,9 +87,40 @@ export class FileReader implements RandomAccessSource, SequentialInput {
   }
 }
 
-/** A file being written (always a fresh temp file; see files.ts). */
+/**
+ * Chunks at least this big are written in the background by FileWriter; smaller ones (most
+ * files of a tree) are written at once, with no thread-pool round trip.
+ */
+export const BACKGROUND_WRITE_MIN = 1024 * 1024;
+
+function writeAllSync(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+}
+
+function writeSome(fd: number, bytes: Uint8Array, offset: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    write(fd, bytes, offset, bytes.length - offset, null, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) done += await writeSome(fd, bytes, done);
+}
+
+/**
+ * A file being written (always a fresh temp file; see files.ts). A big chunk (a decoded
+ * window) is copied aside and written by libuv's thread pool while the caller goes on, so the
+ * kernel's copy into the page cache overlaps the decoding of the next window; one write is in
+ * flight at most (memory: one chunk), and its error surfaces at the next write or at close.
+ */
 export class FileWriter implements SequentialOutput {
   private closed = false;
+  /** The background write, settled to its error (or null); never rejects. */
+  private inFlight: Promise<unknown> | null = null;
+  private spare: Buffer | null = null;
+
   private constructor(
     private readonly fd: number,
     readonly path: PathLike,
@@ -102,20 +134,44 @@ export class FileWriter implements SequentialOutput {
     }
   }
 
+  /** Returns once `bytes` may be reused: written, or copied aside for the background write. */
   async write(bytes: Uint8Array): Promise<void> {
+    await this.settle();
     try {
-      let done = 0;
-      while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+      if (bytes.length < BACKGROUND_WRITE_MIN) {
+        writeAllSync(this.fd, bytes);
+        return;
+      }
     } catch (err) {
       throw ioError('write', showPath(this.path), err);
     }
+    if (!this.spare || this.spare.length < bytes.length) this.spare = Buffer.allocUnsafeSlow(bytes.length);
+    const copy = this.spare.subarray(0, bytes.length);
+    copy.set(bytes);
+    this.inFlight = writeAll(this.fd, copy).then(
+      () => null,
+      (err: unknown) => err,
+    );
+  }
+
+  /** Waits for the background write; throws its error. */
+  private async settle(): Promise<void> {
+    const pending = this.inFlight;
+    if (!pending) return;
+    this.inFlight = null;
+    const err = await pending;
+    if (err) throw ioError('write', showPath(this.path), err);
   }
 
   /** Idempotent: the failure path closes again after a successful close. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.fd);
+    try {
+      await this.settle();
+    } finally {
+      closeSync(this.fd);
+    }
   }
 }
 
