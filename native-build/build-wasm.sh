@@ -40,10 +40,13 @@ grep -q 'Xdelta version 3.1.1' "$xd3src/xdelta3-main.h" || { echo "build-wasm: e
 sed -i 's/target_cksum_pos &= ~stream->src->maskby;/target_cksum_pos \&= ~(xoff_t) stream->src->maskby;/' "$xd3src/xdelta3.c"
 grep -q 'target_cksum_pos &= ~(xoff_t) stream->src->maskby;' "$xd3src/xdelta3.c" || { echo "build-wasm: could not apply the maskby fix to $xd3src/xdelta3.c" >&2; exit 1; }
 
-# Our one speed-up: table-driven Huffman decoding of djw sections (decodes exactly what
-# xdelta3 decodes; see the patch's header and native-build/README.md).
-patch --quiet --forward -p1 -d "$xd3src" < "$here/xdelta3-djw-table-decode.patch" \
-  || { echo "build-wasm: could not apply native-build/xdelta3-djw-table-decode.patch to $xd3src" >&2; exit 1; }
+# Two speed-ups, each documented in its patch's header and in native-build/README.md:
+# table-driven Huffman decoding of djw sections (decodes exactly what xdelta3 decodes) and
+# adler32 with wasm SIMD (the same checksum).
+for p in xdelta3-djw-table-decode.patch xdelta3-adler32-simd.patch; do
+  patch --quiet --forward -p1 -d "$xd3src" < "$here/$p" \
+    || { echo "build-wasm: could not apply native-build/$p to $xd3src" >&2; exit 1; }
+done
 
 # Debian's emscripten finds its JS dependencies (acorn) only through NODE_PATH.
 export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
