@@ -11,7 +11,7 @@ import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
 import { BSDIFF_MAX_SOURCE_BYTES } from '../bsdiff/index.js';
 import { BsdiffPool } from '../bsdiff/pool.js';
-import { DEFAULT_WINDOW, MAX_WINDOW, VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
+import { compileAhead, DEFAULT_WINDOW, MAX_WINDOW, VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
 import { ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
@@ -75,12 +75,16 @@ export async function diffTrees(
   opts: DiffOptions = {},
 ): Promise<DeltaHeader> {
   const progress = opts.progress ?? silentProgress;
+  // The engine compiles on a spare core while this thread scans.
+  const engineReady = opts.pool ? Promise.resolve() : compileAhead().then(() => undefined);
+  engineReady.catch(() => {});
   let scanned = 0;
   const onProgress = () => progress.update({ label: 'scanning', done: ++scanned });
   const [src, dst] = await Promise.all([
     opts.sourceSnapshot ?? scanTree(srcRoot, { hash: true, onProgress }),
     scanTree(dstRoot, { hash: true, onProgress }),
   ]);
+  await engineReady;
   const pool = opts.pool ?? new VcdiffPool();
   const bsdiffPool = new BsdiffPool();
   try {

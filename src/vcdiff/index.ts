@@ -19,3 +19,4 @@ export type { EncodeResult, DecodeResult } from './engine.js';
 export type { PathLike, InputArg, OutputArg, OutputMode } from './files.js';
 export { encodeFile, decodeFile, encodeStream, decodeStream, decodeInMemory, type InMemoryDecode } from './files.js';
 export { VcdiffPool, type VcdiffPoolOptions } from './pool.js';
+export { compileAhead } from './wasm.js';
