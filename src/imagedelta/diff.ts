@@ -10,7 +10,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { diffTrees } from '../delta/diff.js';
 import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
-import { VcdiffPool } from '../vcdiff/index.js';
+import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
 import { assertAbsent } from '../util/atomic-dir.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
@@ -59,19 +59,24 @@ export async function diffImages(
   // An existing output is refused before the work, not after it.
   if (out !== '-') await assertAbsent(resolve(out));
   return withWorkDir(opts.tmpDir, 'diff', async (work) => {
+    // The engine compiles on a spare core while the images are opened and indexed.
+    const engineReady = compileAhead();
+    engineReady.catch(() => {});
     const base = await openImageSource(baseRef, { tmpDir: work });
     const target = await openImageSource(targetRef, { tmpDir: work }).catch(async (err: unknown) => {
       await base.close();
       throw err;
     });
-    const pool = new VcdiffPool();
+    let pool: VcdiffPool | undefined;
     try {
+      await engineReady;
+      pool = new VcdiffPool();
       const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg');
       for (const pair of pairPlatforms(base.images(), target.images(), opts.platforms)) await planner.addImage(pair.base, pair.target);
       return await planner.write(out);
     } finally {
       progress.done();
-      await pool.close();
+      await pool?.close();
       await Promise.allSettled([base.close(), target.close()]);
     }
   });
