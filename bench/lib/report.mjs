@@ -300,7 +300,8 @@ const METHOD = `## Method
   above): treat differences of a few percent as noise. Timings compared against a target are repeated
   (\`--repeat N\`, default 3) and alternate between ours and the reference (decode: ours / xdelta3, and
   encode too for the big pair; apply / cp -a; the Debian diff / the algorithm script), each output removed
-  before the next run; the tables show the median run (all runs in results.json). Everything else: one run.
+  before the next run (for the tree timings also followed by \`sync\`, so no run pays for the writeback of
+  the one before it); the tables show the median run (all runs in results.json). Everything else: one run.
 - File pairs: \`deltaimg vcdiff encode --level 9 --secondary djw --window 67108864 -s A B D\` / \`deltaimg vcdiff decode --window 67108864 -s A D OUT\`;
   \`xdelta3 -e -D -9 -S djw -B 67108864 -s A B D\` / \`xdelta3 -d -R -B 67108864 -s A D OUT\` (-D/-R: no external gzip (de)compression);
   \`zstd -19 --long=31 --patch-from=A B\` / \`zstd -d --long=31 --patch-from=A\`. Every decoded file is compared with B.
