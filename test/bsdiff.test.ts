@@ -64,8 +64,10 @@ async function roundTrip(source: string, target: string, name: string) {
   expect(got.equals(want)).toBe(true);
   expect(dec.outputBytes).toBe(want.length);
   expect(dec.outputSha256).toBe(sha256(want));
-  const decoded = bsdiffDecodeInMemory(await readFile(source), patchBytes);
-  expect(decoded.target.equals(want)).toBe(true);
+  const chunks: Buffer[] = [];
+  const decoded = bsdiffDecodeInMemory(await readFile(source), patchBytes, (chunk) => chunks.push(Buffer.from(chunk)));
+  expect(Buffer.concat(chunks).equals(want)).toBe(true);
+  expect(decoded.bytes).toBe(want.length);
   expect(decoded.sha256).toBe(createHash('sha256').update(want).digest('hex'));
   return { patch, out, bytes: enc.bytes };
 }
@@ -93,7 +95,7 @@ async function expectDecodeRejected(source: string, patch: string, code: ErrorCo
   expect(existsSync(out)).toBe(false);
   // The in-memory decoder (small files in a tree apply) refuses the same patch the same way.
   const inMemory = await rejection(
-    (async () => bsdiffDecodeInMemory(await readFile(source), await readFile(patch), { patch, source }))(),
+    (async () => bsdiffDecodeInMemory(await readFile(source), await readFile(patch), () => {}, { patch, source }))(),
   );
   expect(inMemory.code).toBe(code);
   expect(inMemory.message).toMatch(mentions);

@@ -136,22 +136,18 @@ export function copySmallFileSync(source: Buffer, output: Buffer): Written {
   }
 }
 
-/**
- * Writes a small in-memory payload (an inline raw file, a decoded target) into a new output
- * file. `sha256`: the hash of these very bytes when the caller has just computed it (a decoder
- * that checked its output), so they are not hashed twice.
- */
-export function writeSmallFileSync(data: Buffer, output: Buffer, sha256?: string): Written {
+/** Writes a small in-memory payload (an inline raw file) into a new output file. */
+export function writeSmallFileSync(data: Buffer, output: Buffer): Written {
   const out = openSync(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   try {
     writeAllSync(out, data);
   } finally {
     closeSync(out);
   }
-  return { bytes: data.length, sha256: sha256 ?? createHash('sha256').update(data).digest('hex') };
+  return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
-function writeAllSync(fd: number, data: Buffer): void {
+export function writeAllSync(fd: number, data: Buffer): void {
   for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
 }
 

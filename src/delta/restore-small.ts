@@ -12,7 +12,7 @@ import { displayPath, toFsPath } from '../tree/paths.js';
 import { bsdiffDecodeInMemory } from '../bsdiff/index.js';
 import { decodeInMemory } from '../vcdiff/index.js';
 import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
-import { copySmallFileSync, Scratch, writeSmallFileSync, type Written } from './file-codecs.js';
+import { copySmallFileSync, writeAllSync, writeSmallFileSync, type Written } from './file-codecs.js';
 import type { FileRecord } from './format.js';
 import type { PayloadReader } from './payload-store.js';
 import { sourceReadError, wrongSource, type SourceTree } from './source-tree.js';
@@ -24,9 +24,6 @@ import { sourceReadError, wrongSource, type SourceTree } from './source-tree.js'
 export const IN_MEMORY_MAX_BYTES = 16 * 1024 * 1024;
 
 export class SmallFileRestorer {
-  /** Decoded targets are written and dropped before the next: one buffer serves them all. */
-  private readonly targets = new Scratch();
-
   constructor(
     private readonly out: string,
     private readonly source: SourceTree,
@@ -87,8 +84,12 @@ export class SmallFileRestorer {
         const patch = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: false, maxBytes: IN_MEMORY_MAX_BYTES });
         if (patch === null) return null;
         const names = { patch: `the bsdiff payload for ${displayPath(r.path)}`, source: `source file ${displayPath(c.from)}` };
-        const decoded = bsdiffDecodeInMemory(source, patch, names, (size) => this.targets.take(size));
-        return writeSmallFileSync(decoded.target, abs, decoded.sha256);
+        const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+        try {
+          return bsdiffDecodeInMemory(source, patch, (chunk) => writeAllSync(fd, chunk), names);
+        } finally {
+          closeSync(fd);
+        }
       }
     }
   }
