@@ -99,7 +99,9 @@ function decompressSections(header: PatchHeader, patch: Buffer, corrupt: Corrupt
     const cap = Math.min(info.rawLength, rawCap(header, name));
     let raw: Buffer;
     try {
-      raw = brotliDecompressSync(stored, { maxOutputLength: cap + 1 });
+      // One output buffer of the declared size (+1 to see the end), not zlib's 16 KiB chunks
+      // concatenated: half the fresh memory.
+      raw = brotliDecompressSync(stored, { maxOutputLength: cap + 1, chunkSize: Math.max(64, Math.min(cap + 1, MAX_CHUNK_BYTES)) });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw corrupt(`${name} section is longer than declared`);
       throw corrupt(`${name} section does not decompress (${(err as Error).message})`);
@@ -110,6 +112,9 @@ function decompressSections(header: PatchHeader, patch: Buffer, corrupt: Corrupt
   };
   return { control: section('control'), diff: section('diff'), extra: section('extra') };
 }
+
+/** Sections are decompressed into one buffer up to this size (a hostile length reserves no more). */
+const MAX_CHUNK_BYTES = 32 * 1024 * 1024;
 
 /** A read position in one decompressed section. */
 class Cursor {

@@ -77,6 +77,9 @@ export async function* readEntries(
   }
 }
 
+/** zlib's smallest output chunk. */
+const MIN_CHUNK_BYTES = 64;
+
 /** Entries files up to this many decompressed bytes are read whole (see readEntries). */
 const WHOLE_READ_MAX_BYTES = 256 * 1024 * 1024;
 
@@ -90,7 +93,9 @@ function* wholeLines(path: string, expected: { sha256: string }, rawBytes: numbe
   if (createHash('sha256').update(stored).digest('hex') !== expected.sha256) throw damaged(path);
   let text: Buffer;
   try {
-    text = brotliDecompressSync(stored, { maxOutputLength: rawBytes + 1 });
+    // One output buffer of the announced size (+1 to see the end): zlib's default 16 KiB
+    // chunks and their concatenation would touch twice the memory.
+    text = brotliDecompressSync(stored, { maxOutputLength: rawBytes + 1, chunkSize: Math.max(MIN_CHUNK_BYTES, rawBytes + 1) });
   } catch (err) {
     throw new DeltaimgError('CORRUPT_DELTA', `${path} cannot be decompressed: ${(err as Error).message}`);
   }
