@@ -243,7 +243,7 @@ class FileEncoder {
       await this.payloads.discard(packedTemp);
       return plain;
     }
-    const polish: Polish = { input: temp, size: r.deltaBytes, isTemp: true };
+    const polish: Polish = { from: 'temp', path: temp, size: r.deltaBytes };
     return { ...plain, temp: packedTemp, bytes: packed.bytes, sha256: packed.sha256, brotli: true, polish };
   }
 
@@ -263,7 +263,7 @@ class FileEncoder {
       throw ioError('compress', displayPath(target.path), err);
     });
     if (packed.bytes < target.size * WORTHWHILE_COMPRESSION) {
-      return { kind: 'brotli', temp, bytes: packed.bytes, sha256: packed.sha256, polish: { input: targetPath, size: target.size, isTemp: false } };
+      return { kind: 'brotli', temp, bytes: packed.bytes, sha256: packed.sha256, polish: { from: 'target', path: targetPath, size: target.size } };
     }
     await this.payloads.discard(temp);
     const rawTemp = this.payloads.tempPath();
@@ -288,16 +288,16 @@ class FileEncoder {
    * The kept candidate's brotli at full strength, when that is smaller than the quick one.
    * Measured on the Debian pair: 631 VCDIFF deltas and 62 new files went through brotli 11,
    * 4.3 s of CPU, to keep 9 of them (the rest lost to bsdiff or shipped raw); compressing
-   * only the winner that hard costs ~0.1 s and leaves the delta the same size (+0.03%).
+   * only the winner that hard costs ~0.1 s and leaves the delta the same size (+0.007%).
    */
   private async polish(c: Candidate): Promise<Candidate> {
     if (!('polish' in c) || !c.polish) return c;
-    const { input, size, isTemp } = c.polish;
+    const input = c.polish;
     const temp = this.payloads.tempPath();
-    const full = await brotliFile(input, size, temp).catch((err: unknown) => {
-      throw ioError('compress', input.toString(), err);
+    const full = await brotliFile(input.path, input.size, temp).catch((err: unknown) => {
+      throw ioError('compress', input.path.toString(), err);
     });
-    if (isTemp) await this.payloads.discard(input as string);
+    if (input.from === 'temp') await this.payloads.discard(input.path);
     if (full.bytes >= c.bytes) {
       await this.payloads.discard(temp);
       return { ...c, polish: undefined };
@@ -309,7 +309,7 @@ class FileEncoder {
   /** Removes a candidate that lost, with the uncompressed input its polish would have used. */
   private async discard(c: Candidate): Promise<void> {
     await this.payloads.discard(c.temp);
-    if ('polish' in c && c.polish?.isTemp) await this.payloads.discard(c.polish.input as string);
+    if ('polish' in c && c.polish?.from === 'temp') await this.payloads.discard(c.polish.path);
   }
 
   /** Bytes of distinct blobs written (a blob shared by several files counts once). */
@@ -329,14 +329,10 @@ type Candidate =
 /**
  * Candidates are compared by a quick brotli (quality QUICK_BROTLI_QUALITY, ~50x cheaper than
  * 11 and within a few percent of it); the one kept is then compressed again at full strength
- * from `input` (a temp file of the plain VCDIFF, or the target file itself).
+ * from the uncompressed bytes: a temp file of the plain VCDIFF (ours, removed once used or
+ * dropped), or the target file itself.
  */
-interface Polish {
-  input: string | Buffer;
-  size: number;
-  /** `input` is a temp file of ours, removed once used or dropped. */
-  isTemp: boolean;
-}
+type Polish = { from: 'temp'; path: string; size: number } | { from: 'target'; path: Buffer; size: number };
 
 async function readTarget(path: Buffer, target: FileEntry): Promise<Buffer> {
   const data = await readFile(path).catch((err: unknown) => {
