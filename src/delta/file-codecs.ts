@@ -12,7 +12,6 @@ import {
   openSync,
   readSync,
   writeFileSync,
-  writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
@@ -21,6 +20,7 @@ import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { brotliCompressSync, constants as zc, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { hashingTap } from '../util/hashing.js';
+import { writeAllSync } from '../util/write-all.js';
 
 export interface Written {
   bytes: number;
@@ -147,9 +147,6 @@ export function writeSmallFileSync(data: Buffer, output: Buffer): Written {
   return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
-export function writeAllSync(fd: number, data: Buffer): void {
-  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
-}
 
 /** sha256 of a small file with synchronous reads (O_NOFOLLOW); see copySmallFileSync for why. */
 export function hashSmallFileSync(path: Buffer | string): Written {

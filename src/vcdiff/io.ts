@@ -9,9 +9,10 @@
  * The exception is a big output chunk, which nothing waits for: FileWriter copies it aside
  * and writes it in the background. Pipes (stdin/stdout) stay asynchronous.
  */
-import { closeSync, fstatSync, openSync, readSync, write, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, write } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { ioError } from '../util/errors.js';
+import { writeAllSync } from '../util/write-all.js';
 
 export type PathLike = string | Buffer;
 
@@ -92,11 +93,6 @@ export class FileReader implements RandomAccessSource, SequentialInput {
  * files of a tree) are written at once, with no thread-pool round trip.
  */
 export const BACKGROUND_WRITE_MIN = 1024 * 1024;
-
-function writeAllSync(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-}
 
 function writeSome(fd: number, bytes: Uint8Array, offset: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -275,8 +271,7 @@ export class FdOutput implements SequentialOutput {
 
   async write(bytes: Uint8Array): Promise<void> {
     try {
-      let done = 0;
-      while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+      writeAllSync(this.fd, bytes);
     } catch (err) {
       throw ioError('write', this.name, err);
     }
