@@ -11,7 +11,6 @@ import {
   fstatSync,
   openSync,
   readSync,
-  writeFileSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
@@ -27,7 +26,7 @@ export interface Written {
   sha256: string;
 }
 
-/** Brotli quality 11 is worth its time on small files; large ones get 9 with the same 16 MiB window. */
+/** Brotli quality 11 is worth its time on files up to this size; larger ones get 9. */
 const BROTLI_MAX_QUALITY_BYTES = 1 << 20;
 /**
  * Up to this quality a small file is compressed right here, synchronously and in memory
@@ -45,16 +44,11 @@ export async function brotliFile(input: string | Buffer, size: number, output: s
   };
   if (params[zc.BROTLI_PARAM_QUALITY]! <= SYNC_BROTLI_MAX_QUALITY && size <= SYNC_COPY_MAX_BYTES) {
     const data = readWholeFileSync(input, SYNC_COPY_MAX_BYTES, brotliInputs);
-    if (data !== null) return writeNewFileSync(output, brotliCompressSync(data, { params }));
+    if (data !== null) return writeSmallFileSync(brotliCompressSync(data, { params }), output);
   }
   const counter = hashingCounter();
   await pipeline(createReadStream(input), createBrotliCompress({ params }), counter.stream, createWriteStream(output, { flags: 'wx' }));
   return counter.result();
-}
-
-function writeNewFileSync(output: string, data: Buffer): Written {
-  writeFileSync(output, data, { flag: 'wx' });
-  return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
 /**
@@ -136,8 +130,8 @@ export function copySmallFileSync(source: Buffer, output: Buffer): Written {
   }
 }
 
-/** Writes a small in-memory payload (an inline raw file) into a new output file. */
-export function writeSmallFileSync(data: Buffer, output: Buffer): Written {
+/** Writes a small in-memory payload (an inline raw file, a compressed one) into a new output file. */
+export function writeSmallFileSync(data: Buffer, output: Buffer | string): Written {
   const out = openSync(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   try {
     writeAllSync(out, data);
