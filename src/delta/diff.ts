@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Entry, FileEntry } from '../tree/entry.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
-import { bsdiffEncodeMemory } from '../bsdiff/index.js';
+import { bsdiffEncodeMemory, planSegments, segmentedEncodeMemory, type SegmentPlan } from '../bsdiff/index.js';
 import { BsdiffPool } from '../bsdiff/pool.js';
 import {
   compileAhead,
@@ -36,7 +36,9 @@ import {
   ENTRIES_FILE,
   FORMAT_NAME,
   FORMAT_VERSION,
+  BASE_READER_VERSION,
   HEADER_FILE,
+  readerVersionOf,
   type ContentOp,
   type ContentOpName,
   type DeltaHeader,
@@ -77,6 +79,8 @@ const GOOD_DELTA_RATIO = 0.25;
  */
 const BSDIFF_WORTH_TRYING_BYTES = 4096;
 const BSDIFF_RELATED_RATIO = 0.5;
+/** A segmented bsdiff takes at most this share of the budget: the rest keeps the other cores busy. */
+const SEGMENTED_BUDGET_SHARE = 0.75;
 /** Below this a VCDIFF has too little redundancy left for brotli to win anything. */
 const BROTLI_WORTH_TRYING_BYTES = 64;
 /** Compression that saves less than this is not worth a decoder pass: the bytes ship raw. */
@@ -154,11 +158,13 @@ async function writeDelta(
   pending.forEach((p) => p.catch(() => {}));
   const writer = createEntriesWriter(join(work, ENTRIES_FILE));
   const digest = new TreeDigest();
+  let minReaderVersion = BASE_READER_VERSION;
   try {
     for (const p of pending) {
       const { record, payloadBytes } = await p;
       await writer.write(record);
       digest.add(record);
+      minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
       countRecord(record, encoder.sourceIndex, stats);
       const op = opOf(record);
       if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw') {
@@ -176,7 +182,7 @@ async function writeDelta(
   return {
     format: FORMAT_NAME,
     version: FORMAT_VERSION,
-    minReaderVersion: FORMAT_VERSION,
+    minReaderVersion,
     tool: `deltaimg ${opts.toolVersion ?? ''}`.trim(),
     created: new Date().toISOString(),
     entries: { file: ENTRIES_FILE, ...entries },
@@ -230,17 +236,28 @@ class FileEncoder {
   /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
   private async tryDeltas(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const vcdiff = await this.tryVcdiff(base, target, targetPath);
-    const bsdiffMemory = bsdiffEncodeMemory(base.size, target.size);
     // Where VCDIFF found little to copy, the files are unrelated and bsdiff would only burn CPU.
     const related = vcdiff.bytes <= target.size * BSDIFF_RELATED_RATIO;
-    if (!this.budget.fits(bsdiffMemory) || !related || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
+    const plan = this.bsdiffPlan(base.size, target.size);
+    if (!plan || !related || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
     const temp = this.payloads.tempPath();
     const sourcePath = toFsPath(this.src.root, base.path);
-    const r = await this.budget.run(bsdiffMemory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp));
-    const bsdiff: Candidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256 };
+    const r = await this.budget.run(plan.memory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp, plan.segments));
+    const bsdiff: Candidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256, segmented: plan.segments !== undefined };
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.discard(drop);
     return keep;
+  }
+
+  /**
+   * bsdiff whole when its estimate fits the budget, else in segments sized to a share of it
+   * (so smaller jobs still run beside it); null when even the smallest segments do not fit.
+   */
+  private bsdiffPlan(sourceSize: number, targetSize: number): { memory: number; segments?: SegmentPlan } | null {
+    const whole = bsdiffEncodeMemory(sourceSize, targetSize);
+    if (this.budget.fits(whole)) return { memory: whole };
+    const segments = planSegments(this.budget.jobBytes * SEGMENTED_BUDGET_SHARE, sourceSize, targetSize);
+    return segments ? { memory: segmentedEncodeMemory(segments, sourceSize), segments } : null;
   }
 
   /**
@@ -305,7 +322,7 @@ class FileEncoder {
       c.kind === 'vcdiff'
         ? { op: 'vcdiff', from: c.from.path, fromSha256: c.from.sha256!, brotli: c.brotli, payload }
         : c.kind === 'bsdiff'
-          ? { op: 'bsdiff', from: c.from.path, fromSha256: c.from.sha256!, payload }
+          ? { op: 'bsdiff', from: c.from.path, fromSha256: c.from.sha256!, ...(c.segmented ? { segmented: true as const } : {}), payload }
           : { op: c.kind, payload };
     return { content, payloadBytes: c.bytes };
   }
@@ -348,7 +365,7 @@ class FileEncoder {
 
 type Candidate =
   | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean; polish?: Polish }
-  | { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string }
+  | { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; segmented: boolean }
   | { kind: 'brotli'; temp: string; bytes: number; sha256: string; polish?: Polish }
   | { kind: 'raw'; temp: string; bytes: number; sha256: string };
 

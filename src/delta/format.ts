@@ -8,8 +8,14 @@
 import type { Metadata, RelPath } from '../tree/entry.js';
 
 export const FORMAT_NAME = 'deltaimg-delta';
-/** Bump when a reader of the previous version could misread a new delta. */
-export const FORMAT_VERSION = 1;
+/**
+ * The newest version this code reads and writes. Bump when a reader of the previous version
+ * could misread a new delta; a delta asks for the newer reader only when it uses what is new
+ * (readerVersionOf), so most deltas stay readable by older deltaimgs.
+ */
+export const FORMAT_VERSION = 2;
+/** Every reader reads deltas made only of version 1 records. */
+export const BASE_READER_VERSION = 1;
 export const HEADER_FILE = 'deltaimg.json';
 export const ENTRIES_FILE = 'entries.jsonl.br';
 export const BLOBS_DIR = 'blobs';
@@ -85,7 +91,9 @@ export type ContentOp =
   | { op: 'vcdiff'; from: RelPath; fromSha256: string; brotli: boolean; payload: Payload }
   // A bsdiff-style patch (docs/bsdiff.md): approximate matches plus bytewise differences,
   // much smaller than VCDIFF on recompiled binaries.
-  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload }
+  // `segmented`: a DIMGBSD2 patch (the file was too large for the memory budget to encode
+  // whole), which readers before format v2 cannot decode.
+  | { op: 'bsdiff'; from: RelPath; fromSha256: string; segmented?: true; payload: Payload }
   | { op: 'brotli'; payload: Payload }
   | { op: 'raw'; payload: Payload };
 
@@ -108,3 +116,12 @@ export type DeltaRecord =
   | (RecordBase & { kind: 'fifo' });
 
 export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
+
+/**
+ * The oldest reader that restores `r` correctly: 2 for what version 1 readers cannot decode
+ * (a segmented bsdiff patch), else 1. Writers put the largest over their records in the
+ * header's `minReaderVersion`.
+ */
+export function readerVersionOf(r: DeltaRecord): number {
+  return r.kind === 'file' && r.content.op === 'bsdiff' && r.content.segmented ? 2 : BASE_READER_VERSION;
+}

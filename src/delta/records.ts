@@ -72,7 +72,7 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
         ...encodePayload(c.payload),
       };
     case 'bsdiff':
-      return { op: 'bsdiff', from: bytesToJson(c.from), fromSha256: c.fromSha256, ...encodePayload(c.payload) };
+      return { op: 'bsdiff', from: bytesToJson(c.from), fromSha256: c.fromSha256, ...(c.segmented ? { segmented: true } : {}), ...encodePayload(c.payload) };
     case 'brotli':
     case 'raw':
       return { op: c.op, ...encodePayload(c.payload) };
@@ -157,6 +157,7 @@ function decodeContent(c: unknown, line: number): ContentOp {
         op: 'bsdiff',
         from: bytesFromJson(c.from, 'from', line) as RelPath,
         fromSha256: sha(c.fromSha256, 'fromSha256', line),
+        ...segmentedFlag(c.segmented, line),
         payload: decodePayload(c, line),
       };
     case 'brotli':
@@ -165,6 +166,12 @@ function decodeContent(c: unknown, line: number): ContentOp {
     default:
       throw bad(line, `has unknown content op ${JSON.stringify(c.op)}`);
   }
+}
+
+function segmentedFlag(value: unknown, line: number): { segmented?: true } {
+  if (value === undefined) return {};
+  if (value === true) return { segmented: true };
+  throw bad(line, 'has a segmented flag that is not true');
 }
 
 /** Hex digits of sha256 kept for files whose bytes are copied from the source (`same`, `copy`). */
