@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(xdelta3 zstd attr docker.io docker-registry debootstrap time)
+packages=(xdelta3 zstd attr docker.io docker-registry apache2-utils openssl debootstrap time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
