@@ -15,7 +15,7 @@ interface CommonFlags {
 }
 
 export function registerDockerfileCommand(program: Command): void {
-  const runtimeHelp = `image holding /opt/deltaimg (default ${defaultRuntimeImage(toolVersion())}, built by npm run image)`;
+  const runtimeHelp = `image holding /opt/deltaimg (default ${defaultRuntimeImage(toolVersion())}, built by deltaimg runtime build)`;
   const dockerfile = program
     .command('dockerfile')
     .summary('print a Dockerfile that makes or applies a delta image')

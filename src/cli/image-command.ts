@@ -1,7 +1,10 @@
 /** `deltaimg image diff|apply|verify|inspect`: bit-identical image deltas between archives, no engine needed. */
 import type { Command } from 'commander';
 import { DeltaimgError } from '../util/errors.js';
+import { parseMemorySize } from '../util/memory-budget.js';
 import { createProgress } from '../util/progress.js';
+import { printJson } from './output.js';
+import { requireNativeAddon } from './preflight.js';
 import { toolVersion } from './version.js';
 
 export interface RegistryFlags {
@@ -65,21 +68,24 @@ export function registerImageCommand(program: Command): void {
     // Repeatable and comma-separated (like docker's --platform), not variadic: a variadic option would swallow BASE and TARGET after it.
     .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
+    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
     .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
     .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
     .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, target: string, opts: OutputFlags & RegistryFlags & { out: string; platform?: string[]; tmpDir?: string }) => {
+    .action(async (base: string, target: string, opts: OutputFlags & RegistryFlags & { out: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
       const { parseImageRef, parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
+      await requireNativeAddon();
       if (opts.out === '-' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
       assertOneStdin({ BASE: base, TARGET: target });
       const result = await diffImages(parseImageRef(base), parseImageRef(target), opts.out, {
         progress: createProgress({ quiet: opts.quiet }),
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
         toolVersion: toolVersion(),
         registry: registryOptions(opts),
       });
@@ -111,15 +117,17 @@ export function registerImageCommand(program: Command): void {
     .option('--format <classic|oci>', 'layout of a docker-archive result', 'classic')
     .option('--platform <os/arch[/variant]>', 'platforms to restore, repeatable or comma-separated (default: every image the .dimg holds)', collectPlatforms)
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
+    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
     .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
     .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
     .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, dimg: string, opts: OutputFlags & RegistryFlags & { out: string; format: string; platform?: string[]; tmpDir?: string }) => {
+    .action(async (base: string, dimg: string, opts: OutputFlags & RegistryFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
       const { parseImageRef, parsePlatform } = await import('../image/index.js');
       const { applyImageDelta } = await import('../imagedelta/index.js');
+      await requireNativeAddon();
       if (opts.format !== 'classic' && opts.format !== 'oci') throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
       const dest = parseImageRef(opts.out);
       if (dest.transport === 'stdio' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
@@ -130,6 +138,7 @@ export function registerImageCommand(program: Command): void {
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
         registry: registryOptions(opts),
+        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
       });
       if (opts.json) printJson({ out: opts.out, verified: true, images: result.images });
       if (!opts.quiet) {
@@ -196,8 +205,4 @@ function assertOneStdin(inputs: Record<string, string | undefined>): void {
 
 function collectPlatforms(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').filter((p) => p !== '')];
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

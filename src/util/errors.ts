@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'BAD_IMAGE'
   /** A registry refused, failed or could not be reached (auth, TLS, 404, 5xx after retries). */
   | 'REGISTRY'
+  | 'INSTALL'
   | 'INTERNAL';
 
 export class DeltaimgError extends Error {
