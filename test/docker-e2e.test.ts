@@ -251,7 +251,7 @@ describeDocker(
       expect(notDelta.stderr).toMatch(/is not a deltaimg delta image \(no io\.deltaimg\.version label\)/);
       const noRuntime = await deltaimg(['dockerfile', 'diff', A, B, '--runtime-image', 'deltaimg-test/no-runtime:1']);
       expect(noRuntime.exitCode).toBe(1);
-      expect(noRuntime.stderr).toMatch(/runtime image deltaimg-test\/no-runtime:1 is not in the local Docker engine: build it with npm run image/);
+      expect(noRuntime.stderr).toMatch(/runtime image deltaimg-test\/no-runtime:1 is not in the local Docker engine: build it with deltaimg runtime build/);
     });
   },
   { needsRegistry: true },

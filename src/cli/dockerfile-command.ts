@@ -54,7 +54,7 @@ function printPlan(plan: { dockerfile: string; notes: string[] }): void {
 }
 
 export function registerDockerfileCommand(program: Command): void {
-  const runtimeHelp = `image holding /opt/deltaimg (default ${defaultRuntimeImage(toolVersion())}, built by npm run image)`;
+  const runtimeHelp = `image holding /opt/deltaimg (default ${defaultRuntimeImage(toolVersion())}, built by deltaimg runtime build)`;
   const dockerfile = program
     .command('dockerfile')
     .summary('print a Dockerfile that makes or applies a delta image')

@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { DeltaimgError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
+import { printJson } from './output.js';
+import { requireNativeAddon } from './preflight.js';
 import { toolVersion } from './version.js';
 
 interface OutputFlags {
@@ -55,6 +57,7 @@ export function registerImageCommand(program: Command): void {
     .action(async (base: string, target: string, opts: OutputFlags & { out: string; platform?: string[]; tmpDir?: string }) => {
       const { parseImageRef, parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
+      await requireNativeAddon();
       if (opts.out === '-' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
       assertOneStdin({ BASE: base, TARGET: target });
       const result = await diffImages(parseImageRef(base), parseImageRef(target), opts.out, {
@@ -97,6 +100,7 @@ export function registerImageCommand(program: Command): void {
     .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; platform?: string[]; tmpDir?: string }) => {
       const { parseImageRef, parsePlatform } = await import('../image/index.js');
       const { applyImageDelta } = await import('../imagedelta/index.js');
+      await requireNativeAddon();
       if (opts.format !== 'classic' && opts.format !== 'oci') throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
       const dest = parseImageRef(opts.out);
       if (dest.transport === 'stdio' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
@@ -169,8 +173,4 @@ function assertOneStdin(inputs: Record<string, string | undefined>): void {
 
 function collectPlatforms(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').filter((p) => p !== '')];
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

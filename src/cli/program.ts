@@ -4,6 +4,7 @@ import { registerDockerfileCommand } from './dockerfile-command.js';
 import { registerVcdiffCommand } from './vcdiff-command.js';
 import { registerImageCommand } from './image-command.js';
 import { registerLayerCommand } from './layer-command.js';
+import { registerRuntimeCommand } from './runtime-command.js';
 import { toolVersion } from './version.js';
 
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerDockerfileCommand(program);
   registerImageCommand(program);
   registerVcdiffCommand(program);
+  registerRuntimeCommand(program);
   registerLayerCommand(program);
   return program;
 }

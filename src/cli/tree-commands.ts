@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { DeltaimgError } from '../util/errors.js';
 import { Option } from 'commander';
 import { createProgress, formatBytes, PROGRESS_MODES, type ProgressMode } from '../util/progress.js';
+import { printJson } from './output.js';
+import { requireNativeAddon } from './preflight.js';
 import { toolVersion } from './version.js';
 
 interface OutputFlags {
@@ -42,6 +44,7 @@ export function registerTreeCommands(program: Command): void {
         '\nThe delta is written to a temp dir beside DELTA_DIR and renamed into place when complete.',
     )
     .action(async (src: string, dst: string, opts: OutputFlags & { out: string; annotationsJson?: string }) => {
+      await requireNativeAddon();
       // Loaded on use, so other verbs (e.g. `vcdiff`) do not pay for them in time and memory.
       const { diffTrees } = await import('../delta/diff.js');
       const { savedLine, summarize } = await import('../delta/summary.js');
@@ -72,6 +75,7 @@ export function registerTreeCommands(program: Command): void {
     .addOption(progressOption())
     .addHelpText('after', '\nExample:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored')
     .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string }) => {
+      await requireNativeAddon();
       const { applyDelta } = await import('../delta/apply.js');
       const { summarizeReport } = await import('../tree/meta.js');
       const started = Date.now();
@@ -126,8 +130,4 @@ function summarizeSkipped(skipped: { what: string }[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const s of skipped) counts[s.what] = (counts[s.what] ?? 0) + 1;
   return counts;
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
 }

@@ -119,7 +119,7 @@ async function requireRuntime(ref: string, engine: EngineOptions | undefined): P
   if (!(await lookupImage(ref, engine)).found) {
     throw new DeltaimgError(
       'DOCKER',
-      `runtime image ${ref} is not in the local Docker engine: build it with npm run image in a deltaimg checkout, docker load it, or name another with --runtime-image`,
+      `runtime image ${ref} is not in the local Docker engine: build it with deltaimg runtime build, docker load it, or name another with --runtime-image`,
     );
   }
 }

@@ -149,9 +149,9 @@ export async function ensureRuntimeImage(): Promise<string> {
   await acquireLock(lock);
   try {
     if (existsSync(marker)) return RUNTIME_IMAGE;
-    await execa('bash', ['scripts/build-runtime-image.sh', RUNTIME_IMAGE], {
+    await execa(process.execPath, ['dist/cli/main.js', 'runtime', 'build', '--tag', RUNTIME_IMAGE, '--quiet'], {
       cwd: REPO_ROOT,
-      env: { DOCKER },
+      env: { DELTAIMG_DOCKER: DOCKER },
       all: true,
     });
     for (const old of await readdir(stateDir)) {
