@@ -20,6 +20,12 @@ export interface BsdiffDecodeResult {
 
 type Sections = Record<SectionName, SectionReader>;
 
+/**
+ * Peak memory of one streaming decode, whatever the file sizes: three brotli decoders (each
+ * up to its 16 MiB window), the cached source blocks, the output buffer and scratch.
+ */
+export const BSDIFF_DECODE_MEMORY = 64 * 1024 * 1024;
+
 async function openRead(path: PathLike, role: string): Promise<{ fh: FileHandle; size: number }> {
   let fh: FileHandle | undefined;
   try {

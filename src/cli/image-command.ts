@@ -1,6 +1,7 @@
 /** `deltaimg image diff|apply|verify|inspect`: bit-identical image deltas between archives, no engine needed. */
 import type { Command } from 'commander';
 import { DeltaimgError } from '../util/errors.js';
+import { parseMemorySize } from '../util/memory-budget.js';
 import { createProgress } from '../util/progress.js';
 import { printJson } from './output.js';
 import { requireNativeAddon } from './preflight.js';
@@ -51,10 +52,11 @@ export function registerImageCommand(program: Command): void {
     // Repeatable and comma-separated (like docker's --platform), not variadic: a variadic option would swallow BASE and TARGET after it.
     .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
+    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, target: string, opts: OutputFlags & { out: string; platform?: string[]; tmpDir?: string }) => {
+    .action(async (base: string, target: string, opts: OutputFlags & { out: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
       const { parseImageRef, parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
       await requireNativeAddon();
@@ -64,6 +66,7 @@ export function registerImageCommand(program: Command): void {
         progress: createProgress({ quiet: opts.quiet }),
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
         toolVersion: toolVersion(),
       });
       if (opts.json) {
@@ -94,10 +97,11 @@ export function registerImageCommand(program: Command): void {
     .option('--format <classic|oci>', 'layout of a docker-archive result', 'classic')
     .option('--platform <os/arch[/variant]>', 'platforms to restore, repeatable or comma-separated (default: every image the .dimg holds)', collectPlatforms)
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
+    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; platform?: string[]; tmpDir?: string }) => {
+    .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
       const { parseImageRef, parsePlatform } = await import('../image/index.js');
       const { applyImageDelta } = await import('../imagedelta/index.js');
       await requireNativeAddon();
@@ -110,6 +114,7 @@ export function registerImageCommand(program: Command): void {
         format: opts.format,
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
       });
       if (opts.json) printJson({ out: opts.out, verified: true, images: result.images });
       if (!opts.quiet) {
