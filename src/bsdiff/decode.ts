@@ -5,6 +5,7 @@
  * header before any byte of it is produced.
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
+import { openRegular } from '../util/regular-file.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import {
   decodeHeader,
@@ -24,6 +25,7 @@ import { HashedOutput, SourceBlocks, type SourceReader } from './io.js';
 import { showPath, type PathLike } from './paths.js';
 import { SectionReader } from './section.js';
 import { SparseDiffReader } from './sparse.js';
+import { checkTargetSize } from './decode-memory.js';
 
 export interface BsdiffDecodeResult {
   outputBytes: number;
@@ -40,14 +42,9 @@ type Sections = Record<SectionName, SectionReader>;
 export const BSDIFF_DECODE_MEMORY = 64 * 1024 * 1024;
 
 async function openRead(path: PathLike, role: string): Promise<{ fh: FileHandle; size: number }> {
-  let fh: FileHandle | undefined;
   try {
-    fh = await open(path, 'r');
-    const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
-    return { fh, size: st.size };
+    return await openRegular(path);
   } catch (err) {
-    await fh?.close();
     throw ioError(`open ${role}`, showPath(path), err);
   }
 }
@@ -56,7 +53,7 @@ async function openRead(path: PathLike, role: string): Promise<{ fh: FileHandle;
  * Applies `patchPath` (DIMGBSD1, or DIMGBSD2: segmented) to `sourcePath`, creating `outPath`
  * (which must not exist). Runs of zero blocks in the output are left as holes.
  */
-export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, outPath: PathLike): Promise<BsdiffDecodeResult> {
+export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, outPath: PathLike, opts: { targetSize?: number } = {}): Promise<BsdiffDecodeResult> {
   const shownPatch = showPath(patchPath);
   const patch = await openRead(patchPath, 'patch');
   let plan: DecodePlan;
@@ -65,6 +62,7 @@ export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, ou
   } finally {
     await patch.fh.close();
   }
+  checkTargetSize(plan, opts.targetSize, shownPatch);
   const source = await openRead(sourcePath, 'source');
   try {
     if (source.size !== plan.sourceSize) {
@@ -82,19 +80,19 @@ export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, ou
 
 /** What a patch file asks for: one whole patch, or segments each against its source ranges. */
 type DecodePlan =
-  | { kind: 'whole'; sourceSize: number; targetSha256: Buffer; header: PatchHeader }
-  | { kind: 'segmented'; sourceSize: number; targetSha256: Buffer; table: SegmentTable };
+  | { kind: 'whole'; sourceSize: number; targetSize: number; targetSha256: Buffer; header: PatchHeader }
+  | { kind: 'segmented'; sourceSize: number; targetSize: number; targetSha256: Buffer; table: SegmentTable };
 
 async function readPlan(fh: FileHandle, size: number, shownPatch: string): Promise<DecodePlan> {
   const magic = await readAt(fh, 0, Math.min(size, SEGMENTED_MAGIC.length), shownPatch);
   if (!magic.equals(SEGMENTED_MAGIC)) {
     const header = await readHeader(fh, 0, size, shownPatch);
-    return { kind: 'whole', sourceSize: header.sourceSize, targetSha256: header.targetSha256, header };
+    return { kind: 'whole', sourceSize: header.sourceSize, targetSize: header.targetSize, targetSha256: header.targetSha256, header };
   }
   if (size < SEGMENTED_MAGIC.length + TRAILER_BYTES) throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} is damaged: shorter than its segment table`);
   const length = tableLength(await readAt(fh, size - TRAILER_BYTES, TRAILER_BYTES, shownPatch), size, shownPatch);
   const table = decodeSegmentTable(await readAt(fh, size - TRAILER_BYTES - length, length, shownPatch), size, shownPatch);
-  return { kind: 'segmented', sourceSize: table.sourceSize, targetSha256: table.targetSha256, table };
+  return { kind: 'segmented', sourceSize: table.sourceSize, targetSize: table.targetSize, targetSha256: table.targetSha256, table };
 }
 
 async function readAt(fh: FileHandle, position: number, length: number, shownPatch: string): Promise<Buffer> {

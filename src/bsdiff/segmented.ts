@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
+import { openRegular } from '../util/regular-file.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { bsdiffEncodeBytes, bsdiffEncodeMemory, bsdiffIdentityBytes, type BsdiffOptions, type BsdiffResult } from './encode.js';
 import { AnchorScanner, chooseRegion, fingerprintMemory, SourceFingerprints, spacingFor, type SourceRange } from './fingerprints.js';
@@ -86,14 +87,10 @@ interface Input {
 
 async function openInput(path: PathLike, role: string): Promise<Input> {
   const shown = showPath(path);
-  let fh: FileHandle | undefined;
   try {
-    fh = await open(path, 'r');
-    const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
-    return { fh, size: st.size, shown };
+    const { fh, size } = await openRegular(path);
+    return { fh, size, shown };
   } catch (err) {
-    await fh?.close();
     throw ioError(`read ${role}`, shown, err);
   }
 }
