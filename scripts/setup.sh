@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(xdelta3 zstd attr docker.io docker-registry debootstrap time)
+# gcc and the arm64 cross compiler build the small executables of the executable-transform tests.
+packages=(xdelta3 zstd attr docker.io docker-registry debootstrap time gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

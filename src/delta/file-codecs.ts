@@ -63,16 +63,20 @@ function windowBitsFor(size: number): number {
 
 const BROTLI_MAX_WINDOW_BITS = 24;
 
-/** Streams `input` (optionally through brotli decompression) into a new file at `output`. */
+/**
+ * Streams `input` (optionally through brotli decompression, or another stage `through`)
+ * into a new file at `output`.
+ */
 export async function restoreFile(
   input: Readable,
   output: Buffer,
-  opts: { brotli: boolean },
+  opts: { brotli: boolean; through?: Transform },
 ): Promise<Written> {
   const counter = hashingCounter();
   const fh = await open(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   const sink = fh.createWriteStream();
-  if (opts.brotli) await pipeline(input, createBrotliDecompress(), counter.stream, sink);
+  const stage = opts.brotli ? createBrotliDecompress() : opts.through;
+  if (stage) await pipeline(input, stage, counter.stream, sink);
   else await pipeline(input, counter.stream, sink);
   return counter.result();
 }
