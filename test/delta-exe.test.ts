@@ -118,7 +118,7 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
     const patch = join(work, `${arch}-exe.bsd`);
     await encodeTransformed(files, exe, scratch, (s, t) => bsdiffEncode(s, t, patch));
     const out = Buffer.from(join(work, `${arch}-streamed`));
-    const written = await decodeTransformedFile(exe, source, out, scratch, (s, o) => bsdiffDecode(s, patch, o));
+    const written = await decodeTransformedFile(exe, source, out, files.target.size, scratch, (s, o) => bsdiffDecode(s, patch, o, { targetSize: files.target.size }));
     const want = await readFile(target);
     expect((await readFile(out)).equals(want)).toBe(true);
     expect(written.bytes).toBe(want.length);

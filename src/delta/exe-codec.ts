@@ -77,12 +77,13 @@ export function decodeTransformedSync(exe: PairTransform, source: Buffer, fd: nu
 /**
  * Streaming decode, for files too large for memory: the transformed source goes to a
  * scratch file, `decode` writes the transformed target to another, which is then streamed
- * through the inverse transform into `out` (created exclusively), hashed.
+ * through the inverse transform into `out` (created exclusively, at most `targetSize` bytes), hashed.
  */
 export async function decodeTransformedFile(
   exe: PairTransform,
   source: PathLike,
   out: Buffer,
+  targetSize: number,
   scratch: () => string,
   decode: (source: string, out: string) => Promise<unknown>,
 ): Promise<Written> {
@@ -91,7 +92,7 @@ export async function decodeTransformedFile(
   try {
     await transformFile(source, transformedSource, exe.source, 'forward');
     await decode(transformedSource, transformedTarget);
-    return await restoreFile(createReadStream(transformedTarget), out, { brotli: false, through: branchFilterStream(exe.target, 'inverse') });
+    return await restoreFile(createReadStream(transformedTarget), out, { brotli: false, maxBytes: targetSize, through: branchFilterStream(exe.target, 'inverse') });
   } finally {
     await Promise.all([unlink(transformedSource).catch(() => {}), unlink(transformedTarget).catch(() => {})]);
   }

@@ -24,6 +24,7 @@ import {
 import { assertAbsent } from '../util/atomic-dir.js';
 import { decodeSkeleton, joinTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
+import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { damaged, unpackDimg } from './container.js';
@@ -40,6 +41,8 @@ export interface ImageApplyOptions {
   format?: 'classic' | 'oci';
   /** Platforms to restore; default: every image the .dimg holds. */
   platforms?: Platform[];
+  /** The memory budget in bytes (`--memory`), as ApplyOptions.memoryBytes; default defaultMemoryBudget(). */
+  memoryBytes?: number;
 }
 
 export interface RestoredImage {
@@ -77,7 +80,8 @@ export async function applyImageDelta(
     const images = selectImages(header.images, opts.platforms, dimgPath);
     refuseAmbiguousLoad(dest, images, dimgPath);
     const base = await openImageSource(baseRef, { tmpDir: work });
-    const pool = new VcdiffPool();
+    const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
+    const pool = new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
     try {
       const bases = matchBases(images, base.images(), dimgPath);
       const restorer = new LayerRestorer(header, members, join(work, 'layers'), {
@@ -86,6 +90,7 @@ export async function applyImageDelta(
         pool,
         progress,
         dimgPath,
+        memoryBytes,
       });
       const toWrite: ImageToWrite[] = [];
       const plans: ImagePlan[] = [];
@@ -243,6 +248,7 @@ interface RestoreContext {
   pool: VcdiffPool;
   progress: Progress;
   dimgPath: string;
+  memoryBytes: number;
 }
 
 /** Rebuilds B's layers that A lacks into plain tar files, each verified against its diff_id. */
@@ -295,7 +301,11 @@ class LayerRestorer {
     await decodeSkeleton(join(this.members, ...layer.skeletonMember.split('/')), rootfs.skeletons, skeleton);
     const content = join(dir, 'content');
     this.ctx.progress.update({ label: `rebuilding layer ${layer.diffId.slice(7, 19)}`, done: 0 });
-    await applyDelta(rootfs.dir, join(this.members, ...layer.deltaPrefix.split('/')), content, { pool: this.ctx.pool, progress: this.ctx.progress });
+    await applyDelta(rootfs.dir, join(this.members, ...layer.deltaPrefix.split('/')), content, {
+      pool: this.ctx.pool,
+      progress: this.ctx.progress,
+      memoryBytes: this.ctx.memoryBytes,
+    });
     const tar = join(dir, 'layer.tar');
     const joined = await joinTar(skeleton, content, createWriteStream(tar, { flags: 'wx' }));
     await rm(content, { recursive: true, force: true });

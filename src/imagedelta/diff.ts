@@ -11,6 +11,7 @@ import { diffTrees } from '../delta/diff.js';
 import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
+import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
 import { assertAbsent } from '../util/atomic-dir.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
@@ -38,6 +39,8 @@ export interface ImageDiffOptions {
   /** Where scratch space goes (A's root filesystem is extracted there); default the OS temp dir. */
   tmpDir?: string;
   toolVersion?: string;
+  /** The memory budget in bytes (`--memory`), as DiffOptions.memoryBytes; default defaultMemoryBudget(). */
+  memoryBytes?: number;
 }
 
 export interface ImageDiffResult {
@@ -70,8 +73,9 @@ export async function diffImages(
     let pool: VcdiffPool | undefined;
     try {
       await engineReady;
-      pool = new VcdiffPool();
-      const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg');
+      const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
+      pool = new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
+      const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg', memoryBytes);
       for (const pair of pairPlatforms(base.images(), target.images(), opts.platforms)) await planner.addImage(pair.base, pair.target);
       return await planner.write(out);
     } finally {
@@ -98,6 +102,7 @@ class ImageDiffer {
     private readonly pool: VcdiffPool,
     private readonly progress: Progress,
     private readonly tool: string,
+    private readonly memoryBytes: number,
   ) {
     for (const image of base.images()) for (const layer of image.layers) this.baseLayers.set(layer.diffId, layer);
     this.rootfs = new BaseRootfs(join(work, 'base'), progress, DEFAULT_INLINE_MAX);
@@ -167,6 +172,7 @@ class ImageDiffer {
       progress: this.progress,
       toolVersion: this.tool,
       sourceSnapshot: await rootfs.snapshot(),
+      memoryBytes: this.memoryBytes,
     });
     await rm(content, { recursive: true, force: true });
     const encodedSkeleton = join(dir, 'skeleton');

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'VERIFY_FAILED'
   | 'DOCKER'
   | 'BAD_IMAGE'
+  | 'INSTALL'
   | 'INTERNAL';
 
 export class DeltaimgError extends Error {

@@ -1,8 +1,7 @@
 /**
  * Small real executables for the executable-transform tests: one generated C program
  * compiled twice (version B moves a function to the other end of the file and changes
- * one line), for x86-64 with gcc and for ARM64 with aarch64-linux-gnu-gcc (both installed
- * by scripts/setup.sh). Built into the caller's directory; a few hundred milliseconds each.
+ * one line), for x86-64 and ARM64 with gcc or its cross compiler (installed by scripts/setup.sh). Built into the caller's directory; a few hundred milliseconds each.
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -11,7 +10,8 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-export const COMPILERS = { 'x86-64': 'gcc', arm64: 'aarch64-linux-gnu-gcc' } as const;
+/** By target triplet, so either is found on an amd64 or an arm64 host (setup installs the cross one). */
+export const COMPILERS = { 'x86-64': 'x86_64-linux-gnu-gcc', arm64: 'aarch64-linux-gnu-gcc' } as const;
 
 /** Enough functions calling each other that the code is tens of KiB, like a small tool. */
 const FUNCTIONS = 400;
