@@ -1,10 +1,11 @@
 /**
- * The on-disk delta format, version 1 (documented in docs/format.md).
+ * The on-disk delta format, version 2 (documented in docs/format.md).
  *
  *   DELTA_DIR/deltaimg.json      header, written last: its presence means the delta is complete
  *   DELTA_DIR/entries.jsonl.br   brotli'd JSON lines, one record per target entry, in path order
  *   DELTA_DIR/blobs/<sha256>     content blobs (VCDIFF, brotli or raw), named by their own sha256
  */
+import type { PairTransform } from '../exefilter/index.js';
 import type { Metadata, RelPath } from '../tree/entry.js';
 
 export const FORMAT_NAME = 'deltaimg-delta';
@@ -91,9 +92,11 @@ export type ContentOp =
   | { op: 'vcdiff'; from: RelPath; fromSha256: string; brotli: boolean; payload: Payload }
   // A bsdiff-style patch (docs/bsdiff.md): approximate matches plus bytewise differences,
   // much smaller than VCDIFF on recompiled binaries.
-  // `segmented`: a DIMGBSD2 patch (the file was too large for the memory budget to encode
-  // whole), which readers before format v2 cannot decode.
-  | { op: 'bsdiff'; from: RelPath; fromSha256: string; segmented?: true; payload: Payload }
+  // `exe` (version 2): the patch is between the two files as transformed by src/exefilter
+  // (relative branch targets made absolute); apply undoes it on the decoded bytes.
+  // `segmented` (version 2): a DIMGBSD2 patch (the file was too large for the memory budget
+  // to encode whole), which version 1 readers cannot decode.
+  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform; segmented?: true }
   | { op: 'brotli'; payload: Payload }
   | { op: 'raw'; payload: Payload };
 
@@ -118,10 +121,11 @@ export type DeltaRecord =
 export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 
 /**
- * The oldest reader that restores `r` correctly: 2 for what version 1 readers cannot decode
- * (a segmented bsdiff patch), else 1. Writers put the largest over their records in the
- * header's `minReaderVersion`.
+ * The oldest reader that restores `r` correctly: 2 for what version 1 readers would misread
+ * (a bsdiff with an executable transform: they would ignore the field) or cannot decode (a
+ * segmented bsdiff patch), else 1. Writers put the largest over their records in the header's
+ * `minReaderVersion`.
  */
 export function readerVersionOf(r: DeltaRecord): number {
-  return r.kind === 'file' && r.content.op === 'bsdiff' && r.content.segmented ? 2 : BASE_READER_VERSION;
+  return r.kind === 'file' && r.content.op === 'bsdiff' && (r.content.exe || r.content.segmented) ? 2 : BASE_READER_VERSION;
 }
