@@ -8,6 +8,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
+import { rebuild, replayWithZlibLevel } from '../deflate/index.js';
 import { applyDelta } from '../delta/apply.js';
 import {
   openImageSource,
@@ -29,7 +30,6 @@ import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { damaged, unpackDimg } from './container.js';
 import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer, type StoredLayer } from './format.js';
-import { replayGzip } from './gzip-replay.js';
 import { platformKey } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
 import { withWorkDir } from './workdir.js';
@@ -193,9 +193,9 @@ async function planImage(
   for (const layer of image.target.layers) {
     const written =
       layer.from === 'base'
-        ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath))
+        ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath), members)
         : (rebuiltLayers++, await restorer.layerToWrite(layer));
-    if (layer.stored && !written.stored) unreproducible.push(layer.diffId);
+    if (layer.stored && !written.stored) unreproducible.push(`${layer.diffId} (${layer.stored.inexact ?? 'no way to rebuild its compressed blob was recorded'})`);
     layers.push(written);
   }
   const manifestKept = image.target.manifest !== undefined && unreproducible.length === 0;
@@ -204,7 +204,7 @@ async function planImage(
     image,
     manifestKept,
     ...(image.target.manifest && !manifestKept
-      ? { manifestNote: `layer ${unreproducible[0]} was compressed by a tool deltaimg cannot replay byte for byte; it is stored uncompressed (same diff_id, same image id)` }
+      ? { manifestNote: `stored uncompressed instead of recompressed (same diff_ids, same image id): layer ${unreproducible.join(', layer ')}` }
       : {}),
     rebuiltLayers,
     write: {
@@ -224,22 +224,27 @@ function findBaseLayer(diffId: string, base: Image, all: Image[], dimgPath: stri
 }
 
 /** A's layer; its streams fail at their end when the bytes do not hash to their digest. */
-function baseLayerToWrite(target: DimgTargetLayer, layer: Layer): LayerToWrite {
-  const stored = storedFromBase(target.stored, layer);
+function baseLayerToWrite(target: DimgTargetLayer, layer: Layer, members: string): LayerToWrite {
+  const stored =
+    target.stored && layer.digest === target.stored.digest
+      ? { digest: target.stored.digest, size: target.stored.size, mediaType: target.stored.mediaType, open: () => layer.openStored() }
+      : rebuiltBlob(target.stored, () => layer.openUncompressed(), members);
   return { diffId: target.diffId, size: target.size, open: () => layer.openUncompressed(), ...(stored ? { stored } : {}) };
 }
 
 /**
- * B's compressed blob for a layer A has: A's own blob when both stored it alike, else replayed
- * from A's tar when diff found how (A and B compressed it differently); undefined: written as a tar.
+ * B's compressed blob rebuilt from the layer's tar: by its exact-deflate recipe, or (deltas of
+ * version-1 writers) by Node's zlib at the recorded level. Undefined: the writer stores the tar.
+ * The writer hashes each blob before using it (image/blob-plan.ts) and the recipe rebuild checks
+ * its own sha256, so a blob that does not come back exactly is never written.
  */
-function storedFromBase(stored: StoredLayer | undefined, layer: Layer): LayerToWrite['stored'] {
+function rebuiltBlob(stored: StoredLayer | undefined, openTar: () => Promise<NodeJS.ReadableStream>, members: string): LayerToWrite['stored'] {
   if (!stored) return undefined;
   const blob = { digest: stored.digest, size: stored.size, mediaType: stored.mediaType };
-  if (layer.digest === stored.digest) return { ...blob, open: () => layer.openStored() };
-  const replay = stored.replay;
-  if (!replay) return undefined;
-  return { ...blob, open: async () => replayGzip(await layer.openUncompressed(), replay) };
+  const { recipe, replay } = stored;
+  if (recipe) return { ...blob, open: async () => rebuild(await readMember(members, recipe.member), await openTar()) };
+  if (replay) return { ...blob, open: async () => replayWithZlibLevel(replay.headerHex, replay.level, await openTar()) };
+  return undefined;
 }
 
 interface RestoreContext {
@@ -264,16 +269,8 @@ class LayerRestorer {
 
   async layerToWrite(target: DimgTargetLayer): Promise<LayerToWrite> {
     const tar = await this.restore(target.diffId);
-    const stored = target.stored;
-    const replay = stored?.replay;
-    return {
-      diffId: target.diffId,
-      size: target.size,
-      open: async () => createReadStream(tar),
-      ...(stored && replay
-        ? { stored: { digest: stored.digest, size: stored.size, mediaType: stored.mediaType, open: async () => replayGzip(createReadStream(tar), replay) } }
-        : {}),
-    };
+    const stored = rebuiltBlob(target.stored, async () => createReadStream(tar), this.members);
+    return { diffId: target.diffId, size: target.size, open: async () => createReadStream(tar), ...(stored ? { stored } : {}) };
   }
 
   private restore(diffId: string): Promise<string> {
@@ -334,13 +331,13 @@ function restoredReport(plan: ImagePlan, written: WrittenImage | undefined): Res
 
 /**
  * Why a manifest changed although every compressed layer had a way back: the writer checks each
- * replayed blob against its digest and stores the tar when it differs (zlib builds can deflate
- * differently from the one diff ran on), or the destination writes manifests of its own.
+ * rebuilt blob against its digest and stores the tar when it differs (a recipe that recompresses
+ * with zlib settings needs the zlib build diff ran on), or the destination writes manifests of its own.
  */
 function replayMissNote(plan: ImagePlan, written: WrittenImage): string {
-  const missed = plan.image.target.layers.find((l, i) => l.stored && written.layerDigests[i] !== l.stored.digest);
-  return missed
-    ? `layer ${missed.diffId}: recompressing it did not reproduce its blob ${missed.stored!.digest} (this zlib deflates differently from the one the .dimg was made with); it is stored uncompressed (same diff_id, same image id)`
+  const missed = plan.image.target.layers.filter((l, i) => l.stored && written.layerDigests[i] !== l.stored.digest);
+  return missed.length
+    ? `rebuilding did not reproduce the compressed blob of layer ${missed.map((l) => `${l.diffId} (${l.stored!.digest})`).join(', layer ')} (this Node's zlib deflates differently from the one the .dimg was made with); stored uncompressed (same diff_ids, same image id)`
     : 'the destination writes its own manifest (same config and diff_ids, so the same image id)';
 }
 

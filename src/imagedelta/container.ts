@@ -225,6 +225,7 @@ function checkMemberRefs(path: string, h: DimgHeader): void {
   const refs: unknown[] = [];
   for (const image of h.images) refs.push(image?.target?.configMember, ...(image?.target?.manifest ? [image.target.manifest.member] : []));
   for (const layer of h.layers) refs.push(layer?.skeletonMember);
+  for (const image of h.images) for (const layer of image?.target?.layers ?? []) if (layer?.stored?.recipe) refs.push(layer.stored.recipe.member);
   for (const ref of refs) {
     if (typeof ref !== 'string' || !listed.has(ref)) throw damaged(path, `its header refers to member ${JSON.stringify(ref)}, which it does not list`);
   }
