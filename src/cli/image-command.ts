@@ -1,5 +1,7 @@
 /** `deltaimg image diff|apply|verify|inspect`: bit-identical image deltas between archives, no engine needed. */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import type { ImageRef } from '../image/index.js';
 import { DeltaimgError } from '../util/errors.js';
 import { parseMemorySize } from '../util/memory-budget.js';
 import { createProgress } from '../util/progress.js';
@@ -18,6 +20,7 @@ const REFS_HELP =
   '  oci:DIR[:REF]               an OCI image layout directory\n' +
   '  oci-archive:PATH[:REF]      a tar of an OCI image layout\n' +
   '  docker-daemon:NAME[:TAG]    an image of the local engine (docker save / docker load)\n' +
+  '  NAME:TAG                    the same as docker-daemon:NAME:TAG (when no file has that name)\n' +
   '  -                           an archive on stdin (as input) or a docker-archive on stdout (as output)';
 
 export function registerImageCommand(program: Command): void {
@@ -57,12 +60,12 @@ export function registerImageCommand(program: Command): void {
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
     .action(async (base: string, target: string, opts: OutputFlags & { out: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
-      const { parseImageRef, parsePlatform } = await import('../image/index.js');
+      const { parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
       await requireNativeAddon();
       if (opts.out === '-' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
       assertOneStdin({ BASE: base, TARGET: target });
-      const result = await diffImages(parseImageRef(base), parseImageRef(target), opts.out, {
+      const result = await diffImages(await imageArg(base), await imageArg(target), opts.out, {
         progress: createProgress({ quiet: opts.quiet }),
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
@@ -102,14 +105,14 @@ export function registerImageCommand(program: Command): void {
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
     .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
-      const { parseImageRef, parsePlatform } = await import('../image/index.js');
+      const { parsePlatform } = await import('../image/index.js');
       const { applyImageDelta } = await import('../imagedelta/index.js');
       await requireNativeAddon();
       if (opts.format !== 'classic' && opts.format !== 'oci') throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
-      const dest = parseImageRef(opts.out);
+      const dest = await imageArg(opts.out);
       if (dest.transport === 'stdio' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
       assertOneStdin({ BASE: base, DIMG: dimg });
-      const result = await applyImageDelta(parseImageRef(base), dimg, dest, {
+      const result = await applyImageDelta(await imageArg(base), dimg, dest, {
         progress: createProgress({ quiet: opts.quiet }),
         format: opts.format,
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
@@ -133,12 +136,18 @@ export function registerImageCommand(program: Command): void {
     .argument('<IMAGE>', 'the image to check (e.g. docker-archive:b-restored.tar)')
     .option('--against <DIMG>', 'also check that it is exactly the target this .dimg restores')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', REFS_HELP)
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg image verify docker-archive:b-restored.tar                      # every layer against its diff_id\n' +
+        '  deltaimg image verify docker-archive:b-restored.tar --against a-to-b.dimg  # and exactly the image the .dimg restores\n' +
+        '  deltaimg image verify app:2 --json                                        # an image of the local engine\n' +
+        REFS_HELP,
+    )
     .action(async (ref: string, opts: OutputFlags & { against?: string }) => {
-      const { parseImageRef } = await import('../image/index.js');
       const { verifyImage } = await import('../imagedelta/index.js');
       assertOneStdin({ IMAGE: ref, '--against': opts.against });
-      const result = await verifyImage(parseImageRef(ref), opts.against ? { against: opts.against } : {});
+      const result = await verifyImage(await imageArg(ref), opts.against ? { against: opts.against } : {});
       if (opts.json) printJson({ image: ref, ...result });
       else process.stdout.write(verifyText(ref, result) + '\n');
       if (!result.ok) throw new DeltaimgError('VERIFY_FAILED', `${ref} failed verification${opts.json ? '' : ' (see above)'}`);
@@ -149,6 +158,12 @@ export function registerImageCommand(program: Command): void {
     .summary('show what a .dimg holds')
     .argument('<DIMG>', "a file made by 'deltaimg image diff'")
     .option('--json', 'print the header as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg image inspect a-to-b.dimg                         # images, platforms, rebuilt layers and sizes\n' +
+        "  deltaimg image inspect a-to-b.dimg --json | jq '.images'    # the header as JSON\n",
+    )
     .action(async (dimg: string, opts: OutputFlags) => {
       const { readDimgHeader, inspectDimg } = await import('../imagedelta/index.js');
       const header = await readDimgHeader(dimg);
@@ -168,6 +183,24 @@ function verifyText(ref: string, result: VerifyResult): string {
   }
   for (const e of result.expected) lines.push(e.problem ? `not the expected ${e.platform} image: ${e.problem}` : `${e.platform}: exactly the expected image ${e.configDigest}`);
   return lines.join('\n');
+}
+
+/**
+ * An image argument: the containers-transports syntax, or a plain NAME:TAG taken as
+ * docker-daemon:NAME:TAG (with a note) when no file of that name is here to make it ambiguous.
+ */
+async function imageArg(text: string): Promise<ImageRef> {
+  const { parseImageRef, isPlainImageName } = await import('../image/index.js');
+  try {
+    return parseImageRef(text);
+  } catch (err) {
+    if (!isPlainImageName(text)) throw err;
+    if (existsSync(text)) {
+      throw new DeltaimgError('USAGE', `"${text}" is both a file here and an image name: write docker-archive:${text} for the file or docker-daemon:${text} for the engine's image`);
+    }
+    process.stderr.write(`deltaimg: note: taking ${text} as docker-daemon:${text} (the local Docker engine's image)\n`);
+    return { transport: 'docker-daemon', name: text };
+  }
 }
 
 /** stdin can be read only once, so at most one input may be '-'. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { buildProgram } from './program.js';
-import { reportFailure } from './failure.js';
+import { reportClosedStdout, reportFailure } from './failure.js';
 
 // Exit through process.exit on a signal so 'exit' handlers remove temp outputs.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -9,6 +9,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(130);
   });
 }
+
+// A reader that goes away (`deltaimg dockerfile diff a b | true`, `| head`) closes stdout: one
+// line, the exit status a SIGPIPE would give, and no stack trace. stderr errors have nowhere to go.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(reportClosedStdout());
+});
+process.stderr.on('error', () => {});
 
 // If the event loop ever drains while a command is still pending (a bug: a promise that
 // nothing will settle), say so and fail, rather than exiting 0 with no output.

@@ -13,7 +13,7 @@
  *   sinks.ts, blob-plan.ts, oci-writer.ts, docker-archive-writer.ts, write.ts  writeImages
  *   verify.ts                verifyImageSource
  */
-export { parseImageRef, formatImageRef, IMAGE_REF_FORMS, type ImageRef } from './ref.js';
+export { parseImageRef, formatImageRef, isPlainImageName, IMAGE_REF_FORMS, type ImageRef } from './ref.js';
 export {
   formatPlatform,
   parsePlatform,

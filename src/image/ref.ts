@@ -48,6 +48,27 @@ export function parseImageRef(text: string): ImageRef {
   return ref === undefined ? { transport: pathTransport, path } : { transport: pathTransport, path, ref };
 }
 
+/**
+ * Docker's reference grammar (distribution/reference), with the tag or digest required:
+ * [HOST[:PORT]/]PATH[:TAG][@DIGEST], PATH lower-case components joined by '/'.
+ */
+const DOCKER_NAME = new RegExp(
+  '^(?:(?:[a-zA-Z0-9-]+(?:\\.[a-zA-Z0-9-]+)*(?::[0-9]+)?)/)?' + // optional host[:port]/
+    '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*' + // path
+    '(?::[\\w][\\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$', // :tag, @digest
+);
+
+/**
+ * A plain `NAME:TAG` (or `NAME@sha256:...`) with no transport prefix, as `docker images` shows
+ * names: the image verbs take it as `docker-daemon:NAME:TAG`. Without a tag or digest it is not
+ * one (a bare word is more likely a file name).
+ */
+export function isPlainImageName(text: string): boolean {
+  if (!DOCKER_NAME.test(text)) return false;
+  const lastSlash = text.lastIndexOf('/');
+  return text.includes('@') || text.indexOf(':', lastSlash + 1) > 0;
+}
+
 /** The reference back in the same syntax (for messages). */
 export function formatImageRef(ref: ImageRef): string {
   switch (ref.transport) {
