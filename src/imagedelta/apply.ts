@@ -11,15 +11,15 @@ import { createHash } from 'node:crypto';
 import { rebuild, replayWithZlibLevel } from '../deflate/index.js';
 import { applyDelta } from '../delta/apply.js';
 import {
+  MT,
   openImageSource,
   parsePlatform,
   writeImages,
   type Image,
   type ImageRef,
-  type ImageToWrite,
   type Layer,
-  type LayerToWrite,
   type Platform,
+  type RegistryOptions,
   type WrittenImage,
 } from '../image/index.js';
 import { assertAbsent } from '../util/atomic-dir.js';
@@ -41,6 +41,8 @@ export interface ImageApplyOptions {
   format?: 'classic' | 'oci';
   /** Platforms to restore; default: every image the .dimg holds. */
   platforms?: Platform[];
+  /** docker:// images: credentials and TLS. */
+  registry?: RegistryOptions;
   /** The memory budget in bytes (`--memory`), as ApplyOptions.memoryBytes; default defaultMemoryBudget(). */
   memoryBytes?: number;
 }
@@ -79,7 +81,7 @@ export async function applyImageDelta(
     const header = await unpackDimg(dimgPath, members);
     const images = selectImages(header.images, opts.platforms, dimgPath);
     refuseAmbiguousLoad(dest, images, dimgPath);
-    const base = await openImageSource(baseRef, { tmpDir: work });
+    const base = await openImageSource(baseRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
     const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
     const pool = new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
     try {
@@ -92,7 +94,7 @@ export async function applyImageDelta(
         dimgPath,
         memoryBytes,
       });
-      const toWrite: ImageToWrite[] = [];
+      const toWrite: Image[] = [];
       const plans: ImagePlan[] = [];
       for (const [i, image] of images.entries()) {
         const plan = await planImage(image, bases[i]!, base.images(), restorer, members, dimgPath);
@@ -100,7 +102,7 @@ export async function applyImageDelta(
         toWrite.push(plan.write);
       }
       progress.update({ label: 'writing image', done: 0 });
-      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work });
+      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
       return { header, images: plans.map((p, i) => restoredReport(p, written[i])) };
     } finally {
       progress.done();
@@ -170,7 +172,7 @@ function matchBases(targets: DimgImage[], images: Image[], dimgPath: string): Im
 
 interface ImagePlan {
   image: DimgImage;
-  write: ImageToWrite;
+  write: Image;
   manifestKept: boolean;
   manifestNote?: string;
   rebuiltLayers: number;
@@ -187,7 +189,7 @@ async function planImage(
   const config = await readMember(members, image.target.configMember);
   const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
   if (configDigest !== image.target.configDigest) throw damaged(dimgPath, `the target config hashes to ${configDigest}`);
-  const layers: LayerToWrite[] = [];
+  const layers: Layer[] = [];
   const unreproducible: string[] = [];
   let rebuiltLayers = 0;
   for (const layer of image.target.layers) {
@@ -195,7 +197,8 @@ async function planImage(
       layer.from === 'base'
         ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath), members)
         : (rebuiltLayers++, await restorer.layerToWrite(layer));
-    if (layer.stored && !written.stored) unreproducible.push(`${layer.diffId} (${layer.stored.inexact ?? 'no way to rebuild its compressed blob was recorded'})`);
+    if (layer.stored && written.digest !== layer.stored.digest)
+      unreproducible.push(`${layer.diffId} (${layer.stored.inexact ?? 'no way to rebuild its compressed blob was recorded'})`);
     layers.push(written);
   }
   const manifestKept = image.target.manifest !== undefined && unreproducible.length === 0;
@@ -209,10 +212,11 @@ async function planImage(
     rebuiltLayers,
     write: {
       config,
+      configDigest,
       layers,
       names: image.target.names,
       platform: parsePlatform(image.platform),
-      ...(manifest && image.target.manifest ? { manifest: { mediaType: image.target.manifest.mediaType, bytes: manifest } } : {}),
+      ...(manifest && image.target.manifest ? { manifest: { mediaType: image.target.manifest.mediaType, bytes: manifest, digest: image.target.manifest.digest } } : {}),
     },
   };
 }
@@ -223,28 +227,37 @@ function findBaseLayer(diffId: string, base: Image, all: Image[], dimgPath: stri
   return layer;
 }
 
-/** A's layer; its streams fail at their end when the bytes do not hash to their digest. */
-function baseLayerToWrite(target: DimgTargetLayer, layer: Layer, members: string): LayerToWrite {
-  const stored =
-    target.stored && layer.digest === target.stored.digest
-      ? { digest: target.stored.digest, size: target.stored.size, mediaType: target.stored.mediaType, open: () => layer.openStored() }
-      : rebuiltBlob(target.stored, () => layer.openUncompressed(), members);
-  return { diffId: target.diffId, size: target.size, open: () => layer.openUncompressed(), ...(stored ? { stored } : {}) };
+/** A's layer as B stores it; its streams fail at their end when the bytes do not hash to their digest. */
+function baseLayerToWrite(target: DimgTargetLayer, layer: Layer, members: string): Layer {
+  const openTar = () => layer.openUncompressed();
+  const stored = target.stored;
+  // Both stored it alike: A's blob is B's.
+  if (stored && layer.digest === stored.digest) return { ...layer, uncompressedSize: target.size };
+  return restoredLayer(target, openTar, members);
 }
 
 /**
- * B's compressed blob rebuilt from the layer's tar: by its exact-deflate recipe, or (deltas of
- * version-1 writers) by Node's zlib at the recorded level. Undefined: the writer stores the tar.
- * The writer hashes each blob before using it (image/blob-plan.ts) and the recipe rebuild checks
- * its own sha256, so a blob that does not come back exactly is never written.
+ * B's layer from its tar: B's compressed blob rebuilt from the tar by its exact-deflate recipe, or
+ * (deltas of version-1 writers) by Node's zlib at the recorded level; else the tar itself. The
+ * writer hashes every recomputed blob before choosing it (image/blob-plan.ts), and the recipe
+ * rebuild checks its own size and sha256, so a blob that does not come back exactly is never written.
  */
-function rebuiltBlob(stored: StoredLayer | undefined, openTar: () => Promise<NodeJS.ReadableStream>, members: string): LayerToWrite['stored'] {
-  if (!stored) return undefined;
-  const blob = { digest: stored.digest, size: stored.size, mediaType: stored.mediaType };
-  const { recipe, replay } = stored;
-  if (recipe) return { ...blob, open: async () => rebuild(await readMember(members, recipe.member), await openTar()) };
-  if (replay) return { ...blob, open: async () => replayWithZlibLevel(replay.headerHex, replay.level, await openTar()) };
-  return undefined;
+function restoredLayer(target: DimgTargetLayer, openTar: () => Promise<NodeJS.ReadableStream>, members: string): Layer {
+  const tar = { diffId: target.diffId, uncompressedSize: target.size, openUncompressed: openTar };
+  const stored = target.stored;
+  const recipe = stored?.recipe;
+  const replay = stored?.replay;
+  if (!stored || (!recipe && !replay)) return { ...tar, digest: target.diffId, size: target.size, mediaType: MT.ociLayer, compression: 'none', openStored: openTar };
+  return {
+    ...tar,
+    digest: stored.digest,
+    size: stored.size,
+    mediaType: stored.mediaType,
+    compression: stored.compression,
+    recomputed: true,
+    openStored: async () =>
+      recipe ? rebuild(await readMember(members, recipe.member), await openTar()) : replayWithZlibLevel(replay!.headerHex, replay!.level, await openTar()),
+  };
 }
 
 interface RestoreContext {
@@ -267,10 +280,9 @@ class LayerRestorer {
     private readonly ctx: RestoreContext,
   ) {}
 
-  async layerToWrite(target: DimgTargetLayer): Promise<LayerToWrite> {
+  async layerToWrite(target: DimgTargetLayer): Promise<Layer> {
     const tar = await this.restore(target.diffId);
-    const stored = rebuiltBlob(target.stored, async () => createReadStream(tar), this.members);
-    return { diffId: target.diffId, size: target.size, open: async () => createReadStream(tar), ...(stored ? { stored } : {}) };
+    return restoredLayer(target, async () => createReadStream(tar), this.members);
   }
 
   private restore(diffId: string): Promise<string> {

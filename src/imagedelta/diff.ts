@@ -9,7 +9,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { makeRecipe } from '../deflate/index.js';
 import { diffTrees } from '../delta/diff.js';
-import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
+import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
 import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
@@ -40,6 +40,8 @@ export interface ImageDiffOptions {
   /** Where scratch space goes (A's root filesystem is extracted there); default the OS temp dir. */
   tmpDir?: string;
   toolVersion?: string;
+  /** docker:// images: credentials and TLS. */
+  registry?: RegistryOptions;
   /** The memory budget in bytes (`--memory`), as DiffOptions.memoryBytes; default defaultMemoryBudget(). */
   memoryBytes?: number;
 }
@@ -66,8 +68,8 @@ export async function diffImages(
     // The engine compiles on a spare core while the images are opened and indexed.
     const engineReady = compileAhead();
     engineReady.catch(() => {});
-    const base = await openImageSource(baseRef, { tmpDir: work });
-    const target = await openImageSource(targetRef, { tmpDir: work }).catch(async (err: unknown) => {
+    const base = await openImageSource(baseRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
+    const target = await openImageSource(targetRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) }).catch(async (err: unknown) => {
       await base.close();
       throw err;
     });
@@ -133,8 +135,9 @@ class ImageDiffer {
   }
 
   private async addLayer(base: Image, layer: Layer): Promise<DimgTargetLayer> {
-    const stored = await this.storedOf(layer);
     const shared = this.baseLayers.get(layer.diffId);
+    // A stores the same blob: its bytes are read instead of B's (in a registry, B's is never downloaded).
+    const stored = await this.storedOf(layer, shared?.digest === layer.digest ? shared : layer);
     if (shared) {
       this.sharedLayers++;
       return { diffId: layer.diffId, size: await uncompressedSize(shared), from: 'base', ...(stored ? { stored } : {}) };
@@ -146,19 +149,21 @@ class ImageDiffer {
   /**
    * How B stored the layer, and how apply gets those exact bytes back: A's own blob when A has it,
    * else an exact-deflate recipe (src/deflate) for gzip; zstd and streams no recipe fits say why not.
+   * The blob is read from `sameBlob` (A's when A stores the same bytes: in a registry, B's is never
+   * downloaded).
    */
-  private async storedOf(layer: Layer): Promise<StoredLayer | undefined> {
+  private async storedOf(layer: Layer, sameBlob: Layer): Promise<StoredLayer | undefined> {
     if (layer.compression === 'none') return undefined;
     const stored: StoredLayer = { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, compression: layer.compression };
     if (layer.compression !== 'gzip') return { ...stored, inexact: `${layer.compression} blobs are not rebuilt byte for byte (no reproducible ${layer.compression} encoder)` };
     // A layer A stores as the same blob needs no recipe when the receiver holds A's blobs; one that
     // holds A as tars (an engine, a classic docker save) gets it back only from a settings recipe,
     // the cheap kind (a token recipe costs a good share of the blob, too much for an unchanged layer).
-    const sharedBlob = this.baseLayers.get(layer.diffId)?.digest === layer.digest;
+    const sharedBlob = sameBlob !== layer;
     const member = memberNames.recipe(layer.digest);
     const known = this.recipes.get(member);
     if (known) return { ...stored, ...known };
-    const outcome = await makeRecipe('gzip', { compressed: () => layer.openStored(), decompressed: () => layer.openUncompressed() }, { tokens: !sharedBlob });
+    const outcome = await makeRecipe('gzip', { compressed: () => sameBlob.openStored(), decompressed: () => sameBlob.openUncompressed() }, { tokens: !sharedBlob });
     const found: Pick<StoredLayer, 'recipe' | 'inexact'> =
       outcome.kind === 'recipe'
         ? { recipe: { member, method: outcome.summary } }
