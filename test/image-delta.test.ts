@@ -192,7 +192,7 @@ describeDocker('image archives: diff, apply, verify', () => {
     });
 
     it('refuses a newer format with an upgrade message', async () => {
-      const header = { format: 'deltaimg-image', version: 2, minReaderVersion: 2, tool: 'deltaimg 9.0.0', images: [], layers: [], members: [] };
+      const header = { format: 'deltaimg-image', version: 3, minReaderVersion: 3, tool: 'deltaimg 9.0.0', images: [], layers: [], members: [] };
       const pack = tar.pack();
       pack.entry({ name: 'dimg.json' }, JSON.stringify(header));
       pack.finalize();
@@ -200,7 +200,7 @@ describeDocker('image archives: diff, apply, verify', () => {
       for await (const c of pack) chunks.push(c as Buffer);
       const newer = join(work, 'newer.dimg');
       await writeFile(newer, Buffer.concat(chunks));
-      await expectRefused(aTar, newer, /format v2 .*upgrade deltaimg/);
+      await expectRefused(aTar, newer, /format v3 .*upgrade deltaimg/);
     });
 
     it('verify reports an archive that is not the expected image', async () => {
