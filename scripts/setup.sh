@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(xdelta3 zstd attr docker.io docker-registry debootstrap time gcc libc6-dev binutils gzip pigz golang-go python3 zsh fish)
+packages=(xdelta3 zstd attr docker.io docker-registry apache2-utils openssl debootstrap time gcc libc6-dev binutils gzip pigz golang-go python3 zsh fish)
 # Cross compilers for the prebuilds/ of the other architecture (native-build/build.mjs --all).
 case "$(dpkg --print-architecture)" in
   amd64) packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools) ;;

@@ -10,6 +10,7 @@ import type { ImageInfo } from '../src/docker/image.js';
 import { pickConfig } from '../src/docker/image.js';
 import { LABELS, readDeltaImage } from '../src/docker/labels.js';
 import { checkLayeredConfig, needsRootForRun } from '../src/docker/layered-config.js';
+import { envOrderNote, storageNote } from '../src/docker/plan.js';
 import { imageRefToken, quoted } from '../src/docker/syntax.js';
 import { DeltaimgError } from '../src/util/errors.js';
 
@@ -70,9 +71,10 @@ describe('diff Dockerfile', () => {
       '--mount=type=bind,from=registry.local:5000/team/app:2,source=/,target=/__dst__',
     ]);
     const run = execArgs(df, 'RUN');
-    expect(run.slice(0, 6)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__']);
-    expect(run[6]).toBe('--annotations-json');
-    const annotations = JSON.parse(run[7]!) as { docker: { base: { id: string }; target: { id: string; config: unknown } } };
+    // --progress plain: lines in the build log instead of silence.
+    expect(run.slice(0, 8)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__', '--progress', 'plain']);
+    expect(run[8]).toBe('--annotations-json');
+    const annotations = JSON.parse(run[9]!) as { docker: { base: { id: string }; target: { id: string; config: unknown } } };
     expect(annotations.docker.base.id).toBe(A.id);
     expect(annotations.docker.target.id).toBe(B.id);
     expect(annotations.docker.target.config).toEqual(B.config);
@@ -87,6 +89,21 @@ describe('diff Dockerfile', () => {
     expect(JSON.parse(labels[LABELS.targetConfig]!)).toEqual(B.config);
     const meta = readDeltaImage({ ...A, ref: 'app:1-to-2', config: { Labels: labels } });
     expect(meta).toMatchObject({ version: 1, linked: true, base: { ref: 'app:1', id: A.id }, target: { ref: B.ref, id: B.id, config: B.config } });
+  });
+
+  it('--copy: the runtime and both roots COPY\'d into the scratch stage, then the same RUN, no --mount', () => {
+    const df = diffDockerfile({ base: A, target: B, runtimeImage: 'rt:1', linked: true, toolVersion: '1', shape: 'copy' });
+    const instructions = instructionsOf(df);
+    expect(instructions.slice(0, 4)).toEqual([
+      'FROM scratch AS deltaimg-delta',
+      'COPY --from=rt:1 /opt/deltaimg /opt/deltaimg',
+      'COPY --from=app:1 / /__src__/',
+      'COPY --from=registry.local:5000/team/app:2 / /__dst__/',
+    ]);
+    expect(df).not.toMatch(/--mount/);
+    expect(execArgs(df, 'RUN').slice(0, 6)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__']);
+    expect(instructions).toContain('FROM app:1');
+    expect(instructions).toContain('COPY --from=deltaimg-delta /__delta__ /__delta__');
   });
 
   it('--unlinked: the delta image is FROM scratch', () => {
@@ -112,11 +129,20 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=rt:1,source=/opt/deltaimg,target=/opt/deltaimg',
       '--mount=type=bind,from=app:1-to-2,source=/,target=/__src__',
     ]);
-    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__src__/__delta__', '--out', '/__out__']);
+    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__src__/__delta__', '--out', '/__out__', '--progress', 'plain']);
     const tail = instructions.slice(instructions.indexOf('FROM scratch'));
     expect(tail.slice(0, 2)).toEqual(['FROM scratch', 'COPY --from=deltaimg-applied /__out__/ /']);
     expect(tail.slice(2)).toEqual(instructionsOf(configInstructions(B.config).join('\n')));
     expect(execArgs(df, 'CMD')).toEqual(B.config.Cmd);
+  });
+
+  it('--copy apply: the delta image\'s root (A plus the delta) copied in; unlinked: A and the delta apart', () => {
+    const linked = instructionsOf(applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', shape: 'copy' }));
+    expect(linked.slice(0, 3)).toEqual(['FROM scratch AS deltaimg-applied', 'COPY --from=rt:1 /opt/deltaimg /opt/deltaimg', 'COPY --from=app:1-to-2 / /__src__/']);
+    expect(linked[3]).toBe('RUN ["/opt/deltaimg/deltaimg","apply","/__src__","/__src__/__delta__","--out","/__out__","--progress","plain"]');
+    const unlinked = instructionsOf(applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', unlinkedSource: 'app:1', toolVersion: '1', shape: 'copy' }));
+    expect(unlinked.slice(2, 4)).toEqual(['COPY --from=app:1 / /__src__/', 'COPY --from=app:1-to-2 /__delta__ /__delta__']);
+    expect(unlinked).toContain('COPY --from=deltaimg-applied /__out__/ /');
   });
 
   it('--unlinked-source copies A and the delta apart', () => {
@@ -125,7 +151,7 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=app:1,source=/,target=/__src__',
       '--mount=type=bind,from=app:1-to-2,source=/__delta__,target=/__delta__',
     ]);
-    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__']);
+    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__', '--progress', 'plain']);
   });
 
   it('--layered: FROM A, one RUN with every mount inside /dev, the fix-up COPY, then the target config', () => {
@@ -273,5 +299,34 @@ describe('image references', () => {
   });
   it('quoted() escapes exactly the three characters the builder unescapes', () => {
     expect(quoted('a"b\\c$d\'e`f', 'x')).toBe('"a\\"b\\\\c\\$d\'e`f"');
+  });
+});
+
+describe('apply notes', () => {
+  const meta = (sizes: { base?: number; target?: number }) =>
+    readDeltaImage({
+      ...A,
+      ref: 'app:1-to-2',
+      config: { Labels: labelsOf(diffDockerfile({ base: { ...A, size: sizes.base }, target: { ...B, size: sizes.target }, runtimeImage: 'rt:1', linked: true, toolVersion: '1' })) },
+    });
+
+  it('the sizes recorded at diff time say what the flattened B\' costs and what --layered keeps', () => {
+    const m = meta({ base: 120_000_000, target: 121_000_000 });
+    expect(m.base.size).toBe(120_000_000);
+    expect(m.target.size).toBe(121_000_000);
+    expect(storageNote(m, false)).toEqual([
+      "B' is one flattened layer of 115 MiB (all of B), stored beside app:1's 114 MiB on disk and in a registry; --layered would keep those 114 MiB of app:1's layers shared and add only the changed files",
+    ]);
+    expect(storageNote(m, true)).toEqual(["B' is app:1's layers (114 MiB, shared, stored once) plus one layer of what B changes"]);
+    // A delta image made before the size labels: no note, no error.
+    expect(storageNote(meta({}), false)).toEqual([]);
+  });
+
+  it('names the Env order difference the builders impose, only when there is one', () => {
+    expect(envOrderNote({ Env: ['APP_MODE=b', 'PATH=/x'] })).toEqual([
+      "B' lists PATH first and the rest of B's environment in B's order (B has PATH at position 2): builders give a FROM scratch image PATH before any ENV",
+    ]);
+    expect(envOrderNote({ Env: ['PATH=/x', 'APP_MODE=b'] })).toEqual([]);
+    expect(envOrderNote({})).toEqual([]);
   });
 });

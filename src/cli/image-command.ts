@@ -9,6 +9,21 @@ import { printJson } from './output.js';
 import { requireNativeAddon } from './preflight.js';
 import { toolVersion } from './version.js';
 
+export interface RegistryFlags {
+  creds?: string;
+  certDir?: string;
+  insecure?: boolean;
+}
+
+/** The registry flags as RegistryOptions (absent flags left out). */
+export function registryOptions(flags: RegistryFlags): { creds?: string; certDir?: string; insecure?: boolean } {
+  return {
+    ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
+    ...(flags.certDir !== undefined ? { certDir: flags.certDir } : {}),
+    ...(flags.insecure ? { insecure: true } : {}),
+  };
+}
+
 interface OutputFlags {
   quiet?: boolean;
   json?: boolean;
@@ -20,6 +35,7 @@ const REFS_HELP =
   '  oci:DIR[:REF]               an OCI image layout directory\n' +
   '  oci-archive:PATH[:REF]      a tar of an OCI image layout\n' +
   '  docker-daemon:NAME[:TAG]    an image of the local engine (docker save / docker load)\n' +
+  '  docker://REGISTRY/REPO[:TAG|@DIGEST]  an image in a registry (only the blobs a job needs are fetched)\n' +
   '  NAME:TAG                    the same as docker-daemon:NAME:TAG (when no file has that name)\n' +
   '  -                           an archive on stdin (as input) or a docker-archive on stdout (as output)';
 
@@ -56,10 +72,13 @@ export function registerImageCommand(program: Command): void {
     .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
+    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
+    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
+    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, target: string, opts: OutputFlags & { out: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
+    .action(async (base: string, target: string, opts: OutputFlags & RegistryFlags & { out: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
       const { parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
       await requireNativeAddon();
@@ -71,6 +90,7 @@ export function registerImageCommand(program: Command): void {
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
         ...(opts.memory ? { memoryBytes: opts.memory } : {}),
         toolVersion: toolVersion(),
+        registry: registryOptions(opts),
       });
       if (opts.json) {
         printJson({
@@ -101,10 +121,13 @@ export function registerImageCommand(program: Command): void {
     .option('--platform <os/arch[/variant]>', 'platforms to restore, repeatable or comma-separated (default: every image the .dimg holds)', collectPlatforms)
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
+    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
+    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
+    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
+    .action(async (base: string, dimg: string, opts: OutputFlags & RegistryFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
       const { parsePlatform } = await import('../image/index.js');
       const { applyImageDelta } = await import('../imagedelta/index.js');
       await requireNativeAddon();
@@ -117,6 +140,7 @@ export function registerImageCommand(program: Command): void {
         format: opts.format,
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+        registry: registryOptions(opts),
         ...(opts.memory ? { memoryBytes: opts.memory } : {}),
       });
       if (opts.json) printJson({ out: opts.out, verified: true, images: result.images });
@@ -135,6 +159,9 @@ export function registerImageCommand(program: Command): void {
     .summary("check an image's layers and config against their digests")
     .argument('<IMAGE>', 'the image to check (e.g. docker-archive:b-restored.tar)')
     .option('--against <DIMG>', 'also check that it is exactly the target this .dimg restores')
+    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
+    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
+    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',
@@ -144,10 +171,10 @@ export function registerImageCommand(program: Command): void {
         '  deltaimg image verify app:2 --json                                        # an image of the local engine\n' +
         REFS_HELP,
     )
-    .action(async (ref: string, opts: OutputFlags & { against?: string }) => {
+    .action(async (ref: string, opts: OutputFlags & RegistryFlags & { against?: string }) => {
       const { verifyImage } = await import('../imagedelta/index.js');
       assertOneStdin({ IMAGE: ref, '--against': opts.against });
-      const result = await verifyImage(await imageArg(ref), opts.against ? { against: opts.against } : {});
+      const result = await verifyImage(await imageArg(ref), { ...(opts.against ? { against: opts.against } : {}), registry: registryOptions(opts) });
       if (opts.json) printJson({ image: ref, ...result });
       else process.stdout.write(verifyText(ref, result) + '\n');
       if (!result.ok) throw new DeltaimgError('VERIFY_FAILED', `${ref} failed verification${opts.json ? '' : ' (see above)'}`);

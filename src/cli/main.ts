@@ -32,6 +32,8 @@ buildProgram()
   .catch((err: unknown) => {
     process.exitCode = reportFailure(err);
   })
-  .finally(() => {
+  .finally(async () => {
     finished = true;
+    // Registry keep-alive sockets would hold the process open.
+    (await import('../image/registry/client.js')).closeConnections();
   });

@@ -1,8 +1,9 @@
 /** The runtime verbs: `diff`, `apply`, `inspect` on plain directories, no Docker needed. */
 import type { Command } from 'commander';
 import { DeltaimgError } from '../util/errors.js';
+import { Option } from 'commander';
 import { parseMemorySize } from '../util/memory-budget.js';
-import { createProgress, formatBytes } from '../util/progress.js';
+import { createProgress, formatBytes, PROGRESS_MODES, type ProgressMode } from '../util/progress.js';
 import { printJson } from './output.js';
 import { requireNativeAddon } from './preflight.js';
 import { toolVersion } from './version.js';
@@ -10,6 +11,14 @@ import { toolVersion } from './version.js';
 interface OutputFlags {
   quiet?: boolean;
   json?: boolean;
+  progress?: ProgressMode;
+}
+
+/** --progress: the Dockerfiles pass `plain`, so a build log shows lines instead of minutes of silence. */
+function progressOption(): Option {
+  return new Option('--progress <MODE>', 'auto: a line redrawn on a terminal, nothing elsewhere; plain: a line every few seconds (for logs, e.g. inside docker build); none')
+    .choices(PROGRESS_MODES)
+    .default('auto');
 }
 
 export function registerTreeCommands(program: Command): void {
@@ -28,6 +37,7 @@ export function registerTreeCommands(program: Command): void {
     .option('--annotations-json <JSON>', 'JSON stored verbatim in the delta header (used by the Docker workflow)')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
+    .addOption(progressOption())
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -40,7 +50,7 @@ export function registerTreeCommands(program: Command): void {
       // Loaded on use, so other verbs (e.g. `vcdiff`) do not pay for them in time and memory.
       const { diffTrees } = await import('../delta/diff.js');
       const { savedLine, summarize } = await import('../delta/summary.js');
-      const progress = createProgress({ quiet: opts.quiet });
+      const progress = createProgress({ quiet: opts.quiet, mode: opts.progress });
       const header = await diffTrees(src, dst, opts.out, {
         progress,
         annotations: parseAnnotations(opts.annotationsJson),
@@ -66,6 +76,7 @@ export function registerTreeCommands(program: Command): void {
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
+    .addOption(progressOption())
     .addHelpText('after', '\nExample:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored')
     .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string; memory?: number }) => {
       await requireNativeAddon();
@@ -73,7 +84,7 @@ export function registerTreeCommands(program: Command): void {
       const { summarizeReport } = await import('../tree/meta.js');
       const started = Date.now();
       const result = await applyDelta(src, deltaDir, opts.out, {
-        progress: createProgress({ quiet: opts.quiet }),
+        progress: createProgress({ quiet: opts.quiet, mode: opts.progress }),
         ...(opts.memory ? { memoryBytes: opts.memory } : {}),
       });
       const skipped = summarizeSkipped(result.report.skipped);

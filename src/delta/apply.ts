@@ -14,6 +14,7 @@ import { createNode } from '../tree/write.js';
 import { bsdiffDecode, BSDIFF_DECODE_MEMORY } from '../bsdiff/index.js';
 import { MAX_WINDOW, vcdiffDecodeMemory, VcdiffPool } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-dir.js';
+import { vcdiffMaxBytes } from '../util/byte-limit.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
@@ -23,6 +24,7 @@ import { readEntries } from './entries-file.js';
 import { copyFilesNative, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { readHeader } from './header.js';
+import { verifyOnDisk } from './verify-disk.js';
 import { hashStream, PayloadReader } from './payload-store.js';
 import { RecordChecker } from './record-checks.js';
 import { checkCopied, IN_MEMORY_MAX_BYTES, SmallFileRestorer, verifyWritten, withPath } from './restore-small.js';
@@ -57,12 +59,15 @@ export async function applyDelta(
   const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
   const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
   const budget = new MemoryBudget(memoryBytes, pool.size * (pool.recycleBytes + WORKER_THREAD_BYTES) + IN_MEMORY_RESTORE_BYTES);
-  const scratch = await mkdtemp(join(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`));
+  const scratch = await mkdtemp(join(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`)).catch((err: unknown) => {
+    throw ioError('create a scratch directory beside', outRoot, err);
+  });
   try {
     return await buildDirAtomically(outRoot, async (work) => {
       const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch), pool, progress, budget);
       await restorer.restore(records);
       verifyTargetDigest(records, header, srcRoot);
+      verifyOnDisk(work, records, restorer.report);
       return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
     });
   } finally {
@@ -332,10 +337,11 @@ class Restorer {
       }
       case 'vcdiff': {
         const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
-        const delta = await this.payloads.materialize(c.payload, displayPath(r.path), { brotli: c.brotli });
+        const brotli = c.brotli ? { maxBytes: vcdiffMaxBytes(r.size) } : undefined;
+        const delta = await this.payloads.materialize(c.payload, displayPath(r.path), { brotli });
         try {
           const sourcePath = await this.source.path(c.from);
-          const out = await verifying.alongside(this.pool.decodeFile(sourcePath, delta.path, abs, undefined, 'create'));
+          const out = await verifying.alongside(this.pool.decodeFile(sourcePath, delta.path, abs, { maxOutputBytes: r.size }, 'create'));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await delta.release();
@@ -345,7 +351,7 @@ class Restorer {
         const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
         const patch = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
-          const out = await verifying.alongside(bsdiffDecode(await this.source.path(c.from), patch.path, abs));
+          const out = await verifying.alongside(bsdiffDecode(await this.source.path(c.from), patch.path, abs, { targetSize: r.size }));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await patch.release();
@@ -356,7 +362,7 @@ class Restorer {
         if (c.op === 'raw' && 'inline' in c.payload) return writeSmallFileSync(c.payload.inline, abs);
         const payload = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
-          return await restoreFile(createReadStream(payload.path), abs, { brotli: c.op === 'brotli' });
+          return await restoreFile(createReadStream(payload.path), abs, { brotli: c.op === 'brotli', maxBytes: r.size });
         } finally {
           await payload.release();
         }

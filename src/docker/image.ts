@@ -39,6 +39,8 @@ export interface ImageInfo {
   layers: string[];
   os: string;
   architecture: string;
+  /** Bytes of its layers, uncompressed, as the engine counts them (docker image inspect's Size). */
+  size?: number;
 }
 
 const CONFIG_FIELDS = [
@@ -82,5 +84,6 @@ export function imageInfoFromInspect(ref: string, raw: Record<string, unknown>):
     layers: rootFs?.Layers ?? [],
     os: String(raw.Os ?? ''),
     architecture: String(raw.Architecture ?? ''),
+    ...(typeof raw.Size === 'number' && Number.isSafeInteger(raw.Size) && raw.Size >= 0 ? { size: raw.Size } : {}),
   };
 }

@@ -4,9 +4,11 @@
  * image, the given source really its base), then generate the Dockerfile.
  */
 import { DeltaimgError } from '../util/errors.js';
-import { diffDockerfile, applyDockerfile, type LayeredInput } from './dockerfile.js';
+import { formatBytes } from '../util/progress.js';
+import { checkBuilder } from './builder.js';
+import { diffDockerfile, applyDockerfile, type LayeredInput, type StageShape } from './dockerfile.js';
 import { inspectImage, lookupImage, type EngineOptions } from './engine.js';
-import type { ImageInfo } from './image.js';
+import type { ImageConfig, ImageInfo } from './image.js';
 import { checkLayeredConfig, needsRootForRun } from './layered-config.js';
 import { readDeltaImage, type DeltaImageMeta } from './labels.js';
 import { imageRefToken } from './syntax.js';
@@ -16,13 +18,23 @@ export interface PlanCommon {
   runtimeImage?: string;
   toolVersion: string;
   engine?: EngineOptions;
+  /** false (--no-check): print without asking whether the docker build here can run it. */
+  checkBuilder?: boolean;
+  /** 'copy' (--copy): COPY the roots into the scratch stage instead of RUN --mount; any builder. */
+  shape?: StageShape;
+}
+
+/** A Dockerfile to print, and notes for stderr (hints that do not stop it). */
+export interface Plan {
+  dockerfile: string;
+  notes: string[];
 }
 
 export function defaultRuntimeImage(toolVersion: string): string {
   return `deltaimg/runtime:${toolVersion}`;
 }
 
-export async function planDiff(opts: PlanCommon & { base: string; target: string; unlinked?: boolean }): Promise<string> {
+export async function planDiff(opts: PlanCommon & { base: string; target: string; unlinked?: boolean }): Promise<Plan> {
   imageRefToken(opts.base, 'base image');
   imageRefToken(opts.target, 'target image');
   const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
@@ -35,11 +47,15 @@ export async function planDiff(opts: PlanCommon & { base: string; target: string
       `base image ${opts.base} has ONBUILD triggers, which would run when the delta image is built FROM it; use --unlinked`,
     );
   }
-  return diffDockerfile({ base, target, runtimeImage, linked, toolVersion: opts.toolVersion });
+  const notes = await builderNotes(opts);
+  return { dockerfile: diffDockerfile({ base, target, runtimeImage, linked, toolVersion: opts.toolVersion, shape: opts.shape }), notes };
 }
 
-export async function planApply(opts: PlanCommon & { deltaImage: string; unlinkedSource?: string; layered?: boolean }): Promise<string> {
+export async function planApply(opts: PlanCommon & { deltaImage: string; unlinkedSource?: string; layered?: boolean }): Promise<Plan> {
   imageRefToken(opts.deltaImage, 'delta image');
+  if (opts.layered && opts.shape === 'copy') {
+    throw new DeltaimgError('USAGE', '--layered edits A\'s root in a RUN that sees the restored root through RUN --mount (BuildKit); it cannot be combined with --copy');
+  }
   if (opts.unlinkedSource !== undefined) imageRefToken(opts.unlinkedSource, 'source image');
   const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
   const meta = readDeltaImage(await inspectImage(opts.deltaImage, opts.engine));
@@ -61,7 +77,50 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
   }
   const layered = opts.layered ? await planLayered(meta, source, opts.engine) : undefined;
   await requireRuntime(runtimeImage, opts.engine);
-  return applyDockerfile({ deltaImage: opts.deltaImage, meta, runtimeImage, unlinkedSource: opts.unlinkedSource, toolVersion: opts.toolVersion, layered });
+  const notes = [...(await builderNotes(opts)), ...storageNote(meta, !!opts.layered), ...(opts.layered ? [] : envOrderNote(meta.target.config))];
+  return {
+    dockerfile: applyDockerfile({
+      deltaImage: opts.deltaImage,
+      meta,
+      runtimeImage,
+      unlinkedSource: opts.unlinkedSource,
+      toolVersion: opts.toolVersion,
+      layered,
+      shape: opts.shape,
+    }),
+    notes,
+  };
+}
+
+/**
+ * What B' costs the receiver's disk and registry: flattened, B whole beside A; --layered, A's
+ * layers shared plus the changes. From the sizes the delta image recorded (older ones lack them).
+ */
+export function storageNote(meta: DeltaImageMeta, layered: boolean): string[] {
+  const [a, b] = [meta.base.size, meta.target.size];
+  if (a === undefined || b === undefined) return [];
+  if (layered) return [`B' is ${meta.base.ref}'s layers (${formatBytes(a)}, shared, stored once) plus one layer of what B changes`];
+  return [
+    `B' is one flattened layer of ${formatBytes(b)} (all of B), stored beside ${meta.base.ref}'s ${formatBytes(a)} on disk and in a registry; ` +
+      `--layered would keep those ${formatBytes(a)} of ${meta.base.ref}'s layers shared and add only the changed files`,
+  ];
+}
+
+/**
+ * The one way a flattened B' can list B's environment differently: every builder gives a FROM
+ * scratch stage PATH before any ENV runs (and ENV replaces it in place), so PATH comes first
+ * (measured on BuildKit 0.8 and the classic builder). The other variables keep B's order.
+ */
+export function envOrderNote(config: ImageConfig): string[] {
+  const env = config.Env ?? [];
+  const at = env.findIndex((pair) => pair.startsWith('PATH='));
+  if (at <= 0) return [];
+  return [`B' lists PATH first and the rest of B's environment in B's order (B has PATH at position ${at + 1}): builders give a FROM scratch image PATH before any ENV`];
+}
+
+/** Last, after the images were found: the builder check is the slowest question (it starts a build). */
+async function builderNotes(opts: PlanCommon): Promise<string[]> {
+  return opts.checkBuilder === false ? [] : checkBuilder(opts.shape === 'copy' ? 'any' : 'buildkit', opts.engine);
 }
 
 /**

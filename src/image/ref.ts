@@ -5,6 +5,7 @@
  * ':' and REF is the rest (so REF may hold a tag or a registry port).
  */
 import { DeltaimgError } from '../util/errors.js';
+import { formatRegistryRef, parseRegistryRef, type RegistryRef } from './registry/ref.js';
 
 export type ImageRef =
   /** `docker save` output: classic (manifest.json + <id>/layer.tar) or the OCI-layout form of Docker >= 25. */
@@ -15,6 +16,8 @@ export type ImageRef =
   | { transport: 'oci-archive'; path: string; ref?: string }
   /** Through `docker save` / `docker load`. */
   | { transport: 'docker-daemon'; name: string }
+  /** A registry: `docker://REGISTRY/REPO[:TAG|@sha256:...]`. */
+  | ({ transport: 'docker' } & RegistryRef)
   /** `-`: read an archive (docker-archive or oci-archive, detected) from stdin; write a docker-archive to stdout. */
   | { transport: 'stdio' };
 
@@ -23,6 +26,7 @@ export const IMAGE_REF_FORMS = [
   'oci:DIR[:REF]',
   'oci-archive:PATH[:REF]',
   'docker-daemon:NAME[:TAG]',
+  'docker://REGISTRY/REPO[:TAG|@DIGEST]',
   '- (stdin/stdout)',
 ];
 
@@ -34,6 +38,7 @@ export function parseImageRef(text: string): ImageRef {
   const colon = text.indexOf(':');
   const transport = colon > 0 ? text.slice(0, colon) : '';
   const rest = text.slice(colon + 1);
+  if (transport === 'docker') return { transport, ...parseRegistryRef(rest, (why) => badRef(text, why)) };
   if (transport === 'docker-daemon') {
     if (!rest || /\s/.test(rest)) throw badRef(text, 'no image name after docker-daemon:');
     return { transport, name: rest };
@@ -76,6 +81,8 @@ export function formatImageRef(ref: ImageRef): string {
       return '-';
     case 'docker-daemon':
       return `docker-daemon:${ref.name}`;
+    case 'docker':
+      return formatRegistryRef(ref);
     default:
       return `${ref.transport}:${ref.path}${ref.ref ? `:${ref.ref}` : ''}`;
   }

@@ -8,7 +8,7 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { diffTrees } from '../delta/diff.js';
-import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
+import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
 import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
@@ -39,6 +39,8 @@ export interface ImageDiffOptions {
   /** Where scratch space goes (A's root filesystem is extracted there); default the OS temp dir. */
   tmpDir?: string;
   toolVersion?: string;
+  /** docker:// images: credentials and TLS. */
+  registry?: RegistryOptions;
   /** The memory budget in bytes (`--memory`), as DiffOptions.memoryBytes; default defaultMemoryBudget(). */
   memoryBytes?: number;
 }
@@ -65,8 +67,8 @@ export async function diffImages(
     // The engine compiles on a spare core while the images are opened and indexed.
     const engineReady = compileAhead();
     engineReady.catch(() => {});
-    const base = await openImageSource(baseRef, { tmpDir: work });
-    const target = await openImageSource(targetRef, { tmpDir: work }).catch(async (err: unknown) => {
+    const base = await openImageSource(baseRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
+    const target = await openImageSource(targetRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) }).catch(async (err: unknown) => {
       await base.close();
       throw err;
     });
@@ -130,8 +132,9 @@ class ImageDiffer {
   }
 
   private async addLayer(base: Image, layer: Layer): Promise<DimgTargetLayer> {
-    const stored = await this.storedOf(layer);
     const shared = this.baseLayers.get(layer.diffId);
+    // A stores the same blob: its bytes are read instead of B's (in a registry, B's is never downloaded).
+    const stored = await this.storedOf(layer, shared?.digest === layer.digest ? shared : layer);
     if (shared) {
       this.sharedLayers++;
       return { diffId: layer.diffId, size: await uncompressedSize(shared), from: 'base', ...(stored ? { stored } : {}) };
@@ -140,9 +143,10 @@ class ImageDiffer {
     return { diffId: layer.diffId, size: rebuilt.size, from: 'rebuilt', ...(stored ? { stored } : {}) };
   }
 
-  private async storedOf(layer: Layer): Promise<StoredLayer | undefined> {
+  /** How B stores the layer; the blob is read from `sameBlob` (A's when A stores the same bytes). */
+  private async storedOf(layer: Layer, sameBlob: Layer): Promise<StoredLayer | undefined> {
     if (layer.compression === 'none') return undefined;
-    const replay = layer.compression === 'gzip' ? await findGzipReplay(layer) : undefined;
+    const replay = layer.compression === 'gzip' ? await findGzipReplay(sameBlob) : undefined;
     return {
       digest: layer.digest,
       size: layer.size,

@@ -34,6 +34,11 @@ export interface VcdiffOptions {
    * callers that will not look at it, e.g. the CLI with -q and no --json. Default true.
    */
   hashOutput?: boolean;
+  /**
+   * Decode only: the output may have at most this many bytes; one more is refused as a corrupt
+   * delta before it is written (a record declares its file's size). Default: no limit.
+   */
+  maxOutputBytes?: number;
 }
 
 export const MIN_WINDOW = 512 * 1024; // xdelta3's XD3_MINSRCWINSZ

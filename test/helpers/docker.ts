@@ -24,7 +24,12 @@ declare module 'vitest' {
 export const DOCKER = DOCKER_CLI;
 export const REPO_ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-export const RUNTIME_IMAGE = `deltaimg/runtime:${VERSION}`;
+/**
+ * The runtime image the tests build from this checkout's dist/ and name for the CLI through
+ * $DELTAIMG_RUNTIME_IMAGE: a tag per checkout, so test runs of several checkouts on one engine
+ * never build each other's runtime (the default deltaimg/runtime:<version> would be shared).
+ */
+export const RUNTIME_IMAGE = `deltaimg-test/runtime:${VERSION}-${createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 8)}`;
 
 export function services(): DockerServices {
   return inject('dockerServices');
@@ -60,6 +65,12 @@ export function registryAddress(): string {
 
 const DOCKER_ENV = { DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain' };
 
+/**
+ * The environment `deltaimg dockerfile` runs in when the tests build its output themselves (not
+ * through a pipe it can see): the test engine's CLI, and BuildKit, as the builds here use it.
+ */
+export const DELTAIMG_ENV = { DELTAIMG_DOCKER: DOCKER, DOCKER_BUILDKIT: '1', DELTAIMG_RUNTIME_IMAGE: RUNTIME_IMAGE };
+
 export async function docker(args: string[], opts: { input?: string } = {}): Promise<string> {
   const r = await execa(DOCKER, args, { env: DOCKER_ENV, input: opts.input, stripFinalNewline: true });
   return r.stdout;
@@ -75,11 +86,17 @@ export interface BuildResult {
   all: string;
 }
 
-export async function buildImage(dockerfile: string, tag: string, extraArgs: string[] = [], context?: string): Promise<BuildResult> {
+export async function buildImage(
+  dockerfile: string,
+  tag: string,
+  extraArgs: string[] = [],
+  context?: string,
+  opts: { builder?: 'buildkit' | 'classic' } = {},
+): Promise<BuildResult> {
   // --network=none: the test daemon runs with --bridge=none, and a RUN needs no network anyway.
   const source = context ? ['-f', '-', context] : ['-'];
   const r = await execa(DOCKER, ['build', '--network=none', ...extraArgs, '-t', tag, ...source], {
-    env: DOCKER_ENV,
+    env: opts.builder === 'classic' ? { DOCKER_BUILDKIT: '0' } : DOCKER_ENV,
     input: dockerfile,
     reject: false,
     all: true,
@@ -126,7 +143,7 @@ export async function imageConfig(ref: string): Promise<Record<string, unknown>>
 // ---------------------------------------------------------------- the runtime image
 
 /**
- * Builds deltaimg/runtime:<version> from the current dist/ once per test run (the test files
+ * Builds RUNTIME_IMAGE from the current dist/ once per test run (the test files
  * that need it wait on a lock directory; a marker tells later files it is done).
  */
 export async function ensureRuntimeImage(): Promise<string> {
