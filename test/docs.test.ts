@@ -125,6 +125,8 @@ describeDocker(
       'app:2',
       'app:1-to-2',
       'app:1-to-2-alone',
+      `${registryAddress()}/app:1`,
+      `${registryAddress()}/app:2`,
       `${registryAddress()}/app:1-to-2`,
       `${registryAddress()}/deltaimg/runtime:${version}`,
     ];
@@ -154,6 +156,10 @@ describeDocker(
         // Each document starts from the same app:1 and app:2 (an earlier one may have replaced app:2).
         await removeImages(madeImages());
         await makeAppImages(dir);
+        for (const v of ['1', '2']) {
+          await execa(DOCKER, ['tag', `app:${v}`, `${registryAddress()}/app:${v}`]);
+          await execa(DOCKER, ['push', `${registryAddress()}/app:${v}`]);
+        }
         for (const block of blocks) {
           const script = block.text.replaceAll('registry.example', registryAddress());
           const r = await execa('bash', ['-euo', 'pipefail', '-c', script], {
