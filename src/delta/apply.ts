@@ -23,6 +23,7 @@ import { TreeDigest } from './digest.js';
 import { readEntries } from './entries-file.js';
 import { copyFilesNative, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
+import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
 import { readHeader } from './header.js';
 import { verifyOnDisk } from './verify-disk.js';
 import { hashStream, PayloadReader } from './payload-store.js';
@@ -351,7 +352,20 @@ class Restorer {
         const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
         const patch = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
-          const out = await verifying.alongside(bsdiffDecode(await this.source.path(c.from), patch.path, abs, { targetSize: r.size }));
+          const sourcePath = await this.source.path(c.from);
+          if (c.exe) {
+            const exe = c.exe;
+            const sourceSize = await lstat(sourcePath).then(
+              (st) => st.size,
+              (err: unknown) => {
+                throw sourceReadError(c.from, err);
+              },
+            );
+            checkExeFits(exe, sourceSize, r.size, displayPath(r.path));
+            const scratch = () => this.payloads.scratchPath('exe');
+            return await verifying.alongside(decodeTransformedFile(exe, sourcePath, abs, r.size, scratch, (s, o) => bsdiffDecode(s, patch.path, o, { targetSize: r.size })));
+          }
+          const out = await verifying.alongside(bsdiffDecode(sourcePath, patch.path, abs, { targetSize: r.size }));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await patch.release();
