@@ -39,6 +39,8 @@ export interface ImageInfo {
   layers: string[];
   os: string;
   architecture: string;
+  /** NAME@sha256:... of the registries it was pulled from or pushed to. */
+  repoDigests: string[];
 }
 
 const CONFIG_FIELDS = [
@@ -82,5 +84,6 @@ export function imageInfoFromInspect(ref: string, raw: Record<string, unknown>):
     layers: rootFs?.Layers ?? [],
     os: String(raw.Os ?? ''),
     architecture: String(raw.Architecture ?? ''),
+    repoDigests: Array.isArray(raw.RepoDigests) ? raw.RepoDigests.filter((d): d is string => typeof d === 'string') : [],
   };
 }
