@@ -48,13 +48,19 @@ export function daemonImageName(text: string, role: string): string {
   );
 }
 
+/** --runtime-image, else $DELTAIMG_RUNTIME_IMAGE, else (undefined) the default for this version. */
+function runtimeImageOf(opts: CommonFlags): string | undefined {
+  const given = opts.runtimeImage ?? (process.env.DELTAIMG_RUNTIME_IMAGE || undefined);
+  return given === undefined ? undefined : daemonImageName(given, 'runtime image');
+}
+
 function printPlan(plan: { dockerfile: string; notes: string[] }): void {
   for (const note of plan.notes) process.stderr.write(`deltaimg: note: ${note}\n`);
   process.stdout.write(plan.dockerfile);
 }
 
 export function registerDockerfileCommand(program: Command): void {
-  const runtimeHelp = `image holding /opt/deltaimg (default ${defaultRuntimeImage(toolVersion())}, built by deltaimg runtime build)`;
+  const runtimeHelp = `image holding /opt/deltaimg (default $DELTAIMG_RUNTIME_IMAGE, else ${defaultRuntimeImage(toolVersion())}, built by deltaimg runtime build)`;
   const dockerfile = program
     .command('dockerfile')
     .summary('print a Dockerfile that makes or applies a delta image')
@@ -101,7 +107,7 @@ export function registerDockerfileCommand(program: Command): void {
           target: daemonImageName(b, 'target image'),
           unlinked: opts.unlinked,
           shape: opts.copy ? 'copy' : 'mount',
-          runtimeImage: opts.runtimeImage === undefined ? undefined : daemonImageName(opts.runtimeImage, 'runtime image'),
+          runtimeImage: runtimeImageOf(opts),
           checkBuilder: opts.check,
           toolVersion: toolVersion(),
         }),
@@ -136,7 +142,7 @@ export function registerDockerfileCommand(program: Command): void {
           unlinkedSource: opts.unlinkedSource === undefined ? undefined : daemonImageName(opts.unlinkedSource, 'source image'),
           layered: opts.layered,
           shape: opts.copy ? 'copy' : 'mount',
-          runtimeImage: opts.runtimeImage === undefined ? undefined : daemonImageName(opts.runtimeImage, 'runtime image'),
+          runtimeImage: runtimeImageOf(opts),
           checkBuilder: opts.check,
           toolVersion: toolVersion(),
         }),

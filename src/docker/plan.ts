@@ -4,10 +4,11 @@
  * image, the given source really its base), then generate the Dockerfile.
  */
 import { DeltaimgError } from '../util/errors.js';
+import { formatBytes } from '../util/progress.js';
 import { checkBuilder } from './builder.js';
 import { diffDockerfile, applyDockerfile, type LayeredInput, type StageShape } from './dockerfile.js';
 import { inspectImage, lookupImage, type EngineOptions } from './engine.js';
-import type { ImageInfo } from './image.js';
+import type { ImageConfig, ImageInfo } from './image.js';
 import { checkLayeredConfig, needsRootForRun } from './layered-config.js';
 import { readDeltaImage, type DeltaImageMeta } from './labels.js';
 import { imageRefToken } from './syntax.js';
@@ -76,7 +77,7 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
   }
   const layered = opts.layered ? await planLayered(meta, source, opts.engine) : undefined;
   await requireRuntime(runtimeImage, opts.engine);
-  const notes = await builderNotes(opts);
+  const notes = [...(await builderNotes(opts)), ...storageNote(meta, !!opts.layered), ...(opts.layered ? [] : envOrderNote(meta.target.config))];
   return {
     dockerfile: applyDockerfile({
       deltaImage: opts.deltaImage,
@@ -89,6 +90,32 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
     }),
     notes,
   };
+}
+
+/**
+ * What B' costs the receiver's disk and registry: flattened, B whole beside A; --layered, A's
+ * layers shared plus the changes. From the sizes the delta image recorded (older ones lack them).
+ */
+export function storageNote(meta: DeltaImageMeta, layered: boolean): string[] {
+  const [a, b] = [meta.base.size, meta.target.size];
+  if (a === undefined || b === undefined) return [];
+  if (layered) return [`B' is ${meta.base.ref}'s layers (${formatBytes(a)}, shared, stored once) plus one layer of what B changes`];
+  return [
+    `B' is one flattened layer of ${formatBytes(b)} (all of B), stored beside ${meta.base.ref}'s ${formatBytes(a)} on disk and in a registry; ` +
+      `--layered would keep those ${formatBytes(a)} of ${meta.base.ref}'s layers shared and add only the changed files`,
+  ];
+}
+
+/**
+ * The one way a flattened B' can list B's environment differently: every builder gives a FROM
+ * scratch stage PATH before any ENV runs (and ENV replaces it in place), so PATH comes first
+ * (measured on BuildKit 0.8 and the classic builder). The other variables keep B's order.
+ */
+export function envOrderNote(config: ImageConfig): string[] {
+  const env = config.Env ?? [];
+  const at = env.findIndex((pair) => pair.startsWith('PATH='));
+  if (at <= 0) return [];
+  return [`B' lists PATH first and the rest of B's environment in B's order (B has PATH at position ${at + 1}): builders give a FROM scratch image PATH before any ENV`];
 }
 
 /** Last, after the images were found: the builder check is the slowest question (it starts a build). */
