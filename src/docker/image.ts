@@ -41,7 +41,7 @@ export interface ImageInfo {
   os: string;
   architecture: string;
   /** NAME@sha256:... of the registries it was pulled from or pushed to. */
-  repoDigests: string[];
+  repoDigests?: string[];
   /** Bytes of its layers, uncompressed, as the engine counts them (docker image inspect's Size). */
   size?: number;
 }

@@ -49,7 +49,7 @@ function dockerFailure(cli: string, what: string, err: unknown): DeltaimgError {
 /** What the engine knows of an image: its id (config digest) and registry digests; undefined when absent. */
 export async function inspectDaemonImage(ref: string): Promise<{ id: string; repoDigests: string[] } | undefined> {
   const found = await lookupImage(ref);
-  return found.found ? { id: found.info.id, repoDigests: found.info.repoDigests } : undefined;
+  return found.found ? { id: found.info.id, repoDigests: found.info.repoDigests ?? [] } : undefined;
 }
 
 /** `docker pull REF` (the engine fetches only the layers it lacks), then tagged as `tag` when given. */
