@@ -42,6 +42,10 @@ export function daemonImageName(text: string, role: string): string {
   }
   if (parsed.transport === 'docker-daemon') return parsed.name;
   const where = formatImageRef(parsed);
+  if (parsed.transport === 'docker') {
+    const name = where.replace(/^docker:\/\//, '');
+    throw new DeltaimgError('USAGE', `${role} ${where}: dockerfile verbs take images in the local Docker engine: docker pull ${name} first, then pass ${name}`);
+  }
   throw new DeltaimgError(
     'USAGE',
     `${role} ${where}: dockerfile verbs take images in the local Docker engine (NAME:TAG or docker-daemon:NAME:TAG); docker load it first, or use deltaimg image diff|apply, which read ${parsed.transport === 'stdio' ? 'stdin' : 'archives and layouts'} directly`,

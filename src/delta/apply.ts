@@ -26,6 +26,7 @@ import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
 import { restoreGzipMember } from './gzip-member.js';
 import { readHeader } from './header.js';
+import { countPrivileged, enforcePolicy, PERMISSIVE, type PrivilegedCounts, type PrivilegePolicy } from './privilege.js';
 import { verifyOnDisk } from './verify-disk.js';
 import { hashStream, PayloadReader } from './payload-store.js';
 import { RecordChecker } from './record-checks.js';
@@ -33,6 +34,8 @@ import { checkCopied, IN_MEMORY_MAX_BYTES, SmallFileRestorer, verifyWritten, wit
 import { sourceReadError, SourceTree } from './source-tree.js';
 
 export interface ApplyOptions {
+  /** What the delta may restore that needs privilege (devices, set-id bits, trusted/security xattrs); default all. */
+  policy?: PrivilegePolicy;
   progress?: Progress;
   /** Made with recycleBytes: idleWorkerShare(memoryBytes) when memoryBytes is given. */
   pool?: VcdiffPool;
@@ -47,6 +50,8 @@ export interface ApplyResult {
   bytes: number;
   /** What could not be restored (ownership, devices, some xattrs when not root). */
   report: RestoreReport;
+  /** What was restored that needs privilege. */
+  privileged: PrivilegedCounts;
 }
 
 export async function applyDelta(
@@ -57,6 +62,7 @@ export async function applyDelta(
 ): Promise<ApplyResult> {
   const header = await readHeader(deltaDir);
   const records = await loadRecords(deltaDir, header);
+  enforcePolicy(records, opts.policy ?? PERMISSIVE, deltaDir);
   const progress = opts.progress ?? silentProgress;
   const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
   const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
@@ -70,7 +76,8 @@ export async function applyDelta(
       await restorer.restore(records);
       verifyTargetDigest(records, header, srcRoot);
       verifyOnDisk(work, records, restorer.report);
-      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
+      const privileged = countPrivileged(records, restorer.report);
+      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report, privileged };
     });
   } finally {
     progress.done();

@@ -137,7 +137,13 @@ function exceedsDeclared(r: FileRecord): DeltaimgError {
 }
 
 export function verifyWritten(r: FileRecord, written: Written): void {
-  if (written.sha256 !== r.sha256 || written.bytes !== r.size) {
+  if (written.bytes !== r.size) {
+    throw new DeltaimgError(
+      'VERIFY_FAILED',
+      `restored ${displayPath(r.path)} does not match the delta (${written.bytes} bytes, expected ${r.size}); the delta or its base is damaged`,
+    );
+  }
+  if (written.sha256 !== r.sha256) {
     throw new DeltaimgError(
       'VERIFY_FAILED',
       `restored ${displayPath(r.path)} does not match the delta (sha256 ${written.sha256.slice(0, 12)}..., ` +

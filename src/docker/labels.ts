@@ -4,6 +4,7 @@
  */
 import { DeltaimgError } from '../util/errors.js';
 import { pickConfig, type ImageConfig, type ImageInfo } from './image.js';
+import { JsonFields } from '../util/json-input.js';
 
 /** Bump when a reader of the previous version could misread these labels or the image layout. */
 export const DELTA_IMAGE_VERSION = 1;
@@ -67,7 +68,8 @@ export function readDeltaImage(info: ImageInfo): DeltaImageMeta {
   };
   let config: ImageConfig;
   try {
-    config = pickConfig(JSON.parse(need(LABELS.targetConfig)) as Record<string, unknown>);
+    const label = `delta image ${info.ref}: label ${LABELS.targetConfig}`;
+    config = pickConfig(JSON.parse(need(LABELS.targetConfig)) as unknown, new JsonFields(label, 'DOCKER', 'rebuild it with deltaimg dockerfile diff'));
   } catch (err) {
     if (err instanceof DeltaimgError) throw err;
     throw new DeltaimgError('DOCKER', `delta image ${info.ref}: label ${LABELS.targetConfig} is not valid JSON; rebuild it with deltaimg dockerfile diff`, { cause: err });
