@@ -94,7 +94,9 @@ export type ContentOp =
   // much smaller than VCDIFF on recompiled binaries.
   // `exe` (version 2): the patch is between the two files as transformed by src/exefilter
   // (relative branch targets made absolute); apply undoes it on the decoded bytes.
-  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform }
+  // `segmented` (version 2): a DIMGBSD2 patch (the file was too large for the memory budget
+  // to encode whole), which version 1 readers cannot decode.
+  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform; segmented?: true }
   | { op: 'brotli'; payload: Payload }
   | { op: 'raw'; payload: Payload }
   // (version 2) A gzip file rebuilt from its decompressed bytes (`inner`, `innerSize` long) and an
@@ -129,10 +131,12 @@ export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 
 /**
  * The oldest reader that restores `r` correctly: 2 for what version 1 readers would misread
- * (a bsdiff with an executable transform: they would ignore the field; the gzip op: they refuse
- * it), else 1. Writers put the largest over their records in the header's `minReaderVersion`.
+ * (a bsdiff with an executable transform: they would ignore the field), cannot decode (a
+ * segmented bsdiff patch) or refuse (the gzip op), else 1. Writers put the largest over their
+ * records in the header's `minReaderVersion`.
  */
 export function readerVersionOf(r: DeltaRecord): number {
   if (r.kind !== 'file') return BASE_READER_VERSION;
-  return (r.content.op === 'bsdiff' && r.content.exe) || r.content.op === 'gzip' ? 2 : BASE_READER_VERSION;
+  const c = r.content;
+  return (c.op === 'bsdiff' && (c.exe || c.segmented)) || c.op === 'gzip' ? 2 : BASE_READER_VERSION;
 }
