@@ -23,7 +23,10 @@ import { compareTrees } from '../src/tree/compare.js';
 import { scanTree } from '../src/tree/scan.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
-import { compiledPair, type ProgramPair } from './helpers/elf-programs.js';
+import { compiledPair } from './helpers/elf-programs.mjs';
+import { expectApplyRefused } from './helpers/expect-refused.js';
+
+type ProgramPair = { a: string; b: string };
 
 let work: string;
 let pool: VcdiffPool;
@@ -68,16 +71,7 @@ function progRecord(rs: DeltaRecord[]): FileRecord {
 }
 
 async function expectRefused(promise: Promise<unknown>, code: DeltaimgError['code'], out: string, why: RegExp): Promise<void> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeltaimgError);
-  expect((err as DeltaimgError).code).toBe(code);
-  expect((err as Error).message).not.toContain('\n');
-  expect((err as Error).message).toMatch(why);
-  await expect(readdir(out)).rejects.toThrow();
-  expect((await readdir(work)).filter((n) => n.includes('deltaimg-tmp') || n.includes('deltaimg-scratch'))).toEqual([]);
+  expect(await expectApplyRefused(promise, code, out, work)).toMatch(why);
 }
 
 describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s program', (arch) => {

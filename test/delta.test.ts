@@ -16,6 +16,7 @@ import { scanTree } from '../src/tree/scan.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { craftDelta, META, rel, rootRecord } from './helpers/craft-delta.js';
+import { expectApplyRefused } from './helpers/expect-refused.js';
 import { esbuildBinaryPair } from './helpers/real-data.js';
 import { cloneTree, makeRichTree, mutateTree } from './helpers/trees.js';
 
@@ -72,18 +73,8 @@ async function records(deltaDir: string): Promise<DeltaRecord[]> {
   return out;
 }
 
-async function expectRefused(promise: Promise<unknown>, code: DeltaimgError['code'], out: string): Promise<string> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeltaimgError);
-  expect((err as DeltaimgError).code).toBe(code);
-  expect((err as Error).message).not.toContain('\n');
-  await expect(readdir(out)).rejects.toThrow();
-  const leftovers = (await readdir(work)).filter((n) => n.includes('deltaimg-tmp') || n.includes('deltaimg-scratch'));
-  expect(leftovers).toEqual([]);
-  return (err as Error).message;
+function expectRefused(promise: Promise<unknown>, code: DeltaimgError['code'], out: string): Promise<string> {
+  return expectApplyRefused(promise, code, out, work);
 }
 
 describe('diff and apply on real trees', () => {

@@ -172,6 +172,11 @@ describeDocker('builder detection on the real engine', () => {
     );
     const apply = await execa('node', [CLI, 'dockerfile', 'apply', `docker-daemon:${B}`, '--no-check'], { env, reject: false });
     expect(apply.stderr).toMatch(new RegExp(`image ${B.replace(/[/.]/g, '\\$&')} is not a deltaimg delta image`));
+    const registry = await execa('node', [CLI, 'dockerfile', 'apply', 'docker://127.0.0.1:5000/app:1-to-2'], { env, reject: false });
+    expect(registry.exitCode).toBe(2);
+    expect(registry.stderr).toBe(
+      'deltaimg: error: delta image docker://127.0.0.1:5000/app:1-to-2: dockerfile verbs take images in the local Docker engine: docker pull 127.0.0.1:5000/app:1-to-2 first, then pass 127.0.0.1:5000/app:1-to-2',
+    );
     const empty = await execa('node', [CLI, 'dockerfile', 'apply', 'docker-daemon:'], { env, reject: false });
     expect(empty.exitCode).toBe(2);
     expect(empty.stderr).toMatch(/no image name after docker-daemon:/);

@@ -22,7 +22,9 @@ import {
   type BranchTransform,
   type Direction,
 } from '../src/exefilter/index.js';
-import { compiledPair, type ProgramPair } from './helpers/elf-programs.js';
+import { compiledPair } from './helpers/elf-programs.mjs';
+
+type ProgramPair = { a: string; b: string };
 
 let dir: string;
 const programs: Partial<Record<'x86-64' | 'arm64', ProgramPair>> = {};

@@ -20,7 +20,7 @@ interface CommonFlags {
 }
 
 const COPY_HELP =
-  'COPY both image roots into the scratch stage instead of RUN --mount, so the Dockerfile runs on any builder (the classic builder, Kaniko, Podman/Buildah); costs a copy of the roots in time and build-cache disk, and what COPY drops (see docs/docker.md)';
+  'COPY both image roots into the scratch stage instead of RUN --mount, so the Dockerfile runs on any builder (the classic builder, Kaniko, Podman/Buildah). Costs: the copy (101 MB pair, classic builder: diff 23.5 s, apply 16.2 s, vs 8.1 s and 7.8 s with RUN --mount) and disk (the classic builder keeps each step as an intermediate image: 508 MB for that pair\'s diff and apply, until docker image prune); the classic COPY drops user.* and trusted.* xattrs and keeps device nodes and FIFOs, BuildKit\'s COPY turns device nodes into empty files and drops FIFOs (docs/docker.md)';
 
 const NO_CHECK_HELP =
   'print without first asking the local docker build whether it can run the Dockerfile (BuildKit, the buildx component, a bridge network); for a Dockerfile built elsewhere';
@@ -42,6 +42,10 @@ export function daemonImageName(text: string, role: string): string {
   }
   if (parsed.transport === 'docker-daemon') return parsed.name;
   const where = formatImageRef(parsed);
+  if (parsed.transport === 'docker') {
+    const name = where.replace(/^docker:\/\//, '');
+    throw new DeltaimgError('USAGE', `${role} ${where}: dockerfile verbs take images in the local Docker engine: docker pull ${name} first, then pass ${name}`);
+  }
   throw new DeltaimgError(
     'USAGE',
     `${role} ${where}: dockerfile verbs take images in the local Docker engine (NAME:TAG or docker-daemon:NAME:TAG); docker load it first, or use deltaimg image diff|apply, which read ${parsed.transport === 'stdio' ? 'stdin' : 'archives and layouts'} directly`,

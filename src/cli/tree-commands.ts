@@ -123,15 +123,24 @@ export function registerTreeCommands(program: Command): void {
   program
     .command('inspect')
     .summary('show what a delta holds and what it saves')
-    .argument('<DELTA_DIR>', 'a delta made by `deltaimg diff`')
+    .description(
+      'Show what a delta holds and what it saves: a delta directory (deltaimg diff), a .dimg file (deltaimg image diff), or a ' +
+        'delta image (deltaimg dockerfile diff: docker-daemon:NAME:TAG, NAME:TAG, oci:DIR, docker-archive:PATH, ...). For a .dimg ' +
+        'and a delta image the saving is also given on compressed bytes, what a registry stores and a pull moves: the delta layer ' +
+        'gzip\'d against B\'s layers A lacks gzip\'d (read from the local engine when B is there).',
+    )
+    .argument('<DELTA>', 'a delta directory, a .dimg file, or a delta image')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExample:\n  deltaimg inspect ./v1-to-v2')
-    .action(async (deltaDir: string, opts: OutputFlags) => {
-      const { readHeader } = await import('../delta/header.js');
-      const { inspectReport, summarize } = await import('../delta/summary.js');
-      const header = await readHeader(deltaDir);
-      if (opts.json) printJson({ delta: deltaDir, ...summarize(header) });
-      else process.stdout.write(inspectReport(deltaDir, header) + '\n');
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg inspect ./v1-to-v2\n' +
+        '  deltaimg inspect a-to-b.dimg\n' +
+        '  deltaimg inspect docker-daemon:app:1-to-2        # or app:1-to-2\n',
+    )
+    .action(async (delta: string, opts: OutputFlags) => {
+      const { inspectDelta } = await import('./inspect-command.js');
+      await inspectDelta(delta, opts);
     });
 }
 

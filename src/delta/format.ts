@@ -94,7 +94,9 @@ export type ContentOp =
   // much smaller than VCDIFF on recompiled binaries.
   // `exe` (version 2): the patch is between the two files as transformed by src/exefilter
   // (relative branch targets made absolute); apply undoes it on the decoded bytes.
-  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform }
+  // `segmented` (version 2): a DIMGBSD2 patch (the file was too large for the memory budget
+  // to encode whole), which version 1 readers cannot decode.
+  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform; segmented?: true }
   | { op: 'brotli'; payload: Payload }
   | { op: 'raw'; payload: Payload };
 
@@ -120,9 +122,10 @@ export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 
 /**
  * The oldest reader that restores `r` correctly: 2 for what version 1 readers would misread
- * (a bsdiff with an executable transform: they would ignore the field), else 1. Writers put
- * the largest over their records in the header's `minReaderVersion`.
+ * (a bsdiff with an executable transform: they would ignore the field) or cannot decode (a
+ * segmented bsdiff patch), else 1. Writers put the largest over their records in the header's
+ * `minReaderVersion`.
  */
 export function readerVersionOf(r: DeltaRecord): number {
-  return r.kind === 'file' && r.content.op === 'bsdiff' && r.content.exe ? 2 : BASE_READER_VERSION;
+  return r.kind === 'file' && r.content.op === 'bsdiff' && (r.content.exe || r.content.segmented) ? 2 : BASE_READER_VERSION;
 }

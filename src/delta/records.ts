@@ -78,6 +78,7 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
         from: bytesToJson(c.from),
         fromSha256: c.fromSha256,
         ...(c.exe ? { exe: encodePairTransform(c.exe) } : {}),
+        ...(c.segmented ? { segmented: true } : {}),
         ...encodePayload(c.payload),
       };
     case 'brotli':
@@ -223,6 +224,7 @@ function decodeContent(c: unknown, line: number): ContentOp {
         op: 'bsdiff',
         from: bytesFromJson(c.from, 'from', line) as RelPath,
         fromSha256: sha(c.fromSha256, 'fromSha256', line),
+        ...segmentedFlag(c.segmented, line),
         payload: decodePayload(c, line),
         ...(c.exe === undefined ? {} : { exe: decodeExe(c.exe, line) }),
       };
@@ -232,6 +234,12 @@ function decodeContent(c: unknown, line: number): ContentOp {
     default:
       throw bad(line, `has unknown content op ${JSON.stringify(c.op)}`);
   }
+}
+
+function segmentedFlag(value: unknown, line: number): { segmented?: true } {
+  if (value === undefined) return {};
+  if (value === true) return { segmented: true };
+  throw bad(line, 'has a segmented flag that is not true');
 }
 
 function decodeExe(v: unknown, line: number): PairTransform {

@@ -1,7 +1,9 @@
 /**
  * Small real executables for the executable-transform tests: one generated C program
  * compiled twice (version B moves a function to the other end of the file and changes
- * one line), for x86-64 and ARM64 with gcc or its cross compiler (installed by scripts/setup.sh). Built into the caller's directory; a few hundred milliseconds each.
+ * one line), for x86-64 and ARM64 with gcc or its cross compiler (installed by scripts/setup.sh),
+ * built into the caller's directory. Plain JavaScript: the tests and bench/exe-transform.mjs
+ * both use it.
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -11,7 +13,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 /** By target triplet, so either is found on an amd64 or an arm64 host (setup installs the cross one). */
-export const COMPILERS = { 'x86-64': 'x86_64-linux-gnu-gcc', arm64: 'aarch64-linux-gnu-gcc' } as const;
+export const COMPILERS = { 'x86-64': 'x86_64-linux-gnu-gcc', arm64: 'aarch64-linux-gnu-gcc' };
 
 /** Enough functions calling each other that the code is tens of KiB, like a small tool. */
 const FUNCTIONS = 400;
@@ -25,9 +27,11 @@ const MOVED = 100;
  * moves another to the other end of the file: every call from the shifted code to the helpers
  * changes its rel32.
  */
-function program(version: 'a' | 'b'): string {
+/** @param {'a' | 'b'} version */
+function program(version) {
   const helpers = Array.from({ length: HELPERS }, (_, h) => `__attribute__((noinline)) long h${h}(long x) { return (x << ${h + 1}) ^ (x >> 3) ^ ${h * 977}; }\n`).join('');
-  const body = (i: number) => {
+  /** @param {number} i */
+  const body = (i) => {
     const step = version === 'b' && i === GROWN ? 'x * 7 + h1(x) + h2(x ^ 5) + h3(x + 9)' : 'x * 5 + 3';
     const calls = [1, 31].map((d) => (i + d < FUNCTIONS ? `  if (x & ${1 << (i % 5)}) x += f${i + d}(x >> 1);\n` : '')).join('');
     const helperCalls = [0, 3, 5].map((d) => `  x += h${(i + d) % HELPERS}(x);\n`).join('');
@@ -39,15 +43,15 @@ function program(version: 'a' | 'b'): string {
   return `#include <stdio.h>\n${helpers}${decls}${order.map(body).join('')}int main(int argc, char **argv) {\n  printf("%ld\\n", f0(argc));\n  return 0;\n}\n`;
 }
 
-export interface ProgramPair {
-  a: string;
-  b: string;
-}
-
-/** Compiles both versions for `arch` into `dir`. */
-export async function compiledPair(dir: string, arch: keyof typeof COMPILERS): Promise<ProgramPair> {
+/**
+ * Compiles both versions for `arch` into `dir`.
+ * @param {string} dir
+ * @param {'x86-64' | 'arm64'} arch
+ * @returns {Promise<{ a: string, b: string }>}
+ */
+export async function compiledPair(dir, arch) {
   const out = { a: join(dir, `prog-${arch}-a`), b: join(dir, `prog-${arch}-b`) };
-  for (const version of ['a', 'b'] as const) {
+  for (const version of /** @type {const} */ (['a', 'b'])) {
     const src = join(dir, `prog-${arch}-${version}.c`);
     await writeFile(src, program(version));
     await run(COMPILERS[arch], ['-O2', '-o', out[version], src]);
