@@ -1,14 +1,10 @@
 #!/usr/bin/env node
-import { buildProgram } from './program.js';
-import { reportFailure } from './failure.js';
+import { stopCleanlyOnSignals } from './interrupt.js';
 
-// Exit through process.exit on a signal so 'exit' handlers remove temp outputs.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\ndeltaimg: interrupted (${signal}); nothing was written\n`);
-    process.exit(130);
-  });
-}
+// First, before the command modules load: a signal during start-up is acted on too.
+stopCleanlyOnSignals();
+const { buildProgram } = await import('./program.js');
+const { reportFailure } = await import('./failure.js');
 
 // If the event loop ever drains while a command is still pending (a bug: a promise that
 // nothing will settle), say so and fail, rather than exiting 0 with no output.

@@ -6,14 +6,14 @@
 import { constants as fsc, createReadStream, mkdirSync, symlinkSync } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
-import { copyFile, lstat, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, lstat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
 import { bsdiffDecode } from '../bsdiff/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
-import { buildDirAtomically } from '../util/atomic-dir.js';
+import { buildDirAtomically, withScratchDir } from '../util/atomic-output.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { silentProgress, type Progress } from '../util/progress.js';
@@ -51,17 +51,18 @@ export async function applyDelta(
   const records = await loadRecords(deltaDir, header);
   const progress = opts.progress ?? silentProgress;
   const pool = opts.pool ?? new VcdiffPool();
-  const scratch = await mkdtemp(join(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`));
   try {
-    return await buildDirAtomically(outRoot, async (work) => {
-      const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch), pool, progress);
-      await restorer.restore(records);
-      verifyTargetDigest(records, header, srcRoot);
-      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
-    });
+    // Inline payloads are spooled to a scratch dir beside OUT_ROOT (same filesystem as the output).
+    return await withScratchDir(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`, (scratch) =>
+      buildDirAtomically(outRoot, async (work) => {
+        const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch), pool, progress);
+        await restorer.restore(records);
+        verifyTargetDigest(records, header, srcRoot);
+        return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
+      }),
+    );
   } finally {
     progress.done();
-    await rm(scratch, { recursive: true, force: true });
     if (!opts.pool) await pool.close();
   }
 }

@@ -12,7 +12,7 @@ import { scanTree, type TreeSnapshot } from '../tree/scan.js';
 import { BSDIFF_MAX_SOURCE_BYTES } from '../bsdiff/index.js';
 import { BsdiffPool } from '../bsdiff/pool.js';
 import { compileAhead, DEFAULT_WINDOW, MAX_WINDOW, VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
-import { buildDirAtomically } from '../util/atomic-dir.js';
+import { buildDirAtomically } from '../util/atomic-output.js';
 import { ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { silentProgress, type Progress } from '../util/progress.js';

@@ -21,7 +21,7 @@ import {
   type Platform,
   type WrittenImage,
 } from '../image/index.js';
-import { assertAbsent } from '../util/atomic-dir.js';
+import { assertAbsent, withScratchDir } from '../util/atomic-output.js';
 import { decodeSkeleton, joinTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
 import { DeltaimgError } from '../util/errors.js';
@@ -31,7 +31,6 @@ import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTarget
 import { replayGzip } from './gzip-replay.js';
 import { platformKey } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
-import { withWorkDir } from './workdir.js';
 
 export interface ImageApplyOptions {
   progress?: Progress;
@@ -69,7 +68,7 @@ export async function applyImageDelta(
 ): Promise<ImageApplyResult> {
   const progress = opts.progress ?? silentProgress;
   await refuseExistingOutput(dest);
-  return withWorkDir(opts.tmpDir, 'apply', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-apply-', async (work) => {
     const members = join(work, 'dimg');
     await mkdir(members);
     progress.update({ label: 'reading delta', done: 0 });
@@ -186,10 +185,9 @@ async function planImage(
   const unreproducible: string[] = [];
   let rebuiltLayers = 0;
   for (const layer of image.target.layers) {
+    if (layer.from !== 'base') rebuiltLayers++;
     const written =
-      layer.from === 'base'
-        ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath))
-        : (rebuiltLayers++, await restorer.layerToWrite(layer));
+      layer.from === 'base' ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath)) : await restorer.layerToWrite(layer);
     if (layer.stored && !written.stored) unreproducible.push(layer.diffId);
     layers.push(written);
   }

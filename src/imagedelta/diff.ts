@@ -11,7 +11,7 @@ import { diffTrees } from '../delta/diff.js';
 import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
-import { assertAbsent } from '../util/atomic-dir.js';
+import { assertAbsent, withScratchDir } from '../util/atomic-output.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { packDimg, type MemberFile } from './container.js';
@@ -29,7 +29,6 @@ import {
 import { findGzipReplay } from './gzip-replay.js';
 import { pairPlatforms } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
-import { withWorkDir } from './workdir.js';
 
 export interface ImageDiffOptions {
   /** Platforms to diff; default: every platform both images have. */
@@ -58,7 +57,7 @@ export async function diffImages(
   const progress = opts.progress ?? silentProgress;
   // An existing output is refused before the work, not after it.
   if (out !== '-') await assertAbsent(resolve(out));
-  return withWorkDir(opts.tmpDir, 'diff', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-diff-', async (work) => {
     // The engine compiles on a spare core while the images are opened and indexed.
     const engineReady = compileAhead();
     engineReady.catch(() => {});
@@ -170,7 +169,7 @@ class ImageDiffer {
     });
     await rm(content, { recursive: true, force: true });
     const encodedSkeleton = join(dir, 'skeleton');
-    const encoded = await encodeSkeleton(skeleton, rootfs.skeletons, encodedSkeleton);
+    const encoded = await encodeSkeleton(skeleton, rootfs.skeletons, encodedSkeleton, this.pool);
     await rm(skeleton, { force: true });
 
     const skeletonMember = memberNames.skeleton(layer.diffId);
