@@ -695,8 +695,8 @@ function selectedPairs() {
 async function ensureRuntimeImage() {
   const r = await execa(DOCKER, ['image', 'inspect', RUNTIME_IMAGE], { env: SENDER.env, reject: false });
   if (r.exitCode === 0) return;
-  log(`${RUNTIME_IMAGE} missing: building it (scripts/build-runtime-image.sh)`);
-  await execa('bash', ['scripts/build-runtime-image.sh', RUNTIME_IMAGE], { cwd: ROOT, env: { DOCKER }, stdio: 'inherit' });
+  log(`${RUNTIME_IMAGE} missing: building it (deltaimg runtime build)`);
+  await execa(process.execPath, ['dist/cli/main.js', 'runtime', 'build', '--tag', RUNTIME_IMAGE], { cwd: ROOT, env: { DELTAIMG_DOCKER: DOCKER }, stdio: 'inherit' });
 }
 
 async function main() {

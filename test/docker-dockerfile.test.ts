@@ -70,9 +70,10 @@ describe('diff Dockerfile', () => {
       '--mount=type=bind,from=registry.local:5000/team/app:2,source=/,target=/__dst__',
     ]);
     const run = execArgs(df, 'RUN');
-    expect(run.slice(0, 6)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__']);
-    expect(run[6]).toBe('--annotations-json');
-    const annotations = JSON.parse(run[7]!) as { docker: { base: { id: string }; target: { id: string; config: unknown } } };
+    // --progress plain: lines in the build log instead of silence.
+    expect(run.slice(0, 8)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__', '--progress', 'plain']);
+    expect(run[8]).toBe('--annotations-json');
+    const annotations = JSON.parse(run[9]!) as { docker: { base: { id: string }; target: { id: string; config: unknown } } };
     expect(annotations.docker.base.id).toBe(A.id);
     expect(annotations.docker.target.id).toBe(B.id);
     expect(annotations.docker.target.config).toEqual(B.config);
@@ -87,6 +88,21 @@ describe('diff Dockerfile', () => {
     expect(JSON.parse(labels[LABELS.targetConfig]!)).toEqual(B.config);
     const meta = readDeltaImage({ ...A, ref: 'app:1-to-2', config: { Labels: labels } });
     expect(meta).toMatchObject({ version: 1, linked: true, base: { ref: 'app:1', id: A.id }, target: { ref: B.ref, id: B.id, config: B.config } });
+  });
+
+  it('--copy: the runtime and both roots COPY\'d into the scratch stage, then the same RUN, no --mount', () => {
+    const df = diffDockerfile({ base: A, target: B, runtimeImage: 'rt:1', linked: true, toolVersion: '1', shape: 'copy' });
+    const instructions = instructionsOf(df);
+    expect(instructions.slice(0, 4)).toEqual([
+      'FROM scratch AS deltaimg-delta',
+      'COPY --from=rt:1 /opt/deltaimg /opt/deltaimg',
+      'COPY --from=app:1 / /__src__/',
+      'COPY --from=registry.local:5000/team/app:2 / /__dst__/',
+    ]);
+    expect(df).not.toMatch(/--mount/);
+    expect(execArgs(df, 'RUN').slice(0, 6)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__']);
+    expect(instructions).toContain('FROM app:1');
+    expect(instructions).toContain('COPY --from=deltaimg-delta /__delta__ /__delta__');
   });
 
   it('--unlinked: the delta image is FROM scratch', () => {
@@ -112,11 +128,20 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=rt:1,source=/opt/deltaimg,target=/opt/deltaimg',
       '--mount=type=bind,from=app:1-to-2,source=/,target=/__src__',
     ]);
-    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__src__/__delta__', '--out', '/__out__']);
+    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__src__/__delta__', '--out', '/__out__', '--progress', 'plain']);
     const tail = instructions.slice(instructions.indexOf('FROM scratch'));
     expect(tail.slice(0, 2)).toEqual(['FROM scratch', 'COPY --from=deltaimg-applied /__out__/ /']);
     expect(tail.slice(2)).toEqual(instructionsOf(configInstructions(B.config).join('\n')));
     expect(execArgs(df, 'CMD')).toEqual(B.config.Cmd);
+  });
+
+  it('--copy apply: the delta image\'s root (A plus the delta) copied in; unlinked: A and the delta apart', () => {
+    const linked = instructionsOf(applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', shape: 'copy' }));
+    expect(linked.slice(0, 3)).toEqual(['FROM scratch AS deltaimg-applied', 'COPY --from=rt:1 /opt/deltaimg /opt/deltaimg', 'COPY --from=app:1-to-2 / /__src__/']);
+    expect(linked[3]).toBe('RUN ["/opt/deltaimg/deltaimg","apply","/__src__","/__src__/__delta__","--out","/__out__","--progress","plain"]');
+    const unlinked = instructionsOf(applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', unlinkedSource: 'app:1', toolVersion: '1', shape: 'copy' }));
+    expect(unlinked.slice(2, 4)).toEqual(['COPY --from=app:1 / /__src__/', 'COPY --from=app:1-to-2 /__delta__ /__delta__']);
+    expect(unlinked).toContain('COPY --from=deltaimg-applied /__out__/ /');
   });
 
   it('--unlinked-source copies A and the delta apart', () => {
@@ -125,7 +150,7 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=app:1,source=/,target=/__src__',
       '--mount=type=bind,from=app:1-to-2,source=/__delta__,target=/__delta__',
     ]);
-    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__']);
+    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__', '--progress', 'plain']);
   });
 
   it('--layered: FROM A, one RUN with every mount inside /dev, the fix-up COPY, then the target config', () => {

@@ -26,6 +26,7 @@ import {
   diffFilesystems,
   docker,
   DOCKER,
+  DELTAIMG_ENV,
   ensureRuntimeImage,
   ImageNames,
   imageFilesystem,
@@ -40,7 +41,7 @@ const CLI = join(REPO_ROOT, 'dist/cli/main.js');
 
 /** `deltaimg ARGS` from dist/, against the test engine. */
 function deltaimg(args: string[]) {
-  return execa('node', [CLI, ...args], { env: { DELTAIMG_DOCKER: DOCKER }, reject: false });
+  return execa('node', [CLI, ...args], { env: DELTAIMG_ENV, reject: false });
 }
 
 async function dockerfileFor(args: string[]): Promise<string> {
@@ -126,6 +127,8 @@ describeDocker(
       const df = await dockerfileFor(['diff', A, B]);
       const built = await buildImage(df, aToB);
       expect(built.exitCode, built.all).toBe(0);
+      // The runtime's progress lines, in BuildKit's plain log.
+      expect(built.all).toMatch(/^#\d+ [\d.]+ deltaimg: diff +\d+\/\d+ /m);
 
       const [a, delta, b] = await Promise.all([inspectImage(A, { docker: DOCKER }), inspectImage(aToB, { docker: DOCKER }), inspectImage(B, { docker: DOCKER })]);
       expect(delta.layers.slice(0, -1)).toEqual(a.layers); // FROM A plus one layer
@@ -248,7 +251,7 @@ describeDocker(
       expect(notDelta.stderr).toMatch(/is not a deltaimg delta image \(no io\.deltaimg\.version label\)/);
       const noRuntime = await deltaimg(['dockerfile', 'diff', A, B, '--runtime-image', 'deltaimg-test/no-runtime:1']);
       expect(noRuntime.exitCode).toBe(1);
-      expect(noRuntime.stderr).toMatch(/runtime image deltaimg-test\/no-runtime:1 is not in the local Docker engine: build it with npm run image/);
+      expect(noRuntime.stderr).toMatch(/runtime image deltaimg-test\/no-runtime:1 is not in the local Docker engine: build it with deltaimg runtime build/);
     });
   },
   { needsRegistry: true },

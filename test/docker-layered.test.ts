@@ -32,6 +32,7 @@ import {
   diffFilesystems,
   docker,
   DOCKER,
+  DELTAIMG_ENV,
   ensureRuntimeImage,
   ImageNames,
   imageFilesystem,
@@ -47,7 +48,7 @@ const CLI = join(REPO_ROOT, 'dist/cli/main.js');
 const EMPTY_LAYER = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 
 function deltaimg(args: string[]) {
-  return execa('node', [CLI, ...args], { env: { DELTAIMG_DOCKER: DOCKER }, reject: false });
+  return execa('node', [CLI, ...args], { env: DELTAIMG_ENV, reject: false });
 }
 
 async function dockerfileFor(args: string[]): Promise<string> {
@@ -317,5 +318,10 @@ describeDocker('dockerfile apply --layered', () => {
     });
     expect(r.exitCode).not.toBe(0);
     expect(r.all).toMatch(/the --mount option requires BuildKit/);
+    // Which deltaimg says before printing, when the build would run in its environment.
+    const refused = await execa('node', [CLI, 'dockerfile', 'apply', aToB, '--layered'], { env: { ...DELTAIMG_ENV, DOCKER_BUILDKIT: '0' }, reject: false });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/^deltaimg: error: docker build here \(.*\) runs the classic builder \(DOCKER_BUILDKIT=0\)/);
   });
 }, { needsRegistry: true });

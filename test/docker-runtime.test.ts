@@ -29,7 +29,7 @@ describeDocker('runtime image', () => {
     const fs = await imageFilesystem(runtime);
     const outside = [...fs.keys()].filter((p) => p !== '' && p !== 'opt' && !p.startsWith('opt/deltaimg'));
     expect(outside).toEqual([]);
-    for (const must of ['opt/deltaimg/deltaimg', 'opt/deltaimg/bin/node', 'opt/deltaimg/lib/ld-linux-x86-64.so.2', 'opt/deltaimg/lib/libc.so.6', 'opt/deltaimg/dist/cli/main.js', 'opt/deltaimg/wasm/xdelta3.wasm', 'opt/deltaimg/native-build/fsext/build/Release/fsext.node']) {
+    for (const must of ['opt/deltaimg/deltaimg', 'opt/deltaimg/bin/node', 'opt/deltaimg/lib/ld-linux-x86-64.so.2', 'opt/deltaimg/lib/libc.so.6', 'opt/deltaimg/dist/cli/main.js', 'opt/deltaimg/wasm/xdelta3.wasm', 'opt/deltaimg/prebuilds/linux-x64/fsext.node']) {
       expect(fs.get(must)?.type, must).toBe('file');
     }
     // Production dependencies only.

@@ -8,8 +8,8 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, unlink, writ
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  formatImageRef,
   formatPlatform,
-  imageToWrite,
   openImageSource,
   parseImageRef,
   parsePlatform,
@@ -25,12 +25,12 @@ import { docker25Form, extractClassic, sha, twoPlatformLayout, writeDir, writeTa
 
 /** `node -e COPY_SCRIPT -- SRC DEST`: copies every image from SRC to DEST with the built dist/image. */
 const COPY_SCRIPT = `
-import { imageToWrite, openImageSource, parseImageRef, writeImages } from ${JSON.stringify(join(REPO_ROOT, 'dist/image/index.js'))};
+import { openImageSource, parseImageRef, writeImages } from ${JSON.stringify(join(REPO_ROOT, 'dist/image/index.js'))};
 const [src, dest] = process.argv.slice(-2);
 try {
   const source = await openImageSource(parseImageRef(src));
   try {
-    await writeImages(parseImageRef(dest), await Promise.all(source.images().map(imageToWrite)));
+    await writeImages(parseImageRef(dest), source.images());
   } finally {
     await source.close();
   }
@@ -77,10 +77,16 @@ describe('image references', () => {
     expect(parseImageRef('oci-archive:x.tar')).toEqual({ transport: 'oci-archive', path: 'x.tar' });
     expect(parseImageRef('docker-daemon:busybox:1.36')).toEqual({ transport: 'docker-daemon', name: 'busybox:1.36' });
     expect(parseImageRef('-')).toEqual({ transport: 'stdio' });
+    expect(parseImageRef('docker://127.0.0.1:5000/team/app:2')).toEqual({ transport: 'docker', registry: '127.0.0.1:5000', repository: 'team/app', tag: '2' });
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    expect(parseImageRef(`docker://ghcr.io/o/app@${digest}`)).toEqual({ transport: 'docker', registry: 'ghcr.io', repository: 'o/app', digest });
+    expect(parseImageRef('docker://localhost/app')).toEqual({ transport: 'docker', registry: 'localhost', repository: 'app' });
+    expect(parseImageRef('docker://busybox:1.36')).toEqual({ transport: 'docker', registry: 'docker.io', repository: 'library/busybox', tag: '1.36' });
+    expect(formatImageRef(parseImageRef(`docker://r.example:443/a/b:1@${digest}`))).toBe(`docker://r.example:443/a/b:1@${digest}`);
   });
 
   it('refuses bad references naming the text and the valid forms', () => {
-    for (const bad of ['b.tar', 'docker:x', 'oci:', 'docker-daemon:', 'oci:dir:']) {
+    for (const bad of ['b.tar', 'docker:x', 'oci:', 'docker-daemon:', 'oci:dir:', 'docker://r.example/App:1', 'docker://r.example/app@sha256:12', 'docker://r.example/app:-x', 'docker://']) {
       let err: unknown;
       try {
         parseImageRef(bad);
@@ -213,33 +219,33 @@ describeDocker('image transports on real docker save archives', () => {
     const copyTag = names.name('classic-copy');
     const out = join(work, 'rewritten.tar');
     await withSource({ transport: 'docker-archive', path: classicTar }, async (src) => {
-      const written = await writeImages({ transport: 'docker-archive', path: out, ref: copyTag }, [await imageToWrite(src.images()[0]!)]);
+      const written = await writeImages({ transport: 'docker-archive', path: out, ref: copyTag }, [src.images()[0]!]);
       expect(written[0]!.configDigest).toBe(id);
     });
     await execa(DOCKER, ['load', '-i', out]);
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', copyTag])).toBe(id);
     // Nothing is left beside the output; writing over it is refused.
-    expect((await failure(writeImages({ transport: 'docker-archive', path: out }, [await imageToWrite((await readAll({ transport: 'docker-archive', path: out }))[0]!)]))).code).toBe('USAGE');
+    expect((await failure(writeImages({ transport: 'docker-archive', path: out }, [(await readAll({ transport: 'docker-archive', path: out }))[0]!]))).code).toBe('USAGE');
   });
 
   it('docker-archive -> oci dir -> oci-archive -> docker-archive keeps the id and the manifest digest', async () => {
     const ociDir = join(work, 'layout');
     const ociTar = join(work, 'layout.tar');
     const back = join(work, 'back.tar');
-    const [first] = await withSource({ transport: 'docker-archive', path: classicTar }, async (src) => writeImages({ transport: 'oci', path: ociDir, ref: 'v1' }, [await imageToWrite(src.images()[0]!)]));
+    const [first] = await withSource({ transport: 'docker-archive', path: classicTar }, async (src) => writeImages({ transport: 'oci', path: ociDir, ref: 'v1' }, [src.images()[0]!]));
     const fromDir = await withSource({ transport: 'oci', path: ociDir, ref: 'v1' }, async (src) => {
       const [image] = src.images();
       expect(image!.configDigest).toBe(id);
       expect(image!.manifest!.digest).toBe(first!.manifestDigest);
       expect((await verifyImageSource(src)).ok).toBe(true);
-      return writeImages({ transport: 'oci-archive', path: ociTar }, [await imageToWrite(image!)]);
+      return writeImages({ transport: 'oci-archive', path: ociTar }, [image!]);
     });
     expect(fromDir[0]!.manifestDigest).toBe(first!.manifestDigest);
     await withSource({ transport: 'oci-archive', path: ociTar }, async (src) => {
       const [image] = src.images();
       expect(image!.manifest!.digest).toBe(first!.manifestDigest);
       expect(image!.names).toEqual(['v1']);
-      await writeImages({ transport: 'docker-archive', path: back }, [await imageToWrite(image!)]);
+      await writeImages({ transport: 'docker-archive', path: back }, [image!]);
     });
     const [again] = await readAll({ transport: 'docker-archive', path: back });
     expect(again!.configDigest).toBe(id);
@@ -263,7 +269,7 @@ describeDocker('image transports on real docker save archives', () => {
 
     const ociForm = join(work, 'oci-form.tar');
     const loadTag = names.name('oci-form');
-    const [w] = await writeImages({ transport: 'docker-archive', path: ociForm, ref: loadTag }, [await imageToWrite(image!)], { format: 'oci' });
+    const [w] = await writeImages({ transport: 'docker-archive', path: ociForm, ref: loadTag }, [image!], { format: 'oci' });
     expect(w!.manifestDigest).toBe(manifestDigest);
     await execa(DOCKER, ['load', '-i', ociForm]);
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', loadTag])).toBe(id);
@@ -285,7 +291,7 @@ describeDocker('image transports on real docker save archives', () => {
     await withSource({ transport: 'oci', path: dir }, async (src) => expect((await verifyImageSource(src)).ok).toBe(true));
 
     const copy = join(work, 'multi-copy.tar');
-    const written = await writeImages({ transport: 'oci-archive', path: copy }, await Promise.all(images.map(imageToWrite)));
+    const written = await writeImages({ transport: 'oci-archive', path: copy }, images);
     expect(written.map((w) => w.manifestDigest)).toEqual([layout.amd64.manifest, layout.arm64.manifest]);
     const reread = await readAll({ transport: 'oci-archive', path: copy });
     expect(reread.map((i) => i.layers[0]!.digest)).toEqual(images.map((i) => i.layers[0]!.digest));
@@ -293,18 +299,19 @@ describeDocker('image transports on real docker save archives', () => {
     // To a classic docker-archive the layers go uncompressed; the amd64 image loads with its id.
     const classicOut = join(work, 'multi-amd64.tar');
     const loadTag = names.name('from-gzip');
-    await writeImages({ transport: 'docker-archive', path: classicOut, ref: loadTag }, [await imageToWrite(images[0]!)]);
+    await writeImages({ transport: 'docker-archive', path: classicOut, ref: loadTag }, [images[0]!]);
     await execa(DOCKER, ['load', '-i', classicOut]);
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', loadTag])).toBe(id);
   });
 
   it('a stored blob that does not hash to its digest is not kept: the tar is written with a new manifest', async () => {
     const [image] = await readAll({ transport: 'docker-archive', path: classicTar });
-    const toWrite = await imageToWrite(image!);
-    const wrong = toWrite.layers[1]!;
-    wrong.stored = { digest: `sha256:${'0'.repeat(64)}`, size: 10, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', open: wrong.open };
+    const layers = [...image!.layers];
+    const tar = layers[1]!;
+    // A recomputed (recompressed) blob whose bytes are not what its digest says.
+    layers[1] = { ...tar, digest: `sha256:${'0'.repeat(64)}`, size: 10, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', compression: 'gzip', recomputed: true, openStored: () => tar.openUncompressed() };
     const out = join(work, 'fallback');
-    const [w] = await writeImages({ transport: 'oci', path: out }, [toWrite]);
+    const [w] = await writeImages({ transport: 'oci', path: out }, [{ ...image!, layers }]);
     expect(w!.layerDigests).toEqual(rootfs);
     const [back] = await readAll({ transport: 'oci', path: out });
     expect(back!.layers.map((l) => l.mediaType)).toEqual(Array(4).fill('application/vnd.oci.image.layer.v1.tar'));
@@ -312,9 +319,9 @@ describeDocker('image transports on real docker save archives', () => {
 
   it('a layer whose bytes are not its diff_id fails the write and leaves nothing behind; a failed docker load is an error', async () => {
     const [image] = await readAll({ transport: 'docker-archive', path: classicTar });
-    const toWrite = await imageToWrite(image!);
-    const wrongTar = toWrite.layers[0]!;
-    toWrite.layers[1] = { ...toWrite.layers[1]!, open: wrongTar.open, size: wrongTar.size };
+    const wrongTar = image!.layers[0]!;
+    const toWrite = { ...image!, layers: [...image!.layers] };
+    toWrite.layers[1] = { ...toWrite.layers[1]!, openUncompressed: () => wrongTar.openUncompressed(), openStored: () => wrongTar.openStored(), uncompressedSize: wrongTar.size };
     const outDir = join(work, 'no-partial');
     await mkdir(outDir);
     for (const dest of [
@@ -327,8 +334,8 @@ describeDocker('image transports on real docker save archives', () => {
       expect(e.message).toContain(toWrite.layers[1]!.diffId);
     }
     expect(await readdir(outDir)).toEqual([]);
-    expect((await failure(writeImages({ transport: 'docker-archive', path: join(work, 'no-such-dir', 'x.tar') }, [await imageToWrite(image!)]))).code).toBe('IO');
-    const loadFailure = await failure(writeImages({ transport: 'docker-daemon', name: 'UPPER/case:1' }, [await imageToWrite(image!)]));
+    expect((await failure(writeImages({ transport: 'docker-archive', path: join(work, 'no-such-dir', 'x.tar') }, [image!]))).code).toBe('IO');
+    const loadFailure = await failure(writeImages({ transport: 'docker-daemon', name: 'UPPER/case:1' }, [image!]));
     expect(loadFailure.code).toBe('DOCKER');
     expect(loadFailure.message).toContain('docker load failed');
   });
@@ -398,8 +405,8 @@ describeDocker('image transports on real docker save archives', () => {
     const t1 = names.name('both-1');
     const t2 = names.name('both-2');
     await writeImages({ transport: 'docker-archive', path: out }, [
-      { ...(await imageToWrite(first!)), names: [t1] },
-      { ...(await imageToWrite(second!)), names: [t2] },
+      { ...first!, names: [t1] },
+      { ...second!, names: [t2] },
     ]);
     const members = (await execa('tar', ['-tf', out])).stdout.split('\n');
     expect(members.filter((m) => m.endsWith('layer.tar'))).toHaveLength(new Set([...first!.layers, ...second!.layers].map((l) => l.diffId)).size);
@@ -436,9 +443,9 @@ describeDocker('image transports on real docker save archives', () => {
       const [image] = src.images();
       expect(image!.configDigest).toBe(id);
       expect(image!.layers.map((l) => l.diffId)).toEqual(rootfs);
-      await writeImages({ transport: 'docker-daemon', name: copyTag }, [await imageToWrite(image!)]);
+      await writeImages({ transport: 'docker-daemon', name: copyTag }, [image!]);
       // A name without a tag is loaded as :latest.
-      await writeImages({ transport: 'docker-daemon', name: untagged.replace(/:latest$/, '') }, [await imageToWrite(image!)]);
+      await writeImages({ transport: 'docker-daemon', name: untagged.replace(/:latest$/, '') }, [image!]);
     });
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', copyTag])).toBe(id);
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', untagged])).toBe(id);

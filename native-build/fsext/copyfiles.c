@@ -121,8 +121,14 @@ static int restore_metadata(copy_job *job, int out) {
 }
 
 static void copy_one(copy_job *job, unsigned char *buffer, EVP_MD_CTX *ctx) {
-  int in = open(job->source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO in place of the file must not wait for a writer forever (on a regular
+     file it changes nothing); fstat then refuses it. */
+  int in = open(job->source, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (in < 0) {
+    if (errno == ENXIO) { /* a socket: not a regular file either */
+      fail(job, 2);
+      return;
+    }
     fail(job, 1);
     return;
   }
@@ -221,6 +227,15 @@ static char *path_copy(napi_env env, napi_value buffer) {
   return copy;
 }
 
+/* A JS number that is an integer in [min, max], exactly: never narrowed (2^32 + 1000 is not 1000). */
+static int exact_int(napi_env env, napi_value value, double min, double max, int64_t *out) {
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok) return -1;
+  if (!(d >= min && d <= max) || d != (double)(int64_t)d) return -1;
+  *out = (int64_t)d;
+  return 0;
+}
+
 static int parse_job(napi_env env, napi_value row, copy_job *job) {
   napi_value v[7];
   for (uint32_t k = 0; k < 7; k++) {
@@ -229,11 +244,16 @@ static int parse_job(napi_env env, napi_value row, copy_job *job) {
   job->source = path_copy(env, v[0]);
   job->output = path_copy(env, v[1]);
   if (job->source == NULL || job->output == NULL) return -1;
-  if (napi_get_value_uint32(env, v[2], &job->uid) != napi_ok) return -1;
-  if (napi_get_value_uint32(env, v[3], &job->gid) != napi_ok) return -1;
-  if (napi_get_value_uint32(env, v[4], &job->mode) != napi_ok) return -1;
-  if (napi_get_value_int64(env, v[5], &job->mtime_sec) != napi_ok) return -1;
-  if (napi_get_value_int64(env, v[6], &job->mtime_nsec) != napi_ok) return -1;
+  int64_t uid, gid, mode;
+  /* 0xFFFFFFFF is (uid_t)-1, which fchown reads as "leave unchanged": not an owner. */
+  if (exact_int(env, v[2], 0, 4294967294.0, &uid) != 0) return -1;
+  if (exact_int(env, v[3], 0, 4294967294.0, &gid) != 0) return -1;
+  if (exact_int(env, v[4], 0, 07777, &mode) != 0) return -1;
+  if (exact_int(env, v[5], -9007199254740991.0, 9007199254740991.0, &job->mtime_sec) != 0) return -1;
+  if (exact_int(env, v[6], 0, 999999999, &job->mtime_nsec) != 0) return -1;
+  job->uid = (uint32_t)uid;
+  job->gid = (uint32_t)gid;
+  job->mode = (uint32_t)mode;
   return 0;
 }
 
@@ -261,7 +281,7 @@ napi_value js_copy_files(napi_env env, napi_callback_info info) {
     napi_value row;
     if (napi_get_element(env, argv[0], i, &row) != napi_ok || parse_job(env, row, &batch->jobs[i]) != 0) {
       free_batch(batch);
-      napi_throw_type_error(env, NULL, "copyFiles: each job is [source, output, uid, gid, mode, mtimeSec, mtimeNsec]");
+      napi_throw_type_error(env, NULL, "copyFiles: each job is [source, output, uid 0..2^32-2, gid 0..2^32-2, mode 0..07777, mtimeSec, mtimeNsec 0..999999999]");
       return NULL;
     }
   }

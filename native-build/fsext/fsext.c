@@ -11,7 +11,7 @@
  *                                                 thread (copyfiles.c)
  *
  * Every path is a Buffer (raw bytes: names need not be UTF-8), every attribute
- * name is a latin1 string (one char per byte). None of these calls follows a
+ * name is a string of bytes, one char per byte (U+0001..U+00FF; anything else is refused). None of these calls follows a
  * symlink. All are synchronous: each is one short syscall (two for list/get).
  * Failures throw an Error shaped like Node's fs errors: code (errno name),
  * errno (negative), syscall and path.
@@ -26,6 +26,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <uchar.h>
 #include <node_api.h>
 
 napi_value js_copy_files(napi_env env, napi_callback_info info); /* copyfiles.c */
@@ -117,25 +118,49 @@ static char *path_arg(napi_env env, napi_value value, size_t *len_out) {
   return copy;
 }
 
-/* A latin1 string argument as NUL-terminated bytes (xattr names); the caller frees it. */
+/*
+ * An attribute name argument as NUL-terminated bytes; the caller frees it. Names are held one
+ * char per byte (U+0001..U+00FF); a char above U+00FF is not a byte and is refused, never
+ * narrowed (napi's latin1 conversion would turn "user.\u20ac" into "user.\xac").
+ */
 static char *name_arg(napi_env env, napi_value value) {
   size_t len;
-  if (napi_get_value_string_latin1(env, value, NULL, 0, &len) != napi_ok) {
+  if (napi_get_value_string_utf16(env, value, NULL, 0, &len) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fsext: attribute name must be a string");
     return NULL;
   }
+  char16_t *units = malloc((len + 1) * sizeof(char16_t));
   char *name = malloc(len + 1);
-  if (!name) {
+  if (!units || !name) {
+    free(units);
+    free(name);
     napi_throw_error(env, "ENOMEM", "fsext: out of memory");
     return NULL;
   }
-  napi_get_value_string_latin1(env, value, name, len + 1, &len);
-  if (strlen(name) != len) {
-    free(name);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "fsext: attribute name contains a NUL");
-    return NULL;
+  napi_get_value_string_utf16(env, value, units, len + 1, &len);
+  for (size_t i = 0; i < len; i++) {
+    if (units[i] == 0 || units[i] > 0xff) {
+      free(units);
+      free(name);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "fsext: attribute name must be bytes U+0001..U+00FF, one char per byte");
+      return NULL;
+    }
+    name[i] = (char)units[i];
   }
+  name[len] = 0;
+  free(units);
   return name;
+}
+
+/* A JS number that is an integer in [0, max], exactly (never narrowed); false after throwing. */
+static bool uint_arg(napi_env env, napi_value value, double max, uint32_t *out) {
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok || !(d >= 0 && d <= max) || d != (double)(uint32_t)d) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fsext: mknod mode, major and minor must be integers in range");
+    return false;
+  }
+  *out = (uint32_t)d;
+  return true;
 }
 
 static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
@@ -257,11 +282,13 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   char kind[8] = {0};
   size_t kind_len;
   uint32_t perm, major_no, minor_no;
-  if (napi_get_value_string_utf8(env, argv[1], kind, sizeof kind, &kind_len) != napi_ok ||
-      napi_get_value_uint32(env, argv[2], &perm) != napi_ok ||
-      napi_get_value_uint32(env, argv[3], &major_no) != napi_ok ||
-      napi_get_value_uint32(env, argv[4], &minor_no) != napi_ok) {
+  if (napi_get_value_string_utf8(env, argv[1], kind, sizeof kind, &kind_len) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fsext: mknod(path, kind, mode, major, minor)");
+    return NULL;
+  }
+  /* Linux keeps a 12-bit major and a 20-bit minor; glibc refuses wider ones with EINVAL. */
+  if (!uint_arg(env, argv[2], 07777, &perm) || !uint_arg(env, argv[3], 4294967295.0, &major_no) ||
+      !uint_arg(env, argv[4], 4294967295.0, &minor_no)) {
     return NULL;
   }
   mode_t type;

@@ -17,6 +17,8 @@ export interface InMemoryNames {
   patch?: string;
   /** how errors name the source (default "source") */
   source?: string;
+  /** The size the caller expects (a record's): a patch building anything else is refused before decoding. */
+  targetSize?: number;
 }
 
 type Corrupt = (why: string) => DeltaimgError;
@@ -31,9 +33,17 @@ export interface DecodedTarget {
  * Applies the DIMGBSD1 `patch` to `source`, handing the target to `write` in order, in chunks
  * that are only valid during the call. When it throws, what was written is not the target.
  */
+/** A patch whose header announces another target size than the caller expects is corrupt: refused before any output. */
+export function checkTargetSize(header: PatchHeader, expected: number | undefined, shownPatch: string): void {
+  if (expected !== undefined && header.targetSize !== expected) {
+    throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} builds ${header.targetSize} bytes, not the ${expected} expected; it is damaged`);
+  }
+}
+
 export function bsdiffDecodeInMemory(source: Buffer, patch: Buffer, write: (chunk: Buffer) => void, names: InMemoryNames = {}): DecodedTarget {
   const shownPatch = names.patch ?? 'patch';
   const header = decodeHeader(patch.subarray(0, MAX_HEADER_BYTES), patch.length, shownPatch);
+  checkTargetSize(header, names.targetSize, shownPatch);
   if (source.length !== header.sourceSize) {
     throw new DeltaimgError(
       'WRONG_SOURCE',

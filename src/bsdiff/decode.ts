@@ -5,12 +5,14 @@
  * header before any byte of it is produced.
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
+import { openRegular } from '../util/regular-file.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { decodeHeader, MAX_HEADER_BYTES, sectionOffsets, SECTION_NAMES, unzigzag, type PatchHeader, type SectionName } from './format.js';
 import { HashedOutput, SourceBlocks } from './io.js';
 import { showPath, type PathLike } from './paths.js';
 import { SectionReader } from './section.js';
 import { SparseDiffReader } from './sparse.js';
+import { checkTargetSize } from './decode-memory.js';
 
 export interface BsdiffDecodeResult {
   outputBytes: number;
@@ -20,15 +22,16 @@ export interface BsdiffDecodeResult {
 
 type Sections = Record<SectionName, SectionReader>;
 
+/**
+ * Peak memory of one streaming decode, whatever the file sizes: three brotli decoders (each
+ * up to its 16 MiB window), the cached source blocks, the output buffer and scratch.
+ */
+export const BSDIFF_DECODE_MEMORY = 64 * 1024 * 1024;
+
 async function openRead(path: PathLike, role: string): Promise<{ fh: FileHandle; size: number }> {
-  let fh: FileHandle | undefined;
   try {
-    fh = await open(path, 'r');
-    const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
-    return { fh, size: st.size };
+    return await openRegular(path);
   } catch (err) {
-    await fh?.close();
     throw ioError(`open ${role}`, showPath(path), err);
   }
 }
@@ -44,7 +47,7 @@ async function readHeader(fh: FileHandle, size: number, shownPatch: string): Pro
 }
 
 /** Applies `patchPath` to `sourcePath`, creating `outPath` (which must not exist). */
-export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, outPath: PathLike): Promise<BsdiffDecodeResult> {
+export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, outPath: PathLike, opts: { targetSize?: number } = {}): Promise<BsdiffDecodeResult> {
   const shownPatch = showPath(patchPath);
   const patch = await openRead(patchPath, 'patch');
   let header: PatchHeader;
@@ -53,6 +56,7 @@ export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, ou
   } finally {
     await patch.fh.close();
   }
+  checkTargetSize(header, opts.targetSize, shownPatch);
   const source = await openRead(sourcePath, 'source');
   try {
     if (source.size !== header.sourceSize) {

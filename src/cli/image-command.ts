@@ -1,8 +1,28 @@
 /** `deltaimg image diff|apply|verify|inspect`: bit-identical image deltas between archives, no engine needed. */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import type { ImageRef } from '../image/index.js';
 import { DeltaimgError } from '../util/errors.js';
+import { parseMemorySize } from '../util/memory-budget.js';
 import { createProgress } from '../util/progress.js';
+import { printJson } from './output.js';
+import { requireNativeAddon } from './preflight.js';
 import { toolVersion } from './version.js';
+
+export interface RegistryFlags {
+  creds?: string;
+  certDir?: string;
+  insecure?: boolean;
+}
+
+/** The registry flags as RegistryOptions (absent flags left out). */
+export function registryOptions(flags: RegistryFlags): { creds?: string; certDir?: string; insecure?: boolean } {
+  return {
+    ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
+    ...(flags.certDir !== undefined ? { certDir: flags.certDir } : {}),
+    ...(flags.insecure ? { insecure: true } : {}),
+  };
+}
 
 interface OutputFlags {
   quiet?: boolean;
@@ -15,6 +35,8 @@ const REFS_HELP =
   '  oci:DIR[:REF]               an OCI image layout directory\n' +
   '  oci-archive:PATH[:REF]      a tar of an OCI image layout\n' +
   '  docker-daemon:NAME[:TAG]    an image of the local engine (docker save / docker load)\n' +
+  '  docker://REGISTRY/REPO[:TAG|@DIGEST]  an image in a registry (only the blobs a job needs are fetched)\n' +
+  '  NAME:TAG                    the same as docker-daemon:NAME:TAG (when no file has that name)\n' +
   '  -                           an archive on stdin (as input) or a docker-archive on stdout (as output)';
 
 export function registerImageCommand(program: Command): void {
@@ -49,19 +71,26 @@ export function registerImageCommand(program: Command): void {
     // Repeatable and comma-separated (like docker's --platform), not variadic: a variadic option would swallow BASE and TARGET after it.
     .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
+    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
+    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
+    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
+    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, target: string, opts: OutputFlags & { out: string; platform?: string[]; tmpDir?: string }) => {
-      const { parseImageRef, parsePlatform } = await import('../image/index.js');
+    .action(async (base: string, target: string, opts: OutputFlags & RegistryFlags & { out: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
+      const { parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
+      await requireNativeAddon();
       if (opts.out === '-' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
       assertOneStdin({ BASE: base, TARGET: target });
-      const result = await diffImages(parseImageRef(base), parseImageRef(target), opts.out, {
+      const result = await diffImages(await imageArg(base), await imageArg(target), opts.out, {
         progress: createProgress({ quiet: opts.quiet }),
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
         toolVersion: toolVersion(),
+        registry: registryOptions(opts),
       });
       if (opts.json) {
         printJson({
@@ -91,21 +120,28 @@ export function registerImageCommand(program: Command): void {
     .option('--format <classic|oci>', 'layout of a docker-archive result', 'classic')
     .option('--platform <os/arch[/variant]>', 'platforms to restore, repeatable or comma-separated (default: every image the .dimg holds)', collectPlatforms)
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
+    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
+    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
+    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
+    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, dimg: string, opts: OutputFlags & { out: string; format: string; platform?: string[]; tmpDir?: string }) => {
-      const { parseImageRef, parsePlatform } = await import('../image/index.js');
+    .action(async (base: string, dimg: string, opts: OutputFlags & RegistryFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
+      const { parsePlatform } = await import('../image/index.js');
       const { applyImageDelta } = await import('../imagedelta/index.js');
+      await requireNativeAddon();
       if (opts.format !== 'classic' && opts.format !== 'oci') throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
-      const dest = parseImageRef(opts.out);
+      const dest = await imageArg(opts.out);
       if (dest.transport === 'stdio' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
       assertOneStdin({ BASE: base, DIMG: dimg });
-      const result = await applyImageDelta(parseImageRef(base), dimg, dest, {
+      const result = await applyImageDelta(await imageArg(base), dimg, dest, {
         progress: createProgress({ quiet: opts.quiet }),
         format: opts.format,
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+        registry: registryOptions(opts),
+        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
       });
       if (opts.json) printJson({ out: opts.out, verified: true, images: result.images });
       if (!opts.quiet) {
@@ -123,13 +159,22 @@ export function registerImageCommand(program: Command): void {
     .summary("check an image's layers and config against their digests")
     .argument('<IMAGE>', 'the image to check (e.g. docker-archive:b-restored.tar)')
     .option('--against <DIMG>', 'also check that it is exactly the target this .dimg restores')
+    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
+    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
+    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', REFS_HELP)
-    .action(async (ref: string, opts: OutputFlags & { against?: string }) => {
-      const { parseImageRef } = await import('../image/index.js');
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg image verify docker-archive:b-restored.tar                      # every layer against its diff_id\n' +
+        '  deltaimg image verify docker-archive:b-restored.tar --against a-to-b.dimg  # and exactly the image the .dimg restores\n' +
+        '  deltaimg image verify app:2 --json                                        # an image of the local engine\n' +
+        REFS_HELP,
+    )
+    .action(async (ref: string, opts: OutputFlags & RegistryFlags & { against?: string }) => {
       const { verifyImage } = await import('../imagedelta/index.js');
       assertOneStdin({ IMAGE: ref, '--against': opts.against });
-      const result = await verifyImage(parseImageRef(ref), opts.against ? { against: opts.against } : {});
+      const result = await verifyImage(await imageArg(ref), { ...(opts.against ? { against: opts.against } : {}), registry: registryOptions(opts) });
       if (opts.json) printJson({ image: ref, ...result });
       else process.stdout.write(verifyText(ref, result) + '\n');
       if (!result.ok) throw new DeltaimgError('VERIFY_FAILED', `${ref} failed verification${opts.json ? '' : ' (see above)'}`);
@@ -140,6 +185,12 @@ export function registerImageCommand(program: Command): void {
     .summary('show what a .dimg holds')
     .argument('<DIMG>', "a file made by 'deltaimg image diff'")
     .option('--json', 'print the header as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg image inspect a-to-b.dimg                         # images, platforms, rebuilt layers and sizes\n' +
+        "  deltaimg image inspect a-to-b.dimg --json | jq '.images'    # the header as JSON\n",
+    )
     .action(async (dimg: string, opts: OutputFlags) => {
       const { readDimgHeader, inspectDimg } = await import('../imagedelta/index.js');
       const header = await readDimgHeader(dimg);
@@ -161,6 +212,24 @@ function verifyText(ref: string, result: VerifyResult): string {
   return lines.join('\n');
 }
 
+/**
+ * An image argument: the containers-transports syntax, or a plain NAME:TAG taken as
+ * docker-daemon:NAME:TAG (with a note) when no file of that name is here to make it ambiguous.
+ */
+async function imageArg(text: string): Promise<ImageRef> {
+  const { parseImageRef, isPlainImageName } = await import('../image/index.js');
+  try {
+    return parseImageRef(text);
+  } catch (err) {
+    if (!isPlainImageName(text)) throw err;
+    if (existsSync(text)) {
+      throw new DeltaimgError('USAGE', `"${text}" is both a file here and an image name: write docker-archive:${text} for the file or docker-daemon:${text} for the engine's image`);
+    }
+    process.stderr.write(`deltaimg: note: taking ${text} as docker-daemon:${text} (the local Docker engine's image)\n`);
+    return { transport: 'docker-daemon', name: text };
+  }
+}
+
 /** stdin can be read only once, so at most one input may be '-'. */
 function assertOneStdin(inputs: Record<string, string | undefined>): void {
   const fromStdin = Object.keys(inputs).filter((name) => inputs[name] === '-');
@@ -169,8 +238,4 @@ function assertOneStdin(inputs: Record<string, string | undefined>): void {
 
 function collectPlatforms(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').filter((p) => p !== '')];
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { formatBytes } from '../util/progress.js';
+import { requireNativeAddon } from './preflight.js';
 
 export function registerLayerCommand(program: Command): void {
   program
@@ -20,6 +21,7 @@ export function registerLayerCommand(program: Command): void {
     .argument('<LIVE_ROOT>', 'the root edited in place')
     .option('--fixup <DIR>', 'the tree (from layer-fixup) a later COPY lays over the layer: directories it restores may be disturbed')
     .action(async (base: string, target: string, live: string, opts: { fixup?: string }) => {
+      await requireNativeAddon();
       const { syncRootInPlace } = await import('../delta/in-place.js');
       const r = await syncRootInPlace(base, target, live, { fixupRoot: opts.fixup });
       process.stderr.write(
@@ -40,6 +42,7 @@ export function registerLayerCommand(program: Command): void {
     .argument('<TARGET_ROOT>', 'the target tree (B\'s restored root)')
     .requiredOption('-o, --out <DIR>', 'where to write the directories (must not exist)')
     .action(async (base: string, target: string, opts: { out: string }) => {
+      await requireNativeAddon();
       const { writeFixupTree } = await import('../delta/layer-fixup.js');
       const dirs = await writeFixupTree(base, target, opts.out);
       process.stderr.write(`deltaimg: ${dirs.length ? `directories to restore after the RUN: ${dirs.map((d) => `/${d}`).join(' ')}` : 'no directory to restore after the RUN'}\n`);

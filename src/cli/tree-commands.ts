@@ -1,12 +1,24 @@
 /** The runtime verbs: `diff`, `apply`, `inspect` on plain directories, no Docker needed. */
 import type { Command } from 'commander';
 import { DeltaimgError } from '../util/errors.js';
-import { createProgress, formatBytes } from '../util/progress.js';
+import { Option } from 'commander';
+import { parseMemorySize } from '../util/memory-budget.js';
+import { createProgress, formatBytes, PROGRESS_MODES, type ProgressMode } from '../util/progress.js';
+import { printJson } from './output.js';
+import { requireNativeAddon } from './preflight.js';
 import { toolVersion } from './version.js';
 
 interface OutputFlags {
   quiet?: boolean;
   json?: boolean;
+  progress?: ProgressMode;
+}
+
+/** --progress: the Dockerfiles pass `plain`, so a build log shows lines instead of minutes of silence. */
+function progressOption(): Option {
+  return new Option('--progress <MODE>', 'auto: a line redrawn on a terminal, nothing elsewhere; plain: a line every few seconds (for logs, e.g. inside docker build); none')
+    .choices(PROGRESS_MODES)
+    .default('auto');
 }
 
 export function registerTreeCommands(program: Command): void {
@@ -21,9 +33,11 @@ export function registerTreeCommands(program: Command): void {
     .argument('<SRC_ROOT>', 'the tree the receiver already has (e.g. image A\'s root)')
     .argument('<DST_ROOT>', 'the tree to ship (e.g. image B\'s root)')
     .requiredOption('-o, --out <DELTA_DIR>', 'where to write the delta (must not exist)')
+    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
     .option('--annotations-json <JSON>', 'JSON stored verbatim in the delta header (used by the Docker workflow)')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
+    .addOption(progressOption())
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -31,15 +45,17 @@ export function registerTreeCommands(program: Command): void {
         '  deltaimg diff /__src__ /__dst__ --out /__delta__ --json > report.json\n' +
         '\nThe delta is written to a temp dir beside DELTA_DIR and renamed into place when complete.',
     )
-    .action(async (src: string, dst: string, opts: OutputFlags & { out: string; annotationsJson?: string }) => {
+    .action(async (src: string, dst: string, opts: OutputFlags & { out: string; annotationsJson?: string; memory?: number }) => {
+      await requireNativeAddon();
       // Loaded on use, so other verbs (e.g. `vcdiff`) do not pay for them in time and memory.
       const { diffTrees } = await import('../delta/diff.js');
       const { savedLine, summarize } = await import('../delta/summary.js');
-      const progress = createProgress({ quiet: opts.quiet });
+      const progress = createProgress({ quiet: opts.quiet, mode: opts.progress });
       const header = await diffTrees(src, dst, opts.out, {
         progress,
         annotations: parseAnnotations(opts.annotationsJson),
         toolVersion: toolVersion(),
+        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
       });
       if (opts.json) printJson({ delta: opts.out, ...summarize(header) });
       if (!opts.quiet) process.stderr.write(`deltaimg: ${savedLine(header)}\n`);
@@ -57,14 +73,20 @@ export function registerTreeCommands(program: Command): void {
     .argument('<SRC_ROOT>', 'the tree the delta was made against')
     .argument('<DELTA_DIR>', 'a delta made by `deltaimg diff`')
     .requiredOption('-o, --out <OUT_ROOT>', 'where to build the restored tree (must not exist)')
+    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
+    .addOption(progressOption())
     .addHelpText('after', '\nExample:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored')
-    .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string }) => {
+    .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string; memory?: number }) => {
+      await requireNativeAddon();
       const { applyDelta } = await import('../delta/apply.js');
       const { summarizeReport } = await import('../tree/meta.js');
       const started = Date.now();
-      const result = await applyDelta(src, deltaDir, opts.out, { progress: createProgress({ quiet: opts.quiet }) });
+      const result = await applyDelta(src, deltaDir, opts.out, {
+        progress: createProgress({ quiet: opts.quiet, mode: opts.progress }),
+        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
+      });
       const skipped = summarizeSkipped(result.report.skipped);
       if (opts.json) {
         printJson({
@@ -115,8 +137,4 @@ function summarizeSkipped(skipped: { what: string }[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const s of skipped) counts[s.what] = (counts[s.what] ?? 0) + 1;
   return counts;
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
 }

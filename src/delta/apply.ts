@@ -11,17 +11,20 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
-import { bsdiffDecode } from '../bsdiff/index.js';
-import { VcdiffPool } from '../vcdiff/index.js';
-import { buildDirAtomically, withScratchDir } from '../util/atomic-output.js';
+import { bsdiffDecode, BSDIFF_DECODE_MEMORY } from '../bsdiff/index.js';
+import { MAX_WINDOW, vcdiffDecodeMemory, VcdiffPool } from '../vcdiff/index.js';
+import { buildDirAtomically, makeScratchDir } from '../util/atomic-output.js';
+import { vcdiffMaxBytes } from '../util/byte-limit.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
+import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { TreeDigest } from './digest.js';
 import { readEntries } from './entries-file.js';
 import { copyFilesNative, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { readHeader } from './header.js';
+import { verifyOnDisk } from './verify-disk.js';
 import { hashStream, PayloadReader } from './payload-store.js';
 import { RecordChecker } from './record-checks.js';
 import { checkCopied, IN_MEMORY_MAX_BYTES, SmallFileRestorer, verifyWritten, withPath } from './restore-small.js';
@@ -29,7 +32,10 @@ import { sourceReadError, SourceTree } from './source-tree.js';
 
 export interface ApplyOptions {
   progress?: Progress;
+  /** Made with recycleBytes: idleWorkerShare(memoryBytes) when memoryBytes is given. */
   pool?: VcdiffPool;
+  /** The memory budget in bytes (`--memory`; default defaultMemoryBudget()): large restores are admitted by their estimated peak. */
+  memoryBytes?: number;
 }
 
 export interface ApplyResult {
@@ -50,19 +56,24 @@ export async function applyDelta(
   const header = await readHeader(deltaDir);
   const records = await loadRecords(deltaDir, header);
   const progress = opts.progress ?? silentProgress;
-  const pool = opts.pool ?? new VcdiffPool();
+  const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
+  const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
+  const budget = new MemoryBudget(memoryBytes, pool.size * (pool.recycleBytes + WORKER_THREAD_BYTES) + IN_MEMORY_RESTORE_BYTES);
+  // Inline payloads are spooled to a scratch dir beside OUT_ROOT (same filesystem as the output).
+  const scratch = await makeScratchDir(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`).catch((err: unknown) => {
+    throw ioError('create a scratch directory beside', outRoot, err instanceof DeltaimgError ? err.cause : err);
+  });
   try {
-    // Inline payloads are spooled to a scratch dir beside OUT_ROOT (same filesystem as the output).
-    return await withScratchDir(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`, (scratch) =>
-      buildDirAtomically(outRoot, async (work) => {
-        const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch), pool, progress);
-        await restorer.restore(records);
-        verifyTargetDigest(records, header, srcRoot);
-        return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
-      }),
-    );
+    return await buildDirAtomically(outRoot, async (work) => {
+      const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch.path), pool, progress, budget);
+      await restorer.restore(records);
+      verifyTargetDigest(records, header, srcRoot);
+      verifyOnDisk(work, records, restorer.report);
+      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
+    });
   } finally {
     progress.done();
+    await scratch.remove();
     if (!opts.pool) await pool.close();
   }
 }
@@ -109,6 +120,7 @@ class Restorer {
     private readonly payloads: PayloadReader,
     private readonly pool: VcdiffPool,
     private readonly progress: Progress,
+    private readonly budget: MemoryBudget,
   ) {
     this.limiter = new Limiter(Math.max(2, availableParallelism() * 2));
     this.small = new SmallFileRestorer(out, source, payloads, this.report);
@@ -241,10 +253,27 @@ class Restorer {
   /** A file restored in a parallel job: the large ones. */
   private async restoreFile(r: FileRecord): Promise<void> {
     const abs = toFsPath(this.out, r.path);
-    const written = await this.writeContent(r, abs).catch((err: unknown) => {
+    const memory = await this.restoreMemory(r);
+    const written = await this.budget.run(memory, () => this.writeContent(r, abs)).catch((err: unknown) => {
       throw withPath(r, err);
     });
     this.finish(r, abs, written);
+  }
+
+  /** Estimated peak of restoring `r` in a parallel job (see writeContent). */
+  private async restoreMemory(r: FileRecord): Promise<number> {
+    const c = r.content;
+    switch (c.op) {
+      case 'vcdiff': {
+        // The decoder holds as much of the source as the window covers: at most 512 MiB.
+        const sourceSize = await this.source.path(c.from).then((p) => lstat(p)).then((st) => st.size, () => MAX_WINDOW);
+        return vcdiffDecodeMemory(Math.min(MAX_WINDOW, sourceSize)) + STREAM_JOB_BYTES;
+      }
+      case 'bsdiff':
+        return BSDIFF_DECODE_MEMORY;
+      default:
+        return STREAM_JOB_BYTES;
+    }
   }
 
   /** Checks what was written, restores the metadata, counts it. */
@@ -309,10 +338,11 @@ class Restorer {
       }
       case 'vcdiff': {
         const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
-        const delta = await this.payloads.materialize(c.payload, displayPath(r.path), { brotli: c.brotli });
+        const brotli = c.brotli ? { maxBytes: vcdiffMaxBytes(r.size) } : undefined;
+        const delta = await this.payloads.materialize(c.payload, displayPath(r.path), { brotli });
         try {
           const sourcePath = await this.source.path(c.from);
-          const out = await verifying.alongside(this.pool.decodeFile(sourcePath, delta.path, abs, undefined, 'create'));
+          const out = await verifying.alongside(this.pool.decodeFile(sourcePath, delta.path, abs, { maxOutputBytes: r.size }, 'create'));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await delta.release();
@@ -322,7 +352,7 @@ class Restorer {
         const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
         const patch = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
-          const out = await verifying.alongside(bsdiffDecode(await this.source.path(c.from), patch.path, abs));
+          const out = await verifying.alongside(bsdiffDecode(await this.source.path(c.from), patch.path, abs, { targetSize: r.size }));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await patch.release();
@@ -333,7 +363,7 @@ class Restorer {
         if (c.op === 'raw' && 'inline' in c.payload) return writeSmallFileSync(c.payload.inline, abs);
         const payload = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
-          return await restoreFile(createReadStream(payload.path), abs, { brotli: c.op === 'brotli' });
+          return await restoreFile(createReadStream(payload.path), abs, { brotli: c.op === 'brotli', maxBytes: r.size });
         } finally {
           await payload.release();
         }
@@ -352,6 +382,15 @@ function isSourceCopy(r: FileRecord): boolean {
 function copiedFrom(r: FileRecord): RelPath {
   return r.content.op === 'copy' ? r.content.from : r.path;
 }
+
+/** A streamed copy, brotli decode or payload materialization: a decoder window and stream buffers. */
+const STREAM_JOB_BYTES = 24 * 1024 * 1024;
+/**
+ * What this thread's in-memory restores (SmallFileRestorer) may hold outside the budget's jobs:
+ * a source and a payload of up to IN_MEMORY_MAX_BYTES each, and the output chunk, plus the
+ * wasm instance kept for the next in-memory VCDIFF decode.
+ */
+const IN_MEMORY_RESTORE_BYTES = 3 * IN_MEMORY_MAX_BYTES + 64 * 1024 * 1024;
 
 /** Event-loop turns are given back this often during runs of synchronous copies. */
 const YIELD_EVERY_MS = 20;

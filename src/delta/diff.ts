@@ -9,16 +9,28 @@ import { join } from 'node:path';
 import type { Entry, FileEntry } from '../tree/entry.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
-import { BSDIFF_MAX_SOURCE_BYTES } from '../bsdiff/index.js';
+import { bsdiffEncodeMemory } from '../bsdiff/index.js';
 import { BsdiffPool } from '../bsdiff/pool.js';
-import { compileAhead, DEFAULT_WINDOW, MAX_WINDOW, VcdiffPool, type VcdiffOptions } from '../vcdiff/index.js';
+import {
+  compileAhead,
+  DEFAULT_LEVEL,
+  DEFAULT_WINDOW,
+  MAX_WINDOW,
+  MIN_WINDOW,
+  sourceWindowFor,
+  vcdiffDecodeMemory,
+  vcdiffEncodeMemory,
+  VcdiffPool,
+  type VcdiffOptions,
+} from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-output.js';
 import { ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
+import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { TreeDigest } from './digest.js';
 import { createEntriesWriter } from './entries-file.js';
-import { brotliFile } from './file-codecs.js';
+import { brotliFile, brotliMemory } from './file-codecs.js';
 import {
   BLOBS_DIR,
   ENTRIES_FILE,
@@ -49,18 +61,22 @@ export interface DiffOptions {
    * several targets against one unchanged source: it is scanned and hashed once, not per diff.
    */
   sourceSnapshot?: TreeSnapshot;
+  /**
+   * The memory budget in bytes (`--memory`; default defaultMemoryBudget(): a quarter of the
+   * machine, at most 1 GiB). Every encode is admitted by its estimated peak; a pool passed in
+   * should be made with recycleBytes: idleWorkerShare(memoryBytes).
+   */
+  memoryBytes?: number;
 }
 
 /** A VCDIFF this much smaller than the file is kept without trying whole-file compression. */
 const GOOD_DELTA_RATIO = 0.25;
 /**
- * bsdiff is tried when VCDIFF leaves at least this much: it runs on the main thread and
- * holds both files in memory, worth it for recompiled binaries, not for a changed line.
+ * bsdiff is tried when VCDIFF leaves at least this much: it costs seconds of CPU per MB and
+ * ~11 bytes of memory per byte, worth it for recompiled binaries, not for a changed line.
  */
 const BSDIFF_WORTH_TRYING_BYTES = 4096;
 const BSDIFF_RELATED_RATIO = 0.5;
-/** Larger pairs stay VCDIFF: one bsdiff per core at ~9 bytes per source byte keeps diff under 1 GiB. */
-const BSDIFF_TREE_MAX_BYTES = Math.min(BSDIFF_MAX_SOURCE_BYTES, 24 * 1024 * 1024);
 /** Below this a VCDIFF has too little redundancy left for brotli to win anything. */
 const BROTLI_WORTH_TRYING_BYTES = 64;
 /** Compression that saves less than this is not worth a decoder pass: the bytes ship raw. */
@@ -85,12 +101,15 @@ export async function diffTrees(
     scanTree(dstRoot, { hash: true, onProgress }),
   ]);
   await engineReady;
-  const pool = opts.pool ?? new VcdiffPool();
+  const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
+  const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
   const bsdiffPool = new BsdiffPool();
+  // Measured now, after the scans: what the process holds besides the jobs is its baseline.
+  const budget = new MemoryBudget(memoryBytes, pool.size * (pool.recycleBytes + WORKER_THREAD_BYTES) + bsdiffPool.size * WORKER_THREAD_BYTES);
   try {
     return await buildDirAtomically(outDir, async (work) => {
       await mkdir(join(work, BLOBS_DIR));
-      const encoder = new FileEncoder(src, dst, new PayloadWriter(work), pool, opts.vcdiff ?? {}, bsdiffPool);
+      const encoder = new FileEncoder(src, dst, new PayloadWriter(work), pool, opts.vcdiff ?? {}, bsdiffPool, budget);
       const header = await writeDelta(work, src, dst, encoder, progress, opts);
       await writeFile(join(work, HEADER_FILE), JSON.stringify(header, null, 2) + '\n', { flag: 'wx' });
       return header;
@@ -172,7 +191,6 @@ async function writeDelta(
 /** Chooses and produces the content op of one target file. */
 class FileEncoder {
   readonly sourceIndex: SourceIndex;
-  private readonly largeSlot = new Limiter(1);
   private readonly payloadBytes = new Map<string, number>();
 
   constructor(
@@ -182,6 +200,7 @@ class FileEncoder {
     private readonly pool: VcdiffPool,
     private readonly vcdiffOptions: VcdiffOptions,
     private readonly bsdiffPool: BsdiffPool,
+    private readonly budget: MemoryBudget,
   ) {
     this.sourceIndex = new SourceIndex(src.entries);
   }
@@ -211,13 +230,13 @@ class FileEncoder {
   /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
   private async tryDeltas(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const vcdiff = await this.tryVcdiff(base, target, targetPath);
-    const bsdiffFits = base.size <= BSDIFF_TREE_MAX_BYTES && target.size <= BSDIFF_TREE_MAX_BYTES;
+    const bsdiffMemory = bsdiffEncodeMemory(base.size, target.size);
     // Where VCDIFF found little to copy, the files are unrelated and bsdiff would only burn CPU.
     const related = vcdiff.bytes <= target.size * BSDIFF_RELATED_RATIO;
-    if (!bsdiffFits || !related || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
+    if (!this.budget.fits(bsdiffMemory) || !related || vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES) return vcdiff;
     const temp = this.payloads.tempPath();
     const sourcePath = toFsPath(this.src.root, base.path);
-    const r = await this.bsdiffPool.encode(sourcePath, targetPath, temp);
+    const r = await this.budget.run(bsdiffMemory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp));
     const bsdiff: Candidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256 };
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.discard(drop);
@@ -232,13 +251,12 @@ class FileEncoder {
   private async tryVcdiff(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const temp = this.payloads.tempPath();
     const sourcePath = toFsPath(this.src.root, base.path);
-    const r = base.size > DEFAULT_WINDOW
-      ? await this.largeSlot.run(() => this.pool.encodeFile(sourcePath, targetPath, temp, this.largeFileOptions(base.size), 'create'))
-      : await this.pool.encodeFile(sourcePath, targetPath, temp, { secondary: 'none', ...this.vcdiffOptions }, 'create');
+    const { options, memory } = this.vcdiffPlan(base.size);
+    const r = await this.budget.run(memory, () => this.pool.encodeFile(sourcePath, targetPath, temp, options, 'create'));
     const plain: Candidate = { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false };
     if (r.deltaBytes < BROTLI_WORTH_TRYING_BYTES) return plain;
     const packedTemp = this.payloads.tempPath();
-    const packed = await brotliFile(temp, r.deltaBytes, packedTemp, QUICK_BROTLI_QUALITY);
+    const packed = await this.budget.run(brotliMemory(r.deltaBytes), () => brotliFile(temp, r.deltaBytes, packedTemp, QUICK_BROTLI_QUALITY));
     if (packed.bytes >= r.deltaBytes) {
       await this.payloads.discard(packedTemp);
       return plain;
@@ -248,18 +266,26 @@ class FileEncoder {
   }
 
   /**
-   * A source larger than the default window gets a window covering all of it (up to
-   * 512 MiB), so a block moved hundreds of MiB away is still found, at level 3, whose
-   * hash table keeps such an encode near 700 MiB; one such encode runs at a time.
+   * The encode's options and estimated peak. A source larger than the default window gets a
+   * window covering all of it (up to 512 MiB), so a block moved hundreds of MiB away is still
+   * found, at level 3, whose hash table is a fraction of level 9's. The window is then halved
+   * until both this encode and apply's decode (which holds the window) fit the budget.
    */
-  private largeFileOptions(sourceSize: number): VcdiffOptions {
-    return { secondary: 'none', level: 3, windowBytes: Math.min(MAX_WINDOW, sourceSize), ...this.vcdiffOptions };
+  private vcdiffPlan(sourceSize: number): { options: VcdiffOptions; memory: number } {
+    const asked: VcdiffOptions = sourceSize > DEFAULT_WINDOW
+      ? { secondary: 'none', level: 3, windowBytes: Math.min(MAX_WINDOW, sourceSize), ...this.vcdiffOptions }
+      : { secondary: 'none', ...this.vcdiffOptions };
+    const level = asked.level ?? DEFAULT_LEVEL;
+    let window = sourceWindowFor(sourceSize, asked.windowBytes);
+    const fits = (w: number) => this.budget.fits(vcdiffEncodeMemory(level, w)) && this.budget.fits(vcdiffDecodeMemory(w));
+    while (window > MIN_WINDOW && !fits(window)) window /= 2;
+    return { options: { ...asked, windowBytes: window }, memory: vcdiffEncodeMemory(level, window) };
   }
 
   /** The file compressed whole (quick estimate, see Polish), or raw when compression saves too little. */
   private async tryWhole(target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const temp = this.payloads.tempPath();
-    const packed = await brotliFile(targetPath, target.size, temp, QUICK_BROTLI_QUALITY).catch((err: unknown) => {
+    const packed = await this.budget.run(brotliMemory(target.size), () => brotliFile(targetPath, target.size, temp, QUICK_BROTLI_QUALITY)).catch((err: unknown) => {
       throw ioError('compress', displayPath(target.path), err);
     });
     if (packed.bytes < target.size * WORTHWHILE_COMPRESSION) {
@@ -294,7 +320,7 @@ class FileEncoder {
     if (!('polish' in c) || !c.polish) return c;
     const input = c.polish;
     const temp = this.payloads.tempPath();
-    const full = await brotliFile(input.path, input.size, temp).catch((err: unknown) => {
+    const full = await this.budget.run(brotliMemory(input.size), () => brotliFile(input.path, input.size, temp)).catch((err: unknown) => {
       throw ioError('compress', input.path.toString(), err);
     });
     if (input.from === 'temp') await this.payloads.discard(input.path);

@@ -4,7 +4,9 @@
  * a tar member's overhead, returned inline to be kept inside the record.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { byteLimit } from '../util/byte-limit.js';
+import { openRegular } from '../util/regular-file.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { brotliDecompressSync, createBrotliDecompress } from 'node:zlib';
@@ -13,9 +15,9 @@ import { hashSmallFileSync, readWholeFileSync, Scratch, SYNC_COPY_MAX_BYTES } fr
 import { join } from 'node:path';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { BLOBS_DIR, type Payload } from './format.js';
+import { INLINE_MAX_BYTES } from './records.js';
 
-/** Payloads up to this size ride inside the entries file instead of a blob of their own. */
-export const INLINE_MAX_BYTES = 2048;
+export { INLINE_MAX_BYTES } from './records.js';
 
 export class PayloadWriter {
   readonly blobDir: string;
@@ -69,17 +71,22 @@ export class PayloadReader {
   async materialize(
     payload: Payload,
     forPath: string,
-    opts: { brotli?: boolean } = {},
+    opts: { brotli?: { maxBytes: number } } = {},
   ): Promise<{ path: string; release(): Promise<void> }> {
     if ('blob' in payload) await this.verifyBlob(payload.blob, forPath);
     if (!opts.brotli && 'blob' in payload) return { path: this.blobPath(payload.blob), release: async () => {} };
     const path = join(this.scratchDir, `payload-${randomBytes(8).toString('hex')}`);
-    const input = 'inline' in payload ? Readable.from([payload.inline]) : createReadStream(this.blobPath(payload.blob));
+    const input = 'inline' in payload ? Readable.from([payload.inline]) : await this.openBlob(payload.blob, forPath);
     try {
-      if (opts.brotli) await pipeline(input, createBrotliDecompress(), createWriteStream(path, { flags: 'wx' }));
-      else await pipeline(input, createWriteStream(path, { flags: 'wx' }));
+      if (opts.brotli) {
+        const limit = opts.brotli.maxBytes;
+        await pipeline(input, createBrotliDecompress(), byteLimit(limit, () => expandsBeyond(forPath, limit)), createWriteStream(path, { flags: 'wx' }));
+      } else {
+        await pipeline(input, createWriteStream(path, { flags: 'wx' }));
+      }
     } catch (err) {
       await unlink(path).catch(() => {});
+      if (err instanceof DeltaimgError) throw err;
       throw new DeltaimgError('CORRUPT_DELTA', `payload for ${forPath} cannot be decompressed (${(err as Error).message}); the delta is damaged`);
     }
     return { path, release: () => unlink(path).catch(() => {}) };
@@ -90,13 +97,17 @@ export class PayloadReader {
    * null when the blob or the decompressed bytes would exceed `maxBytes` (use materialize).
    * A blob stored as is comes back in a reused buffer: valid until the next call.
    */
-  readSmallSync(payload: Payload, forPath: string, opts: { brotli: boolean; maxBytes: number }): Buffer | null {
+  readSmallSync(payload: Payload, forPath: string, opts: { brotli: boolean; maxBytes: number; declaredBytes?: number }): Buffer | null {
     const stored = 'inline' in payload ? payload.inline : this.readBlobSync(payload.blob, forPath, opts.maxBytes);
     if (stored === null || !opts.brotli) return stored;
+    const declared = opts.declaredBytes;
     try {
-      return brotliDecompressSync(stored, { maxOutputLength: opts.maxBytes });
+      return brotliDecompressSync(stored, { maxOutputLength: declared === undefined ? opts.maxBytes : Math.max(1, declared) });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return null;
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        if (declared !== undefined) throw expandsBeyond(forPath, declared);
+        return null;
+      }
       throw new DeltaimgError('CORRUPT_DELTA', `payload for ${forPath} cannot be decompressed (${(err as Error).message}); the delta is damaged`);
     }
   }
@@ -115,11 +126,18 @@ export class PayloadReader {
     return bytes;
   }
 
+  private async openBlob(sha256: string, forPath: string): Promise<Readable> {
+    const path = this.blobPath(sha256);
+    return openBlobStream(path).catch((err: unknown) => {
+      throw blobReadError(sha256, forPath, path, err);
+    });
+  }
+
   async verifyBlob(sha256: string, forPath: string): Promise<void> {
     const path = this.blobPath(sha256);
     let actual: string;
     try {
-      actual = (await stat(path)).size <= SYNC_COPY_MAX_BYTES ? hashSmallFileSync(path).sha256 : await hashStream(createReadStream(path));
+      actual = (await stat(path)).size <= SYNC_COPY_MAX_BYTES ? hashSmallFileSync(path).sha256 : await hashStream(await openBlobStream(path));
     } catch (err) {
       throw blobReadError(sha256, forPath, path, err);
     }
@@ -127,9 +145,23 @@ export class PayloadReader {
   }
 }
 
+/** A blob's bytes, streamed, from a regular file opened without blocking (a FIFO there must not hang apply). */
+async function openBlobStream(path: string): Promise<Readable> {
+  const { fh } = await openRegular(path);
+  return fh.createReadStream();
+}
+
+function expandsBeyond(forPath: string, maxBytes: number): DeltaimgError {
+  return new DeltaimgError('CORRUPT_DELTA', `payload for ${forPath} decompresses to more than the ${maxBytes} bytes it may have; the delta is damaged`);
+}
+
 function blobReadError(sha256: string, forPath: string, path: string, err: unknown): DeltaimgError {
-  if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
     return new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is missing from the delta; copy the delta again`);
+  }
+  if (code === 'EINVAL' || code === 'ELOOP') {
+    return new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is not a regular file; copy the delta again`);
   }
   return ioError('read', path, err);
 }

@@ -84,7 +84,10 @@ function encodePayload(p: Payload): Record<string, string> {
 }
 
 function decodePayload(c: Record<string, unknown>, line: number): Payload {
-  if (typeof c.inline === 'string') return { inline: Buffer.from(c.inline, 'base64') };
+  if (typeof c.inline === 'string') {
+    if (c.inline.length > INLINE_MAX_BASE64_CHARS) throw bad(line, `has an inline payload over ${INLINE_MAX_BYTES} bytes`);
+    return { inline: base64(c.inline, 'inline', line) };
+  }
   return { blob: sha(c.blob, 'blob', line) };
 }
 
@@ -115,26 +118,82 @@ export function decodeRecord(text: string, line: number): DeltaRecord {
       return { ...base, kind: 'hardlink', linkTo: bytesFromJson(o.linkTo, 'linkTo', line) as RelPath };
     case 'chardev':
     case 'blockdev':
-      return { ...base, kind: o.kind, major: uint(o.major, 'major', line), minor: uint(o.minor, 'minor', line) };
+      return { ...base, kind: o.kind, major: device(o.major, 'major', MAX_MAJOR, line), minor: device(o.minor, 'minor', MAX_MINOR, line) };
     default:
       throw bad(line, `has unknown kind ${JSON.stringify(o.kind)}`);
   }
 }
 
+/**
+ * The metadata fields, each checked against what Linux can store exactly, so that what apply
+ * writes is what the record says (a wider value would be silently truncated on the way).
+ */
 function decodeMeta(o: Record<string, unknown>, line: number): RecordMeta {
-  if (typeof o.mtime !== 'string' || !/^-?\d+$/.test(o.mtime)) throw bad(line, 'has no valid mtime');
   const xattrs = o.xattrs === undefined ? [] : o.xattrs;
   if (!Array.isArray(xattrs)) throw bad(line, 'has invalid xattrs');
+  if (xattrs.length > MAX_XATTRS) throw bad(line, `has more than ${MAX_XATTRS} xattrs`);
+  const decoded = xattrs.map((x: unknown) => decodeXattr(x, line));
+  for (let i = 1; i < decoded.length; i++) {
+    if (!(decoded[i - 1]!.name < decoded[i]!.name)) throw bad(line, 'has xattrs not sorted by name, or a name twice');
+  }
+  const mode = uint(o.mode, 'mode', line);
+  if (mode > 0o7777) throw bad(line, 'has invalid mode (permission bits are at most 07777)');
   return {
-    mode: uint(o.mode, 'mode', line) & 0o7777,
-    uid: uint(o.uid, 'uid', line),
-    gid: uint(o.gid, 'gid', line),
-    mtimeNs: BigInt(o.mtime),
-    xattrs: xattrs.map((x: unknown) => {
-      if (!Array.isArray(x) || typeof x[0] !== 'string' || typeof x[1] !== 'string') throw bad(line, 'has invalid xattrs');
-      return { name: x[0], value: Buffer.from(x[1], 'base64') };
-    }),
+    mode,
+    uid: id(o.uid, 'uid', line),
+    gid: id(o.gid, 'gid', line),
+    mtimeNs: mtime(o.mtime, line),
+    xattrs: decoded,
   };
+}
+
+/** uid_t/gid_t values; 2^32-1 is -1 to chown ("leave unchanged"), so it cannot be restored. */
+export const MAX_ID = 2 ** 32 - 2;
+/** Linux's dev_t as the kernel stores it: 12-bit major, 20-bit minor. */
+export const MAX_MAJOR = 2 ** 12 - 1;
+export const MAX_MINOR = 2 ** 20 - 1;
+/** Nanoseconds in a signed 64-bit integer: what utimensat's timespec and apply's calls carry exactly. */
+const MIN_MTIME_NS = -(2n ** 63n);
+const MAX_MTIME_NS = 2n ** 63n - 1n;
+/** Linux: XATTR_NAME_MAX, XATTR_SIZE_MAX; and a bound on how many one record may list. */
+const MAX_XATTR_NAME_BYTES = 255;
+const MAX_XATTR_VALUE_BYTES = 65536;
+const MAX_XATTRS = 1024;
+
+function id(v: unknown, field: string, line: number): number {
+  const n = uint(v, field, line);
+  if (n > MAX_ID) throw bad(line, `has invalid ${field} (at most ${MAX_ID})`);
+  return n;
+}
+
+function mtime(v: unknown, line: number): bigint {
+  if (typeof v !== 'string' || !/^-?\d{1,20}$/.test(v)) throw bad(line, 'has no valid mtime');
+  const ns = BigInt(v);
+  if (ns < MIN_MTIME_NS || ns > MAX_MTIME_NS) throw bad(line, 'has an mtime outside the signed 64-bit nanosecond range');
+  return ns;
+}
+
+/**
+ * An xattr name is a JSON string holding the name's raw bytes one character per byte
+ * (U+0000..U+00FF, as paths are held inside deltaimg); a character above U+00FF is not a
+ * byte and is refused rather than truncated. The value is canonical base64.
+ */
+function decodeXattr(x: unknown, line: number): { name: string; value: Buffer } {
+  if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'string' || typeof x[1] !== 'string') throw bad(line, 'has invalid xattrs');
+  const name: string = x[0];
+  if (name.length === 0 || name.length > MAX_XATTR_NAME_BYTES || !/^[\x01-\xff]+$/.test(name)) {
+    throw bad(line, `has an invalid xattr name (1..${MAX_XATTR_NAME_BYTES} bytes, one character U+0001..U+00FF per byte)`);
+  }
+  const value = base64(x[1], `xattr ${JSON.stringify(name)} value`, line);
+  if (value.length > MAX_XATTR_VALUE_BYTES) throw bad(line, `has an xattr value over ${MAX_XATTR_VALUE_BYTES} bytes`);
+  return { name, value };
+}
+
+/** Canonical base64 only: Buffer.from skips what it does not understand, which would hide damage. */
+function base64(v: string, field: string, line: number): Buffer {
+  const bytes = Buffer.from(v, 'base64');
+  if (bytes.toString('base64') !== v) throw bad(line, `has invalid base64 in ${field}`);
+  return bytes;
 }
 
 function decodeContent(c: unknown, line: number): ContentOp {
@@ -167,6 +226,10 @@ function decodeContent(c: unknown, line: number): ContentOp {
   }
 }
 
+/** Payloads up to this size ride inside the record (docs/format.md); a longer inline one is not ours. */
+export const INLINE_MAX_BYTES = 2048;
+const INLINE_MAX_BASE64_CHARS = Math.ceil(INLINE_MAX_BYTES / 3) * 4;
+
 /** Hex digits of sha256 kept for files whose bytes are copied from the source (`same`, `copy`). */
 export const SOURCE_COPY_SHA_CHARS = 16;
 
@@ -188,6 +251,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function uint(v: unknown, field: string, line: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(line, `has invalid ${field}`);
   return v;
+}
+
+function device(v: unknown, field: string, max: number, line: number): number {
+  const n = uint(v, field, line);
+  if (n > max) throw bad(line, `has invalid ${field} (at most ${max})`);
+  return n;
 }
 
 function sha(v: unknown, field: string, line: number): string {

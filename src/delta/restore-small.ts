@@ -12,6 +12,7 @@ import { displayPath, toFsPath } from '../tree/paths.js';
 import { bsdiffDecodeInMemory } from '../bsdiff/index.js';
 import { decodeInMemory } from '../vcdiff/index.js';
 import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
+import { vcdiffMaxBytes } from '../util/byte-limit.js';
 import { writeAllSync } from '../util/write-all.js';
 import { copySmallFileSync, writeSmallFileSync, type Written } from './file-codecs.js';
 import type { FileRecord } from './format.js';
@@ -71,13 +72,15 @@ export class SmallFileRestorer {
       }
       case 'raw':
       case 'brotli': {
-        const bytes = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.op === 'brotli', maxBytes: IN_MEMORY_MAX_BYTES });
+        // The declared size bounds the output: more is a corrupt payload, refused before a byte is written.
+        const bytes = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.op === 'brotli', maxBytes: IN_MEMORY_MAX_BYTES, declaredBytes: r.size });
+        if (bytes !== null && bytes.length > r.size) throw exceedsDeclared(r);
         return bytes === null ? null : writeSmallFileSync(bytes, abs);
       }
       case 'vcdiff': {
         const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
         if (source === null) return null;
-        const delta = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.brotli, maxBytes: IN_MEMORY_MAX_BYTES });
+        const delta = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.brotli, maxBytes: IN_MEMORY_MAX_BYTES, declaredBytes: c.brotli ? vcdiffMaxBytes(r.size) : undefined });
         if (delta === null) return null;
         return this.decodeVcdiff(r, c.from, source, delta, abs);
       }
@@ -89,7 +92,7 @@ export class SmallFileRestorer {
         const names = { patch: `the bsdiff payload for ${displayPath(r.path)}`, source: `source file ${displayPath(c.from)}` };
         const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
         try {
-          return bsdiffDecodeInMemory(source, patch, (chunk) => writeAllSync(fd, chunk), names);
+          return bsdiffDecodeInMemory(source, patch, (chunk) => writeAllSync(fd, chunk), { ...names, targetSize: r.size });
         } finally {
           closeSync(fd);
         }
@@ -107,7 +110,7 @@ export class SmallFileRestorer {
         deltaName: `the VCDIFF payload for ${displayPath(r.path)}`,
         sourceName: `source file ${displayPath(from)}`,
         outName: displayPath(r.path),
-      });
+      }, { maxOutputBytes: r.size });
       return { bytes: out.outputBytes, sha256: out.outputSha256 };
     } finally {
       closeSync(fd);
@@ -120,6 +123,10 @@ export function checkCopied(r: FileRecord, from: RelPath, written: Written): Wri
   if (!written.sha256.startsWith(r.sha256)) throw wrongSource(from, r.sha256, written.sha256);
   r.sha256 = written.sha256;
   return written;
+}
+
+function exceedsDeclared(r: FileRecord): DeltaimgError {
+  return new DeltaimgError('CORRUPT_DELTA', `payload for ${displayPath(r.path)} holds more than the ${r.size} bytes its record declares; the delta is damaged`);
 }
 
 export function verifyWritten(r: FileRecord, written: Written): void {
@@ -139,6 +146,9 @@ export function withPath(r: FileRecord, err: unknown): unknown {
     return new DeltaimgError(err.code, `${displayPath(r.path)}: ${err.message}`, { cause: err });
   }
   const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'EXCEEDS_DECLARED_SIZE') {
+    return new DeltaimgError('CORRUPT_DELTA', `payload for ${displayPath(r.path)} decodes to more than the ${r.size} bytes its record declares; the delta is damaged`);
+  }
   if (e?.code === 'Z_DATA_ERROR' || e?.code === 'ERR__ERROR_FORMAT_PADDING_1' || /brotli|decompress/i.test(e?.message ?? '')) {
     return new DeltaimgError('CORRUPT_DELTA', `payload for ${displayPath(r.path)} cannot be decompressed; the delta is damaged`);
   }

@@ -81,38 +81,54 @@ export class SourceTree {
     }
   }
 
+  /**
+   * Every directory from the root down to `rel` must be a real directory (lstat, not a symlink).
+   * Iterative: a path of 20,000 components must not exhaust the stack.
+   */
   private checkDirSync(rel: RelPath): void {
-    if (rel === '' || this.realDirs.has(rel)) return;
-    this.checkDirSync(parentOf(rel));
-    let st;
-    try {
-      st = lstatSync(toFsPath(this.root, rel));
-    } catch (err) {
-      throw sourceReadError(rel, err);
+    for (const dir of this.uncheckedAncestors(rel, (d) => this.realDirs.has(d))) {
+      let st;
+      try {
+        st = lstatSync(toFsPath(this.root, dir));
+      } catch (err) {
+        throw sourceReadError(dir, err);
+      }
+      if (!st.isDirectory()) throw notADirectory(dir, st.isSymbolicLink());
+      this.realDirs.add(dir);
     }
-    if (!st.isDirectory()) throw notADirectory(rel, st.isSymbolicLink());
-    this.realDirs.add(rel);
   }
 
+  /** checkDirSync, asynchronously, each directory checked once however many files ask. */
   private checkDir(rel: RelPath): Promise<void> {
     let check = this.checkedDirs.get(rel);
     if (!check) {
-      check = this.checkDirUncached(rel);
-      this.checkedDirs.set(rel, check);
+      const unchecked = this.uncheckedAncestors(rel, (d) => this.checkedDirs.has(d));
+      const above = unchecked.length > 0 ? parentOf(unchecked[0]!) : rel;
+      let previous = above === '' || above === rel ? Promise.resolve() : this.checkedDirs.get(above)!;
+      for (const dir of unchecked) {
+        previous = previous.then(() => this.checkOneDir(dir));
+        this.checkedDirs.set(dir, previous);
+      }
+      check = previous;
     }
     return check;
   }
 
-  private async checkDirUncached(rel: RelPath): Promise<void> {
-    if (rel === '') return;
-    await this.checkDir(parentOf(rel));
+  /** The ancestors of `rel` (itself included, the root excluded) below the deepest one `known` accepts, outermost first. */
+  private uncheckedAncestors(rel: RelPath, known: (dir: RelPath) => boolean): RelPath[] {
+    const dirs: RelPath[] = [];
+    for (let dir = rel; dir !== '' && !known(dir); dir = parentOf(dir)) dirs.push(dir);
+    return dirs.reverse();
+  }
+
+  private async checkOneDir(dir: RelPath): Promise<void> {
     let st;
     try {
-      st = await lstat(toFsPath(this.root, rel));
+      st = await lstat(toFsPath(this.root, dir));
     } catch (err) {
-      throw sourceReadError(rel, err);
+      throw sourceReadError(dir, err);
     }
-    if (!st.isDirectory()) throw notADirectory(rel, st.isSymbolicLink());
+    if (!st.isDirectory()) throw notADirectory(dir, st.isSymbolicLink());
   }
 }
 

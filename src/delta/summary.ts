@@ -1,4 +1,5 @@
 /** Human-readable and JSON summaries of a delta, for `diff`, `apply` and `inspect`. */
+import { printable } from '../util/printable.js';
 import { formatBytes } from '../util/progress.js';
 import type { DeltaHeader } from './format.js';
 
@@ -48,14 +49,14 @@ export function inspectReport(deltaDir: string, h: DeltaHeader): string {
   const rows: [string, number, string][] = [
     ['unchanged', s.unchanged, ''],
     ['moved / duplicated', s.moved, ''],
-    ['delta (VCDIFF/bsdiff)', s.delta, formatBytes(s.payloadBytes.vcdiff + (s.payloadBytes.bsdiff ?? 0))],
+    ['delta (VCDIFF/bsdiff)', s.delta, formatBytes(s.payloadBytes.vcdiff + s.payloadBytes.bsdiff)],
     ['new (brotli / raw)', s.new, formatBytes(s.payloadBytes.brotli + s.payloadBytes.raw)],
     ['metadata-only', s.metadataOnly, ''],
     ['deleted', s.deleted, ''],
     ['dirs, links, devices', s.other, ''],
   ];
   const lines = [
-    `${deltaDir}: ${h.format} v${h.version}, made by ${h.tool} on ${h.created}`,
+    `${printable(deltaDir)}: ${h.format} v${h.version}, made by ${printable(h.tool)} on ${printable(h.created)}`,
     `target: ${h.target.entries} entries, ${formatBytes(s.targetFileBytes)} of file data (tree sha256 ${h.target.treeSha256})`,
     `source: ${h.source.entries} entries (tree sha256 ${h.source.treeSha256})`,
     '',
@@ -67,7 +68,7 @@ export function inspectReport(deltaDir: string, h: DeltaHeader): string {
   ];
   if (h.largest.length) {
     lines.push('', 'largest contributors:');
-    for (const l of h.largest) lines.push(`  ${formatBytes(l.bytes).padStart(10)}  ${l.op.padEnd(6)}  ${l.path}`);
+    for (const l of h.largest) lines.push(`  ${formatBytes(l.bytes).padStart(10)}  ${l.op.padEnd(6)}  ${printable(l.path)}`);
   }
   return lines.join('\n');
 }

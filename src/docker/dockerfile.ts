@@ -21,6 +21,12 @@ const SRC = '/__src__';
 const DST = '/__dst__';
 const OUT = '/__out__';
 
+/**
+ * How a stage sees the images it works on: read-only bind mounts (RUN --mount, BuildKit), or
+ * copies (COPY --from into the scratch stage, --copy: any builder, at the cost of copying them).
+ */
+export type StageShape = 'mount' | 'copy';
+
 export interface DiffDockerfileInput {
   base: ImageInfo;
   target: ImageInfo;
@@ -28,6 +34,8 @@ export interface DiffDockerfileInput {
   /** true: the delta image is FROM the base (shares its layers); false: FROM scratch. */
   linked: boolean;
   toolVersion: string;
+  /** Default 'mount'. */
+  shape?: StageShape;
 }
 
 export function diffDockerfile(input: DiffDockerfileInput): string {
@@ -43,15 +51,19 @@ export function diffDockerfile(input: DiffDockerfileInput): string {
   };
   // The delta header carries the same facts as the labels, so a delta copied out of its image still says what it is.
   const annotations = JSON.stringify({ docker: meta });
+  const shape = input.shape ?? 'mount';
   return lines(
     `# deltaimg ${input.toolVersion}: a delta image that rebuilds ${b} from ${a}.`,
-    `#   deltaimg dockerfile diff ${a} ${b}${input.linked ? '' : ' --unlinked'} | docker build -t NAME -`,
+    `#   deltaimg dockerfile diff ${a} ${b}${input.linked ? '' : ' --unlinked'}${shape === 'copy' ? ' --copy' : ''} | docker build -t NAME -`,
     '',
-    `# Stage 1: deltaimg (self-contained, no shell needed) compares the two roots, mounted read-only.`,
+    shape === 'mount'
+      ? `# Stage 1: deltaimg (self-contained, no shell needed) compares the two roots, mounted read-only.`
+      : `# Stage 1: both roots copied into a scratch stage (any builder); deltaimg (self-contained) compares them.`,
     `FROM scratch AS deltaimg-delta`,
-    runWithMounts(
-      [bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT), bind(a, '/', SRC), bind(b, '/', DST)],
-      [LAUNCHER, 'diff', SRC, DST, '--out', DELTA_PATH, '--annotations-json', annotations],
+    ...runStage(
+      shape,
+      [input_(runtime, RUNTIME_ROOT, RUNTIME_ROOT), input_(a, '/', SRC), input_(b, '/', DST)],
+      [LAUNCHER, 'diff', SRC, DST, '--out', DELTA_PATH, '--progress', 'plain', '--annotations-json', annotations],
     ),
     '',
     input.linked
@@ -73,6 +85,8 @@ export interface ApplyDockerfileInput {
   toolVersion: string;
   /** --layered: the restored image is FROM this base image (A, by name) plus one layer of changes. */
   layered?: LayeredInput;
+  /** Default 'mount'; 'copy' cannot be --layered (plan.ts refuses the pair). */
+  shape?: StageShape;
 }
 
 export interface LayeredInput {
@@ -103,15 +117,16 @@ export function applyDockerfile(input: ApplyDockerfileInput): string {
   // Linked: the delta image's root is A's root plus DELTA_PATH, so the delta sits inside the source
   // root and deltaimg apply leaves it out of the source. Unlinked: A's root and the delta apart.
   const deltaDir = source ? DELTA_PATH : `${SRC}${DELTA_PATH}`;
-  const mounts = source ? [bind(source, '/', SRC), bind(delta, DELTA_PATH, DELTA_PATH)] : [bind(delta, '/', SRC)];
+  const inputs = source ? [input_(source, '/', SRC), input_(delta, DELTA_PATH, DELTA_PATH)] : [input_(delta, '/', SRC)];
+  const shape = input.shape ?? 'mount';
   return lines(
     `# deltaimg ${input.toolVersion}: rebuilds ${input.meta.target.ref} (${input.meta.target.id}) from ${delta}.`,
-    `#   deltaimg dockerfile apply ${delta}${source ? ` --unlinked-source ${source}` : ''}${input.layered ? ' --layered' : ''} | docker build -t NAME -`,
+    `#   deltaimg dockerfile apply ${delta}${source ? ` --unlinked-source ${source}` : ''}${input.layered ? ' --layered' : ''}${shape === 'copy' ? ' --copy' : ''} | docker build -t NAME -`,
     '',
-    `# Stage 1: the source root (${input.meta.base.ref}, ${input.meta.base.id}) and the delta; deltaimg checks the`,
+    `# Stage 1: the source root (${input.meta.base.ref}, ${input.meta.base.id}) and the delta${shape === 'copy' ? ', copied in' : ''}; deltaimg checks the`,
     `# source against the delta, then writes the target root to ${OUT}.`,
     `FROM scratch AS ${APPLIED_STAGE}`,
-    runWithMounts([bind(runtime, RUNTIME_ROOT, RUNTIME_ROOT), ...mounts], [LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT]),
+    ...runStage(shape, [input_(runtime, RUNTIME_ROOT, RUNTIME_ROOT), ...inputs], [LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT, '--progress', 'plain']),
     '',
     ...(input.layered ? layeredStage(input.layered, runtime) : flatStage()),
     ...configInstructions(input.meta.target.config),
@@ -148,6 +163,26 @@ function layeredStage(layered: LayeredInput, runtime: string): string[] {
     ),
     `COPY --from=${FIXUP_STAGE} ${FIXUP}/ /`,
   ];
+}
+
+/** What a stage reads: `source` inside image (or stage) `from`, seen at `target`. */
+interface StageInput {
+  from: string;
+  source: string;
+  target: string;
+}
+
+function input_(from: string, source: string, target: string): StageInput {
+  return { from, source, target };
+}
+
+/**
+ * One RUN of the runtime over its inputs: bind-mounted read-only (one RUN), or COPY'd into the
+ * stage first (COPY --from of "/" copies the root's contents into the target directory).
+ */
+function runStage(shape: StageShape, inputs: StageInput[], args: string[]): string[] {
+  if (shape === 'mount') return [runWithMounts(inputs.map((i) => bind(i.from, i.source, i.target)), args)];
+  return [...inputs.map((i) => `COPY --from=${i.from} ${i.source} ${i.source === '/' ? `${i.target}/` : i.target}`), `RUN ${execForm(args)}`];
 }
 
 /** An exec-form RUN with one --mount per continued line. */

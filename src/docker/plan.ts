@@ -4,7 +4,8 @@
  * image, the given source really its base), then generate the Dockerfile.
  */
 import { DeltaimgError } from '../util/errors.js';
-import { diffDockerfile, applyDockerfile, type LayeredInput } from './dockerfile.js';
+import { checkBuilder } from './builder.js';
+import { diffDockerfile, applyDockerfile, type LayeredInput, type StageShape } from './dockerfile.js';
 import { inspectImage, lookupImage, type EngineOptions } from './engine.js';
 import type { ImageInfo } from './image.js';
 import { checkLayeredConfig, needsRootForRun } from './layered-config.js';
@@ -16,13 +17,23 @@ export interface PlanCommon {
   runtimeImage?: string;
   toolVersion: string;
   engine?: EngineOptions;
+  /** false (--no-check): print without asking whether the docker build here can run it. */
+  checkBuilder?: boolean;
+  /** 'copy' (--copy): COPY the roots into the scratch stage instead of RUN --mount; any builder. */
+  shape?: StageShape;
+}
+
+/** A Dockerfile to print, and notes for stderr (hints that do not stop it). */
+export interface Plan {
+  dockerfile: string;
+  notes: string[];
 }
 
 export function defaultRuntimeImage(toolVersion: string): string {
   return `deltaimg/runtime:${toolVersion}`;
 }
 
-export async function planDiff(opts: PlanCommon & { base: string; target: string; unlinked?: boolean }): Promise<string> {
+export async function planDiff(opts: PlanCommon & { base: string; target: string; unlinked?: boolean }): Promise<Plan> {
   imageRefToken(opts.base, 'base image');
   imageRefToken(opts.target, 'target image');
   const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
@@ -35,11 +46,15 @@ export async function planDiff(opts: PlanCommon & { base: string; target: string
       `base image ${opts.base} has ONBUILD triggers, which would run when the delta image is built FROM it; use --unlinked`,
     );
   }
-  return diffDockerfile({ base, target, runtimeImage, linked, toolVersion: opts.toolVersion });
+  const notes = await builderNotes(opts);
+  return { dockerfile: diffDockerfile({ base, target, runtimeImage, linked, toolVersion: opts.toolVersion, shape: opts.shape }), notes };
 }
 
-export async function planApply(opts: PlanCommon & { deltaImage: string; unlinkedSource?: string; layered?: boolean }): Promise<string> {
+export async function planApply(opts: PlanCommon & { deltaImage: string; unlinkedSource?: string; layered?: boolean }): Promise<Plan> {
   imageRefToken(opts.deltaImage, 'delta image');
+  if (opts.layered && opts.shape === 'copy') {
+    throw new DeltaimgError('USAGE', '--layered edits A\'s root in a RUN that sees the restored root through RUN --mount (BuildKit); it cannot be combined with --copy');
+  }
   if (opts.unlinkedSource !== undefined) imageRefToken(opts.unlinkedSource, 'source image');
   const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
   const meta = readDeltaImage(await inspectImage(opts.deltaImage, opts.engine));
@@ -61,7 +76,24 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
   }
   const layered = opts.layered ? await planLayered(meta, source, opts.engine) : undefined;
   await requireRuntime(runtimeImage, opts.engine);
-  return applyDockerfile({ deltaImage: opts.deltaImage, meta, runtimeImage, unlinkedSource: opts.unlinkedSource, toolVersion: opts.toolVersion, layered });
+  const notes = await builderNotes(opts);
+  return {
+    dockerfile: applyDockerfile({
+      deltaImage: opts.deltaImage,
+      meta,
+      runtimeImage,
+      unlinkedSource: opts.unlinkedSource,
+      toolVersion: opts.toolVersion,
+      layered,
+      shape: opts.shape,
+    }),
+    notes,
+  };
+}
+
+/** Last, after the images were found: the builder check is the slowest question (it starts a build). */
+async function builderNotes(opts: PlanCommon): Promise<string[]> {
+  return opts.checkBuilder === false ? [] : checkBuilder(opts.shape === 'copy' ? 'any' : 'buildkit', opts.engine);
 }
 
 /**
@@ -87,7 +119,7 @@ async function requireRuntime(ref: string, engine: EngineOptions | undefined): P
   if (!(await lookupImage(ref, engine)).found) {
     throw new DeltaimgError(
       'DOCKER',
-      `runtime image ${ref} is not in the local Docker engine: build it with npm run image in a deltaimg checkout, docker load it, or name another with --runtime-image`,
+      `runtime image ${ref} is not in the local Docker engine: build it with deltaimg runtime build, docker load it, or name another with --runtime-image`,
     );
   }
 }

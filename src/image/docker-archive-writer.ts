@@ -3,11 +3,12 @@
  * the uncompressed tar, named by its diff_id so shared layers are stored once) and
  * manifest.json. This is what every Docker engine's `docker load` reads.
  */
+import { tarSize } from './blob-plan.js';
 import { sha256Hex } from './digest-stream.js';
 import type { LayoutSink } from './sinks.js';
-import type { ImageToWrite, WrittenImage } from './types.js';
+import type { Image, WrittenImage } from './types.js';
 
-export async function writeClassicArchive(sink: LayoutSink, images: ImageToWrite[]): Promise<WrittenImage[]> {
+export async function writeClassicArchive(sink: LayoutSink, images: Image[]): Promise<WrittenImage[]> {
   const manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
   const written: WrittenImage[] = [];
   for (const image of images) {
@@ -17,7 +18,7 @@ export async function writeClassicArchive(sink: LayoutSink, images: ImageToWrite
     const layerNames: string[] = [];
     for (const [i, layer] of image.layers.entries()) {
       const name = `${layer.diffId.replace(/^sha256:/, '')}/layer.tar`;
-      if (!sink.has(name)) await sink.addStream(name, await layer.open(), { digest: layer.diffId, size: layer.size, label: `writing layer ${i} (${layer.diffId})` });
+      if (!sink.has(name)) await sink.addStream(name, await layer.openUncompressed(), { digest: layer.diffId, size: await tarSize(layer), label: `writing layer ${i} (${layer.diffId})` });
       layerNames.push(name);
     }
     const tags = repoTags(image.names);

@@ -13,7 +13,7 @@
  *   sinks.ts, blob-plan.ts, oci-writer.ts, docker-archive-writer.ts, write.ts  writeImages
  *   verify.ts                verifyImageSource
  */
-export { parseImageRef, formatImageRef, IMAGE_REF_FORMS, type ImageRef } from './ref.js';
+export { parseImageRef, formatImageRef, isPlainImageName, IMAGE_REF_FORMS, type ImageRef } from './ref.js';
 export {
   formatPlatform,
   parsePlatform,
@@ -21,9 +21,7 @@ export {
   type Image,
   type ImageManifest,
   type ImageSource,
-  type ImageToWrite,
   type Layer,
-  type LayerToWrite,
   type Platform,
   type WriteOptions,
   type WrittenImage,
@@ -31,4 +29,6 @@ export {
 export { openImageSource, type OpenOptions } from './source.js';
 export { writeImages } from './write.js';
 export { verifyImageSource, type LayerCheck, type VerifyReport } from './verify.js';
-export { imageToWrite } from './convert.js';
+export { MT } from './media-types.js';
+export type { RegistryOptions } from './registry/client.js';
+export { closeConnections } from './registry/client.js';

@@ -10,7 +10,7 @@ import { MT } from './media-types.js';
 import { blobPath } from './names.js';
 import { CONTAINERD_NAME, REF_NAME } from './oci-reader.js';
 import type { LayoutSink } from './sinks.js';
-import type { ImageToWrite, WrittenImage } from './types.js';
+import type { Image, WrittenImage } from './types.js';
 
 export interface OciWriteOptions {
   /** Also write manifest.json (the docker-archive form of Docker >= 25). */
@@ -25,7 +25,7 @@ interface IndexEntry {
   annotations?: Record<string, string>;
 }
 
-export async function writeOciLayout(sink: LayoutSink, images: ImageToWrite[], opts: OciWriteOptions = {}): Promise<WrittenImage[]> {
+export async function writeOciLayout(sink: LayoutSink, images: Image[], opts: OciWriteOptions = {}): Promise<WrittenImage[]> {
   await sink.addBuffer('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
   const entries: IndexEntry[] = [];
   const archiveManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
@@ -62,8 +62,8 @@ async function addBlobStream(sink: LayoutSink, blob: PlannedBlob, what: string):
   await sink.addStream(name, await blob.open(), { digest: blob.digest, size: blob.size, label: `writing ${what}` });
 }
 
-function manifestFor(image: ImageToWrite, configDigest: string, blobs: PlannedBlob[]): { mediaType: string; bytes: Buffer } {
-  if (image.manifest && manifestStillValid(image.manifest.bytes, configDigest, blobs)) return image.manifest;
+export function manifestFor(image: Image, configDigest: string, blobs: PlannedBlob[]): { mediaType: string; bytes: Buffer } {
+  if (image.manifest && manifestStillValid(image.manifest.bytes, configDigest, blobs)) return { mediaType: image.manifest.mediaType, bytes: image.manifest.bytes };
   const family = image.manifest?.mediaType === MT.dockerManifest ? 'docker' : 'oci';
   const mediaType = family === 'docker' ? MT.dockerManifest : MT.ociManifest;
   const manifest = {
@@ -86,7 +86,7 @@ function manifestStillValid(bytes: Buffer, configDigest: string, blobs: PlannedB
   }
 }
 
-function indexEntry(image: ImageToWrite, mediaType: string, digest: string, size: number, opts: OciWriteOptions): IndexEntry {
+function indexEntry(image: Image, mediaType: string, digest: string, size: number, opts: OciWriteOptions): IndexEntry {
   const { os, architecture, variant } = image.platform;
   const entry: IndexEntry = { mediaType, digest, size, platform: variant ? { os, architecture, variant } : { os, architecture } };
   const name = image.names[0];

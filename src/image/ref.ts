@@ -5,6 +5,7 @@
  * ':' and REF is the rest (so REF may hold a tag or a registry port).
  */
 import { DeltaimgError } from '../util/errors.js';
+import { formatRegistryRef, parseRegistryRef, type RegistryRef } from './registry/ref.js';
 
 export type ImageRef =
   /** `docker save` output: classic (manifest.json + <id>/layer.tar) or the OCI-layout form of Docker >= 25. */
@@ -15,6 +16,8 @@ export type ImageRef =
   | { transport: 'oci-archive'; path: string; ref?: string }
   /** Through `docker save` / `docker load`. */
   | { transport: 'docker-daemon'; name: string }
+  /** A registry: `docker://REGISTRY/REPO[:TAG|@sha256:...]`. */
+  | ({ transport: 'docker' } & RegistryRef)
   /** `-`: read an archive (docker-archive or oci-archive, detected) from stdin; write a docker-archive to stdout. */
   | { transport: 'stdio' };
 
@@ -23,6 +26,7 @@ export const IMAGE_REF_FORMS = [
   'oci:DIR[:REF]',
   'oci-archive:PATH[:REF]',
   'docker-daemon:NAME[:TAG]',
+  'docker://REGISTRY/REPO[:TAG|@DIGEST]',
   '- (stdin/stdout)',
 ];
 
@@ -34,6 +38,7 @@ export function parseImageRef(text: string): ImageRef {
   const colon = text.indexOf(':');
   const transport = colon > 0 ? text.slice(0, colon) : '';
   const rest = text.slice(colon + 1);
+  if (transport === 'docker') return { transport, ...parseRegistryRef(rest, (why) => badRef(text, why)) };
   if (transport === 'docker-daemon') {
     if (!rest || /\s/.test(rest)) throw badRef(text, 'no image name after docker-daemon:');
     return { transport, name: rest };
@@ -48,6 +53,27 @@ export function parseImageRef(text: string): ImageRef {
   return ref === undefined ? { transport: pathTransport, path } : { transport: pathTransport, path, ref };
 }
 
+/**
+ * Docker's reference grammar (distribution/reference), with the tag or digest required:
+ * [HOST[:PORT]/]PATH[:TAG][@DIGEST], PATH lower-case components joined by '/'.
+ */
+const DOCKER_NAME = new RegExp(
+  '^(?:(?:[a-zA-Z0-9-]+(?:\\.[a-zA-Z0-9-]+)*(?::[0-9]+)?)/)?' + // optional host[:port]/
+    '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*' + // path
+    '(?::[\\w][\\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$', // :tag, @digest
+);
+
+/**
+ * A plain `NAME:TAG` (or `NAME@sha256:...`) with no transport prefix, as `docker images` shows
+ * names: the image verbs take it as `docker-daemon:NAME:TAG`. Without a tag or digest it is not
+ * one (a bare word is more likely a file name).
+ */
+export function isPlainImageName(text: string): boolean {
+  if (!DOCKER_NAME.test(text)) return false;
+  const lastSlash = text.lastIndexOf('/');
+  return text.includes('@') || text.indexOf(':', lastSlash + 1) > 0;
+}
+
 /** The reference back in the same syntax (for messages). */
 export function formatImageRef(ref: ImageRef): string {
   switch (ref.transport) {
@@ -55,6 +81,8 @@ export function formatImageRef(ref: ImageRef): string {
       return '-';
     case 'docker-daemon':
       return `docker-daemon:${ref.name}`;
+    case 'docker':
+      return formatRegistryRef(ref);
     default:
       return `${ref.transport}:${ref.path}${ref.ref ? `:${ref.ref}` : ''}`;
   }

@@ -5,6 +5,8 @@ import { saveFromDaemon } from './daemon.js';
 import { readDockerArchive } from './docker-archive-reader.js';
 import { dirFiles, type LayoutFiles, tarFiles } from './layout-files.js';
 import { readOciLayout } from './oci-reader.js';
+import type { RegistryOptions } from './registry/client.js';
+import { readRegistryImages } from './registry/reader.js';
 import { formatImageRef, type ImageRef } from './ref.js';
 import { spool, type Spool } from './spool.js';
 import { indexTar } from './tar-index.js';
@@ -13,6 +15,8 @@ import type { Image, ImageSource } from './types.js';
 export interface OpenOptions {
   /** Where stdin and `docker save` output are spooled (default: the OS temp dir). */
   tmpDir?: string;
+  /** docker:// sources: credentials and TLS. */
+  registry?: RegistryOptions;
 }
 
 export async function openImageSource(ref: ImageRef, opts: OpenOptions = {}): Promise<ImageSource> {
@@ -28,6 +32,10 @@ export async function openImageSource(ref: ImageRef, opts: OpenOptions = {}): Pr
       return fromSpool(ref, await spool(process.stdin, opts.tmpDir, 'stdin'), (files) => readAnyArchive(files));
     case 'docker-daemon':
       return fromSpool(ref, await saveFromDaemon(ref.name, opts.tmpDir), (files) => readDockerArchive(files));
+    case 'docker': {
+      const read = await readRegistryImages(ref, opts.registry);
+      return { ref, images: () => read.images, ...(read.index ? { index: read.index } : {}), close: async () => {} };
+    }
   }
 }
 

@@ -4,6 +4,7 @@
  * one small reader module producing these, each destination one writer consuming them.
  */
 import type { ImageRef } from './ref.js';
+import type { PushOptions } from './registry/writer.js';
 import { DeltaimgError } from '../util/errors.js';
 
 export interface Platform {
@@ -42,6 +43,15 @@ export interface Layer {
   openStored(): Promise<NodeJS.ReadableStream>;
   /** The layer tar; the stream fails at its end when it does not hash to `diffId`. */
   openUncompressed(): Promise<NodeJS.ReadableStream>;
+  /** The tar's size when known without reading it (an uncompressed blob, a .dimg's record). */
+  uncompressedSize?: number;
+  /**
+   * The stored bytes are recomputed (a blob recompressed from its tar) and may not hash to
+   * `digest`: writers check them first and store the tar instead when they do not.
+   */
+  recomputed?: boolean;
+  /** Where the blob lives in a registry: a push to another repository there mounts it instead of uploading. */
+  blobSource?: { registry: string; repository: string };
 }
 
 /** A Layer whose stored bytes can also be read without the digest check (what verify hashes). */
@@ -79,26 +89,10 @@ export interface ImageSource {
   readonly ref: ImageRef;
   /** One per platform (a multi-platform OCI index gives several), after selecting by REF if given. */
   images(): Image[];
+  /** The top-level index of a multi-platform image, exact bytes, when the source has one (registries). */
+  index?: ImageManifest;
   /** Removes temp/spool files. */
   close(): Promise<void>;
-}
-
-/** A layer to write: its uncompressed tar with its known diffId and size, and optionally its stored blob. */
-export interface LayerToWrite {
-  diffId: string;
-  size: number;
-  open(): Promise<NodeJS.ReadableStream>;
-  /** The blob as originally stored (e.g. gzip'd); written instead of the tar when its bytes hash to `digest`. */
-  stored?: { digest: string; size: number; mediaType: string; open(): Promise<NodeJS.ReadableStream> };
-}
-
-export interface ImageToWrite {
-  config: Buffer;
-  layers: LayerToWrite[];
-  names: string[];
-  /** The original manifest: written byte for byte when every layer it names is written as stored. */
-  manifest?: { mediaType: string; bytes: Buffer };
-  platform: Platform;
 }
 
 export interface WrittenImage {
@@ -110,6 +104,8 @@ export interface WrittenImage {
 }
 
 export interface WriteOptions {
+  /** docker:// destinations: credentials, TLS, the original index to keep. */
+  registry?: PushOptions;
   /** docker-archive only: 'classic' (default: <id>/layer.tar, what every engine loads) or 'oci' (the Docker >= 25 form). */
   format?: 'classic' | 'oci';
   tmpDir?: string;

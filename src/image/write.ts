@@ -11,16 +11,17 @@ import { loadIntoDaemon } from './daemon.js';
 import { writeClassicArchive } from './docker-archive-writer.js';
 import { writeOciLayout } from './oci-writer.js';
 import type { ImageRef } from './ref.js';
+import { pushImages } from './registry/writer.js';
 import { dirSink, tarSink, type LayoutSink } from './sinks.js';
-import type { ImageToWrite, WriteOptions, WrittenImage } from './types.js';
+import type { Image, WriteOptions, WrittenImage } from './types.js';
 
-type Writer = (sink: LayoutSink, images: ImageToWrite[]) => Promise<WrittenImage[]>;
+type Writer = (sink: LayoutSink, images: Image[]) => Promise<WrittenImage[]>;
 
 const classic: Writer = writeClassicArchive;
 const oci: Writer = (sink, images) => writeOciLayout(sink, images);
 const dockerOci: Writer = (sink, images) => writeOciLayout(sink, images, { dockerManifest: true });
 
-export async function writeImages(dest: ImageRef, images: ImageToWrite[], opts: WriteOptions = {}): Promise<WrittenImage[]> {
+export async function writeImages(dest: ImageRef, images: Image[], opts: WriteOptions = {}): Promise<WrittenImage[]> {
   if (images.length === 0) throw new DeltaimgError('USAGE', 'no images to write');
   switch (dest.transport) {
     case 'docker-archive':
@@ -41,15 +42,17 @@ export async function writeImages(dest: ImageRef, images: ImageToWrite[], opts: 
         throw new DeltaimgError('USAGE', `docker-daemon:${dest.name} can take one image, not ${images.length}; pick a platform`);
       }
       return toDaemon(renamedAs(images, dest.name), classic);
+    case 'docker':
+      return (await pushImages(dest, images, opts.registry)).images;
   }
 }
 
 /** A REF in the destination names every image written. */
-function renamedAs(images: ImageToWrite[], ref: string | undefined): ImageToWrite[] {
+function renamedAs(images: Image[], ref: string | undefined): Image[] {
   return ref === undefined ? images : images.map((i) => ({ ...i, names: [ref] }));
 }
 
-async function toTarFile(path: string, images: ImageToWrite[], write: Writer): Promise<WrittenImage[]> {
+async function toTarFile(path: string, images: Image[], write: Writer): Promise<WrittenImage[]> {
   return writeFileAtomically(resolve(path), async (temp) => {
     const out = createWriteStream(temp, { flags: 'wx' });
     try {
@@ -64,7 +67,7 @@ async function toTarFile(path: string, images: ImageToWrite[], write: Writer): P
   });
 }
 
-async function toStdout(images: ImageToWrite[], write: Writer): Promise<WrittenImage[]> {
+async function toStdout(images: Image[], write: Writer): Promise<WrittenImage[]> {
   if (process.stdout.isTTY) throw new DeltaimgError('USAGE', 'refusing to write an image archive to a terminal; redirect stdout to a file or a pipe');
   const streamed = streamingTo('standard output');
   try {
@@ -79,7 +82,7 @@ async function toStdout(images: ImageToWrite[], write: Writer): Promise<WrittenI
   }
 }
 
-async function toDaemon(images: ImageToWrite[], write: Writer): Promise<WrittenImage[]> {
+async function toDaemon(images: Image[], write: Writer): Promise<WrittenImage[]> {
   const load = loadIntoDaemon();
   load.done.catch(() => {}); // awaited below; a load that dies early also fails the writes
   try {

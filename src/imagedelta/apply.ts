@@ -10,20 +10,21 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { applyDelta } from '../delta/apply.js';
 import {
+  MT,
   openImageSource,
   parsePlatform,
   writeImages,
   type Image,
   type ImageRef,
-  type ImageToWrite,
   type Layer,
-  type LayerToWrite,
   type Platform,
+  type RegistryOptions,
   type WrittenImage,
 } from '../image/index.js';
 import { assertAbsent, withScratchDir } from '../util/atomic-output.js';
 import { decodeSkeleton, joinTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
+import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { damaged, unpackDimg } from './container.js';
@@ -39,6 +40,10 @@ export interface ImageApplyOptions {
   format?: 'classic' | 'oci';
   /** Platforms to restore; default: every image the .dimg holds. */
   platforms?: Platform[];
+  /** docker:// images: credentials and TLS. */
+  registry?: RegistryOptions;
+  /** The memory budget in bytes (`--memory`), as ApplyOptions.memoryBytes; default defaultMemoryBudget(). */
+  memoryBytes?: number;
 }
 
 export interface RestoredImage {
@@ -75,8 +80,9 @@ export async function applyImageDelta(
     const header = await unpackDimg(dimgPath, members);
     const images = selectImages(header.images, opts.platforms, dimgPath);
     refuseAmbiguousLoad(dest, images, dimgPath);
-    const base = await openImageSource(baseRef, { tmpDir: work });
-    const pool = new VcdiffPool();
+    const base = await openImageSource(baseRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
+    const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
+    const pool = new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
     try {
       const bases = matchBases(images, base.images(), dimgPath);
       const restorer = new LayerRestorer(header, members, join(work, 'layers'), {
@@ -85,8 +91,9 @@ export async function applyImageDelta(
         pool,
         progress,
         dimgPath,
+        memoryBytes,
       });
-      const toWrite: ImageToWrite[] = [];
+      const toWrite: Image[] = [];
       const plans: ImagePlan[] = [];
       for (const [i, image] of images.entries()) {
         const plan = await planImage(image, bases[i]!, base.images(), restorer, members, dimgPath);
@@ -94,7 +101,7 @@ export async function applyImageDelta(
         toWrite.push(plan.write);
       }
       progress.update({ label: 'writing image', done: 0 });
-      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work });
+      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
       return { header, images: plans.map((p, i) => restoredReport(p, written[i])) };
     } finally {
       progress.done();
@@ -164,7 +171,7 @@ function matchBases(targets: DimgImage[], images: Image[], dimgPath: string): Im
 
 interface ImagePlan {
   image: DimgImage;
-  write: ImageToWrite;
+  write: Image;
   manifestKept: boolean;
   manifestNote?: string;
   rebuiltLayers: number;
@@ -181,14 +188,14 @@ async function planImage(
   const config = await readMember(members, image.target.configMember);
   const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
   if (configDigest !== image.target.configDigest) throw damaged(dimgPath, `the target config hashes to ${configDigest}`);
-  const layers: LayerToWrite[] = [];
+  const layers: Layer[] = [];
   const unreproducible: string[] = [];
   let rebuiltLayers = 0;
   for (const layer of image.target.layers) {
     if (layer.from !== 'base') rebuiltLayers++;
     const written =
       layer.from === 'base' ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath)) : await restorer.layerToWrite(layer);
-    if (layer.stored && !written.stored) unreproducible.push(layer.diffId);
+    if (layer.stored && written.digest !== layer.stored.digest) unreproducible.push(layer.diffId);
     layers.push(written);
   }
   const manifestKept = image.target.manifest !== undefined && unreproducible.length === 0;
@@ -202,10 +209,11 @@ async function planImage(
     rebuiltLayers,
     write: {
       config,
+      configDigest,
       layers,
       names: image.target.names,
       platform: parsePlatform(image.platform),
-      ...(manifest && image.target.manifest ? { manifest: { mediaType: image.target.manifest.mediaType, bytes: manifest } } : {}),
+      ...(manifest && image.target.manifest ? { manifest: { mediaType: image.target.manifest.mediaType, bytes: manifest, digest: image.target.manifest.digest } } : {}),
     },
   };
 }
@@ -216,23 +224,33 @@ function findBaseLayer(diffId: string, base: Image, all: Image[], dimgPath: stri
   return layer;
 }
 
-/** A's layer; its streams fail at their end when the bytes do not hash to their digest. */
-function baseLayerToWrite(target: DimgTargetLayer, layer: Layer): LayerToWrite {
-  const stored = storedFromBase(target.stored, layer);
-  return { diffId: target.diffId, size: target.size, open: () => layer.openUncompressed(), ...(stored ? { stored } : {}) };
+/** A's layer as B stores it; its streams fail at their end when the bytes do not hash to their digest. */
+function baseLayerToWrite(target: DimgTargetLayer, layer: Layer): Layer {
+  const openTar = () => layer.openUncompressed();
+  const stored = target.stored;
+  // Both stored it alike: A's blob is B's.
+  if (stored && layer.digest === stored.digest) return { ...layer, uncompressedSize: target.size };
+  return restoredLayer(target, openTar);
 }
 
 /**
- * B's compressed blob for a layer A has: A's own blob when both stored it alike, else replayed
- * from A's tar when diff found how (A and B compressed it differently); undefined: written as a tar.
+ * B's layer from its tar: B's compressed blob replayed from the tar when diff found how (the
+ * writer checks the replay against the digest first), else the tar itself.
  */
-function storedFromBase(stored: StoredLayer | undefined, layer: Layer): LayerToWrite['stored'] {
-  if (!stored) return undefined;
-  const blob = { digest: stored.digest, size: stored.size, mediaType: stored.mediaType };
-  if (layer.digest === stored.digest) return { ...blob, open: () => layer.openStored() };
-  const replay = stored.replay;
-  if (!replay) return undefined;
-  return { ...blob, open: async () => replayGzip(await layer.openUncompressed(), replay) };
+function restoredLayer(target: DimgTargetLayer, openTar: () => Promise<NodeJS.ReadableStream>): Layer {
+  const tar = { diffId: target.diffId, uncompressedSize: target.size, openUncompressed: openTar };
+  const stored = target.stored;
+  const replay = stored?.replay;
+  if (!stored || !replay) return { ...tar, digest: target.diffId, size: target.size, mediaType: MT.ociLayer, compression: 'none', openStored: openTar };
+  return {
+    ...tar,
+    digest: stored.digest,
+    size: stored.size,
+    mediaType: stored.mediaType,
+    compression: stored.compression,
+    recomputed: true,
+    openStored: async () => replayGzip(await openTar(), replay),
+  };
 }
 
 interface RestoreContext {
@@ -241,6 +259,7 @@ interface RestoreContext {
   pool: VcdiffPool;
   progress: Progress;
   dimgPath: string;
+  memoryBytes: number;
 }
 
 /** Rebuilds B's layers that A lacks into plain tar files, each verified against its diff_id. */
@@ -254,18 +273,9 @@ class LayerRestorer {
     private readonly ctx: RestoreContext,
   ) {}
 
-  async layerToWrite(target: DimgTargetLayer): Promise<LayerToWrite> {
+  async layerToWrite(target: DimgTargetLayer): Promise<Layer> {
     const tar = await this.restore(target.diffId);
-    const stored = target.stored;
-    const replay = stored?.replay;
-    return {
-      diffId: target.diffId,
-      size: target.size,
-      open: async () => createReadStream(tar),
-      ...(stored && replay
-        ? { stored: { digest: stored.digest, size: stored.size, mediaType: stored.mediaType, open: async () => replayGzip(createReadStream(tar), replay) } }
-        : {}),
-    };
+    return restoredLayer(target, async () => createReadStream(tar));
   }
 
   private restore(diffId: string): Promise<string> {
@@ -293,7 +303,11 @@ class LayerRestorer {
     await decodeSkeleton(join(this.members, ...layer.skeletonMember.split('/')), rootfs.skeletons, skeleton);
     const content = join(dir, 'content');
     this.ctx.progress.update({ label: `rebuilding layer ${layer.diffId.slice(7, 19)}`, done: 0 });
-    await applyDelta(rootfs.dir, join(this.members, ...layer.deltaPrefix.split('/')), content, { pool: this.ctx.pool, progress: this.ctx.progress });
+    await applyDelta(rootfs.dir, join(this.members, ...layer.deltaPrefix.split('/')), content, {
+      pool: this.ctx.pool,
+      progress: this.ctx.progress,
+      memoryBytes: this.ctx.memoryBytes,
+    });
     const tar = join(dir, 'layer.tar');
     const joined = await joinTar(skeleton, content, createWriteStream(tar, { flags: 'wx' }));
     await rm(content, { recursive: true, force: true });

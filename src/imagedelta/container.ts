@@ -14,15 +14,8 @@ import { sha256File } from '../tree/scan.js';
 import { streamingTo, writeFileAtomically } from '../util/atomic-output.js';
 import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
 import { hashingTap } from '../util/hashing.js';
-import {
-  DIMG_FORMAT,
-  DIMG_HEADER,
-  DIMG_HEADER_MAX_BYTES,
-  DIMG_VERSION,
-  MEMBER_NAME,
-  type DimgHeader,
-  type DimgMember,
-} from './format.js';
+import { DIMG_HEADER, DIMG_HEADER_MAX_BYTES, MEMBER_NAME, type DimgHeader, type DimgMember } from './format.js';
+import { damaged, decodeDimgHeader } from './header.js';
 
 /** A member to pack: its name in the archive and the file holding its bytes. */
 export interface MemberFile {
@@ -118,7 +111,7 @@ export async function unpackDimg(path: string, destDir: string): Promise<DimgHea
     const file = join(destDir, ...member.name.split('/'));
     await mkdir(dirname(file), { recursive: true });
     const tap = hashingTap();
-    await pipeline(entry, tap.stream, createWriteStream(file, { flags: 'wx' }));
+    await pipeline(entry(), tap.stream, createWriteStream(file, { flags: 'wx' }));
     if (tap.bytes() !== member.size || tap.sha256Hex() !== member.sha256) {
       throw damaged(path, `member ${member.name} does not match its recorded sha256`);
     }
@@ -139,13 +132,19 @@ function memberOf(h: DimgHeader, name: string, path: string, seen: Set<string>):
   return member;
 }
 
-type Visit = (header: DimgHeader, name?: string, entry?: NodeJS.ReadableStream) => Promise<'continue' | 'stop'>;
+/** `entry()` gives the member's stream, to be read at once (no await between the call and the read). */
+type Visit = (header: DimgHeader, name?: string, entry?: () => NodeJS.ReadableStream) => Promise<'continue' | 'stop'>;
 
 /** Streams the tar, parsing the header member first and handing each later member to `visit`. */
 async function walkDimg(path: string, visit: Visit): Promise<void> {
   const input = path === '-' ? process.stdin : createReadStream(path);
   const extract = tar.extract();
   input.on('error', (err: Error) => extract.destroy(err));
+  // A tar that ends inside a member fails the extractor, which destroys that member's stream;
+  // a pipeline attached to it only afterwards (after an await) would never settle. Members are
+  // handed out through `opened`, which throws the failure instead.
+  let failure: Error | undefined;
+  extract.on('error', (err: Error) => (failure ??= err));
   input.pipe(extract);
   let header: DimgHeader | undefined;
   try {
@@ -157,7 +156,11 @@ async function walkDimg(path: string, visit: Visit): Promise<void> {
         continue;
       }
       if (entry.header.type !== 'file') throw damaged(path, `member ${JSON.stringify(name)} is not a regular file`);
-      if ((await visit(header, name, entry as unknown as NodeJS.ReadableStream)) === 'stop') break;
+      const opened = (): NodeJS.ReadableStream => {
+        if (failure) throw failure;
+        return entry as unknown as NodeJS.ReadableStream;
+      };
+      if ((await visit(header, name, opened)) === 'stop') break;
     }
   } catch (err) {
     if (isDeltaimgError(err)) throw err;
@@ -174,64 +177,23 @@ async function walkDimg(path: string, visit: Visit): Promise<void> {
 type TarEntry = AsyncIterable<unknown> & { header: { type?: string | null; size?: number } };
 
 async function readHeaderEntry(path: string, name: string, entry: TarEntry): Promise<DimgHeader> {
-  if (name !== DIMG_HEADER || entry.header.type !== 'file' || (entry.header.size ?? 0) > DIMG_HEADER_MAX_BYTES) {
+  if (name !== DIMG_HEADER || entry.header.type !== 'file') {
     throw new DeltaimgError(
       'CORRUPT_DELTA',
-      `${path} is not a deltaimg image delta (its first member is ${JSON.stringify(name)}, not ${DIMG_HEADER}); make one with 'deltaimg image diff'`,
+      `${path} is not a deltaimg image delta (its first member is ${JSON.stringify(name.slice(0, 200))}, not ${DIMG_HEADER}); make one with 'deltaimg image diff'`,
     );
   }
+  const size = entry.header.size ?? 0;
+  if (size > DIMG_HEADER_MAX_BYTES) throw damaged(path, `its ${DIMG_HEADER} has ${size} bytes, more than a header can (${DIMG_HEADER_MAX_BYTES})`);
   const chunks: Buffer[] = [];
   for await (const c of entry) chunks.push(c as Buffer);
-  let h: Partial<DimgHeader>;
+  let json: unknown;
   try {
-    h = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<DimgHeader>;
+    json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch {
     throw damaged(path, `its ${DIMG_HEADER} is not valid JSON`);
   }
-  return checkHeader(path, h);
+  return decodeDimgHeader(path, json);
 }
 
-export function checkHeader(path: string, h: Partial<DimgHeader>): DimgHeader {
-  if (h?.format !== DIMG_FORMAT) throw damaged(path, `its header names format ${JSON.stringify(h?.format)}`);
-  const needs = typeof h.minReaderVersion === 'number' ? h.minReaderVersion : h.version;
-  if (typeof needs !== 'number' || needs > DIMG_VERSION) {
-    throw new DeltaimgError(
-      'UNSUPPORTED_VERSION',
-      `${path} uses image delta format v${h.version} (made by ${h.tool ?? 'a newer deltaimg'}); ` +
-        `this deltaimg reads up to v${DIMG_VERSION}: upgrade deltaimg to apply it`,
-    );
-  }
-  if (!Array.isArray(h.images) || !Array.isArray(h.layers) || !Array.isArray(h.members) || h.images.length === 0 || !Number.isSafeInteger(h.inlineMax)) {
-    throw damaged(path, 'its header lacks required fields');
-  }
-  for (const m of h.members) {
-    if (typeof m?.name !== 'string' || !MEMBER_NAME.test(m.name) || !Number.isSafeInteger(m.size) || typeof m.sha256 !== 'string') {
-      throw damaged(path, `its header lists an invalid member ${JSON.stringify(m?.name)}`);
-    }
-  }
-  checkMemberRefs(path, h as DimgHeader);
-  return h as DimgHeader;
-}
-
-/**
- * Apply opens configs, manifests, skeletons and tree deltas by the names the header gives;
- * each must be a listed member (the delta prefix at least a member-shaped name), or a hostile
- * header could make apply read files outside the unpacked members.
- */
-function checkMemberRefs(path: string, h: DimgHeader): void {
-  const listed = new Set(h.members.map((m) => m.name));
-  const refs: unknown[] = [];
-  for (const image of h.images) refs.push(image?.target?.configMember, ...(image?.target?.manifest ? [image.target.manifest.member] : []));
-  for (const layer of h.layers) refs.push(layer?.skeletonMember);
-  for (const ref of refs) {
-    if (typeof ref !== 'string' || !listed.has(ref)) throw damaged(path, `its header refers to member ${JSON.stringify(ref)}, which it does not list`);
-  }
-  for (const layer of h.layers) {
-    const prefix: unknown = layer.deltaPrefix;
-    if (typeof prefix !== 'string' || !MEMBER_NAME.test(prefix)) throw damaged(path, `its header gives layer ${layer.diffId} an invalid delta prefix ${JSON.stringify(prefix)}`);
-  }
-}
-
-export function damaged(path: string, why: string): DeltaimgError {
-  return new DeltaimgError('CORRUPT_DELTA', `${path} is damaged: ${why}; copy it again or make it anew with 'deltaimg image diff'`);
-}
+export { damaged } from './header.js';

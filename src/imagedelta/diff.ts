@@ -8,9 +8,10 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { diffTrees } from '../delta/diff.js';
-import { formatPlatform, openImageSource, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
+import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
+import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
 import { assertAbsent, withScratchDir } from '../util/atomic-output.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
@@ -37,6 +38,10 @@ export interface ImageDiffOptions {
   /** Where scratch space goes (A's root filesystem is extracted there); default the OS temp dir. */
   tmpDir?: string;
   toolVersion?: string;
+  /** docker:// images: credentials and TLS. */
+  registry?: RegistryOptions;
+  /** The memory budget in bytes (`--memory`), as DiffOptions.memoryBytes; default defaultMemoryBudget(). */
+  memoryBytes?: number;
 }
 
 export interface ImageDiffResult {
@@ -61,16 +66,17 @@ export async function diffImages(
     // The engine compiles on a spare core while the images are opened and indexed.
     const engineReady = compileAhead();
     engineReady.catch(() => {});
-    const base = await openImageSource(baseRef, { tmpDir: work });
-    const target = await openImageSource(targetRef, { tmpDir: work }).catch(async (err: unknown) => {
+    const base = await openImageSource(baseRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
+    const target = await openImageSource(targetRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) }).catch(async (err: unknown) => {
       await base.close();
       throw err;
     });
     let pool: VcdiffPool | undefined;
     try {
       await engineReady;
-      pool = new VcdiffPool();
-      const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg');
+      const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
+      pool = new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
+      const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg', memoryBytes);
       for (const pair of pairPlatforms(base.images(), target.images(), opts.platforms)) await planner.addImage(pair.base, pair.target);
       return await planner.write(out);
     } finally {
@@ -97,6 +103,7 @@ class ImageDiffer {
     private readonly pool: VcdiffPool,
     private readonly progress: Progress,
     private readonly tool: string,
+    private readonly memoryBytes: number,
   ) {
     for (const image of base.images()) for (const layer of image.layers) this.baseLayers.set(layer.diffId, layer);
     this.rootfs = new BaseRootfs(join(work, 'base'), progress, DEFAULT_INLINE_MAX);
@@ -124,8 +131,9 @@ class ImageDiffer {
   }
 
   private async addLayer(base: Image, layer: Layer): Promise<DimgTargetLayer> {
-    const stored = await this.storedOf(layer);
     const shared = this.baseLayers.get(layer.diffId);
+    // A stores the same blob: its bytes are read instead of B's (in a registry, B's is never downloaded).
+    const stored = await this.storedOf(layer, shared?.digest === layer.digest ? shared : layer);
     if (shared) {
       this.sharedLayers++;
       return { diffId: layer.diffId, size: await uncompressedSize(shared), from: 'base', ...(stored ? { stored } : {}) };
@@ -134,9 +142,10 @@ class ImageDiffer {
     return { diffId: layer.diffId, size: rebuilt.size, from: 'rebuilt', ...(stored ? { stored } : {}) };
   }
 
-  private async storedOf(layer: Layer): Promise<StoredLayer | undefined> {
+  /** How B stores the layer; the blob is read from `sameBlob` (A's when A stores the same bytes). */
+  private async storedOf(layer: Layer, sameBlob: Layer): Promise<StoredLayer | undefined> {
     if (layer.compression === 'none') return undefined;
-    const replay = layer.compression === 'gzip' ? await findGzipReplay(layer) : undefined;
+    const replay = layer.compression === 'gzip' ? await findGzipReplay(sameBlob) : undefined;
     return {
       digest: layer.digest,
       size: layer.size,
@@ -166,6 +175,7 @@ class ImageDiffer {
       progress: this.progress,
       toolVersion: this.tool,
       sourceSnapshot: await rootfs.snapshot(),
+      memoryBytes: this.memoryBytes,
     });
     await rm(content, { recursive: true, force: true });
     const encodedSkeleton = join(dir, 'skeleton');

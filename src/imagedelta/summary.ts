@@ -1,4 +1,5 @@
 /** Human-readable reports of a `.dimg`: what `image diff` saved and what `image inspect` shows. */
+import { printable } from '../util/printable.js';
 import { formatBytes } from '../util/progress.js';
 import type { DimgHeader } from './format.js';
 
@@ -12,11 +13,11 @@ export function imageSavedLine(out: string, header: DimgHeader, bytes: number, n
 }
 
 export function inspectDimg(path: string, header: DimgHeader): string {
-  const lines = [`${path}: ${header.format} v${header.version}, made by ${header.tool} on ${header.created}`];
+  const lines = [`${printable(path)}: ${header.format} v${header.version}, made by ${printable(header.tool)} on ${printable(header.created)}`];
   for (const image of header.images) {
     lines.push(
       '',
-      `${image.platform}: ${image.target.configDigest} (${image.target.names.join(', ') || 'no name'})`,
+      `${printable(image.platform)}: ${image.target.configDigest} (${printable(image.target.names.join(', ')) || 'no name'})`,
       `  from base ${image.base.configDigest} (${image.base.diffIds.length} layers)`,
     );
     for (const layer of image.target.layers) {

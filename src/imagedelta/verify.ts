@@ -2,7 +2,7 @@
  * `deltaimg image verify`: every layer of an image hashes to its diff_id, the config to its
  * digest; with a `.dimg`, the image is also the exact target that delta restores.
  */
-import { openImageSource, verifyImageSource, type ImageRef, type VerifyReport } from '../image/index.js';
+import { openImageSource, verifyImageSource, type ImageRef, type RegistryOptions, type VerifyReport } from '../image/index.js';
 import { readDimgHeader } from './container.js';
 import { withScratchDir } from '../util/atomic-output.js';
 
@@ -19,9 +19,9 @@ export interface ImageVerifyResult {
   ok: boolean;
 }
 
-export async function verifyImage(ref: ImageRef, opts: { against?: string; tmpDir?: string } = {}): Promise<ImageVerifyResult> {
+export async function verifyImage(ref: ImageRef, opts: { against?: string; tmpDir?: string; registry?: RegistryOptions } = {}): Promise<ImageVerifyResult> {
   return withScratchDir(opts.tmpDir, 'deltaimg-image-verify-', async (work) => {
-    const source = await openImageSource(ref, { tmpDir: work });
+    const source = await openImageSource(ref, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
     try {
       const report = await verifyImageSource(source);
       const expected = opts.against ? await compareWithDelta(source.images(), opts.against) : [];

@@ -4,8 +4,8 @@
  * have exactly the size the skeleton recorded.
  */
 import { createHash } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { lstat, type FileHandle } from 'node:fs/promises';
+import { openRegular } from '../util/regular-file.js';
 import { once } from 'node:events';
 import type { RelPath } from '../tree/entry.js';
 import { assertSafeRelPath, displayPath, toFsPath } from '../tree/paths.js';
@@ -95,29 +95,22 @@ class HashingSink {
 
 async function openContent(contentDir: string, rel: RelPath, size: number): Promise<FileHandle> {
   const shown = `${contentDir}${displayPath(rel)}`;
-  let fh: FileHandle;
+  let opened: { fh: FileHandle; size: number };
   try {
     // O_NOFOLLOW: the content tree is ours; a symlink in it is not a content file.
-    fh = await open(toFsPath(contentDir, rel), constants.O_RDONLY | constants.O_NOFOLLOW);
+    opened = await openRegular(toFsPath(contentDir, rel), { noFollow: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} is missing; the layer cannot be rebuilt (the delta or the base is damaged)`);
     if (code === 'ELOOP') throw new DeltaimgError('HOSTILE_PATH', `content file ${shown} is a symlink; refusing to read through it (the delta is damaged or malicious)`);
+    if (code === 'EINVAL') throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} is not a regular file; the layer cannot be rebuilt (the delta or the base is damaged)`);
     throw ioError('open content file', shown, err);
   }
-  let st: Stats;
-  try {
-    st = await fh.stat();
-  } catch (err) {
-    await fh.close();
-    throw ioError('stat content file', shown, err);
+  if (opened.size !== size) {
+    await opened.fh.close();
+    throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} has ${opened.size} bytes, but the tar header says ${size}; the layer cannot be rebuilt (the delta or the base is damaged)`);
   }
-  if (!st.isFile() || st.size !== size) {
-    await fh.close();
-    const what = st.isFile() ? `has ${st.size} bytes` : 'is not a regular file';
-    throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} ${what}, but the tar header says ${size}; the layer cannot be rebuilt (the delta or the base is damaged)`);
-  }
-  return fh;
+  return opened.fh;
 }
 
 /**

@@ -2,14 +2,14 @@
  * Loader and typed face of the fsext native addon (native-build/fsext): the Linux
  * calls Node's fs lacks — xattrs, mknod and nanosecond utimes, none following symlinks.
  *
- * The .node file is found relative to this module (src/tree or dist/tree, both two
- * levels below the package root), so it works from a checkout, under vitest and in a
- * Docker image where the package is copied to /opt/deltaimg. DELTAIMG_FSEXT overrides it.
+ * The .node file is prebuilds/<platform>-<arch>[-musl]/fsext.node under the package root
+ * (util/prebuilds.ts), shipped prebuilt for linux x64/arm64 (glibc) and x64 musl, so an
+ * installed package needs no compiler; DELTAIMG_FSEXT overrides it.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { DeltaimgError } from '../util/errors.js';
+import { buildFromSourceHint, prebuiltFile } from '../util/prebuilds.js';
 
 export type NodeKind = 'char' | 'block' | 'fifo';
 
@@ -24,18 +24,23 @@ export interface FsExt {
   lutimesNs(path: Buffer, atimeNs: bigint, mtimeNs: bigint): void;
 }
 
-const ADDON_RELATIVE = '../../native-build/fsext/build/Release/fsext.node';
-
 let loaded: FsExt | undefined;
 
-/** The addon, loaded on first use; a one-line DeltaimgError when it has not been built. */
+/**
+ * The addon, loaded on first use. A missing or unloadable file (another architecture, a glibc
+ * older than the one it was built against) is a one-line DeltaimgError saying how to build it.
+ * Verbs that need it call this before any long work, so they fail at once, not minutes in.
+ */
 export function fsext(): FsExt {
   if (loaded) return loaded;
-  const file = process.env.DELTAIMG_FSEXT || fileURLToPath(new URL(ADDON_RELATIVE, import.meta.url));
-  if (!existsSync(file)) {
-    throw new DeltaimgError('INTERNAL', `native addon missing at ${file}: run \`npm run build:native\` (needs python3, make, g++)`);
+  const file = process.env.DELTAIMG_FSEXT || prebuiltFile('fsext.node').path;
+  if (!existsSync(file)) throw new DeltaimgError('INSTALL', `native addon missing at ${file}: ${buildFromSourceHint()}`);
+  try {
+    loaded = createRequire(import.meta.url)(file) as FsExt;
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new DeltaimgError('INSTALL', `cannot load the native addon ${file} (${why}): ${buildFromSourceHint()}`, { cause: err });
   }
-  loaded = createRequire(import.meta.url)(file) as FsExt;
   return loaded;
 }
 

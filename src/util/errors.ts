@@ -13,6 +13,9 @@ export type ErrorCode =
   | 'VERIFY_FAILED'
   | 'DOCKER'
   | 'BAD_IMAGE'
+  /** A registry refused, failed or could not be reached (auth, TLS, 404, 5xx after retries). */
+  | 'REGISTRY'
+  | 'INSTALL'
   | 'INTERNAL';
 
 export class DeltaimgError extends Error {

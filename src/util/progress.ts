@@ -18,10 +18,61 @@ export interface Progress {
 
 export const silentProgress: Progress = { update() {}, done() {} };
 
-export function createProgress(opts: { quiet?: boolean; stream?: NodeJS.WriteStream } = {}): Progress {
+/**
+ * auto: a redrawn line on a terminal, nothing elsewhere; plain: a line now and then, for logs
+ * that are not terminals (`docker build` runs deltaimg with --progress plain); none: nothing.
+ */
+export type ProgressMode = 'auto' | 'plain' | 'none';
+
+export const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'plain', 'none'];
+
+export function createProgress(opts: { quiet?: boolean; mode?: ProgressMode; stream?: NodeJS.WriteStream } = {}): Progress {
   const stream = opts.stream ?? process.stderr;
-  if (opts.quiet || !stream.isTTY) return silentProgress;
+  const mode = opts.mode ?? 'auto';
+  if (opts.quiet || mode === 'none') return silentProgress;
+  if (mode === 'plain') return new PlainProgress(stream);
+  if (!stream.isTTY) return silentProgress;
   return new TtyProgress(stream);
+}
+
+/** Between two plain lines of the same step: a build log gets a line every few seconds, not a flood. */
+const PLAIN_EVERY_MS = 3000;
+
+/** Whole lines ("deltaimg: diff 120/622  3.1 MiB/40.2 MiB  ETA 9s"): the first of each step, then every few seconds, and its end. */
+class PlainProgress implements Progress {
+  private lastLine = 0;
+  private label = '';
+  private last: ProgressSnapshot | undefined;
+  private printedLast = false;
+  private readonly started = Date.now();
+  constructor(private readonly stream: NodeJS.WritableStream) {}
+
+  update(s: ProgressSnapshot): void {
+    const now = Date.now();
+    const newStep = s.label !== this.label;
+    if (newStep) this.finishStep();
+    this.label = s.label;
+    this.last = s;
+    this.printedLast = false;
+    if (!newStep && now - this.lastLine < PLAIN_EVERY_MS && s.done !== s.total) return;
+    this.print(s, now);
+  }
+
+  done(): void {
+    this.finishStep();
+  }
+
+  /** The last state of a step, when the lines so far stopped short of it. */
+  private finishStep(): void {
+    if (this.last && !this.printedLast) this.print(this.last, Date.now());
+    this.last = undefined;
+  }
+
+  private print(s: ProgressSnapshot, now: number): void {
+    this.lastLine = now;
+    this.printedLast = true;
+    this.stream.write(`deltaimg: ${formatLine(s, (now - this.started) / 1000)}\n`);
+  }
 }
 
 const REDRAW_MS = 100;

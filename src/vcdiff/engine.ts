@@ -45,11 +45,16 @@ class CountingSink {
   constructor(
     private readonly out: SequentialOutput,
     hashing = true,
+    private readonly maxBytes = Infinity,
   ) {
     this.hash = hashing ? createHash('sha256') : null;
   }
 
   async write(bytes: Uint8Array): Promise<void> {
+    // Checked before writing: a hostile delta (windows of long runs) must not fill the disk.
+    if (this.bytes + bytes.length > this.maxBytes) {
+      throw new Xd3Failure(XD3.INVALID_INPUT, `output exceeds the ${this.maxBytes} bytes expected`);
+    }
     this.hash?.update(bytes);
     this.bytes += bytes.length;
     await this.out.write(bytes);
@@ -194,7 +199,7 @@ class DecodeDiagnosis {
 export async function runDecode(ports: DecodePorts, opts: VcdiffOptions | undefined): Promise<DecodeResult & JobStats> {
   const diagnosis = new DecodeDiagnosis(ports);
   const job = new Xd3Job({ mode: 'decode', level: 0, secondary: 'none', inputWindow: DECODE_INPUT_CHUNK });
-  const sink = new CountingSink(ports.out, opts?.hashOutput ?? true);
+  const sink = new CountingSink(ports.out, opts?.hashOutput ?? true, opts?.maxOutputBytes);
   const yielder = new EventLoopYielder();
   let gotHeader = false;
   const onHeader = () => {

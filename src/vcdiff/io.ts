@@ -9,7 +9,8 @@
  * The exception is a big output chunk, which nothing waits for: FileWriter copies it aside
  * and writes it in the background. Pipes (stdin/stdout) stay asynchronous.
  */
-import { closeSync, fstatSync, openSync, readSync, write } from 'node:fs';
+import { closeSync, openSync, readSync, write } from 'node:fs';
+import { openRegularSync } from '../util/regular-file.js';
 import type { Readable, Writable } from 'node:stream';
 import { showOutputPath } from '../util/atomic-output.js';
 import { ioError } from '../util/errors.js';
@@ -56,14 +57,10 @@ export class FileReader implements RandomAccessSource, SequentialInput {
   ) {}
 
   static async open(path: PathLike, role: string): Promise<FileReader> {
-    let fd: number | undefined;
     try {
-      fd = openSync(path, 'r');
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
-      return new FileReader(fd, path, st.size);
+      const { fd, size } = openRegularSync(path);
+      return new FileReader(fd, path, size);
     } catch (err) {
-      if (fd !== undefined) closeSync(fd);
       throw ioError(`open ${role}`, showPath(path), err);
     }
   }

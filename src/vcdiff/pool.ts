@@ -19,6 +19,11 @@ import type { JobReply, JobRequest } from './worker.js';
 export interface VcdiffPoolOptions {
   /** Number of worker threads; default one per core. */
   size?: number;
+  /**
+   * A worker whose last job used more wasm memory than this is replaced (default RECYCLE_BYTES),
+   * so an idle pool holds at most size x this: callers under a memory budget set it lower.
+   */
+  recycleBytes?: number;
 }
 
 /** Workers whose last job used more wasm memory than this are replaced. */
@@ -76,6 +81,7 @@ function toError(reply: Extract<JobReply, { ok: false }>): Error {
 
 export class VcdiffPool {
   readonly size: number;
+  readonly recycleBytes: number;
   private readonly workers = new Set<PoolWorker>();
   private readonly queue: QueuedJob[] = [];
   private nextId = 1;
@@ -87,6 +93,7 @@ export class VcdiffPool {
     const size = opts?.size ?? availableParallelism();
     if (!Number.isInteger(size) || size < 1) throw new DeltaimgError('USAGE', `pool size must be a positive integer (got ${size})`);
     this.size = size;
+    this.recycleBytes = opts?.recycleBytes ?? RECYCLE_BYTES;
   }
 
   /** `mode` 'create': DELTA must not exist and is written in place (see OutputMode). */
@@ -148,7 +155,7 @@ export class VcdiffPool {
 
   private onReply(worker: PoolWorker, reply: JobReply): void {
     const job = worker.finish();
-    if (reply.ok && reply.wasmBytes > RECYCLE_BYTES) this.retire(worker);
+    if (reply.ok && reply.wasmBytes > this.recycleBytes) this.retire(worker);
     job?.resolve(reply);
     this.dispatch();
   }

@@ -60,6 +60,12 @@ export function registryAddress(): string {
 
 const DOCKER_ENV = { DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain' };
 
+/**
+ * The environment `deltaimg dockerfile` runs in when the tests build its output themselves (not
+ * through a pipe it can see): the test engine's CLI, and BuildKit, as the builds here use it.
+ */
+export const DELTAIMG_ENV = { DELTAIMG_DOCKER: DOCKER, DOCKER_BUILDKIT: '1' };
+
 export async function docker(args: string[], opts: { input?: string } = {}): Promise<string> {
   const r = await execa(DOCKER, args, { env: DOCKER_ENV, input: opts.input, stripFinalNewline: true });
   return r.stdout;
@@ -75,11 +81,17 @@ export interface BuildResult {
   all: string;
 }
 
-export async function buildImage(dockerfile: string, tag: string, extraArgs: string[] = [], context?: string): Promise<BuildResult> {
+export async function buildImage(
+  dockerfile: string,
+  tag: string,
+  extraArgs: string[] = [],
+  context?: string,
+  opts: { builder?: 'buildkit' | 'classic' } = {},
+): Promise<BuildResult> {
   // --network=none: the test daemon runs with --bridge=none, and a RUN needs no network anyway.
   const source = context ? ['-f', '-', context] : ['-'];
   const r = await execa(DOCKER, ['build', '--network=none', ...extraArgs, '-t', tag, ...source], {
-    env: DOCKER_ENV,
+    env: opts.builder === 'classic' ? { DOCKER_BUILDKIT: '0' } : DOCKER_ENV,
     input: dockerfile,
     reject: false,
     all: true,
@@ -137,9 +149,9 @@ export async function ensureRuntimeImage(): Promise<string> {
   await acquireLock(lock);
   try {
     if (existsSync(marker)) return RUNTIME_IMAGE;
-    await execa('bash', ['scripts/build-runtime-image.sh', RUNTIME_IMAGE], {
+    await execa(process.execPath, ['dist/cli/main.js', 'runtime', 'build', '--tag', RUNTIME_IMAGE, '--quiet'], {
       cwd: REPO_ROOT,
-      env: { DOCKER },
+      env: { DELTAIMG_DOCKER: DOCKER },
       all: true,
     });
     for (const old of await readdir(stateDir)) {

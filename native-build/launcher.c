@@ -1,11 +1,14 @@
 /*
  * deltaimg runtime launcher: /opt/deltaimg/deltaimg in the runtime image.
  *
- * Built with `gcc -static`, so it runs in a FROM scratch stage and on any base image
- * (glibc, musl, busybox, distroless) without using the base's libc or shell. It runs
- * the bundled node through the bundled glibc loader, with the bundled libraries only:
+ * Built with `gcc -static` (native-build/build.mjs, one per architecture), so it runs in a
+ * FROM scratch stage and on any base image (glibc, musl, busybox, distroless) without using
+ * the base's libc or shell. It runs the bundled node through the bundled glibc loader, with
+ * the bundled libraries only:
  *
- *   ROOT/lib/ld-linux-x86-64.so.2 --library-path ROOT/lib ROOT/bin/node ROOT/dist/cli/main.js ARGS...
+ *   ROOT/lib/<LOADER> --library-path ROOT/lib ROOT/bin/node ROOT/dist/cli/main.js ARGS...
+ *
+ * LOADER is the glibc loader's file name for the target architecture (-DLOADER=...).
  *
  * ROOT is the directory holding this launcher (found through /proc/self/exe), or
  * /opt/deltaimg when /proc is not mounted.
@@ -19,7 +22,9 @@
 #include <unistd.h>
 
 #define DEFAULT_ROOT "/opt/deltaimg"
-#define LOADER "/lib/ld-linux-x86-64.so.2"
+#ifndef LOADER
+#error "build with -DLOADER='\"ld-linux-<arch>.so.N\"' (native-build/build.mjs does)"
+#endif
 
 /* Fills root with the launcher's directory; falls back to DEFAULT_ROOT. */
 static void find_root(char *root, size_t size) {
@@ -56,7 +61,7 @@ int main(int argc, char **argv) {
     fputs("deltaimg launcher: out of memory\n", stderr);
     return 127;
   }
-  char *loader = join(root, LOADER);
+  char *loader = join(root, "/lib/" LOADER);
   int i = 0;
   args[i++] = loader;
   args[i++] = "--library-path";
