@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(xdelta3 zstd attr docker.io docker-registry apache2-utils openssl debootstrap time gcc libc6-dev binutils gzip pigz golang-go python3 zsh fish)
-# Cross compilers for the prebuilds/ of the other architecture (native-build/build.mjs --all).
+# Cross compilers for the prebuilds/ of the other architecture (native-build/build.mjs --all);
+# they also build the small executables of the executable-transform tests for both architectures.
 case "$(dpkg --print-architecture)" in
   amd64) packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools) ;;
   arm64) packages+=(gcc-x86-64-linux-gnu libc6-dev-amd64-cross) ;;

@@ -16,6 +16,7 @@ import { scanTree } from '../src/tree/scan.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { craftDelta, META, rel, rootRecord } from './helpers/craft-delta.js';
+import { expectApplyRefused } from './helpers/expect-refused.js';
 import { esbuildBinaryPair } from './helpers/real-data.js';
 import { cloneTree, makeRichTree, mutateTree } from './helpers/trees.js';
 
@@ -72,18 +73,8 @@ async function records(deltaDir: string): Promise<DeltaRecord[]> {
   return out;
 }
 
-async function expectRefused(promise: Promise<unknown>, code: DeltaimgError['code'], out: string): Promise<string> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeltaimgError);
-  expect((err as DeltaimgError).code).toBe(code);
-  expect((err as Error).message).not.toContain('\n');
-  await expect(readdir(out)).rejects.toThrow();
-  const leftovers = (await readdir(work)).filter((n) => n.includes('deltaimg-tmp') || n.includes('deltaimg-scratch'));
-  expect(leftovers).toEqual([]);
-  return (err as Error).message;
+function expectRefused(promise: Promise<unknown>, code: DeltaimgError['code'], out: string): Promise<string> {
+  return expectApplyRefused(promise, code, out, work);
 }
 
 describe('diff and apply on real trees', () => {
@@ -183,12 +174,12 @@ describe('diff and apply on real trees', () => {
   });
 
   it('refuses a delta from a newer format version', async () => {
-    const bad = join(work, 'delta-v2');
+    const bad = join(work, 'delta-v3');
     await cp(delta, bad, { recursive: true });
     const hdr = JSON.parse(await readFile(join(bad, 'deltaimg.json'), 'utf8'));
-    await writeFile(join(bad, 'deltaimg.json'), JSON.stringify({ ...hdr, version: 2, minReaderVersion: 2, tool: 'deltaimg 9.0.0' }));
-    const msg = await expectRefused(applyDelta(src, bad, join(work, 'out-v2'), { pool }), 'UNSUPPORTED_VERSION', join(work, 'out-v2'));
-    expect(msg).toMatch(/v2.*upgrade deltaimg/);
+    await writeFile(join(bad, 'deltaimg.json'), JSON.stringify({ ...hdr, version: 3, minReaderVersion: 3, tool: 'deltaimg 9.0.0' }));
+    const msg = await expectRefused(applyDelta(src, bad, join(work, 'out-v3'), { pool }), 'UNSUPPORTED_VERSION', join(work, 'out-v3'));
+    expect(msg).toMatch(/v3.*reads up to v2.*upgrade deltaimg/);
   });
 
   it('the CLI reports failures as one line with a non-zero exit, and --json on success', async () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyProbe, consumerOf, refuseBuilder } from '../src/docker/builder.js';
 import { DeltaimgError } from '../src/util/errors.js';
-import { describeDocker, DOCKER, ensureRuntimeImage, imageId, ImageNames, importTree, REPO_ROOT } from './helpers/docker.js';
+import { DELTAIMG_ENV, describeDocker, DOCKER, ensureRuntimeImage, imageId, ImageNames, importTree, REPO_ROOT } from './helpers/docker.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli/main.js');
 
@@ -102,13 +102,13 @@ describeDocker('builder detection on the real engine', () => {
 
   /** `deltaimg ARGS | BUILD` in a real shell, deltaimg's own environment without DOCKER_BUILDKIT. */
   async function pipeline(args: string, build: string) {
-    const env = { ...process.env, DELTAIMG_DOCKER: DOCKER, DOCKER: DOCKER };
+    const env = { ...process.env, DELTAIMG_DOCKER: DOCKER, DELTAIMG_RUNTIME_IMAGE: DELTAIMG_ENV.DELTAIMG_RUNTIME_IMAGE };
     delete env.DOCKER_BUILDKIT;
     return execa('bash', ['-c', `set -o pipefail; node ${CLI} dockerfile ${args} | ${build}`], { env, extendEnv: false, reject: false, all: true });
   }
 
   it('refuses the classic builder (DOCKER_BUILDKIT=0) before printing, in one line; --no-check prints anyway', async () => {
-    const env = { ...process.env, DELTAIMG_DOCKER: DOCKER, DOCKER_BUILDKIT: '0' };
+    const env = { ...process.env, ...DELTAIMG_ENV, DOCKER_BUILDKIT: '0' };
     const r = await execa('node', [CLI, 'dockerfile', 'diff', A, B], { env, reject: false });
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toBe('');
@@ -143,7 +143,7 @@ describeDocker('builder detection on the real engine', () => {
   });
 
   it('the note without a visible build: the --network=none hint on stderr, the Dockerfile on stdout', async () => {
-    const r = await execa('node', [CLI, 'dockerfile', 'diff', A, B], { env: { ...process.env, DELTAIMG_DOCKER: DOCKER, DOCKER_BUILDKIT: '1' }, reject: false });
+    const r = await execa('node', [CLI, 'dockerfile', 'diff', A, B], { env: { ...process.env, ...DELTAIMG_ENV }, reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^FROM scratch AS deltaimg-delta$/m);
     expect(r.stderr).toBe(bridge ? '' : 'deltaimg: note: this Docker engine has no bridge network: build with docker build --network=none (the build needs no network) unless you already do, else it fails with "network bridge not found"');
@@ -152,7 +152,7 @@ describeDocker('builder detection on the real engine', () => {
   it('a docker CLI >= 23 without buildx, BuildKit on: says to install buildx', async (ctx) => {
     const cli = await cliWithoutBuildx();
     if (!cli) ctx.skip(); // needs such a CLI on this machine; the recorded answers are checked above
-    const r = await execa('node', [CLI, 'dockerfile', 'diff', A, B], { env: { ...process.env, DELTAIMG_DOCKER: cli, DOCKER_BUILDKIT: '1' }, reject: false });
+    const r = await execa('node', [CLI, 'dockerfile', 'diff', A, B], { env: { ...process.env, ...DELTAIMG_ENV, DELTAIMG_DOCKER: cli }, reject: false });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/^deltaimg: error: docker build here \(.*\) has BuildKit enabled but no buildx component \("BuildKit is enabled but the buildx component is missing"\): install it \(apt-get install docker-buildx-plugin, or docker-buildx on Debian\/Ubuntu\); --no-check prints it anyway/);
     const piped = await pipeline(`diff ${A} ${B}`, `${cli} build --network=none -t ${images.name('never-2')} -`);
@@ -161,7 +161,7 @@ describeDocker('builder detection on the real engine', () => {
   });
 
   it('one image-reference grammar: docker-daemon:NAME and NAME alike; other transports named with what to do', async () => {
-    const env = { ...process.env, DELTAIMG_DOCKER: DOCKER };
+    const env = { ...process.env, ...DELTAIMG_ENV };
     const plain = await execa('node', [CLI, 'dockerfile', 'diff', A, B, '--no-check'], { env });
     const prefixed = await execa('node', [CLI, 'dockerfile', 'diff', `docker-daemon:${A}`, `docker-daemon:${B}`, '--no-check', '--runtime-image', `docker-daemon:${runtime}`], { env });
     expect(prefixed.stdout).toBe(plain.stdout);
@@ -172,6 +172,11 @@ describeDocker('builder detection on the real engine', () => {
     );
     const apply = await execa('node', [CLI, 'dockerfile', 'apply', `docker-daemon:${B}`, '--no-check'], { env, reject: false });
     expect(apply.stderr).toMatch(new RegExp(`image ${B.replace(/[/.]/g, '\\$&')} is not a deltaimg delta image`));
+    const registry = await execa('node', [CLI, 'dockerfile', 'apply', 'docker://127.0.0.1:5000/app:1-to-2'], { env, reject: false });
+    expect(registry.exitCode).toBe(2);
+    expect(registry.stderr).toBe(
+      'deltaimg: error: delta image docker://127.0.0.1:5000/app:1-to-2: dockerfile verbs take images in the local Docker engine: docker pull 127.0.0.1:5000/app:1-to-2 first, then pass 127.0.0.1:5000/app:1-to-2',
+    );
     const empty = await execa('node', [CLI, 'dockerfile', 'apply', 'docker-daemon:'], { env, reject: false });
     expect(empty.exitCode).toBe(2);
     expect(empty.stderr).toMatch(/no image name after docker-daemon:/);

@@ -10,6 +10,7 @@ import type { ImageInfo } from '../src/docker/image.js';
 import { pickConfig } from '../src/docker/image.js';
 import { LABELS, readDeltaImage } from '../src/docker/labels.js';
 import { checkLayeredConfig, needsRootForRun } from '../src/docker/layered-config.js';
+import { envOrderNote, storageNote } from '../src/docker/plan.js';
 import { imageRefToken, quoted } from '../src/docker/syntax.js';
 import { DeltaimgError } from '../src/util/errors.js';
 
@@ -298,5 +299,34 @@ describe('image references', () => {
   });
   it('quoted() escapes exactly the three characters the builder unescapes', () => {
     expect(quoted('a"b\\c$d\'e`f', 'x')).toBe('"a\\"b\\\\c\\$d\'e`f"');
+  });
+});
+
+describe('apply notes', () => {
+  const meta = (sizes: { base?: number; target?: number }) =>
+    readDeltaImage({
+      ...A,
+      ref: 'app:1-to-2',
+      config: { Labels: labelsOf(diffDockerfile({ base: { ...A, size: sizes.base }, target: { ...B, size: sizes.target }, runtimeImage: 'rt:1', linked: true, toolVersion: '1' })) },
+    });
+
+  it('the sizes recorded at diff time say what the flattened B\' costs and what --layered keeps', () => {
+    const m = meta({ base: 120_000_000, target: 121_000_000 });
+    expect(m.base.size).toBe(120_000_000);
+    expect(m.target.size).toBe(121_000_000);
+    expect(storageNote(m, false)).toEqual([
+      "B' is one flattened layer of 115 MiB (all of B), stored beside app:1's 114 MiB on disk and in a registry; --layered would keep those 114 MiB of app:1's layers shared and add only the changed files",
+    ]);
+    expect(storageNote(m, true)).toEqual(["B' is app:1's layers (114 MiB, shared, stored once) plus one layer of what B changes"]);
+    // A delta image made before the size labels: no note, no error.
+    expect(storageNote(meta({}), false)).toEqual([]);
+  });
+
+  it('names the Env order difference the builders impose, only when there is one', () => {
+    expect(envOrderNote({ Env: ['APP_MODE=b', 'PATH=/x'] })).toEqual([
+      "B' lists PATH first and the rest of B's environment in B's order (B has PATH at position 2): builders give a FROM scratch image PATH before any ENV",
+    ]);
+    expect(envOrderNote({ Env: ['PATH=/x', 'APP_MODE=b'] })).toEqual([]);
+    expect(envOrderNote({})).toEqual([]);
   });
 });

@@ -242,6 +242,52 @@ describeDocker(
       expect(got.has('dev/fifo')).toBe(false);
     });
 
+    it('inspect reads a delta image (docker-daemon:NAME or NAME) and a .dimg; compressed sizes match what the registry stores', async () => {
+      const aToB = images.name('app-a-to-b-inspect');
+      expect((await buildImage(await dockerfileFor(['diff', A, B]), aToB)).exitCode).toBe(0);
+      const [byDaemon, byName] = await Promise.all([deltaimg(['inspect', `docker-daemon:${aToB}`, '--json']), deltaimg(['inspect', aToB, '--json'])]);
+      expect(byDaemon.exitCode, byDaemon.stderr).toBe(0);
+      expect(byName.stdout).toBe(byDaemon.stdout.replace(`"image": "docker-daemon:${aToB}"`, `"image": "${aToB}"`));
+      const report = JSON.parse(byDaemon.stdout) as { transfer: Record<string, number>; deltaImage: { linked: boolean }; entries: number };
+      expect(report.deltaImage.linked).toBe(true);
+      expect(report.entries).toBe(bFs.size);
+      const t = report.transfer;
+      expect(t.savingCompressed).toBeLessThan(t.savingUncompressed!); // the uncompressed saving overstates it
+
+      // What the registry really stores: push both, read the layer sizes from the manifests.
+      const repo = `deltaimg-inspect-${randomBytes(3).toString('hex')}`;
+      const layerSizes = async (local: string, name: string): Promise<number[]> => {
+        const remote = images.track(`${registryAddress()}/${repo}/${name}:1`);
+        await docker(['tag', local, remote]);
+        await docker(['push', remote]);
+        const res = await fetch(`http://${registryAddress()}/v2/${repo}/${name}/manifests/1`, { headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+        return ((await res.json()) as { layers: { size: number }[] }).layers.map((l) => l.size);
+      };
+      const [deltaLayers, bLayers] = await Promise.all([layerSizes(aToB, 'delta'), layerSizes(B, 'b')]);
+      // docker push gzips with Go's encoder, inspect with zlib's at the same level: within 5%.
+      expect(Math.abs(t.deltaBytes! / deltaLayers.at(-1)! - 1)).toBeLessThan(0.05);
+      const bOwn = bLayers.reduce((n, x) => n + x, 0); // A and B share no layer here
+      expect(Math.abs(t.targetCompressed! / bOwn - 1)).toBeLessThan(0.05);
+      console.log(`inspect: delta layer ${t.deltaBytes} B gzip'd (registry ${deltaLayers.at(-1)} B); B ${t.targetCompressed} B gzip'd (registry ${bOwn} B); saved ${(t.savingCompressed! * 100).toFixed(1)}% compressed, ${(t.savingUncompressed! * 100).toFixed(1)}% uncompressed`);
+
+      const text = await deltaimg(['inspect', aToB]);
+      expect(text.stdout).toMatch(/^transfer \(what a registry stores and a pull moves\):$/m);
+      expect(text.stdout).toMatch(/^  B's layers A lacks, gzip'd +[\d.]+ [KM]iB +saved [\d.]+%$/m);
+
+      // A .dimg of the same pair: its size against B's layers; docker save stores them uncompressed, which it says.
+      const dimg = join(work, 'a-to-b.dimg');
+      const made = await deltaimg(['image', 'diff', `docker-daemon:${A}`, `docker-daemon:${B}`, '-o', dimg]);
+      expect(made.exitCode, made.stderr).toBe(0);
+      const d = await deltaimg(['inspect', dimg]);
+      expect(d.exitCode, d.stderr).toBe(0);
+      expect(d.stdout).toMatch(/^  the delta +[\d.]+ [KM]iB$/m);
+      expect(d.stdout).toMatch(/compressed saving unknown: B's archive stored those layers uncompressed/);
+
+      const nothing = await deltaimg(['inspect', join(work, 'no-such-thing')]);
+      expect(nothing.exitCode).toBe(2);
+      expect(nothing.stderr).toMatch(/is not a file, a directory or an image reference/);
+    });
+
     it('names a missing image and a non-delta image clearly', async () => {
       const missing = await deltaimg(['dockerfile', 'diff', A, 'deltaimg-test/not-there:1']);
       expect(missing.exitCode).toBe(1);

@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { syncRootInPlace } from '../src/delta/in-place.js';
+import { notCarriedLine, syncRootInPlace } from '../src/delta/in-place.js';
 import { applyDockerfile } from '../src/docker/dockerfile.js';
 import type { RelPath } from '../src/tree/entry.js';
 import { compareEntries, compareTrees } from '../src/tree/compare.js';
@@ -158,6 +158,20 @@ describe('layer-sync on directories', () => {
       /--layered needs \/proc in the base image/,
     );
   });
+
+  it('B\'s changes under /dev (a refreshed base\'s device nodes) are left as A has them and reported, not refused', async () => {
+    const live = await liveCopy('live-dev');
+    const r = await syncRootInPlace(join(work, 'a'), join(work, 'b'), live, { masked: ['dev' as RelPath] });
+    // mutateTree removes dev/nvme-big and changes dev/sda from 8:0 to 8:16 (the dev directory's mtime too).
+    expect(r.notCarried).toHaveLength(1);
+    expect(r.notCarried[0]).toMatchObject({ mount: 'dev' });
+    expect(r.notCarried[0]!.paths).toBeGreaterThanOrEqual(2);
+    expect(statSync(join(live, 'dev/nvme-big')).isCharacterDevice()).toBe(true); // A's, untouched
+    expect(notCarriedLine(r.notCarried)).toMatch(
+      /^not carried, kept as the base has them: \d+ entries under \/dev \(e\.g\. \/dev\/\S+\); no container sees them: Docker mounts its own \/dev$/,
+    );
+    expect(r.written).toBeGreaterThan(0); // everything else was carried (and verified equal to B)
+  });
 });
 
 describeDocker('dockerfile apply --layered', () => {
@@ -294,6 +308,45 @@ describeDocker('dockerfile apply --layered', () => {
     const r = await buildImage(await dockerfileFor(['apply', delta, '--layered']), images.name('layered-bare-restored'));
     expect(r.exitCode).not.toBe(0);
     expect(r.all).toMatch(/deltaimg: error: --layered needs \/dev in the base image: docker build mounts over it during RUN/);
+  });
+
+  it('a base refresh whose /dev entries differ: built, with one line on what was not carried; the summaries say what --layered keeps', async () => {
+    const [rootA, rootB] = [join(work, 'dev-a'), join(work, 'dev-b')];
+    await makeAppRoot(rootA, 'A', probe, { targets: 'all', mtimes: 'by-path' });
+    await makeAppRoot(rootB, 'B', probe, { targets: 'all', mtimes: 'by-path' });
+    // As two debootstrap runs differ: a node's mode, a node only the newer has.
+    fsext().mknod(Buffer.from(join(rootA, 'dev/null')), 'char', 0o666, 1, 3);
+    fsext().mknod(Buffer.from(join(rootB, 'dev/null')), 'char', 0o644, 1, 3);
+    fsext().mknod(Buffer.from(join(rootB, 'dev/zero')), 'char', 0o666, 1, 5);
+    // mknod's mode goes through the umask.
+    await chmod(join(rootA, 'dev/null'), 0o666);
+    await chmod(join(rootB, 'dev/null'), 0o644);
+    await chmod(join(rootB, 'dev/zero'), 0o666);
+    await setMtimesByPath(rootA, 'A');
+    await setMtimesByPath(rootB, 'B');
+    const [devA, devBRoot, devB, delta] = [images.name('layered-dev-a'), images.name('layered-dev-b-root'), images.name('layered-dev-b'), images.name('layered-dev-delta')];
+    await importTree(rootA, devA, A_CONFIG);
+    await importTree(rootB, devBRoot);
+    expect((await buildImage([`FROM ${devBRoot}`, ...B_CONFIG].join('\n'), devB)).exitCode).toBe(0);
+    expect((await buildImage(await dockerfileFor(['diff', devA, devB]), delta)).exitCode).toBe(0);
+
+    const flat = await deltaimg(['dockerfile', 'apply', delta]);
+    expect(flat.stderr).toMatch(/^deltaimg: note: B' is one flattened layer of [\d.]+ [KM]iB \(all of B\), stored beside .*layered-dev-a:1's [\d.]+ [KM]iB on disk and in a registry; --layered would keep those [\d.]+ [KM]iB of .*layered-dev-a:1's layers shared and add only the changed files$/m);
+    const layeredPlan = await deltaimg(['dockerfile', 'apply', delta, '--layered']);
+    expect(layeredPlan.exitCode, layeredPlan.stderr).toBe(0);
+    expect(layeredPlan.stderr).toMatch(/^deltaimg: note: B' is .*layered-dev-a:1's layers \([\d.]+ [KM]iB, shared, stored once\) plus one layer of what B changes$/m);
+
+    const restored = images.name('layered-dev-restored');
+    const built = await buildImage(layeredPlan.stdout, restored);
+    expect(built.exitCode, built.all).toBe(0);
+    expect(built.all).toMatch(/deltaimg: not carried, kept as the base has them: \d+ entries under \/dev \(e\.g\. \/dev\/\S+\); no container sees them: Docker mounts its own \/dev/);
+    const [want, got, base] = await Promise.all([imageFilesystem(devB), imageFilesystem(restored), imageFilesystem(devA)]);
+    const underDev = (p: string) => p === 'dev' || p.startsWith('dev/');
+    expect(diffFilesystems(want, got, (p) => skipRoot(p) || underDev(p))).toEqual([]);
+    expect(got.get('dev/null')).toEqual(base.get('dev/null'));
+    expect(got.has('dev/zero')).toBe(false);
+    const [wantRun, gotRun] = await Promise.all([devB, restored].map((ref) => docker(['run', '--rm', '--network=none', ref])));
+    expect(gotRun).toBe(wantRun);
   });
 
   it('a wrong base is refused up front, and fails the build when forced', async () => {

@@ -363,3 +363,59 @@ describe('ordinary input that used to crash', () => {
     expect((result as Error).message).toMatch(/cannot create a scratch directory beside .*missing.*ENOENT/);
   });
 });
+
+describe('privilege policy: --no-devices and --no-privileged-metadata', () => {
+  const CAP = Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const content = 'x\n';
+  const raw = (path: string, meta = META): DeltaRecord => ({ path: rel(path), kind: 'file', meta, size: 2, sha256: sha(content), content: { op: 'raw', payload: { inline: Buffer.from(content) } } });
+  const records: DeltaRecord[] = [
+    rootRecord(),
+    { path: rel('null'), kind: 'chardev', meta: { ...META, mode: 0o666 }, major: 1, minor: 3 },
+    raw('ping', { ...META, xattrs: [{ name: 'security.capability', value: CAP }] }),
+    raw('su', { ...META, mode: 0o4755 }),
+  ];
+
+  it('by default restores them and counts them; the flags refuse the delta before writing, naming the entry', async () => {
+    const src = fresh('src');
+    await mkdir(src);
+    const delta = fresh('delta');
+    await craftDelta(delta, records);
+    const refusals: [Parameters<typeof applyDelta>[3], RegExp][] = [
+      [{ policy: { devices: false, privilegedMetadata: true } }, /holds device node \/null \(chardev 1:3\), which --no-devices refuses; nothing was written/],
+      [{ policy: { devices: true, privilegedMetadata: false } }, /holds xattr security\.capability on \/ping, which --no-privileged-metadata refuses/],
+    ];
+    for (const [opts, message] of refusals) {
+      const out = fresh('out');
+      const err = await applyDelta(src, delta, out, { pool, ...opts }).catch((e: unknown) => e);
+      expectRefusal(err, out, message);
+      expect((err as DeltaimgError).code).toBe('POLICY');
+    }
+    const noSetid = fresh('delta');
+    await craftDelta(noSetid, [rootRecord(), raw('su', { ...META, mode: 0o4755 })]);
+    const out = fresh('out');
+    expectRefusal(await applyDelta(src, noSetid, out, { pool, policy: { devices: true, privilegedMetadata: false } }).catch((e: unknown) => e), out, /\/su with mode 4755 \(setuid\/setgid\)/);
+
+    if (process.getuid?.() !== 0) return;
+    const ok = fresh('out');
+    const result = await applyDelta(src, delta, ok, { pool });
+    expect(result.privileged).toEqual({ devices: 1, setuidSetgid: 1, privilegedXattrs: 1 });
+    expect(lstatSync(join(ok, 'su')).mode & 0o7777).toBe(0o4755);
+    const cli = await run('node', [CLI, 'apply', src, delta, '--out', fresh('out')]);
+    expect(cli.stderr).toContain('restored with privilege: 1 device node, 1 setuid/setgid entry, 1 trusted.*/security.* xattr');
+    const refused = await run('node', [CLI, 'apply', '--no-devices', src, delta, '--out', fresh('out')]).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 1 });
+    expect((refused as { stderr: string }).stderr).toMatch(/^deltaimg: error: .*which --no-devices refuses/);
+  });
+});
+
+describe('smaller messages', () => {
+  it('a size-only mismatch says sizes, not two equal hashes', async () => {
+    const src = fresh('src');
+    await mkdir(src);
+    await writeFile(join(src, 'f'), 'abc\n');
+    const delta = fresh('delta');
+    await craftDelta(delta, [rootRecord(), { path: rel('f'), kind: 'file', meta: META, size: 5, sha256: sha('abc\n'), content: { op: 'raw', payload: { inline: Buffer.from('abc\n') } } }]);
+    const out = fresh('out');
+    expectRefusal(await applyPromptly(src, delta, out), out, /restored \/f does not match the delta \(4 bytes, expected 5\)/);
+  });
+});

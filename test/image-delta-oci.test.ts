@@ -25,6 +25,7 @@ import {
   type LayerBlob,
 } from './helpers/image-archives.js';
 import { makeRichTree, mutateTree, cloneTree } from './helpers/trees.js';
+import { goGzipPath } from './helpers/compressors.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli/main.js');
 const MT = {
@@ -172,7 +173,7 @@ interface ApplyJson {
 }
 
 interface DimgHeaderJson {
-  images: { platform: string; target: { configDigest: string; layers: { diffId: string; from: string; stored?: { replay?: unknown } }[] } }[];
+  images: { platform: string; target: { configDigest: string; layers: { diffId: string; from: string; stored?: { recipe?: { member: string; method: string }; inexact?: string } }[] } }[];
   layers: { diffId: string; skeletonMember: string; deltaPrefix: string }[];
   members: { name: string; size: number; sha256: string }[];
   [key: string]: unknown;
@@ -241,10 +242,11 @@ describe('OCI layouts with zlib-made gzip layers', () => {
     const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { rebuiltLayers: number; sharedLayers: number };
     expect(diff).toMatchObject({ rebuiltLayers: 2, sharedLayers: 1 });
     const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
-    expect(header.images[0]!.target.layers.map((l) => l.stored?.replay)).toEqual([
-      expect.objectContaining({ level: 9 }),
-      expect.objectContaining({ level: 6 }),
-      expect.objectContaining({ level: 1 }),
+    // zlib-settings recipes, the shared layer's too (for a receiver holding A as tars).
+    expect(header.images[0]!.target.layers.map((l) => l.stored?.recipe?.method)).toEqual([
+      'gzip, 1 member, zlib level 9 memLevel 8',
+      'gzip, 1 member, zlib level 6 memLevel 8',
+      'gzip, 1 member, zlib level 1 memLevel 8',
     ]);
 
     const out = join(work, 'zlib-out');
@@ -267,15 +269,17 @@ describe('OCI layouts with zlib-made gzip layers', () => {
     expect(apply2.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
     expect(await indexManifestDigests(out2)).toEqual([bManifest]);
 
-    // A replay that does not reproduce the blob (as another zlib build would deflate differently)
-    // is not an error: the layer is stored as its tar and apply says why the manifest changed.
+    // A recipe that does not reproduce the blob (as another zlib build would deflate differently;
+    // here: the other layer's recipe) is not an error: the layer is stored as its tar and apply
+    // says why the manifest changed.
     const members = join(work, 'zlib-members');
     await mkdir(members);
     await execa('tar', ['-xf', dimg, '-C', members]);
     const header2 = JSON.parse(await readFile(join(members, 'dimg.json'), 'utf8')) as DimgHeaderJson;
     const layers = header2.images[0]!.target.layers;
     const rebuilt = layers[1]!;
-    const skewed = { ...header2, images: [{ ...header2.images[0]!, target: { ...header2.images[0]!.target, layers: layers.map((l) => (l === rebuilt ? { ...l, stored: { ...l.stored, replay: { ...(l.stored!.replay as object), level: 8 } } } : l)) } }] };
+    const otherRecipe = layers[2]!.stored!.recipe!;
+    const skewed = { ...header2, images: [{ ...header2.images[0]!, target: { ...header2.images[0]!.target, layers: layers.map((l) => (l === rebuilt ? { ...l, stored: { ...l.stored, recipe: otherRecipe } } : l)) } }] };
     const skewedDimg = await craftDimg(members, 'zlib-skewed.dimg', skewed, header2.members.map((m) => ({ name: m.name })));
     const out3 = join(work, 'zlib-out3');
     const apply3 = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, skewedDimg, '-o', `oci:${out3}`, '--json'])) as ApplyJson;
@@ -311,29 +315,87 @@ describe('a shared layer A and B store compressed differently', () => {
   }, 120_000);
 });
 
-describe('layers zlib cannot replay (GNU gzip, zstd)', () => {
-  it('keeps the config digest and diff_ids, and says the manifest digest differs', async () => {
-    const foreign = async (t: Buffer, i: number): Promise<LayerBlob> =>
-      i === 2 ? { mediaType: MT.zstd, data: await zstdCli(t) } : { mediaType: MT.gzip, data: await gzipCli(t, 6) };
+describe('layers compressed by GNU gzip, pigz and Go, and zstd', () => {
+  /** pigz of the tar cut in two, the members concatenated (what `cat a.gz b.gz` or parallel gzips make). */
+  async function pigzMultiMember(t: Buffer): Promise<Buffer> {
+    const half = t.length >> 1;
+    const parts: Buffer[] = [];
+    for (const part of [t.subarray(0, half), t.subarray(half)]) {
+      const r = await execa('pigz', ['-6', '-c'], { input: part, encoding: 'buffer' });
+      parts.push(Buffer.from(r.stdout as Uint8Array));
+    }
+    return Buffer.concat(parts);
+  }
+
+  async function goGzip(t: Buffer, level: number): Promise<Buffer> {
+    const r = await execa(await goGzipPath(), [String(level)], { input: t, encoding: 'buffer' });
+    return Buffer.from(r.stdout as Uint8Array);
+  }
+
+  it("restores B's manifest digest, every blob byte for byte, whatever gzip made them", async () => {
+    // A: Node's zlib everywhere. B: its shared layer by Go (so it is rebuilt from A's tar),
+    // the changed layers by GNU gzip -9 and by pigz in two members.
     const aDir = join(work, 'foreign-a');
     const bDir = join(work, 'foreign-b');
-    await layoutOf(A, aDir, foreign);
-    const bManifest = await layoutOf(B, bDir, foreign);
+    await layoutOf(A, aDir, async (t) => ({ mediaType: MT.gzip, data: gzipSync(t) }));
+    const compressB = async (t: Buffer, i: number): Promise<LayerBlob> => ({
+      mediaType: MT.gzip,
+      data: i === 0 ? await goGzip(t, -1) : i === 1 ? await gzipCli(t, 9) : await pigzMultiMember(t),
+    });
+    const bManifest = await layoutOf(B, bDir, compressB);
     const dimg = join(work, 'foreign.dimg');
     await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '-q']);
     const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
-    // GNU gzip -6 writes the XFL of zlib's level 6 but deflates differently: no replay recorded.
-    expect(header.images[0]!.target.layers.map((l) => l.stored?.replay)).toEqual([undefined, undefined, undefined]);
+    expect(header.images[0]!.target.layers.map((l) => l.stored?.recipe?.method)).toEqual([
+      'gzip, 1 member, tokens',
+      'gzip, 1 member, tokens',
+      'gzip, 2 members, tokens',
+    ]);
+    expect(header).toMatchObject({ version: 2, minReaderVersion: 1 });
 
     const out = join(work, 'foreign-out');
+    const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
+    expect(apply.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, originalManifestDigest: bManifest, manifestDigest: bManifest })]);
+    expect(apply.images[0]!.manifestNote).toBeUndefined();
+    expect(await indexManifestDigests(out)).toEqual([bManifest]);
+    for (const name of await blobNames(bDir)) expect((await readFile(join(out, name))).equals(await readFile(join(bDir, name))), name).toBe(true);
+    await verifyAgainst(`oci:${out}`, dimg);
+
+    // From A as a classic docker save (uncompressed tars): every blob rebuilt from a tar.
+    const aClassic = join(work, 'foreign-a-classic.tar');
+    await writeTar(aClassic, classicArchive(A.config, A.layers, 'deltaimg-test/foreign-a:1'));
+    const out2 = join(work, 'foreign-out2');
+    const apply2 = JSON.parse(await ok(['image', 'apply', `docker-archive:${aClassic}`, dimg, '-o', `oci:${out2}`, '--json'])) as ApplyJson;
+    expect(apply2.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
+  }, 180_000);
+
+  it('keeps the config digest and diff_ids of zstd layers, and says which were stored uncompressed and why', async () => {
+    const mixed = async (t: Buffer, i: number): Promise<LayerBlob> =>
+      i === 2 ? { mediaType: MT.zstd, data: await zstdCli(t) } : { mediaType: MT.gzip, data: await gzipCli(t, 6) };
+    const aDir = join(work, 'zstd-a');
+    const bDir = join(work, 'zstd-b');
+    await layoutOf(A, aDir, mixed);
+    const bManifest = await layoutOf(B, bDir, mixed);
+    const dimg = join(work, 'zstd.dimg');
+    await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '-q']);
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
+    const stored = header.images[0]!.target.layers.map((l) => l.stored);
+    expect(stored.map((s) => s?.recipe?.method)).toEqual([undefined, 'gzip, 1 member, tokens', undefined]);
+    expect(stored[0]!.inexact).toMatch(/^only the base's own blob restores it/);
+    expect(stored[2]!.inexact).toMatch(/zstd/);
+
+    const out = join(work, 'zstd-out');
     const apply = await deltaimg(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`]);
     expect(apply.exitCode, apply.stderr).toBe(0);
     expect(apply.stderr).toContain(`restored linux/amd64 image ${B.configDigest} (3 layers, 2 rebuilt, all verified)`);
-    expect(apply.stderr).toMatch(new RegExp(`note: manifest digest differs from ${bManifest}: layer sha256:[0-9a-f]{64} was compressed by a tool deltaimg cannot replay byte for byte`));
+    const zstdLayer = header.images[0]!.target.layers[2]!.diffId;
+    expect(apply.stderr).toContain(`note: manifest digest differs from ${bManifest}: stored uncompressed instead of recompressed (same diff_ids, same image id): layer ${zstdLayer} (zstd blobs`);
     const [written] = await indexManifestDigests(out);
     expect(written).not.toBe(bManifest);
-    // The shared layer keeps A's (= B's) stored blob; the rebuilt ones are stored as plain tars.
+    // The shared layer keeps A's (= B's) stored blob; GNU gzip's comes back exactly; zstd's is a plain tar.
     expect(await exists(join(out, 'blobs/sha256', sha(await gzipCli(B.layers[0]!, 6)).slice(7)))).toBe(true);
+    expect(await exists(join(out, 'blobs/sha256', sha(await gzipCli(B.layers[1]!, 6)).slice(7)))).toBe(true);
+    expect(await exists(join(out, 'blobs/sha256', sha(B.layers[2]!).slice(7)))).toBe(true);
 
     const v = await verifyAgainst(`oci:${out}`, dimg);
     expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(B.layers.map(sha));
@@ -376,7 +438,7 @@ describe('two-platform indexes', () => {
     // zlib's default level is replayed; zstd is not, and says so.
     expect(apply.images[0]).toMatchObject({ manifestDigest: bLayout.amd64.manifest });
     expect(apply.images[0]!.manifestNote).toBeUndefined();
-    expect(apply.images[1]!.manifestNote).toMatch(/cannot replay/);
+    expect(apply.images[1]!.manifestNote).toMatch(/zstd blobs are not rebuilt/);
 
     const v = await verifyAgainst(`oci-archive:${out}`, dimg);
     expect(v.report.images.map((i) => i.configDigest).sort()).toEqual([bLayout.amd64.config, bLayout.arm64.config].sort());

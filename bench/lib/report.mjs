@@ -1,4 +1,5 @@
 // Turns bench/results.json into the targets verdicts and the RESULTS.md tables.
+import { exeSection } from './exe-report.mjs';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -325,6 +326,7 @@ export function renderMarkdown(results) {
       filesSection(results),
       smallSection(results),
       treesSection(results),
+      exeSection(),
       METHOD,
     ]
       .filter(Boolean)

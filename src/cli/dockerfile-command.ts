@@ -20,7 +20,7 @@ interface CommonFlags {
 }
 
 const COPY_HELP =
-  'COPY both image roots into the scratch stage instead of RUN --mount, so the Dockerfile runs on any builder (the classic builder, Kaniko, Podman/Buildah); costs a copy of the roots in time and build-cache disk, and what COPY drops (see docs/docker.md)';
+  'COPY both image roots into the scratch stage instead of RUN --mount, so the Dockerfile runs on any builder (the classic builder, Kaniko, Podman/Buildah). Costs: the copy (101 MB pair, classic builder: diff 23.5 s, apply 16.2 s, vs 8.1 s and 7.8 s with RUN --mount) and disk (the classic builder keeps each step as an intermediate image: 508 MB for that pair\'s diff and apply, until docker image prune); the classic COPY drops user.* and trusted.* xattrs and keeps device nodes and FIFOs, BuildKit\'s COPY turns device nodes into empty files and drops FIFOs (docs/docker.md)';
 
 const NO_CHECK_HELP =
   'print without first asking the local docker build whether it can run the Dockerfile (BuildKit, the buildx component, a bridge network); for a Dockerfile built elsewhere';
@@ -42,10 +42,20 @@ export function daemonImageName(text: string, role: string): string {
   }
   if (parsed.transport === 'docker-daemon') return parsed.name;
   const where = formatImageRef(parsed);
+  if (parsed.transport === 'docker') {
+    const name = where.replace(/^docker:\/\//, '');
+    throw new DeltaimgError('USAGE', `${role} ${where}: dockerfile verbs take images in the local Docker engine: docker pull ${name} first, then pass ${name}`);
+  }
   throw new DeltaimgError(
     'USAGE',
     `${role} ${where}: dockerfile verbs take images in the local Docker engine (NAME:TAG or docker-daemon:NAME:TAG); docker load it first, or use deltaimg image diff|apply, which read ${parsed.transport === 'stdio' ? 'stdin' : 'archives and layouts'} directly`,
   );
+}
+
+/** --runtime-image, else $DELTAIMG_RUNTIME_IMAGE, else (undefined) the default for this version. */
+function runtimeImageOf(opts: CommonFlags): string | undefined {
+  const given = opts.runtimeImage ?? (process.env.DELTAIMG_RUNTIME_IMAGE || undefined);
+  return given === undefined ? undefined : daemonImageName(given, 'runtime image');
 }
 
 function printPlan(plan: { dockerfile: string; notes: string[] }): void {
@@ -54,7 +64,7 @@ function printPlan(plan: { dockerfile: string; notes: string[] }): void {
 }
 
 export function registerDockerfileCommand(program: Command): void {
-  const runtimeHelp = `image holding /opt/deltaimg (default ${defaultRuntimeImage(toolVersion())}, built by deltaimg runtime build)`;
+  const runtimeHelp = `image holding /opt/deltaimg (default $DELTAIMG_RUNTIME_IMAGE, else ${defaultRuntimeImage(toolVersion())}, built by deltaimg runtime build)`;
   const dockerfile = program
     .command('dockerfile')
     .summary('print a Dockerfile that makes or applies a delta image')
@@ -101,7 +111,7 @@ export function registerDockerfileCommand(program: Command): void {
           target: daemonImageName(b, 'target image'),
           unlinked: opts.unlinked,
           shape: opts.copy ? 'copy' : 'mount',
-          runtimeImage: opts.runtimeImage === undefined ? undefined : daemonImageName(opts.runtimeImage, 'runtime image'),
+          runtimeImage: runtimeImageOf(opts),
           checkBuilder: opts.check,
           toolVersion: toolVersion(),
         }),
@@ -136,7 +146,7 @@ export function registerDockerfileCommand(program: Command): void {
           unlinkedSource: opts.unlinkedSource === undefined ? undefined : daemonImageName(opts.unlinkedSource, 'source image'),
           layered: opts.layered,
           shape: opts.copy ? 'copy' : 'mount',
-          runtimeImage: opts.runtimeImage === undefined ? undefined : daemonImageName(opts.runtimeImage, 'runtime image'),
+          runtimeImage: runtimeImageOf(opts),
           checkBuilder: opts.check,
           toolVersion: toolVersion(),
         }),

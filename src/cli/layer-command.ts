@@ -14,7 +14,8 @@ export function registerLayerCommand(program: Command): void {
       'Used by `dockerfile apply --layered` inside docker build: LIVE_ROOT is "/" of a RUN in FROM A, BASE_ROOT a ' +
         'read-only view of A, TARGET_ROOT the restored B. Removes what B lacks, writes what is new or changed ' +
         '(each file checked by sha256), sets changed metadata, then checks that LIVE_ROOT equals B path for path. ' +
-        'Refuses when B differs from A at a path the builder mounts over (/proc, /sys, /dev, /etc/hosts, ...).',
+        'Refuses when B differs from A at a path the builder mounts over (/etc/hosts, /etc/resolv.conf); under /dev, /proc ' +
+        'and /sys, which Docker mounts anew in every container, B\'s differences are left as A has them and reported.',
     )
     .argument('<BASE_ROOT>', 'the tree LIVE_ROOT holds now')
     .argument('<TARGET_ROOT>', 'the tree LIVE_ROOT must hold')
@@ -22,8 +23,10 @@ export function registerLayerCommand(program: Command): void {
     .option('--fixup <DIR>', 'the tree (from layer-fixup) a later COPY lays over the layer: directories it restores may be disturbed')
     .action(async (base: string, target: string, live: string, opts: { fixup?: string }) => {
       await requireNativeAddon();
-      const { syncRootInPlace } = await import('../delta/in-place.js');
+      const { notCarriedLine, syncRootInPlace } = await import('../delta/in-place.js');
       const r = await syncRootInPlace(base, target, live, { fixupRoot: opts.fixup });
+      const notCarried = notCarriedLine(r.notCarried);
+      if (notCarried) process.stderr.write(`deltaimg: ${notCarried}\n`);
       process.stderr.write(
         `deltaimg: layer holds ${r.written} new or changed entries (${formatBytes(r.bytes)} of files), ${r.metadataOnly} metadata changes and ` +
           `${r.removed} removals; ${live} verified equal to ${target}\n`,

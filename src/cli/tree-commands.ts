@@ -68,24 +68,32 @@ export function registerTreeCommands(program: Command): void {
       'Rebuild the target tree from SRC_ROOT and DELTA_DIR into OUT_ROOT. Every source file used is\n' +
         'checked against the delta (a wrong base is refused), every restored file is verified by sha256,\n' +
         'and OUT_ROOT appears only when all of it is right. Ownership, device nodes and some xattrs need\n' +
-        'root: as another user they are skipped and reported once.',
+        'root: as another user they are skipped and reported once.\n\n' +
+        'By default apply restores everything an image root holds, including device nodes, setuid/setgid\n' +
+        'bits and trusted.*/security.* xattrs (file capabilities), and says how many it restored. For a\n' +
+        'delta you do not trust that far, --no-devices and --no-privileged-metadata refuse such a delta\n' +
+        'before anything is written (exit 1, naming the first such entry).',
     )
     .argument('<SRC_ROOT>', 'the tree the delta was made against')
     .argument('<DELTA_DIR>', 'a delta made by `deltaimg diff`')
     .requiredOption('-o, --out <OUT_ROOT>', 'where to build the restored tree (must not exist)')
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
+    .option('--no-devices', 'refuse a delta that holds device nodes (character or block)')
+    .option('--no-privileged-metadata', 'refuse a delta that sets setuid/setgid bits or trusted.*/security.* xattrs')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addOption(progressOption())
-    .addHelpText('after', '\nExample:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored')
-    .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string; memory?: number }) => {
+    .addHelpText('after', '\nExamples:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored\n  deltaimg apply --no-devices --no-privileged-metadata ./v1 ./untrusted-delta --out ./v2')
+    .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string; memory?: number; devices: boolean; privilegedMetadata: boolean }) => {
       await requireNativeAddon();
       const { applyDelta } = await import('../delta/apply.js');
       const { summarizeReport } = await import('../tree/meta.js');
+      const { privilegedLine } = await import('../delta/privilege.js');
       const started = Date.now();
       const result = await applyDelta(src, deltaDir, opts.out, {
         progress: createProgress({ quiet: opts.quiet, mode: opts.progress }),
         ...(opts.memory ? { memoryBytes: opts.memory } : {}),
+        policy: { devices: opts.devices, privilegedMetadata: opts.privilegedMetadata },
       });
       const skipped = summarizeSkipped(result.report.skipped);
       if (opts.json) {
@@ -98,6 +106,7 @@ export function registerTreeCommands(program: Command): void {
           seconds: (Date.now() - started) / 1000,
           targetTreeSha256: result.header.target.treeSha256,
           skipped,
+          privileged: result.privileged,
         });
       }
       if (!opts.quiet) {
@@ -106,21 +115,32 @@ export function registerTreeCommands(program: Command): void {
         );
         const note = summarizeReport(result.report);
         if (note) process.stderr.write(`deltaimg: ${note}\n`);
+        const privileged = privilegedLine(result.privileged);
+        if (privileged) process.stderr.write(`deltaimg: ${privileged}\n`);
       }
     });
 
   program
     .command('inspect')
     .summary('show what a delta holds and what it saves')
-    .argument('<DELTA_DIR>', 'a delta made by `deltaimg diff`')
+    .description(
+      'Show what a delta holds and what it saves: a delta directory (deltaimg diff), a .dimg file (deltaimg image diff), or a ' +
+        'delta image (deltaimg dockerfile diff: docker-daemon:NAME:TAG, NAME:TAG, oci:DIR, docker-archive:PATH, ...). For a .dimg ' +
+        'and a delta image the saving is also given on compressed bytes, what a registry stores and a pull moves: the delta layer ' +
+        'gzip\'d against B\'s layers A lacks gzip\'d (read from the local engine when B is there).',
+    )
+    .argument('<DELTA>', 'a delta directory, a .dimg file, or a delta image')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExample:\n  deltaimg inspect ./v1-to-v2')
-    .action(async (deltaDir: string, opts: OutputFlags) => {
-      const { readHeader } = await import('../delta/header.js');
-      const { inspectReport, summarize } = await import('../delta/summary.js');
-      const header = await readHeader(deltaDir);
-      if (opts.json) printJson({ delta: deltaDir, ...summarize(header) });
-      else process.stdout.write(inspectReport(deltaDir, header) + '\n');
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg inspect ./v1-to-v2\n' +
+        '  deltaimg inspect a-to-b.dimg\n' +
+        '  deltaimg inspect docker-daemon:app:1-to-2        # or app:1-to-2\n',
+    )
+    .action(async (delta: string, opts: OutputFlags) => {
+      const { inspectDelta } = await import('./inspect-command.js');
+      await inspectDelta(delta, opts);
     });
 }
 

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
-import { constants as zc, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import { constants as zc, crc32, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
 import { StreamCursor } from './bytes.js';
 import { type Container, MAX_GZIP_HEADER, parseGzipHeader, parseZlibHeader, trailerLength } from './container.js';
@@ -23,7 +23,13 @@ import { DeflateFormatError } from './tables.js';
 export type { Container } from './container.js';
 export { decodeRecipe, describeRecipe, type Recipe } from './recipe.js';
 
-type Source = () => Readable | Promise<Readable>;
+type AnyStream = Readable | NodeJS.ReadableStream;
+type Source = () => AnyStream | Promise<AnyStream>;
+
+/** Node's classic streams (what image layers open) as Readables we can destroy. */
+function readable(s: AnyStream): Readable {
+  return s instanceof Readable ? s : new Readable().wrap(s);
+}
 
 /** Opens the two sides afresh each time they are read (analysis reads them more than once). */
 export interface StreamPair {
@@ -38,12 +44,16 @@ export type RecipeOutcome =
 export interface RecipeOptions {
   /** Rebuild once from the recipe and compare before returning it (token recipes only). Default true. */
   verify?: boolean;
+  /** false: only settings recipes (a few dozen bytes), no token recipe. Default true. */
+  tokens?: boolean;
 }
 
 /** Makes the recipe, or says why this stream cannot be rebuilt exactly (the caller keeps it another way). */
 export async function makeRecipe(container: Container, sources: StreamPair, opts: RecipeOptions = {}): Promise<RecipeOutcome> {
   try {
-    const recipe = (await recompressRecipe(container, sources)) ?? (await tokenRecipe(container, sources));
+    const settings = await recompressRecipe(container, sources);
+    if (!settings && opts.tokens === false) return { kind: 'not-rebuildable', why: 'no zlib settings reproduce it' };
+    const recipe = settings ?? (await tokenRecipe(container, sources));
     if (recipe.members.some((m) => m.method.kind === 'tokens') && opts.verify !== false) await checkRebuild(recipe, sources);
     return { kind: 'recipe', recipe: encodeRecipe(recipe), summary: describeRecipe(recipe) };
   } catch (err) {
@@ -53,14 +63,14 @@ export async function makeRecipe(container: Container, sources: StreamPair, opts
 }
 
 async function recompressRecipe(container: Container, sources: StreamPair): Promise<Recipe | undefined> {
-  const prefix = await readPrefix(await sources.compressed(), MAX_GZIP_HEADER + 1);
+  const prefix = await readPrefix(readable(await sources.compressed()), MAX_GZIP_HEADER + 1);
   const parsed = container === 'gzip' ? parseGzipHeader(prefix, true) : container === 'zlib' ? parseZlibHeader(prefix, true) : { kind: 'header' as const, length: 0 };
   if (parsed.kind !== 'header') throw new DeflateFormatError(parsed.kind === 'invalid' ? parsed.why : 'header is cut short');
   const header = Buffer.from(prefix.subarray(0, parsed.length));
   for (const settings of zlibCandidates(container, header)) {
-    const match = await reproducesWith(settings, await sources.compressed(), header.length, trailerLength(container), await sources.decompressed());
+    const match = await reproducesWith(settings, readable(await sources.compressed()), header.length, trailerLength(container), readable(await sources.decompressed()));
     if (!match) continue;
-    const facts = await streamFacts(await sources.compressed(), trailerLength(container));
+    const facts = await streamFacts(readable(await sources.compressed()), trailerLength(container));
     const member: RecipeMember = { header, decompressedSize: match.decompressedSize, method: { kind: 'zlib', ...settings }, trailer: facts.tail };
     return { container, compressedSize: facts.size, decompressedSize: match.decompressedSize, sha256: facts.sha256, members: [member], trailing: Buffer.alloc(0), tokens: Buffer.alloc(0) };
   }
@@ -74,7 +84,7 @@ async function tokenRecipe(container: Container, sources: StreamPair): Promise<R
   const packed: Buffer[] = [];
   brotli.on('data', (c: Buffer) => packed.push(c));
   const done = once(brotli, 'end');
-  const input = await sources.compressed();
+  const input = readable(await sources.compressed());
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) {
       hash.update(chunk);
@@ -94,7 +104,7 @@ async function tokenRecipe(container: Container, sources: StreamPair): Promise<R
 
 /** Rebuilds once and compares, so a recipe that would fail at apply time is never handed out. */
 async function checkRebuild(recipe: Recipe, sources: StreamPair): Promise<void> {
-  const data = await sources.decompressed();
+  const data = readable(await sources.decompressed());
   try {
     for await (const _ of rebuildChunks(recipe, data)) void _;
   } catch (err) {
@@ -110,7 +120,7 @@ async function checkRebuild(recipe: Recipe, sources: StreamPair): Promise<void> 
  * refused here, before any output; a mismatch is an error on the stream before its end, and
  * the output never exceeds the recorded size.
  */
-export function rebuild(recipeBytes: Uint8Array, decompressed: AsyncIterable<Buffer | Uint8Array>): Readable {
+export function rebuild(recipeBytes: Uint8Array, decompressed: AsyncIterable<Buffer | Uint8Array | string>): Readable {
   return Readable.from(rebuildChunks(decodeRecipe(recipeBytes), decompressed), { objectMode: false });
 }
 
@@ -120,7 +130,7 @@ export function recipeSizes(recipeBytes: Uint8Array): { compressedSize: number; 
   return { compressedSize: r.compressedSize, decompressedSize: r.decompressedSize, sha256: r.sha256.toString('hex') };
 }
 
-async function* rebuildChunks(recipe: Recipe, decompressed: AsyncIterable<Buffer | Uint8Array>): AsyncGenerator<Buffer> {
+async function* rebuildChunks(recipe: Recipe, decompressed: AsyncIterable<Buffer | Uint8Array | string>): AsyncGenerator<Buffer> {
   const hash = createHash('sha256');
   let written = 0;
   const emit = (chunk: Buffer): Buffer => {
@@ -167,13 +177,15 @@ function isZlibDataError(err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('ERR__ERROR') || code.startsWith('ERR_BROTLI'));
 }
 
-async function* zlibMember(member: RecipeMember, data: StreamCursor): AsyncGenerator<Buffer> {
+/** Deflates the member's bytes with its zlib settings; `toEnd`: all the rest of the data, however long. */
+async function* zlibMember(member: RecipeMember, data: StreamCursor, toEnd = false): AsyncGenerator<Buffer> {
   if (member.method.kind !== 'zlib') return;
   const deflate = zlibDeflater(member.method);
   const feed = (async () => {
     for (let left = member.decompressedSize; left > 0; ) {
       await data.fill(1);
       const n = Math.min(left, data.available);
+      if (n === 0 && toEnd) break;
       if (n === 0) throw new DeltaimgError('VERIFY_FAILED', 'decompressed input ends before the recipe does');
       const chunk = data.buf.subarray(data.pos, data.pos + n);
       data.pos += n;
@@ -196,6 +208,41 @@ async function* zlibMember(member: RecipeMember, data: StreamCursor): AsyncGener
   }
   if (failure) throw failure;
   await feed;
+}
+
+/**
+ * The gzip stream a version-1 image delta's `replay` describes: its header verbatim, Node's zlib
+ * at `level` (memLevel 8), then the CRC-32 and length of the data. Kept to apply old deltas.
+ */
+export function replayWithZlibLevel(headerHex: string, level: number, decompressed: AsyncIterable<Buffer | Uint8Array | string>): Readable {
+  return Readable.from(replayChunks(Buffer.from(headerHex, 'hex'), level, decompressed));
+}
+
+async function* replayChunks(header: Buffer, level: number, decompressed: AsyncIterable<Buffer | Uint8Array | string>): AsyncGenerator<Buffer> {
+  if (level < 0 || level > 9 || !Number.isInteger(level)) throw new DeltaimgError('CORRUPT_DELTA', `gzip replay level ${level} is not a zlib level; the delta is damaged`);
+  yield header;
+  const data = new StreamCursor(decompressed);
+  let crc = 0;
+  let size = 0;
+  const member: RecipeMember = { header, decompressedSize: Number.MAX_SAFE_INTEGER, method: { kind: 'zlib', level, memLevel: 8, strategy: zc.Z_DEFAULT_STRATEGY, windowBits: 15 }, trailer: Buffer.alloc(0) };
+  const counted = new StreamCursor(
+    (async function* () {
+      for (;;) {
+        await data.fill(1);
+        if (data.available === 0) return;
+        const chunk = data.buf.subarray(data.pos);
+        data.pos = data.buf.length;
+        crc = crc32(chunk, crc);
+        size += chunk.length;
+        yield chunk;
+      }
+    })(),
+  );
+  yield* zlibMember(member, counted, true);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc >>> 0, 0);
+  trailer.writeUInt32LE(size % 2 ** 32, 4);
+  yield trailer;
 }
 
 async function readPrefix(stream: Readable, max: number): Promise<Buffer> {

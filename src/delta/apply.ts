@@ -23,7 +23,9 @@ import { TreeDigest } from './digest.js';
 import { readEntries } from './entries-file.js';
 import { copyFilesNative, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
+import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
 import { readHeader } from './header.js';
+import { countPrivileged, enforcePolicy, PERMISSIVE, type PrivilegedCounts, type PrivilegePolicy } from './privilege.js';
 import { verifyOnDisk } from './verify-disk.js';
 import { hashStream, PayloadReader } from './payload-store.js';
 import { RecordChecker } from './record-checks.js';
@@ -31,6 +33,8 @@ import { checkCopied, IN_MEMORY_MAX_BYTES, SmallFileRestorer, verifyWritten, wit
 import { sourceReadError, SourceTree } from './source-tree.js';
 
 export interface ApplyOptions {
+  /** What the delta may restore that needs privilege (devices, set-id bits, trusted/security xattrs); default all. */
+  policy?: PrivilegePolicy;
   progress?: Progress;
   /** Made with recycleBytes: idleWorkerShare(memoryBytes) when memoryBytes is given. */
   pool?: VcdiffPool;
@@ -45,6 +49,8 @@ export interface ApplyResult {
   bytes: number;
   /** What could not be restored (ownership, devices, some xattrs when not root). */
   report: RestoreReport;
+  /** What was restored that needs privilege. */
+  privileged: PrivilegedCounts;
 }
 
 export async function applyDelta(
@@ -55,6 +61,7 @@ export async function applyDelta(
 ): Promise<ApplyResult> {
   const header = await readHeader(deltaDir);
   const records = await loadRecords(deltaDir, header);
+  enforcePolicy(records, opts.policy ?? PERMISSIVE, deltaDir);
   const progress = opts.progress ?? silentProgress;
   const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
   const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
@@ -69,7 +76,8 @@ export async function applyDelta(
       await restorer.restore(records);
       verifyTargetDigest(records, header, srcRoot);
       verifyOnDisk(work, records, restorer.report);
-      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report };
+      const privileged = countPrivileged(records, restorer.report);
+      return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report, privileged };
     });
   } finally {
     progress.done();
@@ -352,7 +360,20 @@ class Restorer {
         const verifying = this.verifyMeanwhile(c.from, c.fromSha256, r.size);
         const patch = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
-          const out = await verifying.alongside(bsdiffDecode(await this.source.path(c.from), patch.path, abs, { targetSize: r.size }));
+          const sourcePath = await this.source.path(c.from);
+          if (c.exe) {
+            const exe = c.exe;
+            const sourceSize = await lstat(sourcePath).then(
+              (st) => st.size,
+              (err: unknown) => {
+                throw sourceReadError(c.from, err);
+              },
+            );
+            checkExeFits(exe, sourceSize, r.size, displayPath(r.path));
+            const scratch = () => this.payloads.scratchPath('exe');
+            return await verifying.alongside(decodeTransformedFile(exe, sourcePath, abs, r.size, scratch, (s, o) => bsdiffDecode(s, patch.path, o, { targetSize: r.size })));
+          }
+          const out = await verifying.alongside(bsdiffDecode(sourcePath, patch.path, abs, { targetSize: r.size }));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };
         } finally {
           await patch.release();

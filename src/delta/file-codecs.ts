@@ -73,17 +73,21 @@ function windowBitsFor(size: number): number {
 
 const BROTLI_MAX_WINDOW_BITS = 24;
 
-/** Streams `input` (optionally through brotli decompression) into a new file at `output`, refusing more than `maxBytes`. */
+/**
+ * Streams `input` (optionally through brotli decompression, or another stage `through`) into a
+ * new file at `output`, refusing more than `maxBytes`.
+ */
 export async function restoreFile(
   input: Readable,
   output: Buffer,
-  opts: { brotli: boolean; maxBytes: number },
+  opts: { brotli: boolean; maxBytes: number; through?: Transform },
 ): Promise<Written> {
   const counter = hashingCounter();
   const fh = await open(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   const sink = fh.createWriteStream();
   const limit = byteLimit(opts.maxBytes, () => Object.assign(new Error(`output exceeds the ${opts.maxBytes} bytes declared`), { code: 'EXCEEDS_DECLARED_SIZE' }));
-  if (opts.brotli) await pipeline(input, createBrotliDecompress(), limit, counter.stream, sink);
+  const stage = opts.brotli ? createBrotliDecompress() : opts.through;
+  if (stage) await pipeline(input, stage, limit, counter.stream, sink);
   else await pipeline(input, limit, counter.stream, sink);
   return counter.result();
 }

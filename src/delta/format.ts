@@ -1,15 +1,22 @@
 /**
- * The on-disk delta format, version 1 (documented in docs/format.md).
+ * The on-disk delta format, version 2 (documented in docs/format.md).
  *
  *   DELTA_DIR/deltaimg.json      header, written last: its presence means the delta is complete
  *   DELTA_DIR/entries.jsonl.br   brotli'd JSON lines, one record per target entry, in path order
  *   DELTA_DIR/blobs/<sha256>     content blobs (VCDIFF, brotli or raw), named by their own sha256
  */
+import type { PairTransform } from '../exefilter/index.js';
 import type { Metadata, RelPath } from '../tree/entry.js';
 
 export const FORMAT_NAME = 'deltaimg-delta';
-/** Bump when a reader of the previous version could misread a new delta. */
-export const FORMAT_VERSION = 1;
+/**
+ * The newest version this code reads and writes. Bump when a reader of the previous version
+ * could misread a new delta; a delta asks for the newer reader only when it uses what is new
+ * (readerVersionOf), so most deltas stay readable by older deltaimgs.
+ */
+export const FORMAT_VERSION = 2;
+/** Every reader reads deltas made only of version 1 records. */
+export const BASE_READER_VERSION = 1;
 export const HEADER_FILE = 'deltaimg.json';
 export const ENTRIES_FILE = 'entries.jsonl.br';
 export const BLOBS_DIR = 'blobs';
@@ -85,7 +92,11 @@ export type ContentOp =
   | { op: 'vcdiff'; from: RelPath; fromSha256: string; brotli: boolean; payload: Payload }
   // A bsdiff-style patch (docs/bsdiff.md): approximate matches plus bytewise differences,
   // much smaller than VCDIFF on recompiled binaries.
-  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload }
+  // `exe` (version 2): the patch is between the two files as transformed by src/exefilter
+  // (relative branch targets made absolute); apply undoes it on the decoded bytes.
+  // `segmented` (version 2): a DIMGBSD2 patch (the file was too large for the memory budget
+  // to encode whole), which version 1 readers cannot decode.
+  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform; segmented?: true }
   | { op: 'brotli'; payload: Payload }
   | { op: 'raw'; payload: Payload };
 
@@ -108,3 +119,13 @@ export type DeltaRecord =
   | (RecordBase & { kind: 'fifo' });
 
 export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
+
+/**
+ * The oldest reader that restores `r` correctly: 2 for what version 1 readers would misread
+ * (a bsdiff with an executable transform: they would ignore the field) or cannot decode (a
+ * segmented bsdiff patch), else 1. Writers put the largest over their records in the header's
+ * `minReaderVersion`.
+ */
+export function readerVersionOf(r: DeltaRecord): number {
+  return r.kind === 'file' && r.content.op === 'bsdiff' && (r.content.exe || r.content.segmented) ? 2 : BASE_READER_VERSION;
+}

@@ -11,8 +11,11 @@
  * - A file with several names is always rewritten as a whole group: the overlay copy-up of one
  *   name breaks the link with the names left in the lower layer.
  * - Paths the builder mounts over during RUN (/proc, /sys, /dev, /etc/hosts, /etc/resolv.conf)
- *   cannot be written here; B must keep them as A has them. A missing in A gets a stand-in
- *   created by the builder in the layer (BuildKit 0.8 leaves it there), so it is refused too.
+ *   cannot be written here. A missing in A gets a stand-in created by the builder in the layer
+ *   (BuildKit 0.8 leaves it there), so it is refused. B's changes under /dev, /proc and /sys (the
+ *   device nodes of a refreshed base image) are not carried but reported: Docker mounts its own
+ *   /dev, /proc and /sys in every container, so no container sees them. Changes under the
+ *   others are refused.
  * - At the end the whole live root is walked again and must equal B, path for path.
  */
 import { rm } from 'node:fs/promises';
@@ -35,6 +38,17 @@ export interface InPlaceOptions {
   fixupRoot?: string;
 }
 
+/** Mount points whose content no container sees: Docker mounts its own there in every container. */
+const RUNTIME_MOUNTS: ReadonlySet<string> = new Set(['dev', 'proc', 'sys']);
+
+/** B's differences from A under a mount point that were left as A has them. */
+export interface NotCarried {
+  mount: RelPath;
+  /** Paths at or below `mount` where B differs from A (added, changed or removed). */
+  paths: number;
+  example: RelPath;
+}
+
 export interface InPlaceResult {
   /** Topmost paths removed (whole subtrees count once). */
   removed: number;
@@ -45,6 +59,7 @@ export interface InPlaceResult {
   /** Bytes of regular files written. */
   bytes: number;
   masked: RelPath[];
+  notCarried: NotCarried[];
 }
 
 export async function syncRootInPlace(baseRoot: string, targetRoot: string, liveRoot: string, opts: InPlaceOptions = {}): Promise<InPlaceResult> {
@@ -52,13 +67,13 @@ export async function syncRootInPlace(baseRoot: string, targetRoot: string, live
   const a = new TreeIndex(base.entries);
   const b = new TreeIndex(target.entries);
   const masked = opts.masked ?? topMountPoints(liveRoot);
-  const disturbed = checkMaskedPaths(masked, a, b, liveRoot, opts.fixupRoot);
+  const { disturbed, notCarried } = checkMaskedPaths(masked, a, b, liveRoot, opts.fixupRoot);
   const plan = planChanges(a, b, masked);
   // Their stand-ins already changed them: set B's metadata now too, so the final check holds.
   for (const d of disturbed) plan.dirs.add(d);
   const bytes = await carryOut(plan, liveRoot, targetRoot, b);
   verifyLiveRoot(liveRoot, masked, b);
-  return { removed: plan.removals.length, written: plan.writes.length, metadataOnly: plan.metadata.length, bytes, masked };
+  return { removed: plan.removals.length, written: plan.writes.length, metadataOnly: plan.metadata.length, bytes, masked, notCarried };
 }
 
 /** A snapshot's entries by path, with each file's hardlink group. */
@@ -200,8 +215,15 @@ function checkHardlinkHeads(writes: readonly Entry[]): void {
  * exception is a file stand-in (removed by the builder after the RUN) whose parent directory the
  * fix-up tree puts right; those parents are returned.
  */
-function checkMaskedPaths(masked: readonly RelPath[], a: TreeIndex, b: TreeIndex, liveRoot: string, fixupRoot: string | undefined): RelPath[] {
+function checkMaskedPaths(
+  masked: readonly RelPath[],
+  a: TreeIndex,
+  b: TreeIndex,
+  liveRoot: string,
+  fixupRoot: string | undefined,
+): { disturbed: RelPath[]; notCarried: NotCarried[] } {
   const disturbed: RelPath[] = [];
+  const notCarried: NotCarried[] = [];
   for (const m of masked) {
     const fixedParent = a.get(m) ? undefined : repairedParent(m, a, b, liveRoot, fixupRoot);
     if (!a.get(m) && fixedParent === undefined) {
@@ -211,19 +233,33 @@ function checkMaskedPaths(masked: readonly RelPath[], a: TreeIndex, b: TreeIndex
       );
     }
     if (fixedParent !== undefined) disturbed.push(fixedParent);
-    const differs = b.entries.find((e) => {
-      if (!isUnder(e.path, m)) return false;
-      const old = a.get(e.path);
-      return !old || compareEntries(old, e).length > 0;
-    }) ?? a.entries.find((e) => isUnder(e.path, m) && !b.get(e.path));
-    if (differs) {
+    const differing = [
+      ...b.entries.filter((e) => {
+        if (!isUnder(e.path, m)) return false;
+        const old = a.get(e.path);
+        return !old || compareEntries(old, e).length > 0;
+      }),
+      ...a.entries.filter((e) => isUnder(e.path, m) && !b.get(e.path)),
+    ];
+    const differs = differing[0];
+    if (differs && RUNTIME_MOUNTS.has(m)) {
+      notCarried.push({ mount: m, paths: differing.length, example: differs.path });
+    } else if (differs) {
       throw new DeltaimgError(
         'DOCKER',
         `--layered cannot restore ${displayPath(differs.path)}: docker build mounts its own ${displayPath(m)} during RUN, so B's change there cannot be written; apply without --layered`,
       );
     }
   }
-  return disturbed;
+  return { disturbed, notCarried };
+}
+
+/** One line for the build log: what B' keeps as A has it, and why that does not matter. */
+export function notCarriedLine(notCarried: readonly NotCarried[]): string | undefined {
+  if (!notCarried.length) return undefined;
+  const parts = notCarried.map((n) => `${n.paths} ${n.paths === 1 ? 'entry' : 'entries'} under ${displayPath(n.mount)} (e.g. ${displayPath(n.example)})`);
+  const mounts = notCarried.map((n) => displayPath(n.mount)).join(', ');
+  return `not carried, kept as the base has them: ${parts.join(', ')}; no container sees them: Docker mounts its own ${mounts}`;
 }
 
 /**

@@ -64,6 +64,11 @@ export class PayloadReader {
     return join(this.deltaDir, BLOBS_DIR, sha256);
   }
 
+  /** A fresh path in the scratch dir (removed with it), for a decoder's intermediate files. */
+  scratchPath(prefix: string): string {
+    return join(this.scratchDir, `${prefix}-${randomBytes(8).toString('hex')}`);
+  }
+
   /**
    * A file path holding the payload's bytes, checked against its name's sha256.
    * Inline payloads are written to the scratch dir; `release` removes such copies.
@@ -75,7 +80,7 @@ export class PayloadReader {
   ): Promise<{ path: string; release(): Promise<void> }> {
     if ('blob' in payload) await this.verifyBlob(payload.blob, forPath);
     if (!opts.brotli && 'blob' in payload) return { path: this.blobPath(payload.blob), release: async () => {} };
-    const path = join(this.scratchDir, `payload-${randomBytes(8).toString('hex')}`);
+    const path = this.scratchPath('payload');
     const input = 'inline' in payload ? Readable.from([payload.inline]) : await this.openBlob(payload.blob, forPath);
     try {
       if (opts.brotli) {

@@ -2,6 +2,7 @@
  * DeltaRecord <-> one JSON line. Decoding validates every field, because the
  * entries file is input from outside: a malformed record is a corrupt delta.
  */
+import { decodePairTransform, encodePairTransform, TransformParamsError, type PairTransform } from '../exefilter/index.js';
 import type { RelPath } from '../tree/entry.js';
 import { DeltaimgError } from '../util/errors.js';
 import type { ContentOp, DeltaRecord, Payload, RecordMeta } from './format.js';
@@ -72,7 +73,14 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
         ...encodePayload(c.payload),
       };
     case 'bsdiff':
-      return { op: 'bsdiff', from: bytesToJson(c.from), fromSha256: c.fromSha256, ...encodePayload(c.payload) };
+      return {
+        op: 'bsdiff',
+        from: bytesToJson(c.from),
+        fromSha256: c.fromSha256,
+        ...(c.exe ? { exe: encodePairTransform(c.exe) } : {}),
+        ...(c.segmented ? { segmented: true } : {}),
+        ...encodePayload(c.payload),
+      };
     case 'brotli':
     case 'raw':
       return { op: c.op, ...encodePayload(c.payload) };
@@ -216,13 +224,30 @@ function decodeContent(c: unknown, line: number): ContentOp {
         op: 'bsdiff',
         from: bytesFromJson(c.from, 'from', line) as RelPath,
         fromSha256: sha(c.fromSha256, 'fromSha256', line),
+        ...segmentedFlag(c.segmented, line),
         payload: decodePayload(c, line),
+        ...(c.exe === undefined ? {} : { exe: decodeExe(c.exe, line) }),
       };
     case 'brotli':
     case 'raw':
       return { op: c.op, payload: decodePayload(c, line) };
     default:
       throw bad(line, `has unknown content op ${JSON.stringify(c.op)}`);
+  }
+}
+
+function segmentedFlag(value: unknown, line: number): { segmented?: true } {
+  if (value === undefined) return {};
+  if (value === true) return { segmented: true };
+  throw bad(line, 'has a segmented flag that is not true');
+}
+
+function decodeExe(v: unknown, line: number): PairTransform {
+  try {
+    return decodePairTransform(v);
+  } catch (err) {
+    if (err instanceof TransformParamsError) throw bad(line, `has an invalid executable transform: ${err.message}`);
+    throw err;
   }
 }
 

@@ -14,6 +14,7 @@ import { decodeInMemory } from '../vcdiff/index.js';
 import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
 import { vcdiffMaxBytes } from '../util/byte-limit.js';
 import { writeAllSync } from '../util/write-all.js';
+import { checkExeFits, decodeTransformedSync } from './exe-codec.js';
 import { copySmallFileSync, writeSmallFileSync, type Written } from './file-codecs.js';
 import type { FileRecord } from './format.js';
 import type { PayloadReader } from './payload-store.js';
@@ -85,14 +86,19 @@ export class SmallFileRestorer {
         return this.decodeVcdiff(r, c.from, source, delta, abs);
       }
       case 'bsdiff': {
+        // A segmented patch is for a file too large to hold: it streams.
+        if (c.segmented) return null;
         const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
         if (source === null) return null;
         const patch = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: false, maxBytes: IN_MEMORY_MAX_BYTES });
         if (patch === null) return null;
         const names = { patch: `the bsdiff payload for ${displayPath(r.path)}`, source: `source file ${displayPath(c.from)}` };
+        if (c.exe) checkExeFits(c.exe, source.length, r.size, displayPath(r.path));
         const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
         try {
-          return bsdiffDecodeInMemory(source, patch, (chunk) => writeAllSync(fd, chunk), { ...names, targetSize: r.size });
+          const limits = { ...names, targetSize: r.size };
+          if (c.exe) return decodeTransformedSync(c.exe, source, fd, (transformed, write) => bsdiffDecodeInMemory(transformed, patch, write, limits));
+          return bsdiffDecodeInMemory(source, patch, (chunk) => writeAllSync(fd, chunk), limits);
         } finally {
           closeSync(fd);
         }
@@ -130,7 +136,13 @@ function exceedsDeclared(r: FileRecord): DeltaimgError {
 }
 
 export function verifyWritten(r: FileRecord, written: Written): void {
-  if (written.sha256 !== r.sha256 || written.bytes !== r.size) {
+  if (written.bytes !== r.size) {
+    throw new DeltaimgError(
+      'VERIFY_FAILED',
+      `restored ${displayPath(r.path)} does not match the delta (${written.bytes} bytes, expected ${r.size}); the delta or its base is damaged`,
+    );
+  }
+  if (written.sha256 !== r.sha256) {
     throw new DeltaimgError(
       'VERIFY_FAILED',
       `restored ${displayPath(r.path)} does not match the delta (sha256 ${written.sha256.slice(0, 12)}..., ` +

@@ -46,8 +46,8 @@ export function diffDockerfile(input: DiffDockerfileInput): string {
     version: DELTA_IMAGE_VERSION,
     tool: input.toolVersion,
     linked: input.linked,
-    base: { ref: input.base.ref, id: input.base.id },
-    target: { ref: input.target.ref, id: input.target.id, config: input.target.config },
+    base: { ref: input.base.ref, id: input.base.id, ...(input.base.size === undefined ? {} : { size: input.base.size }) },
+    target: { ref: input.target.ref, id: input.target.id, config: input.target.config, ...(input.target.size === undefined ? {} : { size: input.target.size }) },
   };
   // The delta header carries the same facts as the labels, so a delta copied out of its image still says what it is.
   const annotations = JSON.stringify({ docker: meta });

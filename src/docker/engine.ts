@@ -31,8 +31,8 @@ export async function lookupImage(ref: string, opts: EngineOptions = {}): Promis
   } catch (err) {
     throw new DeltaimgError('DOCKER', `docker image inspect ${ref} printed something that is not JSON (is ${cli} a Docker CLI?)`, { cause: err });
   }
-  const first = Array.isArray(parsed) ? (parsed[0] as Record<string, unknown> | undefined) : undefined;
-  return first ? { found: true, info: imageInfoFromInspect(ref, first) } : { found: false };
+  const first: unknown = Array.isArray(parsed) ? parsed[0] : undefined;
+  return first === undefined ? { found: false } : { found: true, info: imageInfoFromInspect(ref, first) };
 }
 
 /** Like lookupImage, but a missing image is an error telling the user to pull or load it. */

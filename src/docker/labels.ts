@@ -4,6 +4,7 @@
  */
 import { DeltaimgError } from '../util/errors.js';
 import { pickConfig, type ImageConfig, type ImageInfo } from './image.js';
+import { JsonFields } from '../util/json-input.js';
 
 /** Bump when a reader of the previous version could misread these labels or the image layout. */
 export const DELTA_IMAGE_VERSION = 1;
@@ -17,6 +18,9 @@ export const LABELS = {
   targetRef: 'io.deltaimg.target-ref',
   targetId: 'io.deltaimg.target-id',
   targetConfig: 'io.deltaimg.target-config',
+  /** Optional (delta images made before them lack them): image sizes, for apply's summary. */
+  baseSize: 'io.deltaimg.base-size',
+  targetSize: 'io.deltaimg.target-size',
 } as const;
 
 /** Where the delta directory sits in a delta image. */
@@ -27,8 +31,9 @@ export interface DeltaImageMeta {
   tool: string;
   /** true: the image is FROM the base (its layers shared); false: FROM scratch, the delta alone. */
   linked: boolean;
-  base: { ref: string; id: string };
-  target: { ref: string; id: string; config: ImageConfig };
+  /** size: bytes of the image's layers (uncompressed), when recorded. */
+  base: { ref: string; id: string; size?: number };
+  target: { ref: string; id: string; config: ImageConfig; size?: number };
 }
 
 export function labelsFor(meta: DeltaImageMeta): Record<string, string> {
@@ -41,6 +46,8 @@ export function labelsFor(meta: DeltaImageMeta): Record<string, string> {
     [LABELS.targetRef]: meta.target.ref,
     [LABELS.targetId]: meta.target.id,
     [LABELS.targetConfig]: JSON.stringify(meta.target.config),
+    ...(meta.base.size === undefined ? {} : { [LABELS.baseSize]: String(meta.base.size) }),
+    ...(meta.target.size === undefined ? {} : { [LABELS.targetSize]: String(meta.target.size) }),
   };
 }
 
@@ -61,16 +68,21 @@ export function readDeltaImage(info: ImageInfo): DeltaImageMeta {
   };
   let config: ImageConfig;
   try {
-    config = pickConfig(JSON.parse(need(LABELS.targetConfig)) as Record<string, unknown>);
+    const label = `delta image ${info.ref}: label ${LABELS.targetConfig}`;
+    config = pickConfig(JSON.parse(need(LABELS.targetConfig)) as unknown, new JsonFields(label, 'DOCKER', 'rebuild it with deltaimg dockerfile diff'));
   } catch (err) {
     if (err instanceof DeltaimgError) throw err;
     throw new DeltaimgError('DOCKER', `delta image ${info.ref}: label ${LABELS.targetConfig} is not valid JSON; rebuild it with deltaimg dockerfile diff`, { cause: err });
   }
+  const size = (key: string): { size?: number } => {
+    const v = labels[key];
+    return v !== undefined && /^\d{1,15}$/.test(v) ? { size: Number(v) } : {};
+  };
   return {
     version: Number(version),
     tool: labels[LABELS.tool] ?? '',
     linked: need(LABELS.linked) === 'true',
-    base: { ref: need(LABELS.baseRef), id: need(LABELS.baseId) },
-    target: { ref: need(LABELS.targetRef), id: need(LABELS.targetId), config },
+    base: { ref: need(LABELS.baseRef), id: need(LABELS.baseId), ...size(LABELS.baseSize) },
+    target: { ref: need(LABELS.targetRef), id: need(LABELS.targetId), config, ...size(LABELS.targetSize) },
   };
 }

@@ -4,10 +4,11 @@
  * image, the given source really its base), then generate the Dockerfile.
  */
 import { DeltaimgError } from '../util/errors.js';
+import { formatBytes } from '../util/progress.js';
 import { checkBuilder } from './builder.js';
 import { diffDockerfile, applyDockerfile, type LayeredInput, type StageShape } from './dockerfile.js';
 import { inspectImage, lookupImage, type EngineOptions } from './engine.js';
-import type { ImageInfo } from './image.js';
+import type { ImageConfig, ImageInfo } from './image.js';
 import { checkLayeredConfig, needsRootForRun } from './layered-config.js';
 import { readDeltaImage, type DeltaImageMeta } from './labels.js';
 import { imageRefToken } from './syntax.js';
@@ -37,6 +38,7 @@ export async function planDiff(opts: PlanCommon & { base: string; target: string
   imageRefToken(opts.base, 'base image');
   imageRefToken(opts.target, 'target image');
   const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
+  const builder = builderNotes(opts);
   const [base, target] = await Promise.all([inspectImage(opts.base, opts.engine), inspectImage(opts.target, opts.engine)]);
   await requireRuntime(runtimeImage, opts.engine);
   const linked = !opts.unlinked;
@@ -46,7 +48,7 @@ export async function planDiff(opts: PlanCommon & { base: string; target: string
       `base image ${opts.base} has ONBUILD triggers, which would run when the delta image is built FROM it; use --unlinked`,
     );
   }
-  const notes = await builderNotes(opts);
+  const notes = await builder;
   return { dockerfile: diffDockerfile({ base, target, runtimeImage, linked, toolVersion: opts.toolVersion, shape: opts.shape }), notes };
 }
 
@@ -57,6 +59,7 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
   }
   if (opts.unlinkedSource !== undefined) imageRefToken(opts.unlinkedSource, 'source image');
   const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
+  const builder = builderNotes(opts);
   const meta = readDeltaImage(await inspectImage(opts.deltaImage, opts.engine));
   if (!meta.linked && opts.unlinkedSource === undefined) {
     throw new DeltaimgError(
@@ -76,7 +79,7 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
   }
   const layered = opts.layered ? await planLayered(meta, source, opts.engine) : undefined;
   await requireRuntime(runtimeImage, opts.engine);
-  const notes = await builderNotes(opts);
+  const notes = [...(await builder), ...storageNote(meta, !!opts.layered), ...(opts.layered ? [] : envOrderNote(meta.target.config))];
   return {
     dockerfile: applyDockerfile({
       deltaImage: opts.deltaImage,
@@ -91,9 +94,41 @@ export async function planApply(opts: PlanCommon & { deltaImage: string; unlinke
   };
 }
 
-/** Last, after the images were found: the builder check is the slowest question (it starts a build). */
-async function builderNotes(opts: PlanCommon): Promise<string[]> {
-  return opts.checkBuilder === false ? [] : checkBuilder(opts.shape === 'copy' ? 'any' : 'buildkit', opts.engine);
+/**
+ * What B' costs the receiver's disk and registry: flattened, B whole beside A; --layered, A's
+ * layers shared plus the changes. From the sizes the delta image recorded (older ones lack them).
+ */
+export function storageNote(meta: DeltaImageMeta, layered: boolean): string[] {
+  const [a, b] = [meta.base.size, meta.target.size];
+  if (a === undefined || b === undefined) return [];
+  if (layered) return [`B' is ${meta.base.ref}'s layers (${formatBytes(a)}, shared, stored once) plus one layer of what B changes`];
+  return [
+    `B' is one flattened layer of ${formatBytes(b)} (all of B), stored beside ${meta.base.ref}'s ${formatBytes(a)} on disk and in a registry; ` +
+      `--layered would keep those ${formatBytes(a)} of ${meta.base.ref}'s layers shared and add only the changed files`,
+  ];
+}
+
+/**
+ * The one way a flattened B' can list B's environment differently: every builder gives a FROM
+ * scratch stage PATH before any ENV runs (and ENV replaces it in place), so PATH comes first
+ * (measured on BuildKit 0.8 and the classic builder). The other variables keep B's order.
+ */
+export function envOrderNote(config: ImageConfig): string[] {
+  const env = config.Env ?? [];
+  const at = env.findIndex((pair) => pair.startsWith('PATH='));
+  if (at <= 0) return [];
+  return [`B' lists PATH first and the rest of B's environment in B's order (B has PATH at position ${at + 1}): builders give a FROM scratch image PATH before any ENV`];
+}
+
+/**
+ * Started first, awaited last: the builder check is the slowest question (it starts a build, 0.3-1.2 s
+ * on a loaded 2-core VM), asked while the images are inspected; a missing image is still the error
+ * the user sees first.
+ */
+function builderNotes(opts: PlanCommon): Promise<string[]> {
+  const notes = opts.checkBuilder === false ? Promise.resolve([]) : checkBuilder(opts.shape === 'copy' ? 'any' : 'buildkit', opts.engine);
+  notes.catch(() => {}); // awaited later; not an unhandled rejection meanwhile
+  return notes;
 }
 
 /**

@@ -8,6 +8,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
+import { rebuild, replayWithZlibLevel } from '../deflate/index.js';
 import { applyDelta } from '../delta/apply.js';
 import {
   MT,
@@ -29,7 +30,6 @@ import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { damaged, unpackDimg } from './container.js';
 import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer, type StoredLayer } from './format.js';
-import { replayGzip } from './gzip-replay.js';
 import { platformKey } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
 
@@ -194,8 +194,11 @@ async function planImage(
   for (const layer of image.target.layers) {
     if (layer.from !== 'base') rebuiltLayers++;
     const written =
-      layer.from === 'base' ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath)) : await restorer.layerToWrite(layer);
-    if (layer.stored && written.digest !== layer.stored.digest) unreproducible.push(layer.diffId);
+      layer.from === 'base'
+        ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath), members)
+        : await restorer.layerToWrite(layer);
+    if (layer.stored && written.digest !== layer.stored.digest)
+      unreproducible.push(`${layer.diffId} (${layer.stored.inexact ?? 'no way to rebuild its compressed blob was recorded'})`);
     layers.push(written);
   }
   const manifestKept = image.target.manifest !== undefined && unreproducible.length === 0;
@@ -204,7 +207,7 @@ async function planImage(
     image,
     manifestKept,
     ...(image.target.manifest && !manifestKept
-      ? { manifestNote: `layer ${unreproducible[0]} was compressed by a tool deltaimg cannot replay byte for byte; it is stored uncompressed (same diff_id, same image id)` }
+      ? { manifestNote: `stored uncompressed instead of recompressed (same diff_ids, same image id): layer ${unreproducible.join(', layer ')}` }
       : {}),
     rebuiltLayers,
     write: {
@@ -225,23 +228,26 @@ function findBaseLayer(diffId: string, base: Image, all: Image[], dimgPath: stri
 }
 
 /** A's layer as B stores it; its streams fail at their end when the bytes do not hash to their digest. */
-function baseLayerToWrite(target: DimgTargetLayer, layer: Layer): Layer {
+function baseLayerToWrite(target: DimgTargetLayer, layer: Layer, members: string): Layer {
   const openTar = () => layer.openUncompressed();
   const stored = target.stored;
   // Both stored it alike: A's blob is B's.
   if (stored && layer.digest === stored.digest) return { ...layer, uncompressedSize: target.size };
-  return restoredLayer(target, openTar);
+  return restoredLayer(target, openTar, members);
 }
 
 /**
- * B's layer from its tar: B's compressed blob replayed from the tar when diff found how (the
- * writer checks the replay against the digest first), else the tar itself.
+ * B's layer from its tar: B's compressed blob rebuilt from the tar by its exact-deflate recipe, or
+ * (deltas of version-1 writers) by Node's zlib at the recorded level; else the tar itself. The
+ * writer hashes every recomputed blob before choosing it (image/blob-plan.ts), and the recipe
+ * rebuild checks its own size and sha256, so a blob that does not come back exactly is never written.
  */
-function restoredLayer(target: DimgTargetLayer, openTar: () => Promise<NodeJS.ReadableStream>): Layer {
+function restoredLayer(target: DimgTargetLayer, openTar: () => Promise<NodeJS.ReadableStream>, members: string): Layer {
   const tar = { diffId: target.diffId, uncompressedSize: target.size, openUncompressed: openTar };
   const stored = target.stored;
+  const recipe = stored?.recipe;
   const replay = stored?.replay;
-  if (!stored || !replay) return { ...tar, digest: target.diffId, size: target.size, mediaType: MT.ociLayer, compression: 'none', openStored: openTar };
+  if (!stored || (!recipe && !replay)) return { ...tar, digest: target.diffId, size: target.size, mediaType: MT.ociLayer, compression: 'none', openStored: openTar };
   return {
     ...tar,
     digest: stored.digest,
@@ -249,7 +255,8 @@ function restoredLayer(target: DimgTargetLayer, openTar: () => Promise<NodeJS.Re
     mediaType: stored.mediaType,
     compression: stored.compression,
     recomputed: true,
-    openStored: async () => replayGzip(await openTar(), replay),
+    openStored: async () =>
+      recipe ? rebuild(await readMember(members, recipe.member), await openTar()) : replayWithZlibLevel(replay!.headerHex, replay!.level, await openTar()),
   };
 }
 
@@ -275,7 +282,7 @@ class LayerRestorer {
 
   async layerToWrite(target: DimgTargetLayer): Promise<Layer> {
     const tar = await this.restore(target.diffId);
-    return restoredLayer(target, async () => createReadStream(tar));
+    return restoredLayer(target, async () => createReadStream(tar), this.members);
   }
 
   private restore(diffId: string): Promise<string> {
@@ -336,13 +343,13 @@ function restoredReport(plan: ImagePlan, written: WrittenImage | undefined): Res
 
 /**
  * Why a manifest changed although every compressed layer had a way back: the writer checks each
- * replayed blob against its digest and stores the tar when it differs (zlib builds can deflate
- * differently from the one diff ran on), or the destination writes manifests of its own.
+ * rebuilt blob against its digest and stores the tar when it differs (a recipe that recompresses
+ * with zlib settings needs the zlib build diff ran on), or the destination writes manifests of its own.
  */
 function replayMissNote(plan: ImagePlan, written: WrittenImage): string {
-  const missed = plan.image.target.layers.find((l, i) => l.stored && written.layerDigests[i] !== l.stored.digest);
-  return missed
-    ? `layer ${missed.diffId}: recompressing it did not reproduce its blob ${missed.stored!.digest} (this zlib deflates differently from the one the .dimg was made with); it is stored uncompressed (same diff_id, same image id)`
+  const missed = plan.image.target.layers.filter((l, i) => l.stored && written.layerDigests[i] !== l.stored.digest);
+  return missed.length
+    ? `rebuilding did not reproduce the compressed blob of layer ${missed.map((l) => `${l.diffId} (${l.stored!.digest})`).join(', layer ')} (this Node's zlib deflates differently from the one the .dimg was made with); stored uncompressed (same diff_ids, same image id)`
     : 'the destination writes its own manifest (same config and diff_ids, so the same image id)';
 }
 

@@ -7,6 +7,7 @@
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
+import { makeRecipe } from '../deflate/index.js';
 import { diffTrees } from '../delta/diff.js';
 import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
@@ -18,6 +19,7 @@ import { silentProgress, type Progress } from '../util/progress.js';
 import { packDimg, type MemberFile } from './container.js';
 import {
   DIMG_FORMAT,
+  DIMG_MIN_READER_VERSION,
   DIMG_VERSION,
   hexOf,
   memberNames,
@@ -27,7 +29,6 @@ import {
   type DimgTargetLayer,
   type StoredLayer,
 } from './format.js';
-import { findGzipReplay } from './gzip-replay.js';
 import { pairPlatforms } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
 
@@ -93,6 +94,8 @@ class ImageDiffer {
   private readonly members: MemberFile[] = [];
   private readonly memberNamesSeen = new Set<string>();
   private readonly baseLayers = new Map<string, Layer>();
+  /** Recipes made so far by member name (a blob shared by two platforms is analysed once). */
+  private readonly recipes = new Map<string, Pick<StoredLayer, 'recipe' | 'inexact'>>();
   private readonly rootfs: BaseRootfs;
   private newLayerBytes = 0;
   private sharedLayers = 0;
@@ -142,17 +145,31 @@ class ImageDiffer {
     return { diffId: layer.diffId, size: rebuilt.size, from: 'rebuilt', ...(stored ? { stored } : {}) };
   }
 
-  /** How B stores the layer; the blob is read from `sameBlob` (A's when A stores the same bytes). */
+  /**
+   * How B stored the layer, and how apply gets those exact bytes back: A's own blob when A has it,
+   * else an exact-deflate recipe (src/deflate) for gzip; zstd and streams no recipe fits say why not.
+   * The blob is read from `sameBlob` (A's when A stores the same bytes: in a registry, B's is never
+   * downloaded).
+   */
   private async storedOf(layer: Layer, sameBlob: Layer): Promise<StoredLayer | undefined> {
     if (layer.compression === 'none') return undefined;
-    const replay = layer.compression === 'gzip' ? await findGzipReplay(sameBlob) : undefined;
-    return {
-      digest: layer.digest,
-      size: layer.size,
-      mediaType: layer.mediaType,
-      compression: layer.compression,
-      ...(replay ? { replay } : {}),
-    };
+    const stored: StoredLayer = { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, compression: layer.compression };
+    if (layer.compression !== 'gzip') return { ...stored, inexact: `${layer.compression} blobs are not rebuilt byte for byte (no reproducible ${layer.compression} encoder)` };
+    // A layer A stores as the same blob needs no recipe when the receiver holds A's blobs; one that
+    // holds A as tars (an engine, a classic docker save) gets it back only from a settings recipe,
+    // the cheap kind (a token recipe costs a good share of the blob, too much for an unchanged layer).
+    const sharedBlob = sameBlob !== layer;
+    const member = memberNames.recipe(layer.digest);
+    const known = this.recipes.get(member);
+    if (known) return { ...stored, ...known };
+    const outcome = await makeRecipe('gzip', { compressed: () => sameBlob.openStored(), decompressed: () => sameBlob.openUncompressed() }, { tokens: !sharedBlob });
+    const found: Pick<StoredLayer, 'recipe' | 'inexact'> =
+      outcome.kind === 'recipe'
+        ? { recipe: { member, method: outcome.summary } }
+        : { inexact: sharedBlob ? `only the base's own blob restores it (${outcome.why})` : `its gzip stream cannot be rebuilt exactly (${outcome.why})` };
+    if (outcome.kind === 'recipe') await this.addBufferMember(member, outcome.recipe);
+    this.recipes.set(member, found);
+    return { ...stored, ...found };
   }
 
   /** Splits B's layer, diffs its files against A's root filesystem and its skeleton against A's. */
@@ -221,7 +238,7 @@ class ImageDiffer {
     const header: Omit<DimgHeader, 'members'> = {
       format: DIMG_FORMAT,
       version: DIMG_VERSION,
-      minReaderVersion: DIMG_VERSION,
+      minReaderVersion: DIMG_MIN_READER_VERSION,
       tool: this.tool,
       created: new Date().toISOString(),
       images: this.images,

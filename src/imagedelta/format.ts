@@ -6,7 +6,13 @@
  */
 
 export const DIMG_FORMAT = 'deltaimg-image';
-export const DIMG_VERSION = 1;
+/**
+ * Version 2 added `stored.recipe` (exact-deflate recipes). A version-1 reader ignores it and
+ * stores such layers as tars (same image id, a new manifest digest, and it says so), which is
+ * not a misreading, so the writer keeps `minReaderVersion` at 1.
+ */
+export const DIMG_VERSION = 2;
+export const DIMG_MIN_READER_VERSION = 1;
 export const DIMG_HEADER = 'dimg.json';
 /** The header is small JSON; anything bigger is not a header we wrote. */
 export const DIMG_HEADER_MAX_BYTES = 64 * 1024 * 1024;
@@ -65,11 +71,18 @@ export interface StoredLayer {
   size: number;
   mediaType: string;
   compression: 'none' | 'gzip' | 'zstd';
-  /**
-   * How to recompress the tar into exactly these bytes, when diff found a way
-   * (see gzip-replay.ts); absent: the compressed digest cannot be reproduced.
-   */
+  /** The member holding the exact-deflate recipe (src/deflate) that rebuilds these bytes from the tar. */
+  recipe?: StoredRecipe;
+  /** Why diff found no way to rebuild these bytes exactly (apply then stores the tar and says why). */
+  inexact?: string;
+  /** Version-1 writers' way back (Node's zlib at `level`); still applied from old deltas. */
   replay?: GzipReplay;
+}
+
+export interface StoredRecipe {
+  member: string;
+  /** How the recipe rebuilds the stream, in words (`gzip, 1 member, tokens`). */
+  method: string;
 }
 
 export interface GzipReplay {
@@ -101,6 +114,7 @@ export const memberNames = {
   manifest: (digest: string) => `manifest/${hexOf(digest)}.json`,
   skeleton: (diffId: string) => `layers/${hexOf(diffId)}/skeleton`,
   delta: (diffId: string) => `layers/${hexOf(diffId)}/delta`,
+  recipe: (blobDigest: string) => `recipes/${hexOf(blobDigest)}`,
 };
 
 /** Member names are ours, so a name outside this shape means a damaged or hostile file. */

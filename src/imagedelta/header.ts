@@ -121,11 +121,18 @@ function storedLayer(f: DimgFields, x: unknown, field: string): StoredLayer {
       headerHex: f.string(r.headerHex, `${rf}.headerHex`, /^(?:[0-9a-f]{2})*$/),
     };
   });
+  const recipe = f.optional(s.recipe, `${field}.recipe`, (v, rf) => {
+    const r = f.object(v, rf);
+    return { member: f.string(r.member, `${rf}.member`), method: f.string(r.method, `${rf}.method`) };
+  });
+  const inexact = f.optional(s.inexact, `${field}.inexact`, (v, inf) => f.string(v, inf));
   return {
     digest: f.string(s.digest, `${field}.digest`, DIGEST),
     size: f.uint(s.size, `${field}.size`),
     mediaType: f.string(s.mediaType, `${field}.mediaType`),
     compression: f.oneOf(s.compression, `${field}.compression`, ['none', 'gzip', 'zstd'] as const),
+    ...(recipe ? { recipe } : {}),
+    ...(inexact !== undefined ? { inexact } : {}),
     ...(replay ? { replay } : {}),
   };
 }
@@ -151,7 +158,7 @@ function layer(f: DimgFields, x: unknown, field: string): DimgLayer {
 }
 
 /**
- * Apply opens configs, manifests and skeletons by the names the header gives; each must be a
+ * Apply opens configs, manifests, skeletons and recipes by the names the header gives; each must be a
  * listed member, or a hostile header could make apply read files outside the unpacked members.
  */
 function checkMemberRefs(f: DimgFields, h: DimgHeader): void {
@@ -159,6 +166,7 @@ function checkMemberRefs(f: DimgFields, h: DimgHeader): void {
   const refs: string[] = [];
   for (const image of h.images) refs.push(image.target.configMember, ...(image.target.manifest ? [image.target.manifest.member] : []));
   for (const l of h.layers) refs.push(l.skeletonMember);
+  for (const image of h.images) for (const l of image.target.layers) if (l.stored?.recipe) refs.push(l.stored.recipe.member);
   for (const ref of refs) {
     if (!listed.has(ref)) {
       throw damaged(f.path, `its header refers to member ${JSON.stringify(ref.slice(0, 200))}, which it does not list`);

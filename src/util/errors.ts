@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'VERIFY_FAILED'
   | 'DOCKER'
   | 'BAD_IMAGE'
+  /** The input is well-formed but asks for what a policy flag (e.g. --no-devices) refuses. */
+  | 'POLICY'
   /** A registry refused, failed or could not be reached (auth, TLS, 404, 5xx after retries). */
   | 'REGISTRY'
   | 'INSTALL'

@@ -85,5 +85,6 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'string') return v.length > 40 ? `a ${v.length}-character string` : `the string ${JSON.stringify(v)}`;
   if (typeof v === 'number') return `the number ${v}`;
+  if (typeof v === 'object') return 'an object';
   return `a ${typeof v}`;
 }

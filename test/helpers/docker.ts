@@ -24,7 +24,12 @@ declare module 'vitest' {
 export const DOCKER = DOCKER_CLI;
 export const REPO_ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-export const RUNTIME_IMAGE = `deltaimg/runtime:${VERSION}`;
+/**
+ * The runtime image the tests build from this checkout's dist/ and name for the CLI through
+ * $DELTAIMG_RUNTIME_IMAGE: a tag per checkout, so test runs of several checkouts on one engine
+ * never build each other's runtime (the default deltaimg/runtime:<version> would be shared).
+ */
+export const RUNTIME_IMAGE = `deltaimg-test/runtime:${VERSION}-${createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 8)}`;
 
 export function services(): DockerServices {
   return inject('dockerServices');
@@ -64,7 +69,7 @@ const DOCKER_ENV = { DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain' };
  * The environment `deltaimg dockerfile` runs in when the tests build its output themselves (not
  * through a pipe it can see): the test engine's CLI, and BuildKit, as the builds here use it.
  */
-export const DELTAIMG_ENV = { DELTAIMG_DOCKER: DOCKER, DOCKER_BUILDKIT: '1' };
+export const DELTAIMG_ENV = { DELTAIMG_DOCKER: DOCKER, DOCKER_BUILDKIT: '1', DELTAIMG_RUNTIME_IMAGE: RUNTIME_IMAGE };
 
 export async function docker(args: string[], opts: { input?: string } = {}): Promise<string> {
   const r = await execa(DOCKER, args, { env: DOCKER_ENV, input: opts.input, stripFinalNewline: true });
@@ -138,7 +143,7 @@ export async function imageConfig(ref: string): Promise<Record<string, unknown>>
 // ---------------------------------------------------------------- the runtime image
 
 /**
- * Builds deltaimg/runtime:<version> from the current dist/ once per test run (the test files
+ * Builds RUNTIME_IMAGE from the current dist/ once per test run (the test files
  * that need it wait on a lock directory; a marker tells later files it is done).
  */
 export async function ensureRuntimeImage(): Promise<string> {
@@ -149,11 +154,15 @@ export async function ensureRuntimeImage(): Promise<string> {
   await acquireLock(lock);
   try {
     if (existsSync(marker)) return RUNTIME_IMAGE;
+    const previous = await execa(DOCKER, ['image', 'inspect', '--format', '{{.Id}}', RUNTIME_IMAGE], { reject: false });
     await execa(process.execPath, ['dist/cli/main.js', 'runtime', 'build', '--tag', RUNTIME_IMAGE, '--quiet'], {
       cwd: REPO_ROOT,
       env: { DELTAIMG_DOCKER: DOCKER },
       all: true,
     });
+    // The build of the last run, now untagged: ~100 MB per run otherwise (kept if still in use).
+    const built = await docker(['image', 'inspect', '--format', '{{.Id}}', RUNTIME_IMAGE]);
+    if (!previous.failed && previous.stdout.trim() !== built) await execa(DOCKER, ['rmi', previous.stdout.trim()], { reject: false });
     for (const old of await readdir(stateDir)) {
       if (old.startsWith('runtime-image.built-')) await rm(join(stateDir, old), { force: true });
     }

@@ -1,0 +1,16 @@
+/**
+ * Executable-aware transform for bsdiff (docs/bsdiff.md, "Executable transform"): relative
+ * branch targets in ELF x86-64 and ARM64 code become absolute, reversibly, before matching.
+ * Depends on nothing else of deltaimg's: callers in delta/ record and apply it.
+ */
+export { transformBuffer, transformRange, type Arch, type BranchTransform, type Direction, type Region } from './transform.js';
+export { BranchFilter, branchFilterStream, transformFile } from './stream.js';
+export { parseElfCode, readElfCode, MAX_REGIONS, type ElfCode } from './elf.js';
+export {
+  choosePairTransform,
+  decodePairTransform,
+  encodePairTransform,
+  regionsOutside,
+  TransformParamsError,
+  type PairTransform,
+} from './params.js';

@@ -1,0 +1,181 @@
+/**
+ * bsdiff through the executable transform inside tree deltas: round trips on real x86-64
+ * and ARM64 programs with a moved function (the transform chosen, the delta smaller than
+ * with plain bsdiff, the tree restored exactly), the streaming decode path, the format
+ * version it asks for, and crafted deltas with hostile transform parameters (refused in
+ * one line, nothing written).
+ */
+import { createHash } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bsdiffDecode, bsdiffEncode } from '../src/bsdiff/index.js';
+import { applyDelta } from '../src/delta/apply.js';
+import { diffTrees } from '../src/delta/diff.js';
+import { readEntries } from '../src/delta/entries-file.js';
+import { decodeTransformedFile, encodeTransformed, exeTransformFor } from '../src/delta/exe-codec.js';
+import { ENTRIES_FILE, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
+import { readHeader } from '../src/delta/header.js';
+import { encodePairTransform } from '../src/exefilter/index.js';
+import { compareTrees } from '../src/tree/compare.js';
+import { scanTree } from '../src/tree/scan.js';
+import { DeltaimgError } from '../src/util/errors.js';
+import { VcdiffPool } from '../src/vcdiff/index.js';
+import { compiledPair } from './helpers/elf-programs.mjs';
+import { expectApplyRefused } from './helpers/expect-refused.js';
+
+type ProgramPair = { a: string; b: string };
+
+let work: string;
+let pool: VcdiffPool;
+const programs: Partial<Record<'x86-64' | 'arm64', ProgramPair>> = {};
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'deltaimg-delta-exe-'));
+  pool = new VcdiffPool();
+  await mkdir(join(work, 'bin'));
+  programs['x86-64'] = await compiledPair(join(work, 'bin'), 'x86-64');
+  programs.arm64 = await compiledPair(join(work, 'bin'), 'arm64');
+});
+
+afterAll(async () => {
+  await pool?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Trees A and B holding one program each at usr/bin/prog, plus an unchanged text file. */
+async function treesFor(arch: 'x86-64' | 'arm64'): Promise<{ a: string; b: string }> {
+  const a = join(work, `${arch}-a`);
+  const b = join(work, `${arch}-b`);
+  for (const [dir, prog] of [[a, programs[arch]!.a], [b, programs[arch]!.b]] as const) {
+    await mkdir(join(dir, 'usr/bin'), { recursive: true });
+    await cp(prog, join(dir, 'usr/bin/prog'));
+    await writeFile(join(dir, 'usr/README'), 'the same in both\n');
+  }
+  return { a, b };
+}
+
+async function records(delta: string): Promise<DeltaRecord[]> {
+  const header = await readHeader(delta);
+  const out: DeltaRecord[] = [];
+  for await (const r of readEntries(join(delta, ENTRIES_FILE), header.entries)) out.push(r);
+  return out;
+}
+
+function progRecord(rs: DeltaRecord[]): FileRecord {
+  const r = rs.find((x) => x.path === 'usr/bin/prog');
+  if (r?.kind !== 'file') throw new Error('no usr/bin/prog record');
+  return r;
+}
+
+async function expectRefused(promise: Promise<unknown>, code: DeltaimgError['code'], out: string, why: RegExp): Promise<void> {
+  expect(await expectApplyRefused(promise, code, out, work)).toMatch(why);
+}
+
+describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s program', (arch) => {
+  let a: string;
+  let b: string;
+  let delta: string;
+
+  beforeAll(async () => {
+    ({ a, b } = await treesFor(arch));
+    delta = join(work, `${arch}-delta`);
+    await diffTrees(a, b, delta, { pool });
+  });
+
+  it('ships it as bsdiff through the transform, smaller than plain bsdiff, restored exactly', async () => {
+    const rs = await records(delta);
+    const c = progRecord(rs).content;
+    expect(c.op).toBe('bsdiff');
+    if (c.op !== 'bsdiff') return;
+    expect(c.exe?.source.arch).toBe(arch);
+    const plain = await bsdiffEncode(programs[arch]!.a, programs[arch]!.b, join(work, `${arch}-plain.bsd`));
+    const kept = 'blob' in c.payload ? (await stat(join(delta, 'blobs', c.payload.blob))).size : c.payload.inline.length;
+    expect(kept).toBeLessThan(plain.bytes);
+    const header = await readHeader(delta);
+    expect(header.version).toBe(2);
+    expect(header.minReaderVersion).toBe(2);
+    const out = join(work, `${arch}-out`);
+    await applyDelta(a, delta, out, { pool });
+    const [want, got] = await Promise.all([scanTree(b, { hash: true }), scanTree(out, { hash: true })]);
+    expect(compareTrees(want, got)).toEqual([]);
+  });
+
+  it('decodes through files the way large executables are restored', async () => {
+    const { a: source, b: target } = programs[arch]!;
+    const files = { source: { path: source, size: (await stat(source)).size }, target: { path: target, size: (await stat(target)).size } };
+    const exe = exeTransformFor(files)!;
+    let n = 0;
+    const scratch = () => join(work, `${arch}-scratch-${n++}`);
+    const patch = join(work, `${arch}-exe.bsd`);
+    await encodeTransformed(files, exe, scratch, (s, t) => bsdiffEncode(s, t, patch));
+    const out = Buffer.from(join(work, `${arch}-streamed`));
+    const written = await decodeTransformedFile(exe, source, out, files.target.size, scratch, (s, o) => bsdiffDecode(s, patch, o, { targetSize: files.target.size }));
+    const want = await readFile(target);
+    expect((await readFile(out)).equals(want)).toBe(true);
+    expect(written.bytes).toBe(want.length);
+    // The scratch copies are gone.
+    expect((await readdir(work)).filter((f) => f.includes('-scratch-'))).toEqual([]);
+  });
+
+  it('refuses hostile transform parameters in a crafted delta, writing nothing', async () => {
+    const rs = await records(delta);
+    const prog = progRecord(rs);
+    if (prog.content.op !== 'bsdiff' || !prog.content.exe) throw new Error('expected a transformed bsdiff');
+    const exe = prog.content.exe;
+    const size = (await stat(programs[arch]!.a)).size;
+    const cases: [string, unknown, DeltaimgError['code'], RegExp][] = [
+      ['outside', { ...encodePairTransform(exe), source: { ...encodePairTransform(exe).source as object, regions: [[0, size + 1, 0]] } }, 'CORRUPT_DELTA', /does not fit the files/],
+      ['malformed', { ...encodePairTransform(exe), target: { arch, rangeBits: 99, regions: 'all' } }, 'CORRUPT_DELTA', /invalid executable transform: target/],
+      // Well-formed but not what the patch was made with: the decoded bytes fail their check.
+      ['wrong-vaddr', { source: { ...encodePairTransform(exe).source as object, regions: [[exe.source.regions[0]!.offset, exe.source.regions[0]!.size, 4096]] }, target: encodePairTransform(exe).target }, 'CORRUPT_DELTA', /bsdiff|damaged|does not match/],
+    ];
+    for (const [name, hostile, code, why] of cases) {
+      const crafted = join(work, `${arch}-crafted-${name}`);
+      await cp(delta, crafted, { recursive: true });
+      const text = await readEntriesText(crafted);
+      const patched = text
+        .split('\n')
+        .map((line) => {
+          if (!line.includes('"usr/bin/prog"')) return line;
+          const o = JSON.parse(line);
+          o.content.exe = hostile;
+          return JSON.stringify(o);
+        })
+        .join('\n');
+      expect(patched).not.toBe(text);
+      await craftRaw(crafted, patched);
+      await expectRefused(applyDelta(a, crafted, join(work, `${arch}-out-${name}`), { pool }), code, join(work, `${arch}-out-${name}`), why);
+    }
+  });
+});
+
+it('a delta without transformed executables stays readable by version 1 readers', async () => {
+  const a = join(work, 'text-a');
+  const b = join(work, 'text-b');
+  await mkdir(a);
+  await mkdir(b);
+  await writeFile(join(a, 'f'), 'one\n'.repeat(1000));
+  await writeFile(join(b, 'f'), 'one\n'.repeat(999) + 'two\n');
+  await diffTrees(a, b, join(work, 'text-delta'), { pool });
+  const header = await readHeader(join(work, 'text-delta'));
+  expect(header.version).toBe(2);
+  expect(header.minReaderVersion).toBe(1);
+});
+
+async function readEntriesText(delta: string): Promise<string> {
+  return brotliDecompressSync(await readFile(join(delta, ENTRIES_FILE))).toString('utf8');
+}
+
+/** Replaces the entries file with `text` and fixes the header's entries hash (the tree digest is unchanged). */
+async function craftRaw(delta: string, text: string): Promise<void> {
+  const compressed = brotliCompressSync(Buffer.from(text));
+  await writeFile(join(delta, ENTRIES_FILE), compressed);
+  const header = JSON.parse(await readFile(join(delta, 'deltaimg.json'), 'utf8'));
+  header.entries.sha256 = createHash('sha256').update(compressed).digest('hex');
+  header.entries.rawBytes = Buffer.byteLength(text);
+  header.minReaderVersion = 2;
+  await writeFile(join(delta, 'deltaimg.json'), JSON.stringify(header));
+}
