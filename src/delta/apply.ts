@@ -24,6 +24,7 @@ import { readEntries } from './entries-file.js';
 import { copyFilesNative, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
+import { restoreGzipMember } from './gzip-member.js';
 import { readHeader } from './header.js';
 import { countPrivileged, enforcePolicy, PERMISSIVE, type PrivilegedCounts, type PrivilegePolicy } from './privilege.js';
 import { verifyOnDisk } from './verify-disk.js';
@@ -379,6 +380,12 @@ class Restorer {
           await patch.release();
         }
       }
+      case 'gzip':
+        return restoreGzipMember(r, c, abs, {
+          readPayload: (payload, opts) => this.payloads.readSmallSync(payload, displayPath(r.path), opts),
+          readSource: (from, sha256, maxBytes) => this.source.readVerifiedSync(from, sha256, maxBytes),
+          scratchPath: () => this.payloads.scratchPath('gzip'),
+        });
       case 'raw':
       case 'brotli': {
         if (c.op === 'raw' && 'inline' in c.payload) return writeSmallFileSync(c.payload.inline, abs);
