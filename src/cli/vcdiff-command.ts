@@ -161,10 +161,17 @@ export function registerVcdiffCommand(program: Command): void {
       .command('decode')
       .summary('rebuild OUT from SOURCE and DELTA')
       .description(
-        'Decode a VCDIFF DELTA against SOURCE into OUT. Every window is checked (adler32); a damaged ' +
-          'delta or a wrong SOURCE fails with a one-line error and OUT is not created (it is written to ' +
-          'a temp file and renamed on success). DELTA and OUT may be - for stdin/stdout; with OUT = - a failure ' +
-          'still exits non-zero, but bytes already written to stdout cannot be taken back.',
+        'Decode a VCDIFF DELTA against SOURCE into OUT. Every window must carry an adler32 checksum of ' +
+          'the bytes it builds (xdelta3 writes one unless -n), and each is checked; a window without one is ' +
+          'refused unless --no-checksum, as damage in it would go unnoticed. A wrong SOURCE is told apart from a ' +
+          'damaged delta when the delta came from deltaimg (its header records the source). OUT is written to a ' +
+          'temp file and renamed on success; DELTA and OUT may be - for stdin/stdout (with OUT = - a failure ' +
+          'still exits non-zero, but bytes already on stdout cannot be taken back).\n\n' +
+          'Deltas from native xdelta3 decode when made with -S djw, -S fgk or -S none (or by xdelta3 builds ' +
+          'without liblzma); Debian\'s xdelta3 3.0.11 uses LZMA secondary compression by default, which this ' +
+          'decoder does not include: such a delta is refused in one line saying so. Windows over 16 MiB ' +
+          '(xdelta3 3.0.x\'s hard window size) are refused, as native xdelta3 does. The tree and image applies ' +
+          'check every restored file by sha256 in addition.',
       )
       .argument('<DELTA>', 'the delta (- for stdin)')
       .argument('<OUT>', 'where to write the rebuilt file (- for stdout)'),
@@ -174,15 +181,16 @@ export function registerVcdiffCommand(program: Command): void {
       '\nExamples:\n' +
         '  deltaimg vcdiff decode -s old.bin new.vcdiff new.bin\n' +
         '  deltaimg vcdiff decode -s old.bin - - < new.vcdiff | sha256sum\n' +
-        '  deltaimg vcdiff decode -s old.bin delta-from-xdelta3.vcdiff new.bin   # deltas from xdelta3 -e -s work too',
+        '  deltaimg vcdiff decode -s old.bin delta-from-xdelta3.vcdiff new.bin   # made by xdelta3 -e -S djw -s old.bin ...',
     )
-    .action(async (delta: string, out: string, flags: VcdiffFlags) => {
+    .option('--no-checksum', 'accept windows without an adler32 checksum (their bytes are then not checked)')
+    .action(async (delta: string, out: string, flags: VcdiffFlags & { checksum: boolean }) => {
       checkSource(flags.source);
       const started = Date.now();
       // The output's sha256 is only printed (summary line or --json): with -q alone, skip it.
       const hashOutput = Boolean(flags.json) || !flags.quiet;
       const source = flags.source ?? null;
-      const opts = { ...engineOptions(flags), hashOutput };
+      const opts = { ...engineOptions(flags), hashOutput, allowUncheckedWindows: !flags.checksum };
       const r =
         delta === '-' || out === '-'
           ? await (await loadEngine()).decodeStream(source, inputArg(delta), outputArg(out), opts)

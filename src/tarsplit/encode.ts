@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlib, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { withTempFiles, writeFileAtomically } from '../util/atomic-output.js';
+import { byteLimit, vcdiffMaxBytes } from '../util/byte-limit.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { decodeStream, DEFAULT_WINDOW, encodeFile, MAX_WINDOW, MIN_WINDOW, type VcdiffOptions } from '../vcdiff/index.js';
 
@@ -252,13 +253,16 @@ async function decodePayload(encodedPath: string, header: BlobHeader, references
   const payload = createReadStream(encodedPath, { start: HEADER_BYTES });
   let brotliError: Error | undefined;
   const unbrotli = (): Readable => payload.pipe(createBrotliDecompress().once('error', (err) => (brotliError = err)));
+  // Nothing decodes past the sizes the header declares: a hostile blob must not fill the disk.
+  const exceeded = (what: string) => () => new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} decodes to more than its header's ${what}; it is damaged`);
   try {
     if (header.method === 'brotli') {
-      await pipeline(unbrotli(), createWriteStream(out, { flags: 'wx' }));
+      await pipeline(unbrotli(), byteLimit(header.skeletonSize, exceeded(`${header.skeletonSize} bytes`)), createWriteStream(out, { flags: 'wx' }));
     } else {
       await checkReferences(encodedPath, header, references);
       await concatenate(references, refsOut);
-      await decodeStream(refsOut, unbrotli(), out);
+      const vcdiff = unbrotli().pipe(byteLimit(vcdiffMaxBytes(header.skeletonSize), exceeded('size allows for its VCDIFF')));
+      await decodeStream(refsOut, vcdiff, out, { maxOutputBytes: header.skeletonSize });
     }
   } catch (err) {
     if (brotliError) throw new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} does not decompress (${brotliError.message}); it is damaged`, { cause: err });

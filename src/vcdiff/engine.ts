@@ -2,6 +2,7 @@
  * The encode and decode loops: drive one xd3 stream through its ports until the input is
  * exhausted, mapping every decoder failure to CORRUPT_DELTA or WRONG_SOURCE.
  */
+import { VcdiffWindowScanner } from './window-scan.js';
 import { createHash, type Hash } from 'node:crypto';
 import { DeltaimgError } from '../util/errors.js';
 import { EventLoopYielder } from '../util/yield.js';
@@ -201,6 +202,7 @@ export async function runDecode(ports: DecodePorts, opts: VcdiffOptions | undefi
   const job = new Xd3Job({ mode: 'decode', level: 0, secondary: 'none', inputWindow: DECODE_INPUT_CHUNK });
   const sink = new CountingSink(ports.out, opts?.hashOutput ?? true, opts?.maxOutputBytes);
   const yielder = new EventLoopYielder();
+  const framing = new VcdiffWindowScanner(ports.deltaName, { allowUnchecked: opts?.allowUncheckedWindows ?? false });
   let gotHeader = false;
   const onHeader = () => {
     gotHeader = true;
@@ -214,6 +216,7 @@ export async function runDecode(ports: DecodePorts, opts: VcdiffOptions | undefi
       const into = job.inputBuffer();
       const nread = await ports.delta.readFull(into);
       if (nread === 0) break;
+      framing.feed(into.subarray(0, nread));
       job.provideInput(nread, false);
       await pump(job, sink, ports.source, onHeader, yielder);
     }
