@@ -106,6 +106,12 @@ describe('npm package', () => {
     expect(found.stdout).toBe('');
     const v = await deltaimg(['--version']);
     expect(v.stdout, v.stderr).toBe(VERSION);
+    const report = await deltaimg(['version', '--json']);
+    expect(JSON.parse(report.stdout)).toMatchObject({ version: VERSION, nativeAddon: { present: true, path: join(unpacked, `prebuilds/linux-${process.arch}/fsext.node`) } });
+    const completion = await deltaimg(['completion', 'bash']);
+    expect(completion.exitCode, completion.stderr).toBe(0);
+    expect((await execa('bash', ['-n'], { input: completion.stdout, reject: false })).exitCode).toBe(0);
+    expect(completion.stdout).toContain('complete -o filenames -F _deltaimg deltaimg');
   });
 
   it('diff, inspect and apply two trees, restored exactly', async () => {

@@ -13,10 +13,10 @@
  */
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, lstat, mkdir, readdir, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { createReadStream, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { withScratchDir } from '../util/atomic-output.js';
 import { DeltaimgError } from '../util/errors.js';
 import { PACKAGE_ROOT, buildFromSourceHint, nativeTarget, prebuiltFile } from '../util/prebuilds.js';
 import { dockerCli, lookupImage, type EngineOptions } from './engine.js';
@@ -64,8 +64,7 @@ export async function buildRuntimeImage(opts: RuntimeBuildOptions): Promise<Runt
   if (!existsSync(join(PACKAGE_ROOT, 'dist/cli/main.js'))) {
     throw new DeltaimgError('INSTALL', `cannot build the runtime image: ${PACKAGE_ROOT}/dist/cli/main.js is missing (in a checkout: npm run build)`);
   }
-  const stage = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'deltaimg-runtime-'));
-  try {
+  return withScratchDir(opts.tmpDir, 'deltaimg-runtime-', async (stage) => {
     const root = join(stage, 'opt/deltaimg');
     const sizes = await stageRuntime(root, launcher.path, addon.path);
     await smokeTest(root);
@@ -78,9 +77,7 @@ export async function buildRuntimeImage(opts: RuntimeBuildOptions): Promise<Runt
     await writeFile(join(stage, 'Dockerfile'), RUNTIME_DOCKERFILE);
     const { imageId, bytes } = await dockerBuild(stage, opts.tag, contentDigest, opts.engine);
     return { tag: opts.tag, imageId, upToDate: false, contentDigest, bytes, ...sizes };
-  } finally {
-    await rm(stage, { recursive: true, force: true });
-  }
+  });
 }
 
 async function stageRuntime(root: string, launcher: string, addon: string): Promise<Pick<RuntimeBuildResult, 'nodeBytes' | 'libBytes' | 'nodeModulesBytes'>> {
