@@ -61,6 +61,13 @@ describe('documentation', () => {
     expect(unmarked).toEqual([]);
   });
 
+  it('holds no merge conflict markers', async () => {
+    for (const file of DOC_FILES) {
+      const text = await readFile(join(REPO_ROOT, file), 'utf8');
+      expect(text.match(/^(<{7}|={7}|>{7})( |$)/m)?.[0], file).toBeUndefined();
+    }
+  });
+
   it("README's Layout names every folder of src/ and its dependency arrows are the imports'", async () => {
     const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
     const layout = readme.slice(readme.indexOf('## Layout'), readme.indexOf('\n## ', readme.indexOf('## Layout') + 1));
