@@ -3,6 +3,7 @@
  * it from the source (unchanged, moved, VCDIFF against a related file, or shipped
  * whole), and writes a delta directory atomically.
  */
+import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ import {
   VcdiffPool,
   type VcdiffOptions,
 } from '../vcdiff/index.js';
-import { buildDirAtomically } from '../util/atomic-dir.js';
+import { buildDirAtomically } from '../util/atomic-output.js';
 import { ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
@@ -46,11 +47,14 @@ import {
   type DeltaHeader,
   type DeltaRecord,
   type DeltaStats,
+  type GzipInner,
+  type Payload,
   emptyStats,
 } from './format.js';
 import { INLINE_MAX_BYTES, PayloadWriter } from './payload-store.js';
 import { SourceIndex } from './source-index.js';
 import { TopList } from './top-list.js';
+import { brotliBest, GZIP_MEMBER_MAX_BYTES, GZIP_MEMBER_MEMORY, gunzipBounded, isGzip, recipeFor } from './gzip-member.js';
 
 export interface DiffOptions {
   progress?: Progress;
@@ -89,6 +93,8 @@ const BROTLI_WORTH_TRYING_BYTES = 64;
 const WORTHWHILE_COMPRESSION = 0.95;
 /** The brotli quality candidates are compared at (see Polish). */
 const QUICK_BROTLI_QUALITY = 5;
+/** A gzip op must save at least this much over the file's best other encoding (its record costs more). */
+const GZIP_MEMBER_MIN_GAIN = 64;
 
 export async function diffTrees(
   srcRoot: string,
@@ -169,7 +175,7 @@ async function writeDelta(
       minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
       countRecord(record, encoder.sourceIndex, stats);
       const op = opOf(record);
-      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw') {
+      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw' || op === 'gzip') {
         stats.payloadBytes[op] += payloadBytes;
         largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
       }
@@ -224,15 +230,81 @@ class FileEncoder {
       return { content: { op: 'raw', payload: { inline } }, payloadBytes: inline.length };
     }
     const base = this.sourceIndex.deltaBase(target);
+    const best = await this.bestOf(base, target, targetPath);
+    const member = await this.tryGzipMember(target, targetPath, base, best.bytes);
+    if (member) {
+      await this.discard(best);
+      return member;
+    }
+    return this.keep(best);
+  }
+
+  /** The smaller of a delta against `base` and the file compressed whole. */
+  private async bestOf(base: FileEntry | undefined, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const delta = base ? await this.tryDeltas(base, target, targetPath) : undefined;
-    if (delta && delta.bytes <= target.size * GOOD_DELTA_RATIO) return this.keep(delta);
+    if (delta && delta.bytes <= target.size * GOOD_DELTA_RATIO) return delta;
     const whole = await this.tryWhole(target, targetPath);
     if (delta && delta.bytes < whole.bytes) {
       await this.discard(whole);
-      return this.keep(delta);
+      return delta;
     }
     if (delta) await this.discard(delta);
-    return this.keep(whole);
+    return whole;
+  }
+
+  /**
+   * A gzip file diffed decompressed (against the base decompressed too when it is gzip) plus the
+   * exact-deflate recipe of its bytes: kept, as a gzip op, only when smaller than `beat`.
+   */
+  private async tryGzipMember(target: FileEntry, targetPath: Buffer, base: FileEntry | undefined, beat: number): Promise<{ content: ContentOp; payloadBytes: number } | undefined> {
+    if (target.size > GZIP_MEMBER_MAX_BYTES || beat < GZIP_MEMBER_MIN_GAIN || !this.budget.fits(GZIP_MEMBER_MEMORY)) return undefined;
+    return this.budget.run(GZIP_MEMBER_MEMORY, async () => {
+      const gz = await readTarget(targetPath, target);
+      if (!isGzip(gz)) return undefined;
+      const inner = gunzipBounded(gz);
+      if (!inner) return undefined;
+      const recipe = await recipeFor(gz, inner);
+      if (!recipe || recipe.length + GZIP_MEMBER_MIN_GAIN >= beat) return undefined;
+      const whole = brotliBest(inner);
+      const against = base && base.size <= GZIP_MEMBER_MAX_BYTES ? await this.innerDelta(base, inner) : undefined;
+      const innerPart = against && against.bytes.length < whole.length ? against : { op: 'brotli' as const, bytes: whole };
+      if (recipe.length + innerPart.bytes.length + GZIP_MEMBER_MIN_GAIN >= beat) return undefined;
+      const recipePayload = await this.keepBuffer(recipe);
+      const innerPayload = await this.keepBuffer(innerPart.bytes);
+      const innerOp: GzipInner =
+        innerPart.op === 'vcdiff'
+          ? { op: 'vcdiff', from: innerPart.from.path, fromSha256: innerPart.from.sha256!, gunzipFrom: innerPart.gunzipFrom, payload: innerPayload }
+          : { op: 'brotli', payload: innerPayload };
+      return { content: { op: 'gzip', innerSize: inner.length, inner: innerOp, recipe: recipePayload }, payloadBytes: recipe.length + innerPart.bytes.length };
+    });
+  }
+
+  /** A brotli'd VCDIFF of `inner` against the base's bytes, decompressed first when they are gzip. */
+  private async innerDelta(base: FileEntry, inner: Buffer): Promise<{ op: 'vcdiff'; from: FileEntry; gunzipFrom: boolean; bytes: Buffer } | undefined> {
+    const raw = await readFile(toFsPath(this.src.root, base.path)).catch(() => undefined);
+    if (!raw || raw.length !== base.size) return undefined;
+    const unzipped = isGzip(raw) ? gunzipBounded(raw) : undefined;
+    const source = unzipped ?? raw;
+    const sourceTemp = this.payloads.tempPath();
+    const targetTemp = this.payloads.tempPath();
+    const deltaTemp = this.payloads.tempPath();
+    try {
+      await writeFile(sourceTemp, source);
+      await writeFile(targetTemp, inner);
+      await this.pool.encodeFile(sourceTemp, targetTemp, deltaTemp, { secondary: 'none', ...this.vcdiffOptions }, 'create');
+      return { op: 'vcdiff', from: base, gunzipFrom: unzipped !== undefined, bytes: brotliBest(await readFile(deltaTemp)) };
+    } finally {
+      for (const t of [sourceTemp, targetTemp, deltaTemp]) await this.payloads.discard(t);
+    }
+  }
+
+  private async keepBuffer(bytes: Buffer): Promise<Payload> {
+    const temp = this.payloads.tempPath();
+    await writeFile(temp, bytes);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const payload = await this.payloads.keep(temp, sha256, bytes.length);
+    if ('blob' in payload) this.payloadBytes.set(payload.blob, bytes.length);
+    return payload;
   }
 
   /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
@@ -433,6 +505,7 @@ function countRecord(r: DeltaRecord, index: SourceIndex, stats: DeltaStats): voi
       return;
     case 'vcdiff':
     case 'bsdiff':
+    case 'gzip':
       stats.delta++;
       return;
     case 'brotli':
