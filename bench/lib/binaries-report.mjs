@@ -9,6 +9,8 @@ const int = (n) => (n == null ? '—' : Math.round(n).toLocaleString('en-US'));
 const sec = (s) => (s == null ? '—' : `${s.toFixed(1)}`);
 const mb = (b) => (b == null ? '—' : `${Math.round(b / 1e6)} MB`);
 const row = (cells) => `| ${cells.join(' | ')} |`;
+/** Every pair bench/binaries.mjs knows, to say which ones a run did not reach. */
+const ALL_PAIRS = ['go-amd64', 'go-arm64', 'rust-x64', 'rust-arm64', 'node-swc', 'big'];
 
 /** "wall s (CPU s) / peak RSS" of one measured run, or its error. */
 function run(r) {
@@ -20,6 +22,12 @@ function run(r) {
 function restored(d) {
   if (!d.compare) return d.apply && !d.apply.ok ? 'apply failed' : '—';
   return d.compare.mismatches === 0 ? 'identical' : `${d.compare.mismatches} MISMATCHES`;
+}
+
+function notMeasured(pairs) {
+  const missing = ALL_PAIRS.filter((id) => !pairs.some((p) => p.id === id));
+  if (missing.length === 0) return [];
+  return ['', `Not measured in this run (the shared machine ran at load ~20 on 2 cores; each pair took 20-30 minutes of wall time): ${missing.join(', ')}. Run \`nice -n 10 node bench/binaries.mjs --pairs ${missing.join(',')}\` to add them.`];
 }
 
 export function binariesSection() {
@@ -63,6 +71,9 @@ export function binariesSection() {
     row(['pair', 'bsdiff', 'vcdiff', 'brotli', 'raw', 'reader', 'largest']),
     row(['---', '---:', '---:', '---:', '---:', '---', '---']),
     ...ops,
+    '',
+    ...pairs.filter((p) => p.deltaimg.restoredDiskBytes != null).map((p) => `${p.id}: the restored file takes ${mb(p.deltaimg.restoredDiskBytes)} on disk for ${mb(p.target.bytes)} of content: holes stay holes.`),
+    ...notMeasured(pairs),
     '',
   ].join('\n');
 }
