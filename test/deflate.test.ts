@@ -26,7 +26,8 @@ const REPO = join(import.meta.dirname, '..');
 async function makeSample(path: string): Promise<void> {
   const parts: Buffer[] = [];
   for (const sub of ['src/delta', 'src/image', 'src/tree']) {
-    for (const name of (await readdir(join(REPO, sub))).sort()) parts.push(await readFile(join(REPO, sub, name)));
+    const files = (await readdir(join(REPO, sub), { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+    for (const name of files.sort()) parts.push(await readFile(join(REPO, sub, name)));
   }
   let x = 12345;
   const noise = Buffer.alloc(200_000);

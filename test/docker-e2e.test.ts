@@ -270,18 +270,30 @@ describeDocker(
       expect(Math.abs(t.targetCompressed! / bOwn - 1)).toBeLessThan(0.05);
       console.log(`inspect: delta layer ${t.deltaBytes} B gzip'd (registry ${deltaLayers.at(-1)} B); B ${t.targetCompressed} B gzip'd (registry ${bOwn} B); saved ${(t.savingCompressed! * 100).toFixed(1)}% compressed, ${(t.savingUncompressed! * 100).toFixed(1)}% uncompressed`);
 
+      // From the registry itself: its layers are stored gzip'd, so the sizes are the registry's own.
+      const remote = await deltaimg(['inspect', `docker://${registryAddress()}/${repo}/delta:1`, '--json']);
+      expect(remote.exitCode, remote.stderr).toBe(0);
+      expect((JSON.parse(remote.stdout) as { transfer: { deltaBytes: number } }).transfer.deltaBytes).toBe(deltaLayers.at(-1));
+
       const text = await deltaimg(['inspect', aToB]);
       expect(text.stdout).toMatch(/^transfer \(what a registry stores and a pull moves\):$/m);
       expect(text.stdout).toMatch(/^  B's layers A lacks, gzip'd +[\d.]+ [KM]iB +saved [\d.]+%$/m);
 
-      // A .dimg of the same pair: its size against B's layers; docker save stores them uncompressed, which it says.
+      // A .dimg of the same pair: the file against B's layers; docker save stores them uncompressed,
+      // so B is gzip'd from the local engine (found by its image id), as for the delta image.
       const dimg = join(work, 'a-to-b.dimg');
       const made = await deltaimg(['image', 'diff', `docker-daemon:${A}`, `docker-daemon:${B}`, '-o', dimg]);
       expect(made.exitCode, made.stderr).toBe(0);
       const d = await deltaimg(['inspect', dimg]);
       expect(d.exitCode, d.stderr).toBe(0);
       expect(d.stdout).toMatch(/^  the delta +[\d.]+ [KM]iB$/m);
-      expect(d.stdout).toMatch(/compressed saving unknown: B's archive stored those layers uncompressed/);
+      expect(d.stdout).toMatch(/^  B's layers A lacks, gzip'd +[\d.]+ [KM]iB +saved [\d.]+%$/m);
+      const dJson = JSON.parse((await deltaimg(['inspect', dimg, '--json'])).stdout) as { transfer: { targetCompressed: number; deltaBytes: number } };
+      expect(dJson.transfer.targetCompressed).toBe(t.targetCompressed);
+      // Without an engine to find B in, it says why the compressed saving is unknown.
+      const noEngine = await execa('node', [CLI, 'inspect', dimg], { env: { DELTAIMG_DOCKER: '/nonexistent/docker' }, reject: false });
+      expect(noEngine.exitCode, noEngine.stderr).toBe(0);
+      expect(noEngine.stdout).toMatch(/^  compressed saving unknown: B's archive stored those layers uncompressed \(docker save does\) and B is not in the local Docker engine to gzip them$/m);
 
       const nothing = await deltaimg(['inspect', join(work, 'no-such-thing')]);
       expect(nothing.exitCode).toBe(2);

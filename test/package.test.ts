@@ -106,6 +106,12 @@ describe('npm package', () => {
     expect(found.stdout).toBe('');
     const v = await deltaimg(['--version']);
     expect(v.stdout, v.stderr).toBe(VERSION);
+    const report = await deltaimg(['version', '--json']);
+    expect(JSON.parse(report.stdout)).toMatchObject({ version: VERSION, nativeAddon: { present: true, path: join(unpacked, `prebuilds/linux-${process.arch}/fsext.node`) } });
+    const completion = await deltaimg(['completion', 'bash']);
+    expect(completion.exitCode, completion.stderr).toBe(0);
+    expect((await execa('bash', ['-n'], { input: completion.stdout, reject: false })).exitCode).toBe(0);
+    expect(completion.stdout).toContain('complete -o filenames -F _deltaimg deltaimg');
   });
 
   it('diff, inspect and apply two trees, restored exactly', async () => {
@@ -200,7 +206,8 @@ describeDocker('npm package with Docker', () => {
       await writeTree(dir, { 'etc/v': text });
       await importTree(dir, `${tag}-${v}:1`);
     }
-    const d = await deltaimg(['dockerfile', 'diff', `${tag}-a:1`, `${tag}-b:1`, '--runtime-image', runtime]);
+    // Docker 20.10 runs BuildKit only when asked: the builder check would refuse otherwise.
+    const d = await deltaimg(['dockerfile', 'diff', `${tag}-a:1`, `${tag}-b:1`, '--runtime-image', runtime], { env: { DOCKER_BUILDKIT: '1' } });
     expect(d.exitCode, d.stderr).toBe(0);
     expect(d.stdout).toContain(`from=${runtime},source=/opt/deltaimg`);
     expect(d.stdout).toMatch(new RegExp(`^FROM ${tag}-a:1$`, 'm'));

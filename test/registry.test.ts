@@ -17,6 +17,7 @@ import { openImageSource, parseImageRef, writeImages, type Image } from '../src/
 import { closeConnections, RegistryClient } from '../src/image/registry/client.js';
 import { readRegistryImages } from '../src/image/registry/reader.js';
 import { pushImages } from '../src/image/registry/writer.js';
+import { listDeltas } from '../src/imagedelta/publish.js';
 import type { BlobPush } from '../src/image/registry/client.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { buildImage, describeDocker, docker, DOCKER, imageId, registryAddress, REPO_ROOT } from './helpers/docker.js';
@@ -67,12 +68,14 @@ describeDocker(
       R = registryAddress();
       // Two images FROM scratch: a shared first layer, a second layer that changes a little.
       const ctx = join(work, 'ctx');
-      for (const v of ['a', 'b']) {
+      // Incompressible text, so a layer costs what it holds; b and c change a few files.
+      const texts = Array.from({ length: 40 }, () => randomBytes(15_000).toString('base64'));
+      for (const v of ['a', 'b', 'c']) {
         await mkdir(join(ctx, v, 'doc'), { recursive: true });
-        for (let i = 0; i < 40; i++) await writeFile(join(ctx, v, 'doc', `f${i}.txt`), `${'line of text '.repeat(200 + i)}\n${v === 'b' && i % 10 === 0 ? 'changed in b\n' : ''}`);
+        for (const [i, text] of texts.entries()) await writeFile(join(ctx, v, 'doc', `f${i}.txt`), `${text}\n${v !== 'a' && i % 10 === 0 ? `changed in ${v}\n` : ''}`);
       }
       await copyFile('/usr/bin/ls', join(ctx, 'ls'));
-      for (const [v, tag] of [['a', '1'], ['b', '2']] as const) {
+      for (const [v, tag] of [['a', '1'], ['b', '2'], ['c', '0']] as const) {
         const ref = `${R}/${repo}/app:${tag}`;
         const built = await buildImage(`FROM scratch\nCOPY ls /bin/ls\nCOPY ${v}/ /data/\n`, ref, [], ctx);
         expect(built.exitCode, built.all).toBe(0);
@@ -193,6 +196,74 @@ describeDocker(
       const client = await RegistryClient.open(R, `${repo}/tampered`);
       expect(await client.getManifest('1', ['application/vnd.docker.distribution.manifest.v2+json'])).toBeUndefined();
       expect(await client.hasBlob(good.digest)).toBe(false);
+    });
+
+    it('diff --push publishes deltas from several bases beside B (referrers tag schema on distribution 2.8)', async () => {
+      const pushed = await cli(['image', 'diff', '--from', `docker://${R}/${repo}/app:1,docker://${R}/${repo}/app:0`, `docker://${R}/${repo}/app:2`, '--push', '--json', '-q']);
+      expect(pushed.code, pushed.stderr).toBe(0);
+      const results = JSON.parse(pushed.stdout) as { base: string; subject: string; artifact: string; listedBy: string }[];
+      expect(results.map((r) => r.base)).toEqual([`docker://${R}/${repo}/app:1`, `docker://${R}/${repo}/app:0`]);
+      expect(results.map((r) => r.listedBy)).toEqual(['tag-schema', 'tag-schema']);
+      const client = await RegistryClient.open(R, `${repo}/app`);
+      const subject = results[0]!.subject;
+      const listed = await listDeltas(client, subject);
+      expect(listed.map((d) => d.artifact.digest)).toEqual(results.map((r) => r.artifact));
+      expect(listed[0]!.baseImageIds).toEqual([idA]);
+      // The artifact manifest: OCI 1.1, subject B, one .dimg layer.
+      const manifest = await client.getManifest(results[0]!.artifact, ['application/vnd.oci.image.manifest.v1+json']);
+      const doc = JSON.parse(manifest!.bytes.toString()) as { artifactType: string; subject: { digest: string }; layers: { mediaType: string }[]; annotations: Record<string, string> };
+      expect(doc.artifactType).toBe('application/vnd.deltaimg.delta.v1');
+      expect(doc.subject.digest).toBe(subject);
+      expect(doc.layers.map((l) => l.mediaType)).toEqual(['application/vnd.deltaimg.delta.v1+dimg']);
+      expect(doc.annotations['io.deltaimg.base.digest']).toMatch(/^sha256:/);
+      // Published again from the same base: the new delta replaces the old one in the list.
+      const again = await cli(['image', 'diff', `docker://${R}/${repo}/app:1`, `docker://${R}/${repo}/app:2`, '--push', '-q']);
+      expect(again.code, again.stderr).toBe(0);
+      const relisted = await listDeltas(client, subject);
+      expect(relisted).toHaveLength(2);
+      expect(relisted.filter((d) => d.baseImageIds[0] === idA)).toHaveLength(1);
+      expect(relisted.map((d) => d.artifact.digest)).not.toContain(results[0]!.artifact);
+    });
+
+    it('pull finds the delta whose base the engine has (by registry digest), downloads only it, and writes B', async () => {
+      const dest = `${repo}-pulled:2`;
+      pushedByEngine.push(dest);
+      const r = await cli(['pull', `docker://${R}/${repo}/app:2`, '-o', `docker-daemon:${dest}`, '--json', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as { mode: string; delta: { matchedBy: string; bytes: number }; bytesDownloaded: number; plainPullBytes: number };
+      expect(report.mode).toBe('delta');
+      expect(report.delta.matchedBy).toBe('registry digest');
+      expect(report.bytesDownloaded).toBeLessThan(report.plainPullBytes / 5);
+      expect(report.bytesDownloaded).toBeGreaterThanOrEqual(report.delta.bytes);
+      expect(await imageId(dest)).toBe(idB);
+    });
+
+    it('pull with --have an OCI layout matches by image id; with no delta for the image it says so and pulls plainly', async () => {
+      const layout = join(work, 'have-a');
+      const src = await openImageSource(parseImageRef(`docker://${R}/${repo}/app:1`));
+      await writeImages(parseImageRef(`oci:${layout}`), src.images());
+      const out = join(work, 'pulled-b');
+      const r = await cli(['pull', `docker://${R}/${repo}/app:2`, '--have', `oci:${layout}`, '-o', `oci:${out}`, '--json', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as { mode: string; delta: { matchedBy: string } };
+      expect(report.mode).toBe('delta');
+      expect(['image id', 'registry digest']).toContain(report.delta.matchedBy);
+      const [restored] = (await openImageSource(parseImageRef(`oci:${out}`))).images();
+      expect(restored!.configDigest).toBe(idB);
+
+      const plain = await cli(['pull', `docker://${R}/${repo}/pushed:1`, '-o', `oci:${join(work, 'pulled-plain')}`, '--json']);
+      expect(plain.code, plain.stderr).toBe(0);
+      const p = JSON.parse(plain.stdout) as { mode: string; reason: string; bytesDownloaded: number; plainPullBytes: number };
+      expect(p.mode).toBe('plain');
+      expect(p.reason).toContain('no delta is published');
+      expect(plain.stderr).toContain('pulled normally');
+      expect(p.bytesDownloaded).toBeGreaterThanOrEqual(p.plainPullBytes);
+      // Into the engine, the plain pull is the engine's own (it fetches only the layers it lacks).
+      const engineDest = `${repo}-plain:1`;
+      pushedByEngine.push(engineDest);
+      const viaEngine = await cli(['pull', `docker://${R}/${repo}/pushed:1`, '-o', `docker-daemon:${engineDest}`, '-q']);
+      expect(viaEngine.code, viaEngine.stderr).toBe(0);
+      expect(await imageId(engineDest)).toBe(idB);
     });
 
     describeTlsAndTokens(() => ({ work, R, repo }));

@@ -34,7 +34,7 @@ export interface DecodedTarget {
  * that are only valid during the call. When it throws, what was written is not the target.
  */
 /** A patch whose header announces another target size than the caller expects is corrupt: refused before any output. */
-export function checkTargetSize(header: PatchHeader, expected: number | undefined, shownPatch: string): void {
+export function checkTargetSize(header: Pick<PatchHeader, 'targetSize'>, expected: number | undefined, shownPatch: string): void {
   if (expected !== undefined && header.targetSize !== expected) {
     throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} builds ${header.targetSize} bytes, not the ${expected} expected; it is damaged`);
   }

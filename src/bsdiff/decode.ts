@@ -7,8 +7,21 @@
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { openRegular } from '../util/regular-file.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { decodeHeader, MAX_HEADER_BYTES, sectionOffsets, SECTION_NAMES, unzigzag, type PatchHeader, type SectionName } from './format.js';
-import { HashedOutput, SourceBlocks } from './io.js';
+import {
+  decodeHeader,
+  decodeSegmentTable,
+  MAX_HEADER_BYTES,
+  sectionOffsets,
+  SECTION_NAMES,
+  SEGMENTED_MAGIC,
+  tableLength,
+  TRAILER_BYTES,
+  unzigzag,
+  type PatchHeader,
+  type SectionName,
+  type SegmentTable,
+} from './format.js';
+import { HashedOutput, SourceBlocks, type SourceReader } from './io.js';
 import { showPath, type PathLike } from './paths.js';
 import { SectionReader } from './section.js';
 import { SparseDiffReader } from './sparse.js';
@@ -36,42 +49,115 @@ async function openRead(path: PathLike, role: string): Promise<{ fh: FileHandle;
   }
 }
 
-async function readHeader(fh: FileHandle, size: number, shownPatch: string): Promise<PatchHeader> {
-  const bytes = Buffer.alloc(Math.min(size, MAX_HEADER_BYTES));
-  try {
-    await fh.read(bytes, 0, bytes.length, 0);
-  } catch (err) {
-    throw ioError('read patch', shownPatch, err);
-  }
-  return decodeHeader(bytes, size, shownPatch);
-}
-
-/** Applies `patchPath` to `sourcePath`, creating `outPath` (which must not exist). */
+/**
+ * Applies `patchPath` (DIMGBSD1, or DIMGBSD2: segmented) to `sourcePath`, creating `outPath`
+ * (which must not exist). Runs of zero blocks in the output are left as holes.
+ */
 export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, outPath: PathLike, opts: { targetSize?: number } = {}): Promise<BsdiffDecodeResult> {
   const shownPatch = showPath(patchPath);
   const patch = await openRead(patchPath, 'patch');
-  let header: PatchHeader;
+  let plan: DecodePlan;
   try {
-    header = await readHeader(patch.fh, patch.size, shownPatch);
+    plan = await readPlan(patch.fh, patch.size, shownPatch);
   } finally {
     await patch.fh.close();
   }
-  checkTargetSize(header, opts.targetSize, shownPatch);
+  checkTargetSize(plan, opts.targetSize, shownPatch);
   const source = await openRead(sourcePath, 'source');
   try {
-    if (source.size !== header.sourceSize) {
+    if (source.size !== plan.sourceSize) {
       throw new DeltaimgError(
         'WRONG_SOURCE',
-        `bsdiff patch ${shownPatch} was made against a ${header.sourceSize}-byte source, but ${showPath(sourcePath)} has ${source.size} bytes`,
+        `bsdiff patch ${shownPatch} was made against a ${plan.sourceSize}-byte source, but ${showPath(sourcePath)} has ${source.size} bytes`,
       );
     }
-    return await writeOutput(header, new SourceBlocks(source.fh, source.size, showPath(sourcePath)), patchPath, outPath);
+    const blocks = new SourceBlocks(source.fh, source.size, showPath(sourcePath));
+    return await writeOutput(outPath, plan.targetSha256, shownPatch, (output) => applyPlan(plan, blocks, patchPath, output));
   } finally {
     await source.fh.close();
   }
 }
 
-async function writeOutput(header: PatchHeader, source: SourceBlocks, patchPath: PathLike, outPath: PathLike): Promise<BsdiffDecodeResult> {
+/** What a patch file asks for: one whole patch, or segments each against its source ranges. */
+type DecodePlan =
+  | { kind: 'whole'; sourceSize: number; targetSize: number; targetSha256: Buffer; header: PatchHeader }
+  | { kind: 'segmented'; sourceSize: number; targetSize: number; targetSha256: Buffer; table: SegmentTable };
+
+async function readPlan(fh: FileHandle, size: number, shownPatch: string): Promise<DecodePlan> {
+  const magic = await readAt(fh, 0, Math.min(size, SEGMENTED_MAGIC.length), shownPatch);
+  if (!magic.equals(SEGMENTED_MAGIC)) {
+    const header = await readHeader(fh, 0, size, shownPatch);
+    return { kind: 'whole', sourceSize: header.sourceSize, targetSize: header.targetSize, targetSha256: header.targetSha256, header };
+  }
+  if (size < SEGMENTED_MAGIC.length + TRAILER_BYTES) throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} is damaged: shorter than its segment table`);
+  const length = tableLength(await readAt(fh, size - TRAILER_BYTES, TRAILER_BYTES, shownPatch), size, shownPatch);
+  const table = decodeSegmentTable(await readAt(fh, size - TRAILER_BYTES - length, length, shownPatch), size, shownPatch);
+  return { kind: 'segmented', sourceSize: table.sourceSize, targetSize: table.targetSize, targetSha256: table.targetSha256, table };
+}
+
+async function readAt(fh: FileHandle, position: number, length: number, shownPatch: string): Promise<Buffer> {
+  const bytes = Buffer.alloc(length);
+  try {
+    await fh.read(bytes, 0, length, position);
+  } catch (err) {
+    throw ioError('read patch', shownPatch, err);
+  }
+  return bytes;
+}
+
+async function readHeader(fh: FileHandle, start: number, size: number, shownPatch: string): Promise<PatchHeader> {
+  return decodeHeader(await readAt(fh, start, Math.min(size, MAX_HEADER_BYTES), shownPatch), size, shownPatch);
+}
+
+async function applyPlan(plan: DecodePlan, source: SourceBlocks, patchPath: PathLike, output: HashedOutput): Promise<void> {
+  const shownPatch = showPath(patchPath);
+  if (plan.kind === 'whole') {
+    await applyPatch(plan.header, 0, source, patchPath, output);
+    return;
+  }
+  const patch = await openRead(patchPath, 'patch');
+  try {
+    let start = SEGMENTED_MAGIC.length;
+    for (const [i, segment] of plan.table.segments.entries()) {
+      const shown = `${shownPatch} (segment ${i})`;
+      const header = await readHeader(patch.fh, start, segment.patchLength, shown);
+      const region = new SourceRegion(source, segment.ranges);
+      if (header.sourceSize !== region.size || header.targetSize !== segment.targetLength) {
+        throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shown} is damaged: its sizes disagree with the segment table`);
+      }
+      output.startSegment();
+      await applyPatch(header, start, region, patchPath, output, shown);
+      if (!output.segmentDigest().equals(header.targetSha256)) {
+        throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shown} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`);
+      }
+      start += segment.patchLength;
+    }
+  } finally {
+    await patch.fh.close();
+  }
+}
+
+/** Runs one DIMGBSD1 patch that starts at `start` in the patch file. */
+async function applyPatch(header: PatchHeader, start: number, source: SourceReader, patchPath: PathLike, output: HashedOutput, shown = showPath(patchPath)): Promise<void> {
+  const offsets = sectionOffsets(header);
+  const sections = Object.fromEntries(
+    SECTION_NAMES.map((name) => [name, new SectionReader(patchPath, start + offsets[name], header.sections[name], name, shown)]),
+  ) as Sections;
+  try {
+    await applySteps(header, source, sections, output, shown);
+    for (const name of SECTION_NAMES) await sections[name].finish();
+  } finally {
+    for (const name of SECTION_NAMES) sections[name].destroy();
+  }
+}
+
+/** Creates `outPath`, lets `fill` write it, checks its sha256; removes it on any failure. */
+async function writeOutput(
+  outPath: PathLike,
+  targetSha256: Buffer,
+  shownPatch: string,
+  fill: (output: HashedOutput) => Promise<void>,
+): Promise<BsdiffDecodeResult> {
   const shownOut = showPath(outPath);
   let out: FileHandle;
   try {
@@ -79,31 +165,66 @@ async function writeOutput(header: PatchHeader, source: SourceBlocks, patchPath:
   } catch (err) {
     throw ioError('create output', shownOut, err);
   }
-  const offsets = sectionOffsets(header);
-  const shownPatch = showPath(patchPath);
-  const sections = Object.fromEntries(
-    SECTION_NAMES.map((name) => [name, new SectionReader(patchPath, offsets[name], header.sections[name], name, shownPatch)]),
-  ) as Sections;
   let ok = false;
   try {
     const output = new HashedOutput(out, shownOut);
-    await applySteps(header, source, sections, output, shownPatch);
-    for (const name of SECTION_NAMES) await sections[name].finish();
-    await output.flush();
+    await fill(output);
+    await output.finish();
     const digest = output.digest();
-    if (!digest.equals(header.targetSha256)) {
+    if (!digest.equals(targetSha256)) {
       throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`);
     }
     ok = true;
     return { outputBytes: output.written, outputSha256: digest.toString('hex') };
   } finally {
-    for (const name of SECTION_NAMES) sections[name].destroy();
     await out.close().catch(() => undefined);
     if (!ok) await rm(outPath, { force: true }).catch(() => undefined);
   }
 }
 
-async function applySteps(header: PatchHeader, source: SourceBlocks, sections: Sections, output: HashedOutput, shownPatch: string): Promise<void> {
+/** A segment's source: its ranges of the source file, read as one run of bytes. */
+class SourceRegion implements SourceReader {
+  readonly size: number;
+  /** region offset at which each range starts */
+  private readonly starts: number[] = [];
+
+  constructor(
+    private readonly source: SourceBlocks,
+    private readonly ranges: readonly { offset: number; length: number }[],
+  ) {
+    let at = 0;
+    for (const r of ranges) {
+      this.starts.push(at);
+      at += r.length;
+    }
+    this.size = at;
+  }
+
+  async readInto(into: Uint8Array, position: number): Promise<void> {
+    let i = this.rangeAt(position);
+    for (let done = 0; done < into.length; i++) {
+      const range = this.ranges[i]!;
+      const within = position + done - this.starts[i]!;
+      const n = Math.min(range.length - within, into.length - done);
+      await this.source.readInto(into.subarray(done, done + n), range.offset + within);
+      done += n;
+    }
+  }
+
+  /** Index of the range holding region offset `position` (binary search). */
+  private rangeAt(position: number): number {
+    let lo = 0;
+    let hi = this.ranges.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.starts[mid]! <= position) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+}
+
+async function applySteps(header: PatchHeader, source: SourceReader, sections: Sections, output: HashedOutput, shownPatch: string): Promise<void> {
   const corrupt = (why: string) => new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} is damaged: ${why}`);
   const diff = new SparseDiffReader(sections.diff, header.diffBytes, corrupt);
   const scratch = { source: Buffer.allocUnsafe(SCRATCH_BYTES), diff: Buffer.allocUnsafe(SCRATCH_BYTES) };
@@ -130,7 +251,7 @@ const SCRATCH_BYTES = 64 * 1024;
 /** Output = diff byte + source byte (mod 256), for `length` bytes from `sourceAt`. */
 async function addDiff(
   diff: SparseDiffReader,
-  source: SourceBlocks,
+  source: SourceReader,
   sourceAt: number,
   length: number,
   scratch: { source: Buffer; diff: Buffer },

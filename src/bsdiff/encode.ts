@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { brotliCompress, constants as zlibConstants } from 'node:zlib';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { encodeHeader, SECTION_NAMES, VarintWriter, type HeaderFields, type SectionName } from './format.js';
-import { computeDelta, type ControlStep } from './match.js';
+import { computeDelta, type ControlStep, type Delta } from './match.js';
 import { writeAll } from './io.js';
 import { showPath, type PathLike } from './paths.js';
 import { encodeSparseDiff } from './sparse.js';
@@ -114,13 +114,26 @@ export async function bsdiffEncodeBytes(source: Uint8Array, target: Uint8Array, 
   return Buffer.concat(await encodePatchParts(source, target, opts));
 }
 
+/**
+ * The patch of a target equal to its source: one step over all of it, every difference zero.
+ * No suffix array: segmented encodes use it for the unchanged stretches of huge files.
+ */
+export async function bsdiffIdentityBytes(target: Uint8Array, opts: BsdiffOptions = {}): Promise<Buffer> {
+  checkQuality(opts.quality);
+  const steps = target.length > 0 ? [{ diffLength: target.length, extraLength: 0, seek: 0 }] : [];
+  return Buffer.concat(await packPatch({ steps, diff: new Uint8Array(target.length), extra: new Uint8Array(0) }, target.length, target, opts));
+}
+
 /** Header and the three compressed sections, in file order. */
 async function encodePatchParts(source: Uint8Array, target: Uint8Array, opts: BsdiffOptions): Promise<Buffer[]> {
-  const delta = computeDelta(source, target);
+  return packPatch(computeDelta(source, target), source.length, target, opts);
+}
+
+async function packPatch(delta: Delta, sourceSize: number, target: Uint8Array, opts: BsdiffOptions): Promise<Buffer[]> {
   const raw: Record<SectionName, Uint8Array> = { control: encodeControl(delta.steps), diff: encodeSparseDiff(delta.diff), extra: delta.extra };
   const stored = await Promise.all(SECTION_NAMES.map((name) => compressSection(raw[name], opts.quality)));
   const header: HeaderFields = {
-    sourceSize: source.length,
+    sourceSize,
     targetSize: target.length,
     sections: {
       control: { rawLength: raw.control.length, storedLength: stored[0]!.length },

@@ -5,4 +5,5 @@
 export { bsdiffEncode, bsdiffEncodeBytes, bsdiffEncodeMemory, BSDIFF_MAX_SOURCE_BYTES, BEST_QUALITY_LIMIT, type BsdiffOptions, type BsdiffResult } from './encode.js';
 export { bsdiffDecode, BSDIFF_DECODE_MEMORY, type BsdiffDecodeResult } from './decode.js';
 export { buildSuffixArray } from './suffix-array.js';
+export { bsdiffEncodeSegmented, planSegments, segmentedEncodeMemory, type SegmentPlan } from './segmented.js';
 export { bsdiffDecodeInMemory, type InMemoryNames } from './decode-memory.js';

@@ -10,6 +10,12 @@ export async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void>
   }
 }
 
+/** Where a patch's source bytes come from: the source file, or a segment's ranges of it. */
+export interface SourceReader {
+  /** Copies source[position .. position + into.length) into `into`; the caller checked the range. */
+  readInto(into: Uint8Array, position: number): Promise<void>;
+}
+
 const BLOCK_BYTES = 64 * 1024;
 const CACHED_BLOCKS = 32;
 
@@ -17,7 +23,7 @@ const CACHED_BLOCKS = 32;
  * The source file read by position. Diff regions are mostly short and move forward through
  * the source, so a few cached 64 KiB blocks turn many tiny reads into few large ones.
  */
-export class SourceBlocks {
+export class SourceBlocks implements SourceReader {
   /** block index -> bytes; Map iteration order doubles as least-recently-used order */
   private readonly blocks = new Map<number, Buffer>();
 
@@ -67,12 +73,22 @@ export class SourceBlocks {
 }
 
 const OUTPUT_BUFFER_BYTES = 1024 * 1024;
+/** Output blocks of this size that are all zero are not written: they stay holes. */
+const HOLE_BYTES = 4096;
+const ZERO_BLOCK = Buffer.alloc(HOLE_BYTES);
 
-/** Sequential output with a fixed buffer; hashes what it writes. */
+/**
+ * Sequential output with a fixed buffer; hashes what it writes (the whole output, and the
+ * current segment's part). Whole zero blocks are skipped, not written, so a sparse target
+ * stays sparse (and an all-zero region costs no disk); finish() sets the final size.
+ */
 export class HashedOutput {
   private readonly buffer = Buffer.allocUnsafe(OUTPUT_BUFFER_BYTES);
   private used = 0;
+  /** bytes of the buffer already fed to the hashes */
+  private hashed = 0;
   private readonly hash: Hash = createHash('sha256');
+  private segmentHash: Hash = createHash('sha256');
   written = 0;
 
   constructor(
@@ -91,20 +107,73 @@ export class HashedOutput {
     if (this.used === OUTPUT_BUFFER_BYTES) await this.flush();
   }
 
+  /** Starts hashing a new segment of the output separately (see segmentDigest). */
+  startSegment(): void {
+    this.updateHashes();
+    this.segmentHash = createHash('sha256');
+  }
+
+  /** sha256 of what was committed since startSegment(). */
+  segmentDigest(): Buffer {
+    this.updateHashes();
+    const digest = this.segmentHash.digest();
+    this.segmentHash = createHash('sha256');
+    return digest;
+  }
+
+  private updateHashes(): void {
+    if (this.hashed === this.used) return;
+    const bytes = this.buffer.subarray(this.hashed, this.used);
+    this.hash.update(bytes);
+    this.segmentHash.update(bytes);
+    this.hashed = this.used;
+  }
+
   async flush(): Promise<void> {
     if (this.used === 0) return;
-    const bytes = this.buffer.subarray(0, this.used);
-    this.hash.update(bytes);
+    this.updateHashes();
     try {
-      await writeAll(this.fh, bytes);
+      await this.writeSkippingZeros(this.buffer.subarray(0, this.used), this.written);
     } catch (err) {
       throw ioError('write', this.shownPath, err);
     }
     this.written += this.used;
     this.used = 0;
+    this.hashed = 0;
+  }
+
+  /** Flushes and gives the file its full length (a trailing hole is not written). */
+  async finish(): Promise<void> {
+    await this.flush();
+    try {
+      await this.fh.truncate(this.written);
+    } catch (err) {
+      throw ioError('write', this.shownPath, err);
+    }
+  }
+
+  /** Writes `bytes` at `position`, except whole zero blocks (flushes start at multiples of the block size). */
+  private async writeSkippingZeros(bytes: Buffer, position: number): Promise<void> {
+    let runStart = 0;
+    for (let at = 0; at < bytes.length; at += HOLE_BYTES) {
+      const block = bytes.subarray(at, at + HOLE_BYTES);
+      if (block.length === HOLE_BYTES && block.equals(ZERO_BLOCK)) {
+        if (at > runStart) await writeAllAt(this.fh, bytes.subarray(runStart, at), position + runStart);
+        runStart = at + HOLE_BYTES;
+      }
+    }
+    if (runStart < bytes.length) await writeAllAt(this.fh, bytes.subarray(runStart), position + runStart);
   }
 
   digest(): Buffer {
+    this.updateHashes();
     return this.hash.digest();
+  }
+}
+
+async function writeAllAt(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
   }
 }

@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { DeltaimgError, type ErrorCode } from '../util/errors.js';
 import type { BsdiffResult } from './encode.js';
+import type { SegmentPlan } from './segmented.js';
 import type { BsdiffJob, BsdiffReply } from './worker.js';
 
 type PathLike = string | Buffer;
@@ -37,13 +38,14 @@ export class BsdiffPool {
     this.size = Math.max(1, opts.size ?? availableParallelism());
   }
 
-  async encode(source: PathLike, target: PathLike, patch: PathLike): Promise<BsdiffResult> {
+  /** Encodes whole, or with `segments` in segments of those sizes (DIMGBSD2). */
+  async encode(source: PathLike, target: PathLike, patch: PathLike, segments?: SegmentPlan): Promise<BsdiffResult> {
     const worker = await this.acquire();
     try {
       return await new Promise<BsdiffResult>((resolve, reject) => {
         const id = this.nextId++;
         this.pending.set(id, { resolve, reject });
-        worker.postMessage({ id, source: wire(source), target: wire(target), patch: wire(patch) } satisfies BsdiffJob);
+        worker.postMessage({ id, source: wire(source), target: wire(target), patch: wire(patch), ...(segments ? { segments } : {}) } satisfies BsdiffJob);
       });
     } finally {
       this.release(worker);

@@ -17,10 +17,12 @@ interface CommonFlags {
   copy?: boolean;
   /** commander's spelling of --no-check. */
   check?: boolean;
+  /** --force: the same as --no-check. */
+  force?: boolean;
 }
 
 const COPY_HELP =
-  'COPY both image roots into the scratch stage instead of RUN --mount, so the Dockerfile runs on any builder (the classic builder, Kaniko, Podman/Buildah); costs a copy of the roots in time and build-cache disk, and what COPY drops (see docs/docker.md)';
+  'COPY both image roots into the scratch stage instead of RUN --mount, so the Dockerfile runs on any builder (the classic builder, Kaniko, Podman/Buildah). Costs: the copy (101 MB pair, classic builder: diff 23.5 s, apply 16.2 s, vs 8.1 s and 7.8 s with RUN --mount) and disk (the classic builder keeps each step as an intermediate image: 508 MB for that pair\'s diff and apply, until docker image prune); the classic COPY drops user.* and trusted.* xattrs and keeps device nodes and FIFOs, BuildKit\'s COPY turns device nodes into empty files and drops FIFOs (docs/docker.md)';
 
 const NO_CHECK_HELP =
   'print without first asking the local docker build whether it can run the Dockerfile (BuildKit, the buildx component, a bridge network); for a Dockerfile built elsewhere';
@@ -96,6 +98,7 @@ export function registerDockerfileCommand(program: Command): void {
     .option('--copy', COPY_HELP)
     .option('--runtime-image <IMG>', runtimeHelp)
     .option('--no-check', NO_CHECK_HELP)
+    .option('--force', 'the same as --no-check')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -112,7 +115,7 @@ export function registerDockerfileCommand(program: Command): void {
           unlinked: opts.unlinked,
           shape: opts.copy ? 'copy' : 'mount',
           runtimeImage: runtimeImageOf(opts),
-          checkBuilder: opts.check,
+          checkBuilder: opts.check !== false && !opts.force,
           toolVersion: toolVersion(),
         }),
       );
@@ -130,6 +133,7 @@ export function registerDockerfileCommand(program: Command): void {
     .option('--copy', COPY_HELP)
     .option('--runtime-image <IMG>', runtimeHelp)
     .option('--no-check', NO_CHECK_HELP)
+    .option('--force', 'the same as --no-check')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -147,7 +151,7 @@ export function registerDockerfileCommand(program: Command): void {
           layered: opts.layered,
           shape: opts.copy ? 'copy' : 'mount',
           runtimeImage: runtimeImageOf(opts),
-          checkBuilder: opts.check,
+          checkBuilder: opts.check !== false && !opts.force,
           toolVersion: toolVersion(),
         }),
       );

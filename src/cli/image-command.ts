@@ -24,6 +24,15 @@ export function registryOptions(flags: RegistryFlags): { creds?: string; certDir
   };
 }
 
+interface DiffFlags {
+  out?: string;
+  push?: boolean;
+  from?: string[];
+  platform?: string[];
+  tmpDir?: string;
+  memory?: number;
+}
+
 interface OutputFlags {
   quiet?: boolean;
   json?: boolean;
@@ -65,9 +74,11 @@ export function registerImageCommand(program: Command): void {
         "files, the files delta'd against BASE's root filesystem (same path, moved, versioned names), so apply\n" +
         'can rebuild each layer tar byte for byte.',
     )
-    .argument('<BASE>', 'the image the receiver has (e.g. docker-archive:a.tar)')
-    .argument('<TARGET>', 'the image to ship (e.g. docker-archive:b.tar)')
-    .requiredOption('-o, --out <DIMG>', "the .dimg file to write (must not exist; '-' for stdout)")
+    .argument('<BASE>', 'the image the receiver has (e.g. docker-archive:a.tar); with --from, give only TARGET')
+    .argument('[TARGET]', 'the image to ship (e.g. docker-archive:b.tar)')
+    .option('-o, --out <DIMG>', "the .dimg file to write (must not exist; '-' for stdout); optional with --push")
+    .option('--push', 'publish the .dimg in the registry beside TARGET (docker://...), as an OCI artifact deltaimg pull finds')
+    .option('--from <IMAGES>', 'with --push: several bases, comma-separated or repeated, one delta each', collectList)
     // Repeatable and comma-separated (like docker's --platform), not variadic: a variadic option would swallow BASE and TARGET after it.
     .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
@@ -78,20 +89,26 @@ export function registerImageCommand(program: Command): void {
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
-    .action(async (base: string, target: string, opts: OutputFlags & RegistryFlags & { out: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
+    .action(async (first: string, second: string | undefined, opts: OutputFlags & RegistryFlags & DiffFlags) => {
       const { parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
       await requireNativeAddon();
-      if (opts.out === '-' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
-      assertOneStdin({ BASE: base, TARGET: target });
-      const result = await diffImages(await imageArg(base), await imageArg(target), opts.out, {
+      const diffOpts = {
         progress: createProgress({ quiet: opts.quiet }),
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
         ...(opts.memory ? { memoryBytes: opts.memory } : {}),
         toolVersion: toolVersion(),
         registry: registryOptions(opts),
-      });
+      };
+      if (opts.push || opts.from) return diffAndPush(first, second, opts, diffOpts);
+      if (second === undefined) throw new DeltaimgError('USAGE', 'image diff takes BASE and TARGET (or TARGET alone with --from BASES --push)');
+      if (!opts.out) throw new DeltaimgError('USAGE', 'image diff needs -o DIMG (or --push to publish the delta in the registry)');
+      const base = first;
+      const target = second;
+      if (opts.out === '-' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
+      assertOneStdin({ BASE: base, TARGET: target });
+      const result = await diffImages(await imageArg(base), await imageArg(target), opts.out, diffOpts);
       if (opts.json) {
         printJson({
           out: opts.out,
@@ -234,6 +251,52 @@ async function imageArg(text: string): Promise<ImageRef> {
 function assertOneStdin(inputs: Record<string, string | undefined>): void {
   const fromStdin = Object.keys(inputs).filter((name) => inputs[name] === '-');
   if (fromStdin.length > 1) throw new DeltaimgError('USAGE', `${fromStdin.join(' and ')} are both '-' (stdin); only one input can come from stdin, give the other as a file`);
+}
+
+function collectList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').filter((p) => p !== '')];
+}
+
+/** `image diff [BASE] TARGET --push [--from BASES]`: one delta per base, each published beside TARGET. */
+async function diffAndPush(
+  first: string,
+  second: string | undefined,
+  opts: OutputFlags & DiffFlags,
+  diffOpts: import('../imagedelta/index.js').ImageDiffOptions,
+): Promise<void> {
+  const { diffAndPublish, imageSavedLine } = await import('../imagedelta/index.js');
+  if (!opts.push) throw new DeltaimgError('USAGE', '--from publishes several deltas: add --push');
+  const bases = opts.from ?? (second !== undefined ? [first] : []);
+  const targetText = opts.from ? (second === undefined ? first : undefined) : second;
+  if (targetText === undefined) throw new DeltaimgError('USAGE', opts.from ? 'with --from, give only TARGET (the bases are in --from)' : 'image diff --push takes BASE and TARGET');
+  if (bases.length === 0) throw new DeltaimgError('USAGE', '--from names no image');
+  const target = await imageArg(targetText);
+  if (target.transport !== 'docker') throw new DeltaimgError('USAGE', `--push publishes the delta beside TARGET in its registry: TARGET must be docker://REGISTRY/REPO:TAG, not ${targetText}`);
+  if (opts.out !== undefined && (opts.out === '-' || bases.length > 1)) throw new DeltaimgError('USAGE', '-o with --push keeps the .dimg of one base in a file; drop -o for several bases');
+  const baseRefs = [];
+  for (const b of bases) baseRefs.push(await imageArg(b));
+  assertOneStdin(Object.fromEntries(bases.map((b, i) => [`base ${i + 1}`, b])));
+  const results = await diffAndPublish(baseRefs, target, opts.out, diffOpts);
+  if (opts.json) {
+    printJson(
+      results.map((r) => ({
+        base: r.base,
+        target: r.target,
+        subject: r.subject,
+        artifact: r.published.artifactDigest,
+        listedBy: r.published.listedBy,
+        bytes: r.published.bytes,
+        newLayerBytes: r.dimg.newLayerBytes,
+        sharedLayers: r.dimg.sharedLayers,
+      })),
+    );
+  }
+  if (!opts.quiet) {
+    for (const r of results) {
+      process.stderr.write(`deltaimg: ${imageSavedLine(`delta from ${r.base}`, r.dimg.header, r.dimg.bytes, r.dimg.newLayerBytes, r.dimg.sharedLayers)}\n`);
+      process.stderr.write(`deltaimg: pushed as ${r.target}@${r.published.artifactDigest} (subject ${r.subject}, listed by ${r.published.listedBy === 'tag-schema' ? 'the referrers tag schema' : 'the referrers API'})\n`);
+    }
+  }
 }
 
 function collectPlatforms(value: string, previous: string[] = []): string[] {

@@ -24,7 +24,7 @@ export async function inspectDelta(arg: string, opts: { json?: boolean }): Promi
 /** A path that exists is a directory or a .dimg; otherwise an image reference, if it reads as one. */
 async function kindOf(arg: string): Promise<'dir' | 'dimg' | 'image'> {
   const { isPlainImageName, parseImageRef } = await import('../image/index.js');
-  if (/^(docker-archive|oci|oci-archive|docker-daemon):/.test(arg)) {
+  if (/^(docker-archive|oci|oci-archive|docker-daemon):|^docker:\/\//.test(arg)) {
     parseImageRef(arg); // its one-line error when malformed
     return 'image';
   }
@@ -37,7 +37,7 @@ async function kindOf(arg: string): Promise<'dir' | 'dimg' | 'image'> {
   if (!st && isPlainImageName(arg)) return 'image';
   throw new DeltaimgError(
     'USAGE',
-    `${arg} is ${st ? 'neither a directory nor a file' : 'not a file, a directory or an image reference'}: pass a delta directory, a .dimg file, or a delta image (docker-daemon:NAME:TAG, NAME:TAG, oci:DIR, docker-archive:PATH)`,
+    `${arg} is ${st ? 'neither a directory nor a file' : 'not a file, a directory or an image reference'}: pass a delta directory, a .dimg file, or a delta image (docker-daemon:NAME:TAG, NAME:TAG, docker://REGISTRY/REPO:TAG, oci:DIR, docker-archive:PATH)`,
   );
 }
 
@@ -53,7 +53,13 @@ async function inspectDimgFile(path: string, opts: { json?: boolean }): Promise<
   const { readDimgHeader, inspectDimg } = await import('../imagedelta/index.js');
   const header = await readDimgHeader(path);
   const { size } = await stat(path);
-  const transfer = dimgTransfer(header, size);
+  let transfer = dimgTransfer(header, size);
+  const only = header.images.length === 1 ? header.images[0] : undefined;
+  if (transfer.targetCompressed === undefined && only) {
+    // B in the local engine (by its image id): its layers the base lacks, gzip'd as a push would.
+    const local = await targetTransfer({ ref: only.target.configDigest, id: only.target.configDigest }, only.base.diffIds);
+    if (local.targetCompressed !== undefined) transfer = withSavings({ ...transfer, targetCompressed: local.targetCompressed, missing: undefined });
+  }
   if (opts.json) printJson({ dimg: path, bytes: size, transfer, header });
   else process.stdout.write(`${inspectDimg(path, header)}\n\n${transferLines(transfer).join('\n')}\n`);
 }
@@ -79,13 +85,14 @@ function dimgTransfer(header: Awaited<ReturnType<typeof import('../imagedelta/in
   const rebuilt = new Map<string, { size: number; stored?: { size: number; compression: string } }>();
   for (const image of header.images) for (const l of image.target.layers) if (l.from === 'rebuilt') rebuilt.set(l.diffId, l);
   const layers = [...rebuilt.values()];
+  if (!layers.length) return { deltaBytes: fileBytes, missing: 'B has no layer A lacks: only its config and manifest travel' };
   const uncompressed = layers.reduce((n, l) => n + l.size, 0);
   const compressed = layers.every((l) => l.stored && l.stored.compression !== 'none') ? layers.reduce((n, l) => n + l.stored!.size, 0) : undefined;
   return withSavings({
     deltaBytes: fileBytes,
     targetUncompressed: uncompressed,
     ...(compressed === undefined
-      ? { missing: "B's archive stored those layers uncompressed (docker save does), so their compressed size is not recorded" }
+      ? { missing: "B's archive stored those layers uncompressed (docker save does) and B is not in the local Docker engine to gzip them" }
       : { targetCompressed: compressed }),
   });
 }

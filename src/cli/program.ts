@@ -3,6 +3,7 @@ import { registerTreeCommands } from './tree-commands.js';
 import { registerDockerfileCommand } from './dockerfile-command.js';
 import { registerVcdiffCommand } from './vcdiff-command.js';
 import { registerImageCommand } from './image-command.js';
+import { registerPullCommand } from './pull-command.js';
 import { registerLayerCommand } from './layer-command.js';
 import { registerRuntimeCommand } from './runtime-command.js';
 import { registerVersionCommand } from './version-command.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerTreeCommands(program);
   registerDockerfileCommand(program);
   registerImageCommand(program);
+  registerPullCommand(program);
   registerVcdiffCommand(program);
   registerRuntimeCommand(program);
   registerLayerCommand(program);

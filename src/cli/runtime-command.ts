@@ -16,7 +16,7 @@ export function registerRuntimeCommand(program: Command): void {
     .command('build')
     .summary('build the runtime image from this installed deltaimg, offline')
     .description(
-      'Stage /opt/deltaimg from this package (dist, wasm, the prebuilt addon and launcher, the production dependencies), this machine\'s node and the libraries ldd names for it, check that it starts, then `docker build` it FROM scratch with --network=none: nothing is pulled or downloaded. Needs a glibc Linux (x64 or arm64) and the Docker CLI ($DELTAIMG_DOCKER, else docker).',
+      'Stage /opt/deltaimg from this package (dist, wasm, the prebuilt addon and launcher, the production dependencies), this machine\'s node and the libraries ldd names for it, check that it starts, then `docker build` it FROM scratch with --network=none: nothing is pulled or downloaded. When the tag already names an image of exactly these files (its io.deltaimg.runtime-digest label), nothing is rebuilt. Needs a glibc Linux (x64 or arm64) and the Docker CLI ($DELTAIMG_DOCKER, else docker).',
     )
     .option('-t, --tag <IMG>', 'image name to build', `deltaimg/runtime:${toolVersion()}`)
     .option('--tmp-dir <DIR>', 'where to stage the build context (default the OS temp dir; removed afterwards)')
@@ -28,8 +28,9 @@ export function registerRuntimeCommand(program: Command): void {
       const result = await buildRuntimeImage({ tag: opts.tag, ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}) });
       if (opts.json) printJson(result);
       if (!opts.quiet) {
+        const verb = result.upToDate ? 'up to date:' : 'built';
         process.stderr.write(
-          `deltaimg: built ${result.tag} (${formatBytes(result.bytes)}: node ${formatBytes(result.nodeBytes)}, libraries ${formatBytes(result.libBytes)}, node_modules ${formatBytes(result.nodeModulesBytes)})\n`,
+          `deltaimg: ${verb} ${result.tag} (${formatBytes(result.bytes)}: node ${formatBytes(result.nodeBytes)}, libraries ${formatBytes(result.libBytes)}, node_modules ${formatBytes(result.nodeModulesBytes)})\n`,
         );
       }
     });

@@ -125,7 +125,7 @@ export function registerTreeCommands(program: Command): void {
     .summary('show what a delta holds and what it saves')
     .description(
       'Show what a delta holds and what it saves: a delta directory (deltaimg diff), a .dimg file (deltaimg image diff), or a ' +
-        'delta image (deltaimg dockerfile diff: docker-daemon:NAME:TAG, NAME:TAG, oci:DIR, docker-archive:PATH, ...). For a .dimg ' +
+        'delta image (deltaimg dockerfile diff: docker-daemon:NAME:TAG, NAME:TAG, docker://REGISTRY/REPO:TAG, oci:DIR, docker-archive:PATH, ...). For a .dimg ' +
         'and a delta image the saving is also given on compressed bytes, what a registry stores and a pull moves: the delta layer ' +
         'gzip\'d against B\'s layers A lacks gzip\'d (read from the local engine when B is there).',
     )

@@ -3,13 +3,14 @@
  * it from the source (unchanged, moved, VCDIFF against a related file, or shipped
  * whole), and writes a delta directory atomically.
  */
+import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Entry, FileEntry } from '../tree/entry.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
-import { bsdiffEncodeMemory } from '../bsdiff/index.js';
+import { bsdiffEncodeMemory, planSegments, segmentedEncodeMemory, type SegmentPlan } from '../bsdiff/index.js';
 import { BsdiffPool } from '../bsdiff/pool.js';
 import {
   compileAhead,
@@ -23,7 +24,7 @@ import {
   VcdiffPool,
   type VcdiffOptions,
 } from '../vcdiff/index.js';
-import { buildDirAtomically } from '../util/atomic-dir.js';
+import { buildDirAtomically } from '../util/atomic-output.js';
 import { ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
@@ -38,19 +39,22 @@ import {
   ENTRIES_FILE,
   FORMAT_NAME,
   FORMAT_VERSION,
-  HEADER_FILE,
   BASE_READER_VERSION,
+  HEADER_FILE,
   readerVersionOf,
   type ContentOp,
   type ContentOpName,
   type DeltaHeader,
   type DeltaRecord,
   type DeltaStats,
+  type GzipInner,
+  type Payload,
   emptyStats,
 } from './format.js';
 import { INLINE_MAX_BYTES, PayloadWriter } from './payload-store.js';
 import { SourceIndex } from './source-index.js';
 import { TopList } from './top-list.js';
+import { brotliBest, GZIP_MEMBER_MAX_BYTES, GZIP_MEMBER_MEMORY, gunzipBounded, isGzip, recipeFor } from './gzip-member.js';
 
 export interface DiffOptions {
   progress?: Progress;
@@ -81,12 +85,16 @@ const GOOD_DELTA_RATIO = 0.25;
  */
 const BSDIFF_WORTH_TRYING_BYTES = 4096;
 const BSDIFF_RELATED_RATIO = 0.5;
+/** A segmented bsdiff takes at most this share of the budget: the rest keeps the other cores busy. */
+const SEGMENTED_BUDGET_SHARE = 0.75;
 /** Below this a VCDIFF has too little redundancy left for brotli to win anything. */
 const BROTLI_WORTH_TRYING_BYTES = 64;
 /** Compression that saves less than this is not worth a decoder pass: the bytes ship raw. */
 const WORTHWHILE_COMPRESSION = 0.95;
 /** The brotli quality candidates are compared at (see Polish). */
 const QUICK_BROTLI_QUALITY = 5;
+/** A gzip op must save at least this much over the file's best other encoding (its record costs more). */
+const GZIP_MEMBER_MIN_GAIN = 64;
 
 export async function diffTrees(
   srcRoot: string,
@@ -167,7 +175,7 @@ async function writeDelta(
       minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
       countRecord(record, encoder.sourceIndex, stats);
       const op = opOf(record);
-      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw') {
+      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw' || op === 'gzip') {
         stats.payloadBytes[op] += payloadBytes;
         largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
       }
@@ -222,37 +230,115 @@ class FileEncoder {
       return { content: { op: 'raw', payload: { inline } }, payloadBytes: inline.length };
     }
     const base = this.sourceIndex.deltaBase(target);
+    const best = await this.bestOf(base, target, targetPath);
+    const member = await this.tryGzipMember(target, targetPath, base, best.bytes);
+    if (member) {
+      await this.discard(best);
+      return member;
+    }
+    return this.keep(best);
+  }
+
+  /** The smaller of a delta against `base` and the file compressed whole. */
+  private async bestOf(base: FileEntry | undefined, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const delta = base ? await this.tryDeltas(base, target, targetPath) : undefined;
-    if (delta && delta.bytes <= target.size * GOOD_DELTA_RATIO) return this.keep(delta);
+    if (delta && delta.bytes <= target.size * GOOD_DELTA_RATIO) return delta;
     const whole = await this.tryWhole(target, targetPath);
     if (delta && delta.bytes < whole.bytes) {
       await this.discard(whole);
-      return this.keep(delta);
+      return delta;
     }
     if (delta) await this.discard(delta);
-    return this.keep(whole);
+    return whole;
+  }
+
+  /**
+   * A gzip file diffed decompressed (against the base decompressed too when it is gzip) plus the
+   * exact-deflate recipe of its bytes: kept, as a gzip op, only when smaller than `beat`.
+   */
+  private async tryGzipMember(target: FileEntry, targetPath: Buffer, base: FileEntry | undefined, beat: number): Promise<{ content: ContentOp; payloadBytes: number } | undefined> {
+    if (target.size > GZIP_MEMBER_MAX_BYTES || beat < GZIP_MEMBER_MIN_GAIN || !this.budget.fits(GZIP_MEMBER_MEMORY)) return undefined;
+    return this.budget.run(GZIP_MEMBER_MEMORY, async () => {
+      const gz = await readTarget(targetPath, target);
+      if (!isGzip(gz)) return undefined;
+      const inner = gunzipBounded(gz);
+      if (!inner) return undefined;
+      const recipe = await recipeFor(gz, inner);
+      if (!recipe || recipe.length + GZIP_MEMBER_MIN_GAIN >= beat) return undefined;
+      const whole = brotliBest(inner);
+      const against = base && base.size <= GZIP_MEMBER_MAX_BYTES ? await this.innerDelta(base, inner) : undefined;
+      const innerPart = against && against.bytes.length < whole.length ? against : { op: 'brotli' as const, bytes: whole };
+      if (recipe.length + innerPart.bytes.length + GZIP_MEMBER_MIN_GAIN >= beat) return undefined;
+      const recipePayload = await this.keepBuffer(recipe);
+      const innerPayload = await this.keepBuffer(innerPart.bytes);
+      const innerOp: GzipInner =
+        innerPart.op === 'vcdiff'
+          ? { op: 'vcdiff', from: innerPart.from.path, fromSha256: innerPart.from.sha256!, gunzipFrom: innerPart.gunzipFrom, payload: innerPayload }
+          : { op: 'brotli', payload: innerPayload };
+      return { content: { op: 'gzip', innerSize: inner.length, inner: innerOp, recipe: recipePayload }, payloadBytes: recipe.length + innerPart.bytes.length };
+    });
+  }
+
+  /** A brotli'd VCDIFF of `inner` against the base's bytes, decompressed first when they are gzip. */
+  private async innerDelta(base: FileEntry, inner: Buffer): Promise<{ op: 'vcdiff'; from: FileEntry; gunzipFrom: boolean; bytes: Buffer } | undefined> {
+    const raw = await readFile(toFsPath(this.src.root, base.path)).catch(() => undefined);
+    if (!raw || raw.length !== base.size) return undefined;
+    const unzipped = isGzip(raw) ? gunzipBounded(raw) : undefined;
+    const source = unzipped ?? raw;
+    const sourceTemp = this.payloads.tempPath();
+    const targetTemp = this.payloads.tempPath();
+    const deltaTemp = this.payloads.tempPath();
+    try {
+      await writeFile(sourceTemp, source);
+      await writeFile(targetTemp, inner);
+      await this.pool.encodeFile(sourceTemp, targetTemp, deltaTemp, { secondary: 'none', ...this.vcdiffOptions }, 'create');
+      return { op: 'vcdiff', from: base, gunzipFrom: unzipped !== undefined, bytes: brotliBest(await readFile(deltaTemp)) };
+    } finally {
+      for (const t of [sourceTemp, targetTemp, deltaTemp]) await this.payloads.discard(t);
+    }
+  }
+
+  private async keepBuffer(bytes: Buffer): Promise<Payload> {
+    const temp = this.payloads.tempPath();
+    await writeFile(temp, bytes);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const payload = await this.payloads.keep(temp, sha256, bytes.length);
+    if ('blob' in payload) this.payloadBytes.set(payload.blob, bytes.length);
+    return payload;
   }
 
   /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
   private async tryDeltas(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const vcdiff = await this.tryVcdiff(base, target, targetPath);
-    const bsdiffMemory = bsdiffEncodeMemory(base.size, target.size);
     // Where VCDIFF found little to copy, the files are unrelated and bsdiff would only burn CPU.
     const related = vcdiff.bytes <= target.size * BSDIFF_RELATED_RATIO;
-    if (!this.budget.fits(bsdiffMemory) || !related) return vcdiff;
+    const plan = this.bsdiffPlan(base.size, target.size);
+    if (!plan || !related) return vcdiff;
     const sourcePath = toFsPath(this.src.root, base.path);
     const files = { source: { path: sourcePath, size: base.size }, target: { path: targetPath, size: target.size } };
     // Executables are worth bsdiff at any size: a small recompiled program's patch is a
-    // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB).
-    const exe = exeTransformFor(files);
+    // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB). A file encoded in
+    // segments (too large to hold whole in the budget) is not transformed: the transform holds it whole.
+    const exe = plan.segments ? undefined : exeTransformFor(files);
     if (vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES && !exe) return vcdiff;
     const temp = this.payloads.tempPath();
-    const r = await this.budget.run(bsdiffMemory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp));
-    const plain: BsdiffCandidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256 };
-    const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, bsdiffMemory) : plain;
+    const r = await this.budget.run(plan.memory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp, plan.segments));
+    const plain: BsdiffCandidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256, segmented: plan.segments !== undefined };
+    const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, plan.memory) : plain;
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.discard(drop);
     return keep;
+  }
+
+  /**
+   * bsdiff whole when its estimate fits the budget, else in segments sized to a share of it
+   * (so smaller jobs still run beside it); null when even the smallest segments do not fit.
+   */
+  private bsdiffPlan(sourceSize: number, targetSize: number): { memory: number; segments?: SegmentPlan } | null {
+    const whole = bsdiffEncodeMemory(sourceSize, targetSize);
+    if (this.budget.fits(whole)) return { memory: whole };
+    const segments = planSegments(this.budget.jobBytes * SEGMENTED_BUDGET_SHARE, sourceSize, targetSize);
+    return segments ? { memory: segmentedEncodeMemory(segments, sourceSize), segments } : null;
   }
 
   /**
@@ -330,7 +416,7 @@ class FileEncoder {
       c.kind === 'vcdiff'
         ? { op: 'vcdiff', from: c.from.path, fromSha256: c.from.sha256!, brotli: c.brotli, payload }
         : c.kind === 'bsdiff'
-          ? { op: 'bsdiff', from: c.from.path, fromSha256: c.from.sha256!, payload, ...(c.exe ? { exe: c.exe } : {}) }
+          ? { op: 'bsdiff', from: c.from.path, fromSha256: c.from.sha256!, payload, ...(c.exe ? { exe: c.exe } : {}), ...(c.segmented ? { segmented: true as const } : {}) }
           : { op: c.kind, payload };
     return { content, payloadBytes: c.bytes };
   }
@@ -371,7 +457,7 @@ class FileEncoder {
   }
 }
 
-type BsdiffCandidate = { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; exe?: PairTransform };
+type BsdiffCandidate = { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; exe?: PairTransform; segmented: boolean };
 
 type Candidate =
   | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean; polish?: Polish }
@@ -419,6 +505,7 @@ function countRecord(r: DeltaRecord, index: SourceIndex, stats: DeltaStats): voi
       return;
     case 'vcdiff':
     case 'bsdiff':
+    case 'gzip':
       stats.delta++;
       return;
     case 'brotli':

@@ -41,7 +41,7 @@ export interface DeltaStats {
   /** Sum of blob sizes plus the entries file: what this delta costs. */
   deltaBytes: number;
   /** Payload bytes by how they were encoded (inline payloads included). */
-  payloadBytes: { vcdiff: number; bsdiff: number; brotli: number; raw: number };
+  payloadBytes: { vcdiff: number; bsdiff: number; brotli: number; raw: number; gzip: number };
 }
 
 /** Stats with every count at zero, for writers to fill in. */
@@ -56,7 +56,7 @@ export function emptyStats(): DeltaStats {
     other: 0,
     targetFileBytes: 0,
     deltaBytes: 0,
-    payloadBytes: { vcdiff: 0, bsdiff: 0, brotli: 0, raw: 0 },
+    payloadBytes: { vcdiff: 0, bsdiff: 0, brotli: 0, raw: 0, gzip: 0 },
   };
 }
 
@@ -94,9 +94,20 @@ export type ContentOp =
   // much smaller than VCDIFF on recompiled binaries.
   // `exe` (version 2): the patch is between the two files as transformed by src/exefilter
   // (relative branch targets made absolute); apply undoes it on the decoded bytes.
-  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform }
+  // `segmented` (version 2): a DIMGBSD2 patch (the file was too large for the memory budget
+  // to encode whole), which version 1 readers cannot decode.
+  | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform; segmented?: true }
   | { op: 'brotli'; payload: Payload }
-  | { op: 'raw'; payload: Payload };
+  | { op: 'raw'; payload: Payload }
+  // (version 2) A gzip file rebuilt from its decompressed bytes (`inner`, `innerSize` long) and an
+  // exact-deflate recipe (src/deflate) that gives back the very same compressed bytes.
+  | { op: 'gzip'; innerSize: number; inner: GzipInner; recipe: Payload };
+
+/**
+ * The decompressed bytes of a gzip member: a brotli'd VCDIFF against a source file (decompressed
+ * first when `gunzipFrom`), or brotli of the bytes themselves.
+ */
+export type GzipInner = { op: 'vcdiff'; from: RelPath; fromSha256: string; gunzipFrom: boolean; payload: Payload } | { op: 'brotli'; payload: Payload };
 
 export type ContentOpName = ContentOp['op'];
 
@@ -120,9 +131,12 @@ export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 
 /**
  * The oldest reader that restores `r` correctly: 2 for what version 1 readers would misread
- * (a bsdiff with an executable transform: they would ignore the field), else 1. Writers put
- * the largest over their records in the header's `minReaderVersion`.
+ * (a bsdiff with an executable transform: they would ignore the field), cannot decode (a
+ * segmented bsdiff patch) or refuse (the gzip op), else 1. Writers put the largest over their
+ * records in the header's `minReaderVersion`.
  */
 export function readerVersionOf(r: DeltaRecord): number {
-  return r.kind === 'file' && r.content.op === 'bsdiff' && r.content.exe ? 2 : BASE_READER_VERSION;
+  if (r.kind !== 'file') return BASE_READER_VERSION;
+  const c = r.content;
+  return (c.op === 'bsdiff' && (c.exe || c.segmented)) || c.op === 'gzip' ? 2 : BASE_READER_VERSION;
 }

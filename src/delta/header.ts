@@ -84,7 +84,7 @@ export function decodeHeader(json: unknown, f: JsonFields, deltaDir: string): De
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-const CONTENT_OPS: readonly ContentOpName[] = ['same', 'copy', 'vcdiff', 'bsdiff', 'brotli', 'raw'];
+const CONTENT_OPS: readonly ContentOpName[] = ['same', 'copy', 'vcdiff', 'bsdiff', 'brotli', 'raw', 'gzip'];
 
 function treeInfo(f: JsonFields, v: unknown, field: string): { treeSha256: string; entries: number } {
   const t = f.object(v, field);
@@ -113,6 +113,8 @@ function stats(f: JsonFields, v: unknown): DeltaStats {
       bsdiff: p.bsdiff === undefined ? 0 : f.uint(p.bsdiff, 'stats.payloadBytes.bsdiff'),
       brotli: f.uint(p.brotli, 'stats.payloadBytes.brotli'),
       raw: f.uint(p.raw, 'stats.payloadBytes.raw'),
+      // Deltas from before the gzip op have no such count.
+      gzip: p.gzip === undefined ? 0 : f.uint(p.gzip, 'stats.payloadBytes.gzip'),
     },
   };
 }

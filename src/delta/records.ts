@@ -5,7 +5,7 @@
 import { decodePairTransform, encodePairTransform, TransformParamsError, type PairTransform } from '../exefilter/index.js';
 import type { RelPath } from '../tree/entry.js';
 import { DeltaimgError } from '../util/errors.js';
-import type { ContentOp, DeltaRecord, Payload, RecordMeta } from './format.js';
+import type { ContentOp, DeltaRecord, GzipInner, Payload, RecordMeta } from './format.js';
 
 /** Raw bytes held latin1 -> JSON: a UTF-8 string when the bytes are valid UTF-8, else { b64 }. */
 type BytesJson = string | { b64: string };
@@ -78,12 +78,33 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
         from: bytesToJson(c.from),
         fromSha256: c.fromSha256,
         ...(c.exe ? { exe: encodePairTransform(c.exe) } : {}),
+        ...(c.segmented ? { segmented: true } : {}),
         ...encodePayload(c.payload),
       };
     case 'brotli':
     case 'raw':
       return { op: c.op, ...encodePayload(c.payload) };
+    case 'gzip':
+      return { op: 'gzip', innerSize: c.innerSize, inner: encodeGzipInner(c.inner), recipe: encodePayload(c.recipe) };
   }
+}
+
+function encodeGzipInner(i: GzipInner): Record<string, unknown> {
+  if (i.op === 'brotli') return { op: 'brotli', ...encodePayload(i.payload) };
+  return { op: 'vcdiff', from: bytesToJson(i.from), fromSha256: i.fromSha256, ...(i.gunzipFrom ? { gunzipFrom: true } : {}), ...encodePayload(i.payload) };
+}
+
+function decodeGzipInner(v: unknown, line: number): GzipInner {
+  if (!isObject(v)) throw bad(line, 'has a gzip op without inner');
+  if (v.op === 'brotli') return { op: 'brotli', payload: decodePayload(v, line) };
+  if (v.op !== 'vcdiff') throw bad(line, `has unknown gzip inner op ${JSON.stringify(v.op)}`);
+  return {
+    op: 'vcdiff',
+    from: bytesFromJson(v.from, 'inner.from', line) as RelPath,
+    fromSha256: sha(v.fromSha256, 'inner.fromSha256', line),
+    gunzipFrom: v.gunzipFrom === true,
+    payload: decodePayload(v, line),
+  };
 }
 
 function encodePayload(p: Payload): Record<string, string> {
@@ -223,15 +244,25 @@ function decodeContent(c: unknown, line: number): ContentOp {
         op: 'bsdiff',
         from: bytesFromJson(c.from, 'from', line) as RelPath,
         fromSha256: sha(c.fromSha256, 'fromSha256', line),
+        ...segmentedFlag(c.segmented, line),
         payload: decodePayload(c, line),
         ...(c.exe === undefined ? {} : { exe: decodeExe(c.exe, line) }),
       };
     case 'brotli':
     case 'raw':
       return { op: c.op, payload: decodePayload(c, line) };
+    case 'gzip':
+      if (!isObject(c.recipe)) throw bad(line, 'has a gzip op without recipe');
+      return { op: 'gzip', innerSize: uint(c.innerSize, 'innerSize', line), inner: decodeGzipInner(c.inner, line), recipe: decodePayload(c.recipe, line) };
     default:
       throw bad(line, `has unknown content op ${JSON.stringify(c.op)}`);
   }
+}
+
+function segmentedFlag(value: unknown, line: number): { segmented?: true } {
+  if (value === undefined) return {};
+  if (value === true) return { segmented: true };
+  throw bad(line, 'has a segmented flag that is not true');
 }
 
 function decodeExe(v: unknown, line: number): PairTransform {

@@ -78,6 +78,9 @@ export class SmallFileRestorer {
         if (bytes !== null && bytes.length > r.size) throw exceedsDeclared(r);
         return bytes === null ? null : writeSmallFileSync(bytes, abs);
       }
+      case 'gzip':
+        // Restored as a parallel job (apply.ts): its recipe rebuild is asynchronous.
+        return null;
       case 'vcdiff': {
         const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
         if (source === null) return null;
@@ -86,6 +89,8 @@ export class SmallFileRestorer {
         return this.decodeVcdiff(r, c.from, source, delta, abs);
       }
       case 'bsdiff': {
+        // A segmented patch is for a file too large to hold: it streams.
+        if (c.segmented) return null;
         const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
         if (source === null) return null;
         const patch = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: false, maxBytes: IN_MEMORY_MAX_BYTES });

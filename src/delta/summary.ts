@@ -49,7 +49,7 @@ export function inspectReport(deltaDir: string, h: DeltaHeader): string {
   const rows: [string, number, string][] = [
     ['unchanged', s.unchanged, ''],
     ['moved / duplicated', s.moved, ''],
-    ['delta (VCDIFF/bsdiff)', s.delta, formatBytes(s.payloadBytes.vcdiff + s.payloadBytes.bsdiff)],
+    ['delta (VCDIFF/bsdiff/gzip member)', s.delta, formatBytes(s.payloadBytes.vcdiff + s.payloadBytes.bsdiff + s.payloadBytes.gzip)],
     ['new (brotli / raw)', s.new, formatBytes(s.payloadBytes.brotli + s.payloadBytes.raw)],
     ['metadata-only', s.metadataOnly, ''],
     ['deleted', s.deleted, ''],

@@ -40,6 +40,8 @@ export interface ImageInfo {
   layers: string[];
   os: string;
   architecture: string;
+  /** NAME@sha256:... of the registries it was pulled from or pushed to. */
+  repoDigests?: string[];
   /** Bytes of its layers, uncompressed, as the engine counts them (docker image inspect's Size). */
   size?: number;
 }
@@ -137,6 +139,7 @@ export function imageInfoFromInspect(ref: string, raw: unknown): ImageInfo {
     layers: rootFs.Layers === undefined || rootFs.Layers === null ? [] : f.array(rootFs.Layers, 'RootFS.Layers', (x, xf) => f.string(x, xf, DIGEST)),
     os: o.Os === undefined ? '' : f.string(o.Os, 'Os'),
     architecture: o.Architecture === undefined ? '' : f.string(o.Architecture, 'Architecture'),
+    repoDigests: o.RepoDigests === undefined || o.RepoDigests === null ? [] : f.array(o.RepoDigests, 'RepoDigests', (x, xf) => f.string(x, xf)),
     ...(o.Size === undefined ? {} : { size: f.uint(o.Size, 'Size') }),
   };
 }

@@ -1,7 +1,7 @@
 /** The docker-daemon transport: `docker save` to read, `docker load` to write (streaming). */
 import { execa } from 'execa';
 import type { Writable } from 'node:stream';
-import { dockerCli } from '../docker/engine.js';
+import { dockerCli, lookupImage } from '../docker/engine.js';
 import { DeltaimgError } from '../util/errors.js';
 import { spool, type Spool } from './spool.js';
 
@@ -44,4 +44,21 @@ function dockerFailure(cli: string, what: string, err: unknown): DeltaimgError {
   if (e.code === 'ENOENT') return new DeltaimgError('DOCKER', `cannot run ${cli}: not found; install the Docker CLI or set DELTAIMG_DOCKER to its path`);
   const line = String(e.stderr ?? '').split('\n').find((l) => l.trim())?.trim() || e.message?.split('\n')[0] || 'no message';
   return new DeltaimgError('DOCKER', `docker ${what} failed${e.exitCode !== undefined ? ` (exit ${e.exitCode})` : ''}: ${line}`, { cause: err });
+}
+
+/** What the engine knows of an image: its id (config digest) and registry digests; undefined when absent. */
+export async function inspectDaemonImage(ref: string): Promise<{ id: string; repoDigests: string[] } | undefined> {
+  const found = await lookupImage(ref);
+  return found.found ? { id: found.info.id, repoDigests: found.info.repoDigests ?? [] } : undefined;
+}
+
+/** `docker pull REF` (the engine fetches only the layers it lacks), then tagged as `tag` when given. */
+export async function pullIntoDaemon(ref: string, tag?: string): Promise<void> {
+  const cli = dockerCli();
+  try {
+    await execa(cli, ['pull', '-q', ref]);
+    if (tag) await execa(cli, ['tag', ref, tag]);
+  } catch (err) {
+    throw dockerFailure(cli, `pull ${ref}`, err);
+  }
 }

@@ -27,8 +27,15 @@ export {
   type WrittenImage,
 } from './types.js';
 export { openImageSource, type OpenOptions } from './source.js';
+export { inspectDaemonImage, pullIntoDaemon } from './daemon.js';
 export { writeImages } from './write.js';
 export { verifyImageSource, type LayerCheck, type VerifyReport } from './verify.js';
 export { MT } from './media-types.js';
 export type { RegistryOptions } from './registry/client.js';
-export { closeConnections } from './registry/client.js';
+export { bytesReceived, closeConnections } from './registry/client.js';
+export { RegistryClient } from './registry/client.js';
+export { readRegistryImages, topDescriptor } from './registry/reader.js';
+export { artifactFile, listReferrers, pushArtifact, type PushedArtifact } from './registry/referrers.js';
+export { formatRegistryRef, type RegistryRef } from './registry/ref.js';
+export type { Descriptor } from './schema.js';
+export { digestCheck, hashStream } from './digest-stream.js';

@@ -22,7 +22,7 @@ import {
   type RegistryOptions,
   type WrittenImage,
 } from '../image/index.js';
-import { assertAbsent } from '../util/atomic-dir.js';
+import { assertAbsent, withScratchDir } from '../util/atomic-output.js';
 import { decodeSkeleton, joinTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
 import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
@@ -32,7 +32,6 @@ import { damaged, unpackDimg } from './container.js';
 import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer, type StoredLayer } from './format.js';
 import { platformKey } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
-import { withWorkDir } from './workdir.js';
 
 export interface ImageApplyOptions {
   progress?: Progress;
@@ -74,7 +73,7 @@ export async function applyImageDelta(
 ): Promise<ImageApplyResult> {
   const progress = opts.progress ?? silentProgress;
   await refuseExistingOutput(dest);
-  return withWorkDir(opts.tmpDir, 'apply', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-apply-', async (work) => {
     const members = join(work, 'dimg');
     await mkdir(members);
     progress.update({ label: 'reading delta', done: 0 });
@@ -193,10 +192,11 @@ async function planImage(
   const unreproducible: string[] = [];
   let rebuiltLayers = 0;
   for (const layer of image.target.layers) {
+    if (layer.from !== 'base') rebuiltLayers++;
     const written =
       layer.from === 'base'
         ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath), members)
-        : (rebuiltLayers++, await restorer.layerToWrite(layer));
+        : await restorer.layerToWrite(layer);
     if (layer.stored && written.digest !== layer.stored.digest)
       unreproducible.push(`${layer.diffId} (${layer.stored.inexact ?? 'no way to rebuild its compressed blob was recorded'})`);
     layers.push(written);

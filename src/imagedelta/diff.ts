@@ -13,7 +13,7 @@ import { formatPlatform, openImageSource, type RegistryOptions, type Image, type
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
 import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
-import { assertAbsent } from '../util/atomic-dir.js';
+import { assertAbsent, withScratchDir } from '../util/atomic-output.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { packDimg, type MemberFile } from './container.js';
@@ -31,7 +31,6 @@ import {
 } from './format.js';
 import { pairPlatforms } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
-import { withWorkDir } from './workdir.js';
 
 export interface ImageDiffOptions {
   /** Platforms to diff; default: every platform both images have. */
@@ -64,7 +63,7 @@ export async function diffImages(
   const progress = opts.progress ?? silentProgress;
   // An existing output is refused before the work, not after it.
   if (out !== '-') await assertAbsent(resolve(out));
-  return withWorkDir(opts.tmpDir, 'diff', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-diff-', async (work) => {
     // The engine compiles on a spare core while the images are opened and indexed.
     const engineReady = compileAhead();
     engineReady.catch(() => {});
@@ -197,7 +196,7 @@ class ImageDiffer {
     });
     await rm(content, { recursive: true, force: true });
     const encodedSkeleton = join(dir, 'skeleton');
-    const encoded = await encodeSkeleton(skeleton, rootfs.skeletons, encodedSkeleton);
+    const encoded = await encodeSkeleton(skeleton, rootfs.skeletons, encodedSkeleton, this.pool);
     await rm(skeleton, { force: true });
 
     const skeletonMember = memberNames.skeleton(layer.diffId);

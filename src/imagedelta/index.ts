@@ -5,3 +5,5 @@ export { verifyImage, type ImageVerifyResult, type ExpectedImage } from './verif
 export { readDimgHeader } from './container.js';
 export { imageSavedLine, inspectDimg } from './summary.js';
 export { DIMG_FORMAT, DIMG_VERSION, type DimgHeader } from './format.js';
+export { diffAndPublish, listDeltas, deltaBlob, DELTA_ARTIFACT_TYPE, type DiffPushResult, type ListedDelta } from './publish.js';
+export { pullImage, type PullOptions, type PullReport } from './pull.js';

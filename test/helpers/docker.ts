@@ -154,11 +154,15 @@ export async function ensureRuntimeImage(): Promise<string> {
   await acquireLock(lock);
   try {
     if (existsSync(marker)) return RUNTIME_IMAGE;
+    const previous = await execa(DOCKER, ['image', 'inspect', '--format', '{{.Id}}', RUNTIME_IMAGE], { reject: false });
     await execa(process.execPath, ['dist/cli/main.js', 'runtime', 'build', '--tag', RUNTIME_IMAGE, '--quiet'], {
       cwd: REPO_ROOT,
       env: { DELTAIMG_DOCKER: DOCKER },
       all: true,
     });
+    // The build of the last run, now untagged: ~100 MB per run otherwise (kept if still in use).
+    const built = await docker(['image', 'inspect', '--format', '{{.Id}}', RUNTIME_IMAGE]);
+    if (!previous.failed && previous.stdout.trim() !== built) await execa(DOCKER, ['rmi', previous.stdout.trim()], { reject: false });
     for (const old of await readdir(stateDir)) {
       if (old.startsWith('runtime-image.built-')) await rm(join(stateDir, old), { force: true });
     }

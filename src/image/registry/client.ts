@@ -14,7 +14,7 @@ import { sha256Digest } from '../digest-stream.js';
 import { isObject, type Json } from '../schema.js';
 import { Authenticator } from './auth.js';
 import { findCredentials, type CredentialOptions } from './credentials.js';
-import { backoff, HttpAgent, isConnectionError, isPlainHttpAnswer, isRetryableStatus, readReply, RETRY, type Reply, type RequestSpec, type TlsSettings } from './http.js';
+import { backoff, HttpAgent, isConnectionError, isPlainHttpAnswer, isRetryableStatus, readReply, RETRY, traffic, type Reply, type RequestSpec, type TlsSettings } from './http.js';
 import { apiHost, isLoopback } from './ref.js';
 
 export interface RegistryOptions extends CredentialOptions {
@@ -81,6 +81,11 @@ async function connection(registry: string, opts: RegistryOptions): Promise<Conn
     connections.set(key, c);
   }
   return c;
+}
+
+/** Registry reply bytes this process has read so far. */
+export function bytesReceived(): number {
+  return traffic.received;
 }
 
 /** Closes the keep-alive sockets (so the process can exit). */
@@ -163,6 +168,13 @@ export class RegistryClient {
     return { digest, subjectHandled: typeof reply.headers['oci-subject'] === 'string' };
   }
 
+  /** Deletes a manifest by digest; false when the registry does not allow deletes (405) or has none. */
+  async deleteManifest(digest: string): Promise<boolean> {
+    const reply = await this.request('DELETE', `manifests/${digest}`, {}, [202, 404, 405, 400]);
+    reply.body.resume();
+    return reply.status === 202;
+  }
+
   // ------------------------------------------------------------ blobs
 
   async hasBlob(digest: string): Promise<boolean> {
@@ -201,6 +213,7 @@ export class RegistryClient {
               if (c.length === 0) continue;
             }
             offset += c.length;
+            traffic.received += c.length;
             failures = 0;
             yield c;
           }

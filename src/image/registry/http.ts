@@ -102,12 +102,16 @@ export class HttpAgent {
   }
 }
 
+/** Bytes received from registries by this process (reply bodies read), for pull's report. */
+export const traffic = { received: 0 };
+
 /** Reads a reply body whole, refusing more than `max` bytes. */
 export async function readReply(reply: Reply, max: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of reply.body as AsyncIterable<Buffer>) {
     n += c.length;
+    traffic.received += c.length;
     if (n > max) {
       reply.body.destroy();
       throw new Error(`${what} is over ${max} bytes`);

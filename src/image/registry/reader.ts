@@ -85,3 +85,12 @@ function layerOf(client: RegistryClient, where: string, d: Descriptor, diffId: s
   const layer = storedLayer({ diffId, digest: d.digest, size: d.size, mediaType: d.mediaType, compression, label, openRaw: async () => client.openBlob(d.digest, d.size) });
   return { ...layer, blobSource: { registry: client.registry, repository: client.repository } };
 }
+
+/** The descriptor of what a reference points at (an index or a manifest), from one small GET. */
+export async function topDescriptor(ref: RegistryRef, opts: RegistryOptions = {}): Promise<Descriptor> {
+  const client = await RegistryClient.open(ref.registry, ref.repository, opts);
+  const top = await client.getManifest(manifestReference(ref), MANIFEST_ACCEPT);
+  if (!top) throw new DeltaimgError('REGISTRY', `${formatRegistryRef(ref)}: no such manifest (HTTP 404)`);
+  const doc = decodeManifestOrIndex(top.bytes, top.mediaType, formatRegistryRef(ref));
+  return { mediaType: doc.mediaType, digest: top.digest, size: top.bytes.length };
+}

@@ -1,0 +1,147 @@
+/**
+ * `.dimg` deltas published beside the image they restore: an OCI 1.1 artifact whose subject
+ * is B's manifest (or index) and whose annotations name the base (its registry digest when
+ * it has one, its image ids), so `deltaimg pull` can list B's deltas and pick one whose base
+ * the machine holds. Several bases for one B sit side by side.
+ */
+import { DeltaimgError } from '../util/errors.js';
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  artifactFile,
+  formatImageRef,
+  formatRegistryRef,
+  hashStream,
+  listReferrers,
+  pushArtifact,
+  RegistryClient,
+  topDescriptor,
+  type ImageRef,
+  type Descriptor,
+  type PushedArtifact,
+  type RegistryOptions,
+  type RegistryRef,
+} from '../image/index.js';
+import { diffImages, type ImageDiffOptions, type ImageDiffResult } from './diff.js';
+import type { DimgHeader } from './format.js';
+import { withScratchDir } from '../util/atomic-output.js';
+
+export const DELTA_ARTIFACT_TYPE = 'application/vnd.deltaimg.delta.v1';
+export const DIMG_MEDIA_TYPE = 'application/vnd.deltaimg.delta.v1+dimg';
+
+export const ANNOTATIONS = {
+  /** The base's registry digest (its index or manifest), when the base came from a registry. */
+  baseDigest: 'io.deltaimg.base.digest',
+  /** The base as it was named, for messages. */
+  baseRef: 'io.deltaimg.base.ref',
+  /** The base's image ids (config digests), comma-separated, one per platform. */
+  baseImageIds: 'io.deltaimg.base.image-ids',
+  /** The target's image ids, comma-separated. */
+  targetImageIds: 'io.deltaimg.target.image-ids',
+  platforms: 'io.deltaimg.platforms',
+  created: 'org.opencontainers.image.created',
+} as const;
+
+export interface PublishedDelta {
+  artifactDigest: string;
+  listedBy: PushedArtifact['listedBy'];
+  bytes: number;
+}
+
+export interface DeltaBase {
+  /** Text of the base reference, for messages. */
+  ref: string;
+  /** The base's registry digest when it is a registry image. */
+  digest?: string;
+}
+
+/** Pushes `dimgPath` as a delta artifact of `target`'s manifest `subject`. */
+export async function publishDelta(target: RegistryRef, subject: Descriptor, dimgPath: string, header: DimgHeader, base: DeltaBase, opts: RegistryOptions): Promise<PublishedDelta> {
+  const client = await RegistryClient.open(target.registry, target.repository, { ...opts, push: true });
+  const file = await hashStream(createReadStream(dimgPath));
+  const annotations: Record<string, string> = {
+    [ANNOTATIONS.baseRef]: base.ref,
+    [ANNOTATIONS.baseImageIds]: header.images.map((i) => i.base.configDigest).join(','),
+    [ANNOTATIONS.targetImageIds]: header.images.map((i) => i.target.configDigest).join(','),
+    [ANNOTATIONS.platforms]: header.images.map((i) => i.platform).join(','),
+    [ANNOTATIONS.created]: header.created,
+    ...(base.digest ? { [ANNOTATIONS.baseDigest]: base.digest } : {}),
+  };
+  const pushed = await pushArtifact(client, {
+    artifactType: DELTA_ARTIFACT_TYPE,
+    subject,
+    annotations,
+    file: { path: dimgPath, digest: file.digest, mediaType: DIMG_MEDIA_TYPE, title: `${shortName(base.ref)}-to-${shortName(formatRegistryRef(target))}.dimg` },
+    // A delta from the same base images to the same target is superseded, not listed twice.
+    replaces: (d) => d.annotations?.[ANNOTATIONS.baseImageIds] === annotations[ANNOTATIONS.baseImageIds] && d.annotations?.[ANNOTATIONS.platforms] === annotations[ANNOTATIONS.platforms],
+  });
+  return { artifactDigest: pushed.descriptor.digest, listedBy: pushed.listedBy, bytes: file.size };
+}
+
+function shortName(ref: string): string {
+  return ref.replace(/^.*\//, '').replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
+/** A published delta, as listed: what it was made from. */
+export interface ListedDelta {
+  artifact: Descriptor;
+  baseDigest?: string;
+  baseRef?: string;
+  baseImageIds: string[];
+  platforms: string[];
+}
+
+export async function listDeltas(client: RegistryClient, subjectDigest: string): Promise<ListedDelta[]> {
+  const found = await listReferrers(client, subjectDigest, DELTA_ARTIFACT_TYPE);
+  return found.map((artifact) => {
+    const a = artifact.annotations ?? {};
+    const ids = (a[ANNOTATIONS.baseImageIds] ?? '').split(',').filter((d) => /^sha256:[0-9a-f]{64}$/.test(d));
+    const baseDigest = a[ANNOTATIONS.baseDigest];
+    return {
+      artifact,
+      ...(baseDigest && /^sha256:[0-9a-f]{64}$/.test(baseDigest) ? { baseDigest } : {}),
+      ...(a[ANNOTATIONS.baseRef] ? { baseRef: a[ANNOTATIONS.baseRef] } : {}),
+      baseImageIds: ids,
+      platforms: (a[ANNOTATIONS.platforms] ?? '').split(',').filter(Boolean),
+    };
+  });
+}
+
+/** The .dimg blob of a listed delta: its descriptor (digest and size) from the artifact manifest. */
+export async function deltaBlob(client: RegistryClient, delta: ListedDelta): Promise<Descriptor> {
+  const file = await artifactFile(client, delta.artifact);
+  if (file.mediaType !== DIMG_MEDIA_TYPE) throw new DeltaimgError('REGISTRY', `${client.where}@${delta.artifact.digest}: the delta artifact holds ${file.mediaType}, not a .dimg`);
+  return file;
+}
+
+export interface DiffPushResult {
+  base: string;
+  target: string;
+  subject: string;
+  dimg: ImageDiffResult;
+  published: PublishedDelta;
+}
+
+/**
+ * `image diff --push`: one .dimg per base against the target, each pushed as a delta artifact of
+ * the target's manifest. The target is pinned by the digest it had when we started, so a tag
+ * that moves meanwhile cannot pair a delta with the wrong image. `out` keeps the .dimg (one base only).
+ */
+export async function diffAndPublish(bases: ImageRef[], target: Extract<ImageRef, { transport: 'docker' }>, out: string | undefined, opts: ImageDiffOptions): Promise<DiffPushResult[]> {
+  const registry = opts.registry ?? {};
+  const subject = await topDescriptor(target, registry);
+  const pinned = { ...target, digest: subject.digest };
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-push-', async (work) => {
+    const results: DiffPushResult[] = [];
+    for (const [i, base] of bases.entries()) {
+      const dimgPath = out ?? join(work, `delta-${i}.dimg`);
+      const dimg = await diffImages(base, pinned, dimgPath, opts);
+      const baseDigest = base.transport === 'docker' ? (await topDescriptor(base, registry)).digest : undefined;
+      const published = await publishDelta(target, subject, dimgPath, dimg.header, { ref: formatImageRef(base), ...(baseDigest ? { digest: baseDigest } : {}) }, registry);
+      results.push({ base: formatImageRef(base), target: formatImageRef(target), subject: subject.digest, dimg, published });
+      if (!out) await rm(dimgPath, { force: true });
+    }
+    return results;
+  });
+}
