@@ -260,6 +260,7 @@ async function diffAndPush(
         artifact: r.published.artifactDigest,
         listedBy: r.published.listedBy,
         bytes: r.published.bytes,
+        ...(r.light ? { light: { artifact: r.light.artifactDigest, bytes: r.light.bytes } } : {}),
         newLayerBytes: r.dimg.newLayerBytes,
         sharedLayers: r.dimg.sharedLayers,
       })),
@@ -269,6 +270,9 @@ async function diffAndPush(
     for (const r of results) {
       process.stderr.write(`deltaimg: ${imageSavedLine(`delta from ${r.base}`, r.dimg.header, r.dimg.bytes, r.dimg.newLayerBytes, r.dimg.sharedLayers)}\n`);
       process.stderr.write(`deltaimg: pushed as ${r.target}@${r.published.artifactDigest} (subject ${r.subject}, listed by ${r.published.listedBy === 'tag-schema' ? 'the referrers tag schema' : 'the referrers API'})\n`);
+      if (r.light) {
+        process.stderr.write(`deltaimg: and a lighter variant for engines (no exact-deflate recipes, same image id): ${r.target}@${r.light.artifactDigest}, ${r.light.bytes} bytes\n`);
+      }
     }
   }
 }
