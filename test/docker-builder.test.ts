@@ -116,9 +116,11 @@ describeDocker('builder detection on the real engine', () => {
       `deltaimg: error: docker build here (${DOCKER}) runs the classic builder (DOCKER_BUILDKIT=0), which cannot run RUN --mount ("the --mount option requires BuildKit"): ` +
         'set DOCKER_BUILDKIT=1 (Docker 20.10) or install the buildx component (docker-buildx-plugin, Docker >= 23), or use --copy, which works on any builder; --no-check prints it anyway (e.g. to build it elsewhere)',
     );
-    const forced = await execa('node', [CLI, 'dockerfile', 'diff', A, B, '--no-check'], { env, reject: false });
-    expect(forced.exitCode, forced.stderr).toBe(0);
-    expect(forced.stdout).toMatch(/^FROM scratch AS deltaimg-delta$/m);
+    for (const flag of ['--no-check', '--force']) {
+      const forced = await execa('node', [CLI, 'dockerfile', 'diff', A, B, flag], { env, reject: false });
+      expect(forced.exitCode, forced.stderr).toBe(0);
+      expect(forced.stdout).toMatch(/^FROM scratch AS deltaimg-delta$/m);
+    }
   });
 
   it('judges the docker build reading the pipe by its own environment and command line', async () => {

@@ -179,3 +179,46 @@ describe('a FIFO inside a crafted .dimg where a content file belongs', () => {
     expectOneLineRefusal(result, /is not a regular file/);
   });
 });
+
+describe('a layer rebuild stops at the sizes its skeleton declares', () => {
+  it('an encoded skeleton (brotli, and VCDIFF against references) that decodes past its declared size', async () => {
+    const { splitTar, encodeSkeleton, decodeSkeleton } = await import('../src/tarsplit/index.js');
+    const { Readable } = await import('node:stream');
+    const dir = join(work, 'skel');
+    await mkdir(dir, { recursive: true });
+    const layerTar = join(work, 'a.tar'); // any tar will do: the image archive itself
+    await splitTar(Readable.from([await readFile(layerTar)]), join(dir, 'skeleton'), join(dir, 'content'), { inlineMax: 1 << 20 });
+    const cases: [string, string[]][] = [
+      ['alone', []],
+      ['against a reference', [join(dir, 'skeleton')]],
+    ];
+    for (const [name, refs] of cases) {
+      const encoded = join(dir, `encoded-${refs.length}`);
+      await encodeSkeleton(join(dir, 'skeleton'), refs, encoded);
+      const blob = await readFile(encoded);
+      blob.writeBigUInt64BE(100n, 16); // the declared skeleton size
+      await writeFile(encoded, blob);
+      const err = await decodeSkeleton(encoded, refs, join(dir, `decoded-${refs.length}`)).catch((e: unknown) => e);
+      expect(err, name).toBeInstanceOf(DeltaimgError);
+      expect((err as Error).message, name).toMatch(/decodes to more than|output exceeds the 100 bytes/);
+      expect(existsSync(join(dir, `decoded-${refs.length}`))).toBe(false);
+    }
+  });
+
+  it('a skeleton whose ops build more than the tar size it declares', async () => {
+    const { splitTar, joinTar } = await import('../src/tarsplit/index.js');
+    const { Readable, Writable } = await import('node:stream');
+    const dir = join(work, 'join');
+    await mkdir(dir, { recursive: true });
+    await splitTar(Readable.from([await readFile(join(work, 'a.tar'))]), join(dir, 'skeleton'), join(dir, 'content'));
+    const skeleton = await readFile(join(dir, 'skeleton'));
+    skeleton.writeBigUInt64BE(1000n, 32); // the declared tar size
+    await writeFile(join(dir, 'skeleton'), skeleton);
+    let written = 0;
+    const sink = new Writable({ write: (c: Buffer, _e, cb) => ((written += c.length), cb()) });
+    const err = await joinTar(join(dir, 'skeleton'), join(dir, 'content'), sink).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeltaimgError);
+    expect((err as Error).message).toMatch(/builds more than the 1000-byte tar it declares/);
+    expect(written).toBeLessThanOrEqual(1000);
+  });
+});

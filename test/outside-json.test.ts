@@ -12,7 +12,7 @@ const good = { Id: ID, Os: 'linux', Architecture: 'amd64', RootFS: { Type: 'laye
 
 describe('docker image inspect, validated where it enters', () => {
   it('keeps the fields of a well-formed inspect', () => {
-    expect(imageInfoFromInspect('app:1', good)).toEqual({
+    expect(imageInfoFromInspect('app:1', good)).toMatchObject({
       ref: 'app:1',
       id: ID,
       os: 'linux',

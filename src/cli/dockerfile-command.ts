@@ -17,6 +17,8 @@ interface CommonFlags {
   copy?: boolean;
   /** commander's spelling of --no-check. */
   check?: boolean;
+  /** --force: the same as --no-check. */
+  force?: boolean;
 }
 
 const COPY_HELP =
@@ -96,6 +98,7 @@ export function registerDockerfileCommand(program: Command): void {
     .option('--copy', COPY_HELP)
     .option('--runtime-image <IMG>', runtimeHelp)
     .option('--no-check', NO_CHECK_HELP)
+    .option('--force', 'the same as --no-check')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -112,7 +115,7 @@ export function registerDockerfileCommand(program: Command): void {
           unlinked: opts.unlinked,
           shape: opts.copy ? 'copy' : 'mount',
           runtimeImage: runtimeImageOf(opts),
-          checkBuilder: opts.check,
+          checkBuilder: opts.check !== false && !opts.force,
           toolVersion: toolVersion(),
         }),
       );
@@ -130,6 +133,7 @@ export function registerDockerfileCommand(program: Command): void {
     .option('--copy', COPY_HELP)
     .option('--runtime-image <IMG>', runtimeHelp)
     .option('--no-check', NO_CHECK_HELP)
+    .option('--force', 'the same as --no-check')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -147,7 +151,7 @@ export function registerDockerfileCommand(program: Command): void {
           layered: opts.layered,
           shape: opts.copy ? 'copy' : 'mount',
           runtimeImage: runtimeImageOf(opts),
-          checkBuilder: opts.check,
+          checkBuilder: opts.check !== false && !opts.force,
           toolVersion: toolVersion(),
         }),
       );

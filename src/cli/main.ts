@@ -1,14 +1,10 @@
 #!/usr/bin/env node
-import { buildProgram } from './program.js';
-import { reportClosedStdout, reportFailure } from './failure.js';
+import { stopCleanlyOnSignals } from './interrupt.js';
 
-// Exit through process.exit on a signal so 'exit' handlers remove temp outputs.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\ndeltaimg: interrupted (${signal}); nothing was written\n`);
-    process.exit(130);
-  });
-}
+// First, before the command modules load: a signal during start-up is acted on too.
+stopCleanlyOnSignals();
+const { buildProgram } = await import('./program.js');
+const { reportClosedStdout, reportFailure } = await import('./failure.js');
 
 // A reader that goes away (`deltaimg dockerfile diff a b | true`, `| head`) closes stdout: one
 // line, the exit status a SIGPIPE would give, and no stack trace. stderr errors have nowhere to go.

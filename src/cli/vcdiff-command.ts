@@ -1,8 +1,10 @@
 /** `deltaimg vcdiff encode|decode`: the VCDIFF engine on single files, like `xdelta3 -e|-d`. */
 import { Command } from 'commander';
 import type { InputArg, OutputArg, VcdiffOptions } from '../vcdiff/index.js';
+import type { VcdiffPool } from '../vcdiff/pool.js';
 import { DEFAULT_LEVEL, DEFAULT_SECONDARY, parseSecondary } from '../vcdiff/options.js';
-import { DeltaimgError } from '../util/errors.js';
+import { writeFileAtomically } from '../util/atomic-output.js';
+import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
 import { formatBytes } from '../util/progress.js';
 
 interface VcdiffFlags {
@@ -19,6 +21,22 @@ interface VcdiffFlags {
  * then without the pool: every other verb starts sooner, and so does a one-file decode.
  */
 const loadEngine = () => import('../vcdiff/files.js');
+
+/**
+ * File to file, the job runs on a worker thread: one window of wasm work can take seconds,
+ * and the main thread must stay free to act on Ctrl-C at once. The temp output beside the
+ * destination is this thread's, so a signal removes it even while the worker still writes.
+ * Streams (`-`) stay on this thread: their bytes cannot cross to a worker cheaply.
+ */
+async function onWorker<T>(output: string, run: (pool: VcdiffPool, temp: string) => Promise<T>): Promise<T> {
+  const { VcdiffPool } = await import('../vcdiff/pool.js');
+  const pool = new VcdiffPool({ size: 1 });
+  try {
+    return await writeFileAtomically(output, (temp) => run(pool, temp).catch((err: unknown) => Promise.reject(namingOutput(err, temp, output))), { replace: true });
+  } finally {
+    await pool.close();
+  }
+}
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -77,6 +95,12 @@ function percent(part: number, whole: number): string {
   return whole === 0 ? '-' : `${((100 * part) / whole).toFixed(2)}%`;
 }
 
+/** Errors name the file the user asked for, not our temp name beside it. */
+function namingOutput(err: unknown, temp: string, output: string): unknown {
+  if (!isDeltaimgError(err) || !err.message.includes(temp)) return err;
+  return new DeltaimgError(err.code, err.message.replaceAll(temp, output), { cause: err });
+}
+
 export function registerVcdiffCommand(program: Command): void {
   const vcdiff = program
     .command('vcdiff')
@@ -117,9 +141,12 @@ export function registerVcdiffCommand(program: Command): void {
     )
     .action(async (target: string, delta: string, flags: VcdiffFlags) => {
       checkSource(flags.source);
-      const { encodeStream } = await loadEngine();
       const started = Date.now();
-      const r = await encodeStream(flags.source ?? null, inputArg(target), outputArg(delta), engineOptions(flags));
+      const source = flags.source ?? null;
+      const r =
+        target === '-' || delta === '-'
+          ? await (await loadEngine()).encodeStream(source, inputArg(target), outputArg(delta), engineOptions(flags))
+          : await onWorker(delta, (pool, temp) => pool.encodeFile(source, target, temp, engineOptions(flags), 'create'));
       const seconds = (Date.now() - started) / 1000;
       report(
         flags,
@@ -134,10 +161,17 @@ export function registerVcdiffCommand(program: Command): void {
       .command('decode')
       .summary('rebuild OUT from SOURCE and DELTA')
       .description(
-        'Decode a VCDIFF DELTA against SOURCE into OUT. Every window is checked (adler32); a damaged ' +
-          'delta or a wrong SOURCE fails with a one-line error and OUT is not created (it is written to ' +
-          'a temp file and renamed on success). DELTA and OUT may be - for stdin/stdout; with OUT = - a failure ' +
-          'still exits non-zero, but bytes already written to stdout cannot be taken back.',
+        'Decode a VCDIFF DELTA against SOURCE into OUT. Every window must carry an adler32 checksum of ' +
+          'the bytes it builds (xdelta3 writes one unless -n), and each is checked; a window without one is ' +
+          'refused unless --no-checksum, as damage in it would go unnoticed. A wrong SOURCE is told apart from a ' +
+          'damaged delta when the delta came from deltaimg (its header records the source). OUT is written to a ' +
+          'temp file and renamed on success; DELTA and OUT may be - for stdin/stdout (with OUT = - a failure ' +
+          'still exits non-zero, but bytes already on stdout cannot be taken back).\n\n' +
+          'Deltas from native xdelta3 decode when made with -S djw, -S fgk or -S none (or by xdelta3 builds ' +
+          'without liblzma); Debian\'s xdelta3 3.0.11 uses LZMA secondary compression by default, which this ' +
+          'decoder does not include: such a delta is refused in one line saying so. Windows over 16 MiB ' +
+          '(xdelta3 3.0.x\'s hard window size) are refused, as native xdelta3 does. The tree and image applies ' +
+          'check every restored file by sha256 in addition.',
       )
       .argument('<DELTA>', 'the delta (- for stdin)')
       .argument('<OUT>', 'where to write the rebuilt file (- for stdout)'),
@@ -147,15 +181,20 @@ export function registerVcdiffCommand(program: Command): void {
       '\nExamples:\n' +
         '  deltaimg vcdiff decode -s old.bin new.vcdiff new.bin\n' +
         '  deltaimg vcdiff decode -s old.bin - - < new.vcdiff | sha256sum\n' +
-        '  deltaimg vcdiff decode -s old.bin delta-from-xdelta3.vcdiff new.bin   # deltas from xdelta3 -e -s work too',
+        '  deltaimg vcdiff decode -s old.bin delta-from-xdelta3.vcdiff new.bin   # made by xdelta3 -e -S djw -s old.bin ...',
     )
-    .action(async (delta: string, out: string, flags: VcdiffFlags) => {
+    .option('--no-checksum', 'accept windows without an adler32 checksum (their bytes are then not checked)')
+    .action(async (delta: string, out: string, flags: VcdiffFlags & { checksum: boolean }) => {
       checkSource(flags.source);
-      const { decodeStream } = await loadEngine();
       const started = Date.now();
       // The output's sha256 is only printed (summary line or --json): with -q alone, skip it.
       const hashOutput = Boolean(flags.json) || !flags.quiet;
-      const r = await decodeStream(flags.source ?? null, inputArg(delta), outputArg(out), { ...engineOptions(flags), hashOutput });
+      const source = flags.source ?? null;
+      const opts = { ...engineOptions(flags), hashOutput, allowUncheckedWindows: !flags.checksum };
+      const r =
+        delta === '-' || out === '-'
+          ? await (await loadEngine()).decodeStream(source, inputArg(delta), outputArg(out), opts)
+          : await onWorker(out, (pool, temp) => pool.decodeFile(source, delta, temp, opts, 'create'));
       const seconds = (Date.now() - started) / 1000;
       report(
         flags,

@@ -6,14 +6,14 @@
 import { constants as fsc, createReadStream, mkdirSync, symlinkSync } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
-import { copyFile, lstat, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, lstat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { createNode } from '../tree/write.js';
 import { bsdiffDecode, BSDIFF_DECODE_MEMORY } from '../bsdiff/index.js';
 import { MAX_WINDOW, vcdiffDecodeMemory, VcdiffPool } from '../vcdiff/index.js';
-import { buildDirAtomically } from '../util/atomic-dir.js';
+import { buildDirAtomically, makeScratchDir } from '../util/atomic-output.js';
 import { vcdiffMaxBytes } from '../util/byte-limit.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
@@ -67,12 +67,13 @@ export async function applyDelta(
   const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
   const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
   const budget = new MemoryBudget(memoryBytes, pool.size * (pool.recycleBytes + WORKER_THREAD_BYTES) + IN_MEMORY_RESTORE_BYTES);
-  const scratch = await mkdtemp(join(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`)).catch((err: unknown) => {
-    throw ioError('create a scratch directory beside', outRoot, err);
+  // Inline payloads are spooled to a scratch dir beside OUT_ROOT (same filesystem as the output).
+  const scratch = await makeScratchDir(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`).catch((err: unknown) => {
+    throw ioError('create a scratch directory beside', outRoot, err instanceof DeltaimgError ? err.cause : err);
   });
   try {
     return await buildDirAtomically(outRoot, async (work) => {
-      const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch), pool, progress, budget);
+      const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch.path), pool, progress, budget);
       await restorer.restore(records);
       verifyTargetDigest(records, header, srcRoot);
       verifyOnDisk(work, records, restorer.report);
@@ -81,7 +82,7 @@ export async function applyDelta(
     });
   } finally {
     progress.done();
-    await rm(scratch, { recursive: true, force: true });
+    await scratch.remove();
     if (!opts.pool) await pool.close();
   }
 }

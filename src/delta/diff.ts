@@ -24,7 +24,7 @@ import {
   VcdiffPool,
   type VcdiffOptions,
 } from '../vcdiff/index.js';
-import { buildDirAtomically } from '../util/atomic-dir.js';
+import { buildDirAtomically } from '../util/atomic-output.js';
 import { ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';

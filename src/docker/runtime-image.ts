@@ -12,10 +12,11 @@
  *   /opt/deltaimg/prebuilds/<target>/fsext.node   the native addon
  */
 import { execa } from 'execa';
-import { chmod, copyFile, cp, lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, cp, lstat, mkdir, readdir, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { withScratchDir } from '../util/atomic-output.js';
 import { DeltaimgError } from '../util/errors.js';
 import { PACKAGE_ROOT, buildFromSourceHint, nativeTarget, prebuiltFile } from '../util/prebuilds.js';
 import { dockerCli, lookupImage, type EngineOptions } from './engine.js';
@@ -30,6 +31,10 @@ export interface RuntimeBuildOptions {
 export interface RuntimeBuildResult {
   tag: string;
   imageId: string;
+  /** The tag already named an image of exactly these files: nothing was built. */
+  upToDate: boolean;
+  /** sha256 over the staged files (paths, modes, contents), the image's io.deltaimg.runtime-digest label. */
+  contentDigest: string;
   bytes: number;
   nodeBytes: number;
   libBytes: number;
@@ -57,22 +62,39 @@ export async function buildRuntimeImage(opts: RuntimeBuildOptions): Promise<Runt
     throw new DeltaimgError('INSTALL', `cannot build the runtime image: ${missing} is missing; ${buildFromSourceHint()}`);
   }
   if (!existsSync(join(PACKAGE_ROOT, 'dist/cli/main.js'))) {
-    throw new DeltaimgError('INSTALL', `cannot build the runtime image: ${PACKAGE_ROOT}/dist/cli/main.js is missing (in a checkout: npm run build)`);
+    throw new DeltaimgError(
+      'INSTALL',
+      `cannot build the runtime image: ${PACKAGE_ROOT}/dist/cli/main.js is missing (in a checkout: npm run build)`,
+    );
   }
-  const stage = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'deltaimg-runtime-'));
-  try {
+  return withScratchDir(opts.tmpDir, 'deltaimg-runtime-', async (stage) => {
     const root = join(stage, 'opt/deltaimg');
     const sizes = await stageRuntime(root, launcher.path, addon.path);
     await smokeTest(root);
+    const contentDigest = await stageDigest(stage);
+    const existing = await lookupImage(opts.tag, opts.engine);
+    if (existing.found && existing.info.config.Labels?.[DIGEST_LABEL] === contentDigest) {
+      // Rebuilding would only change file mtimes (and so the id) under images that use this one.
+      return {
+        tag: opts.tag,
+        imageId: existing.info.id,
+        upToDate: true,
+        contentDigest,
+        bytes: await imageBytes(opts.tag, opts.engine),
+        ...sizes,
+      };
+    }
     await writeFile(join(stage, 'Dockerfile'), RUNTIME_DOCKERFILE);
-    const { imageId, bytes } = await dockerBuild(stage, opts.tag, opts.engine);
-    return { tag: opts.tag, imageId, bytes, ...sizes };
-  } finally {
-    await rm(stage, { recursive: true, force: true });
-  }
+    const { imageId, bytes } = await dockerBuild(stage, opts.tag, contentDigest, opts.engine);
+    return { tag: opts.tag, imageId, upToDate: false, contentDigest, bytes, ...sizes };
+  });
 }
 
-async function stageRuntime(root: string, launcher: string, addon: string): Promise<Pick<RuntimeBuildResult, 'nodeBytes' | 'libBytes' | 'nodeModulesBytes'>> {
+async function stageRuntime(
+  root: string,
+  launcher: string,
+  addon: string,
+): Promise<Pick<RuntimeBuildResult, 'nodeBytes' | 'libBytes' | 'nodeModulesBytes'>> {
   const node = await realpath(process.execPath);
   await mkdir(join(root, 'bin'), { recursive: true });
   await mkdir(join(root, 'lib'));
@@ -107,7 +129,11 @@ async function copyLibraries(binaries: string[], libDir: string): Promise<number
   let loader: string | undefined;
   for (const bin of binaries) {
     const r = await execa('ldd', [bin], { reject: false });
-    if (r.failed) throw new DeltaimgError('INSTALL', `cannot build the runtime image: ldd ${bin} failed (${firstLine(String(r.stderr || r.message))}); it needs a glibc system with ldd (Debian: libc-bin)`);
+    if (r.failed)
+      throw new DeltaimgError(
+        'INSTALL',
+        `cannot build the runtime image: ldd ${bin} failed (${firstLine(String(r.stderr || r.message))}); it needs a glibc system with ldd (Debian: libc-bin)`,
+      );
     for (const line of r.stdout.split('\n')) {
       const linked = /^\s*(\S+) => (\/\S+) \(/.exec(line);
       const direct = /^\s*(\/\S+) \(/.exec(line);
@@ -119,7 +145,11 @@ async function copyLibraries(binaries: string[], libDir: string): Promise<number
       }
     }
   }
-  if (!loader) throw new DeltaimgError('INSTALL', `cannot build the runtime image: ldd did not name a glibc loader for ${binaries[0]} (the runtime image needs a glibc node)`);
+  if (!loader)
+    throw new DeltaimgError(
+      'INSTALL',
+      `cannot build the runtime image: ldd did not name a glibc loader for ${binaries[0]} (the runtime image needs a glibc node)`,
+    );
   let bytes = 0;
   for (const [soname, path] of libs) {
     await copyFile(await realpath(path), join(libDir, soname));
@@ -148,7 +178,10 @@ async function copyProductionDependencies(pkgRoot: string, destRoot: string): Pr
       const source = await findPackageDir(name, fromSource);
       if (!source) {
         if (optional) continue;
-        throw new DeltaimgError('INSTALL', `cannot build the runtime image: dependency ${name} of ${fromSource} is not installed (reinstall deltaimg)`);
+        throw new DeltaimgError(
+          'INSTALL',
+          `cannot build the runtime image: dependency ${name} of ${fromSource} is not installed (reinstall deltaimg)`,
+        );
       }
       let dest: string;
       const placed = topLevel.get(name);
@@ -182,13 +215,21 @@ async function readManifest(dir: string): Promise<Manifest> {
   try {
     parsed = JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
-    throw new DeltaimgError('INSTALL', `cannot build the runtime image: cannot read ${file} (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    throw new DeltaimgError(
+      'INSTALL',
+      `cannot build the runtime image: cannot read ${file} (${err instanceof Error ? err.message : String(err)})`,
+      { cause: err },
+    );
   }
   const field = (name: string): Record<string, unknown> => {
     const v = isRecord(parsed) ? parsed[name] : undefined;
     return isRecord(v) ? v : {};
   };
-  return { dependencies: field('dependencies'), optionalDependencies: field('optionalDependencies'), peerDependencies: field('peerDependencies') };
+  return {
+    dependencies: field('dependencies'),
+    optionalDependencies: field('optionalDependencies'),
+    peerDependencies: field('peerDependencies'),
+  };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -217,26 +258,75 @@ async function treeBytes(dir: string): Promise<number> {
 async function smokeTest(root: string): Promise<void> {
   const r = await execa(join(root, 'deltaimg'), ['--version'], { reject: false, env: {}, extendEnv: false });
   if (r.failed) {
-    throw new DeltaimgError('INSTALL', `the staged runtime does not start: ${root}/deltaimg --version failed (${firstLine(String(r.stderr || r.message))})`);
+    throw new DeltaimgError(
+      'INSTALL',
+      `the staged runtime does not start: ${root}/deltaimg --version failed (${firstLine(String(r.stderr || r.message))})`,
+    );
   }
 }
 
-async function dockerBuild(stage: string, tag: string, engine: EngineOptions | undefined): Promise<{ imageId: string; bytes: number }> {
+const DIGEST_LABEL = 'io.deltaimg.runtime-digest';
+
+/** sha256 over every staged path (sorted), its type, mode, and content or link target. */
+async function stageDigest(stage: string): Promise<string> {
+  const hash = createHash('sha256');
+  const entries = await readdir(join(stage, 'opt'), { recursive: true, withFileTypes: true });
+  const paths = entries.map((e) => join(e.parentPath, e.name)).sort();
+  for (const path of paths) {
+    const st = await lstat(path);
+    hash.update(`${path.slice(stage.length)}\0${st.mode.toString(8)}\0`);
+    if (st.isSymbolicLink()) hash.update(await readlink(path));
+    else if (st.isFile()) for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+    hash.update('\0');
+  }
+  return hash.digest('hex');
+}
+
+async function imageBytes(tag: string, engine: EngineOptions | undefined): Promise<number> {
+  const size = await execa(dockerCli(engine), ['image', 'inspect', '--format', '{{.Size}}', tag], { reject: false });
+  return Number(size.stdout) || 0;
+}
+
+async function dockerBuild(
+  stage: string,
+  tag: string,
+  contentDigest: string,
+  engine: EngineOptions | undefined,
+): Promise<{ imageId: string; bytes: number }> {
   const cli = dockerCli(engine);
   const previous = await lookupImage(tag, engine);
-  const r = await execa(cli, ['build', '--quiet', '--network=none', '-t', tag, '-f', join(stage, 'Dockerfile'), stage], { reject: false });
+  const args = [
+    'build',
+    '--quiet',
+    '--network=none',
+    '--label',
+    `${DIGEST_LABEL}=${contentDigest}`,
+    '-t',
+    tag,
+    '-f',
+    join(stage, 'Dockerfile'),
+    stage,
+  ];
+  const r = await execa(cli, args, { reject: false });
   if (r.failed) {
-    const why = r.code === 'ENOENT' ? `${cli} not found (install the Docker CLI or set DELTAIMG_DOCKER)` : firstLine(String(r.stderr)) || `exit ${r.exitCode}`;
+    const why =
+      r.code === 'ENOENT'
+        ? `${cli} not found (install the Docker CLI or set DELTAIMG_DOCKER)`
+        : firstLine(String(r.stderr)) || `exit ${r.exitCode}`;
     throw new DeltaimgError('DOCKER', `docker build of the runtime image ${tag} failed: ${why}`);
   }
   const now = await lookupImage(tag, engine);
   if (!now.found) throw new DeltaimgError('DOCKER', `docker build reported success but ${tag} is not in the engine`);
   // The image this tag named before is now untagged: remove it unless something still uses it.
   if (previous.found && previous.info.id !== now.info.id) await execa(cli, ['rmi', previous.info.id], { reject: false });
-  const size = await execa(cli, ['image', 'inspect', '--format', '{{.Size}}', tag], { reject: false });
-  return { imageId: now.info.id, bytes: Number(size.stdout) || 0 };
+  return { imageId: now.info.id, bytes: await imageBytes(tag, engine) };
 }
 
 function firstLine(s: string): string {
-  return s.split('\n').find((l) => l.trim())?.trim() ?? '';
+  return (
+    s
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim() ?? ''
+  );
 }

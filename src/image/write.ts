@@ -3,11 +3,9 @@
  * under a temp name beside the destination and renamed into place only when complete;
  * docker-daemon streams into `docker load`, whose failure is an error.
  */
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, rmSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { assertAbsent, buildDirAtomically } from '../util/atomic-dir.js';
+import { createWriteStream } from 'node:fs';
+import { resolve } from 'node:path';
+import { buildDirAtomically, streamingTo, writeFileAtomically } from '../util/atomic-output.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { loadIntoDaemon } from './daemon.js';
 import { writeClassicArchive } from './docker-archive-writer.js';
@@ -55,33 +53,23 @@ function renamedAs(images: Image[], ref: string | undefined): Image[] {
 }
 
 async function toTarFile(path: string, images: Image[], write: Writer): Promise<WrittenImage[]> {
-  const target = resolve(path);
-  await assertAbsent(target);
-  const temp = join(dirname(target), `.${basename(target)}.deltaimg-tmp-${randomBytes(4).toString('hex')}`);
-  const out = createWriteStream(temp, { flags: 'wx' });
-  // An interrupted run (the CLI turns SIGINT/SIGTERM into exit) still removes its temp file.
-  const cleanup = () => rmSync(temp, { force: true });
-  process.once('exit', cleanup);
-  try {
-    const sink = tarSink(out, { endOutput: true });
-    const written = await write(sink, images);
-    await sink.finish();
-    await assertAbsent(target);
-    await rename(temp, target).catch((err: unknown) => {
-      throw ioError('rename into place', target, err);
-    });
-    return written;
-  } catch (err) {
-    out.destroy();
-    await rm(temp, { force: true }).catch(() => {});
-    throw err instanceof DeltaimgError ? err : ioError('write', target, err);
-  } finally {
-    process.off('exit', cleanup);
-  }
+  return writeFileAtomically(resolve(path), async (temp) => {
+    const out = createWriteStream(temp, { flags: 'wx' });
+    try {
+      const sink = tarSink(out, { endOutput: true });
+      const written = await write(sink, images);
+      await sink.finish();
+      return written;
+    } catch (err) {
+      out.destroy();
+      throw err instanceof DeltaimgError ? err : ioError('write', resolve(path), err);
+    }
+  });
 }
 
 async function toStdout(images: Image[], write: Writer): Promise<WrittenImage[]> {
   if (process.stdout.isTTY) throw new DeltaimgError('USAGE', 'refusing to write an image archive to a terminal; redirect stdout to a file or a pipe');
+  const streamed = streamingTo('standard output');
   try {
     const sink = tarSink(process.stdout, { endOutput: false });
     const written = await write(sink, images);
@@ -89,6 +77,8 @@ async function toStdout(images: Image[], write: Writer): Promise<WrittenImage[]>
     return written;
   } catch (err) {
     throw err instanceof DeltaimgError ? err : ioError('write', 'standard output', err);
+  } finally {
+    streamed();
   }
 }
 

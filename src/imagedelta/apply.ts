@@ -17,12 +17,13 @@ import {
   writeImages,
   type Image,
   type ImageRef,
+  type ImageManifest,
   type Layer,
   type Platform,
   type RegistryOptions,
   type WrittenImage,
 } from '../image/index.js';
-import { assertAbsent } from '../util/atomic-dir.js';
+import { assertAbsent, withScratchDir } from '../util/atomic-output.js';
 import { decodeSkeleton, joinTar } from '../tarsplit/index.js';
 import { VcdiffPool } from '../vcdiff/index.js';
 import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
@@ -32,7 +33,6 @@ import { damaged, unpackDimg } from './container.js';
 import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer, type StoredLayer } from './format.js';
 import { platformKey } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
-import { withWorkDir } from './workdir.js';
 
 export interface ImageApplyOptions {
   progress?: Progress;
@@ -74,7 +74,7 @@ export async function applyImageDelta(
 ): Promise<ImageApplyResult> {
   const progress = opts.progress ?? silentProgress;
   await refuseExistingOutput(dest);
-  return withWorkDir(opts.tmpDir, 'apply', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-apply-', async (work) => {
     const members = join(work, 'dimg');
     await mkdir(members);
     progress.update({ label: 'reading delta', done: 0 });
@@ -102,7 +102,9 @@ export async function applyImageDelta(
         toWrite.push(plan.write);
       }
       progress.update({ label: 'writing image', done: 0 });
-      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
+      const index = header.targetIndex && images.length === header.images.length ? await targetIndex(header.targetIndex, members, dimgPath) : undefined;
+      const registry = opts.registry || index ? { ...opts.registry, ...(index ? { index } : {}) } : undefined;
+      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work, ...(registry ? { registry } : {}) });
       return { header, images: plans.map((p, i) => restoredReport(p, written[i])) };
     } finally {
       progress.done();
@@ -193,10 +195,11 @@ async function planImage(
   const unreproducible: string[] = [];
   let rebuiltLayers = 0;
   for (const layer of image.target.layers) {
+    if (layer.from !== 'base') rebuiltLayers++;
     const written =
       layer.from === 'base'
         ? baseLayerToWrite(layer, findBaseLayer(layer.diffId, base, allBases, dimgPath), members)
-        : (rebuiltLayers++, await restorer.layerToWrite(layer));
+        : await restorer.layerToWrite(layer);
     if (layer.stored && written.digest !== layer.stored.digest)
       unreproducible.push(`${layer.diffId} (${layer.stored.inexact ?? 'no way to rebuild its compressed blob was recorded'})`);
     layers.push(written);
@@ -351,6 +354,14 @@ function replayMissNote(plan: ImagePlan, written: WrittenImage): string {
   return missed.length
     ? `rebuilding did not reproduce the compressed blob of layer ${missed.map((l) => `${l.diffId} (${l.stored!.digest})`).join(', layer ')} (this Node's zlib deflates differently from the one the .dimg was made with); stored uncompressed (same diff_ids, same image id)`
     : 'the destination writes its own manifest (same config and diff_ids, so the same image id)';
+}
+
+/** B's own index, checked against its digest (a registry writer pushes it when it lists exactly the manifests written). */
+async function targetIndex(t: NonNullable<DimgHeader['targetIndex']>, members: string, dimgPath: string): Promise<ImageManifest> {
+  const bytes = await readMember(members, t.member);
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  if (digest !== t.digest) throw damaged(dimgPath, `the target index hashes to ${digest}`);
+  return { mediaType: t.mediaType, bytes, digest };
 }
 
 async function readMember(members: string, name: string): Promise<Buffer> {

@@ -4,15 +4,14 @@
  * else and each member's size and sha256 as it streams by, so a damaged, truncated or
  * newer file is refused with one line before any of it is used.
  */
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { sha256File } from '../tree/scan.js';
-import { assertAbsent } from '../util/atomic-dir.js';
+import { streamingTo, writeFileAtomically } from '../util/atomic-output.js';
 import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
 import { hashingTap } from '../util/hashing.js';
 import { DIMG_HEADER, DIMG_HEADER_MAX_BYTES, MEMBER_NAME, type DimgHeader, type DimgMember } from './format.js';
@@ -46,25 +45,24 @@ export async function packDimg(
   const feeding = feedPack(pack, full, files);
   const counted = hashingTap();
   if (out === '-') {
+    const streamed = streamingTo('standard output');
     try {
       await Promise.all([feeding, pipeline(pack, counted.stream, process.stdout, { end: false })]);
     } catch (err) {
       // A reader that went away (EPIPE) is the user's doing: one line, not a stack.
       throw isDeltaimgError(err) ? err : ioError('write', 'standard output', err);
+    } finally {
+      streamed();
     }
     return { header: full, bytes: counted.bytes() };
   }
-  const target = resolve(out);
-  await assertAbsent(target);
-  const temp = join(dirname(target), `.${basename(target)}.deltaimg-tmp-${randomBytes(4).toString('hex')}`);
-  try {
-    await Promise.all([feeding, pipeline(pack, counted.stream, createWriteStream(temp, { flags: 'wx' }))]);
-    await assertAbsent(target);
-    await rename(temp, target);
-  } catch (err) {
-    await rm(temp, { force: true }).catch(() => {});
-    throw isDeltaimgError(err) ? err : ioError('write', out, err);
-  }
+  await writeFileAtomically(resolve(out), async (temp) => {
+    try {
+      await Promise.all([feeding, pipeline(pack, counted.stream, createWriteStream(temp, { flags: 'wx' }))]);
+    } catch (err) {
+      throw isDeltaimgError(err) ? err : ioError('write', out, err);
+    }
+  });
   return { header: full, bytes: counted.bytes() };
 }
 

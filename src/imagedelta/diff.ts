@@ -9,11 +9,11 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { makeRecipe } from '../deflate/index.js';
 import { diffTrees } from '../delta/diff.js';
-import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
+import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageManifest, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
 import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
-import { assertAbsent } from '../util/atomic-dir.js';
+import { assertAbsent, withScratchDir } from '../util/atomic-output.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { packDimg, type MemberFile } from './container.js';
@@ -31,7 +31,6 @@ import {
 } from './format.js';
 import { pairPlatforms } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
-import { withWorkDir } from './workdir.js';
 
 export interface ImageDiffOptions {
   /** Platforms to diff; default: every platform both images have. */
@@ -64,7 +63,7 @@ export async function diffImages(
   const progress = opts.progress ?? silentProgress;
   // An existing output is refused before the work, not after it.
   if (out !== '-') await assertAbsent(resolve(out));
-  return withWorkDir(opts.tmpDir, 'diff', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-diff-', async (work) => {
     // The engine compiles on a spare core while the images are opened and indexed.
     const engineReady = compileAhead();
     engineReady.catch(() => {});
@@ -79,7 +78,10 @@ export async function diffImages(
       const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
       pool = new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
       const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg', memoryBytes);
-      for (const pair of pairPlatforms(base.images(), target.images(), opts.platforms)) await planner.addImage(pair.base, pair.target);
+      const pairs = pairPlatforms(base.images(), target.images(), opts.platforms);
+      for (const pair of pairs) await planner.addImage(pair.base, pair.target);
+      // Every platform of a registry index is here: its bytes too, so the index digest comes back.
+      if (target.index && pairs.length === target.images().length) await planner.addTargetIndex(target.index);
       return await planner.write(out);
     } finally {
       progress.done();
@@ -197,7 +199,7 @@ class ImageDiffer {
     });
     await rm(content, { recursive: true, force: true });
     const encodedSkeleton = join(dir, 'skeleton');
-    const encoded = await encodeSkeleton(skeleton, rootfs.skeletons, encodedSkeleton);
+    const encoded = await encodeSkeleton(skeleton, rootfs.skeletons, encodedSkeleton, this.pool);
     await rm(skeleton, { force: true });
 
     const skeletonMember = memberNames.skeleton(layer.diffId);
@@ -234,6 +236,14 @@ class ImageDiffer {
     this.addMember(name, path);
   }
 
+  private targetIndex: DimgHeader['targetIndex'];
+
+  async addTargetIndex(index: ImageManifest): Promise<void> {
+    const member = memberNames.manifest(index.digest);
+    await this.addBufferMember(member, index.bytes);
+    this.targetIndex = { mediaType: index.mediaType, digest: index.digest, member };
+  }
+
   async write(out: string): Promise<ImageDiffResult> {
     this.progress.update({ label: 'packing', done: 0 });
     const header: Omit<DimgHeader, 'members'> = {
@@ -245,6 +255,7 @@ class ImageDiffer {
       images: this.images,
       inlineMax: DEFAULT_INLINE_MAX,
       layers: [...this.rebuilt.values()],
+      ...(this.targetIndex ? { targetIndex: this.targetIndex } : {}),
     };
     const packed = await packDimg(header, this.members, out);
     return { header: packed.header, bytes: packed.bytes, newLayerBytes: this.newLayerBytes, sharedLayers: this.sharedLayers };

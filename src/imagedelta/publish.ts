@@ -25,7 +25,7 @@ import {
 } from '../image/index.js';
 import { diffImages, type ImageDiffOptions, type ImageDiffResult } from './diff.js';
 import type { DimgHeader } from './format.js';
-import { withWorkDir } from './workdir.js';
+import { withScratchDir } from '../util/atomic-output.js';
 
 export const DELTA_ARTIFACT_TYPE = 'application/vnd.deltaimg.delta.v1';
 export const DIMG_MEDIA_TYPE = 'application/vnd.deltaimg.delta.v1+dimg';
@@ -132,7 +132,7 @@ export async function diffAndPublish(bases: ImageRef[], target: Extract<ImageRef
   const registry = opts.registry ?? {};
   const subject = await topDescriptor(target, registry);
   const pinned = { ...target, digest: subject.digest };
-  return withWorkDir(opts.tmpDir, 'push', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-push-', async (work) => {
     const results: DiffPushResult[] = [];
     for (const [i, base] of bases.entries()) {
       const dimgPath = out ?? join(work, `delta-${i}.dimg`);

@@ -30,7 +30,7 @@ import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { applyImageDelta, type RestoredImage } from './apply.js';
 import { deltaBlob, listDeltas, type ListedDelta } from './publish.js';
-import { withWorkDir } from './workdir.js';
+import { withScratchDir } from '../util/atomic-output.js';
 
 export interface PullOptions {
   dest: ImageRef;
@@ -84,7 +84,7 @@ export async function pullImage(target: RegistryRef, opts: PullOptions): Promise
     const reason = deltas.length === 0 ? `no delta is published for ${where}` : `none of the ${deltas.length} published deltas has its base here (${deltas.map((d) => d.baseRef ?? d.baseImageIds[0]).join(', ')})`;
     return plainPull(pinned, b.images, b.digest, opts, reason, published, startBytes);
   }
-  return withWorkDir(opts.tmpDir, 'pull', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-pull-', async (work) => {
     const blob = await deltaBlob(client, base.delta);
     progress.update({ label: 'downloading delta', done: 0, total: blob.size });
     const dimgPath = join(work, 'delta.dimg');

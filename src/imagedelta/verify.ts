@@ -4,7 +4,7 @@
  */
 import { openImageSource, verifyImageSource, type ImageRef, type RegistryOptions, type VerifyReport } from '../image/index.js';
 import { readDimgHeader } from './container.js';
-import { withWorkDir } from './workdir.js';
+import { withScratchDir } from '../util/atomic-output.js';
 
 export interface ExpectedImage {
   platform: string;
@@ -20,7 +20,7 @@ export interface ImageVerifyResult {
 }
 
 export async function verifyImage(ref: ImageRef, opts: { against?: string; tmpDir?: string; registry?: RegistryOptions } = {}): Promise<ImageVerifyResult> {
-  return withWorkDir(opts.tmpDir, 'verify', async (work) => {
+  return withScratchDir(opts.tmpDir, 'deltaimg-image-verify-', async (work) => {
     const source = await openImageSource(ref, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
     try {
       const report = await verifyImageSource(source);

@@ -15,12 +15,14 @@
  *   56      8     total size of the references (u64 BE)
  *   64            payload
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlib, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import { withTempFiles, writeFileAtomically } from '../util/atomic-output.js';
+import { byteLimit, vcdiffMaxBytes } from '../util/byte-limit.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { decodeStream, DEFAULT_WINDOW, encodeFile, MAX_WINDOW, MIN_WINDOW, type VcdiffOptions } from '../vcdiff/index.js';
 
@@ -62,10 +64,6 @@ function decodeHeader(path: string, b: Buffer): BlobHeader {
     skeletonSha256: b.subarray(24, 56).toString('hex'),
     referencesSize: Number(b.readBigUInt64BE(56)),
   };
-}
-
-function tempName(path: string, what: string): string {
-  return `${path}.deltaimg-${what}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
 async function sha256File(path: string): Promise<{ sha256: string; size: number }> {
@@ -128,16 +126,19 @@ async function brotliFile(input: string, out: string, quality?: number): Promise
 
 /** Writes header + payload file to `outPath` (via a temp name). */
 async function writeBlob(outPath: string, header: BlobHeader, payload: string): Promise<number> {
-  const temp = tempName(outPath, 'blob');
-  try {
-    const ws = createWriteStream(temp, { flags: 'wx' });
-    ws.write(encodeHeader(header));
-    await pipeline(createReadStream(payload), ws);
-    await rename(temp, outPath);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw ioError('write', outPath, err);
-  }
+  await writeFileAtomically(
+    outPath,
+    async (temp) => {
+      try {
+        const ws = createWriteStream(temp, { flags: 'wx' });
+        ws.write(encodeHeader(header));
+        await pipeline(createReadStream(payload), ws);
+      } catch (err) {
+        throw ioError('write', outPath, err);
+      }
+    },
+    { replace: true },
+  );
   return HEADER_BYTES + (await stat(payload)).size;
 }
 
@@ -145,12 +146,23 @@ async function writeBlob(outPath: string, header: BlobHeader, payload: string): 
  * Skeleton -> compact blob. `references` are skeleton files of A's layers (may be empty):
  * VCDIFF against their concatenation when it beats brotli alone.
  */
-export async function encodeSkeleton(skeletonPath: string, references: string[], outPath: string): Promise<{ bytes: number; method: string }> {
+/** Runs the VCDIFF encode (a worker pool keeps this thread free for signals and other work). */
+export interface SkeletonEncoder {
+  encodeFile(sourcePath: string, targetPath: string, deltaPath: string, opts: VcdiffOptions): Promise<unknown>;
+}
+
+const onThisThread: SkeletonEncoder = { encodeFile: (source, target, delta, opts) => encodeFile(source, target, delta, opts) };
+
+export async function encodeSkeleton(
+  skeletonPath: string,
+  references: string[],
+  outPath: string,
+  encoder: SkeletonEncoder = onThisThread,
+): Promise<{ bytes: number; method: string }> {
   const skeleton = await sha256File(skeletonPath);
-  const temps = { brotli: tempName(outPath, 'br'), refs: tempName(outPath, 'refs'), plain: tempName(outPath, 'vcdiff-plain'), vcdiffBrotli: tempName(outPath, 'vcdiff-br') };
-  try {
+  return withTempFiles(outPath, ['brotli', 'refs', 'plain', 'vcdiffBrotli'], async (temps) => {
     const chosen = references.length
-      ? await smallestAgainst(skeletonPath, references, temps)
+      ? await smallestAgainst(skeletonPath, references, temps, encoder)
       : { method: 'brotli' as const, file: temps.brotli, referencesSize: 0, size: await brotliFile(skeletonPath, temps.brotli) };
     const { method, file: best, referencesSize } = chosen;
     const header: BlobHeader = {
@@ -161,9 +173,7 @@ export async function encodeSkeleton(skeletonPath: string, references: string[],
       referencesSize: method === 'brotli' ? 0 : referencesSize,
     };
     return { bytes: await writeBlob(outPath, header, best), method };
-  } finally {
-    await Promise.all(Object.values(temps).map((p) => rm(p, { force: true })));
-  }
+  });
 }
 
 /**
@@ -189,9 +199,14 @@ interface Candidate {
  * brotli alone is smaller. Brotli alone is first estimated at a fast quality and only done
  * properly when it comes close: against related references it is 5 to 300 times bigger.
  */
-async function smallestAgainst(skeletonPath: string, references: string[], temps: { brotli: string; refs: string; plain: string; vcdiffBrotli: string }): Promise<Candidate> {
+async function smallestAgainst(
+  skeletonPath: string,
+  references: string[],
+  temps: { brotli: string; refs: string; plain: string; vcdiffBrotli: string },
+  encoder: SkeletonEncoder,
+): Promise<Candidate> {
   const referencesSize = await concatenate(references, temps.refs);
-  await encodeFile(temps.refs, skeletonPath, temps.plain, vcdiffOptions(referencesSize));
+  await encoder.encodeFile(temps.refs, skeletonPath, temps.plain, vcdiffOptions(referencesSize));
   const viaVcdiff: Candidate = { method: 'vcdiff-brotli', file: temps.vcdiffBrotli, referencesSize, size: await brotliFile(temps.plain, temps.vcdiffBrotli) };
   const estimate = await brotliFile(skeletonPath, temps.brotli, 5);
   if (estimate > viaVcdiff.size * 1.25) return viaVcdiff;
@@ -219,31 +234,35 @@ async function readBlobHeader(encodedPath: string): Promise<BlobHeader> {
 /** Blob -> skeleton, with the same `references` (in the same order) encode was given. */
 export async function decodeSkeleton(encodedPath: string, references: string[], outSkeletonPath: string): Promise<void> {
   const header = await readBlobHeader(encodedPath);
-  const temp = tempName(outSkeletonPath, 'skel');
-  const refsOut = tempName(outSkeletonPath, 'refs');
-  try {
-    await decodePayload(encodedPath, header, references, refsOut, temp);
-    const got = await sha256File(temp);
-    if (got.size !== header.skeletonSize || got.sha256 !== header.skeletonSha256) {
-      throw new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} decodes to a skeleton of ${got.size} bytes with the wrong sha256; it is damaged`);
-    }
-    await rename(temp, outSkeletonPath).catch((err: unknown) => Promise.reject(ioError('write', outSkeletonPath, err)));
-  } finally {
-    await Promise.all([temp, refsOut].map((p) => rm(p, { force: true })));
-  }
+  await withTempFiles(outSkeletonPath, ['refs'], (temps) =>
+    writeFileAtomically(
+      outSkeletonPath,
+      async (temp) => {
+        await decodePayload(encodedPath, header, references, temps.refs, temp);
+        const got = await sha256File(temp);
+        if (got.size !== header.skeletonSize || got.sha256 !== header.skeletonSha256) {
+          throw new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} decodes to a skeleton of ${got.size} bytes with the wrong sha256; it is damaged`);
+        }
+      },
+      { replace: true },
+    ),
+  );
 }
 
 async function decodePayload(encodedPath: string, header: BlobHeader, references: string[], refsOut: string, out: string): Promise<void> {
   const payload = createReadStream(encodedPath, { start: HEADER_BYTES });
   let brotliError: Error | undefined;
   const unbrotli = (): Readable => payload.pipe(createBrotliDecompress().once('error', (err) => (brotliError = err)));
+  // Nothing decodes past the sizes the header declares: a hostile blob must not fill the disk.
+  const exceeded = (what: string) => () => new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} decodes to more than its header's ${what}; it is damaged`);
   try {
     if (header.method === 'brotli') {
-      await pipeline(unbrotli(), createWriteStream(out, { flags: 'wx' }));
+      await pipeline(unbrotli(), byteLimit(header.skeletonSize, exceeded(`${header.skeletonSize} bytes`)), createWriteStream(out, { flags: 'wx' }));
     } else {
       await checkReferences(encodedPath, header, references);
       await concatenate(references, refsOut);
-      await decodeStream(refsOut, unbrotli(), out);
+      const vcdiff = unbrotli().pipe(byteLimit(vcdiffMaxBytes(header.skeletonSize), exceeded('size allows for its VCDIFF')));
+      await decodeStream(refsOut, vcdiff, out, { maxOutputBytes: header.skeletonSize });
     }
   } catch (err) {
     if (brotliError) throw new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} does not decompress (${brotliError.message}); it is damaged`, { cause: err });

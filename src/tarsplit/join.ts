@@ -30,7 +30,12 @@ class HashingSink {
   /** An error `out` emitted between our writes (kept so it fails the join instead of the process). */
   private failed: Error | undefined;
 
-  constructor(private readonly out: NodeJS.WritableStream) {
+  /** `maxBytes`: the tar's size from the skeleton header; one byte more is a corrupt skeleton, refused before it is written. */
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly maxBytes: number,
+    private readonly exceeded: () => Error,
+  ) {
     out.on('error', (err: Error) => (this.failed ??= err));
   }
 
@@ -51,6 +56,7 @@ class HashingSink {
 
   async write(bytes: Buffer): Promise<void> {
     this.checkFailed();
+    if (this.size + bytes.length > this.maxBytes) throw this.exceeded();
     this.hash.update(bytes);
     this.size += bytes.length;
     if (bytes.length >= BATCH) {
@@ -177,7 +183,8 @@ export interface JoinOptions {
  */
 export async function joinTar(skeletonPath: string, contentDir: string, out: NodeJS.WritableStream, opts: JoinOptions = {}): Promise<{ sha256: string; size: number }> {
   const skeleton = await SkeletonReader.open(skeletonPath);
-  const sink = new HashingSink(out);
+  const tarSize = skeleton.header.tarSize;
+  const sink = new HashingSink(out, tarSize, () => new DeltaimgError('CORRUPT_DELTA', `skeleton ${skeletonPath} builds more than the ${tarSize}-byte tar it declares; it is damaged`));
   const checkedDirs = new Set<string>();
   try {
     for (let op = await skeleton.nextOp(); op; op = await skeleton.nextOp()) {

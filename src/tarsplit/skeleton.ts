@@ -23,8 +23,8 @@
  * layer compresses well against the skeleton of the layer it replaces: the raw sections are
  * nearly the same header blocks, the ops sections nearly the same paths.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { commitTemp, registerTemp, tempPathBeside, type TempPath } from '../util/atomic-output.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 
 export const SKELETON_MAGIC = Buffer.from('DIMGSKEL', 'latin1');
@@ -106,8 +106,8 @@ export class SkeletonWriter {
   private pendingRaw = 0;
   private constructor(
     private readonly path: string,
-    private readonly temp: string,
-    private readonly opsTemp: string,
+    private readonly temp: TempPath<string>,
+    private readonly opsTemp: TempPath<string>,
     private readonly main: FileHandle,
     private readonly opsFile: FileHandle,
     private readonly raw: BufferedAppender,
@@ -115,17 +115,16 @@ export class SkeletonWriter {
   ) {}
 
   static async create(path: string): Promise<SkeletonWriter> {
-    const suffix = `.deltaimg-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const temp = path + suffix;
-    const opsTemp = `${temp}.ops`;
+    const temp = registerTemp(tempPathBeside(path));
+    const opsTemp = registerTemp(tempPathBeside(path, 'ops'));
     let main: FileHandle | undefined;
     try {
-      main = await open(temp, 'wx');
-      const opsFile = await open(opsTemp, 'wx+');
+      main = await open(temp.path, 'wx');
+      const opsFile = await open(opsTemp.path, 'wx+');
       return new SkeletonWriter(path, temp, opsTemp, main, opsFile, new BufferedAppender(main, SKELETON_HEADER_BYTES), new BufferedAppender(opsFile, 0));
     } catch (err) {
       await main?.close();
-      await rm(temp, { force: true });
+      await Promise.all([temp.remove(), opsTemp.remove()]);
       throw ioError('create', path, err);
     }
   }
@@ -173,12 +172,12 @@ export class SkeletonWriter {
       const header = encodeHeader({ rawBytes: this.raw.written, opsBytes: this.ops.written, tarSize, tarSha256 });
       await this.main.write(header, 0, header.length, 0);
       await this.main.close();
-      await rename(this.temp, this.path);
+      commitTemp(this.temp, this.path);
     } catch (err) {
       await this.abort();
       throw err instanceof DeltaimgError ? err : ioError('write', this.path, err);
     } finally {
-      await rm(this.opsTemp, { force: true });
+      await this.opsTemp.remove();
     }
   }
 
@@ -198,8 +197,8 @@ export class SkeletonWriter {
   async abort(): Promise<void> {
     await this.main.close().catch(() => undefined);
     await this.opsFile.close().catch(() => undefined);
-    await rm(this.temp, { force: true });
-    await rm(this.opsTemp, { force: true });
+    await this.temp.remove();
+    await this.opsTemp.remove();
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import { closeSync, lstatSync, openSync, promises as fsp, readSync, readdirSync, readlinkSync, realpathSync, type BigIntStats } from 'node:fs';
 import { setImmediate } from 'node:timers/promises';
+import { EventLoopYielder } from '../util/yield.js';
 import { createHash } from 'node:crypto';
 import type { Entry, FileEntry, Metadata, RelPath, Xattr } from './entry.js';
 import { fsext, majorOf, minorOf } from './fsext.js';
@@ -33,7 +34,6 @@ const HASH_CONCURRENCY = 4;
 /** Files up to this size are hashed with synchronous reads. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 /** Longest stretch of synchronous hashing before letting the event loop run. */
-const YIELD_EVERY_MS = 20;
 const HASH_BUFFER_BYTES = 256 * 1024;
 
 /** Shared by every entry without xattrs, so 200k plain entries cost no 200k arrays. */
@@ -233,7 +233,7 @@ async function hashFiles(rootBuf: Buffer, entries: Entry[], progress: ProgressCo
   largeDone.catch(() => {}); // awaited below; do not let an early failure go unhandled meanwhile
 
   const buffer = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
-  let sliceStart = Date.now();
+  const yielder = new EventLoopYielder();
   for (const i of small) {
     const file = entries[i] as FileEntry;
     try {
@@ -241,10 +241,7 @@ async function hashFiles(rootBuf: Buffer, entries: Entry[], progress: ProgressCo
     } catch (err) {
       throw failed(file, err);
     }
-    if (Date.now() - sliceStart >= YIELD_EVERY_MS) {
-      await setImmediate();
-      sliceStart = Date.now();
-    }
+    await yielder.maybe();
   }
   await largeDone;
 }

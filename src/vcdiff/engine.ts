@@ -2,8 +2,10 @@
  * The encode and decode loops: drive one xd3 stream through its ports until the input is
  * exhausted, mapping every decoder failure to CORRUPT_DELTA or WRONG_SOURCE.
  */
+import { VcdiffWindowScanner } from './window-scan.js';
 import { createHash, type Hash } from 'node:crypto';
 import { DeltaimgError } from '../util/errors.js';
+import { EventLoopYielder } from '../util/yield.js';
 import { fingerprintSource, parseAppHeader, formatAppHeader, type AppHeader } from './header.js';
 import type { RandomAccessSource, SequentialInput, SequentialOutput } from './io.js';
 import { DECODE_INPUT_CHUNK, resolveOptions, sourceWindowFor, type VcdiffOptions } from './options.js';
@@ -69,8 +71,10 @@ class CountingSink {
  * Runs the stream until it wants more input, serving its output and source-block requests.
  * Views into wasm memory are taken right before use: any call into wasm may grow memory.
  */
-async function pump(job: Xd3Job, sink: CountingSink, source: RandomAccessSource | null, onHeader: () => void): Promise<void> {
+async function pump(job: Xd3Job, sink: CountingSink, source: RandomAccessSource | null, onHeader: () => void, yielder: EventLoopYielder): Promise<void> {
   for (;;) {
+    // File ports are synchronous behind their promises: give signals and timers a turn.
+    await yielder.maybe();
     const code = job.run();
     switch (code) {
       case XD3.INPUT:
@@ -109,6 +113,7 @@ export async function runEncode(ports: EncodePorts, opts: VcdiffOptions | undefi
   const resolved = resolveOptions(opts, source?.size ?? 0, ports.targetSize);
   const job = new Xd3Job({ mode: 'encode', level: resolved.level, secondary: resolved.secondary, inputWindow: resolved.targetWindow });
   const sink = new CountingSink(ports.out);
+  const yielder = new EventLoopYielder();
   let targetBytes = 0;
   try {
     if (source) job.setSource(source.size, resolved.sourceWindow);
@@ -122,7 +127,7 @@ export async function runEncode(ports: EncodePorts, opts: VcdiffOptions | undefi
       if (nread === 0 && targetBytes > 0) break;
       targetBytes += nread;
       job.provideInput(nread, last);
-      await pump(job, sink, source, () => undefined);
+      await pump(job, sink, source, () => undefined, yielder);
       if (last) break;
     }
     const closed = job.close();
@@ -196,6 +201,8 @@ export async function runDecode(ports: DecodePorts, opts: VcdiffOptions | undefi
   const diagnosis = new DecodeDiagnosis(ports);
   const job = new Xd3Job({ mode: 'decode', level: 0, secondary: 'none', inputWindow: DECODE_INPUT_CHUNK });
   const sink = new CountingSink(ports.out, opts?.hashOutput ?? true, opts?.maxOutputBytes);
+  const yielder = new EventLoopYielder();
+  const framing = new VcdiffWindowScanner(ports.deltaName, { allowUnchecked: opts?.allowUncheckedWindows ?? false });
   let gotHeader = false;
   const onHeader = () => {
     gotHeader = true;
@@ -209,8 +216,9 @@ export async function runDecode(ports: DecodePorts, opts: VcdiffOptions | undefi
       const into = job.inputBuffer();
       const nread = await ports.delta.readFull(into);
       if (nread === 0) break;
+      framing.feed(into.subarray(0, nread));
       job.provideInput(nread, false);
-      await pump(job, sink, ports.source, onHeader);
+      await pump(job, sink, ports.source, onHeader, yielder);
     }
     if (!gotHeader) throw new Xd3Failure(XD3.INVALID_INPUT, 'no VCDIFF header');
     const closed = job.close();

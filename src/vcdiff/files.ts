@@ -2,9 +2,8 @@
  * Public entry points on paths and streams. Files are written to a temp file beside the
  * destination and renamed only on success, so a failed job never leaves a half-written file.
  */
-import { randomBytes } from 'node:crypto';
-import { rename, rm } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
+import { registerTemp, streamingTo, writeFileAtomically } from '../util/atomic-output.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { runDecode, runEncode, type DecodeResult, type EncodeResult, type JobStats } from './engine.js';
 import type { AppHeader } from './header.js';
@@ -43,34 +42,23 @@ function checkArgs(source: unknown, input: unknown, output: unknown): void {
   if (!isPath(output) && !isStream(output)) throw new DeltaimgError('USAGE', 'vcdiff: output must be a path (string or Buffer) or a Writable');
 }
 
-function tempBeside(path: PathLike): PathLike {
-  const suffix = `.deltaimg-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  return typeof path === 'string' ? path + suffix : Buffer.concat([path, Buffer.from(suffix)]);
-}
-
 /** Runs `produce` into a temp file beside `path`; renames it into place only if it succeeds. */
 async function writeAtomically<T>(path: PathLike, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
-  const temp = tempBeside(path);
-  const writer = await FileWriter.create(temp).catch((err: unknown) => {
-    // Name the file the user asked for, not our temp name.
-    const cause = ((err as { cause?: unknown }).cause ?? err) as NodeJS.ErrnoException;
-    const plain = Object.assign(new Error(String(cause.message).replace(/, \w+ '.*'$/, '')), { code: cause.code });
-    throw ioError('create', showPath(path), plain);
-  });
-  try {
-    const result = await produce(writer);
-    await writer.close();
+  return writeFileAtomically(path, async (temp) => {
+    const writer = await FileWriter.create(temp).catch((err: unknown) => {
+      // Name the file the user asked for, not our temp name.
+      const cause = ((err as { cause?: unknown }).cause ?? err) as NodeJS.ErrnoException;
+      const plain = Object.assign(new Error(String(cause.message).replace(/, \w+ '.*'$/, '')), { code: cause.code });
+      throw ioError('create', showPath(path), plain);
+    });
     try {
-      await rename(temp, path);
-    } catch (err) {
-      throw ioError('write', showPath(path), err);
+      const result = await produce(writer);
+      await writer.close();
+      return result;
+    } finally {
+      await writer.close().catch(() => undefined);
     }
-    return result;
-  } catch (err) {
-    await writer.close().catch(() => undefined);
-    await rm(temp, { force: true }).catch(() => undefined);
-    throw err;
-  }
+  }, { replace: true });
 }
 
 /**
@@ -82,21 +70,34 @@ export type OutputMode = 'atomic' | 'create';
 
 /** Writes `path`, which must not exist, directly; removes it if `produce` fails. */
 async function writeNewFile<T>(path: PathLike, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
-  const writer = await FileWriter.create(path);
+  const temp = registerTemp(path);
+  let writer: FileWriter;
+  try {
+    writer = await FileWriter.create(path);
+  } catch (err) {
+    temp.release(); // not ours: it existed already, or could not be created
+    throw err;
+  }
   try {
     const result = await produce(writer);
     await writer.close();
+    temp.release();
     return result;
   } catch (err) {
     await writer.close().catch(() => undefined);
-    await rm(path, { force: true }).catch(() => undefined);
+    await temp.remove();
     throw err;
   }
 }
 
 /** Sends output to a path (atomically, or created in place) or to a stream (as produced). */
 async function withOutput<T>(out: OutputArg, name: string, mode: OutputMode, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
-  if (!isPath(out)) return produce(new StreamOutput(out, name));
+  if (!isPath(out)) {
+    const done = streamingTo(name);
+    const result = await produce(new StreamOutput(out, name));
+    done();
+    return result;
+  }
   return mode === 'create' ? writeNewFile(out, produce) : writeAtomically(out, produce);
 }
 

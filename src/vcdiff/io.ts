@@ -12,15 +12,14 @@
 import { closeSync, openSync, readSync, write } from 'node:fs';
 import { openRegularSync } from '../util/regular-file.js';
 import type { Readable, Writable } from 'node:stream';
+import { showOutputPath } from '../util/atomic-output.js';
 import { ioError } from '../util/errors.js';
 import { writeAllSync } from '../util/write-all.js';
 
 export type PathLike = string | Buffer;
 
 /** Printable form of a path that may hold non-UTF-8 bytes. */
-export function showPath(path: PathLike): string {
-  return typeof path === 'string' ? path : path.toString('latin1');
-}
+export const showPath = showOutputPath;
 
 export interface RandomAccessSource {
   readonly size: number;

@@ -39,6 +39,11 @@ export interface VcdiffOptions {
    * delta before it is written (a record declares its file's size). Default: no limit.
    */
   maxOutputBytes?: number;
+  /**
+   * Decode only: accept windows without an adler32 checksum (`vcdiff decode --no-checksum`).
+   * Default false: such a window is refused, as damage in it would go unnoticed.
+   */
+  allowUncheckedWindows?: boolean;
 }
 
 export const MIN_WINDOW = 512 * 1024; // xdelta3's XD3_MINSRCWINSZ
