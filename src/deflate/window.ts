@@ -11,7 +11,7 @@ import { DeflateFormatError } from './tables.js';
 const WSIZE = 32768;
 const HASH_BITS = 16;
 /** Chain steps a rank may take; a match further down is coded by its distance. */
-export const MAX_CHAIN = 4096;
+export const MAX_CHAIN = 128;
 /** Rank codes: 0 = a literal distance follows, 1 and 2 = distances 1 and 2, rank r = r + 3. */
 export const RANK_ESCAPE = 0;
 export const RANK_BASE = 3;
