@@ -94,7 +94,7 @@ _deltaimg; printf '%s\\n' "\${COMPREPLY[@]}"`;
     );
     expect(await bashComplete(['deltaimg', ''])).not.toContain('layer-sync'); // hidden
     expect((await bashComplete(['deltaimg', 'image', ''])).sort()).toEqual(['apply', 'diff', 'inspect', 'verify']);
-    expect(await bashComplete(['deltaimg', 'image', 'diff', '--p'])).toEqual(['--platform']);
+    expect(await bashComplete(['deltaimg', 'image', 'diff', '--pla'])).toEqual(['--platform']);
     expect(await bashComplete(['deltaimg', 'diff', '--j'])).toEqual(['--json']);
     await writeFile(join(work, 'v1.tar'), '');
     expect(await bashComplete(['deltaimg', 'diff', 'v1'])).toEqual(['v1.tar']); // arguments: file names
