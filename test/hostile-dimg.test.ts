@@ -14,6 +14,7 @@ import { parseImageRef } from '../src/image/ref.js';
 import { applyImageDelta, readDimgHeader } from '../src/imagedelta/index.js';
 import { diffImages } from '../src/imagedelta/diff.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { writeTar } from './helpers/image-archives.js';
 import { smallImagePair } from './helpers/small-images.js';
 
 const run = promisify(execFile);
@@ -67,14 +68,10 @@ function expectOneLineRefusal(result: unknown, message: RegExp): void {
   expect((result as Error).message).not.toContain('\n');
 }
 
+/** A .dimg of exactly these members, in this order. */
 async function packDimgOf(name: string, entries: { name: string; data: Buffer }[]): Promise<string> {
-  const pack = tar.pack();
-  for (const e of entries) pack.entry({ name: e.name }, e.data);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
   const path = join(work, name);
-  await writeFile(path, Buffer.concat(chunks));
+  await writeTar(path, new Map(entries.map((e) => [e.name, e.data])));
   return path;
 }
 
@@ -124,7 +121,10 @@ describe('truncated .dimg', () => {
 
 describe('dimg.json with missing or mistyped fields', () => {
   const header = () => JSON.parse(members[0]!.data.toString('utf8'));
-  const edits: [string, (h: Record<string, any>) => void, RegExp][] = [
+  // The header as loosely typed JSON: each edit reaches into it the way a damaged file would.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  type Loose = Record<string, any>;
+  const edits: [string, (h: Loose) => void, RegExp][] = [
     ['target.layers a number', (h) => (h.images[0].target.layers = 5), /field images\[0\]\.target\.layers is the number 5, not an array/],
     ['images[0].base missing', (h) => delete h.images[0].base, /field images\[0\]\.base is missing, not an object/],
     ['a layer size as a string', (h) => (h.images[0].target.layers[0].size = '12'), /field images\[0\]\.target\.layers\[0\]\.size is the string "12"/],
@@ -215,7 +215,12 @@ describe('a layer rebuild stops at the sizes its skeleton declares', () => {
     skeleton.writeBigUInt64BE(1000n, 32); // the declared tar size
     await writeFile(join(dir, 'skeleton'), skeleton);
     let written = 0;
-    const sink = new Writable({ write: (c: Buffer, _e, cb) => ((written += c.length), cb()) });
+    const sink = new Writable({
+      write: (c: Buffer, _e, cb) => {
+        written += c.length;
+        cb();
+      },
+    });
     const err = await joinTar(join(dir, 'skeleton'), join(dir, 'content'), sink).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeltaimgError);
     expect((err as Error).message).toMatch(/builds more than the 1000-byte tar it declares/);
