@@ -215,7 +215,12 @@ describe('a layer rebuild stops at the sizes its skeleton declares', () => {
     skeleton.writeBigUInt64BE(1000n, 32); // the declared tar size
     await writeFile(join(dir, 'skeleton'), skeleton);
     let written = 0;
-    const sink = new Writable({ write: (c: Buffer, _e, cb) => ((written += c.length), cb()) });
+    const sink = new Writable({
+      write: (c: Buffer, _e, cb) => {
+        written += c.length;
+        cb();
+      },
+    });
     const err = await joinTar(join(dir, 'skeleton'), join(dir, 'content'), sink).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeltaimgError);
     expect((err as Error).message).toMatch(/builds more than the 1000-byte tar it declares/);
