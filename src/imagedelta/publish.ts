@@ -76,7 +76,7 @@ export async function publishDelta(target: RegistryRef, subject: Descriptor, dim
     // A delta from the same base images to the same target is superseded, not listed twice.
     replaces: (d) => d.annotations?.[ANNOTATIONS.baseImageIds] === annotations[ANNOTATIONS.baseImageIds] && d.annotations?.[ANNOTATIONS.platforms] === annotations[ANNOTATIONS.platforms],
   });
-  return { artifactDigest: pushed.descriptor.digest, listedBy: pushed.listedBy, bytes: file.size };
+  return { artifactDigest: pushed.descriptor.digest, listedBy: pushed.listedBy, bytes: file.bytes };
 }
 
 function shortName(ref: string): string {
