@@ -17,6 +17,7 @@ TAG=deltaimg-bench/copy-mode-$$
 RUNTIME=$TAG-runtime:1
 WORK=$(mktemp -d)
 IDS=$WORK/ids
+MEASURED=$WORK/measured
 made=()
 cleanup() {
   for ((i = ${#made[@]} - 1; i >= 0; i--)); do "$DOCKER" rmi "${made[$i]}" >/dev/null 2>&1 || true; done
@@ -45,7 +46,10 @@ build() {
     DOCKER_BUILDKIT=$bk BUILDKIT_PROGRESS=plain "$DOCKER" build --no-cache --network=none -t "$TAG-$name:1" - >"$WORK/$name.log" 2>&1
   end=$(date +%s.%N)
   made+=("$TAG-$name:1")
-  grep -o '^ ---> [0-9a-f]*$' "$WORK/$name.log" | awk '{print $2}' >>"$IDS" || true
+  # Every image the classic builder made (removed at the end); of those, the COPY and RUN steps'
+  # but the last (the tagged result) are what it leaves behind holding data.
+  awk '/^Step [0-9]+\/[0-9]+ : /{instr=$4} /^ ---> [0-9a-f]+$/{if (instr !~ /^FROM$/) print $2}' "$WORK/$name.log" >>"$IDS" || true
+  awk '/^Step [0-9]+\/[0-9]+ : /{instr=$4} /^ ---> [0-9a-f]+$/{if (instr ~ /^(COPY|RUN)$/) print $2}' "$WORK/$name.log" | sed '$d' >>"$MEASURED" || true
   printf '%s %.1f\n' "$name" "$(echo "$end - $start" | bc)"
 }
 
@@ -63,8 +67,8 @@ while read -r id; do
   ps=0
   [[ -n $p ]] && ps=$("$DOCKER" image inspect --format '{{.Size}}' "$p" 2>/dev/null || echo 0)
   sizes=$((sizes + s - ps))
-done < <(sort -u "$IDS")
-echo "classic builder intermediate images (each step's own layer, summed): $((sizes / 1000000)) MB"
+done < <(sort -u "$MEASURED")
+echo "classic builder intermediate images left by the two --copy builds (each COPY/RUN step's own layer, summed): $((sizes / 1000000)) MB"
 echo "docker system df before: $before"
 echo "docker system df after:  $("$DOCKER" system df --format '{{.Type}} {{.Size}}' | tr '\n' ' ')"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $("$DOCKER" version --format 'engine {{.Server.Version}}'), $(date -u +%FT%TZ)"

@@ -20,6 +20,7 @@ import { scanTree } from '../src/tree/scan.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { idleWorkerShare, WORKER_THREAD_BYTES } from '../src/util/memory-budget.js';
 import { esbuildBinaryPair } from './helpers/real-data.js';
+import { noise } from './helpers/noise.js';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -32,18 +33,6 @@ afterAll(async () => {
 const p = (name: string) => join(dir, name);
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-/** Deterministic pseudo-random bytes (xorshift). */
-function noise(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** "Recompiled": every 64th 32-bit word moved by +0x40, as shifted addresses are. */
 function recompiled(code: Buffer): Buffer {

@@ -61,7 +61,11 @@ describe('version', () => {
     expect(text.stdout).toMatch(/^deltaimg \d+\.\d+\.\d+ \(node v\d+/);
     expect(text.stdout).toMatch(new RegExp(`deltaimg-delta +${FORMAT_VERSION} / ${FORMAT_VERSION}`));
     const json = await deltaimg(['version', '--json']);
-    const report = JSON.parse(json.stdout) as { version: string; nativeAddon: { present: boolean }; formats: { name: string; writes: number; readsUpTo: number }[] };
+    const report = JSON.parse(json.stdout) as {
+      version: string;
+      nativeAddon: { present: boolean };
+      formats: { name: string; writes: number; readsUpTo: number }[];
+    };
     expect(report.version).toBe((await deltaimg(['--version'])).stdout);
     expect(report.nativeAddon.present).toBe(true);
     expect(report.formats).toEqual(
@@ -85,10 +89,12 @@ _deltaimg; printf '%s\\n' "\${COMPREPLY[@]}"`;
   }
 
   it('bash completes verbs, subcommands and options from the command tree', async () => {
-    expect(await bashComplete(['deltaimg', ''])).toEqual(expect.arrayContaining(['diff', 'apply', 'inspect', 'image', 'dockerfile', 'vcdiff', 'version', 'completion', 'runtime']));
+    expect(await bashComplete(['deltaimg', ''])).toEqual(
+      expect.arrayContaining(['diff', 'apply', 'inspect', 'image', 'dockerfile', 'vcdiff', 'version', 'completion', 'runtime']),
+    );
     expect(await bashComplete(['deltaimg', ''])).not.toContain('layer-sync'); // hidden
     expect((await bashComplete(['deltaimg', 'image', ''])).sort()).toEqual(['apply', 'diff', 'inspect', 'verify']);
-    expect(await bashComplete(['deltaimg', 'image', 'diff', '--p'])).toEqual(['--platform']);
+    expect(await bashComplete(['deltaimg', 'image', 'diff', '--pla'])).toEqual(['--platform']);
     expect(await bashComplete(['deltaimg', 'diff', '--j'])).toEqual(['--json']);
     await writeFile(join(work, 'v1.tar'), '');
     expect(await bashComplete(['deltaimg', 'diff', 'v1'])).toEqual(['v1.tar']); // arguments: file names
@@ -102,7 +108,10 @@ _deltaimg; printf '%s\\n' "\${COMPREPLY[@]}"`;
 
   it('fish completes verbs, subcommands and options', async () => {
     const complete = async (line: string) => {
-      const r = await execa('fish', ['--no-config', '-c', `node "$CLI" completion fish | source; complete -C '${line}'`], { env: { CLI }, cwd: work });
+      const r = await execa('fish', ['--no-config', '-c', `node "$CLI" completion fish | source; complete -C '${line}'`], {
+        env: { CLI },
+        cwd: work,
+      });
       return r.stdout.split('\n').map((l) => l.split('\t')[0]);
     };
     expect(await complete('deltaimg ')).toEqual(expect.arrayContaining(['diff', 'image', 'version', 'completion']));
@@ -115,7 +124,10 @@ describe('output', () => {
   it('a reader that closes stdout gets one line on stderr and exit 141, no stack trace', async () => {
     const big = join(work, 'big.bin');
     await writeFile(big, randomBytes(4 << 20)); // incompressible: far more than a pipe buffer
-    const r = await execa('bash', ['-c', 'node "$CLI" vcdiff encode "$BIG" - | true; echo "${PIPESTATUS[0]}"'], { env: { CLI, BIG: big }, reject: false });
+    const r = await execa('bash', ['-c', 'node "$CLI" vcdiff encode "$BIG" - | true; echo "${PIPESTATUS[0]}"'], {
+      env: { CLI, BIG: big },
+      reject: false,
+    });
     expect(r.stderr.trim().split('\n')).toEqual(['deltaimg: stdout was closed before all output was written (the reader exited); stopped']);
     expect(r.stdout.trim()).toBe('141');
   });
@@ -138,7 +150,9 @@ describe('image references', () => {
     await writeFile(join(work, 'app:1'), 'not an image');
     const r = await deltaimg(['image', 'verify', 'app:1']);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/"app:1" is both a file here and an image name: write docker-archive:app:1 for the file or docker-daemon:app:1/);
+    expect(r.stderr).toMatch(
+      /"app:1" is both a file here and an image name: write docker-archive:app:1 for the file or docker-daemon:app:1/,
+    );
   });
 
   it('a bare word is not taken as an image name', async () => {

@@ -20,18 +20,22 @@ const ANSWERS = {
   buildkit20:
     '#1 [internal] load build definition from Dockerfile\n#1 sha256:08ad\n#1 transferring dockerfile: 31B done\n#1 DONE 0.0s\nfailed to solve with frontend dockerfile.v0: failed to create LLB definition: the Dockerfile cannot be empty',
   classic20: 'Sending build context to Docker daemon  1.536kB\nError response from daemon: the Dockerfile (Dockerfile) cannot be empty',
-  noBuildx28: 'ERROR: BuildKit is enabled but the buildx component is missing or broken.\n       Install the buildx component to build images with BuildKit:\n       https://docs.docker.com/go/buildx/',
+  noBuildx28:
+    'ERROR: BuildKit is enabled but the buildx component is missing or broken.\n       Install the buildx component to build images with BuildKit:\n       https://docs.docker.com/go/buildx/',
   legacy28:
     'DEPRECATED: The legacy builder is deprecated and will be removed in a future release.\n            Install the buildx component to build images with BuildKit:\n            https://docs.docker.com/go/buildx/\n\nSending build context to Docker daemon  1.536kB\nError response from daemon: the Dockerfile (Dockerfile) cannot be empty',
 };
 
 describe('builder detection (pure parts)', () => {
-  it('classifies each CLI\'s answer to an empty Dockerfile', () => {
+  it("classifies each CLI's answer to an empty Dockerfile", () => {
     expect(classifyProbe(ANSWERS.buildkit20, '1')).toEqual({ kind: 'buildkit' });
     expect(classifyProbe(ANSWERS.classic20, '0')).toEqual({ kind: 'classic', why: 'DOCKER_BUILDKIT=0' });
     expect(classifyProbe(ANSWERS.classic20, undefined)).toMatchObject({ kind: 'classic', why: expect.stringMatching(/engine's default/) });
     expect(classifyProbe(ANSWERS.noBuildx28, '1')).toEqual({ kind: 'buildx-missing' });
-    expect(classifyProbe(ANSWERS.legacy28, undefined)).toMatchObject({ kind: 'classic', why: expect.stringMatching(/no buildx component/) });
+    expect(classifyProbe(ANSWERS.legacy28, undefined)).toMatchObject({
+      kind: 'classic',
+      why: expect.stringMatching(/no buildx component/),
+    });
     expect(classifyProbe('podman says hi', undefined)).toEqual({ kind: 'unknown', firstLine: 'podman says hi' });
   });
 
@@ -46,18 +50,28 @@ describe('builder detection (pure parts)', () => {
         return (err as Error).message;
       }
     };
-    expect(refusal({ kind: 'classic', why: 'DOCKER_BUILDKIT=0' }, 'buildkit')).toMatch(/set DOCKER_BUILDKIT=1 .* or use --copy.*--no-check/);
+    expect(refusal({ kind: 'classic', why: 'DOCKER_BUILDKIT=0' }, 'buildkit')).toMatch(
+      /set DOCKER_BUILDKIT=1 .* or use --copy.*--no-check/,
+    );
     expect(refusal({ kind: 'classic', why: 'DOCKER_BUILDKIT=0' }, 'any')).toBeUndefined();
     expect(refusal({ kind: 'buildx-missing' }, 'buildkit')).toMatch(/install it \(apt-get install docker-buildx-plugin.*--no-check/);
     expect(refusal({ kind: 'buildx-missing' }, 'any')).toMatch(/or set DOCKER_BUILDKIT=0 for the classic builder/);
     expect(refusal({ kind: 'buildkit' }, 'buildkit')).toBeUndefined();
     expect(refusal({ kind: 'unknown', firstLine: '' }, 'buildkit')).toBeUndefined();
-    for (const m of [refusal({ kind: 'buildx-missing' }, 'buildkit')!, refusal({ kind: 'classic', why: 'x' }, 'buildkit')!]) expect(m).not.toMatch(/\n/);
+    for (const m of [refusal({ kind: 'buildx-missing' }, 'buildkit')!, refusal({ kind: 'classic', why: 'x' }, 'buildkit')!])
+      expect(m).not.toMatch(/\n/);
   });
 
   it('reads the build command line that reads the pipe', () => {
     const reader = (argv: string[], exe = '/usr/bin/docker') => consumerOf({ pid: 1, exe, argv, env: { DOCKER_BUILDKIT: '1' } });
-    expect(reader(['docker', 'build', '--network=none', '-t', 'x', '-'])).toMatchObject({ kind: 'docker', cli: '/usr/bin/docker', verb: ['build'], networkNone: true, seen: true, env: { DOCKER_BUILDKIT: '1' } });
+    expect(reader(['docker', 'build', '--network=none', '-t', 'x', '-'])).toMatchObject({
+      kind: 'docker',
+      cli: '/usr/bin/docker',
+      verb: ['build'],
+      networkNone: true,
+      seen: true,
+      env: { DOCKER_BUILDKIT: '1' },
+    });
     expect(reader(['docker', 'build', '--network', 'none', '-'])).toMatchObject({ networkNone: true });
     expect(reader(['docker', 'build', '--network', 'host', '-'])).toMatchObject({ networkNone: false });
     expect(reader(['docker', 'buildx', 'build', '-'])).toMatchObject({ verb: ['buildx', 'build'], networkNone: false });
@@ -88,7 +102,10 @@ describeDocker('builder detection on the real engine', () => {
   beforeAll(async () => {
     runtime = await ensureRuntimeImage();
     work = await mkdtemp(join(tmpdir(), 'deltaimg-builder-'));
-    for (const [v, ref] of [['a', A], ['b', B]] as const) {
+    for (const [v, ref] of [
+      ['a', A],
+      ['b', B],
+    ] as const) {
       await mkdir(join(work, v));
       await writeFile(join(work, v, 'file'), `version ${v}\n`);
       await importTree(join(work, v), ref);
@@ -104,7 +121,12 @@ describeDocker('builder detection on the real engine', () => {
   async function pipeline(args: string, build: string) {
     const env = { ...process.env, DELTAIMG_DOCKER: DOCKER, DELTAIMG_RUNTIME_IMAGE: DELTAIMG_ENV.DELTAIMG_RUNTIME_IMAGE };
     delete env.DOCKER_BUILDKIT;
-    return execa('bash', ['-c', `set -o pipefail; node ${CLI} dockerfile ${args} | ${build}`], { env, extendEnv: false, reject: false, all: true });
+    return execa('bash', ['-c', `set -o pipefail; node ${CLI} dockerfile ${args} | ${build}`], {
+      env,
+      extendEnv: false,
+      reject: false,
+      all: true,
+    });
   }
 
   it('refuses the classic builder (DOCKER_BUILDKIT=0) before printing, in one line; --no-check prints anyway', async () => {
@@ -125,7 +147,10 @@ describeDocker('builder detection on the real engine', () => {
 
   it('judges the docker build reading the pipe by its own environment and command line', async () => {
     const tag = images.name('builder-a-to-b');
-    const ok = await pipeline(`diff ${A} docker-daemon:${B}`, `DOCKER_BUILDKIT=1 BUILDKIT_PROGRESS=plain ${DOCKER} build --network=none -t ${tag} -`);
+    const ok = await pipeline(
+      `diff ${A} docker-daemon:${B}`,
+      `DOCKER_BUILDKIT=1 BUILDKIT_PROGRESS=plain ${DOCKER} build --network=none -t ${tag} -`,
+    );
     expect(ok.exitCode, ok.all).toBe(0);
     expect(ok.all).not.toMatch(/deltaimg: (note|error)/); // --network=none seen: no hint
     expect(await imageId(tag)).toMatch(/^sha256:/);
@@ -138,7 +163,9 @@ describeDocker('builder detection on the real engine', () => {
     if (bridge) expect(noNetworkFlag.all).not.toMatch(/no bridge network/);
     else {
       // The hint comes first, and the build then fails as it says.
-      expect(noNetworkFlag.all).toMatch(/^deltaimg: note: this Docker engine has no bridge network: build with docker build --network=none \(the build needs no network\), else it fails with "network bridge not found"$/m);
+      expect(noNetworkFlag.all).toMatch(
+        /^deltaimg: note: this Docker engine has no bridge network: build with docker build --network=none \(the build needs no network\), else it fails with "network bridge not found"$/m,
+      );
       expect(noNetworkFlag.all).toMatch(/network bridge not found/);
     }
     expect(runtime).toBeTruthy();
@@ -148,24 +175,39 @@ describeDocker('builder detection on the real engine', () => {
     const r = await execa('node', [CLI, 'dockerfile', 'diff', A, B], { env: { ...process.env, ...DELTAIMG_ENV }, reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^FROM scratch AS deltaimg-delta$/m);
-    expect(r.stderr).toBe(bridge ? '' : 'deltaimg: note: this Docker engine has no bridge network: build with docker build --network=none (the build needs no network) unless you already do, else it fails with "network bridge not found"');
+    expect(r.stderr).toBe(
+      bridge
+        ? ''
+        : 'deltaimg: note: this Docker engine has no bridge network: build with docker build --network=none (the build needs no network) unless you already do, else it fails with "network bridge not found"',
+    );
   });
 
   it('a docker CLI >= 23 without buildx, BuildKit on: says to install buildx', async (ctx) => {
     const cli = await cliWithoutBuildx();
     if (!cli) ctx.skip(); // needs such a CLI on this machine; the recorded answers are checked above
-    const r = await execa('node', [CLI, 'dockerfile', 'diff', A, B], { env: { ...process.env, ...DELTAIMG_ENV, DELTAIMG_DOCKER: cli }, reject: false });
+    const r = await execa('node', [CLI, 'dockerfile', 'diff', A, B], {
+      env: { ...process.env, ...DELTAIMG_ENV, DELTAIMG_DOCKER: cli },
+      reject: false,
+    });
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/^deltaimg: error: docker build here \(.*\) has BuildKit enabled but no buildx component \("BuildKit is enabled but the buildx component is missing"\): install it \(apt-get install docker-buildx-plugin, or docker-buildx on Debian\/Ubuntu\); --no-check prints it anyway/);
+    expect(r.stderr).toMatch(
+      /^deltaimg: error: docker build here \(.*\) has BuildKit enabled but no buildx component \("BuildKit is enabled but the buildx component is missing"\): install it \(apt-get install docker-buildx-plugin, or docker-buildx on Debian\/Ubuntu\); --no-check prints it anyway/,
+    );
     const piped = await pipeline(`diff ${A} ${B}`, `${cli} build --network=none -t ${images.name('never-2')} -`);
     // Without DOCKER_BUILDKIT such a CLI falls back to the legacy builder: named as such.
-    expect(piped.all).toMatch(/deltaimg: error: the docker build reading this output runs the classic builder \(no buildx component, so the legacy builder\)/);
+    expect(piped.all).toMatch(
+      /deltaimg: error: the docker build reading this output runs the classic builder \(no buildx component, so the legacy builder\)/,
+    );
   });
 
   it('one image-reference grammar: docker-daemon:NAME and NAME alike; other transports named with what to do', async () => {
     const env = { ...process.env, ...DELTAIMG_ENV };
     const plain = await execa('node', [CLI, 'dockerfile', 'diff', A, B, '--no-check'], { env });
-    const prefixed = await execa('node', [CLI, 'dockerfile', 'diff', `docker-daemon:${A}`, `docker-daemon:${B}`, '--no-check', '--runtime-image', `docker-daemon:${runtime}`], { env });
+    const prefixed = await execa(
+      'node',
+      [CLI, 'dockerfile', 'diff', `docker-daemon:${A}`, `docker-daemon:${B}`, '--no-check', '--runtime-image', `docker-daemon:${runtime}`],
+      { env },
+    );
     expect(prefixed.stdout).toBe(plain.stdout);
     const archive = await execa('node', [CLI, 'dockerfile', 'diff', 'docker-archive:a.tar', B], { env, reject: false });
     expect(archive.exitCode).toBe(2);

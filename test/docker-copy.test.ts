@@ -74,7 +74,7 @@ describeDocker('--copy on the classic builder', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('without --copy the classic builder is refused before printing; with it, diff and apply restore B\'s files', async () => {
+  it("without --copy the classic builder is refused before printing; with it, diff and apply restore B's files", async () => {
     const refused = await execa('node', [CLI, 'dockerfile', 'diff', A, B], { env: CLASSIC_ENV, reject: false });
     expect(refused.exitCode).toBe(1);
     expect(refused.stderr).toMatch(/runs the classic builder \(DOCKER_BUILDKIT=0\).*or use --copy/);
@@ -119,7 +119,9 @@ describeDocker('--copy on the classic builder', () => {
     expect(want.config.Env).toEqual(['APP_MODE=b', 'PATH=/usr/bin:/bin']);
     expect({ ...have.config, Env: want.config.Env }).toEqual(want.config);
 
-    const sizes = await Promise.all([A, B].map((r) => execa(DOCKER, ['image', 'inspect', '--format', '{{.Size}}', r]).then((x) => Number(x.stdout))));
+    const sizes = await Promise.all(
+      [A, B].map((r) => execa(DOCKER, ['image', 'inspect', '--format', '{{.Size}}', r]).then((x) => Number(x.stdout))),
+    );
     console.log(
       `--copy on the classic builder: A ${sizes[0]} B, B ${sizes[1]} B; diff build ${diffBuild.seconds.toFixed(1)} s, apply build ${applyBuild.seconds.toFixed(1)} s; ` +
         `${intermediates.length} intermediate images kept by the builder; ${differences.length} paths differ only in non-security xattrs`,

@@ -61,6 +61,13 @@ describe('documentation', () => {
     expect(unmarked).toEqual([]);
   });
 
+  it('holds no merge conflict markers', async () => {
+    for (const file of DOC_FILES) {
+      const text = await readFile(join(REPO_ROOT, file), 'utf8');
+      expect(text.match(/^(<{7}|={7}|>{7})( |$)/m)?.[0], file).toBeUndefined();
+    }
+  });
+
   it("README's Layout names every folder of src/ and its dependency arrows are the imports'", async () => {
     const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
     const layout = readme.slice(readme.indexOf('## Layout'), readme.indexOf('\n## ', readme.indexOf('## Layout') + 1));
@@ -71,7 +78,10 @@ describe('documentation', () => {
     for (const m of layout.matchAll(/^([a-z]+) +-> (.+)$/gm)) stated.set(m[1]!, new Set(m[2]!.split(',').map((s) => s.trim())));
     const actual = await importGraph(folders);
     const describe = (g: Map<string, Set<string>>) =>
-      [...g].filter(([, to]) => to.size).map(([from, to]) => `${from} -> ${[...to].sort().join(', ')}`).sort();
+      [...g]
+        .filter(([, to]) => to.size)
+        .map(([from, to]) => `${from} -> ${[...to].sort().join(', ')}`)
+        .sort();
     expect(describe(stated)).toEqual(describe(actual));
     expect(findCycle(actual)).toBeUndefined();
   });
@@ -175,7 +185,19 @@ describeDocker(
 
     it('the README workflow restored app:2 and the .dimg round trip is exact', async () => {
       const dir = join(work, 'README_md');
-      const verify = await execa('node', [join(REPO_ROOT, 'dist/cli/main.js'), 'image', 'verify', `docker-archive:${join(dir, 'b-restored.tar')}`, '--against', join(dir, 'a-to-b.dimg'), '--json'], { reject: false });
+      const verify = await execa(
+        'node',
+        [
+          join(REPO_ROOT, 'dist/cli/main.js'),
+          'image',
+          'verify',
+          `docker-archive:${join(dir, 'b-restored.tar')}`,
+          '--against',
+          join(dir, 'a-to-b.dimg'),
+          '--json',
+        ],
+        { reject: false },
+      );
       expect(verify.exitCode, verify.stderr).toBe(0);
       const cmp = await execa('diff', ['-r', join(dir, 'v2'), join(dir, 'v2-copy')], { reject: false });
       expect(cmp.exitCode, cmp.stdout).toBe(0);
@@ -203,10 +225,18 @@ async function makeAppImages(work: string): Promise<void> {
     await chmod(join(root, 'app/run'), 0o755);
     if (v === '1') await writeFile(join(root, 'app/old.txt'), 'only in 1\n');
     // What both versions share is alike to the second, as in two builds of one base.
-    const paths = (await readdir(root, { recursive: true })).map((p) => join(root, p)).sort().reverse();
+    const paths = (await readdir(root, { recursive: true }))
+      .map((p) => join(root, p))
+      .sort()
+      .reverse();
     for (const p of [...paths, root]) await utimes(p, 1_700_000_000, 1_700_000_000);
     // PATH first, as a build's images have it: --layered keeps A's variables in A's order.
-    await importTree(root, `app:${v}`, ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `ENV APP_MODE=${v}`, 'CMD ["/app/run"]', 'WORKDIR /app']);
+    await importTree(root, `app:${v}`, [
+      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      `ENV APP_MODE=${v}`,
+      'CMD ["/app/run"]',
+      'WORKDIR /app',
+    ]);
   }
 }
 

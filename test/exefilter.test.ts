@@ -4,6 +4,7 @@
  * of mislabelled, truncated and mutated ones (never a throw, never a region outside the
  * file), and refusal of hostile recorded parameters.
  */
+import { statSync } from 'node:fs';
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,14 +52,15 @@ function rng(seed: number): () => number {
 }
 
 /**
- * Bytes dense in the opcodes the transform looks at (E8, and E9 and 0F 8x that it must leave alone; ARM64 BL and ADRP words)
+ * Bytes dense in the opcodes the transform looks at (E8, 48/4C 8D/8B ModRM 05, and E9 and 0F 8x that
+ * it must leave alone; ARM64 BL and ADRP words)
  * and in displacements near the range edges, so overlapping candidates and boundary values
  * are exercised, not just what random bytes hit by chance.
  */
 function adversarial(length: number, seed: number): Buffer {
   const next = rng(seed);
   const out = Buffer.alloc(length);
-  const special = [0xe8, 0xe9, 0x0f, 0x80, 0x8f, 0x00, 0xff, 0x94, 0x97, 0x90, 0xb0, 0xf0, 0x7f, 0x01, 0xfe];
+  const special = [0xe8, 0xe9, 0x0f, 0x80, 0x8f, 0x00, 0xff, 0x94, 0x97, 0x90, 0xb0, 0xf0, 0x7f, 0x01, 0xfe, 0x48, 0x4c, 0x8d, 0x8b, 0x05, 0x0d, 0x3d];
   for (let i = 0; i < length; i++) {
     const r = next();
     out[i] = r % 3 === 0 ? r >>> 8 : special[(r >>> 8) % special.length]!;
@@ -129,6 +131,20 @@ describe('branch transform', () => {
     expect(code.readInt32LE(41)).toBe(0x1000);
   });
 
+  it('turns x86-64 RIP-relative LEA and MOV into absolute addresses, and leaves jmp and jcc alone', () => {
+    const code = Buffer.alloc(32, 0x90);
+    Buffer.from([0x48, 0x8d, 0x05]).copy(code, 0); // lea rax, [rip + 0x100]
+    code.writeInt32LE(0x100, 3);
+    Buffer.from([0x4c, 0x8b, 0x3d]).copy(code, 7); // mov r15, [rip - 0x20]
+    code.writeInt32LE(-0x20, 10);
+    Buffer.from([0xe9, 1, 0, 0, 0, 0x0f, 0x84, 2, 0, 0, 0]).copy(code, 14); // jmp +1; je +2
+    const before = Buffer.from(code);
+    transformBuffer({ arch: 'x86-64', rangeBits: 20, regions: [{ offset: 0, size: 32, vaddr: 0x1000 }] }, 'forward', code);
+    expect(code.readInt32LE(3)).toBe(0x1000 + 7 + 0x100);
+    expect(code.readInt32LE(10)).toBe(0x1000 + 14 - 0x20);
+    expect(code.subarray(14)).toEqual(before.subarray(14));
+  });
+
   it('turns ARM64 BL and ADRP into absolute targets', () => {
     const code = Buffer.alloc(16);
     code.writeUInt32LE((0x94000000 | 0x10) >>> 0, 4); // bl +0x40 from 0x10004
@@ -172,9 +188,9 @@ describe('ELF code regions', () => {
     }
   });
 
-  it('reads the system executables (/bin/ls) as x86-64 code', () => {
-    const ls = readElfCode('/bin/ls', 1 << 30);
-    expect(ls?.arch).toBe('x86-64');
+  it("reads the system's own executables (/bin/ls) as code of this machine", () => {
+    const ls = readElfCode('/bin/ls', statSync('/bin/ls').size);
+    expect(ls?.arch).toBe(process.arch === 'arm64' ? 'arm64' : 'x86-64');
   });
 
   it('falls back on a non-ELF file mislabelled as ELF, a truncated ELF and mutated headers', async () => {

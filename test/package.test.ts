@@ -40,7 +40,9 @@ async function prepare(): Promise<void> {
 
   pathNoCompiler = await restrictedPath();
   const prefix = join(work, 'prefix');
-  await execa('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-fund', '--no-audit', join(work, TARBALL)], { env: { PATH: pathNoCompiler } });
+  await execa('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-fund', '--no-audit', join(work, TARBALL)], {
+    env: { PATH: pathNoCompiler },
+  });
   installed = join(prefix, 'bin/deltaimg');
   unpacked = join(prefix, 'lib/node_modules/deltaimg');
 }
@@ -64,7 +66,11 @@ async function restrictedPath(): Promise<string> {
 }
 
 function deltaimg(args: string[], opts: Options = {}) {
-  return execa(installed, args, { reject: false, ...opts, env: { PATH: `${dirname(installed)}:${pathNoCompiler}`, DELTAIMG_DOCKER: DOCKER, ...(opts.env ?? {}) } });
+  return execa(installed, args, {
+    reject: false,
+    ...opts,
+    env: { PATH: `${dirname(installed)}:${pathNoCompiler}`, DELTAIMG_DOCKER: DOCKER, ...(opts.env ?? {}) },
+  });
 }
 
 afterAll(async () => {
@@ -89,7 +95,11 @@ describe('npm package', () => {
     }
     expect(members.filter((m) => m.startsWith('package/test/') || m.includes('/node_modules/'))).toEqual([]);
     // Each addon is an ELF of its machine exporting the N-API entry point.
-    for (const [target, machine] of [['linux-x64', 62], ['linux-arm64', 183], ['linux-x64-musl', 62]] as const) {
+    for (const [target, machine] of [
+      ['linux-x64', 62],
+      ['linux-arm64', 183],
+      ['linux-x64-musl', 62],
+    ] as const) {
       const file = join(unpacked, 'prebuilds', target, 'fsext.node');
       const elf = await readFile(file);
       expect(elf.readUInt32BE(0), target).toBe(0x7f454c46);
@@ -102,10 +112,21 @@ describe('npm package', () => {
   });
 
   it('installs and runs with no compiler, make or python on PATH', async () => {
-    const found = await execa('sh', ['-c', 'for t in cc gcc g++ make python3 python node-gyp; do command -v $t; done; true'], { env: { PATH: `${dirname(installed)}:${pathNoCompiler}` } });
+    const found = await execa('sh', ['-c', 'for t in cc gcc g++ make python3 python node-gyp; do command -v $t; done; true'], {
+      env: { PATH: `${dirname(installed)}:${pathNoCompiler}` },
+    });
     expect(found.stdout).toBe('');
     const v = await deltaimg(['--version']);
     expect(v.stdout, v.stderr).toBe(VERSION);
+    const report = await deltaimg(['version', '--json']);
+    expect(JSON.parse(report.stdout)).toMatchObject({
+      version: VERSION,
+      nativeAddon: { present: true, path: join(unpacked, `prebuilds/linux-${process.arch}/fsext.node`) },
+    });
+    const completion = await deltaimg(['completion', 'bash']);
+    expect(completion.exitCode, completion.stderr).toBe(0);
+    expect((await execa('bash', ['-n'], { input: completion.stdout, reject: false })).exitCode).toBe(0);
+    expect(completion.stdout).toContain('complete -o filenames -F _deltaimg deltaimg');
   });
 
   it('diff, inspect and apply two trees, restored exactly', async () => {
@@ -195,13 +216,18 @@ describeDocker('npm package with Docker', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ tag: runtime });
     expect(await docker(['run', '--rm', '--network=none', runtime, '--version'])).toBe(VERSION);
 
-    for (const [v, text] of [['a', 'one\n'], ['b', 'two\n']] as const) {
+    for (const [v, text] of [
+      ['a', 'one\n'],
+      ['b', 'two\n'],
+    ] as const) {
       const dir = join(work, `img-${v}`);
       await writeTree(dir, { 'etc/v': text });
       await importTree(dir, `${tag}-${v}:1`);
     }
     // Docker 20.10 runs BuildKit only when asked: the builder check would refuse otherwise.
-    const d = await deltaimg(['dockerfile', 'diff', `${tag}-a:1`, `${tag}-b:1`, '--runtime-image', runtime], { env: { DOCKER_BUILDKIT: '1' } });
+    const d = await deltaimg(['dockerfile', 'diff', `${tag}-a:1`, `${tag}-b:1`, '--runtime-image', runtime], {
+      env: { DOCKER_BUILDKIT: '1' },
+    });
     expect(d.exitCode, d.stderr).toBe(0);
     expect(d.stdout).toContain(`from=${runtime},source=/opt/deltaimg`);
     expect(d.stdout).toMatch(new RegExp(`^FROM ${tag}-a:1$`, 'm'));
@@ -230,5 +256,12 @@ async function layerTar(files: Record<string, string | Buffer>): Promise<Buffer>
 }
 
 function imageConfig(diffIds: string[]): Buffer {
-  return Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/usr/bin:/bin'] }, rootfs: { type: 'layers', diff_ids: diffIds } }));
+  return Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Env: ['PATH=/usr/bin:/bin'] },
+      rootfs: { type: 'layers', diff_ids: diffIds },
+    }),
+  );
 }

@@ -15,13 +15,13 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openImageSource, parseImageRef, writeImages, type Image } from '../src/image/index.js';
 import { closeConnections, RegistryClient } from '../src/image/registry/client.js';
-import { readRegistryImages } from '../src/image/registry/reader.js';
+import { readRegistryImages, topDescriptor } from '../src/image/registry/reader.js';
 import { pushImages } from '../src/image/registry/writer.js';
 import { listDeltas } from '../src/imagedelta/publish.js';
 import type { BlobPush } from '../src/image/registry/client.js';
 import { DeltaimgError } from '../src/util/errors.js';
 import { buildImage, describeDocker, docker, DOCKER, imageId, registryAddress, REPO_ROOT } from './helpers/docker.js';
-import { extractClassic, twoPlatformLayout, writeDir } from './helpers/image-archives.js';
+import { extractClassic, sha, twoPlatformLayout, writeDir } from './helpers/image-archives.js';
 import { htpasswdFile, makeCa, startRegistry, startTokenProxy, type TestRegistry, type TokenProxy } from './helpers/registries.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli/main.js');
@@ -115,6 +115,9 @@ describeDocker(
       expect(applied.code, applied.stderr).toBe(0);
       const report = JSON.parse(applied.stdout) as { images: { configDigest: string; manifestDigest: string }[] };
       expect(report.images[0]!.configDigest).toBe(idB);
+      // The engine's gzip layers come back byte for byte (exact-deflate recipes): B's manifest digest.
+      const original = await topDescriptor({ registry: R, repository: `${repo}/app`, tag: '2' });
+      expect(report.images[0]!.manifestDigest).toBe(original.digest);
       const pinned = `${R}/${repo}/app@${report.images[0]!.manifestDigest}`;
       await docker(['pull', pinned]);
       expect(await imageId(pinned)).toBe(idB);
@@ -174,6 +177,28 @@ describeDocker(
       await docker(['pull', `${R}/${repo}/multi:1`]);
       expect(await imageId(`${R}/${repo}/multi:1`)).toBe(layout.amd64.config);
       await docker(['rmi', `${R}/${repo}/multi:1`]);
+    });
+
+    it('multi-platform: an index of engine-gzipped layers restored to the registry keeps every manifest digest and the index digest', async () => {
+      const one = async (tag: string) => (await readRegistryImages({ registry: R, repository: `${repo}/app`, tag })).images[0]!;
+      const asArm64 = (img: Image): Image => {
+        const config = Buffer.from(JSON.stringify({ ...(JSON.parse(img.config.toString('utf8')) as object), architecture: 'arm64', variant: 'v8' }));
+        const { manifest: _dropped, ...rest } = img;
+        return { ...rest, config, configDigest: sha(config), platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } };
+      };
+      await pushImages({ registry: R, repository: `${repo}/multi-pair`, tag: 'a' }, [await one('1'), asArm64(await one('0'))]);
+      const b = await pushImages({ registry: R, repository: `${repo}/multi-pair`, tag: 'b' }, [await one('2'), asArm64(await one('2'))]);
+      const dimg = join(work, 'multi.dimg');
+      const diff = await cli(['image', 'diff', `docker://${R}/${repo}/multi-pair:a`, `docker://${R}/${repo}/multi-pair:b`, '-o', dimg, '-q']);
+      expect(diff.code, diff.stderr).toBe(0);
+      // The .dimg carries B's index bytes, so the restore can push that very index.
+      const header = JSON.parse((await cli(['image', 'inspect', dimg, '--json'])).stdout) as { targetIndex?: { digest: string } };
+      expect(header.targetIndex?.digest).toBe(b.digest);
+      const applied = await cli(['image', 'apply', `docker://${R}/${repo}/multi-pair:a`, dimg, '-o', `docker://${R}/${repo}/multi-pair:b-restored`, '--json', '-q']);
+      expect(applied.code, applied.stderr).toBe(0);
+      const report = JSON.parse(applied.stdout) as { images: { manifestDigest: string; originalManifestDigest: string }[] };
+      expect(report.images.map((i) => i.manifestDigest)).toEqual(b.images.map((i) => i.manifestDigest));
+      expect((await topDescriptor({ registry: R, repository: `${repo}/multi-pair`, tag: 'b-restored' })).digest).toBe(b.digest);
     });
 
     it('a layer whose bytes do not match its digest is refused and nothing is tagged', async () => {

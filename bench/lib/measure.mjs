@@ -14,7 +14,7 @@ const STDERR_TAIL_BYTES = 2000;
  * peak RSS from time's "Maximum resident set size" (the largest of the process and its waited-for
  * children). Never throws for a failing command: the result says ok: false with the stderr tail,
  * so one broken tool does not stop the whole benchmark.
- * @returns {Promise<{ok: boolean, seconds: number, peakRssBytes: number|null, stdout: string, error?: string}>}
+ * @returns {Promise<{ok: boolean, seconds: number, cpuSeconds: number|null, peakRssBytes: number|null, stdout: string, error?: string}>}
  */
 export async function runMeasured(argv, { cwd } = {}) {
   const timeDir = mkdtempSync(join(tmpdir(), 'bench-time-'));
@@ -23,18 +23,23 @@ export async function runMeasured(argv, { cwd } = {}) {
   const { code, stdout, stderr } = await spawnCollect(GNU_TIME, ['-v', '-o', timeFile, ...argv], cwd);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   let peakRssBytes = null;
+  let cpuSeconds = null;
   try {
-    const match = /Maximum resident set size \(kbytes\): (\d+)/.exec(readFileSync(timeFile, 'utf8'));
+    const report = readFileSync(timeFile, 'utf8');
+    const match = /Maximum resident set size \(kbytes\): (\d+)/.exec(report);
     if (match) peakRssBytes = Number(match[1]) * 1024;
+    const user = /User time \(seconds\): ([\d.]+)/.exec(report);
+    const system = /System time \(seconds\): ([\d.]+)/.exec(report);
+    if (user && system) cpuSeconds = Number(user[1]) + Number(system[1]);
   } catch {
     // time could not write its report: the command did not start at all (reported below)
   }
   rmSync(timeDir, { recursive: true, force: true });
   if (code !== 0) {
     const tail = stderr.slice(-STDERR_TAIL_BYTES).trim();
-    return { ok: false, seconds, peakRssBytes, stdout, error: `exit ${code}: ${tail}` };
+    return { ok: false, seconds, cpuSeconds, peakRssBytes, stdout, error: `exit ${code}: ${tail}` };
   }
-  return { ok: true, seconds, peakRssBytes, stdout };
+  return { ok: true, seconds, cpuSeconds, peakRssBytes, stdout };
 }
 
 /**

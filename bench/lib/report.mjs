@@ -1,4 +1,5 @@
 // Turns bench/results.json into the targets verdicts and the RESULTS.md tables.
+import { binariesSection } from './binaries-report.mjs';
 import { exeSection } from './exe-report.mjs';
 
 const MiB = 1024 * 1024;
@@ -327,6 +328,7 @@ export function renderMarkdown(results) {
       smallSection(results),
       treesSection(results),
       exeSection(),
+      binariesSection(),
       METHOD,
     ]
       .filter(Boolean)

@@ -62,25 +62,12 @@ export function decodeHeader(bytes: Buffer, patchSize: number, shownPath: string
     }
     throw corrupt('bad magic (not a DIMGBSD1 patch)');
   }
-  let at = MAGIC.length;
-  const next = (): number => {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-      if (at >= bytes.length) throw corrupt('shorter than its header');
-      const byte = bytes[at++]!;
-      value += (byte & 0x7f) * scale;
-      if (byte < 0x80) {
-        if (value > Number.MAX_SAFE_INTEGER) break;
-        return value;
-      }
-      scale *= 0x80;
-    }
-    throw corrupt('length field out of range');
-  };
+  const reader = new VarintReader(bytes, MAGIC.length, bytes.length, () => corrupt('shorter than its header'), () => corrupt('length field out of range'));
+  const next = () => reader.next();
   const [sourceSize, targetSize, diffBytes, controlRaw, controlStored, diffRaw, diffStored, extraRaw, extraStored] = Array.from({ length: 9 }, next) as [
     number, number, number, number, number, number, number, number, number,
   ];
+  const at = reader.at;
   if (at + 32 > bytes.length) throw corrupt('shorter than its header');
   const header: PatchHeader = {
     sourceSize,
@@ -143,6 +130,33 @@ export class VarintWriter {
 
   result(): Uint8Array {
     return this.bytes.subarray(0, this.length);
+  }
+}
+
+/** Reads unsigned LEB128 varints (at most MAX_VARINT_BYTES, safe integers) from bytes[at..end). */
+class VarintReader {
+  constructor(
+    private readonly bytes: Buffer,
+    public at: number,
+    private readonly end: number,
+    private readonly truncated: () => Error,
+    private readonly oversized: () => Error,
+  ) {}
+
+  next(): number {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+      if (this.at >= this.end) throw this.truncated();
+      const byte = this.bytes[this.at++]!;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        if (value > Number.MAX_SAFE_INTEGER) break;
+        return value;
+      }
+      scale *= 0x80;
+    }
+    throw this.oversized();
   }
 }
 
@@ -223,23 +237,9 @@ export function tableLength(trailer: Buffer, patchSize: number, shownPath: strin
  */
 export function decodeSegmentTable(bytes: Buffer, patchSize: number, shownPath: string): SegmentTable {
   const corrupt = (why: string) => new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPath} is damaged: ${why}`);
-  let at = 0;
   const end = bytes.length - 32;
-  const next = (): number => {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-      if (at >= end) throw corrupt('segment table is truncated');
-      const byte = bytes[at++]!;
-      value += (byte & 0x7f) * scale;
-      if (byte < 0x80) {
-        if (value > Number.MAX_SAFE_INTEGER) break;
-        return value;
-      }
-      scale *= 0x80;
-    }
-    throw corrupt('segment table holds an oversized number');
-  };
+  const reader = new VarintReader(bytes, 0, end, () => corrupt('segment table is truncated'), () => corrupt('segment table holds an oversized number'));
+  const next = () => reader.next();
   const sourceSize = next();
   const targetSize = next();
   const count = next();
@@ -265,7 +265,7 @@ export function decodeSegmentTable(bytes: Buffer, patchSize: number, shownPath: 
     targetTotal += targetLength;
     patchTotal += patchLength;
   }
-  if (at !== end) throw corrupt('segment table has unused bytes');
+  if (reader.at !== end) throw corrupt('segment table has unused bytes');
   if (targetTotal !== targetSize) throw corrupt('segment lengths do not add up to the target size');
   if (SEGMENTED_MAGIC.length + patchTotal + bytes.length + TRAILER_BYTES !== patchSize) {
     throw corrupt(`segments and table add up to ${SEGMENTED_MAGIC.length + patchTotal + bytes.length + TRAILER_BYTES} bytes but the file has ${patchSize}`);

@@ -39,7 +39,9 @@ export function completionScript(program: Command, shell: Shell): string {
   const nodes = commandTree(program);
   if (shell === 'fish') return fishScript(nodes);
   const bash = bashScript(nodes);
-  return shell === 'bash' ? bash : `#compdef deltaimg
+  return shell === 'bash'
+    ? bash
+    : `#compdef deltaimg
 # deltaimg completion for zsh (the bash completion through bashcompinit): source <(deltaimg completion zsh)
 (( $+functions[compdef] )) || { autoload -U +X compinit && compinit -u; }
 autoload -U +X bashcompinit && bashcompinit
@@ -58,7 +60,12 @@ function commandTree(program: Command): Node[] {
       options: help
         .visibleOptions(cmd)
         .filter((o) => o.long)
-        .map((o) => ({ long: o.long!, ...(o.short ? { short: o.short } : {}), summary: o.description, takesValue: o.required || o.optional })),
+        .map((o) => ({
+          long: o.long!,
+          ...(o.short ? { short: o.short } : {}),
+          summary: o.description,
+          takesValue: o.required || o.optional,
+        })),
     });
     for (const sub of subs) walk(sub, path ? `${path} ${sub.name()}` : sub.name());
   };
@@ -76,7 +83,9 @@ function bashScript(nodes: Node[]): string {
       .filter(([, words]) => words.length > 0)
       .map(([n, words]) => `    ${quote(n.path)}) echo ${quote(words.join(' '))} ;;`)
       .join('\n');
-  const valued = [...new Set(nodes.flatMap((n) => n.options.filter((o) => o.takesValue).flatMap((o) => [o.long, ...(o.short ? [o.short] : [])])))];
+  const valued = [
+    ...new Set(nodes.flatMap((n) => n.options.filter((o) => o.takesValue).flatMap((o) => [o.long, ...(o.short ? [o.short] : [])]))),
+  ];
   return `# deltaimg completion for bash: source <(deltaimg completion bash)
 _deltaimg_subcommands() {
   case "$1" in
@@ -115,7 +124,10 @@ complete -o filenames -F _deltaimg deltaimg
 function fishScript(nodes: Node[]): string {
   const subcases = nodes
     .filter((n) => n.subcommands.length > 0)
-    .map((n) => `    case ${quote(n.path)}\n${n.subcommands.map((s) => `      printf '%s\\t%s\\n' ${quote(s.name)} ${quote(oneLine(s.summary))}`).join('\n')}`)
+    .map(
+      (n) =>
+        `    case ${quote(n.path)}\n${n.subcommands.map((s) => `      printf '%s\\t%s\\n' ${quote(s.name)} ${quote(oneLine(s.summary))}`).join('\n')}`,
+    )
     .join('\n');
   const options = nodes.flatMap((n) =>
     n.options.map(

@@ -7,22 +7,8 @@ import { parseMemorySize } from '../util/memory-budget.js';
 import { createProgress } from '../util/progress.js';
 import { printJson } from './output.js';
 import { requireNativeAddon } from './preflight.js';
+import { registryOptions, withRegistryOptions, type RegistryFlags } from './registry-flags.js';
 import { toolVersion } from './version.js';
-
-export interface RegistryFlags {
-  creds?: string;
-  certDir?: string;
-  insecure?: boolean;
-}
-
-/** The registry flags as RegistryOptions (absent flags left out). */
-export function registryOptions(flags: RegistryFlags): { creds?: string; certDir?: string; insecure?: boolean } {
-  return {
-    ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
-    ...(flags.certDir !== undefined ? { certDir: flags.certDir } : {}),
-    ...(flags.insecure ? { insecure: true } : {}),
-  };
-}
 
 interface DiffFlags {
   out?: string;
@@ -66,8 +52,7 @@ export function registerImageCommand(program: Command): void {
         REFS_HELP,
     );
 
-  image
-    .command('diff')
+  withRegistryOptions(image.command('diff'))
     .summary('write a .dimg that rebuilds TARGET from BASE')
     .description(
       'Layers TARGET shares with BASE are referenced; every other layer is split into its tar headers and its\n' +
@@ -83,9 +68,6 @@ export function registerImageCommand(program: Command): void {
     .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
-    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
-    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
-    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
@@ -124,8 +106,7 @@ export function registerImageCommand(program: Command): void {
       }
     });
 
-  image
-    .command('apply')
+  withRegistryOptions(image.command('apply'))
     .summary('rebuild the target image from BASE and a .dimg')
     .description(
       'Rebuilds every layer, checks each against its diff_id and the config against its digest before\n' +
@@ -138,9 +119,6 @@ export function registerImageCommand(program: Command): void {
     .option('--platform <os/arch[/variant]>', 'platforms to restore, repeatable or comma-separated (default: every image the .dimg holds)', collectPlatforms)
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
-    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
-    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
-    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText('after', REFS_HELP)
@@ -171,14 +149,10 @@ export function registerImageCommand(program: Command): void {
       }
     });
 
-  image
-    .command('verify')
+  withRegistryOptions(image.command('verify'))
     .summary("check an image's layers and config against their digests")
     .argument('<IMAGE>', 'the image to check (e.g. docker-archive:b-restored.tar)')
     .option('--against <DIMG>', 'also check that it is exactly the target this .dimg restores')
-    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
-    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
-    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',

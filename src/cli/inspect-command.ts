@@ -58,7 +58,8 @@ async function inspectDimgFile(path: string, opts: { json?: boolean }): Promise<
   if (transfer.targetCompressed === undefined && only) {
     // B in the local engine (by its image id): its layers the base lacks, gzip'd as a push would.
     const local = await targetTransfer({ ref: only.target.configDigest, id: only.target.configDigest }, only.base.diffIds);
-    if (local.targetCompressed !== undefined) transfer = withSavings({ ...transfer, targetCompressed: local.targetCompressed, missing: undefined });
+    if (local.targetCompressed !== undefined)
+      transfer = withSavings({ ...transfer, targetCompressed: local.targetCompressed, missing: undefined });
   }
   if (opts.json) printJson({ dimg: path, bytes: size, transfer, header });
   else process.stdout.write(`${inspectDimg(path, header)}\n\n${transferLines(transfer).join('\n')}\n`);
@@ -87,7 +88,9 @@ function dimgTransfer(header: Awaited<ReturnType<typeof import('../imagedelta/in
   const layers = [...rebuilt.values()];
   if (!layers.length) return { deltaBytes: fileBytes, missing: 'B has no layer A lacks: only its config and manifest travel' };
   const uncompressed = layers.reduce((n, l) => n + l.size, 0);
-  const compressed = layers.every((l) => l.stored && l.stored.compression !== 'none') ? layers.reduce((n, l) => n + l.stored!.size, 0) : undefined;
+  const compressed = layers.every((l) => l.stored && l.stored.compression !== 'none')
+    ? layers.reduce((n, l) => n + l.stored!.size, 0)
+    : undefined;
   return withSavings({
     deltaBytes: fileBytes,
     targetUncompressed: uncompressed,
@@ -107,9 +110,13 @@ function transferLines(t: Transfer): string[] {
   const pct = (x: number | undefined) => (x === undefined ? '?' : `${(x * 100).toFixed(1)}%`);
   const gz = t.deltaUncompressed === undefined ? 'the delta' : "the delta layer, gzip'd";
   const lines = ['transfer (what a registry stores and a pull moves):', `  ${gz.padEnd(28)} ${formatBytes(t.deltaBytes).padStart(10)}`];
-  if (t.targetCompressed !== undefined) lines.push(`  B's layers A lacks, gzip'd   ${formatBytes(t.targetCompressed).padStart(10)}   saved ${pct(t.savingCompressed)}`);
+  if (t.targetCompressed !== undefined)
+    lines.push(`  B's layers A lacks, gzip'd   ${formatBytes(t.targetCompressed).padStart(10)}   saved ${pct(t.savingCompressed)}`);
   if (t.deltaUncompressed !== undefined) lines.push(`  the delta layer, as a tar    ${formatBytes(t.deltaUncompressed).padStart(10)}`);
-  if (t.targetUncompressed !== undefined) lines.push(`  B's layers A lacks, as tars  ${formatBytes(t.targetUncompressed).padStart(10)}   saved ${pct(t.savingUncompressed)} (uncompressed: overstates the saving)`);
+  if (t.targetUncompressed !== undefined)
+    lines.push(
+      `  B's layers A lacks, as tars  ${formatBytes(t.targetUncompressed).padStart(10)}   saved ${pct(t.savingUncompressed)} (uncompressed: overstates the saving)`,
+    );
   if (t.missing) lines.push(`  compressed saving unknown: ${t.missing}`);
   return lines;
 }
@@ -126,12 +133,27 @@ async function inspectDeltaImage(arg: string, opts: { json?: boolean }): Promise
   try {
     const image = source.images()[0];
     if (!image) throw new DeltaimgError('BAD_IMAGE', `${arg} holds no image`);
-    const meta = readDeltaImage({ ref: arg, id: image.configDigest, config: await configOf(image.config, arg), layers: image.layers.map((l) => l.diffId), os: '', architecture: '' });
+    const meta = readDeltaImage({
+      ref: arg,
+      id: image.configDigest,
+      config: await configOf(image.config, arg),
+      layers: image.layers.map((l) => l.diffId),
+      os: '',
+      architecture: '',
+    });
     const top = image.layers.at(-1);
     const where = `delta image ${arg}`;
     const bytes = top && (await readLayerFile(top, `${DELTA_PATH.slice(1)}/deltaimg.json`, HEADER_MAX_BYTES, where));
-    if (!top || !bytes) throw new DeltaimgError('BAD_IMAGE', `${where} has no ${DELTA_PATH}/deltaimg.json in its top layer; make it with deltaimg dockerfile diff`);
-    const fields = new JsonFields(`${DELTA_PATH}/deltaimg.json in ${arg}`, 'CORRUPT_DELTA', 'rebuild the delta image with deltaimg dockerfile diff');
+    if (!top || !bytes)
+      throw new DeltaimgError(
+        'BAD_IMAGE',
+        `${where} has no ${DELTA_PATH}/deltaimg.json in its top layer; make it with deltaimg dockerfile diff`,
+      );
+    const fields = new JsonFields(
+      `${DELTA_PATH}/deltaimg.json in ${arg}`,
+      'CORRUPT_DELTA',
+      'rebuild the delta image with deltaimg dockerfile diff',
+    );
     const header = decodeHeader(fields.parse(bytes.toString('utf8')), fields, `${arg}:${DELTA_PATH}`);
     const baseLayers = meta.linked ? image.layers.slice(0, -1).map((l) => l.diffId) : await layersOf(meta.base.ref, meta.base.id);
     const transfer = withSavings({
@@ -178,13 +200,18 @@ async function layersOf(ref: string, id: string): Promise<string[] | undefined> 
 }
 
 /** B's layers the base lacks, gzip'd and as tars, when B is in the local engine (read through docker save). */
-async function targetTransfer(target: { ref: string; id: string }, baseLayers: string[] | undefined): Promise<Omit<Transfer, 'deltaBytes'>> {
+async function targetTransfer(
+  target: { ref: string; id: string },
+  baseLayers: string[] | undefined,
+): Promise<Omit<Transfer, 'deltaBytes'>> {
   const { lookupImage } = await import('../docker/engine.js');
   const found = await lookupImage(target.ref).catch(() => ({ found: false as const }));
   if (!found.found || found.info.id !== target.id) {
-    return { missing: `the target ${target.ref} (${target.id.slice(0, 19)}) is not in the local Docker engine to compare with; run inspect where it is` };
+    return {
+      missing: `the target ${target.ref} (${target.id.slice(0, 19)}) is not in the local Docker engine to compare with; run inspect where it is`,
+    };
   }
-  if (!baseLayers) return { missing: 'the base image is not in the local Docker engine, so which of B\'s layers it shares is unknown' };
+  if (!baseLayers) return { missing: "the base image is not in the local Docker engine, so which of B's layers it shares is unknown" };
   const { openImageSource } = await import('../image/index.js');
   const { gzippedSize } = await import('../image/layer-probe.js');
   const source = await openImageSource({ transport: 'docker-daemon', name: target.ref });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DeltaimgError } from '../util/errors.js';
 import { parseMemorySize } from '../util/memory-budget.js';
 import { createProgress } from '../util/progress.js';
-import { registryOptions, type RegistryFlags } from './image-command.js';
+import { registryOptions, withRegistryOptions, type RegistryFlags } from './registry-flags.js';
 import { printJson } from './output.js';
 import { requireNativeAddon } from './preflight.js';
 
@@ -17,8 +17,7 @@ interface PullFlags extends RegistryFlags {
 }
 
 export function registerPullCommand(program: Command): void {
-  program
-    .command('pull')
+  withRegistryOptions(program.command('pull'))
     .summary('pull an image through a published delta from an older version held here')
     .description(
       "Lists the deltas published beside IMAGE (deltaimg image diff ... --push), picks one whose base this machine\n" +
@@ -31,9 +30,6 @@ export function registerPullCommand(program: Command): void {
     .option('--have <IMAGES>', 'images held here to use as bases (docker-daemon:, oci:, docker-archive:), comma-separated or repeated', collect)
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
     .option('--memory <SIZE>', 'memory budget for apply, e.g. 800M or 2G', parseMemorySize)
-    .option('--creds <USER:PASS>', 'registry credentials (default: docker login / credential helpers)')
-    .option('--cert-dir <DIR>', 'CA certificates (*.crt) and client certificate for the registry (default /etc/docker/certs.d/HOST)')
-    .option('--insecure', 'allow plain HTTP and unverified TLS to a registry that is not on loopback')
     .option('--json', 'print a machine-readable report on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText(

@@ -20,7 +20,12 @@ export function formatVersions(): FormatVersion[] {
   return [
     { name: FORMAT_NAME, what: 'tree delta directory (deltaimg diff)', writes: FORMAT_VERSION, readsUpTo: FORMAT_VERSION },
     { name: DIMG_FORMAT, what: '.dimg image delta (deltaimg image diff)', writes: DIMG_VERSION, readsUpTo: DIMG_VERSION },
-    { name: LABELS.version, what: 'delta image labels (deltaimg dockerfile diff)', writes: DELTA_IMAGE_VERSION, readsUpTo: DELTA_IMAGE_VERSION },
+    {
+      name: LABELS.version,
+      what: 'delta image labels (deltaimg dockerfile diff)',
+      writes: DELTA_IMAGE_VERSION,
+      readsUpTo: DELTA_IMAGE_VERSION,
+    },
   ];
 }
 

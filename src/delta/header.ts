@@ -91,11 +91,11 @@ function treeInfo(f: JsonFields, v: unknown, field: string): { treeSha256: strin
   return { treeSha256: f.string(t.treeSha256, `${field}.treeSha256`, SHA256_HEX), entries: f.uint(t.entries, `${field}.entries`) };
 }
 
-type CountName = 'unchanged' | 'moved' | 'delta' | 'new' | 'deleted' | 'metadataOnly' | 'other' | 'targetFileBytes' | 'deltaBytes';
+type Count = 'unchanged' | 'moved' | 'delta' | 'new' | 'deleted' | 'metadataOnly' | 'other' | 'targetFileBytes' | 'deltaBytes';
 
 function stats(f: JsonFields, v: unknown): DeltaStats {
   const s = f.object(v, 'stats');
-  const count = (name: CountName): number => f.uint(s[name], `stats.${name}`);
+  const count = (name: Count): number => f.uint(s[name], `stats.${name}`);
   const p: JsonObject = f.object(s.payloadBytes, 'stats.payloadBytes');
   return {
     unchanged: count('unchanged'),

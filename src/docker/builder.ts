@@ -93,15 +93,23 @@ export function refuseBuilder(builder: BuilderKind, need: BuilderNeed, consumer:
 export function classifyProbe(output: string, buildkitEnv: string | undefined): BuilderKind {
   if (/buildx component is missing/i.test(output)) return { kind: 'buildx-missing' };
   if (/Sending build context to Docker daemon|Error response from daemon: the Dockerfile .* cannot be empty/.test(output)) {
-    const why = buildkitEnv !== undefined && isGoFalse(buildkitEnv)
-      ? `DOCKER_BUILDKIT=${buildkitEnv}`
-      : /legacy builder is deprecated/i.test(output)
-        ? 'no buildx component, so the legacy builder'
-        : 'the engine\'s default; Docker 20.10 uses BuildKit only with DOCKER_BUILDKIT=1';
+    const why =
+      buildkitEnv !== undefined && isGoFalse(buildkitEnv)
+        ? `DOCKER_BUILDKIT=${buildkitEnv}`
+        : /legacy builder is deprecated/i.test(output)
+          ? 'no buildx component, so the legacy builder'
+          : "the engine's default; Docker 20.10 uses BuildKit only with DOCKER_BUILDKIT=1";
     return { kind: 'classic', why };
   }
   if (/^#\d+ |failed to solve|\[internal\] load build definition/m.test(output)) return { kind: 'buildkit' };
-  return { kind: 'unknown', firstLine: output.split('\n').find((l) => l.trim())?.trim() ?? '' };
+  return {
+    kind: 'unknown',
+    firstLine:
+      output
+        .split('\n')
+        .find((l) => l.trim())
+        ?.trim() ?? '',
+  };
 }
 
 /** strconv.ParseBool's false spellings, which the docker CLI uses for DOCKER_BUILDKIT. */

@@ -47,5 +47,8 @@ export async function findPipeReader(): Promise<PipeReader | undefined> {
 
 function nulSeparated(buf: Buffer | undefined): string[] {
   if (!buf) return [];
-  return buf.toString('utf8').split('\0').filter((s, i, all) => s !== '' || i < all.length - 1);
+  return buf
+    .toString('utf8')
+    .split('\0')
+    .filter((s, i, all) => s !== '' || i < all.length - 1);
 }

@@ -62,7 +62,10 @@ export async function buildRuntimeImage(opts: RuntimeBuildOptions): Promise<Runt
     throw new DeltaimgError('INSTALL', `cannot build the runtime image: ${missing} is missing; ${buildFromSourceHint()}`);
   }
   if (!existsSync(join(PACKAGE_ROOT, 'dist/cli/main.js'))) {
-    throw new DeltaimgError('INSTALL', `cannot build the runtime image: ${PACKAGE_ROOT}/dist/cli/main.js is missing (in a checkout: npm run build)`);
+    throw new DeltaimgError(
+      'INSTALL',
+      `cannot build the runtime image: ${PACKAGE_ROOT}/dist/cli/main.js is missing (in a checkout: npm run build)`,
+    );
   }
   return withScratchDir(opts.tmpDir, 'deltaimg-runtime-', async (stage) => {
     const root = join(stage, 'opt/deltaimg');
@@ -72,7 +75,14 @@ export async function buildRuntimeImage(opts: RuntimeBuildOptions): Promise<Runt
     const existing = await lookupImage(opts.tag, opts.engine);
     if (existing.found && existing.info.config.Labels?.[DIGEST_LABEL] === contentDigest) {
       // Rebuilding would only change file mtimes (and so the id) under images that use this one.
-      return { tag: opts.tag, imageId: existing.info.id, upToDate: true, contentDigest, bytes: await imageBytes(opts.tag, opts.engine), ...sizes };
+      return {
+        tag: opts.tag,
+        imageId: existing.info.id,
+        upToDate: true,
+        contentDigest,
+        bytes: await imageBytes(opts.tag, opts.engine),
+        ...sizes,
+      };
     }
     await writeFile(join(stage, 'Dockerfile'), RUNTIME_DOCKERFILE);
     const { imageId, bytes } = await dockerBuild(stage, opts.tag, contentDigest, opts.engine);
@@ -80,7 +90,11 @@ export async function buildRuntimeImage(opts: RuntimeBuildOptions): Promise<Runt
   });
 }
 
-async function stageRuntime(root: string, launcher: string, addon: string): Promise<Pick<RuntimeBuildResult, 'nodeBytes' | 'libBytes' | 'nodeModulesBytes'>> {
+async function stageRuntime(
+  root: string,
+  launcher: string,
+  addon: string,
+): Promise<Pick<RuntimeBuildResult, 'nodeBytes' | 'libBytes' | 'nodeModulesBytes'>> {
   const node = await realpath(process.execPath);
   await mkdir(join(root, 'bin'), { recursive: true });
   await mkdir(join(root, 'lib'));
@@ -115,7 +129,11 @@ async function copyLibraries(binaries: string[], libDir: string): Promise<number
   let loader: string | undefined;
   for (const bin of binaries) {
     const r = await execa('ldd', [bin], { reject: false });
-    if (r.failed) throw new DeltaimgError('INSTALL', `cannot build the runtime image: ldd ${bin} failed (${firstLine(String(r.stderr || r.message))}); it needs a glibc system with ldd (Debian: libc-bin)`);
+    if (r.failed)
+      throw new DeltaimgError(
+        'INSTALL',
+        `cannot build the runtime image: ldd ${bin} failed (${firstLine(String(r.stderr || r.message))}); it needs a glibc system with ldd (Debian: libc-bin)`,
+      );
     for (const line of r.stdout.split('\n')) {
       const linked = /^\s*(\S+) => (\/\S+) \(/.exec(line);
       const direct = /^\s*(\/\S+) \(/.exec(line);
@@ -127,7 +145,11 @@ async function copyLibraries(binaries: string[], libDir: string): Promise<number
       }
     }
   }
-  if (!loader) throw new DeltaimgError('INSTALL', `cannot build the runtime image: ldd did not name a glibc loader for ${binaries[0]} (the runtime image needs a glibc node)`);
+  if (!loader)
+    throw new DeltaimgError(
+      'INSTALL',
+      `cannot build the runtime image: ldd did not name a glibc loader for ${binaries[0]} (the runtime image needs a glibc node)`,
+    );
   let bytes = 0;
   for (const [soname, path] of libs) {
     await copyFile(await realpath(path), join(libDir, soname));
@@ -156,7 +178,10 @@ async function copyProductionDependencies(pkgRoot: string, destRoot: string): Pr
       const source = await findPackageDir(name, fromSource);
       if (!source) {
         if (optional) continue;
-        throw new DeltaimgError('INSTALL', `cannot build the runtime image: dependency ${name} of ${fromSource} is not installed (reinstall deltaimg)`);
+        throw new DeltaimgError(
+          'INSTALL',
+          `cannot build the runtime image: dependency ${name} of ${fromSource} is not installed (reinstall deltaimg)`,
+        );
       }
       let dest: string;
       const placed = topLevel.get(name);
@@ -190,13 +215,21 @@ async function readManifest(dir: string): Promise<Manifest> {
   try {
     parsed = JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
-    throw new DeltaimgError('INSTALL', `cannot build the runtime image: cannot read ${file} (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    throw new DeltaimgError(
+      'INSTALL',
+      `cannot build the runtime image: cannot read ${file} (${err instanceof Error ? err.message : String(err)})`,
+      { cause: err },
+    );
   }
   const field = (name: string): Record<string, unknown> => {
     const v = isRecord(parsed) ? parsed[name] : undefined;
     return isRecord(v) ? v : {};
   };
-  return { dependencies: field('dependencies'), optionalDependencies: field('optionalDependencies'), peerDependencies: field('peerDependencies') };
+  return {
+    dependencies: field('dependencies'),
+    optionalDependencies: field('optionalDependencies'),
+    peerDependencies: field('peerDependencies'),
+  };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -225,7 +258,10 @@ async function treeBytes(dir: string): Promise<number> {
 async function smokeTest(root: string): Promise<void> {
   const r = await execa(join(root, 'deltaimg'), ['--version'], { reject: false, env: {}, extendEnv: false });
   if (r.failed) {
-    throw new DeltaimgError('INSTALL', `the staged runtime does not start: ${root}/deltaimg --version failed (${firstLine(String(r.stderr || r.message))})`);
+    throw new DeltaimgError(
+      'INSTALL',
+      `the staged runtime does not start: ${root}/deltaimg --version failed (${firstLine(String(r.stderr || r.message))})`,
+    );
   }
 }
 
@@ -251,13 +287,32 @@ async function imageBytes(tag: string, engine: EngineOptions | undefined): Promi
   return Number(size.stdout) || 0;
 }
 
-async function dockerBuild(stage: string, tag: string, contentDigest: string, engine: EngineOptions | undefined): Promise<{ imageId: string; bytes: number }> {
+async function dockerBuild(
+  stage: string,
+  tag: string,
+  contentDigest: string,
+  engine: EngineOptions | undefined,
+): Promise<{ imageId: string; bytes: number }> {
   const cli = dockerCli(engine);
   const previous = await lookupImage(tag, engine);
-  const args = ['build', '--quiet', '--network=none', '--label', `${DIGEST_LABEL}=${contentDigest}`, '-t', tag, '-f', join(stage, 'Dockerfile'), stage];
+  const args = [
+    'build',
+    '--quiet',
+    '--network=none',
+    '--label',
+    `${DIGEST_LABEL}=${contentDigest}`,
+    '-t',
+    tag,
+    '-f',
+    join(stage, 'Dockerfile'),
+    stage,
+  ];
   const r = await execa(cli, args, { reject: false });
   if (r.failed) {
-    const why = r.code === 'ENOENT' ? `${cli} not found (install the Docker CLI or set DELTAIMG_DOCKER)` : firstLine(String(r.stderr)) || `exit ${r.exitCode}`;
+    const why =
+      r.code === 'ENOENT'
+        ? `${cli} not found (install the Docker CLI or set DELTAIMG_DOCKER)`
+        : firstLine(String(r.stderr)) || `exit ${r.exitCode}`;
     throw new DeltaimgError('DOCKER', `docker build of the runtime image ${tag} failed: ${why}`);
   }
   const now = await lookupImage(tag, engine);
@@ -268,5 +323,10 @@ async function dockerBuild(stage: string, tag: string, contentDigest: string, en
 }
 
 function firstLine(s: string): string {
-  return s.split('\n').find((l) => l.trim())?.trim() ?? '';
+  return (
+    s
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim() ?? ''
+  );
 }

@@ -10,6 +10,8 @@ import type { Arch, Region } from './transform.js';
 
 export interface ElfCode {
   arch: Arch;
+  /** The file's size. */
+  fileSize: number;
   /** Sorted by offset, non-overlapping, each inside the file, at most MAX_REGIONS. */
   regions: Region[];
 }
@@ -69,7 +71,7 @@ export function parseElfCode(read: ReadAt, size: number): ElfCode | undefined {
   const regions = fromSections?.length ? fromSections : segmentRegions(read, size, h);
   if (!regions?.length) return undefined;
   const kept = keepLargest(regions).filter((r) => arch !== 'arm64' || r.vaddr % 4 === 0);
-  return kept.length ? { arch, regions: kept } : undefined;
+  return kept.length ? { arch, fileSize: size, regions: kept } : undefined;
 }
 
 /** A table of `count` entries of `entrySize` bytes at `offset`, wholly inside the file. */

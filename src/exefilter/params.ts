@@ -18,20 +18,18 @@ export interface PairTransform {
 /**
  * The transforms for a source/target pair, or undefined when they are not code of one
  * architecture. x86-64 converts displacements that reach no farther than the larger file's
- * code span (rounded up to a power of two): real calls stay inside it, and a random `E8`
- * byte in data or inside another instruction passes that test only rarely.
+ * size (rounded up to a power of two; RIP-relative loads reach the data beyond the code):
+ * real references stay inside it, and a random `E8` byte in data or inside another
+ * instruction passes that test only rarely.
  */
 export function choosePairTransform(source: ElfCode | undefined, target: ElfCode | undefined): PairTransform | undefined {
   if (!source || !target || source.arch !== target.arch) return undefined;
   if (source.arch === 'arm64') return { source: { arch: 'arm64', regions: source.regions }, target: { arch: 'arm64', regions: target.regions } };
-  const rangeBits = Math.max(rangeBitsFor(source.regions), rangeBitsFor(target.regions));
+  const rangeBits = rangeBitsFor(Math.max(source.fileSize, target.fileSize));
   return { source: { arch: 'x86-64', rangeBits, regions: source.regions }, target: { arch: 'x86-64', rangeBits, regions: target.regions } };
 }
 
-function rangeBitsFor(regions: readonly Region[]): number {
-  const first = regions[0]!;
-  const last = regions[regions.length - 1]!;
-  const span = last.offset + last.size - first.offset;
+function rangeBitsFor(span: number): number {
   let bits = MIN_RANGE_BITS;
   while (bits < MAX_RANGE_BITS && 2 ** (bits - 1) < span) bits++;
   return bits;

@@ -10,7 +10,7 @@ import { checkLayerCount, configFacts } from './image-config.js';
 import { storedLayer } from './layer.js';
 import { type LayoutFiles, missing, readJson, readSmall } from './layout-files.js';
 import { compressionOf, isManifestType, layerMediaType, sniffCompression } from './media-types.js';
-import { type Descriptor, descriptor, readBlob, readIndex, readOciLayout } from './oci-reader.js';
+import { type Descriptor, manifestDoc, readBlob, readIndex, readOciLayout } from './oci-reader.js';
 import type { Compression, Image, ImageManifest, Layer } from './types.js';
 
 interface ArchiveEntry {
@@ -90,11 +90,9 @@ async function ociManifestFor(files: LayoutFiles, configDigest: string): Promise
   for (const desc of await readIndex(files)) {
     if (!isManifestType(desc.mediaType)) continue;
     const bytes = await readBlob(files, desc, 'manifest');
-    const m = JSON.parse(bytes.toString('utf8')) as { config?: { digest?: string }; layers?: unknown[] };
-    if (m.config?.digest !== configDigest) continue;
-    const where = `${files.where}: manifest ${desc.digest}`;
-    const layers = (m.layers ?? []).map((l, i) => descriptor(where, `layers[${i}]`, l));
-    return { manifest: { mediaType: desc.mediaType, bytes, digest: desc.digest }, layers };
+    const m = manifestDoc(bytes, desc.mediaType, `${files.where}: manifest ${desc.digest}`);
+    if (m.config.digest !== configDigest) continue;
+    return { manifest: { mediaType: desc.mediaType, bytes, digest: desc.digest }, layers: m.layers };
   }
   return undefined;
 }

@@ -1,6 +1,7 @@
 /** What the readers need from an image config: its platform and rootfs.diff_ids, validated. */
 import { DeltaimgError } from '../util/errors.js';
 import { checkDigest } from './names.js';
+import { imageFields } from './schema.js';
 import type { Platform } from './types.js';
 
 export interface ConfigFacts {
@@ -9,18 +10,15 @@ export interface ConfigFacts {
 }
 
 export function configFacts(bytes: Buffer, where: string): ConfigFacts {
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new DeltaimgError('BAD_IMAGE', `${where}: the image config is not valid JSON`);
-  }
-  const c = (json ?? {}) as { os?: unknown; architecture?: unknown; variant?: unknown; rootfs?: { diff_ids?: unknown } };
-  const diffIds = c.rootfs?.diff_ids;
-  if (!Array.isArray(diffIds)) throw new DeltaimgError('BAD_IMAGE', `${where}: the image config has no rootfs.diff_ids list`);
-  const platform: Platform = { os: typeof c.os === 'string' ? c.os : 'unknown', architecture: typeof c.architecture === 'string' ? c.architecture : 'unknown' };
-  if (typeof c.variant === 'string' && c.variant) platform.variant = c.variant;
-  return { platform, diffIds: diffIds.map((d, i) => checkDigest(where, `config rootfs.diff_ids[${i}]`, d)) };
+  const f = imageFields(where);
+  const c = f.object(f.parse(bytes.toString('utf8')), '');
+  const rootfs = c.rootfs === undefined || c.rootfs === null ? undefined : f.object(c.rootfs, 'rootfs');
+  if (!rootfs || !Array.isArray(rootfs.diff_ids)) throw new DeltaimgError('BAD_IMAGE', `${where}: the image config has no rootfs.diff_ids list`);
+  const text = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  const platform: Platform = { os: text(c.os) ?? 'unknown', architecture: text(c.architecture) ?? 'unknown' };
+  const variant = text(c.variant);
+  if (variant) platform.variant = variant;
+  return { platform, diffIds: rootfs.diff_ids.map((d, i) => checkDigest(where, `config rootfs.diff_ids[${i}]`, d)) };
 }
 
 /** The layer count must match the diff_ids count, else layers and diff_ids cannot be paired. */

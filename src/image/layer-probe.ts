@@ -20,7 +20,10 @@ export async function readLayerFile(layer: Layer, name: string, maxBytes: number
   let found: Buffer | undefined;
   const reading = (async () => {
     for await (const entry of extract) {
-      const entryName = posix.normalize(entry.header.name).replace(/^(\.\/|\/)+/, '').replace(/\/$/, '');
+      const entryName = posix
+        .normalize(entry.header.name)
+        .replace(/^(\.\/|\/)+/, '')
+        .replace(/\/$/, '');
       if (found === undefined && entryName === name && entry.header.type === 'file') {
         if ((entry.header.size ?? 0) > maxBytes) {
           throw new DeltaimgError('BAD_IMAGE', `${where}: /${name} has ${entry.header.size} bytes, more than it can (${maxBytes})`);

@@ -6,28 +6,22 @@
  */
 import { DeltaimgError } from '../util/errors.js';
 import { sha256Digest } from './digest-stream.js';
+import { decodeManifestOrIndex, type Descriptor, type IndexDoc, type ManifestDoc } from './schema.js';
 import { checkLayerCount, configFacts } from './image-config.js';
 import { storedLayer } from './layer.js';
-import { type LayoutFiles, missing, readJson, readSmall } from './layout-files.js';
+import { type LayoutFiles, missing, readSmall } from './layout-files.js';
 import { compressionOf, isIndexType, isManifestType } from './media-types.js';
-import { blobPath, checkDigest } from './names.js';
+import { blobPath } from './names.js';
 import type { Image, Layer } from './types.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 export const CONTAINERD_NAME = 'io.containerd.image.name';
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  platform?: { os?: string; architecture?: string; variant?: string };
-  annotations?: Record<string, string>;
-}
+export type { Descriptor };
 
 /** The top-level descriptors of index.json. */
 export async function readIndex(files: LayoutFiles): Promise<Descriptor[]> {
-  const { json } = await readJson(files, 'index.json');
-  return descriptorList(files.where, 'index.json', json);
+  return indexDoc(await readSmall(files, 'index.json'), undefined, `${files.where}: index.json`).manifests;
 }
 
 /** Images of the layout, selected by REF (a ref name annotation or @N) when given. */
@@ -68,9 +62,9 @@ function selectByRef(where: string, descs: Descriptor[], ref: string | undefined
 async function imagesOf(files: LayoutFiles, desc: Descriptor, names: string[]): Promise<Image[]> {
   if (isManifestType(desc.mediaType)) return [await manifestImage(files, desc, names)];
   if (!isIndexType(desc.mediaType)) throw unsupported(files.where, desc);
-  const { json } = parse(files.where, desc, await readBlob(files, desc, 'image index'));
+  const index = indexDoc(await readBlob(files, desc, 'image index'), desc.mediaType, `${files.where}: image index ${desc.digest}`);
   const images: Image[] = [];
-  for (const child of descriptorList(files.where, `image index ${desc.digest}`, json)) {
+  for (const child of index.manifests) {
     // One level of nesting only; deeper indexes and attestations are not images to run.
     if (!isManifestType(child.mediaType) || isAttestation(child)) continue;
     images.push(await manifestImage(files, child, names));
@@ -86,12 +80,11 @@ function isAttestation(d: Descriptor): boolean {
 export async function manifestImage(files: LayoutFiles, desc: Descriptor, names: string[]): Promise<Image> {
   const where = `${files.where}: manifest ${desc.digest}`;
   const bytes = await readBlob(files, desc, 'manifest');
-  const { json } = parse(files.where, desc, bytes);
-  const m = json as { config?: unknown; layers?: unknown };
-  const configDesc = descriptor(where, 'config', m.config);
+  const m = manifestDoc(bytes, desc.mediaType, where);
+  const configDesc = m.config;
   const config = await readBlob(files, configDesc, 'config');
   const facts = configFacts(config, `${files.where}: config ${configDesc.digest}`);
-  const layerDescs = Array.isArray(m.layers) ? m.layers.map((l, i) => descriptor(where, `layers[${i}]`, l)) : [];
+  const layerDescs = m.layers;
   checkLayerCount(where, facts.diffIds, layerDescs.length);
   const layers: Layer[] = [];
   for (const [i, ld] of layerDescs.entries()) layers.push(await layerOf(files, ld, facts.diffIds[i]!));
@@ -129,29 +122,16 @@ export async function readBlob(files: LayoutFiles, d: Descriptor, what: string):
   return bytes;
 }
 
-function parse(where: string, d: Descriptor, bytes: Buffer): { json: unknown } {
-  try {
-    return { json: JSON.parse(bytes.toString('utf8')) as unknown };
-  } catch {
-    throw new DeltaimgError('BAD_IMAGE', `${where}: ${blobPath(d.digest)} is not valid JSON`);
-  }
+export function indexDoc(bytes: Buffer, mediaType: string | undefined, where: string): IndexDoc {
+  const doc = decodeManifestOrIndex(bytes, mediaType, where);
+  if (doc.kind !== 'index') throw new DeltaimgError('BAD_IMAGE', `${where} has no manifests list; not an image index`);
+  return doc;
 }
 
-function descriptorList(where: string, what: string, json: unknown): Descriptor[] {
-  const list = (json as { manifests?: unknown } | null)?.manifests;
-  if (!Array.isArray(list)) throw new DeltaimgError('BAD_IMAGE', `${where}: ${what} has no manifests list`);
-  return list.map((d, i) => descriptor(where, `${what} manifests[${i}]`, d));
-}
-
-export function descriptor(where: string, what: string, x: unknown): Descriptor {
-  const d = (x ?? {}) as Partial<Descriptor>;
-  if (typeof d.mediaType !== 'string' || typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) {
-    throw new DeltaimgError('BAD_IMAGE', `${where}: ${what} is not a valid descriptor (mediaType, digest, size)`);
-  }
-  const out: Descriptor = { mediaType: d.mediaType, digest: checkDigest(where, what, d.digest), size: d.size };
-  if (d.platform && typeof d.platform === 'object') out.platform = d.platform;
-  if (d.annotations && typeof d.annotations === 'object') out.annotations = d.annotations;
-  return out;
+export function manifestDoc(bytes: Buffer, mediaType: string | undefined, where: string): ManifestDoc {
+  const doc = decodeManifestOrIndex(bytes, mediaType, where);
+  if (doc.kind !== 'manifest') throw new DeltaimgError('BAD_IMAGE', `${where} is an index, not an image manifest`);
+  return doc;
 }
 
 function unsupported(where: string, d: Descriptor): DeltaimgError {

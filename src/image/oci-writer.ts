@@ -7,6 +7,7 @@
 import { sha256Digest, sha256Hex } from './digest-stream.js';
 import { planLayerBlob, mediaTypeIn, type PlannedBlob } from './blob-plan.js';
 import { MT } from './media-types.js';
+import { decodeManifestOrIndex } from './schema.js';
 import { blobPath } from './names.js';
 import { CONTAINERD_NAME, REF_NAME } from './oci-reader.js';
 import type { LayoutSink } from './sinks.js';
@@ -77,13 +78,10 @@ export function manifestFor(image: Image, configDigest: string, blobs: PlannedBl
 
 /** The original manifest names exactly this config and these blobs. */
 function manifestStillValid(bytes: Buffer, configDigest: string, blobs: PlannedBlob[]): boolean {
-  try {
-    const m = JSON.parse(bytes.toString('utf8')) as { config?: { digest?: string }; layers?: { digest?: string; size?: number }[] };
-    const layers = m.layers ?? [];
-    return m.config?.digest === configDigest && layers.length === blobs.length && layers.every((l, i) => l.digest === blobs[i]!.digest && l.size === blobs[i]!.size);
-  } catch {
-    return false;
-  }
+  // Read and checked by a reader already: decoding it again cannot fail on real input.
+  const m = decodeManifestOrIndex(bytes, undefined, 'the original manifest');
+  if (m.kind !== 'manifest') return false;
+  return m.config.digest === configDigest && m.layers.length === blobs.length && m.layers.every((l, i) => l.digest === blobs[i]!.digest && l.size === blobs[i]!.size);
 }
 
 function indexEntry(image: Image, mediaType: string, digest: string, size: number, opts: OciWriteOptions): IndexEntry {

@@ -1,71 +1,17 @@
 /**
- * Manifests, indexes and descriptors decoded from JSON into typed values, field by field (the
- * delta/records.ts model): every outside document is validated here, once, and an error names
- * where it came from and the field that is wrong. Nothing after this casts parsed JSON.
+ * Manifests, indexes and descriptors decoded from JSON into typed values at the edge, field by
+ * field with the shared JsonFields reader (util/json-input.ts): an error names where the document
+ * came from and the field that is wrong. Nothing after this casts parsed JSON.
  */
-import { DeltaimgError } from '../util/errors.js';
-import { checkDigest } from './names.js';
+import { JsonFields } from '../util/json-input.js';
+import { MT } from './media-types.js';
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-export type JsonObject = { [key: string]: Json };
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
-export function isObject(x: unknown): x is JsonObject {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
+/** Fields of an image document from `where` (an archive, a layout, a registry reference). */
+export function imageFields(where: string): JsonFields {
+  return new JsonFields(where, 'BAD_IMAGE', 'the image is damaged or not an OCI / Docker v2 image');
 }
-
-export function parseJsonBytes(bytes: Buffer, where: string, what: string): Json {
-  try {
-    return JSON.parse(bytes.toString('utf8')) as Json;
-  } catch {
-    throw bad(where, `${what} is not valid JSON`);
-  }
-}
-
-export function bad(where: string, why: string): DeltaimgError {
-  return new DeltaimgError('BAD_IMAGE', `${where}: ${why}`);
-}
-
-/** Field readers: each names `what.field` in its error. */
-export const field = {
-  object(o: JsonObject, key: string, where: string, what: string): JsonObject {
-    const v = o[key];
-    if (!isObject(v)) throw bad(where, `${what}.${key} is not an object`);
-    return v;
-  },
-  string(o: JsonObject, key: string, where: string, what: string): string {
-    const v = o[key];
-    if (typeof v !== 'string') throw bad(where, `${what}.${key} is not a string`);
-    return v;
-  },
-  optString(o: JsonObject, key: string, where: string, what: string): string | undefined {
-    const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') throw bad(where, `${what}.${key} is not a string`);
-    return v;
-  },
-  size(o: JsonObject, key: string, where: string, what: string): number {
-    const v = o[key];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(where, `${what}.${key} is not a byte count`);
-    return v;
-  },
-  array(o: JsonObject, key: string, where: string, what: string): Json[] {
-    const v = o[key];
-    if (!Array.isArray(v)) throw bad(where, `${what}.${key} is not a list`);
-    return v;
-  },
-  /** A string -> string map (annotations); absent is undefined. */
-  stringMap(o: JsonObject, key: string, where: string, what: string): Record<string, string> | undefined {
-    const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (!isObject(v)) throw bad(where, `${what}.${key} is not an object`);
-    const out: Record<string, string> = {};
-    for (const [k, s] of Object.entries(v)) {
-      if (typeof s !== 'string') throw bad(where, `${what}.${key}.${k} is not a string`);
-      out[k] = s;
-    }
-    return out;
-  },
-};
 
 export interface DescriptorPlatform {
   os: string;
@@ -82,23 +28,25 @@ export interface Descriptor {
   artifactType?: string;
 }
 
-export function decodeDescriptor(x: Json | undefined, where: string, what: string): Descriptor {
-  if (!isObject(x)) throw bad(where, `${what} is not a descriptor (mediaType, digest, size)`);
-  const d: Descriptor = {
-    mediaType: field.string(x, 'mediaType', where, what),
-    digest: checkDigest(where, what, x.digest),
-    size: field.size(x, 'size', where, what),
-  };
-  if (isObject(x.platform)) {
-    const p = x.platform;
-    const variant = field.optString(p, 'variant', where, `${what}.platform`);
-    d.platform = { os: field.string(p, 'os', where, `${what}.platform`), architecture: field.string(p, 'architecture', where, `${what}.platform`), ...(variant ? { variant } : {}) };
+export function decodeDescriptor(f: JsonFields, x: unknown, field: string): Descriptor {
+  const o = f.object(x, field);
+  const d: Descriptor = { mediaType: f.string(o.mediaType, `${field}.mediaType`), digest: f.string(o.digest, `${field}.digest`, DIGEST), size: f.uint(o.size, `${field}.size`) };
+  if (o.platform !== undefined && o.platform !== null) {
+    const p = f.object(o.platform, `${field}.platform`);
+    const variant = f.optional(p.variant, `${field}.platform.variant`, (v, vf) => f.string(v, vf));
+    d.platform = { os: f.string(p.os, `${field}.platform.os`), architecture: f.string(p.architecture, `${field}.platform.architecture`), ...(variant ? { variant } : {}) };
   }
-  const annotations = field.stringMap(x, 'annotations', where, what);
+  const annotations = stringMap(f, o.annotations, `${field}.annotations`);
   if (annotations) d.annotations = annotations;
-  const artifactType = field.optString(x, 'artifactType', where, what);
+  const artifactType = f.optional(o.artifactType, `${field}.artifactType`, (v, vf) => f.string(v, vf));
   if (artifactType) d.artifactType = artifactType;
   return d;
+}
+
+function stringMap(f: JsonFields, x: unknown, field: string): Record<string, string> | undefined {
+  if (x === undefined || x === null) return undefined;
+  const o = f.object(x, field);
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f.string(v, `${field}[${JSON.stringify(k)}]`)]));
 }
 
 /** An image (or artifact) manifest: OCI image manifest or Docker schema 2. */
@@ -112,7 +60,7 @@ export interface ManifestDoc {
   annotations?: Record<string, string>;
 }
 
-/** An OCI image index or Docker manifest list. */
+/** An OCI image index or Docker manifest list (index.json of a layout too). */
 export interface IndexDoc {
   kind: 'index';
   mediaType: string;
@@ -121,25 +69,29 @@ export interface IndexDoc {
 }
 
 /**
- * Decodes a manifest or an index. `mediaType` is what the transport said (a registry's
+ * Decodes a manifest or an index. `mediaTypeHint` is what the transport said (a registry's
  * Content-Type, a descriptor's mediaType); the document's own field wins when present.
  */
 export function decodeManifestOrIndex(bytes: Buffer, mediaTypeHint: string | undefined, where: string): ManifestDoc | IndexDoc {
-  const json = parseJsonBytes(bytes, where, 'the manifest');
-  if (!isObject(json)) throw bad(where, 'the manifest is not a JSON object');
-  if (json.schemaVersion !== 2) throw bad(where, `manifest schemaVersion is ${JSON.stringify(json.schemaVersion)}; only schema 2 (OCI, Docker v2) is read`);
-  const mediaType = field.optString(json, 'mediaType', where, 'manifest') ?? mediaTypeHint ?? (Array.isArray(json.manifests) ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json');
-  const annotations = field.stringMap(json, 'annotations', where, 'manifest');
-  if (Array.isArray(json.manifests)) {
-    const manifests = json.manifests.map((d, i) => decodeDescriptor(d, where, `manifests[${i}]`));
+  const f = imageFields(where);
+  const o = f.object(f.parse(bytes.toString('utf8')), '');
+  if (o.schemaVersion !== 2) throw f.error('schemaVersion', `is ${JSON.stringify(o.schemaVersion)?.slice(0, 20)}, not 2 (only OCI and Docker schema 2 are read)`);
+  const isIndex = Array.isArray(o.manifests);
+  const mediaType = f.optional(o.mediaType, 'mediaType', (v, vf) => f.string(v, vf)) ?? mediaTypeHint ?? (isIndex ? MT.ociIndex : MT.ociManifest);
+  const annotations = stringMap(f, o.annotations, 'annotations');
+  if (isIndex) {
+    const manifests = f.array(o.manifests, 'manifests', (x, xf) => decodeDescriptor(f, x, xf));
     return { kind: 'index', mediaType, manifests, ...(annotations ? { annotations } : {}) };
   }
-  const config = decodeDescriptor(json.config, where, 'config');
-  const layers = Array.isArray(json.layers) ? json.layers.map((d, i) => decodeDescriptor(d, where, `layers[${i}]`)) : [];
-  const out: ManifestDoc = { kind: 'manifest', mediaType, config, layers };
-  const artifactType = field.optString(json, 'artifactType', where, 'manifest');
+  const out: ManifestDoc = {
+    kind: 'manifest',
+    mediaType,
+    config: decodeDescriptor(f, o.config, 'config'),
+    layers: o.layers === undefined || o.layers === null ? [] : f.array(o.layers, 'layers', (x, xf) => decodeDescriptor(f, x, xf)),
+  };
+  const artifactType = f.optional(o.artifactType, 'artifactType', (v, vf) => f.string(v, vf));
   if (artifactType) out.artifactType = artifactType;
-  if (json.subject !== undefined) out.subject = decodeDescriptor(json.subject, where, 'subject');
+  if (o.subject !== undefined && o.subject !== null) out.subject = decodeDescriptor(f, o.subject, 'subject');
   if (annotations) out.annotations = annotations;
   return out;
 }

@@ -17,6 +17,7 @@ import {
   writeImages,
   type Image,
   type ImageRef,
+  type ImageManifest,
   type Layer,
   type Platform,
   type RegistryOptions,
@@ -101,7 +102,9 @@ export async function applyImageDelta(
         toWrite.push(plan.write);
       }
       progress.update({ label: 'writing image', done: 0 });
-      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
+      const index = header.targetIndex && images.length === header.images.length ? await targetIndex(header.targetIndex, members, dimgPath) : undefined;
+      const registry = opts.registry || index ? { ...opts.registry, ...(index ? { index } : {}) } : undefined;
+      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work, ...(registry ? { registry } : {}) });
       return { header, images: plans.map((p, i) => restoredReport(p, written[i])) };
     } finally {
       progress.done();
@@ -351,6 +354,14 @@ function replayMissNote(plan: ImagePlan, written: WrittenImage): string {
   return missed.length
     ? `rebuilding did not reproduce the compressed blob of layer ${missed.map((l) => `${l.diffId} (${l.stored!.digest})`).join(', layer ')} (this Node's zlib deflates differently from the one the .dimg was made with); stored uncompressed (same diff_ids, same image id)`
     : 'the destination writes its own manifest (same config and diff_ids, so the same image id)';
+}
+
+/** B's own index, checked against its digest (a registry writer pushes it when it lists exactly the manifests written). */
+async function targetIndex(t: NonNullable<DimgHeader['targetIndex']>, members: string, dimgPath: string): Promise<ImageManifest> {
+  const bytes = await readMember(members, t.member);
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  if (digest !== t.digest) throw damaged(dimgPath, `the target index hashes to ${digest}`);
+  return { mediaType: t.mediaType, bytes, digest };
 }
 
 async function readMember(members: string, name: string): Promise<Buffer> {

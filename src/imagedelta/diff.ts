@@ -9,7 +9,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { makeRecipe } from '../deflate/index.js';
 import { diffTrees } from '../delta/diff.js';
-import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
+import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageManifest, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
 import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
@@ -78,7 +78,10 @@ export async function diffImages(
       const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
       pool = new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
       const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg', memoryBytes);
-      for (const pair of pairPlatforms(base.images(), target.images(), opts.platforms)) await planner.addImage(pair.base, pair.target);
+      const pairs = pairPlatforms(base.images(), target.images(), opts.platforms);
+      for (const pair of pairs) await planner.addImage(pair.base, pair.target);
+      // Every platform of a registry index is here: its bytes too, so the index digest comes back.
+      if (target.index && pairs.length === target.images().length) await planner.addTargetIndex(target.index);
       return await planner.write(out);
     } finally {
       progress.done();
@@ -233,6 +236,14 @@ class ImageDiffer {
     this.addMember(name, path);
   }
 
+  private targetIndex: DimgHeader['targetIndex'];
+
+  async addTargetIndex(index: ImageManifest): Promise<void> {
+    const member = memberNames.manifest(index.digest);
+    await this.addBufferMember(member, index.bytes);
+    this.targetIndex = { mediaType: index.mediaType, digest: index.digest, member };
+  }
+
   async write(out: string): Promise<ImageDiffResult> {
     this.progress.update({ label: 'packing', done: 0 });
     const header: Omit<DimgHeader, 'members'> = {
@@ -244,6 +255,7 @@ class ImageDiffer {
       images: this.images,
       inlineMax: DEFAULT_INLINE_MAX,
       layers: [...this.rebuilt.values()],
+      ...(this.targetIndex ? { targetIndex: this.targetIndex } : {}),
     };
     const packed = await packDimg(header, this.members, out);
     return { header: packed.header, bytes: packed.bytes, newLayerBytes: this.newLayerBytes, sharedLayers: this.sharedLayers };

@@ -35,6 +35,11 @@ export interface DimgHeader {
   inlineMax: number;
   /** Every member after the header, in archive order. */
   members: DimgMember[];
+  /**
+   * The target's own image index (a multi-platform registry image), kept byte for byte so a
+   * restore of every platform to a registry keeps the index digest too. Readers without it ignore it.
+   */
+  targetIndex?: { mediaType: string; digest: string; member: string };
 }
 
 export interface DimgMember {

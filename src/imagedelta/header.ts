@@ -62,6 +62,11 @@ export function decodeDimgHeader(path: string, json: unknown): DimgHeader {
     inlineMax: f.uint(h.inlineMax, 'inlineMax'),
     members,
   };
+  const targetIndex = f.optional(h.targetIndex, 'targetIndex', (v, tf) => {
+    const t = f.object(v, tf);
+    return { mediaType: f.string(t.mediaType, `${tf}.mediaType`), digest: f.string(t.digest, `${tf}.digest`, DIGEST), member: f.string(t.member, `${tf}.member`) };
+  });
+  if (targetIndex) header.targetIndex = targetIndex;
   if (header.images.length === 0) throw f.error('images', 'is empty');
   checkMemberRefs(f, header);
   return header;
@@ -166,6 +171,7 @@ function checkMemberRefs(f: DimgFields, h: DimgHeader): void {
   const refs: string[] = [];
   for (const image of h.images) refs.push(image.target.configMember, ...(image.target.manifest ? [image.target.manifest.member] : []));
   for (const l of h.layers) refs.push(l.skeletonMember);
+  if (h.targetIndex) refs.push(h.targetIndex.member);
   for (const image of h.images) for (const l of image.target.layers) if (l.stored?.recipe) refs.push(l.stored.recipe.member);
   for (const ref of refs) {
     if (!listed.has(ref)) {

@@ -34,6 +34,8 @@ export function prebuiltFile(name: string): { path: string; exists: boolean } {
 
 /** The one-line advice for a machine the package has no (working) prebuilt file for. */
 export function buildFromSourceHint(): string {
-  const shipped = (SHIPPED_TARGETS as readonly string[]).includes(nativeTarget()) ? '' : ` (the package ships ${SHIPPED_TARGETS.join(', ')})`;
+  const shipped = (SHIPPED_TARGETS as readonly string[]).includes(nativeTarget())
+    ? ''
+    : ` (the package ships ${SHIPPED_TARGETS.join(', ')})`;
   return `build it from source for ${nativeTarget()}${shipped} with \`node ${PACKAGE_ROOT}/native-build/build.mjs\` (needs a C compiler)`;
 }

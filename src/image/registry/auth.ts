@@ -5,7 +5,7 @@
  * again on expiry or when the registry answers 401 to one.
  */
 import { DeltaimgError } from '../../util/errors.js';
-import { field, isObject, type Json } from '../schema.js';
+import { JsonFields } from '../../util/json-input.js';
 import type { Credentials } from './credentials.js';
 import { readReply, type HttpAgent } from './http.js';
 
@@ -108,15 +108,10 @@ export class Authenticator {
 }
 
 function decodeToken(body: Buffer, where: string): Token {
-  let json: Json;
-  try {
-    json = JSON.parse(body.toString('utf8')) as Json;
-  } catch {
-    throw new DeltaimgError('REGISTRY', `${where} answered something that is not JSON`);
-  }
-  if (!isObject(json)) throw new DeltaimgError('REGISTRY', `${where} answered no JSON object`);
-  const token = field.optString(json, 'token', where, 'response') ?? field.optString(json, 'access_token', where, 'response');
-  if (!token) throw new DeltaimgError('REGISTRY', `${where} answered no token`);
-  const seconds = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : DEFAULT_TOKEN_SECONDS;
+  const f = new JsonFields(where, 'REGISTRY', 'the token server answered something else than a token');
+  const o = f.object(f.parse(body.toString('utf8')), '');
+  const token = f.optional(o.token, 'token', (v, vf) => f.string(v, vf)) ?? f.optional(o.access_token, 'access_token', (v, vf) => f.string(v, vf));
+  if (!token) throw f.error('token', 'is missing');
+  const seconds = typeof o.expires_in === 'number' && o.expires_in > 0 ? o.expires_in : DEFAULT_TOKEN_SECONDS;
   return { header: `Bearer ${token}`, expiresAt: Date.now() + seconds * 1000 };
 }

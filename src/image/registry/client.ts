@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { DeltaimgError } from '../../util/errors.js';
 import { sha256Digest } from '../digest-stream.js';
-import { isObject, type Json } from '../schema.js';
+import { isJsonObject } from '../../util/json-input.js';
 import { Authenticator } from './auth.js';
 import { findCredentials, type CredentialOptions } from './credentials.js';
 import { backoff, HttpAgent, isConnectionError, isPlainHttpAnswer, isRetryableStatus, readReply, RETRY, traffic, type Reply, type RequestSpec, type TlsSettings } from './http.js';
@@ -370,15 +370,15 @@ export class RegistryClient {
 
 /** The registry's own words: {"errors":[{"code":"MANIFEST_UNKNOWN","message":"..."}]}. */
 function registryErrorText(body: Buffer): string {
-  let json: Json;
+  let json: unknown;
   try {
-    json = JSON.parse(body.toString('utf8')) as Json;
+    json = JSON.parse(body.toString('utf8'));
   } catch {
     const text = body.toString('utf8').trim().split('\n')[0]?.slice(0, 200);
     return text ? ` (${text})` : '';
   }
-  const first = isObject(json) && Array.isArray(json.errors) ? json.errors[0] : undefined;
-  if (!isObject(first)) return '';
+  const first = isJsonObject(json) && Array.isArray(json.errors) ? json.errors[0] : undefined;
+  if (!isJsonObject(first)) return '';
   const code = typeof first.code === 'string' ? first.code : '';
   const message = typeof first.message === 'string' ? first.message : '';
   return ` (${[code, message].filter(Boolean).join(': ')})`;

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { DeltaimgError } from '../../util/errors.js';
-import { field, isObject, type Json, type JsonObject } from '../schema.js';
+import { isJsonObject, JsonFields, type JsonObject } from '../../util/json-input.js';
 
 export type Credentials =
   | { kind: 'basic'; username: string; password: string; from: string }
@@ -36,7 +36,7 @@ export async function findCredentials(registry: string, opts: CredentialOptions)
   const config = await readConfig(path);
   if (!config) return undefined;
   const helpers = config.credHelpers;
-  const helper = isObject(helpers) ? helpers[registry] : undefined;
+  const helper = isJsonObject(helpers) ? helpers[registry] : undefined;
   if (typeof helper === 'string' && helper) return fromHelper(helper, registry);
   const store = config.credsStore;
   if (typeof store === 'string' && store) {
@@ -54,14 +54,8 @@ async function readConfig(path: string): Promise<JsonObject | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new DeltaimgError('IO', `cannot read ${path}: ${(err as Error).message}`);
   }
-  let json: Json;
-  try {
-    json = JSON.parse(text) as Json;
-  } catch {
-    throw new DeltaimgError('USAGE', `${path} is not valid JSON; fix or remove it (docker login writes it)`);
-  }
-  if (!isObject(json)) throw new DeltaimgError('USAGE', `${path} is not a JSON object`);
-  return json;
+  const f = configFields(path);
+  return f.object(f.parse(text), '');
 }
 
 /** The keys docker uses for a registry in `auths` (Docker Hub keeps its old v1 URL). */
@@ -71,16 +65,20 @@ function authKeys(registry: string): string[] {
   return keys;
 }
 
-function fromAuths(auths: Json | undefined, registry: string, path: string): Credentials | undefined {
-  if (!isObject(auths)) return undefined;
-  const key = authKeys(registry).find((k) => isObject(auths[k]));
+function configFields(path: string): JsonFields {
+  return new JsonFields(path, 'USAGE', 'fix it or run docker login again');
+}
+
+function fromAuths(auths: unknown, registry: string, path: string): Credentials | undefined {
+  if (!isJsonObject(auths)) return undefined;
+  const key = authKeys(registry).find((k) => isJsonObject(auths[k]));
   if (!key) return undefined;
-  const entry = auths[key];
-  if (!isObject(entry)) return undefined;
-  const where = `${path}`;
-  const identity = field.optString(entry, 'identitytoken', where, `auths["${key}"]`);
+  const f = configFields(path);
+  const entry = f.object(auths[key], `auths[${JSON.stringify(key)}]`);
+  const str = (name: string) => f.optional(entry[name], `auths[${JSON.stringify(key)}].${name}`, (v, vf) => f.string(v, vf));
+  const identity = str('identitytoken');
   if (identity) return { kind: 'identity-token', token: identity, from: path };
-  const auth = field.optString(entry, 'auth', where, `auths["${key}"]`);
+  const auth = str('auth');
   if (!auth) return undefined;
   const decoded = Buffer.from(auth, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
@@ -102,16 +100,10 @@ async function fromHelper(name: string, registry: string): Promise<Credentials |
     if (/credentials not found/i.test(said)) return undefined;
     throw new DeltaimgError('REGISTRY', `credential helper ${program} failed for ${registry}: ${said || `exit ${result.exitCode}`}`);
   }
-  let json: Json;
-  try {
-    json = JSON.parse(String(result.stdout)) as Json;
-  } catch {
-    throw new DeltaimgError('REGISTRY', `credential helper ${program} printed no JSON for ${registry}`);
-  }
-  if (!isObject(json)) throw new DeltaimgError('REGISTRY', `credential helper ${program} printed no JSON object for ${registry}`);
-  const where = `credential helper ${program}`;
-  const username = field.string(json, 'Username', where, 'output');
-  const secret = field.string(json, 'Secret', where, 'output');
+  const f = new JsonFields(`credential helper ${program} (for ${registry})`, 'REGISTRY', 'check the helper with: echo SERVER | ' + program + ' get');
+  const json = f.object(f.parse(String(result.stdout)), '');
+  const username = f.string(json.Username, 'Username');
+  const secret = f.string(json.Secret, 'Secret');
   const from = `docker-credential-${name}`;
   // Helpers return an identity (refresh) token with the user name "<token>".
   return username === '<token>' ? { kind: 'identity-token', token: secret, from } : { kind: 'basic', username, password: secret, from };

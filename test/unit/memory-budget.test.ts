@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DeltaimgError } from '../src/util/errors.js';
-import { DEFAULT_MAX_BUDGET, defaultMemoryBudget, MemoryBudget, MIN_BUDGET, parseMemorySize } from '../src/util/memory-budget.js';
+import { DeltaimgError } from '../../src/util/errors.js';
+import { DEFAULT_MAX_BUDGET, defaultMemoryBudget, MemoryBudget, MIN_BUDGET, parseMemorySize } from '../../src/util/memory-budget.js';
 
 const MiB = 1024 * 1024;
 

@@ -4,8 +4,8 @@
  * a TypeError later (`config.Env.map is not a function`).
  */
 import { describe, expect, it } from 'vitest';
-import { imageInfoFromInspect, pickConfig } from '../src/docker/image.js';
-import { DeltaimgError } from '../src/util/errors.js';
+import { imageInfoFromInspect, pickConfig } from '../../src/docker/image.js';
+import { DeltaimgError } from '../../src/util/errors.js';
 
 const ID = `sha256:${'a'.repeat(64)}`;
 const good = { Id: ID, Os: 'linux', Architecture: 'amd64', RootFS: { Type: 'layers', Layers: [ID] }, Config: { Env: ['A=1'], Cmd: ['sh'], Labels: { x: 'y' }, Healthcheck: { Test: ['CMD', 'true'], Interval: 5e9 } } };

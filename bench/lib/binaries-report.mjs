@@ -1,0 +1,68 @@
+// The "Compiled binaries" section of RESULTS.md, from bench/results-binaries.json (written by
+// bench/binaries.mjs); empty when that file does not exist.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const RESULTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'results-binaries.json');
+const int = (n) => (n == null ? '—' : Math.round(n).toLocaleString('en-US'));
+const sec = (s) => (s == null ? '—' : `${s.toFixed(1)}`);
+const mb = (b) => (b == null ? '—' : `${Math.round(b / 1e6)} MB`);
+const row = (cells) => `| ${cells.join(' | ')} |`;
+
+/** "wall s (CPU s) / peak RSS" of one measured run, or its error. */
+function run(r) {
+  if (!r) return '—';
+  if (!r.ok) return `failed: ${String(r.error).split('\n')[0].slice(0, 60)}`;
+  return `${sec(r.seconds)} s (${sec(r.cpuSeconds)} s) / ${mb(r.peakRssBytes)}`;
+}
+
+function restored(d) {
+  if (!d.compare) return d.apply && !d.apply.ok ? 'apply failed' : '—';
+  return d.compare.mismatches === 0 ? 'identical' : `${d.compare.mismatches} MISMATCHES`;
+}
+
+export function binariesSection() {
+  if (!existsSync(RESULTS)) return '';
+  const { machine: m, pairs } = JSON.parse(readFileSync(RESULTS, 'utf8'));
+  const sizes = pairs.map((p) => {
+    const d = p.deltaimg;
+    const ours = d.layerBytes == null ? `failed: ${String(d.diff.error).slice(0, 60)}` : int(d.layerBytes);
+    return row([p.label, int(p.target.bytes), ours, int(p.zstd.bytes), int(p.xdelta3.bytes), 'not packaged', restored(d)]);
+  });
+  const times = pairs.map((p) => row([p.id, run(p.deltaimg.diff), run(p.deltaimg.apply), run(p.zstd.encode), run(p.zstd.decode), run(p.xdelta3.encode), run(p.xdelta3.decode)]));
+  const ops = pairs
+    .filter((p) => p.deltaimg.payloadBytes)
+    .map((p) => {
+      const b = p.deltaimg.payloadBytes;
+      const largest = (p.deltaimg.largest ?? []).map((l) => `${l.path} ${l.op} ${int(l.bytes)}`).join('; ');
+      return row([p.id, int(b.bsdiff), int(b.vcdiff), int(b.brotli), int(b.raw), `v${p.deltaimg.minReaderVersion}`, largest]);
+    });
+  return [
+    '## Compiled binaries (issue #10)',
+    '',
+    `Measured by \`nice -n 10 node bench/binaries.mjs\` on ${m.date} (commit ${m.commit}, ${m.cpu}, ${m.cores} cores, ` +
+      `${Math.round(m.ramBytes / 2 ** 30)} GiB; load average ${m.loadAverageAtStart.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at end: ` +
+      'the machine was shared by eight people, so wall times are inflated several-fold; CPU seconds are the fairer figure). ' +
+      'deltaimg: `deltaimg diff` / `apply` of the two trees under the default memory budget (1 GiB here), the delta dir sized as a gzip\'d layer, ' +
+      'the restore compared with B (bytes, modes, owners). Peers on the trees\' tars: `zstd -19 --long=31 --patch-from`, `xdelta3 -e -9 -B <source size, at most 1 GiB>`. ' +
+      'HDiffPatch is packaged neither in Debian bookworm nor on npm: no row. Pairs are built from public packages by the script. Raw numbers: [results-binaries.json](results-binaries.json).',
+    '',
+    row(['pair', 'B bytes', 'deltaimg (gzip\'d delta dir)', 'zstd --patch-from', 'xdelta3', 'HDiffPatch', 'restored']),
+    row(['---', '---:', '---:', '---:', '---:', '---', '---']),
+    ...sizes,
+    '',
+    'Wall seconds (CPU seconds) / peak RSS, each tool a child process under `/usr/bin/time -v`:',
+    '',
+    row(['pair', 'deltaimg diff', 'deltaimg apply', 'zstd encode', 'zstd decode', 'xdelta3 encode', 'xdelta3 decode']),
+    row(['---', '---:', '---:', '---:', '---:', '---:', '---:']),
+    ...times,
+    '',
+    'Where deltaimg\'s bytes go (payload bytes by op before gzip; the delta\'s format reader version; largest payloads):',
+    '',
+    row(['pair', 'bsdiff', 'vcdiff', 'brotli', 'raw', 'reader', 'largest']),
+    row(['---', '---:', '---:', '---:', '---:', '---', '---']),
+    ...ops,
+    '',
+  ].join('\n');
+}
