@@ -72,7 +72,7 @@ export async function syncRootInPlace(baseRoot: string, targetRoot: string, live
   // Their stand-ins already changed them: set B's metadata now too, so the final check holds.
   for (const d of disturbed) plan.dirs.add(d);
   const bytes = await carryOut(plan, liveRoot, targetRoot, b);
-  verifyLiveRoot(liveRoot, masked, b);
+  await verifyLiveRoot(liveRoot, masked, b);
   return { removed: plan.removals.length, written: plan.writes.length, metadataOnly: plan.metadata.length, bytes, masked, notCarried };
 }
 
@@ -301,9 +301,9 @@ function failOnSkipped(report: RestoreReport): void {
 }
 
 /** The last check: the live root, walked again outside the masked paths, equals B. */
-function verifyLiveRoot(liveRoot: string, masked: readonly RelPath[], b: TreeIndex): void {
+async function verifyLiveRoot(liveRoot: string, masked: readonly RelPath[], b: TreeIndex): Promise<void> {
   const inScope = (p: RelPath): boolean => p !== '' && !masked.some((m) => isUnder(p, m));
-  const live = walkLiveRoot(liveRoot, new Set(masked)).filter((e) => inScope(e.path));
+  const live = (await walkLiveRoot(liveRoot, new Set(masked))).filter((e) => inScope(e.path));
   const want = b.entries.filter((e) => inScope(e.path)).map((e) => (e.kind === 'file' ? { ...e, sha256: undefined } : e));
   const diffs: string[] = [];
   let i = 0;

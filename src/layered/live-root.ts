@@ -1,14 +1,13 @@
 /**
  * The root a `docker build` RUN edits in place ("/" of the build container), as seen from inside:
  * which paths the builder mounts over (/proc, /sys, /dev, /etc/hosts, /etc/resolv.conf, ...), and
- * a walk of everything else with exact metadata, never descending into a mount.
+ * a walk of everything else with exact metadata (scanTree's, skipping the mounts).
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readFileSync, type BigIntStats } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Entry, RelPath } from '../tree/entry.js';
-import { majorOf, minorOf } from '../tree/fsext.js';
-import { compareRel, displayPath, joinRel, toFsPath } from '../tree/paths.js';
-import { readXattrs } from '../tree/scan.js';
+import { compareRel, displayPath, toFsPath } from '../tree/paths.js';
+import { entryFor, scanTree } from '../tree/scan.js';
 import { ioError } from '../util/errors.js';
 
 /**
@@ -46,47 +45,12 @@ export function isUnder(path: string, dir: string): boolean {
 }
 
 /**
- * Every entry under `root` (root itself first, path ''), sorted by path, with hardlinks grouped
- * like scanTree does (first name a file, later names HardlinkEntry). Paths in `skip` (mount
- * points) are left out with everything below them. No content hashing: callers check the bytes
- * they wrote themselves.
+ * Every entry under `root` (root itself first, path ''), sorted by path, hardlinks grouped, as
+ * scanTree walks any tree; paths in `skip` (mount points) are left out with everything below
+ * them. No content hashing: callers check the bytes they wrote themselves.
  */
-export function walkLiveRoot(root: string, skip: ReadonlySet<RelPath>): Entry[] {
-  const rootBuf = Buffer.from(resolve(root));
-  const found: { entry: Entry; inode?: string }[] = [];
-  const pending: RelPath[] = ['' as RelPath];
-  while (pending.length) {
-    const dir = pending.pop()!;
-    const abs = toFsPath(rootBuf, dir);
-    const stat = lstatOrThrow(abs, dir);
-    const entry = entryOf(abs, dir, stat);
-    if (!entry) continue;
-    found.push({ entry, inode: entry.kind === 'file' && stat.nlink > 1n ? `${stat.dev}:${stat.ino}` : undefined });
-    if (entry.kind !== 'dir') continue;
-    for (const name of readdirSync(abs, { encoding: 'buffer' })) {
-      const child = joinRel(dir, name);
-      if (!skip.has(child)) pending.push(child);
-    }
-  }
-  found.sort((a, b) => compareRel(a.entry.path, b.entry.path));
-  const firstName = new Map<string, RelPath>();
-  return found.map(({ entry, inode }) => {
-    if (inode === undefined) return entry;
-    const first = firstName.get(inode);
-    if (first === undefined) {
-      firstName.set(inode, entry.path);
-      return entry;
-    }
-    return { kind: 'hardlink', path: entry.path, meta: entry.meta, linkTo: first };
-  });
-}
-
-function lstatOrThrow(abs: Buffer, rel: RelPath): BigIntStats {
-  try {
-    return lstatSync(abs, { bigint: true });
-  } catch (err) {
-    throw ioError('read', displayPath(rel), err);
-  }
+export async function walkLiveRoot(root: string, skip: ReadonlySet<RelPath>): Promise<Entry[]> {
+  return (await scanTree(root, { skip })).entries;
 }
 
 /** The entry at `rel` below `root` (not following a symlink there), or undefined when there is none. */
@@ -100,18 +64,5 @@ export function entryAt(root: string, rel: RelPath): Entry | undefined {
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw ioError('read', displayPath(rel), err);
   }
-  return entryOf(abs, rel, stat);
-}
-
-/** The entry for one lstat'ed path; undefined for sockets (never part of an image). */
-function entryOf(abs: Buffer, path: RelPath, stat: BigIntStats): Entry | undefined {
-  const meta = { mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtimeNs: stat.mtimeNs, xattrs: readXattrs(abs, path) };
-  if (stat.isDirectory()) return { kind: 'dir', path, meta };
-  if (stat.isFile()) return { kind: 'file', path, meta, size: Number(stat.size) };
-  if (stat.isSymbolicLink()) return { kind: 'symlink', path, meta, target: readlinkSync(abs, { encoding: 'buffer' }).toString('latin1') };
-  if (stat.isFIFO()) return { kind: 'fifo', path, meta };
-  if (stat.isCharacterDevice() || stat.isBlockDevice()) {
-    return { kind: stat.isCharacterDevice() ? 'chardev' : 'blockdev', path, meta, major: majorOf(stat.rdev), minor: minorOf(stat.rdev) };
-  }
-  return undefined;
+  return entryFor(abs, rel, stat);
 }
