@@ -17,6 +17,7 @@
  * Writes bench/results-registry.json and bench/RESULTS-registry.md; removes what it made.
  */
 import { execa } from 'execa';
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, closeSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -36,7 +37,7 @@ const PAIRS = [
   { name: 'npm-app', what: 'an app folder with npm dependencies at two patch versions (typescript, esbuild, prettier, lodash), one `docker import` layer each', make: oneLayer('npm-app') },
   {
     name: 'base+app',
-    what: "a base layer (this machine's /usr/lib/python3, same in A and B) + the npm app layer at two versions (`docker build` FROM it)",
+    what: "a base layer (this machine's /usr/lib/python3, the same in A and B) + the npm app layer at two versions (two-layer images, `docker load`ed)",
     make: stacked,
   },
 ];
@@ -57,14 +58,38 @@ function oneLayer(tree) {
   };
 }
 
+/**
+ * Base layer + app layer, loaded from a classic docker-archive made here (not `docker build`: its
+ * build cache would keep B's layers in the engine after \`docker rmi\`, and docker pull would skip them).
+ */
 async function stacked(refs) {
-  const base = `${refs.a}-base`;
-  const t = execa('tar', ['--numeric-owner', '-C', '/usr/lib', '-cf', '-', 'python3'], { buffer: false });
-  await t.pipe(DOCKER, ['import', '-', base], { env: ENV });
+  const sha = (file) => `sha256:${createHash('sha256').update(readFileSync(file)).digest('hex')}`;
+  const dir = join(WORK, 'stacked-build');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const base = join(dir, 'base.tar');
+  await execa('tar', ['--numeric-owner', '--sort=name', '--mtime=@0', '-C', '/usr/lib', '-cf', base, 'python3']);
   for (const [ref, app] of [[refs.a, 'a'], [refs.b, 'b']]) {
-    await execa(DOCKER, ['build', '--network=none', '-t', ref, '-f', '-', join(TREES, 'npm-app')], { env: ENV, input: `FROM ${base}\nCOPY ${app}/ /srv/app/\n` });
+    const appTar = join(dir, `app-${app}.tar`);
+    await execa('tar', ['--numeric-owner', '--sort=name', '--transform', 's,^\\./,srv/app/,', '-C', join(TREES, 'npm-app', app), '-cf', appTar, '.']);
+    const layers = [base, appTar];
+    const diffIds = layers.map(sha);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { WorkingDir: '/srv/app' }, rootfs: { type: 'layers', diff_ids: diffIds } }));
+    const archive = join(dir, `image-${app}`);
+    await mkdir(archive, { recursive: true });
+    const names = [];
+    for (const [i, l] of layers.entries()) {
+      await mkdir(join(archive, diffIds[i].slice(7)), { recursive: true });
+      await execa('cp', [l, join(archive, diffIds[i].slice(7), 'layer.tar')]);
+      names.push(`${diffIds[i].slice(7)}/layer.tar`);
+    }
+    const configName = `${createHash('sha256').update(config).digest('hex')}.json`;
+    await writeFile(join(archive, configName), config);
+    await writeFile(join(archive, 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [ref], Layers: names }]));
+    await execa('bash', ['-c', `tar -C "$1" -cf - . | ${DOCKER} load`, 'bash', archive], { env: ENV });
   }
-  return [base];
+  await rm(dir, { recursive: true, force: true });
+  return [];
 }
 
 // ---------------------------------------------------------------- the registry
@@ -144,15 +169,15 @@ async function benchPair(pair, reg) {
     const afterB = await storeBytes(reg.dataDir);
 
     log(`${pair.name}: publishing the delta`);
-    const publish = await timed(['node', CLI, 'image', 'diff', `docker://${refs.a}`, `docker://${refs.b}`, '--push', '--json', '-q', '--tmp-dir', dir]);
+    const dimg = join(dir, 'a-to-b.dimg');
+    const publish = await timed(['node', CLI, 'image', 'diff', `docker://${refs.a}`, `docker://${refs.b}`, '--push', '-o', dimg, '--json', '-q', '--tmp-dir', dir]);
     if (publish.exitCode !== 0) throw new Error(`image diff --push: ${publish.stderr}`);
     const published = JSON.parse(publish.stdout)[0];
+    const header = JSON.parse((await execa('node', [CLI, 'image', 'inspect', dimg, '--json'], { env: ENV })).stdout);
+    const recipeBytes = header.members.filter((m) => m.name.startsWith('recipes/')).reduce((n, m) => n + m.size, 0);
     const afterDelta = await storeBytes(reg.dataDir);
 
     log(`${pair.name}: restoring into the registry (manifest digest check)`);
-    const dimg = join(dir, 'a-to-b.dimg');
-    const diffAgain = await execa('node', [CLI, 'image', 'diff', `docker://${refs.a}`, `docker://${refs.b}`, '-o', dimg, '-q', '--tmp-dir', dir], { env: ENV });
-    void diffAgain;
     const applied = await execa('node', [CLI, 'image', 'apply', `docker://${refs.a}`, dimg, '-o', `docker://${repo}:b-restored`, '--json', '-q', '--tmp-dir', dir], { env: ENV });
     const restored = JSON.parse(applied.stdout).images[0];
 
@@ -178,7 +203,7 @@ async function benchPair(pair, reg) {
     return {
       pair: pair.name,
       what: pair.what,
-      publish: { seconds: publish.seconds, dimgBytes: published.bytes, listedBy: published.listedBy },
+      publish: { seconds: publish.seconds, dimgBytes: published.bytes, recipeBytes, listedBy: published.listedBy },
       storage: { bNewLayers: afterB - beforeB, deltaArtifact: afterDelta - afterB },
       pull: {
         delta: { servedBytes: deltaServed, reportedBytes: pullReport.bytesDownloaded, seconds: pulled.seconds, matchedBy: pullReport.delta?.matchedBy, sameId: deltaId === idB },
@@ -203,7 +228,7 @@ function markdown(r) {
     .map((p) => {
       const d = p.pull.delta;
       const k = p.pull.docker;
-      return `| ${p.pair} | **${KB(d.servedBytes)}** | ${KB(k.servedBytes)} | ${(k.servedBytes / d.servedBytes).toFixed(0)}x | ${KB(p.storage.deltaArtifact)} | ${KB(p.storage.bNewLayers)} | ${S(d.seconds)} | ${S(k.seconds)} | ${d.sameId && k.sameId ? 'same id' : '**differs**'} | ${p.manifest.equal ? 'equal' : `**differs** (${p.manifest.note ?? ''})`} |`;
+      return `| ${p.pair} | **${KB(d.servedBytes)}** | ${KB(k.servedBytes)} | ${(k.servedBytes / d.servedBytes).toFixed(1)}x | ${KB(p.publish.dimgBytes)} (${p.publish.recipeBytes == null ? 'n/a' : KB(p.publish.recipeBytes)}) | ${KB(p.storage.deltaArtifact)} | ${KB(p.storage.bNewLayers)} | ${S(d.seconds)} | ${S(k.seconds)} | ${d.sameId && k.sameId ? 'same id' : '**differs**'} | ${p.manifest.equal ? 'equal' : `**differs** (${p.manifest.note ?? ''})`} |`;
     })
     .join('\n');
   return `# Registry benchmark: \`deltaimg pull\` vs \`docker pull\`
@@ -222,12 +247,16 @@ Registry storage is the growth of its blob store (\`du -sb\`) from pushing B's n
 publishing the delta artifact (the .dimg, its manifest, the referrers tag index).
 The manifest digest column restores B with \`deltaimg image apply docker://R/x:a A-TO-B.dimg -o docker://R/x:b-restored\`.
 
-| pair | deltaimg pull | docker pull | less | storage: delta artifact | storage: B's new layers | deltaimg pull time | docker pull time | image in the engine | restored manifest digest |
-|---|---|---|---|---|---|---|---|---|---|
+| pair | deltaimg pull | docker pull | less | .dimg (of it exact-deflate recipes) | storage: delta artifact | storage: B's new layers | deltaimg pull time | docker pull time | image in the engine | restored manifest digest |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${rows}
 
 Pairs:
 ${r.pairs.map((p) => `- **${p.pair}**: ${p.what}; delta published in ${S(p.publish.seconds)}, listed by the ${p.publish.listedBy === 'tag-schema' ? 'referrers tag schema' : 'referrers API'}, \`pull\` matched A by ${p.pull.delta.matchedBy}.`).join('\n')}
+
+The .dimg carries, for each of B's gzip'd layers, an exact-deflate recipe (src/deflate) so that B's
+compressed blobs, and so its manifest digest, come back byte for byte; for layers the engine's Go
+gzip made, that recipe (the stream's tokens) is most of the .dimg.
 
 \`deltaimg pull\` time includes listing the deltas, downloading the .dimg, rebuilding B's layers from A
 (A's layers come out of the engine through \`docker save\`), verifying every layer and the config, and
@@ -265,7 +294,12 @@ async function main() {
   };
   try {
     const wanted = process.env.BENCH_PAIRS?.split(',');
-    for (const pair of PAIRS.filter((p) => !wanted || wanted.includes(p.name))) report.pairs.push(await benchPair(pair, reg));
+    // Pairs not rerun keep their last results.
+    const earlier = wanted && existsSync(jsonFile) ? JSON.parse(readFileSync(jsonFile, 'utf8')).pairs : [];
+    for (const pair of PAIRS) {
+      if (!wanted || wanted.includes(pair.name)) report.pairs.push(await benchPair(pair, reg));
+      else report.pairs.push(...earlier.filter((p) => p.pair === pair.name));
+    }
   } finally {
     reg.stop();
     await rm(join(WORK, 'registry'), { recursive: true, force: true });

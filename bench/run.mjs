@@ -353,10 +353,20 @@ function fetchData(quick) {
   if (fetched.status !== 0) throw new Error('bench/fetch-data.sh failed');
 }
 
+/** Sections measured outside run.mjs start at this line of RESULTS.md; a re-render keeps them. */
+const KEPT_MARKER = '<!-- measured apart from run.mjs: kept as is by re-renders -->';
+
+function keptSections() {
+  if (!existsSync(RESULTS_MD)) return '';
+  const text = readFileSync(RESULTS_MD, 'utf8');
+  const at = text.indexOf(KEPT_MARKER);
+  return at < 0 ? '' : '\n' + text.slice(at);
+}
+
 function writeReports(results) {
   results.targets = evaluateTargets(results);
   writeFileSync(RESULTS_JSON, JSON.stringify(results, null, 2) + '\n');
-  writeFileSync(RESULTS_MD, renderMarkdown(results));
+  writeFileSync(RESULTS_MD, renderMarkdown(results) + keptSections());
   log(`wrote ${RESULTS_MD} and ${RESULTS_JSON}`);
 }
 

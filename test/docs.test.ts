@@ -207,7 +207,20 @@ describeDocker(
   { needsRegistry: true },
 );
 
+const TEST_LABEL = 'io.deltaimg.test-fixture';
+
+/**
+ * Removes the images the docs name, but never one this test did not make (a developer's own app:1):
+ * those (and every image built from them) carry TEST_LABEL; anything else stops the test.
+ */
 async function removeImages(refs: string[]): Promise<void> {
+  for (const ref of refs.filter((r) => !r.includes('deltaimg/runtime'))) {
+    // A delta image FROM scratch carries it inside its io.deltaimg.target-config label.
+    const r = await execa(DOCKER, ['image', 'inspect', '--format', '{{json .Config.Labels}}', ref], { reject: false });
+    if (r.exitCode === 0 && !r.stdout.includes(TEST_LABEL)) {
+      throw new Error(`the engine has an image ${ref} this test did not make; the docs test uses that name: remove or rename it first`);
+    }
+  }
   await execa(DOCKER, ['rmi', '-f', ...refs], { reject: false });
 }
 
@@ -236,6 +249,7 @@ async function makeAppImages(work: string): Promise<void> {
       `ENV APP_MODE=${v}`,
       'CMD ["/app/run"]',
       'WORKDIR /app',
+      `LABEL ${TEST_LABEL}=docs`,
     ]);
   }
 }

@@ -408,6 +408,23 @@ describe('privilege policy: --no-devices and --no-privileged-metadata', () => {
   });
 });
 
+describe('memory for the records', () => {
+  it('a header announcing more records than the memory budget holds is refused before reading them', async () => {
+    const src = fresh('src');
+    await mkdir(src);
+    const delta = fresh('delta');
+    await craftDelta(delta, [rootRecord()], (h) => {
+      h.entries.count = 3_000_000;
+    });
+    const out = fresh('out');
+    const err = await applyDelta(src, delta, out, { pool, memoryBytes: 1 << 30 }).catch((e: unknown) => e);
+    expectRefusal(err, out, /holds 3000000 entries .* more than the 1\.0 GiB budget; give apply --memory 2G/);
+    // With the budget raised, the records are read, and the false count is what is refused.
+    const raised = await applyDelta(src, delta, out, { pool, memoryBytes: 4 * 2 ** 30 }).catch((e: unknown) => e);
+    expectRefusal(raised, out, /holds 1 records, the header says 3000000/);
+  });
+});
+
 describe('smaller messages', () => {
   it('a size-only mismatch says sizes, not two equal hashes', async () => {
     const src = fresh('src');

@@ -14,6 +14,7 @@ import { parseImageRef } from '../src/image/ref.js';
 import { applyImageDelta, readDimgHeader } from '../src/imagedelta/index.js';
 import { diffImages } from '../src/imagedelta/diff.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { writeTar } from './helpers/image-archives.js';
 import { smallImagePair } from './helpers/small-images.js';
 
 const run = promisify(execFile);
@@ -67,14 +68,10 @@ function expectOneLineRefusal(result: unknown, message: RegExp): void {
   expect((result as Error).message).not.toContain('\n');
 }
 
+/** A .dimg of exactly these members, in this order. */
 async function packDimgOf(name: string, entries: { name: string; data: Buffer }[]): Promise<string> {
-  const pack = tar.pack();
-  for (const e of entries) pack.entry({ name: e.name }, e.data);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
   const path = join(work, name);
-  await writeFile(path, Buffer.concat(chunks));
+  await writeTar(path, new Map(entries.map((e) => [e.name, e.data])));
   return path;
 }
 

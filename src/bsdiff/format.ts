@@ -11,6 +11,7 @@
  * Control holds (diffLength, extraLength, zigzag(seek)) varint triples. The diff section
  * holds (zeroRun varint, nonzero byte) pairs, the last run without its byte (sparse.ts).
  */
+import { ByteWriter } from '../util/byte-writer.js';
 import { DeltaimgError } from '../util/errors.js';
 
 export const MAGIC = Buffer.from('DIMGBSD1', 'latin1');
@@ -95,41 +96,20 @@ export function sectionOffsets(header: PatchHeader): Record<SectionName, number>
   return { control, diff, extra };
 }
 
-/** Growable byte buffer for the control section's varints. */
-export class VarintWriter {
-  private bytes = new Uint8Array(4096);
-  private length = 0;
-
-  private ensure(extra: number): void {
-    if (this.length + extra <= this.bytes.length) return;
-    const bigger = new Uint8Array(Math.max(this.bytes.length * 2, this.length + extra));
-    bigger.set(this.bytes.subarray(0, this.length));
-    this.bytes = bigger;
-  }
-
+/** The control section's varints: the shared byte writer plus zigzag-coded signed numbers. */
+export class VarintWriter extends ByteWriter {
   /** Unsigned LEB128 of a non-negative safe integer. */
   writeUnsigned(value: number): void {
-    this.ensure(10);
-    let v = value;
-    while (v >= 0x80) {
-      this.bytes[this.length++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    this.bytes[this.length++] = v;
+    this.varint(value);
   }
 
   writeByte(value: number): void {
-    this.ensure(1);
-    this.bytes[this.length++] = value;
+    this.byte(value);
   }
 
   /** Zigzag: 0, -1, 1, -2, ... -> 0, 1, 2, 3, ... so small seeks of either sign stay short. */
   writeSigned(value: number): void {
-    this.writeUnsigned(value < 0 ? -value * 2 - 1 : value * 2);
-  }
-
-  result(): Uint8Array {
-    return this.bytes.subarray(0, this.length);
+    this.varint(value < 0 ? -value * 2 - 1 : value * 2);
   }
 }
 

@@ -70,7 +70,15 @@ export function registerImageCommand(program: Command): void {
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
-    .addHelpText('after', REFS_HELP)
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg image diff docker-archive:a.tar docker-archive:b.tar -o a-to-b.dimg\n' +
+        '  deltaimg image diff app:1 app:2 -o app-1-to-2.dimg                 # images of the local engine\n' +
+        '  deltaimg image diff docker://registry.example/app:1 docker://registry.example/app:2 -o a-to-b.dimg\n' +
+        '  deltaimg image diff oci:layout:1 oci:layout:2 --platform linux/arm64 -o arm64.dimg\n' +
+        REFS_HELP,
+    )
     .action(async (first: string, second: string | undefined, opts: OutputFlags & RegistryFlags & DiffFlags) => {
       const { parsePlatform } = await import('../image/index.js');
       const { diffImages, imageSavedLine } = await import('../imagedelta/index.js');
@@ -121,7 +129,14 @@ export function registerImageCommand(program: Command): void {
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
-    .addHelpText('after', REFS_HELP)
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  deltaimg image apply docker-archive:a.tar a-to-b.dimg -o docker-archive:b.tar\n' +
+        '  deltaimg image apply app:1 app-1-to-2.dimg -o docker-daemon:app:2      # docker load: B\'s image id\n' +
+        '  deltaimg image apply docker-archive:a.tar - -o - < a-to-b.dimg > b.tar  # stdin to stdout\n' +
+        REFS_HELP,
+    )
     .action(async (base: string, dimg: string, opts: OutputFlags & RegistryFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
       const { parsePlatform } = await import('../image/index.js');
       const { applyImageDelta } = await import('../imagedelta/index.js');
@@ -260,6 +275,7 @@ async function diffAndPush(
         artifact: r.published.artifactDigest,
         listedBy: r.published.listedBy,
         bytes: r.published.bytes,
+        ...(r.light ? { light: { artifact: r.light.artifactDigest, bytes: r.light.bytes } } : {}),
         newLayerBytes: r.dimg.newLayerBytes,
         sharedLayers: r.dimg.sharedLayers,
       })),
@@ -269,6 +285,9 @@ async function diffAndPush(
     for (const r of results) {
       process.stderr.write(`deltaimg: ${imageSavedLine(`delta from ${r.base}`, r.dimg.header, r.dimg.bytes, r.dimg.newLayerBytes, r.dimg.sharedLayers)}\n`);
       process.stderr.write(`deltaimg: pushed as ${r.target}@${r.published.artifactDigest} (subject ${r.subject}, listed by ${r.published.listedBy === 'tag-schema' ? 'the referrers tag schema' : 'the referrers API'})\n`);
+      if (r.light) {
+        process.stderr.write(`deltaimg: and a lighter variant for engines (no exact-deflate recipes, same image id): ${r.target}@${r.light.artifactDigest}, ${r.light.bytes} bytes\n`);
+      }
     }
   }
 }

@@ -1,48 +1,6 @@
-/** Byte-level helpers of the exact-deflate module: varints out and in, and a pull cursor over a stream. */
+/** Byte-level helpers of the exact-deflate module: varints in, and a pull cursor over a stream. */
 
-/** Growable byte buffer of unsigned LEB128 varints and raw bytes; take() hands back and empties it. */
-export class ByteWriter {
-  private bytes = new Uint8Array(1 << 16);
-  private length = 0;
-
-  get size(): number {
-    return this.length;
-  }
-
-  private ensure(extra: number): void {
-    if (this.length + extra <= this.bytes.length) return;
-    const bigger = new Uint8Array(Math.max(this.bytes.length * 2, this.length + extra));
-    bigger.set(this.bytes.subarray(0, this.length));
-    this.bytes = bigger;
-  }
-
-  varint(value: number): void {
-    this.ensure(10);
-    let v = value;
-    while (v >= 0x80) {
-      this.bytes[this.length++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    this.bytes[this.length++] = v;
-  }
-
-  byte(value: number): void {
-    this.ensure(1);
-    this.bytes[this.length++] = value;
-  }
-
-  raw(data: Uint8Array): void {
-    this.ensure(data.length);
-    this.bytes.set(data, this.length);
-    this.length += data.length;
-  }
-
-  take(): Buffer {
-    const out = Buffer.from(this.bytes.subarray(0, this.length));
-    this.length = 0;
-    return out;
-  }
-}
+export { ByteWriter } from '../util/byte-writer.js';
 
 /** A varint longer than this cannot hold a safe integer. */
 const MAX_VARINT_BYTES = 8;

@@ -4,6 +4,7 @@
  * both inputs through small cursors; output leaves in 64 KiB chunks.
  */
 import { StreamCursor } from './bytes.js';
+import { RANK_ESCAPE, type Window, advanceTo } from './window.js';
 import {
   DeflateFormatError,
   FIXED_DIST_LENGTHS,
@@ -42,7 +43,7 @@ const FIXED_DIST = codeOf(FIXED_DIST_LENGTHS);
 
 /** LSB-first bit output into a 64 KiB buffer. */
 class BitOut {
-  buf = new Uint8Array(OUT_CHUNK + 1024);
+  buf = new Uint8Array(OUT_CHUNK + 16384);
   o = 0;
   acc = 0;
   n = 0;
@@ -122,8 +123,11 @@ class ArrayBits implements BitSource {
   }
 }
 
-/** Re-emits one deflate stream of `memberSize` decompressed bytes. */
-export async function* encodeTokens(tokens: StreamCursor, data: StreamCursor, memberSize: number): AsyncGenerator<Buffer> {
+/**
+ * Re-emits one deflate stream of `memberSize` decompressed bytes, which start at `start` in the
+ * window (absolute position).
+ */
+export async function* encodeTokens(tokens: StreamCursor, win: Window, start: number, memberSize: number): AsyncGenerator<Buffer> {
   const out = new BitOut();
   let at = 0;
   for (let final = false; !final; ) {
@@ -146,12 +150,11 @@ export async function* encodeTokens(tokens: StreamCursor, data: StreamCursor, me
       out.put(len, 16);
       out.put(len ^ 0xffff, 16);
       for (let left = len; left > 0; ) {
-        await data.fill(1);
-        const n = Math.min(left, data.available, OUT_CHUNK - out.o + 1024);
-        if (n === 0) throw new DeflateFormatError('decompressed bytes end before the recipe does');
-        out.buf.set(data.buf.subarray(data.pos, data.pos + n), out.o);
+        const pos = start + at + len - left;
+        const n = Math.min(left, 4096);
+        await advanceTo(win, pos + n);
+        out.buf.set(win.buf.subarray(pos - win.base, pos - win.base + n), out.o);
         out.o += n;
-        data.pos += n;
         left -= n;
         if (out.full) yield out.take();
       }
@@ -175,7 +178,7 @@ export async function* encodeTokens(tokens: StreamCursor, data: StreamCursor, me
       lit = codeOf(codes.litLengths);
       dist = codeOf(codes.distLengths);
     }
-    at = yield* encodeBlockTokens(tokens, data, out, lit, dist, at, memberSize);
+    at = yield* encodeBlockTokens(tokens, win, start, out, lit, dist, at, memberSize);
   }
   await tokens.fill(TOKEN_LOOKAHEAD);
   const pad = varint(tokens);
@@ -188,41 +191,40 @@ export async function* encodeTokens(tokens: StreamCursor, data: StreamCursor, me
 
 async function* encodeBlockTokens(
   tokens: StreamCursor,
-  data: StreamCursor,
+  win: Window,
+  start: number,
   out: BitOut,
   lit: Code,
   dist: Code,
-  start: number,
+  from: number,
   memberSize: number,
 ): AsyncGenerator<Buffer, number> {
   const { codes: lc, lengths: ll } = lit;
   const { codes: dc, lengths: dl } = dist;
-  let at = start;
+  let at = from;
   for (;;) {
     if (tokens.available < TOKEN_LOOKAHEAD) await tokens.fill(TOKEN_LOOKAHEAD);
-    let run = varint(tokens);
+    const run = varint(tokens);
     if (at + run > memberSize) throw new DeflateFormatError('recipe blocks hold more bytes than the member');
-    at += run;
-    while (run > 0) {
-      if (data.available === 0) await data.fill(1);
-      const n = Math.min(run, data.available);
-      if (n === 0) throw new DeflateFormatError('decompressed bytes end before the recipe does');
-      const buf = data.buf;
-      let p = data.pos;
-      const stop = p + n;
-      while (p < stop) {
-        const b = buf[p++]!;
+    for (let done = 0; done < run; ) {
+      const pos = start + at + done;
+      // At most 4096 literals (15 bits each) between checks of the 64 KiB output buffer.
+      const n = Math.min(run - done, 4096);
+      await advanceTo(win, pos + n);
+      const buf = win.buf;
+      let i = pos - win.base;
+      const stop = i + n;
+      while (i < stop) {
+        const b = buf[i++]!;
         const len = ll[b]!;
         if (len === 0) throw new DeflateFormatError('recipe code has no code for a literal the data holds');
         out.put(lc[b]!, len);
-        if (out.full) {
-          data.pos = p;
-          yield out.take();
-        }
       }
-      data.pos = p;
-      run -= n;
+      done += n;
+      if (out.full) yield out.take();
     }
+    at += run;
+    if (tokens.available < TOKEN_LOOKAHEAD) await tokens.fill(TOKEN_LOOKAHEAD);
     const m = varint(tokens);
     if (m === 0) {
       if (ll[END_OF_BLOCK] === 0) throw new DeflateFormatError('recipe code has no end-of-block code');
@@ -230,10 +232,15 @@ async function* encodeBlockTokens(
       return at;
     }
     const length = m + 2;
-    const distance = varint(tokens) + 1;
     if (length > 258) throw new DeflateFormatError('recipe match is longer than 258');
-    if (distance > 32768 || distance > at) throw new DeflateFormatError('recipe match distance is out of range');
     if (at + length > memberSize) throw new DeflateFormatError('recipe blocks hold more bytes than the member');
+    const pos = start + at;
+    await advanceTo(win, pos);
+    await win.ensure(pos + length, pos);
+    if (win.end < pos + length) throw new DeflateFormatError('decompressed bytes end before the recipe does');
+    const code = varint(tokens);
+    const distance = code === RANK_ESCAPE ? varint(tokens) + 1 : win.distanceOf(pos, length, code);
+    if (distance > 32768 || distance > at) throw new DeflateFormatError('recipe match distance is out of range');
     const sym = LENGTH_SYMBOL[length]!;
     const dsym = distanceSymbol(distance);
     if (ll[sym] === 0 || dl[dsym] === 0) throw new DeflateFormatError('recipe code has no code for a match it holds');
@@ -244,13 +251,6 @@ async function* encodeBlockTokens(
     const dx = DIST_EXTRA[dsym]!;
     if (dx) out.put(distance - DIST_BASE[dsym]!, dx);
     at += length;
-    for (let skip = length; skip > 0; ) {
-      if (data.available === 0) await data.fill(1);
-      const n = Math.min(skip, data.available);
-      if (n === 0) throw new DeflateFormatError('decompressed bytes end before the recipe does');
-      data.pos += n;
-      skip -= n;
-    }
     if (out.full) yield out.take();
   }
 }

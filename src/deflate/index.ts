@@ -12,7 +12,9 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { constants as zc, crc32, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
-import { StreamCursor } from './bytes.js';
+import { ByteWriter, StreamCursor } from './bytes.js';
+import { RankCoder } from './model.js';
+import { Window } from './window.js';
 import { type Container, MAX_GZIP_HEADER, parseGzipHeader, parseZlibHeader, trailerLength } from './container.js';
 import { encodeTokens } from './encode.js';
 import { type Recipe, type RecipeMember, decodeRecipe, describeRecipe, encodeRecipe } from './recipe.js';
@@ -80,22 +82,31 @@ async function recompressRecipe(container: Container, sources: StreamPair): Prom
 async function tokenRecipe(container: Container, sources: StreamPair): Promise<Recipe> {
   const scanner = new DeflateScanner(container);
   const hash = createHash('sha256');
-  const brotli = createBrotliCompress({ params: { [zc.BROTLI_PARAM_QUALITY]: 5, [zc.BROTLI_PARAM_LGWIN]: 22 } });
+  const brotli = createBrotliCompress({ params: { [zc.BROTLI_PARAM_QUALITY]: 9, [zc.BROTLI_PARAM_LGWIN]: 22 } });
   const packed: Buffer[] = [];
   brotli.on('data', (c: Buffer) => packed.push(c));
   const done = once(brotli, 'end');
   const input = readable(await sources.compressed());
+  const data = new StreamCursor(readable(await sources.decompressed()));
+  const coder = new RankCoder(new Window(data));
+  const coded = new ByteWriter();
+  const pass = async (): Promise<void> => {
+    await coder.rewrite(scanner.tokens.take(), coded);
+    if (!brotli.write(coded.take())) await once(brotli, 'drain');
+  };
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) {
       hash.update(chunk);
       scanner.feed(chunk);
-      if (scanner.tokens.size > 1 << 20 && !brotli.write(scanner.tokens.take())) await once(brotli, 'drain');
+      if (scanner.tokens.size > 1 << 18) await pass();
     }
     scanner.finish();
+    await pass();
   } finally {
     input.destroy();
+    await data.close();
   }
-  brotli.end(scanner.tokens.take());
+  brotli.end();
   await done;
   const members: RecipeMember[] = scanner.members.map((m) => ({ ...m, method: { kind: 'tokens' } }));
   const decompressedSize = members.reduce((n, m) => n + m.decompressedSize, 0);
@@ -141,18 +152,22 @@ async function* rebuildChunks(recipe: Recipe, decompressed: AsyncIterable<Buffer
     return chunk;
   };
   const data = new StreamCursor(decompressed);
+  const win = new Window(data);
+  let start = 0;
   const tokenStream = recipe.tokens.length ? Readable.from([recipe.tokens]).pipe(createBrotliDecompress()) : undefined;
   const tokens = new StreamCursor(tokenStream ?? Readable.from([]));
   try {
     for (const member of recipe.members) {
       yield emit(member.header);
-      const body = member.method.kind === 'tokens' ? encodeTokens(tokens, data, member.decompressedSize) : zlibMember(member, data);
+      const body = member.method.kind === 'tokens' ? encodeTokens(tokens, win, start, member.decompressedSize) : zlibMember(member, data);
       for await (const chunk of body) yield emit(chunk);
+      start += member.decompressedSize;
       yield emit(member.trailer);
     }
     if (recipe.trailing.length) yield emit(recipe.trailing);
     await data.fill(1);
-    if (data.available > 0) throw new DeltaimgError('VERIFY_FAILED', `decompressed input is longer than the ${recipe.decompressedSize} bytes the recipe was made from`);
+    const longer = data.available > 0 || win.end > start;
+    if (longer) throw new DeltaimgError('VERIFY_FAILED', `decompressed input is longer than the ${recipe.decompressedSize} bytes the recipe was made from`);
     await tokens.fill(1);
     if (tokens.available > 0) throw new DeflateFormatError('token section has bytes left over');
   } catch (err) {

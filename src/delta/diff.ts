@@ -319,7 +319,8 @@ class FileEncoder {
     const files = { source: { path: sourcePath, size: base.size }, target: { path: targetPath, size: target.size } };
     // Executables are worth bsdiff at any size: a small recompiled program's patch is a
     // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB). A file encoded in
-    // segments (too large to hold whole in the budget) is not transformed: the transform holds it whole.
+    // segments (too large to hold whole in the budget) is not transformed yet: the transform
+    // itself streams, but the segmented patch has not been tried on transformed files.
     const exe = plan.segments ? undefined : exeTransformFor(files);
     if (vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES && !exe) return vcdiff;
     const temp = this.payloads.tempPath();

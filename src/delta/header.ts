@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { JsonFields, type JsonObject } from '../util/json-input.js';
+import { checkReaderVersion, JsonFields, type JsonObject } from '../util/json-input.js';
 import { openRegular } from '../util/regular-file.js';
 import { FORMAT_NAME, FORMAT_VERSION, HEADER_FILE, type ContentOpName, type DeltaHeader, type DeltaStats } from './format.js';
 
@@ -50,15 +50,7 @@ async function readHeaderText(deltaDir: string, path: string): Promise<string> {
 export function decodeHeader(json: unknown, f: JsonFields, deltaDir: string): DeltaHeader {
   const h = f.object(json, '');
   if (h.format !== FORMAT_NAME) throw f.error('format', `is ${JSON.stringify(h.format)?.slice(0, 60) ?? 'missing'}, not "${FORMAT_NAME}": not a deltaimg delta header`);
-  const version = f.uint(h.version, 'version');
-  const minReaderVersion = h.minReaderVersion === undefined ? version : f.uint(h.minReaderVersion, 'minReaderVersion');
-  if (minReaderVersion > FORMAT_VERSION) {
-    const tool = typeof h.tool === 'string' ? h.tool : 'a newer deltaimg';
-    throw new DeltaimgError(
-      'UNSUPPORTED_VERSION',
-      `${deltaDir} uses delta format v${minReaderVersion} (made by ${tool}); this deltaimg reads up to v${FORMAT_VERSION}: upgrade deltaimg to apply it`,
-    );
-  }
+  const { version, minReaderVersion } = checkReaderVersion(f, h, FORMAT_VERSION, `${deltaDir} uses delta format`);
   const entries = f.object(h.entries, 'entries');
   return {
     format: FORMAT_NAME,

@@ -5,7 +5,7 @@
  * hostile header chose.
  */
 import { DeltaimgError } from '../util/errors.js';
-import { JsonFields } from '../util/json-input.js';
+import { checkReaderVersion, JsonFields } from '../util/json-input.js';
 import {
   DIMG_FORMAT,
   DIMG_VERSION,
@@ -41,15 +41,7 @@ export function decodeDimgHeader(path: string, json: unknown): DimgHeader {
   if (h.format !== DIMG_FORMAT) {
     throw damaged(path, `its header names format ${JSON.stringify(h.format)?.slice(0, 60) ?? 'none'}`);
   }
-  const version = f.uint(h.version, 'version');
-  const minReaderVersion = h.minReaderVersion === undefined ? version : f.uint(h.minReaderVersion, 'minReaderVersion');
-  if (minReaderVersion > DIMG_VERSION) {
-    const tool = typeof h.tool === 'string' ? h.tool : 'a newer deltaimg';
-    throw new DeltaimgError(
-      'UNSUPPORTED_VERSION',
-      `${path} uses image delta format v${minReaderVersion} (made by ${tool}); this deltaimg reads up to v${DIMG_VERSION}: upgrade deltaimg to apply it`,
-    );
-  }
+  const { version, minReaderVersion } = checkReaderVersion(f, h, DIMG_VERSION, `${path} uses image delta format`);
   const members = f.array(h.members, 'members', (x, field) => member(f, x, field));
   const header: DimgHeader = {
     format: DIMG_FORMAT,

@@ -24,6 +24,7 @@ import {
   type RegistryRef,
 } from '../image/index.js';
 import { diffImages, type ImageDiffOptions, type ImageDiffResult } from './diff.js';
+import { packDimg, readDimgHeader, unpackDimg } from './container.js';
 import type { DimgHeader } from './format.js';
 import { withScratchDir } from '../util/atomic-output.js';
 
@@ -40,8 +41,13 @@ export const ANNOTATIONS = {
   /** The target's image ids, comma-separated. */
   targetImageIds: 'io.deltaimg.target.image-ids',
   platforms: 'io.deltaimg.platforms',
+  /** `exact`: B's compressed blobs come back byte for byte (exact-deflate recipes inside); `tars`: the lighter variant without them. */
+  blobs: 'io.deltaimg.blobs',
   created: 'org.opencontainers.image.created',
 } as const;
+
+/** Whether a published .dimg restores B's compressed blobs byte for byte, or B's tars (same image id). */
+export type BlobFidelity = 'exact' | 'tars';
 
 export interface PublishedDelta {
   artifactDigest: string;
@@ -57,7 +63,7 @@ export interface DeltaBase {
 }
 
 /** Pushes `dimgPath` as a delta artifact of `target`'s manifest `subject`. */
-export async function publishDelta(target: RegistryRef, subject: Descriptor, dimgPath: string, header: DimgHeader, base: DeltaBase, opts: RegistryOptions): Promise<PublishedDelta> {
+export async function publishDelta(target: RegistryRef, subject: Descriptor, dimgPath: string, header: DimgHeader, base: DeltaBase, opts: RegistryOptions, blobs: BlobFidelity = 'exact'): Promise<PublishedDelta> {
   const client = await RegistryClient.open(target.registry, target.repository, { ...opts, push: true });
   const file = await hashStream(createReadStream(dimgPath));
   const annotations: Record<string, string> = {
@@ -66,6 +72,7 @@ export async function publishDelta(target: RegistryRef, subject: Descriptor, dim
     [ANNOTATIONS.targetImageIds]: header.images.map((i) => i.target.configDigest).join(','),
     [ANNOTATIONS.platforms]: header.images.map((i) => i.platform).join(','),
     [ANNOTATIONS.created]: header.created,
+    [ANNOTATIONS.blobs]: blobs,
     ...(base.digest ? { [ANNOTATIONS.baseDigest]: base.digest } : {}),
   };
   const pushed = await pushArtifact(client, {
@@ -74,7 +81,7 @@ export async function publishDelta(target: RegistryRef, subject: Descriptor, dim
     annotations,
     file: { path: dimgPath, digest: file.digest, mediaType: DIMG_MEDIA_TYPE, title: `${shortName(base.ref)}-to-${shortName(formatRegistryRef(target))}.dimg` },
     // A delta from the same base images to the same target is superseded, not listed twice.
-    replaces: (d) => d.annotations?.[ANNOTATIONS.baseImageIds] === annotations[ANNOTATIONS.baseImageIds] && d.annotations?.[ANNOTATIONS.platforms] === annotations[ANNOTATIONS.platforms],
+    replaces: (d) => (['baseImageIds', 'platforms', 'blobs'] as const).every((k) => (d.annotations?.[ANNOTATIONS[k]] ?? 'exact') === annotations[ANNOTATIONS[k]]),
   });
   return { artifactDigest: pushed.descriptor.digest, listedBy: pushed.listedBy, bytes: file.bytes };
 }
@@ -90,6 +97,7 @@ export interface ListedDelta {
   baseRef?: string;
   baseImageIds: string[];
   platforms: string[];
+  blobs: BlobFidelity;
 }
 
 export async function listDeltas(client: RegistryClient, subjectDigest: string): Promise<ListedDelta[]> {
@@ -104,8 +112,42 @@ export async function listDeltas(client: RegistryClient, subjectDigest: string):
       ...(a[ANNOTATIONS.baseRef] ? { baseRef: a[ANNOTATIONS.baseRef] } : {}),
       baseImageIds: ids,
       platforms: (a[ANNOTATIONS.platforms] ?? '').split(',').filter(Boolean),
+      blobs: a[ANNOTATIONS.blobs] === 'tars' ? ('tars' as const) : ('exact' as const),
     };
   });
+}
+
+/** Recipes above this share of a .dimg make a lighter variant worth publishing beside it. */
+const LIGHT_VARIANT_SHARE = 0.25;
+
+/**
+ * The .dimg without its exact-deflate recipes, for receivers that keep layers uncompressed (an
+ * engine): same image id and diff_ids, B's compressed blobs not byte for byte. False (nothing
+ * written) when the recipes are a small part of the file.
+ */
+export async function lightenDimg(full: string, out: string, scratch: string, fullBytes: number): Promise<boolean> {
+  const header = await readDimgHeader(full);
+  const recipes = new Set(header.images.flatMap((i) => i.target.layers.flatMap((l) => (l.stored?.recipe ? [l.stored.recipe.member] : []))));
+  const recipeBytes = header.members.filter((m) => recipes.has(m.name)).reduce((n, m) => n + m.size, 0);
+  if (recipeBytes <= fullBytes * LIGHT_VARIANT_SHARE) return false;
+  const unpacked = await unpackDimg(full, scratch);
+  const why = 'left out of this lighter delta (for engines, which keep layers uncompressed); its exact-blob variant restores it';
+  const images = unpacked.images.map((img) => ({
+    ...img,
+    target: {
+      ...img.target,
+      layers: img.target.layers.map((l) => {
+        if (!l.stored?.recipe) return l;
+        const { recipe: _dropped, ...stored } = l.stored;
+        return { ...l, stored: { ...stored, inexact: why } };
+      }),
+    },
+  }));
+  const { members, ...rest } = unpacked;
+  const files = members.filter((m) => !recipes.has(m.name)).map((m) => ({ name: m.name, path: join(scratch, ...m.name.split('/')) }));
+  await packDimg({ ...rest, images }, files, out);
+  await rm(scratch, { recursive: true, force: true });
+  return true;
 }
 
 /** The .dimg blob of a listed delta: its descriptor (digest and size) from the artifact manifest. */
@@ -121,6 +163,8 @@ export interface DiffPushResult {
   subject: string;
   dimg: ImageDiffResult;
   published: PublishedDelta;
+  /** The variant without exact-deflate recipes, published too when they are a large part of the .dimg. */
+  light?: PublishedDelta;
 }
 
 /**
@@ -138,8 +182,14 @@ export async function diffAndPublish(bases: ImageRef[], target: Extract<ImageRef
       const dimgPath = out ?? join(work, `delta-${i}.dimg`);
       const dimg = await diffImages(base, pinned, dimgPath, opts);
       const baseDigest = base.transport === 'docker' ? (await topDescriptor(base, registry)).digest : undefined;
-      const published = await publishDelta(target, subject, dimgPath, dimg.header, { ref: formatImageRef(base), ...(baseDigest ? { digest: baseDigest } : {}) }, registry);
-      results.push({ base: formatImageRef(base), target: formatImageRef(target), subject: subject.digest, dimg, published });
+      const baseInfo = { ref: formatImageRef(base), ...(baseDigest ? { digest: baseDigest } : {}) };
+      const published = await publishDelta(target, subject, dimgPath, dimg.header, baseInfo, registry);
+      const lightPath = join(work, `delta-${i}-light.dimg`);
+      const light = (await lightenDimg(dimgPath, lightPath, join(work, `unpacked-${i}`), dimg.bytes))
+        ? await publishDelta(target, subject, lightPath, await readDimgHeader(lightPath), baseInfo, registry, 'tars')
+        : undefined;
+      results.push({ base: formatImageRef(base), target: formatImageRef(target), subject: subject.digest, dimg, published, ...(light ? { light } : {}) });
+      await rm(lightPath, { force: true });
       if (!out) await rm(dimgPath, { force: true });
     }
     return results;

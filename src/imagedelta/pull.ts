@@ -57,8 +57,8 @@ export interface PullReport {
   digest: string;
   mode: 'delta' | 'plain';
   /** The deltas published for B, by base. */
-  published: { artifact: string; base?: string }[];
-  delta?: { artifact: string; base: string; matchedBy: LocalBase['matchedBy']; bytes: number };
+  published: { artifact: string; blobs: 'exact' | 'tars'; base?: string }[];
+  delta?: { artifact: string; base: string; matchedBy: LocalBase['matchedBy']; bytes: number; blobs: 'exact' | 'tars' };
   /** Why no delta was used, when none was. */
   reason?: string;
   /** Registry bytes this pull read (undefined when the engine pulled). */
@@ -77,8 +77,12 @@ export async function pullImage(target: RegistryRef, opts: PullOptions): Promise
   const b = await readRegistryImages(target, registry);
   const client = await RegistryClient.open(target.registry, target.repository, registry);
   const deltas = await listDeltas(client, b.digest);
-  const published = deltas.map((d) => ({ artifact: d.artifact.digest, ...(d.baseRef ? { base: d.baseRef } : {}) }));
-  const base = await findLocalBase(target, deltas, opts.have);
+  const published = deltas.map((d) => ({ artifact: d.artifact.digest, blobs: d.blobs, ...(d.baseRef ? { base: d.baseRef } : {}) }));
+  // An engine keeps layers uncompressed: the lighter variant (no exact-deflate recipes) serves it; other
+  // destinations store compressed blobs, whose exact bytes (and manifest digest) need the full one.
+  const preferred = opts.dest.transport === 'docker-daemon' ? 'tars' : 'exact';
+  const ordered = [...deltas.filter((d) => d.blobs === preferred), ...deltas.filter((d) => d.blobs !== preferred)];
+  const base = await findLocalBase(target, ordered, opts.have);
   const pinned: RegistryRef = { ...target, digest: b.digest };
   if (!base) {
     const reason = deltas.length === 0 ? `no delta is published for ${where}` : `none of the ${deltas.length} published deltas has its base here (${deltas.map((d) => d.baseRef ?? d.baseImageIds[0]).join(', ')})`;
@@ -108,7 +112,7 @@ export async function pullImage(target: RegistryRef, opts: PullOptions): Promise
       digest: b.digest,
       mode: 'delta' as const,
       published,
-      delta: { artifact: base.delta.artifact.digest, base: formatImageRef(base.ref), matchedBy: base.matchedBy, bytes: blob.size },
+      delta: { artifact: base.delta.artifact.digest, base: formatImageRef(base.ref), matchedBy: base.matchedBy, bytes: blob.size, blobs: base.delta.blobs },
       bytesDownloaded: bytesReceived() - startBytes,
       plainPullBytes: plainBytes(wanted ? [wanted] : b.images, baseDiffIds, b),
       images: applied.images,

@@ -78,6 +78,24 @@ export class JsonFields {
   }
 }
 
+/**
+ * The version gate of a versioned header, checked before any other field (a newer format may
+ * differ in all of them): `minReaderVersion`, an integer (`version` when absent), at most
+ * `readable`. `subject` starts the refusal: "x.dimg uses image delta format".
+ */
+export function checkReaderVersion(f: JsonFields, h: JsonObject, readable: number, subject: string): { version: number; minReaderVersion: number } {
+  const version = f.uint(h.version, 'version');
+  const minReaderVersion = h.minReaderVersion === undefined ? version : f.uint(h.minReaderVersion, 'minReaderVersion');
+  if (minReaderVersion > readable) {
+    const tool = typeof h.tool === 'string' ? h.tool.slice(0, 80) : 'a newer deltaimg';
+    throw new DeltaimgError(
+      'UNSUPPORTED_VERSION',
+      `${subject} v${minReaderVersion} (made by ${tool}); this deltaimg reads up to v${readable}: upgrade deltaimg to apply it`,
+    );
+  }
+  return { version, minReaderVersion };
+}
+
 /** What a value is, briefly, for an error message (never the whole value: it may be huge or hostile). */
 function describe(v: unknown): string {
   if (v === undefined) return 'missing';
