@@ -34,7 +34,11 @@ const WORK = join(ROOT, 'bench/work/registry');
 const TREES = join(ROOT, 'bench/data/trees');
 
 const PAIRS = [
-  { name: 'npm-app', what: 'an app folder with npm dependencies at two patch versions (typescript, esbuild, prettier, lodash), one `docker import` layer each', make: oneLayer('npm-app') },
+  {
+    name: 'npm-app',
+    what: 'an app folder with npm dependencies at two patch versions (typescript, esbuild, prettier, lodash), one `docker import` layer each',
+    make: oneLayer('npm-app'),
+  },
   {
     name: 'base+app',
     what: "a base layer (this machine's /usr/lib/python3, the same in A and B) + the npm app layer at two versions (two-layer images, `docker load`ed)",
@@ -46,7 +50,9 @@ const log = (msg) => process.stderr.write(`registry-bench: ${msg}\n`);
 const docker = async (args, opts = {}) => (await execa(DOCKER, args, { env: ENV, ...opts })).stdout.trim();
 
 async function importTree(dir, ref) {
-  const tarTree = execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.'], { buffer: false });
+  const tarTree = execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.'], {
+    buffer: false,
+  });
   await tarTree.pipe(DOCKER, ['import', '-', ref], { env: ENV });
 }
 
@@ -69,12 +75,32 @@ async function stacked(refs) {
   await mkdir(dir, { recursive: true });
   const base = join(dir, 'base.tar');
   await execa('tar', ['--numeric-owner', '--sort=name', '--mtime=@0', '-C', '/usr/lib', '-cf', base, 'python3']);
-  for (const [ref, app] of [[refs.a, 'a'], [refs.b, 'b']]) {
+  for (const [ref, app] of [
+    [refs.a, 'a'],
+    [refs.b, 'b'],
+  ]) {
     const appTar = join(dir, `app-${app}.tar`);
-    await execa('tar', ['--numeric-owner', '--sort=name', '--transform', 's,^\\./,srv/app/,', '-C', join(TREES, 'npm-app', app), '-cf', appTar, '.']);
+    await execa('tar', [
+      '--numeric-owner',
+      '--sort=name',
+      '--transform',
+      's,^\\./,srv/app/,',
+      '-C',
+      join(TREES, 'npm-app', app),
+      '-cf',
+      appTar,
+      '.',
+    ]);
     const layers = [base, appTar];
     const diffIds = layers.map(sha);
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { WorkingDir: '/srv/app' }, rootfs: { type: 'layers', diff_ids: diffIds } }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { WorkingDir: '/srv/app' },
+        rootfs: { type: 'layers', diff_ids: diffIds },
+      }),
+    );
     const archive = join(dir, `image-${app}`);
     await mkdir(archive, { recursive: true });
     const names = [];
@@ -108,7 +134,23 @@ async function freePort() {
 async function startRegistry(dir) {
   const port = await freePort();
   const config = join(dir, 'config.yml');
-  await writeFile(config, ['version: 0.1', 'log:', '  level: info', '  formatter: json', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'data')}`, '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n'));
+  await writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: info',
+      '  formatter: json',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir, 'data')}`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
+  );
   const logPath = join(dir, 'registry.log');
   const fd = openSync(logPath, 'a');
   const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', fd, fd] });
@@ -170,7 +212,21 @@ async function benchPair(pair, reg) {
 
     log(`${pair.name}: publishing the delta`);
     const dimg = join(dir, 'a-to-b.dimg');
-    const publish = await timed(['node', CLI, 'image', 'diff', `docker://${refs.a}`, `docker://${refs.b}`, '--push', '-o', dimg, '--json', '-q', '--tmp-dir', dir]);
+    const publish = await timed([
+      'node',
+      CLI,
+      'image',
+      'diff',
+      `docker://${refs.a}`,
+      `docker://${refs.b}`,
+      '--push',
+      '-o',
+      dimg,
+      '--json',
+      '-q',
+      '--tmp-dir',
+      dir,
+    ]);
     if (publish.exitCode !== 0) throw new Error(`image diff --push: ${publish.stderr}`);
     const published = JSON.parse(publish.stdout)[0];
     const header = JSON.parse((await execa('node', [CLI, 'image', 'inspect', dimg, '--json'], { env: ENV })).stdout);
@@ -178,7 +234,11 @@ async function benchPair(pair, reg) {
     const afterDelta = await storeBytes(reg.dataDir);
 
     log(`${pair.name}: restoring into the registry (manifest digest check)`);
-    const applied = await execa('node', [CLI, 'image', 'apply', `docker://${refs.a}`, dimg, '-o', `docker://${repo}:b-restored`, '--json', '-q', '--tmp-dir', dir], { env: ENV });
+    const applied = await execa(
+      'node',
+      [CLI, 'image', 'apply', `docker://${refs.a}`, dimg, '-o', `docker://${repo}:b-restored`, '--json', '-q', '--tmp-dir', dir],
+      { env: ENV },
+    );
     const restored = JSON.parse(applied.stdout).images[0];
 
     // The client: A in the engine as pulled from the registry, B not.
@@ -203,13 +263,31 @@ async function benchPair(pair, reg) {
     return {
       pair: pair.name,
       what: pair.what,
-      publish: { seconds: publish.seconds, dimgBytes: published.bytes, recipeBytes, listedBy: published.listedBy },
+      publish: {
+        seconds: publish.seconds,
+        dimgBytes: published.bytes,
+        recipeBytes,
+        lightBytes: published.light?.bytes,
+        listedBy: published.listedBy,
+      },
       storage: { bNewLayers: afterB - beforeB, deltaArtifact: afterDelta - afterB },
       pull: {
-        delta: { servedBytes: deltaServed, reportedBytes: pullReport.bytesDownloaded, seconds: pulled.seconds, matchedBy: pullReport.delta?.matchedBy, sameId: deltaId === idB },
+        delta: {
+          servedBytes: deltaServed,
+          reportedBytes: pullReport.bytesDownloaded,
+          seconds: pulled.seconds,
+          matchedBy: pullReport.delta?.matchedBy,
+          variant: pullReport.delta?.blobs,
+          sameId: deltaId === idB,
+        },
         docker: { servedBytes: plainServed, seconds: plain.seconds, sameId: plainId === idB },
       },
-      manifest: { original: restored.originalManifestDigest, restored: restored.manifestDigest, equal: restored.originalManifestDigest === restored.manifestDigest, note: restored.manifestNote },
+      manifest: {
+        original: restored.originalManifestDigest,
+        restored: restored.manifestDigest,
+        equal: restored.originalManifestDigest === restored.manifestDigest,
+        note: restored.manifestNote,
+      },
     };
   } finally {
     await execa(DOCKER, ['rmi', '-f', refs.a, refs.b, ...made], { env: ENV, reject: false });
@@ -228,7 +306,7 @@ function markdown(r) {
     .map((p) => {
       const d = p.pull.delta;
       const k = p.pull.docker;
-      return `| ${p.pair} | **${KB(d.servedBytes)}** | ${KB(k.servedBytes)} | ${(k.servedBytes / d.servedBytes).toFixed(1)}x | ${KB(p.publish.dimgBytes)} (${p.publish.recipeBytes == null ? 'n/a' : KB(p.publish.recipeBytes)}) | ${KB(p.storage.deltaArtifact)} | ${KB(p.storage.bNewLayers)} | ${S(d.seconds)} | ${S(k.seconds)} | ${d.sameId && k.sameId ? 'same id' : '**differs**'} | ${p.manifest.equal ? 'equal' : `**differs** (${p.manifest.note ?? ''})`} |`;
+      return `| ${p.pair} | **${KB(d.servedBytes)}** | ${KB(k.servedBytes)} | ${(k.servedBytes / d.servedBytes).toFixed(1)}x | ${KB(p.publish.dimgBytes)} (${KB(p.publish.recipeBytes)}) / ${KB(p.publish.lightBytes)} | ${KB(p.storage.deltaArtifact)} | ${KB(p.storage.bNewLayers)} | ${S(d.seconds)} | ${S(k.seconds)} | ${d.sameId && k.sameId ? 'same id' : '**differs**'} | ${p.manifest.equal ? 'equal' : `**differs** (${p.manifest.note ?? ''})`} |`;
     })
     .join('\n');
   return `# Registry benchmark: \`deltaimg pull\` vs \`docker pull\`
@@ -247,16 +325,19 @@ Registry storage is the growth of its blob store (\`du -sb\`) from pushing B's n
 publishing the delta artifact (the .dimg, its manifest, the referrers tag index).
 The manifest digest column restores B with \`deltaimg image apply docker://R/x:a A-TO-B.dimg -o docker://R/x:b-restored\`.
 
-| pair | deltaimg pull | docker pull | less | .dimg (of it exact-deflate recipes) | storage: delta artifact | storage: B's new layers | deltaimg pull time | docker pull time | image in the engine | restored manifest digest |
+| pair | deltaimg pull | docker pull | less | .dimg exact (of it recipes) / light | storage: delta artifacts | storage: B's new layers | deltaimg pull time | docker pull time | image in the engine | restored manifest digest |
 |---|---|---|---|---|---|---|---|---|---|---|
 ${rows}
 
 Pairs:
 ${r.pairs.map((p) => `- **${p.pair}**: ${p.what}; delta published in ${S(p.publish.seconds)}, listed by the ${p.publish.listedBy === 'tag-schema' ? 'referrers tag schema' : 'referrers API'}, \`pull\` matched A by ${p.pull.delta.matchedBy}.`).join('\n')}
 
-The .dimg carries, for each of B's gzip'd layers, an exact-deflate recipe (src/deflate) so that B's
-compressed blobs, and so its manifest digest, come back byte for byte; for layers the engine's Go
-gzip made, that recipe (the stream's tokens) is most of the .dimg.
+The exact .dimg carries, for each of B's gzip'd layers, an exact-deflate recipe (src/deflate) so that
+B's compressed blobs, and so its manifest digest, come back byte for byte; for layers the engine's Go
+gzip made, that recipe (the stream's tokens) is most of the file. So \`--push\` also publishes a light
+variant without recipes (same image id and diff_ids), which \`deltaimg pull\` downloads for an engine
+(it keeps layers uncompressed); destinations that keep compressed blobs (OCI layouts, registries) get
+the exact one. Registry storage counts both.
 
 \`deltaimg pull\` time includes listing the deltas, downloading the .dimg, rebuilding B's layers from A
 (A's layers come out of the engine through \`docker save\`), verifying every layer and the config, and
@@ -271,14 +352,17 @@ async function main() {
     await writeFile(mdFile, markdown(JSON.parse(readFileSync(jsonFile, 'utf8'))));
     return;
   }
-  if (!existsSync(join(TREES, 'npm-app', 'b'))) throw new Error(`${join(TREES, 'npm-app')} is missing: run bash bench/fetch-data.sh --quick first`);
+  if (!existsSync(join(TREES, 'npm-app', 'b')))
+    throw new Error(`${join(TREES, 'npm-app')} is missing: run bash bench/fetch-data.sh --quick first`);
   await mkdir(WORK, { recursive: true });
-  const reg = await startRegistry(await (async () => {
-    const d = join(WORK, 'registry');
-    await rm(d, { recursive: true, force: true });
-    await mkdir(d, { recursive: true });
-    return d;
-  })());
+  const reg = await startRegistry(
+    await (async () => {
+      const d = join(WORK, 'registry');
+      await rm(d, { recursive: true, force: true });
+      await mkdir(d, { recursive: true });
+      return d;
+    })(),
+  );
   const report = {
     date: new Date().toISOString(),
     machine: {

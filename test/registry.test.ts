@@ -70,14 +70,25 @@ describeDocker(
       const ctx = join(work, 'ctx');
       // Text of random words: it compresses like code or prose (many short matches), so an engine-gzipped
       // layer needs a token recipe; b and c change a few files.
-      const vocabulary = Array.from({ length: 800 }, () => randomBytes(4 + (randomBytes(1)[0]! % 5)).toString('hex').slice(0, 3 + (randomBytes(1)[0]! % 7)));
-      const texts = Array.from({ length: 40 }, () => Array.from({ length: 3000 }, () => vocabulary[randomBytes(2).readUInt16LE(0) % vocabulary.length]).join(' '));
+      const vocabulary = Array.from({ length: 800 }, () =>
+        randomBytes(4 + (randomBytes(1)[0]! % 5))
+          .toString('hex')
+          .slice(0, 3 + (randomBytes(1)[0]! % 7)),
+      );
+      const texts = Array.from({ length: 40 }, () =>
+        Array.from({ length: 3000 }, () => vocabulary[randomBytes(2).readUInt16LE(0) % vocabulary.length]).join(' '),
+      );
       for (const v of ['a', 'b', 'c']) {
         await mkdir(join(ctx, v, 'doc'), { recursive: true });
-        for (const [i, text] of texts.entries()) await writeFile(join(ctx, v, 'doc', `f${i}.txt`), `${text}\n${v !== 'a' && i % 10 === 0 ? `changed in ${v}\n` : ''}`);
+        for (const [i, text] of texts.entries())
+          await writeFile(join(ctx, v, 'doc', `f${i}.txt`), `${text}\n${v !== 'a' && i % 10 === 0 ? `changed in ${v}\n` : ''}`);
       }
       await copyFile('/usr/bin/ls', join(ctx, 'ls'));
-      for (const [v, tag] of [['a', '1'], ['b', '2'], ['c', '0']] as const) {
+      for (const [v, tag] of [
+        ['a', '1'],
+        ['b', '2'],
+        ['c', '0'],
+      ] as const) {
         const ref = `${R}/${repo}/app:${tag}`;
         const built = await buildImage(`FROM scratch\nCOPY ls /bin/ls\nCOPY ${v}/ /data/\n`, ref, [], ctx);
         expect(built.exitCode, built.all).toBe(0);
@@ -91,8 +102,9 @@ describeDocker(
     afterAll(async () => {
       closeConnections();
       await execa(DOCKER, ['rmi', '-f', ...pushedByEngine], { reject: false });
-      const pulled = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}@{{.ID}}'])).split('\n').filter((l) => l.includes(repo));
-      const ids = pulled.map((l) => l.split('@')[0]!.replace(/:<none>$/, ''));
+      // Pulls by digest leave untagged images of our repositories: removed by id (the content is this run's own).
+      const ours = (await docker(['images', '--format', '{{.Repository}} {{.ID}}'])).split('\n').filter((l) => l.includes(repo));
+      const ids = [...new Set(ours.map((l) => l.split(' ')[1]!))];
       if (ids.length) await execa(DOCKER, ['rmi', '-f', ...ids], { reject: false });
       await rm(work, { recursive: true, force: true });
     });
@@ -109,11 +121,20 @@ describeDocker(
       expect(missing).toContain(`docker://${R}/${repo}/app:nope: no such manifest`);
     });
 
-    it('diff and apply through the registry; apply -o docker:// gives an image docker pulls by digest, with B\'s image id', async () => {
+    it("diff and apply through the registry; apply -o docker:// gives an image docker pulls by digest, with B's image id", async () => {
       const dimg = join(work, 'a-to-b.dimg');
       const diff = await cli(['image', 'diff', `docker://${R}/${repo}/app:1`, `docker://${R}/${repo}/app:2`, '-o', dimg, '-q']);
       expect(diff.code, diff.stderr).toBe(0);
-      const applied = await cli(['image', 'apply', `docker://${R}/${repo}/app:1`, dimg, '-o', `docker://${R}/${repo}/app:2-restored`, '--json', '-q']);
+      const applied = await cli([
+        'image',
+        'apply',
+        `docker://${R}/${repo}/app:1`,
+        dimg,
+        '-o',
+        `docker://${R}/${repo}/app:2-restored`,
+        '--json',
+        '-q',
+      ]);
       expect(applied.code, applied.stderr).toBe(0);
       const report = JSON.parse(applied.stdout) as { images: { configDigest: string; manifestDigest: string }[] };
       expect(report.images[0]!.configDigest).toBe(idB);
@@ -184,19 +205,38 @@ describeDocker(
     it('multi-platform: an index of engine-gzipped layers restored to the registry keeps every manifest digest and the index digest', async () => {
       const one = async (tag: string) => (await readRegistryImages({ registry: R, repository: `${repo}/app`, tag })).images[0]!;
       const asArm64 = (img: Image): Image => {
-        const config = Buffer.from(JSON.stringify({ ...(JSON.parse(img.config.toString('utf8')) as object), architecture: 'arm64', variant: 'v8' }));
+        const config = Buffer.from(
+          JSON.stringify({ ...(JSON.parse(img.config.toString('utf8')) as object), architecture: 'arm64', variant: 'v8' }),
+        );
         const { manifest: _dropped, ...rest } = img;
         return { ...rest, config, configDigest: sha(config), platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } };
       };
       await pushImages({ registry: R, repository: `${repo}/multi-pair`, tag: 'a' }, [await one('1'), asArm64(await one('0'))]);
       const b = await pushImages({ registry: R, repository: `${repo}/multi-pair`, tag: 'b' }, [await one('2'), asArm64(await one('2'))]);
       const dimg = join(work, 'multi.dimg');
-      const diff = await cli(['image', 'diff', `docker://${R}/${repo}/multi-pair:a`, `docker://${R}/${repo}/multi-pair:b`, '-o', dimg, '-q']);
+      const diff = await cli([
+        'image',
+        'diff',
+        `docker://${R}/${repo}/multi-pair:a`,
+        `docker://${R}/${repo}/multi-pair:b`,
+        '-o',
+        dimg,
+        '-q',
+      ]);
       expect(diff.code, diff.stderr).toBe(0);
       // The .dimg carries B's index bytes, so the restore can push that very index.
       const header = JSON.parse((await cli(['image', 'inspect', dimg, '--json'])).stdout) as { targetIndex?: { digest: string } };
       expect(header.targetIndex?.digest).toBe(b.digest);
-      const applied = await cli(['image', 'apply', `docker://${R}/${repo}/multi-pair:a`, dimg, '-o', `docker://${R}/${repo}/multi-pair:b-restored`, '--json', '-q']);
+      const applied = await cli([
+        'image',
+        'apply',
+        `docker://${R}/${repo}/multi-pair:a`,
+        dimg,
+        '-o',
+        `docker://${R}/${repo}/multi-pair:b-restored`,
+        '--json',
+        '-q',
+      ]);
       expect(applied.code, applied.stderr).toBe(0);
       const report = JSON.parse(applied.stdout) as { images: { manifestDigest: string; originalManifestDigest: string }[] };
       expect(report.images.map((i) => i.manifestDigest)).toEqual(b.images.map((i) => i.manifestDigest));
@@ -226,9 +266,25 @@ describeDocker(
     });
 
     it('diff --push publishes deltas from several bases beside B (referrers tag schema on distribution 2.8)', async () => {
-      const pushed = await cli(['image', 'diff', '--from', `docker://${R}/${repo}/app:1,docker://${R}/${repo}/app:0`, `docker://${R}/${repo}/app:2`, '--push', '--json', '-q']);
+      const pushed = await cli([
+        'image',
+        'diff',
+        '--from',
+        `docker://${R}/${repo}/app:1,docker://${R}/${repo}/app:0`,
+        `docker://${R}/${repo}/app:2`,
+        '--push',
+        '--json',
+        '-q',
+      ]);
       expect(pushed.code, pushed.stderr).toBe(0);
-      const results = JSON.parse(pushed.stdout) as { base: string; subject: string; artifact: string; listedBy: string; light?: { artifact: string; bytes: number }; bytes: number }[];
+      const results = JSON.parse(pushed.stdout) as {
+        base: string;
+        subject: string;
+        artifact: string;
+        listedBy: string;
+        light?: { artifact: string; bytes: number };
+        bytes: number;
+      }[];
       expect(results.map((r) => r.base)).toEqual([`docker://${R}/${repo}/app:1`, `docker://${R}/${repo}/app:0`]);
       expect(results.map((r) => r.listedBy)).toEqual(['tag-schema', 'tag-schema']);
       // The engine's gzip needs token recipes, most of the file: a lighter variant (same image id) sits beside each.
@@ -241,7 +297,12 @@ describeDocker(
       expect(listed[0]!.baseImageIds).toEqual([idA]);
       // The artifact manifest: OCI 1.1, subject B, one .dimg layer.
       const manifest = await client.getManifest(results[0]!.artifact, ['application/vnd.oci.image.manifest.v1+json']);
-      const doc = JSON.parse(manifest!.bytes.toString()) as { artifactType: string; subject: { digest: string }; layers: { mediaType: string }[]; annotations: Record<string, string> };
+      const doc = JSON.parse(manifest!.bytes.toString()) as {
+        artifactType: string;
+        subject: { digest: string };
+        layers: { mediaType: string }[];
+        annotations: Record<string, string>;
+      };
       expect(doc.artifactType).toBe('application/vnd.deltaimg.delta.v1');
       expect(doc.subject.digest).toBe(subject);
       expect(doc.layers.map((l) => l.mediaType)).toEqual(['application/vnd.deltaimg.delta.v1+dimg']);
@@ -260,7 +321,12 @@ describeDocker(
       pushedByEngine.push(dest);
       const r = await cli(['pull', `docker://${R}/${repo}/app:2`, '-o', `docker-daemon:${dest}`, '--json', '-q']);
       expect(r.code, r.stderr).toBe(0);
-      const report = JSON.parse(r.stdout) as { mode: string; delta: { matchedBy: string; bytes: number; blobs: string }; bytesDownloaded: number; plainPullBytes: number };
+      const report = JSON.parse(r.stdout) as {
+        mode: string;
+        delta: { matchedBy: string; bytes: number; blobs: string };
+        bytesDownloaded: number;
+        plainPullBytes: number;
+      };
       expect(report.mode).toBe('delta');
       expect(report.delta.matchedBy).toBe('registry digest');
       // Into an engine (layers kept uncompressed) the lighter variant is enough.
@@ -277,7 +343,11 @@ describeDocker(
       const out = join(work, 'pulled-b');
       const r = await cli(['pull', `docker://${R}/${repo}/app:2`, '--have', `oci:${layout}`, '-o', `oci:${out}`, '--json', '-q']);
       expect(r.code, r.stderr).toBe(0);
-      const report = JSON.parse(r.stdout) as { mode: string; delta: { matchedBy: string; blobs: string }; images: { manifestDigest: string; originalManifestDigest: string }[] };
+      const report = JSON.parse(r.stdout) as {
+        mode: string;
+        delta: { matchedBy: string; blobs: string };
+        images: { manifestDigest: string; originalManifestDigest: string }[];
+      };
       expect(report.mode).toBe('delta');
       // An OCI layout keeps compressed blobs: the exact variant, B's manifest digest.
       expect(report.delta.blobs).toBe('exact');
@@ -359,11 +429,17 @@ function describeTlsAndTokens(ctx: () => { work: string; R: string; repo: string
 
     const withCreds = await cli(['image', 'verify', target, '--cert-dir', certDir, '--creds', 'alice:s3cret']);
     expect(withCreds.code, withCreds.stderr).toBe(0);
-    await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [tls.address]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }));
+    await writeFile(
+      join(dockerConfig, 'config.json'),
+      JSON.stringify({ auths: { [tls.address]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }),
+    );
     const fromAuths = await cli(['image', 'verify', target, '--cert-dir', certDir], { DOCKER_CONFIG: dockerConfig });
     expect(fromAuths.code, fromAuths.stderr).toBe(0);
     await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ credHelpers: { [tls.address]: 'deltaimgtest' } }));
-    const fromHelper = await cli(['image', 'verify', target, '--cert-dir', certDir], { DOCKER_CONFIG: dockerConfig, PATH: `${helperDir}:${process.env.PATH}` });
+    const fromHelper = await cli(['image', 'verify', target, '--cert-dir', certDir], {
+      DOCKER_CONFIG: dockerConfig,
+      PATH: `${helperDir}:${process.env.PATH}`,
+    });
     expect(fromHelper.code, fromHelper.stderr).toBe(0);
     const helperMissing = oneLineError(await cli(['image', 'verify', target, '--cert-dir', certDir], { DOCKER_CONFIG: dockerConfig }));
     expect(helperMissing).toContain('docker-credential-deltaimgtest');
@@ -399,9 +475,12 @@ function describeTlsAndTokens(ctx: () => { work: string; R: string; repo: string
     const r = await cli(['image', 'verify', `docker://${proxy.address}/${repo}/app:2`, '--creds', 'bob:hunter2']);
     oneLineError(r);
     expect(r.stdout).toContain(`layer ${layer.diffId} hashes to`);
-    const err = await failure(layer.openStored().then(async (s) => { for await (const _ of s as AsyncIterable<Buffer>); }));
+    const err = await failure(
+      layer.openStored().then(async (s) => {
+        for await (const _ of s as AsyncIterable<Buffer>);
+      }),
+    );
     expect(err.message).toContain(`content hashes to`);
     proxy.faults = {};
   });
 }
-

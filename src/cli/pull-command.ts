@@ -20,14 +20,18 @@ export function registerPullCommand(program: Command): void {
   withRegistryOptions(program.command('pull'))
     .summary('pull an image through a published delta from an older version held here')
     .description(
-      "Lists the deltas published beside IMAGE (deltaimg image diff ... --push), picks one whose base this machine\n" +
+      'Lists the deltas published beside IMAGE (deltaimg image diff ... --push), picks one whose base this machine\n' +
         'holds (by registry digest, else by image id; the Docker engine by default, or the --have images), downloads\n' +
         'it, applies it (every layer and the config verified) and writes IMAGE. When no delta fits it says so and\n' +
         'pulls normally. The report compares the bytes downloaded with what a plain pull would fetch.',
     )
     .argument('<IMAGE>', 'docker://REGISTRY/REPO[:TAG|@DIGEST]')
     .option('-o, --out <IMAGE>', 'where to write it (default docker-daemon:REGISTRY/REPO:TAG)')
-    .option('--have <IMAGES>', 'images held here to use as bases (docker-daemon:, oci:, docker-archive:), comma-separated or repeated', collect)
+    .option(
+      '--have <IMAGES>',
+      'images held here to use as bases (docker-daemon:, oci:, docker-archive:), comma-separated or repeated',
+      collect,
+    )
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
     .option('--memory <SIZE>', 'memory budget for apply, e.g. 800M or 2G', parseMemorySize)
     .option('--json', 'print a machine-readable report on stdout')
@@ -43,7 +47,8 @@ export function registerPullCommand(program: Command): void {
       const { parseImageRef, formatImageRef } = await import('../image/index.js');
       const { pullImage } = await import('../imagedelta/index.js');
       const target = parseImageRef(image);
-      if (target.transport !== 'docker') throw new DeltaimgError('USAGE', `pull takes a registry image docker://REGISTRY/REPO[:TAG], not ${image}`);
+      if (target.transport !== 'docker')
+        throw new DeltaimgError('USAGE', `pull takes a registry image docker://REGISTRY/REPO[:TAG], not ${image}`);
       await requireNativeAddon();
       const name = `${target.registry}/${target.repository}${target.tag ? `:${target.tag}` : target.digest ? '' : ':latest'}`;
       const dest = parseImageRef(opts.out ?? `docker-daemon:${name}`);
@@ -62,9 +67,16 @@ export function registerPullCommand(program: Command): void {
       if (opts.quiet) return;
       const out = formatImageRef(dest);
       if (report.mode === 'delta' && report.delta) {
-        const saved = report.bytesDownloaded !== undefined && report.bytesDownloaded > 0 ? ` (${(report.plainPullBytes / report.bytesDownloaded).toFixed(1)}x less)` : '';
-        process.stderr.write(`deltaimg: pulled ${report.target} through delta ${report.delta.artifact.slice(0, 19)} from ${report.delta.base} (matched by ${report.delta.matchedBy})\n`);
-        process.stderr.write(`deltaimg: downloaded ${report.bytesDownloaded} bytes; a plain pull would fetch ${report.plainPullBytes}${saved}\n`);
+        const saved =
+          report.bytesDownloaded !== undefined && report.bytesDownloaded > 0
+            ? ` (${(report.plainPullBytes / report.bytesDownloaded).toFixed(1)}x less)`
+            : '';
+        process.stderr.write(
+          `deltaimg: pulled ${report.target} through delta ${report.delta.artifact.slice(0, 19)} from ${report.delta.base} (matched by ${report.delta.matchedBy})\n`,
+        );
+        process.stderr.write(
+          `deltaimg: downloaded ${report.bytesDownloaded} bytes; a plain pull would fetch ${report.plainPullBytes}${saved}\n`,
+        );
       } else {
         process.stderr.write(`deltaimg: ${report.reason}; pulled normally\n`);
         if (report.bytesDownloaded !== undefined) process.stderr.write(`deltaimg: downloaded ${report.bytesDownloaded} bytes\n`);

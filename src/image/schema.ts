@@ -30,11 +30,19 @@ export interface Descriptor {
 
 export function decodeDescriptor(f: JsonFields, x: unknown, field: string): Descriptor {
   const o = f.object(x, field);
-  const d: Descriptor = { mediaType: f.string(o.mediaType, `${field}.mediaType`), digest: f.string(o.digest, `${field}.digest`, DIGEST), size: f.uint(o.size, `${field}.size`) };
+  const d: Descriptor = {
+    mediaType: f.string(o.mediaType, `${field}.mediaType`),
+    digest: f.string(o.digest, `${field}.digest`, DIGEST),
+    size: f.uint(o.size, `${field}.size`),
+  };
   if (o.platform !== undefined && o.platform !== null) {
     const p = f.object(o.platform, `${field}.platform`);
     const variant = f.optional(p.variant, `${field}.platform.variant`, (v, vf) => f.string(v, vf));
-    d.platform = { os: f.string(p.os, `${field}.platform.os`), architecture: f.string(p.architecture, `${field}.platform.architecture`), ...(variant ? { variant } : {}) };
+    d.platform = {
+      os: f.string(p.os, `${field}.platform.os`),
+      architecture: f.string(p.architecture, `${field}.platform.architecture`),
+      ...(variant ? { variant } : {}),
+    };
   }
   const annotations = stringMap(f, o.annotations, `${field}.annotations`);
   if (annotations) d.annotations = annotations;
@@ -75,9 +83,11 @@ export interface IndexDoc {
 export function decodeManifestOrIndex(bytes: Buffer, mediaTypeHint: string | undefined, where: string): ManifestDoc | IndexDoc {
   const f = imageFields(where);
   const o = f.object(f.parse(bytes.toString('utf8')), '');
-  if (o.schemaVersion !== 2) throw f.error('schemaVersion', `is ${JSON.stringify(o.schemaVersion)?.slice(0, 20)}, not 2 (only OCI and Docker schema 2 are read)`);
+  if (o.schemaVersion !== 2)
+    throw f.error('schemaVersion', `is ${JSON.stringify(o.schemaVersion)?.slice(0, 20)}, not 2 (only OCI and Docker schema 2 are read)`);
   const isIndex = Array.isArray(o.manifests);
-  const mediaType = f.optional(o.mediaType, 'mediaType', (v, vf) => f.string(v, vf)) ?? mediaTypeHint ?? (isIndex ? MT.ociIndex : MT.ociManifest);
+  const mediaType =
+    f.optional(o.mediaType, 'mediaType', (v, vf) => f.string(v, vf)) ?? mediaTypeHint ?? (isIndex ? MT.ociIndex : MT.ociManifest);
   const annotations = stringMap(f, o.annotations, 'annotations');
   if (isIndex) {
     const manifests = f.array(o.manifests, 'manifests', (x, xf) => decodeDescriptor(f, x, xf));

@@ -63,7 +63,15 @@ export interface DeltaBase {
 }
 
 /** Pushes `dimgPath` as a delta artifact of `target`'s manifest `subject`. */
-export async function publishDelta(target: RegistryRef, subject: Descriptor, dimgPath: string, header: DimgHeader, base: DeltaBase, opts: RegistryOptions, blobs: BlobFidelity = 'exact'): Promise<PublishedDelta> {
+export async function publishDelta(
+  target: RegistryRef,
+  subject: Descriptor,
+  dimgPath: string,
+  header: DimgHeader,
+  base: DeltaBase,
+  opts: RegistryOptions,
+  blobs: BlobFidelity = 'exact',
+): Promise<PublishedDelta> {
   const client = await RegistryClient.open(target.registry, target.repository, { ...opts, push: true });
   const file = await hashStream(createReadStream(dimgPath));
   const annotations: Record<string, string> = {
@@ -79,9 +87,17 @@ export async function publishDelta(target: RegistryRef, subject: Descriptor, dim
     artifactType: DELTA_ARTIFACT_TYPE,
     subject,
     annotations,
-    file: { path: dimgPath, digest: file.digest, mediaType: DIMG_MEDIA_TYPE, title: `${shortName(base.ref)}-to-${shortName(formatRegistryRef(target))}.dimg` },
+    file: {
+      path: dimgPath,
+      digest: file.digest,
+      mediaType: DIMG_MEDIA_TYPE,
+      title: `${shortName(base.ref)}-to-${shortName(formatRegistryRef(target))}.dimg`,
+    },
     // A delta from the same base images to the same target is superseded, not listed twice.
-    replaces: (d) => (['baseImageIds', 'platforms', 'blobs'] as const).every((k) => (d.annotations?.[ANNOTATIONS[k]] ?? 'exact') === annotations[ANNOTATIONS[k]]),
+    replaces: (d) =>
+      (['baseImageIds', 'platforms', 'blobs'] as const).every(
+        (k) => (d.annotations?.[ANNOTATIONS[k]] ?? 'exact') === annotations[ANNOTATIONS[k]],
+      ),
   });
   return { artifactDigest: pushed.descriptor.digest, listedBy: pushed.listedBy, bytes: file.bytes };
 }
@@ -153,7 +169,11 @@ export async function lightenDimg(full: string, out: string, scratch: string, fu
 /** The .dimg blob of a listed delta: its descriptor (digest and size) from the artifact manifest. */
 export async function deltaBlob(client: RegistryClient, delta: ListedDelta): Promise<Descriptor> {
   const file = await artifactFile(client, delta.artifact);
-  if (file.mediaType !== DIMG_MEDIA_TYPE) throw new DeltaimgError('REGISTRY', `${client.where}@${delta.artifact.digest}: the delta artifact holds ${file.mediaType}, not a .dimg`);
+  if (file.mediaType !== DIMG_MEDIA_TYPE)
+    throw new DeltaimgError(
+      'REGISTRY',
+      `${client.where}@${delta.artifact.digest}: the delta artifact holds ${file.mediaType}, not a .dimg`,
+    );
   return file;
 }
 
@@ -172,7 +192,12 @@ export interface DiffPushResult {
  * the target's manifest. The target is pinned by the digest it had when we started, so a tag
  * that moves meanwhile cannot pair a delta with the wrong image. `out` keeps the .dimg (one base only).
  */
-export async function diffAndPublish(bases: ImageRef[], target: Extract<ImageRef, { transport: 'docker' }>, out: string | undefined, opts: ImageDiffOptions): Promise<DiffPushResult[]> {
+export async function diffAndPublish(
+  bases: ImageRef[],
+  target: Extract<ImageRef, { transport: 'docker' }>,
+  out: string | undefined,
+  opts: ImageDiffOptions,
+): Promise<DiffPushResult[]> {
   const registry = opts.registry ?? {};
   const subject = await topDescriptor(target, registry);
   const pinned = { ...target, digest: subject.digest };
@@ -188,7 +213,14 @@ export async function diffAndPublish(bases: ImageRef[], target: Extract<ImageRef
       const light = (await lightenDimg(dimgPath, lightPath, join(work, `unpacked-${i}`), dimg.bytes))
         ? await publishDelta(target, subject, lightPath, await readDimgHeader(lightPath), baseInfo, registry, 'tars')
         : undefined;
-      results.push({ base: formatImageRef(base), target: formatImageRef(target), subject: subject.digest, dimg, published, ...(light ? { light } : {}) });
+      results.push({
+        base: formatImageRef(base),
+        target: formatImageRef(target),
+        subject: subject.digest,
+        dimg,
+        published,
+        ...(light ? { light } : {}),
+      });
       await rm(lightPath, { force: true });
       if (!out) await rm(dimgPath, { force: true });
     }

@@ -85,14 +85,21 @@ export async function pullImage(target: RegistryRef, opts: PullOptions): Promise
   const base = await findLocalBase(target, ordered, opts.have);
   const pinned: RegistryRef = { ...target, digest: b.digest };
   if (!base) {
-    const reason = deltas.length === 0 ? `no delta is published for ${where}` : `none of the ${deltas.length} published deltas has its base here (${deltas.map((d) => d.baseRef ?? d.baseImageIds[0]).join(', ')})`;
+    const reason =
+      deltas.length === 0
+        ? `no delta is published for ${where}`
+        : `none of the ${deltas.length} published deltas has its base here (${deltas.map((d) => d.baseRef ?? d.baseImageIds[0]).join(', ')})`;
     return plainPull(pinned, b.images, b.digest, opts, reason, published, startBytes);
   }
   return withScratchDir(opts.tmpDir, 'deltaimg-image-pull-', async (work) => {
     const blob = await deltaBlob(client, base.delta);
     progress.update({ label: 'downloading delta', done: 0, total: blob.size });
     const dimgPath = join(work, 'delta.dimg');
-    await pipeline(client.openBlob(blob.digest, blob.size), digestCheck({ digest: blob.digest, size: blob.size, label: `${where} delta ${blob.digest}` }), createWriteStream(dimgPath));
+    await pipeline(
+      client.openBlob(blob.digest, blob.size),
+      digestCheck({ digest: blob.digest, size: blob.size, label: `${where} delta ${blob.digest}` }),
+      createWriteStream(dimgPath),
+    );
     const applied = await applyImageDelta(base.ref, dimgPath, opts.dest, {
       progress,
       platforms: [parsePlatform(base.platform)],
@@ -103,7 +110,10 @@ export async function pullImage(target: RegistryRef, opts: PullOptions): Promise
     const wanted = b.images.find((i) => formatPlatform(i.platform) === base.platform);
     for (const img of applied.images) {
       if (wanted && img.configDigest !== wanted.configDigest) {
-        throw new DeltaimgError('VERIFY_FAILED', `${where}: the delta restored image ${img.configDigest}, but the registry's ${base.platform} image is ${wanted.configDigest}`);
+        throw new DeltaimgError(
+          'VERIFY_FAILED',
+          `${where}: the delta restored image ${img.configDigest}, but the registry's ${base.platform} image is ${wanted.configDigest}`,
+        );
       }
     }
     const baseDiffIds = new Set(applied.header.images.flatMap((i) => i.base.diffIds));
@@ -112,7 +122,13 @@ export async function pullImage(target: RegistryRef, opts: PullOptions): Promise
       digest: b.digest,
       mode: 'delta' as const,
       published,
-      delta: { artifact: base.delta.artifact.digest, base: formatImageRef(base.ref), matchedBy: base.matchedBy, bytes: blob.size, blobs: base.delta.blobs },
+      delta: {
+        artifact: base.delta.artifact.digest,
+        base: formatImageRef(base.ref),
+        matchedBy: base.matchedBy,
+        bytes: blob.size,
+        blobs: base.delta.blobs,
+      },
       bytesDownloaded: bytesReceived() - startBytes,
       plainPullBytes: plainBytes(wanted ? [wanted] : b.images, baseDiffIds, b),
       images: applied.images,
@@ -147,11 +163,17 @@ async function plainPull(
     const id = await inspectDaemonImage(opts.dest.name);
     return { ...report, images: images.filter((i) => i.configDigest === id?.id).map((i) => restoredPlain(i)) };
   }
-  const written = await writeImages(opts.dest, images, { ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}), ...(opts.registry ? { registry: opts.registry } : {}) });
+  const written = await writeImages(opts.dest, images, {
+    ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+    ...(opts.registry ? { registry: opts.registry } : {}),
+  });
   return {
     ...report,
     bytesDownloaded: bytesReceived() - startBytes,
-    images: images.map((i, n) => ({ ...restoredPlain(i), ...(written[n]?.manifestDigest ? { manifestDigest: written[n]!.manifestDigest! } : {}) })),
+    images: images.map((i, n) => ({
+      ...restoredPlain(i),
+      ...(written[n]?.manifestDigest ? { manifestDigest: written[n]!.manifestDigest! } : {}),
+    })),
   };
 }
 
@@ -176,7 +198,9 @@ async function findLocalBase(target: RegistryRef, deltas: ListedDelta[], have: I
     if (!delta.baseDigest) continue;
     const found = candidates
       ? candidates.find((c) => c.digests.includes(delta.baseDigest!))
-      : await engineImage(`${target.registry}/${delta.baseRef ? repositoryOf(delta.baseRef, target) : target.repository}@${delta.baseDigest}`);
+      : await engineImage(
+          `${target.registry}/${delta.baseRef ? repositoryOf(delta.baseRef, target) : target.repository}@${delta.baseDigest}`,
+        );
     if (found) {
       const platform = platformFor(delta, found.ids);
       if (platform) return { delta, ref: found.ref, matchedBy: 'registry digest', platform };
@@ -213,7 +237,11 @@ interface Candidate {
 async function engineImage(ref: string): Promise<Candidate | undefined> {
   const found = await inspectDaemonImage(ref);
   if (!found) return undefined;
-  return { ref: { transport: 'docker-daemon', name: found.id }, ids: [found.id], digests: found.repoDigests.map((d) => d.replace(/^.*@/, '')) };
+  return {
+    ref: { transport: 'docker-daemon', name: found.id },
+    ids: [found.id],
+    digests: found.repoDigests.map((d) => d.replace(/^.*@/, '')),
+  };
 }
 
 /** --have images: the engine's by inspect (no docker save just to look), archives and layouts by reading them. */
@@ -229,7 +257,11 @@ async function describeGiven(have: ImageRef[]): Promise<Candidate[]> {
     const source = await openImageSource(ref);
     try {
       const images = source.images();
-      out.push({ ref, ids: images.map((i) => i.configDigest), digests: [...(source.index ? [source.index.digest] : []), ...images.flatMap((i) => (i.manifest ? [i.manifest.digest] : []))] });
+      out.push({
+        ref,
+        ids: images.map((i) => i.configDigest),
+        digests: [...(source.index ? [source.index.digest] : []), ...images.flatMap((i) => (i.manifest ? [i.manifest.digest] : []))],
+      });
     } finally {
       await source.close();
     }

@@ -35,18 +35,65 @@ export async function makeCa(dir: string): Promise<{ caCert: string; cert: strin
   await mkdir(dir, { recursive: true });
   const p = (n: string) => join(dir, n);
   const run = (args: string[]) => execa('openssl', args, { cwd: dir });
-  await run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=deltaimg test CA', '-keyout', p('ca.key'), '-out', p('ca.crt')]);
+  await run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=deltaimg test CA',
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.crt'),
+  ]);
   await run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', p('server.key'), '-out', p('server.csr')]);
-  await writeFile(p('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
-  await run(['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', p('ext.cnf'), '-out', p('server.crt')]);
+  await writeFile(
+    p('ext.cnf'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
+  );
+  await run([
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    p('ext.cnf'),
+    '-out',
+    p('server.crt'),
+  ]);
   return { caCert: p('ca.crt'), cert: p('server.crt'), key: p('server.key') };
 }
 
 /** docker-registry serve on 127.0.0.1, optionally with TLS and an htpasswd file. */
-export async function startRegistry(dir: string, opts: { tls?: { cert: string; key: string }; htpasswd?: string } = {}): Promise<TestRegistry> {
+export async function startRegistry(
+  dir: string,
+  opts: { tls?: { cert: string; key: string }; htpasswd?: string } = {},
+): Promise<TestRegistry> {
   await mkdir(dir, { recursive: true });
   const port = await freePort();
-  const lines = ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'data')}`, '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`];
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${join(dir, 'data')}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+  ];
   if (opts.tls) lines.push('  tls:', `    certificate: ${opts.tls.cert}`, `    key: ${opts.tls.key}`);
   if (opts.htpasswd) lines.push('auth:', '  htpasswd:', '    realm: deltaimg-test', `    path: ${opts.htpasswd}`);
   const config = join(dir, 'config.yml');
@@ -145,7 +192,10 @@ export async function startTokenProxy(upstream: string, user: string, password: 
       const scope = repo ? `,scope="repository:${repo}:pull"` : '';
       entry.status = 401;
       req.resume();
-      res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://${address}/token",service="deltaimg-proxy"${scope}`, 'Content-Type': 'application/json' });
+      res.writeHead(401, {
+        'WWW-Authenticate': `Bearer realm="http://${address}/token",service="deltaimg-proxy"${scope}`,
+        'Content-Type': 'application/json',
+      });
       res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
       return;
     }
@@ -153,40 +203,43 @@ export async function startTokenProxy(upstream: string, user: string, password: 
     const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname)?.[1];
     const headers = { ...req.headers, host: address };
     delete headers.authorization;
-    const up = http.request({ host: '127.0.0.1', port: Number(upstream.split(':')[1]), method: req.method, path: req.url, headers }, (upRes) => {
-      entry.status = upRes.statusCode;
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      if (req.method === 'GET' && digest && state.faults.dropMidBlob?.has(digest)) {
-        state.faults.dropMidBlob.delete(digest);
-        const half = Math.floor(Number(upRes.headers['content-length'] ?? 0) / 2);
-        let sent = 0;
-        upRes.on('data', (c: Buffer) => {
-          if (sent + c.length >= half) {
-            upRes.destroy();
-            // The first half reaches the client before the connection dies.
-            res.write(c.subarray(0, half - sent), () => setTimeout(() => res.socket?.destroy(), 50));
-            sent = Infinity;
-            return;
-          }
-          if (sent === Infinity) return;
-          sent += c.length;
-          res.write(c);
-        });
-        return;
-      }
-      if (req.method === 'GET' && digest && state.faults.corruptBlob?.has(digest)) {
-        let first = true;
-        upRes.on('data', (c: Buffer) => {
-          const out = Buffer.from(c);
-          if (first && out.length) out[out.length - 1] ^= 0xff;
-          first = false;
-          res.write(out);
-        });
-        upRes.on('end', () => res.end());
-        return;
-      }
-      upRes.pipe(res);
-    });
+    const up = http.request(
+      { host: '127.0.0.1', port: Number(upstream.split(':')[1]), method: req.method, path: req.url, headers },
+      (upRes) => {
+        entry.status = upRes.statusCode;
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        if (req.method === 'GET' && digest && state.faults.dropMidBlob?.has(digest)) {
+          state.faults.dropMidBlob.delete(digest);
+          const half = Math.floor(Number(upRes.headers['content-length'] ?? 0) / 2);
+          let sent = 0;
+          upRes.on('data', (c: Buffer) => {
+            if (sent + c.length >= half) {
+              upRes.destroy();
+              // The first half reaches the client before the connection dies.
+              res.write(c.subarray(0, half - sent), () => setTimeout(() => res.socket?.destroy(), 50));
+              sent = Infinity;
+              return;
+            }
+            if (sent === Infinity) return;
+            sent += c.length;
+            res.write(c);
+          });
+          return;
+        }
+        if (req.method === 'GET' && digest && state.faults.corruptBlob?.has(digest)) {
+          let first = true;
+          upRes.on('data', (c: Buffer) => {
+            const out = Buffer.from(c);
+            if (first && out.length) out[out.length - 1] ^= 0xff;
+            first = false;
+            res.write(out);
+          });
+          upRes.on('end', () => res.end());
+          return;
+        }
+        upRes.pipe(res);
+      },
+    );
     up.on('error', () => res.destroy());
     req.pipe(up);
   });

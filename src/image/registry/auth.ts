@@ -15,17 +15,27 @@ export type Challenge = { scheme: 'basic' } | { scheme: 'bearer'; realm: string;
 export function parseChallenge(header: string | undefined, where: string): Challenge {
   const text = (header ?? '').trim();
   const scheme = /^(\w+)\s*/.exec(text);
-  if (!scheme) throw new DeltaimgError('REGISTRY', `${where}: the registry asks for authentication but sends no WWW-Authenticate challenge`);
+  if (!scheme)
+    throw new DeltaimgError('REGISTRY', `${where}: the registry asks for authentication but sends no WWW-Authenticate challenge`);
   const params: Record<string, string> = {};
   const re = /(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
-  for (let m = re.exec(text.slice(scheme[0].length)); m; m = re.exec(text.slice(scheme[0].length))) params[m[1]!.toLowerCase()] = m[2] ?? m[3] ?? '';
+  for (let m = re.exec(text.slice(scheme[0].length)); m; m = re.exec(text.slice(scheme[0].length)))
+    params[m[1]!.toLowerCase()] = m[2] ?? m[3] ?? '';
   const name = scheme[1]!.toLowerCase();
   if (name === 'basic') return { scheme: 'basic' };
   if (name === 'bearer') {
     if (!params.realm) throw new DeltaimgError('REGISTRY', `${where}: Bearer challenge without a realm`);
-    return { scheme: 'bearer', realm: params.realm, ...(params.service ? { service: params.service } : {}), ...(params.scope ? { scope: params.scope } : {}) };
+    return {
+      scheme: 'bearer',
+      realm: params.realm,
+      ...(params.service ? { service: params.service } : {}),
+      ...(params.scope ? { scope: params.scope } : {}),
+    };
   }
-  throw new DeltaimgError('REGISTRY', `${where}: the registry wants ${scheme[1]} authentication, which deltaimg does not speak (Basic, Bearer)`);
+  throw new DeltaimgError(
+    'REGISTRY',
+    `${where}: the registry wants ${scheme[1]} authentication, which deltaimg does not speak (Basic, Bearer)`,
+  );
 }
 
 interface Token {
@@ -70,9 +80,18 @@ export class Authenticator {
 
   /** What the registry refused: names the credentials' origin so the user knows what to fix. */
   refused(status: number): DeltaimgError {
-    const who = this.creds ? (this.creds.kind === 'basic' ? `user ${this.creds.username} (from ${this.creds.from})` : `the identity token from ${this.creds.from}`) : 'anonymous access';
-    const hint = this.creds ? 'check the credentials (--creds USER:PASS, docker login)' : 'give credentials with --creds USER:PASS or docker login';
-    return new DeltaimgError('REGISTRY', `${this.where}: ${status === 403 ? 'access denied' : 'authentication failed'} for ${who} (HTTP ${status}); ${hint}`);
+    const who = this.creds
+      ? this.creds.kind === 'basic'
+        ? `user ${this.creds.username} (from ${this.creds.from})`
+        : `the identity token from ${this.creds.from}`
+      : 'anonymous access';
+    const hint = this.creds
+      ? 'check the credentials (--creds USER:PASS, docker login)'
+      : 'give credentials with --creds USER:PASS or docker login';
+    return new DeltaimgError(
+      'REGISTRY',
+      `${this.where}: ${status === 403 ? 'access denied' : 'authentication failed'} for ${who} (HTTP ${status}); ${hint}`,
+    );
   }
 
   private basic(): string {
@@ -91,18 +110,26 @@ export class Authenticator {
         form.set('grant_type', 'refresh_token');
         form.set('refresh_token', this.creds.token);
         form.set('client_id', 'deltaimg');
-        reply = await this.agent.send({ method: 'POST', url, headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()) });
+        reply = await this.agent.send({
+          method: 'POST',
+          url,
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: Buffer.from(form.toString()),
+        });
       } else {
         for (const [k, v] of form) url.searchParams.append(k, v);
         const headers: Record<string, string> = this.creds ? { Authorization: this.basic() } : {};
         reply = await this.agent.send({ method: 'GET', url, headers });
       }
     } catch (err) {
-      throw new DeltaimgError('REGISTRY', `${this.where}: cannot reach the token server ${url.origin}: ${(err as Error).message}`, { cause: err });
+      throw new DeltaimgError('REGISTRY', `${this.where}: cannot reach the token server ${url.origin}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const body = await readReply(reply, 1 << 20, 'token response');
     if (reply.status === 401 || reply.status === 403) throw this.refused(reply.status);
-    if (reply.status !== 200) throw new DeltaimgError('REGISTRY', `${this.where}: the token server ${url.origin} answered HTTP ${reply.status}`);
+    if (reply.status !== 200)
+      throw new DeltaimgError('REGISTRY', `${this.where}: the token server ${url.origin} answered HTTP ${reply.status}`);
     return decodeToken(body, `${this.where}: token server ${url.origin}`);
   }
 }
@@ -110,7 +137,8 @@ export class Authenticator {
 function decodeToken(body: Buffer, where: string): Token {
   const f = new JsonFields(where, 'REGISTRY', 'the token server answered something else than a token');
   const o = f.object(f.parse(body.toString('utf8')), '');
-  const token = f.optional(o.token, 'token', (v, vf) => f.string(v, vf)) ?? f.optional(o.access_token, 'access_token', (v, vf) => f.string(v, vf));
+  const token =
+    f.optional(o.token, 'token', (v, vf) => f.string(v, vf)) ?? f.optional(o.access_token, 'access_token', (v, vf) => f.string(v, vf));
   if (!token) throw f.error('token', 'is missing');
   const seconds = typeof o.expires_in === 'number' && o.expires_in > 0 ? o.expires_in : DEFAULT_TOKEN_SECONDS;
   return { header: `Bearer ${token}`, expiresAt: Date.now() + seconds * 1000 };

@@ -14,7 +14,19 @@ import { sha256Digest } from '../digest-stream.js';
 import { isJsonObject } from '../../util/json-input.js';
 import { Authenticator } from './auth.js';
 import { findCredentials, type CredentialOptions } from './credentials.js';
-import { backoff, HttpAgent, isConnectionError, isPlainHttpAnswer, isRetryableStatus, readReply, RETRY, traffic, type Reply, type RequestSpec, type TlsSettings } from './http.js';
+import {
+  backoff,
+  HttpAgent,
+  isConnectionError,
+  isPlainHttpAnswer,
+  isRetryableStatus,
+  readReply,
+  RETRY,
+  traffic,
+  type Reply,
+  type RequestSpec,
+  type TlsSettings,
+} from './http.js';
 import { apiHost, isLoopback } from './ref.js';
 
 export interface RegistryOptions extends CredentialOptions {
@@ -100,16 +112,23 @@ async function tlsSettings(registry: string, opts: RegistryOptions): Promise<Tls
   try {
     names = await readdir(dir);
   } catch (err) {
-    if (opts.certDir !== undefined) throw new DeltaimgError('USAGE', `--cert-dir ${dir}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    if (opts.certDir !== undefined)
+      throw new DeltaimgError('USAGE', `--cert-dir ${dir}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
     names = [];
   }
   const settings: TlsSettings = opts.insecure ? { skipVerify: true } : {};
-  const cas = await Promise.all(names.filter((n) => n.endsWith('.crt')).sort().map((n) => readFile(join(dir, n))));
+  const cas = await Promise.all(
+    names
+      .filter((n) => n.endsWith('.crt'))
+      .sort()
+      .map((n) => readFile(join(dir, n))),
+  );
   if (cas.length) settings.ca = [...rootCertificates.map((c) => Buffer.from(c)), ...cas];
   const cert = names.find((n) => n.endsWith('.cert'));
   if (cert) {
     const key = cert.replace(/\.cert$/, '.key');
-    if (!names.includes(key)) throw new DeltaimgError('USAGE', `${join(dir, cert)} has no ${key} beside it (client certificates need both)`);
+    if (!names.includes(key))
+      throw new DeltaimgError('USAGE', `${join(dir, cert)} has no ${key} beside it (client certificates need both)`);
     settings.cert = await readFile(join(dir, cert));
     settings.key = await readFile(join(dir, key));
   }
@@ -131,11 +150,18 @@ export class RegistryClient {
   }
 
   /** A client for one repository; `push` asks tokens for push too; `mountFrom` adds pull on those repositories. */
-  static async open(registry: string, repository: string, opts: RegistryOptions & { push?: boolean; mountFrom?: string[] } = {}): Promise<RegistryClient> {
+  static async open(
+    registry: string,
+    repository: string,
+    opts: RegistryOptions & { push?: boolean; mountFrom?: string[] } = {},
+  ): Promise<RegistryClient> {
     const conn = await connection(registry, opts);
     const where = `docker://${registry}/${repository}`;
     const creds = await findCredentials(registry, opts);
-    const scopes = [`repository:${repository}:${opts.push ? 'pull,push' : 'pull'}`, ...(opts.mountFrom ?? []).filter((r) => r !== repository).map((r) => `repository:${r}:pull`)];
+    const scopes = [
+      `repository:${repository}:${opts.push ? 'pull,push' : 'pull'}`,
+      ...(opts.mountFrom ?? []).filter((r) => r !== repository).map((r) => `repository:${r}:pull`),
+    ];
     return new RegistryClient(conn, repository, scopes, new Authenticator(conn.agent, creds, where), where);
   }
 
@@ -164,7 +190,8 @@ export class RegistryClient {
     reply.body.resume();
     const digest = sha256Digest(bytes);
     const said = reply.headers['docker-content-digest'];
-    if (typeof said === 'string' && said !== digest) throw new DeltaimgError('REGISTRY', `${this.where}: the registry stored manifest ${reference} as ${said}, not ${digest}`);
+    if (typeof said === 'string' && said !== digest)
+      throw new DeltaimgError('REGISTRY', `${this.where}: the registry stored manifest ${reference} as ${said}, not ${digest}`);
     return { digest, subjectHandled: typeof reply.headers['oci-subject'] === 'string' };
   }
 
@@ -187,7 +214,8 @@ export class RegistryClient {
   async getSmallBlob(digest: string, max: number): Promise<Buffer> {
     const reply = await this.request('GET', `blobs/${digest}`, {}, [200]);
     const bytes = await this.readBody(reply, max, `blob ${digest}`);
-    if (sha256Digest(bytes) !== digest) throw new DeltaimgError('REGISTRY', `${this.where}: blob ${digest} as sent hashes to ${sha256Digest(bytes)}; refusing it`);
+    if (sha256Digest(bytes) !== digest)
+      throw new DeltaimgError('REGISTRY', `${this.where}: blob ${digest} as sent hashes to ${sha256Digest(bytes)}; refusing it`);
     return bytes;
   }
 
@@ -197,37 +225,42 @@ export class RegistryClient {
    * when the server ignores Range), up to RETRY.attempts times.
    */
   openBlob(digest: string, size: number): Readable {
-    const client = this;
-    async function* download(): AsyncGenerator<Buffer> {
-      let offset = 0;
-      for (let failures = 0; ; ) {
-        try {
-          const reply = await client.request('GET', `blobs/${digest}`, { headers: offset > 0 ? { Range: `bytes=${offset}-` } : {} }, [200, 206]);
-          let skip = reply.status === 200 ? offset : 0;
-          for await (const chunk of reply.body as AsyncIterable<Buffer>) {
-            let c = chunk;
-            if (skip > 0) {
-              const n = Math.min(skip, c.length);
-              skip -= n;
-              c = c.subarray(n);
-              if (c.length === 0) continue;
-            }
-            offset += c.length;
-            traffic.received += c.length;
-            failures = 0;
-            yield c;
+    return Readable.from(this.download(digest, size), { objectMode: false });
+  }
+
+  private async *download(digest: string, size: number): AsyncGenerator<Buffer> {
+    let offset = 0;
+    for (let failures = 0; ;) {
+      try {
+        const reply = await this.request(
+          'GET',
+          `blobs/${digest}`,
+          { headers: offset > 0 ? { Range: `bytes=${offset}-` } : {} },
+          [200, 206],
+        );
+        let skip = reply.status === 200 ? offset : 0;
+        for await (const chunk of reply.body as AsyncIterable<Buffer>) {
+          let c = chunk;
+          if (skip > 0) {
+            const n = Math.min(skip, c.length);
+            skip -= n;
+            c = c.subarray(n);
+            if (c.length === 0) continue;
           }
-          if (offset >= size) return;
-          throw Object.assign(new Error(`connection closed after ${offset} of ${size} bytes`), { code: 'ECONNRESET' });
-        } catch (err) {
-          if (!isConnectionError(err) || ++failures >= RETRY.attempts) {
-            throw err instanceof DeltaimgError ? err : unreachable(`${client.where}: blob ${digest}`, err);
-          }
-          await backoff(failures);
+          offset += c.length;
+          traffic.received += c.length;
+          failures = 0;
+          yield c;
         }
+        if (offset >= size) return;
+        throw Object.assign(new Error(`connection closed after ${offset} of ${size} bytes`), { code: 'ECONNRESET' });
+      } catch (err) {
+        if (!isConnectionError(err) || ++failures >= RETRY.attempts) {
+          throw err instanceof DeltaimgError ? err : unreachable(`${this.where}: blob ${digest}`, err);
+        }
+        await backoff(failures);
       }
     }
-    return Readable.from(download(), { objectMode: false });
   }
 
   /**
@@ -239,7 +272,7 @@ export class RegistryClient {
    */
   async pushBlob(digest: string, size: number, open: () => Promise<NodeJS.ReadableStream>, mountFrom?: string): Promise<BlobPush> {
     if (await this.hasBlob(digest)) return 'exists';
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       let location: URL | undefined;
       try {
         const started = await this.startUpload(digest, mountFrom);
@@ -249,14 +282,16 @@ export class RegistryClient {
         return 'uploaded';
       } catch (err) {
         if (location) await this.cancelUpload(location);
-        if (!isConnectionError(err) || ++failures >= RETRY.attempts) throw err instanceof DeltaimgError ? err : unreachable(`${this.where}: pushing blob ${digest}`, err);
+        if (!isConnectionError(err) || ++failures >= RETRY.attempts)
+          throw err instanceof DeltaimgError ? err : unreachable(`${this.where}: pushing blob ${digest}`, err);
         await backoff(failures);
       }
     }
   }
 
   private async startUpload(digest: string, mountFrom: string | undefined): Promise<URL | 'mounted'> {
-    const query = mountFrom && mountFrom !== this.repository ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}` : '';
+    const query =
+      mountFrom && mountFrom !== this.repository ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}` : '';
     const reply = await this.request('POST', `blobs/uploads/${query}`, { body: Buffer.alloc(0) }, [201, 202]);
     reply.body.resume();
     if (reply.status === 201) return 'mounted';
@@ -310,7 +345,12 @@ export class RegistryClient {
 
   /** The referrers API's index for a manifest, or undefined when the registry lacks the API. */
   async referrers(digest: string, artifactType: string): Promise<Buffer | undefined> {
-    const reply = await this.request('GET', `referrers/${digest}?artifactType=${encodeURIComponent(artifactType)}`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } }, [200, 404, 400, 405]);
+    const reply = await this.request(
+      'GET',
+      `referrers/${digest}?artifactType=${encodeURIComponent(artifactType)}`,
+      { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } },
+      [200, 404, 400, 405],
+    );
     const bytes = await this.readBody(reply, MAX_MANIFEST_BYTES, `referrers of ${digest}`);
     const type = reply.headers['content-type']?.split(';')[0]?.trim();
     // Registries without the API answer 404 (distribution 2.8: "404 page not found", not an index).
@@ -319,7 +359,12 @@ export class RegistryClient {
 
   // ------------------------------------------------------------ requests
 
-  private async request(method: Method, path: string, spec: { headers?: Record<string, string>; body?: Buffer }, ok: number[]): Promise<Reply> {
+  private async request(
+    method: Method,
+    path: string,
+    spec: { headers?: Record<string, string>; body?: Buffer },
+    ok: number[],
+  ): Promise<Reply> {
     const url = new URL(`/v2/${this.repository}/${path}`, await this.conn.base());
     return this.requestUrl(method, url, spec, ok, path);
   }
@@ -328,8 +373,14 @@ export class RegistryClient {
    * One request with auth (a 401 is answered once with the challenge's credentials) and
    * retries on connection failures and 429/5xx; a status outside `ok` is an error naming `what`.
    */
-  private async requestUrl(method: Method, url: URL, spec: { headers?: Record<string, string>; body?: Buffer }, ok: number[], what: string): Promise<Reply> {
-    for (let failures = 0; ; ) {
+  private async requestUrl(
+    method: Method,
+    url: URL,
+    spec: { headers?: Record<string, string>; body?: Buffer },
+    ok: number[],
+    what: string,
+  ): Promise<Reply> {
+    for (let failures = 0; ;) {
       let reply: Reply;
       try {
         reply = await this.authorized(method, url, spec);
@@ -352,7 +403,12 @@ export class RegistryClient {
 
   private async authorized(method: Method, url: URL, spec: { headers?: Record<string, string>; body?: Buffer }): Promise<Reply> {
     const send = (authorization: string | undefined) =>
-      this.conn.agent.send({ method, url, headers: { ...spec.headers, ...(authorization ? { Authorization: authorization } : {}) }, ...(spec.body ? { body: spec.body } : {}) });
+      this.conn.agent.send({
+        method,
+        url,
+        headers: { ...spec.headers, ...(authorization ? { Authorization: authorization } : {}) },
+        ...(spec.body ? { body: spec.body } : {}),
+      });
     const first = await send(await this.auth.header(this.scopes));
     if (first.status !== 401) return first;
     first.body.resume();
@@ -388,7 +444,10 @@ function unreachable(where: string, err: unknown): DeltaimgError {
   if (err instanceof DeltaimgError) return err;
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? `${e.code}: ` : '';
-  const tls = typeof e?.code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(e.code) ? ' (add its CA with --cert-dir DIR or /etc/docker/certs.d/HOST/ca.crt)' : '';
+  const tls =
+    typeof e?.code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(e.code)
+      ? ' (add its CA with --cert-dir DIR or /etc/docker/certs.d/HOST/ca.crt)'
+      : '';
   return new DeltaimgError('REGISTRY', `${where}: ${code}${String(e?.message ?? err)}${tls}`, { cause: err });
 }
 

@@ -91,16 +91,26 @@ async function fromHelper(name: string, registry: string): Promise<Credentials |
   const program = `docker-credential-${name}`;
   const server = registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry;
   const result = await execa(program, ['get'], { input: server, reject: false, timeout: 60_000 });
-  if ((result as { code?: string }).code === 'ENOENT' || result.failed && result.exitCode === undefined) {
-    throw new DeltaimgError('REGISTRY', `credential helper ${program} (configured for ${registry} in config.json) is not on PATH; install it or remove it from config.json`);
+  if ((result as { code?: string }).code === 'ENOENT' || (result.failed && result.exitCode === undefined)) {
+    throw new DeltaimgError(
+      'REGISTRY',
+      `credential helper ${program} (configured for ${registry} in config.json) is not on PATH; install it or remove it from config.json`,
+    );
   }
   if (result.exitCode !== 0) {
-    const said = String(result.stdout || result.stderr).trim().split('\n')[0] ?? '';
+    const said =
+      String(result.stdout || result.stderr)
+        .trim()
+        .split('\n')[0] ?? '';
     // The helpers' protocol: "credentials not found in native keychain" means none stored.
     if (/credentials not found/i.test(said)) return undefined;
     throw new DeltaimgError('REGISTRY', `credential helper ${program} failed for ${registry}: ${said || `exit ${result.exitCode}`}`);
   }
-  const f = new JsonFields(`credential helper ${program} (for ${registry})`, 'REGISTRY', 'check the helper with: echo SERVER | ' + program + ' get');
+  const f = new JsonFields(
+    `credential helper ${program} (for ${registry})`,
+    'REGISTRY',
+    'check the helper with: echo SERVER | ' + program + ' get',
+  );
   const json = f.object(f.parse(String(result.stdout)), '');
   const username = f.string(json.Username, 'Username');
   const secret = f.string(json.Secret, 'Secret');

@@ -64,7 +64,15 @@ export class HttpAgent {
     for (let hop = 0; ; hop++) {
       const reply = await this.once({ method, url, headers, ...(body ? { body } : {}) });
       const location = reply.headers.location;
-      if (![301, 302, 303, 307, 308].includes(reply.status) || !location || hop >= MAX_REDIRECTS || method === 'PUT' || method === 'PATCH' || method === 'POST') return reply;
+      if (
+        ![301, 302, 303, 307, 308].includes(reply.status) ||
+        !location ||
+        hop >= MAX_REDIRECTS ||
+        method === 'PUT' ||
+        method === 'PATCH' ||
+        method === 'POST'
+      )
+        return reply;
       reply.body.resume();
       const next = new URL(location, url);
       if (next.host !== url.host) {
@@ -121,7 +129,17 @@ export async function readReply(reply: Reply, max: number, what: string): Promis
   return Buffer.concat(chunks);
 }
 
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_STREAM_PREMATURE_CLOSE']);
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
 
 /** A dropped or refused connection, worth another try. */
 export function isConnectionError(err: unknown): boolean {
@@ -144,5 +162,9 @@ export async function backoff(n: number): Promise<void> {
 /** TLS handshake failures that mean "this port speaks plain HTTP". */
 export function isPlainHttpAnswer(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
-  return e?.code === 'EPROTO' || e?.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || (typeof e?.message === 'string' && /wrong version number|packet length too long/.test(e.message));
+  return (
+    e?.code === 'EPROTO' ||
+    e?.code === 'ERR_SSL_WRONG_VERSION_NUMBER' ||
+    (typeof e?.message === 'string' && /wrong version number|packet length too long/.test(e.message))
+  );
 }

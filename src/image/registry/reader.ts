@@ -30,7 +30,11 @@ export async function readRegistryImages(ref: RegistryRef, opts: RegistryOptions
   const client = await RegistryClient.open(ref.registry, ref.repository, opts);
   const reference = manifestReference(ref);
   const top = await client.getManifest(reference, MANIFEST_ACCEPT);
-  if (!top) throw new DeltaimgError('REGISTRY', `${where}: no such manifest (HTTP 404: the tag or digest does not exist in ${ref.registry}/${ref.repository})`);
+  if (!top)
+    throw new DeltaimgError(
+      'REGISTRY',
+      `${where}: no such manifest (HTTP 404: the tag or digest does not exist in ${ref.registry}/${ref.repository})`,
+    );
   const doc = decodeManifestOrIndex(top.bytes, top.mediaType, where);
   const name = `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}`;
   if (doc.kind === 'manifest') {
@@ -39,8 +43,13 @@ export async function readRegistryImages(ref: RegistryRef, opts: RegistryOptions
   const images: Image[] = [];
   for (const child of runnableManifests(doc)) {
     const fetched = await client.getManifest(child.digest, MANIFEST_ACCEPT);
-    if (!fetched) throw new DeltaimgError('REGISTRY', `${where}: index names manifest ${child.digest}, which the registry does not have (HTTP 404)`);
-    if (fetched.bytes.length !== child.size) throw new DeltaimgError('REGISTRY', `${where}: manifest ${child.digest} is ${fetched.bytes.length} bytes, the index says ${child.size}`);
+    if (!fetched)
+      throw new DeltaimgError('REGISTRY', `${where}: index names manifest ${child.digest}, which the registry does not have (HTTP 404)`);
+    if (fetched.bytes.length !== child.size)
+      throw new DeltaimgError(
+        'REGISTRY',
+        `${where}: manifest ${child.digest} is ${fetched.bytes.length} bytes, the index says ${child.size}`,
+      );
     const childDoc = decodeManifestOrIndex(fetched.bytes, child.mediaType, `${where}@${child.digest}`);
     if (childDoc.kind !== 'manifest') continue; // deeper indexes are not images to run
     images.push(await imageOf(client, `${where}@${child.digest}`, { ...fetched, mediaType: child.mediaType }, childDoc, [name]));
@@ -52,17 +61,28 @@ export async function readRegistryImages(ref: RegistryRef, opts: RegistryOptions
 /** Image manifests of an index; attestation manifests (buildkit's unknown/unknown) are not images. */
 function runnableManifests(doc: IndexDoc): Descriptor[] {
   return doc.manifests.filter(
-    (d) => !isIndexType(d.mediaType) && d.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest' && !(d.platform?.os === 'unknown' && d.platform.architecture === 'unknown'),
+    (d) =>
+      !isIndexType(d.mediaType) &&
+      d.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest' &&
+      !(d.platform?.os === 'unknown' && d.platform.architecture === 'unknown'),
   );
 }
 
 async function imageOf(client: RegistryClient, where: string, fetched: FetchedManifest, doc: ManifestDoc, names: string[]): Promise<Image> {
-  if (doc.artifactType || doc.config.mediaType !== MT.ociConfig && doc.config.mediaType !== MT.dockerConfig) {
-    throw new DeltaimgError('BAD_IMAGE', `${where}: not a container image (config media type ${doc.config.mediaType}${doc.artifactType ? `, artifact ${doc.artifactType}` : ''})`);
+  if (doc.artifactType || (doc.config.mediaType !== MT.ociConfig && doc.config.mediaType !== MT.dockerConfig)) {
+    throw new DeltaimgError(
+      'BAD_IMAGE',
+      `${where}: not a container image (config media type ${doc.config.mediaType}${doc.artifactType ? `, artifact ${doc.artifactType}` : ''})`,
+    );
   }
-  if (doc.config.size > MAX_CONFIG_BYTES) throw new DeltaimgError('BAD_IMAGE', `${where}: config ${doc.config.digest} is ${doc.config.size} bytes, too big for an image config`);
+  if (doc.config.size > MAX_CONFIG_BYTES)
+    throw new DeltaimgError('BAD_IMAGE', `${where}: config ${doc.config.digest} is ${doc.config.size} bytes, too big for an image config`);
   const config = await client.getSmallBlob(doc.config.digest, Math.min(MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES * 4));
-  if (config.length !== doc.config.size) throw new DeltaimgError('BAD_IMAGE', `${where}: config ${doc.config.digest} is ${config.length} bytes, the manifest says ${doc.config.size}`);
+  if (config.length !== doc.config.size)
+    throw new DeltaimgError(
+      'BAD_IMAGE',
+      `${where}: config ${doc.config.digest} is ${config.length} bytes, the manifest says ${doc.config.size}`,
+    );
   const facts = configFacts(config, `${where}: config ${doc.config.digest}`);
   checkLayerCount(where, facts.diffIds, doc.layers.length);
   const layers: Layer[] = doc.layers.map((d, i) => layerOf(client, where, d, facts.diffIds[i]!));
@@ -81,8 +101,17 @@ function layerOf(client: RegistryClient, where: string, d: Descriptor, diffId: s
   const label = `${where}: layer ${d.digest}`;
   const compression = compressionOf(d.mediaType);
   if (!compression) throw new DeltaimgError('BAD_IMAGE', `${label} has media type ${d.mediaType}, not a layer type deltaimg reads`);
-  if (compression === 'none' && d.digest !== diffId) throw new DeltaimgError('BAD_IMAGE', `${label} is an uncompressed tar but its digest differs from its diff_id ${diffId}`);
-  const layer = storedLayer({ diffId, digest: d.digest, size: d.size, mediaType: d.mediaType, compression, label, openRaw: async () => client.openBlob(d.digest, d.size) });
+  if (compression === 'none' && d.digest !== diffId)
+    throw new DeltaimgError('BAD_IMAGE', `${label} is an uncompressed tar but its digest differs from its diff_id ${diffId}`);
+  const layer = storedLayer({
+    diffId,
+    digest: d.digest,
+    size: d.size,
+    mediaType: d.mediaType,
+    compression,
+    label,
+    openRaw: async () => client.openBlob(d.digest, d.size),
+  });
   return { ...layer, blobSource: { registry: client.registry, repository: client.repository } };
 }
 

@@ -46,7 +46,8 @@ export function parseRegistryRef(rest: string, bad: (why: string) => Error): Reg
   } else if (parts.length === 1) {
     parts.unshift('library');
   }
-  if (parts.length === 0 || !parts.every((p) => COMPONENT.test(p))) throw bad(`"${parts.join('/')}" is not a repository name (lowercase letters, digits, . _ - and /)`);
+  if (parts.length === 0 || !parts.every((p) => COMPONENT.test(p)))
+    throw bad(`"${parts.join('/')}" is not a repository name (lowercase letters, digits, . _ - and /)`);
   return { registry, repository: parts.join('/'), ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
 }
 

@@ -13,7 +13,11 @@ import { MT } from '../media-types.js';
 import { decodeManifestOrIndex, type Descriptor } from '../schema.js';
 import { RegistryClient } from './client.js';
 
-export const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2 };
+export const EMPTY_CONFIG = {
+  mediaType: 'application/vnd.oci.empty.v1+json',
+  digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
+  size: 2,
+};
 const EMPTY_JSON = Buffer.from('{}');
 
 export interface ArtifactToPush {
@@ -42,7 +46,9 @@ export function referrersTag(subjectDigest: string): string {
 export async function pushArtifact(client: RegistryClient, artifact: ArtifactToPush): Promise<PushedArtifact> {
   const { file } = artifact;
   const size = (await stat(file.path)).size;
-  await client.pushBlob(file.digest, size, async () => createReadStream(file.path).pipe(digestCheck({ digest: file.digest, size, label: file.path })));
+  await client.pushBlob(file.digest, size, async () =>
+    createReadStream(file.path).pipe(digestCheck({ digest: file.digest, size, label: file.path })),
+  );
   await client.pushBlob(EMPTY_CONFIG.digest, EMPTY_CONFIG.size, async () => Readable.from([EMPTY_JSON]));
   const manifest = {
     schemaVersion: 2,
@@ -55,9 +61,17 @@ export async function pushArtifact(client: RegistryClient, artifact: ArtifactToP
   };
   const bytes = Buffer.from(JSON.stringify(manifest));
   const { digest, subjectHandled } = await client.putManifest(sha256Digest(bytes), MT.ociManifest, bytes);
-  const descriptor: Descriptor = { mediaType: MT.ociManifest, digest, size: bytes.length, artifactType: artifact.artifactType, annotations: artifact.annotations };
+  const descriptor: Descriptor = {
+    mediaType: MT.ociManifest,
+    digest,
+    size: bytes.length,
+    artifactType: artifact.artifactType,
+    annotations: artifact.annotations,
+  };
   const viaApi = subjectHandled || (await client.referrers(artifact.subject.digest, artifact.artifactType)) !== undefined;
-  const replaced = (await listReferrers(client, artifact.subject.digest, artifact.artifactType)).filter((d) => d.digest !== digest && artifact.replaces?.(d));
+  const replaced = (await listReferrers(client, artifact.subject.digest, artifact.artifactType)).filter(
+    (d) => d.digest !== digest && artifact.replaces?.(d),
+  );
   if (!viaApi) await addToTagIndex(client, artifact.subject.digest, descriptor, new Set(replaced.map((d) => d.digest)));
   // The new one is listed before the old ones go: a reader never finds none.
   for (const old of replaced) await client.deleteManifest(old.digest);
@@ -77,14 +91,20 @@ async function tagIndex(client: RegistryClient, subjectDigest: string): Promise<
   const fetched = await client.getManifest(referrersTag(subjectDigest), [MT.ociIndex]);
   if (!fetched) return [];
   const doc = decodeManifestOrIndex(fetched.bytes, fetched.mediaType, `${client.where}:${referrersTag(subjectDigest)}`);
-  if (doc.kind !== 'index') throw new DeltaimgError('REGISTRY', `${client.where}:${referrersTag(subjectDigest)} is not an image index; it cannot be a referrers tag`);
+  if (doc.kind !== 'index')
+    throw new DeltaimgError(
+      'REGISTRY',
+      `${client.where}:${referrersTag(subjectDigest)} is not an image index; it cannot be a referrers tag`,
+    );
   return doc.manifests;
 }
 
 /** The artifacts of `artifactType` whose subject is `subjectDigest`: referrers API, else the tag schema. */
 export async function listReferrers(client: RegistryClient, subjectDigest: string, artifactType: string): Promise<Descriptor[]> {
   const viaApi = await client.referrers(subjectDigest, artifactType);
-  const list = viaApi ? decodeIndexManifests(viaApi, `${client.where} referrers of ${subjectDigest}`) : await tagIndex(client, subjectDigest);
+  const list = viaApi
+    ? decodeIndexManifests(viaApi, `${client.where} referrers of ${subjectDigest}`)
+    : await tagIndex(client, subjectDigest);
   return list.filter((d) => d.artifactType === artifactType);
 }
 
@@ -97,8 +117,10 @@ function decodeIndexManifests(bytes: Buffer, where: string): Descriptor[] {
 /** An artifact's manifest, decoded: its single layer is the file. */
 export async function artifactFile(client: RegistryClient, descriptor: Descriptor): Promise<Descriptor> {
   const fetched = await client.getManifest(descriptor.digest, [MT.ociManifest]);
-  if (!fetched) throw new DeltaimgError('REGISTRY', `${client.where}@${descriptor.digest}: the artifact is listed but its manifest is gone (HTTP 404)`);
+  if (!fetched)
+    throw new DeltaimgError('REGISTRY', `${client.where}@${descriptor.digest}: the artifact is listed but its manifest is gone (HTTP 404)`);
   const doc = decodeManifestOrIndex(fetched.bytes, fetched.mediaType, `${client.where}@${descriptor.digest}`);
-  if (doc.kind !== 'manifest' || doc.layers.length !== 1) throw new DeltaimgError('REGISTRY', `${client.where}@${descriptor.digest}: not a single-file artifact`);
+  if (doc.kind !== 'manifest' || doc.layers.length !== 1)
+    throw new DeltaimgError('REGISTRY', `${client.where}@${descriptor.digest}: not a single-file artifact`);
   return doc.layers[0]!;
 }

@@ -31,7 +31,9 @@ export interface PushResult {
 
 export async function pushImages(ref: RegistryRef, images: Image[], opts: PushOptions = {}): Promise<PushResult> {
   const where = formatRegistryRef(ref);
-  const mountFrom = [...new Set(images.flatMap((i) => i.layers).flatMap((l) => (l.blobSource?.registry === ref.registry ? [l.blobSource.repository] : [])))];
+  const mountFrom = [
+    ...new Set(images.flatMap((i) => i.layers).flatMap((l) => (l.blobSource?.registry === ref.registry ? [l.blobSource.repository] : []))),
+  ];
   const client = await RegistryClient.open(ref.registry, ref.repository, { ...opts, push: true, mountFrom });
   const pushed: { written: WrittenImage; mediaType: string; bytes: Buffer; image: Image }[] = [];
   for (const image of images) {
@@ -47,7 +49,11 @@ export async function pushImages(ref: RegistryRef, images: Image[], opts: PushOp
     const how = await client.pushBlob(configDigest, image.config.length, async () => Readable.from([image.config]));
     opts.onBlob?.(configDigest, image.config.length, how);
     const manifest = manifestFor(image, configDigest, blobs);
-    pushed.push({ written: { configDigest, manifestDigest: sha256Digest(manifest.bytes), layerDigests: blobs.map((b) => b.digest) }, ...manifest, image });
+    pushed.push({
+      written: { configDigest, manifestDigest: sha256Digest(manifest.bytes), layerDigests: blobs.map((b) => b.digest) },
+      ...manifest,
+      image,
+    });
   }
   const tag = ref.tag ?? (ref.digest ? undefined : 'latest');
   if (pushed.length === 1) {
@@ -72,17 +78,26 @@ function checkPinned(where: string, ref: RegistryRef, digest: string): void {
 }
 
 /** The original index when it lists exactly the pushed manifests (attestations aside), else a new one of the same family. */
-function indexFor(pushed: { written: WrittenImage; mediaType: string; bytes: Buffer; image: Image }[], original: ImageManifest | undefined): { mediaType: string; bytes: Buffer } {
+function indexFor(
+  pushed: { written: WrittenImage; mediaType: string; bytes: Buffer; image: Image }[],
+  original: ImageManifest | undefined,
+): { mediaType: string; bytes: Buffer } {
   if (original) {
     const doc = decodeManifestOrIndex(original.bytes, original.mediaType, 'the original index');
     const listed = doc.kind === 'index' ? doc.manifests.map((d) => d.digest) : [];
-    if (pushed.every((p) => listed.includes(p.written.manifestDigest!)) && listed.length === pushed.length) return { mediaType: original.mediaType, bytes: original.bytes };
+    if (pushed.every((p) => listed.includes(p.written.manifestDigest!)) && listed.length === pushed.length)
+      return { mediaType: original.mediaType, bytes: original.bytes };
   }
   const docker = pushed.every((p) => p.mediaType === MT.dockerManifest);
   const mediaType = docker ? MT.dockerList : MT.ociIndex;
   const manifests = pushed.map((p) => {
     const { os, architecture, variant } = p.image.platform;
-    return { mediaType: p.mediaType, digest: p.written.manifestDigest!, size: p.bytes.length, platform: variant ? { os, architecture, variant } : { os, architecture } };
+    return {
+      mediaType: p.mediaType,
+      digest: p.written.manifestDigest!,
+      size: p.bytes.length,
+      platform: variant ? { os, architecture, variant } : { os, architecture },
+    };
   });
   return { mediaType, bytes: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, manifests })) };
 }
