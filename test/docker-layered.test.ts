@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { notCarriedLine, syncRootInPlace } from '../src/delta/in-place.js';
+import { notCarriedLine, syncRootInPlace } from '../src/layered/in-place.js';
 import { applyDockerfile } from '../src/docker/dockerfile.js';
 import type { RelPath } from '../src/tree/entry.js';
 import { compareEntries, compareTrees } from '../src/tree/compare.js';

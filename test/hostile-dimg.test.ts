@@ -122,7 +122,6 @@ describe('truncated .dimg', () => {
 describe('dimg.json with missing or mistyped fields', () => {
   const header = () => JSON.parse(members[0]!.data.toString('utf8'));
   // The header as loosely typed JSON: each edit reaches into it the way a damaged file would.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   type Loose = Record<string, any>;
   const edits: [string, (h: Loose) => void, RegExp][] = [
     ['target.layers a number', (h) => (h.images[0].target.layers = 5), /field images\[0\]\.target\.layers is the number 5, not an array/],

@@ -102,6 +102,7 @@ interface Outcome {
 
 async function interrupt(verb: Verb, signal: 'SIGTERM' | 'SIGINT', afterMs: number): Promise<Outcome> {
   const out = verb.out();
+  expect(existsSync(out), 'a previous run left its output').toBe(false);
   const child = execa('node', [CLI, ...verb.args()], {
     reject: false,
     env: { TMPDIR: scratch },
@@ -123,6 +124,7 @@ async function interrupt(verb: Verb, signal: 'SIGTERM' | 'SIGINT', afterMs: numb
   if (r.exitCode === 0) {
     // It finished before the signal arrived: then OUT must be whole.
     await verb.check(out);
+    await rm(out, { recursive: true, force: true });
     return { finished: true, exitMs };
   }
   expect(r.signal, context).toBe(signal);

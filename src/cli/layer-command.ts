@@ -23,7 +23,7 @@ export function registerLayerCommand(program: Command): void {
     .option('--fixup <DIR>', 'the tree (from layer-fixup) a later COPY lays over the layer: directories it restores may be disturbed')
     .action(async (base: string, target: string, live: string, opts: { fixup?: string }) => {
       await requireNativeAddon();
-      const { notCarriedLine, syncRootInPlace } = await import('../delta/in-place.js');
+      const { notCarriedLine, syncRootInPlace } = await import('../layered/in-place.js');
       const r = await syncRootInPlace(base, target, live, { fixupRoot: opts.fixup });
       const notCarried = notCarriedLine(r.notCarried);
       if (notCarried) process.stderr.write(`deltaimg: ${notCarried}\n`);
@@ -46,7 +46,7 @@ export function registerLayerCommand(program: Command): void {
     .requiredOption('-o, --out <DIR>', 'where to write the directories (must not exist)')
     .action(async (base: string, target: string, opts: { out: string }) => {
       await requireNativeAddon();
-      const { writeFixupTree } = await import('../delta/layer-fixup.js');
+      const { writeFixupTree } = await import('../layered/layer-fixup.js');
       const dirs = await writeFixupTree(base, target, opts.out);
       process.stderr.write(`deltaimg: ${dirs.length ? `directories to restore after the RUN: ${dirs.map((d) => `/${d}`).join(' ')}` : 'no directory to restore after the RUN'}\n`);
     });

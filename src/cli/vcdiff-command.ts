@@ -4,6 +4,7 @@ import type { InputArg, OutputArg, VcdiffOptions } from '../vcdiff/index.js';
 import type { VcdiffPool } from '../vcdiff/pool.js';
 import { DEFAULT_LEVEL, DEFAULT_SECONDARY, parseSecondary } from '../vcdiff/options.js';
 import { writeFileAtomically } from '../util/atomic-output.js';
+import { printJson } from './output.js';
 import { DeltaimgError, isDeltaimgError } from '../util/errors.js';
 import { formatBytes } from '../util/progress.js';
 
@@ -75,9 +76,7 @@ function checkSource(source: string | undefined): void {
 /** Stats go to stdout with --json, unless stdout carries the data; then to stderr. */
 function report(flags: VcdiffFlags, output: string, stats: Record<string, unknown>, line: string): void {
   if (flags.json) {
-    const text = `${JSON.stringify(stats)}\n`;
-    if (output === '-') process.stderr.write(text);
-    else process.stdout.write(text);
+    printJson(stats, output === '-' ? process.stderr : process.stdout);
   } else if (!flags.quiet) {
     process.stderr.write(`deltaimg: ${line}\n`);
   }

@@ -28,7 +28,8 @@ import { restoreGzipMember } from './gzip-member.js';
 import { readHeader } from './header.js';
 import { countPrivileged, enforcePolicy, PERMISSIVE, type PrivilegedCounts, type PrivilegePolicy } from './privilege.js';
 import { verifyOnDisk } from './verify-disk.js';
-import { hashStream, PayloadReader } from './payload-store.js';
+import { PayloadReader } from './payload-store.js';
+import { hashStream } from '../util/hashing.js';
 import { RecordChecker } from './record-checks.js';
 import { checkCopied, IN_MEMORY_MAX_BYTES, SmallFileRestorer, verifyWritten, withPath } from './restore-small.js';
 import { sourceReadError, SourceTree } from './source-tree.js';
@@ -355,7 +356,7 @@ class Restorer {
       throw ioError('copy', displayPath(from), err);
     });
     const { size } = await lstat(abs);
-    return { bytes: size, sha256: await hashStream(createReadStream(abs)) };
+    return { bytes: size, sha256: (await hashStream(createReadStream(abs))).sha256 };
   }
 
   private async writeContent(r: FileRecord, abs: Buffer): Promise<Written> {

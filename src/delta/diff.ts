@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Entry, FileEntry } from '../tree/entry.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
+import { sameMetadata } from '../tree/compare.js';
 import { bsdiffEncodeMemory, planSegments, segmentedEncodeMemory, type SegmentPlan } from '../bsdiff/index.js';
 import { BsdiffPool } from '../bsdiff/pool.js';
 import {
@@ -517,17 +518,7 @@ function countRecord(r: DeltaRecord, index: SourceIndex, stats: DeltaStats): voi
 }
 
 function sameMeta(a: Entry, b: Entry | undefined): boolean {
-  if (!b) return false;
-  const m = a.meta;
-  const n = b.meta;
-  return (
-    m.mode === n.mode &&
-    m.uid === n.uid &&
-    m.gid === n.gid &&
-    m.mtimeNs === n.mtimeNs &&
-    m.xattrs.length === n.xattrs.length &&
-    m.xattrs.every((x, i) => x.name === n.xattrs[i]!.name && x.value.equals(n.xattrs[i]!.value))
-  );
+  return b !== undefined && sameMetadata(a.meta, b.meta);
 }
 
 function countDeleted(src: TreeSnapshot, dst: TreeSnapshot): number {

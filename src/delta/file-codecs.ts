@@ -14,7 +14,7 @@ import {
 import { open } from 'node:fs/promises';
 import { openRegular, openRegularSync } from '../util/regular-file.js';
 import { constants as osc } from 'node:os';
-import { fsext } from '../tree/fsext.js';
+import { fsext, type CopyFilesJob, type CopyFilesRow } from '../tree/fsext.js';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { brotliCompressSync, constants as zc, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
@@ -231,8 +231,6 @@ export type NativeCopyResult =
 
 const NATIVE_STEPS = ['done', 'open-source', 'not-a-file', 'create', 'read', 'write', 'chmod', 'utimes', 'hash'] as const;
 
-type CopyFilesFn = (jobs: unknown[][]) => Promise<[number, number, number, Buffer | null, number][]>;
-
 /**
  * Copies regular files on a background thread of the fsext addon: content (hashed on the
  * way), then owner, mode and ns mtime on the new descriptor. Sources are opened O_NOFOLLOW,
@@ -240,12 +238,12 @@ type CopyFilesFn = (jobs: unknown[][]) => Promise<[number, number, number, Buffe
  * OpenSSL in this node binary): the caller then copies in JavaScript.
  */
 export function copyFilesNative(jobs: readonly NativeCopyJob[]): Promise<NativeCopyResult[]> | null {
-  const copyFiles = (fsext() as unknown as { copyFiles?: CopyFilesFn }).copyFiles;
-  if (typeof copyFiles !== 'function') return null;
-  const wire = jobs.map((j) => [j.source, j.output, j.uid, j.gid, j.mode, ...secondsAndNanos(j.mtimeNs)]);
-  let pending: ReturnType<CopyFilesFn>;
+  const addon = fsext();
+  if (typeof addon.copyFiles !== 'function') return null;
+  const wire = jobs.map((j): CopyFilesJob => [j.source, j.output, j.uid, j.gid, j.mode, ...secondsAndNanos(j.mtimeNs)]);
+  let pending: Promise<CopyFilesRow[]>;
   try {
-    pending = copyFiles(wire);
+    pending = addon.copyFiles(wire);
   } catch {
     return null;
   }
@@ -265,7 +263,7 @@ function secondsAndNanos(ns: bigint): [number, number] {
   return [Number(seconds), Number(nanos)];
 }
 
-function nativeResult([step, errno, bytes, sha256, chownErrno]: [number, number, number, Buffer | null, number]): NativeCopyResult {
+function nativeResult([step, errno, bytes, sha256, chownErrno]: CopyFilesRow): NativeCopyResult {
   if (step === 0) return { step: 'done', bytes, sha256: sha256!.toString('hex'), chownCode: chownErrno ? errnoName(chownErrno) : null };
   return { step: NATIVE_STEPS[step] ?? 'hash', code: errnoName(errno) } as NativeCopyResult;
 }

@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { byteLimit } from '../util/byte-limit.js';
+import { hashStream } from '../util/hashing.js';
 import { openRegular } from '../util/regular-file.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -142,7 +143,7 @@ export class PayloadReader {
     const path = this.blobPath(sha256);
     let actual: string;
     try {
-      actual = (await stat(path)).size <= SYNC_COPY_MAX_BYTES ? hashSmallFileSync(path).sha256 : await hashStream(await openBlobStream(path));
+      actual = (await stat(path)).size <= SYNC_COPY_MAX_BYTES ? hashSmallFileSync(path).sha256 : (await hashStream(await openBlobStream(path))).sha256;
     } catch (err) {
       throw blobReadError(sha256, forPath, path, err);
     }
@@ -173,12 +174,6 @@ function blobReadError(sha256: string, forPath: string, path: string, err: unkno
 
 function damagedBlob(sha256: string, forPath: string, actual: string): DeltaimgError {
   return new DeltaimgError('CORRUPT_DELTA', `blob ${sha256} for ${forPath} is damaged (sha256 ${actual}); copy the delta again`);
-}
-
-export async function hashStream(stream: NodeJS.ReadableStream): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of stream) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 async function exists(path: string): Promise<boolean> {

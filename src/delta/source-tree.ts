@@ -12,7 +12,7 @@ import type { RelPath } from '../tree/entry.js';
 import { displayPath, parentOf, toFsPath } from '../tree/paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { hashSmallFileSync, openSourceStream, readWholeFileSync, Scratch, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
-import { hashStream } from './payload-store.js';
+import { hashStream } from '../util/hashing.js';
 
 export class SourceTree {
   private readonly checkedDirs = new Map<RelPath, Promise<void>>();
@@ -65,7 +65,7 @@ export class SourceTree {
   async verify(rel: RelPath, expectedSha256: string, size: number): Promise<void> {
     let hashing = this.verified.get(rel);
     if (!hashing) {
-      hashing = size <= SYNC_COPY_MAX_BYTES ? this.hashSmall(rel) : this.open(rel).then(hashStream);
+      hashing = size <= SYNC_COPY_MAX_BYTES ? this.hashSmall(rel) : this.open(rel).then(async (stream) => (await hashStream(stream)).sha256);
       this.verified.set(rel, hashing);
     }
     const actual = await hashing;

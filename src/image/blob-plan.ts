@@ -3,7 +3,7 @@
  * manifest stays valid, unless the blob is recomputed and does not hash to its digest (then,
  * or when asked for tars, the uncompressed tar, whose digest is the diff_id).
  */
-import { hashStream } from './digest-stream.js';
+import { hashStream } from '../util/hashing.js';
 import { layerMediaType } from './media-types.js';
 import type { Compression, Layer } from './types.js';
 
@@ -26,14 +26,14 @@ export async function planLayerBlob(layer: Layer, preferStored: boolean): Promis
 async function storedHolds(layer: Layer): Promise<boolean> {
   if (!layer.recomputed) return true;
   const actual = await hashStream(await layer.openStored()).catch(() => undefined);
-  return actual?.digest === layer.digest && actual.size === layer.size;
+  return actual?.digest === layer.digest && actual.bytes === layer.size;
 }
 
 /** The layer tar's size: known, the blob's own when stored uncompressed, else counted once. */
 export async function tarSize(layer: Layer): Promise<number> {
   if (layer.uncompressedSize !== undefined) return layer.uncompressedSize;
   if (layer.compression === 'none' && layer.digest === layer.diffId) return layer.size;
-  return (await hashStream(await layer.openUncompressed())).size;
+  return (await hashStream(await layer.openUncompressed())).bytes;
 }
 
 /** The blob's layer media type in a manifest of that family (when a manifest is made anew). */

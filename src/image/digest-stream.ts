@@ -59,14 +59,3 @@ export function chain(first: Readable, ...rest: (Transform | Writable)[]): Reada
   last.once('close', () => first.destroy());
   return last;
 }
-
-/** Hashes a stream to its end: digest and byte count. */
-export async function hashStream(stream: NodeJS.ReadableStream): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
-}

@@ -4,7 +4,8 @@
  * of Docker >= 25 (blobs/sha256/..., plus index.json whose manifest bytes are kept exactly).
  */
 import { DeltaimgError } from '../util/errors.js';
-import { hashStream, sha256Digest } from './digest-stream.js';
+import { hashStream } from '../util/hashing.js';
+import { sha256Digest } from './digest-stream.js';
 import { checkLayerCount, configFacts } from './image-config.js';
 import { storedLayer } from './layer.js';
 import { type LayoutFiles, missing, readJson, readSmall } from './layout-files.js';

@@ -38,4 +38,5 @@ export { readRegistryImages, topDescriptor } from './registry/reader.js';
 export { artifactFile, listReferrers, pushArtifact, type PushedArtifact } from './registry/referrers.js';
 export { formatRegistryRef, type RegistryRef } from './registry/ref.js';
 export type { Descriptor } from './schema.js';
-export { digestCheck, hashStream } from './digest-stream.js';
+export { digestCheck } from './digest-stream.js';
+export { hashStream } from '../util/hashing.js';

@@ -9,9 +9,22 @@ import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { DeltaimgError, ioError } from '../util/errors.js';
+import {
+  BLOCK,
+  checksumMatches,
+  isHeaderOnlyType,
+  isMetaType,
+  isRegularType,
+  isZeroBlock,
+  longNameValue,
+  nameAsText,
+  parseHeader,
+  parsePax,
+  sparseExtensionContinues,
+  type RawHeader,
+} from '../tar/header.js';
 import { safeMemberName } from './names.js';
 
-const BLOCK = 512;
 /** PAX and GNU long-name records are metadata, never this big in a sane archive. */
 const MAX_META_BYTES = 1 << 20;
 /** Symlinks to symlinks (docker save links duplicate layers once). */
@@ -101,23 +114,27 @@ async function readMembers(fh: FileHandle, archive: string, fileSize: number): P
   for (;;) {
     if (pos + BLOCK > fileSize) throw truncated(archive, pos === 0 ? 'is empty or not a tar archive' : `ends without an end-of-archive block (truncated at byte ${fileSize})`);
     await readFully(fh, header, pos, archive);
-    if (header.every((b) => b === 0)) return members;
-    const h = parseHeader(header, archive, pos);
-    const size = meta.size ?? h.size;
-    const dataStart = pos + BLOCK;
-    if (dataStart + size > fileSize) throw truncated(archive, `entry ${meta.path ?? h.name} is cut short (truncated archive)`);
+    if (isZeroBlock(header)) return members;
+    const h = readHeader(header, archive, pos);
+    const name = nameAsText(h.name);
+    // A pax size is for the next member proper, not for another meta header before it.
+    const metaType = isMetaType(h.typeflag);
+    const size = metaType ? h.size : (meta.size ?? h.size);
+    let dataStart = pos + BLOCK;
+    if (h.gnuSparseExtended) dataStart = await skipSparseExtensions(fh, dataStart, fileSize, archive);
+    if (dataStart + size > fileSize) throw truncated(archive, `entry ${meta.path ?? name} is cut short (truncated archive)`);
     pos = dataStart + Math.ceil(size / BLOCK) * BLOCK;
-    if (h.typeflag === 'x' || h.typeflag === 'L' || h.typeflag === 'K') {
-      const data = await readMeta(fh, dataStart, size, archive, h.name);
-      if (h.typeflag === 'x') meta = { ...meta, ...parsePax(data, archive, h.name) };
-      else if (h.typeflag === 'L') meta.path = cString(data);
-      else meta.linkpath = cString(data);
+    if (h.typeflag === 'x' || h.typeflag === 'X' || h.typeflag === 'L' || h.typeflag === 'K') {
+      const data = await readMeta(fh, dataStart, size, archive, name);
+      if (h.typeflag === 'x' || h.typeflag === 'X') meta = { ...meta, ...paxMeta(data, archive, name) };
+      else if (h.typeflag === 'L') meta.path = nameAsText(longNameValue(data));
+      else meta.linkpath = nameAsText(longNameValue(data));
       continue;
     }
     if (h.typeflag === 'g') continue; // global PAX header: nothing we use
-    const rawName = meta.path ?? h.name;
+    const rawName = meta.path ?? name;
     const member: TarMember = { name: safeMemberName(archive, rawName), type: memberType(h.typeflag), offset: dataStart, size };
-    const linkname = meta.linkpath ?? h.linkname;
+    const linkname = meta.linkpath ?? nameAsText(h.linkname);
     if (member.type === 'symlink' || member.type === 'hardlink') member.linkname = linkname;
     meta = {};
     if (member.name === '') continue; // "./" itself
@@ -128,35 +145,27 @@ async function readMembers(fh: FileHandle, archive: string, fileSize: number): P
   }
 }
 
-interface RawHeader {
-  name: string;
-  size: number;
-  typeflag: string;
-  linkname: string;
+/** A header block through the one tar codec; a damaged or foreign block is refused here. */
+function readHeader(b: Buffer, archive: string, pos: number): RawHeader & { size: number } {
+  if (!checksumMatches(b)) throw new DeltaimgError('BAD_IMAGE', `archive ${archive} is not a tar archive or is damaged (bad header checksum at byte ${pos})`);
+  const h = parseHeader(b);
+  if (h.size === undefined) throw new DeltaimgError('BAD_IMAGE', `archive ${archive} is damaged (unreadable size field in the header at byte ${pos})`);
+  return { ...h, size: isHeaderOnlyType(h.typeflag) ? 0 : h.size };
 }
 
-function parseHeader(b: Buffer, archive: string, pos: number): RawHeader {
-  const stored = parseOctal(b.subarray(148, 156));
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : b[i]!;
-  if (stored !== sum) throw new DeltaimgError('BAD_IMAGE', `archive ${archive} is not a tar archive or is damaged (bad header checksum at byte ${pos})`);
-  const name = cString(b.subarray(0, 100));
-  // POSIX ustar ("ustar\0") splits long names into prefix + name; GNU ("ustar  ") uses that space for times.
-  const posixUstar = b.toString('latin1', 257, 263) === 'ustar\0';
-  const prefix = posixUstar ? cString(b.subarray(345, 500)) : '';
-  return {
-    name: prefix ? `${prefix}/${name}` : name,
-    size: parseSize(b.subarray(124, 136)),
-    typeflag: String.fromCharCode(b[156] || 0x30),
-    linkname: cString(b.subarray(157, 257)),
-  };
+/** Old GNU sparse members: extension blocks of the sparse map, chained by a flag, before the data. */
+async function skipSparseExtensions(fh: FileHandle, at: number, fileSize: number, archive: string): Promise<number> {
+  const block = Buffer.alloc(BLOCK);
+  for (let pos = at; ; pos += BLOCK) {
+    if (pos + BLOCK > fileSize) throw truncated(archive, `ends inside a sparse map (truncated at byte ${fileSize})`);
+    await readFully(fh, block, pos, archive);
+    if (!sparseExtensionContinues(block)) return pos + BLOCK;
+  }
 }
 
 function memberType(typeflag: string): MemberType {
+  if (isRegularType(typeflag)) return 'file';
   switch (typeflag) {
-    case '0':
-    case '7':
-      return 'file';
     case '5':
       return 'directory';
     case '2':
@@ -168,45 +177,14 @@ function memberType(typeflag: string): MemberType {
   }
 }
 
-/** Octal, or base-256 (high bit set) for sizes over 8 GiB. */
-function parseSize(field: Buffer): number {
-  if (field[0]! & 0x80) {
-    let n = field[0]! & 0x7f;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
-    return n;
-  }
-  return parseOctal(field);
-}
-
-function parseOctal(field: Buffer): number {
-  const text = cString(field).trim();
-  return text ? parseInt(text, 8) : 0;
-}
-
-function cString(b: Buffer): string {
-  const end = b.indexOf(0);
-  return b.toString('utf8', 0, end < 0 ? b.length : end);
-}
-
-/** PAX records "LEN key=value\n": the ones that change a member's name, link or size. */
-function parsePax(data: Buffer, archive: string, entry: string): PendingMeta {
+/** PAX records: the ones that change a member's name, link or size; names decoded as UTF-8. */
+function paxMeta(data: Buffer, archive: string, entry: string): PendingMeta {
+  const pax = parsePax(data);
+  if (!pax.ok) throw new DeltaimgError('BAD_IMAGE', `archive ${archive}: malformed PAX header for entry ${entry} (${pax.why})`);
   const out: PendingMeta = {};
-  let at = 0;
-  while (at < data.length) {
-    const space = data.indexOf(0x20, at);
-    const len = space > at ? parseInt(data.toString('latin1', at, space), 10) : NaN;
-    if (!Number.isFinite(len) || len <= 0 || at + len > data.length) {
-      throw new DeltaimgError('BAD_IMAGE', `archive ${archive}: malformed PAX header for entry ${entry}`);
-    }
-    const record = data.toString('utf8', space + 1, at + len - 1);
-    const eq = record.indexOf('=');
-    const key = record.slice(0, eq);
-    const value = record.slice(eq + 1);
-    if (key === 'path') out.path = value;
-    else if (key === 'linkpath') out.linkpath = value;
-    else if (key === 'size') out.size = Number(value);
-    at += len;
-  }
+  if (pax.path !== undefined) out.path = nameAsText(pax.path);
+  if (pax.linkpath !== undefined) out.linkpath = nameAsText(pax.linkpath);
+  if (pax.size !== undefined) out.size = pax.size;
   return out;
 }
 

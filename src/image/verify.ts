@@ -4,8 +4,8 @@
  * digest and against the config and layers it names. Reports, never throws on a mismatch.
  */
 import type { Readable } from 'node:stream';
-import { hashingTap } from '../util/hashing.js';
-import { hashStream, sha256Digest } from './digest-stream.js';
+import { hashingTap, hashStream } from '../util/hashing.js';
+import { sha256Digest } from './digest-stream.js';
 import { decompress } from './layer.js';
 import { formatPlatform, isRawLayer, type Image, type ImageSource, type Layer } from './types.js';
 

@@ -30,7 +30,7 @@ import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
 import { DeltaimgError } from '../util/errors.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { damaged, unpackDimg } from './container.js';
-import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer, type StoredLayer } from './format.js';
+import { hexOf, type DimgHeader, type DimgImage, type DimgLayer, type DimgTargetLayer } from './format.js';
 import { platformKey } from './platforms.js';
 import { BaseRootfs } from './rootfs.js';
 

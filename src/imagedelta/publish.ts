@@ -99,7 +99,7 @@ export async function publishDelta(
         (k) => (d.annotations?.[ANNOTATIONS[k]] ?? 'exact') === annotations[ANNOTATIONS[k]],
       ),
   });
-  return { artifactDigest: pushed.descriptor.digest, listedBy: pushed.listedBy, bytes: file.size };
+  return { artifactDigest: pushed.descriptor.digest, listedBy: pushed.listedBy, bytes: file.bytes };
 }
 
 function shortName(ref: string): string {

@@ -15,13 +15,13 @@
  *   56      8     total size of the references (u64 BE)
  *   64            payload
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlib, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { withTempFiles, writeFileAtomically } from '../util/atomic-output.js';
+import { hashStream } from '../util/hashing.js';
 import { byteLimit, vcdiffMaxBytes } from '../util/byte-limit.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { decodeStream, DEFAULT_WINDOW, encodeFile, MAX_WINDOW, MIN_WINDOW, type VcdiffOptions } from '../vcdiff/index.js';
@@ -67,17 +67,12 @@ function decodeHeader(path: string, b: Buffer): BlobHeader {
 }
 
 async function sha256File(path: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
   try {
-    for await (const chunk of createReadStream(path)) {
-      hash.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
+    const { sha256, bytes } = await hashStream(createReadStream(path));
+    return { sha256, size: bytes };
   } catch (err) {
     throw ioError('read', path, err);
   }
-  return { sha256: hash.digest('hex'), size };
 }
 
 /** The references, concatenated into one file (VCDIFF takes one source); returns its size. */

@@ -9,4 +9,4 @@ export { splitTar, DEFAULT_INLINE_MAX, type SplitResult, type SplitOptions } fro
 export { joinTar, type JoinOptions } from './join.js';
 export { encodeSkeleton, decodeSkeleton, type SkeletonMethod } from './encode.js';
 export { extractRootfs } from './rootfs.js';
-export { parseNumeric, normalizeMemberPath } from './header.js';
+export { parseNumeric, normalizeMemberPath } from '../tar/header.js';

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import type { RelPath } from '../tree/entry.js';
 import { assertSafeRelPath, displayPath, toFsPath } from '../tree/paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { BLOCK, canonicalChecksumField, headerChecksum } from './header.js';
+import { BLOCK, canonicalChecksumField, headerChecksum } from '../tar/header.js';
 import { SkeletonReader } from './skeleton.js';
 
 const CHUNK = 1024 * 1024;

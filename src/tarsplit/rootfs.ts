@@ -13,7 +13,7 @@ import { constants } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { displayPath, joinRel, parentOf, toFsPath } from '../tree/paths.js';
 import { ioError } from '../util/errors.js';
-import { normalizeMemberPath } from './header.js';
+import { normalizeMemberPath } from '../tar/header.js';
 import { ByteReader } from './reader.js';
 import { scanTar, type Member } from './scan.js';
 import { SkeletonWriter } from './skeleton.js';

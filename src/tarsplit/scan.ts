@@ -28,7 +28,7 @@ import {
   parseHeader,
   parsePax,
   sparseExtensionContinues,
-} from './header.js';
+} from '../tar/header.js';
 import { ByteReader } from './reader.js';
 
 export interface Member {
@@ -59,6 +59,8 @@ interface Pending {
   linkname?: string;
   size?: number;
   paxSparse?: boolean;
+  /** A pax header we cannot read: where the next member ends is unknown. */
+  malformed?: boolean;
 }
 
 export async function* scanTar(reader: ByteReader): AsyncGenerator<TarEvent> {
@@ -86,6 +88,11 @@ export async function* scanTar(reader: ByteReader): AsyncGenerator<TarEvent> {
       const payload = await reader.read(size + paddingFor(size));
       yield { kind: 'raw', bytes: payload };
       pending = mergeMeta(pending, header.typeflag, payload.subarray(0, size));
+      if (pending.malformed) {
+        // As after an invalid header: the rest is kept verbatim, uninterpreted.
+        yield* tail(reader, Buffer.alloc(0));
+        return;
+      }
       continue;
     }
 
@@ -136,14 +143,12 @@ function mergeMeta(pending: Pending, typeflag: string, payload: Buffer): Pending
     case 'x':
     case 'X': {
       const pax = parsePax(payload);
+      if (!pax.ok) return { ...pending, malformed: true };
       const next = { ...pending };
-      const path = pax.get('path');
-      if (path !== undefined) next.name = path;
-      const linkpath = pax.get('linkpath');
-      if (linkpath !== undefined) next.linkname = linkpath;
-      const size = pax.get('size');
-      if (size !== undefined && /^\d+$/.test(size) && Number.isSafeInteger(Number(size))) next.size = Number(size);
-      if ([...pax.keys()].some((k) => k.startsWith('GNU.sparse.'))) next.paxSparse = true;
+      if (pax.path !== undefined) next.name = pax.path;
+      if (pax.linkpath !== undefined) next.linkname = pax.linkpath;
+      if (pax.size !== undefined) next.size = pax.size;
+      if (pax.sparse) next.paxSparse = true;
       return next;
     }
     default:

@@ -8,7 +8,7 @@ import { mkdir, open, readdir, utimes, type FileHandle } from 'node:fs/promises'
 import { displayPath, toFsPath } from '../tree/paths.js';
 import type { RelPath } from '../tree/entry.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { canonicalChecksumField, headerChecksum, isZeroBlock, normalizeMemberPath } from './header.js';
+import { canonicalChecksumField, headerChecksum, isZeroBlock, normalizeMemberPath } from '../tar/header.js';
 import { ByteReader } from './reader.js';
 import { scanTar, type Member, type TarEvent } from './scan.js';
 import { MAX_CONTENT_PATH, SkeletonWriter } from './skeleton.js';

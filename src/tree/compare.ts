@@ -1,5 +1,6 @@
 /**
- * Entry-by-entry comparison of two snapshots, for tests and `deltaimg verify`.
+ * Entry-by-entry comparison of two snapshots, for tests and `deltaimg verify`, and the one
+ * metadata equality (sameMetadata) diff and layer-sync use.
  * Content is compared by sha256 when both sides were scanned with { hash: true }
  * (and by size always); hardlink groups by their first name (linkTo).
  */
@@ -50,6 +51,21 @@ function compareBody(a: Entry, b: Entry): string[] {
     if (a.major !== b.major || a.minor !== b.minor) out.push(`device ${a.major}:${a.minor} vs ${b.major}:${b.minor}`);
   }
   return out;
+}
+
+/**
+ * The one metadata equality (mode, owner, ns mtime, xattrs by name): what diff counts as
+ * unchanged and layer-sync leaves alone. Cheap when equal in the usual order.
+ */
+export function sameMetadata(a: Metadata, b: Metadata): boolean {
+  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtimeNs === b.mtimeNs && sameXattrs(a, b);
+}
+
+/** The same xattr names with the same values, in any order. */
+export function sameXattrs(a: Metadata, b: Metadata): boolean {
+  if (a.xattrs.length !== b.xattrs.length) return false;
+  const inOrder = a.xattrs.every((x, i) => x.name === b.xattrs[i]!.name && x.value.equals(b.xattrs[i]!.value));
+  return inOrder || compareXattrs(a, b).length === 0;
 }
 
 function compareMetadata(a: Metadata, b: Metadata): string[] {

@@ -22,7 +22,16 @@ export interface FsExt {
   mknod(path: Buffer, kind: NodeKind, mode: number, major: number, minor: number): void;
   /** utimensat(AT_FDCWD, path, [atime, mtime], AT_SYMLINK_NOFOLLOW), times in ns since the epoch. */
   lutimesNs(path: Buffer, atimeNs: bigint, mtimeNs: bigint): void;
+  /**
+   * Copies regular files on a background thread, hashing them (native-build/fsext/copyfiles.c):
+   * each job [source, output, uid, gid, mode, mtimeSec, mtimeNsec] gives a row
+   * [step, errno, bytes, sha256 | null, chownErrno]. Absent from addons built before it.
+   */
+  copyFiles?(jobs: CopyFilesJob[]): Promise<CopyFilesRow[]>;
 }
+
+export type CopyFilesJob = [source: Buffer, output: Buffer, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number];
+export type CopyFilesRow = [step: number, errno: number, bytes: number, sha256: Buffer | null, chownErrno: number];
 
 let loaded: FsExt | undefined;
 

@@ -19,6 +19,8 @@ export interface ScanOptions {
   hash?: boolean;
   /** Called as the walk and the hashing advance; bytes counts hashed bytes. */
   onProgress?: (p: { entries: number; bytes: number }) => void;
+  /** Paths left out with everything below them (a live root's mount points: /proc, /sys, ...). */
+  skip?: ReadonlySet<RelPath>;
 }
 
 export interface TreeSnapshot {
@@ -47,7 +49,7 @@ export async function scanTree(root: string, opts: ScanOptions = {}): Promise<Tr
   }
   const progress = new ProgressCounter(opts.onProgress);
   const warnings: string[] = [];
-  const found = await walk(rootBuf, rootStat, warnings, progress);
+  const found = await walk(rootBuf, rootStat, warnings, progress, opts.skip);
   found.sort((a, b) => compareRel(a.entry.path, b.entry.path));
   const entries = found.map(resolveHardlinks());
   if (opts.hash) await hashFiles(rootBuf, entries, progress);
@@ -68,7 +70,7 @@ interface Found {
  * fs.promises (one libuv round trip per lstat) takes 7-14 s on two busy cores. The
  * metadata of a freshly unpacked image is in the page cache, so blocking reads are short.
  */
-async function walk(rootBuf: Buffer, rootStat: BigIntStats, warnings: string[], progress: ProgressCounter): Promise<Found[]> {
+async function walk(rootBuf: Buffer, rootStat: BigIntStats, warnings: string[], progress: ProgressCounter, skip?: ReadonlySet<RelPath>): Promise<Found[]> {
   const found: Found[] = [];
   const pendingDirs: RelPath[] = [];
 
@@ -88,6 +90,7 @@ async function walk(rootBuf: Buffer, rootStat: BigIntStats, warnings: string[], 
   for (let dir = pendingDirs.pop(); dir !== undefined; dir = pendingDirs.pop()) {
     for (const name of readdirNames(toFsPath(rootBuf, dir), dir)) {
       const child = joinRel(dir, name);
+      if (skip?.has(child)) continue;
       const stat = lstatOrMissing(toFsPath(rootBuf, child), child);
       if (stat) record(child, stat);
       else warnings.push(`vanished during scan: ${displayPath(child)}`);
@@ -134,7 +137,8 @@ function lstatOrMissing(abs: Buffer, path: RelPath): BigIntStats | undefined {
 }
 
 /** The Entry for one path (hardlinks not yet resolved); undefined for sockets and other unsupported types. */
-function entryFor(abs: Buffer, path: RelPath, stat: BigIntStats): Entry | undefined {
+/** The entry for one lstat'ed path; undefined for sockets and other types an image cannot hold. */
+export function entryFor(abs: Buffer, path: RelPath, stat: BigIntStats): Entry | undefined {
   const meta = metadataOf(abs, path, stat);
   if (stat.isFile()) return { kind: 'file', path, meta, size: Number(stat.size) };
   if (stat.isDirectory()) return { kind: 'dir', path, meta };

@@ -1,4 +1,4 @@
-/** A pass-through that hashes (sha256) and counts the bytes flowing through it, for one-pass checks. */
+/** Hashing streams: to their end (hashStream), or as a pass-through that hashes and counts (hashingTap). */
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 
@@ -7,6 +7,25 @@ export interface HashingTap {
   bytes(): number;
   /** The sha256 of everything that went through, hex; call once, after the stream ended. */
   sha256Hex(): string;
+}
+
+/** A stream hashed to its end: hex sha256, the same as an OCI digest, and the byte count. */
+export interface StreamHash {
+  sha256: string;
+  /** `sha256:<hex>`. */
+  digest: string;
+  bytes: number;
+}
+
+export async function hashStream(stream: NodeJS.ReadableStream): Promise<StreamHash> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  const sha256 = hash.digest('hex');
+  return { sha256, digest: `sha256:${sha256}`, bytes };
 }
 
 export function hashingTap(): HashingTap {

@@ -19,8 +19,8 @@
  * - At the end the whole live root is walked again and must equal B, path for path.
  */
 import { rm } from 'node:fs/promises';
-import type { Entry, FileEntry, Metadata, RelPath } from '../tree/entry.js';
-import { compareEntries } from '../tree/compare.js';
+import type { Entry, FileEntry, RelPath } from '../tree/entry.js';
+import { compareEntries, sameMetadata, sameXattrs } from '../tree/compare.js';
 import { applyMetadata, newRestoreReport, summarizeReport, type RestoreReport } from '../tree/meta.js';
 import { compareRel, displayPath, parentOf, toFsPath } from '../tree/paths.js';
 import { scanTree, sha256File } from '../tree/scan.js';
@@ -72,7 +72,7 @@ export async function syncRootInPlace(baseRoot: string, targetRoot: string, live
   // Their stand-ins already changed them: set B's metadata now too, so the final check holds.
   for (const d of disturbed) plan.dirs.add(d);
   const bytes = await carryOut(plan, liveRoot, targetRoot, b);
-  verifyLiveRoot(liveRoot, masked, b);
+  await verifyLiveRoot(liveRoot, masked, b);
   return { removed: plan.removals.length, written: plan.writes.length, metadataOnly: plan.metadata.length, bytes, masked, notCarried };
 }
 
@@ -164,14 +164,14 @@ function changeFor(old: Entry, want: Entry, a: TreeIndex, b: TreeIndex): Change 
   switch (want.kind) {
     case 'dir':
     case 'fifo':
-      return sameMeta(old.meta, want.meta) ? 'same' : 'metadata';
+      return sameMetadata(old.meta, want.meta) ? 'same' : 'metadata';
     case 'symlink':
       if (old.kind !== 'symlink' || old.target !== want.target) return 'replace';
-      return sameMeta(old.meta, want.meta) ? 'same' : 'metadata';
+      return sameMetadata(old.meta, want.meta) ? 'same' : 'metadata';
     case 'chardev':
     case 'blockdev':
       if (old.kind !== want.kind || old.major !== want.major || old.minor !== want.minor) return 'replace';
-      return sameMeta(old.meta, want.meta) ? 'same' : 'metadata';
+      return sameMetadata(old.meta, want.meta) ? 'same' : 'metadata';
     case 'file':
     case 'hardlink':
       return fileChange(old, want, a, b);
@@ -182,7 +182,7 @@ function fileChange(old: Entry, want: Entry, a: TreeIndex, b: TreeIndex): Change
   const [fa, fb] = [a.file(old), b.file(want)];
   const [ga, gb] = [a.groupOf(old), b.groupOf(want)];
   if (!fa || !fb || fa.size !== fb.size || fa.sha256 !== fb.sha256 || ga.join('\0') !== gb.join('\0')) return 'replace';
-  if (sameMeta(fa.meta, fb.meta)) return 'same';
+  if (sameMetadata(fa.meta, fb.meta)) return 'same';
   return gb.length > 1 ? 'replace' : 'metadata';
 }
 
@@ -191,13 +191,6 @@ function typeClass(e: Entry): string {
   return e.kind === 'hardlink' ? 'file' : e.kind;
 }
 
-function sameMeta(x: Metadata, y: Metadata): boolean {
-  return x.mode === y.mode && x.uid === y.uid && x.gid === y.gid && x.mtimeNs === y.mtimeNs && sameXattrs(x, y);
-}
-
-function sameXattrs(x: Metadata, y: Metadata): boolean {
-  return x.xattrs.length === y.xattrs.length && x.xattrs.every((xa, i) => xa.name === y.xattrs[i]!.name && xa.value.equals(y.xattrs[i]!.value));
-}
 
 /** A name is linked to a freshly written file, never to one left in the lower layer. */
 function checkHardlinkHeads(writes: readonly Entry[]): void {
@@ -308,9 +301,9 @@ function failOnSkipped(report: RestoreReport): void {
 }
 
 /** The last check: the live root, walked again outside the masked paths, equals B. */
-function verifyLiveRoot(liveRoot: string, masked: readonly RelPath[], b: TreeIndex): void {
+async function verifyLiveRoot(liveRoot: string, masked: readonly RelPath[], b: TreeIndex): Promise<void> {
   const inScope = (p: RelPath): boolean => p !== '' && !masked.some((m) => isUnder(p, m));
-  const live = walkLiveRoot(liveRoot, new Set(masked)).filter((e) => inScope(e.path));
+  const live = (await walkLiveRoot(liveRoot, new Set(masked))).filter((e) => inScope(e.path));
   const want = b.entries.filter((e) => inScope(e.path)).map((e) => (e.kind === 'file' ? { ...e, sha256: undefined } : e));
   const diffs: string[] = [];
   let i = 0;

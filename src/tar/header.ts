@@ -1,13 +1,21 @@
 /**
- * Reading tar header blocks without normalizing anything: we only need to know where each
- * member's payload starts and ends, what kind of member it is and its path. The bytes
- * themselves are always kept verbatim by the caller (see split.ts), so nothing here has to be
- * re-serialized, and a header we misunderstand can never change the rebuilt tar, only where
- * its bytes are stored.
+ * The one tar header codec: every rule about header blocks lives here, and both readers use
+ * it (image/tar-index.ts indexes image archives, tarsplit/ splits layers byte for byte).
  *
  * Covered: v7, ustar (name + prefix), GNU (magic "ustar  ", long names 'L'/'K', old sparse
  * 'S' with extension blocks, base-256 numbers) and pax ('x' per-member records: `path`,
- * `size`; GNU.sparse.* marks a pax sparse member).
+ * `linkpath`, `size`; GNU.sparse.* marks a pax sparse member).
+ *
+ * The rules, where tar writers differ:
+ * - checksum: the unsigned byte sum with the chksum field as spaces, or the signed one that
+ *   old tars wrote; both are accepted, as GNU tar and Go's archive/tar do;
+ * - names are bytes: header fields, GNU long names and pax values are returned as latin1-held
+ *   strings (one char per byte), never decoded, so no name is altered on the way; a reader
+ *   that needs text decodes them (pax values are UTF-8 by POSIX, and so are all names Docker
+ *   and Go write);
+ * - a malformed pax record (bad length, no '=', a `size` that is not a decimal integer) makes
+ *   the whole extended header malformed: what the next member is cannot be known. Strict
+ *   readers refuse the archive; the splitter keeps the rest of the tar verbatim.
  */
 export const BLOCK = 512;
 
@@ -147,24 +155,50 @@ export function isRegularType(typeflag: string): boolean {
   return typeflag === '0' || typeflag === '\0' || typeflag === '7';
 }
 
+/** What a pax extended header says about the next member, or why it cannot be read. */
+export type PaxHeader =
+  | { ok: true; records: Map<string, string>; path?: string; linkpath?: string; size?: number; sparse: boolean }
+  | { ok: false; why: string };
+
 /**
- * Parses pax extended header records ("LEN key=value\n"), keeping values as latin1-held
- * bytes. A malformed record ends the parse: the records before it still count.
+ * Parses pax extended header records ("LEN key=value\n"), keeping keys and values as
+ * latin1-held bytes; later records override earlier ones.
  */
-export function parsePax(payload: Buffer): Map<string, string> {
+export function parsePax(payload: Buffer): PaxHeader {
   const records = new Map<string, string>();
   let pos = 0;
   while (pos < payload.length) {
+    // Some writers pad the payload with NULs after the last record.
+    if (payload[pos] === 0 && payload.subarray(pos).every((b) => b === 0)) break;
     const space = payload.indexOf(0x20, pos);
-    if (space < 0) break;
-    const len = Number(payload.subarray(pos, space).toString('latin1'));
-    if (!Number.isInteger(len) || len <= space - pos || pos + len > payload.length) break;
+    const lenText = space < 0 ? '' : payload.subarray(pos, space).toString('latin1');
+    if (!/^[1-9][0-9]*$/.test(lenText)) return { ok: false, why: `bad record length at byte ${pos}` };
+    const len = Number(lenText);
+    if (len <= space - pos + 1 || pos + len > payload.length || payload[pos + len - 1] !== 0x0a) {
+      return { ok: false, why: `record at byte ${pos} does not fit its length ${len}` };
+    }
     const record = payload.subarray(space + 1, pos + len - 1); // without the trailing '\n'
     const eq = record.indexOf(0x3d);
-    if (eq > 0) records.set(record.subarray(0, eq).toString('latin1'), record.subarray(eq + 1).toString('latin1'));
+    if (eq <= 0) return { ok: false, why: `record at byte ${pos} has no key=value` };
+    records.set(record.subarray(0, eq).toString('latin1'), record.subarray(eq + 1).toString('latin1'));
     pos += len;
   }
-  return records;
+  const header: PaxHeader = { ok: true, records, sparse: [...records.keys()].some((k) => k.startsWith('GNU.sparse.')) };
+  const path = records.get('path');
+  if (path !== undefined) header.path = path;
+  const linkpath = records.get('linkpath');
+  if (linkpath !== undefined) header.linkpath = linkpath;
+  const size = records.get('size');
+  if (size !== undefined) {
+    if (!/^[0-9]+$/.test(size) || !Number.isSafeInteger(Number(size))) return { ok: false, why: `size ${JSON.stringify(size)} is not a byte count` };
+    header.size = Number(size);
+  }
+  return header;
+}
+
+/** A latin1-held name (bytes) as text: UTF-8, as Docker, Go and GNU tar in UTF-8 locales write names. */
+export function nameAsText(name: string): string {
+  return Buffer.from(name, 'latin1').toString('utf8');
 }
 
 /** The value of a GNU long name/link payload ('L'/'K'): up to the first NUL. */
