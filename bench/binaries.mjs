@@ -24,7 +24,7 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compareTrees, gzipLayerBytes, machineInfo, runMeasured, treeStats } from './lib/measure.mjs';
-import { renderMarkdown } from './lib/report.mjs';
+import { keptSections, renderMarkdown } from './lib/report.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const DATA = join(BENCH, 'data', 'binaries');
@@ -195,7 +195,8 @@ async function main() {
     writeFileSync(RESULTS_JSON, JSON.stringify({ machine: { ...machine, loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(2))) }, pairs: all }, null, 2) + '\n');
   }
   const resultsJson = join(BENCH, 'results.json');
-  if (existsSync(resultsJson)) writeFileSync(join(BENCH, 'RESULTS.md'), renderMarkdown(JSON.parse(readFileSync(resultsJson, 'utf8'))));
+  const resultsMd = join(BENCH, 'RESULTS.md');
+  if (existsSync(resultsJson)) writeFileSync(resultsMd, renderMarkdown(JSON.parse(readFileSync(resultsJson, 'utf8'))) + keptSections(resultsMd));
 }
 
 await main();

@@ -20,7 +20,7 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compareTrees, gzipLayerBytes, machineInfo, runAlternating, runMeasured, sameBytes, treeStats } from './lib/measure.mjs';
-import { evaluateTargets, renderMarkdown } from './lib/report.mjs';
+import { evaluateTargets, keptSections, renderMarkdown } from './lib/report.mjs';
 import { selectSmallPairs } from './lib/small-pairs.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -353,20 +353,10 @@ function fetchData(quick) {
   if (fetched.status !== 0) throw new Error('bench/fetch-data.sh failed');
 }
 
-/** Sections measured outside run.mjs start at this line of RESULTS.md; a re-render keeps them. */
-const KEPT_MARKER = '<!-- measured apart from run.mjs: kept as is by re-renders -->';
-
-function keptSections() {
-  if (!existsSync(RESULTS_MD)) return '';
-  const text = readFileSync(RESULTS_MD, 'utf8');
-  const at = text.indexOf(KEPT_MARKER);
-  return at < 0 ? '' : '\n' + text.slice(at);
-}
-
 function writeReports(results) {
   results.targets = evaluateTargets(results);
   writeFileSync(RESULTS_JSON, JSON.stringify(results, null, 2) + '\n');
-  writeFileSync(RESULTS_MD, renderMarkdown(results) + keptSections());
+  writeFileSync(RESULTS_MD, renderMarkdown(results) + keptSections(RESULTS_MD));
   log(`wrote ${RESULTS_MD} and ${RESULTS_JSON}`);
 }
 

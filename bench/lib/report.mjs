@@ -1,4 +1,5 @@
 // Turns bench/results.json into the targets verdicts and the RESULTS.md tables.
+import { existsSync, readFileSync } from 'node:fs';
 import { binariesSection } from './binaries-report.mjs';
 import { exeSection } from './exe-report.mjs';
 
@@ -334,4 +335,15 @@ export function renderMarkdown(results) {
       .filter(Boolean)
       .join('\n\n') + '\n'
   );
+}
+
+/** Sections measured outside run.mjs start at this line of RESULTS.md; a re-render keeps them. */
+const KEPT_MARKER = '<!-- measured apart from run.mjs: kept as is by re-renders -->';
+
+/** The kept sections of the RESULTS.md at `path` (from KEPT_MARKER on), to append to a re-render. */
+export function keptSections(path) {
+  if (!existsSync(path)) return '';
+  const text = readFileSync(path, 'utf8');
+  const at = text.indexOf(KEPT_MARKER);
+  return at < 0 ? '' : '\n' + text.slice(at);
 }
