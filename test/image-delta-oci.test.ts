@@ -369,6 +369,34 @@ describe('layers compressed by GNU gzip, pigz and Go, and zstd', () => {
     expect(apply2.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
   }, 180_000);
 
+  it('--no-exact-blobs leaves the token recipes out: a smaller .dimg, B\'s image id and diff_ids, other blob digests, said', async () => {
+    const aDir = join(work, 'light-a');
+    const bDir = join(work, 'light-b');
+    await layoutOf(A, aDir, async (t) => ({ mediaType: MT.gzip, data: gzipSync(t) }));
+    const bManifest = await layoutOf(B, bDir, async (t) => ({ mediaType: MT.gzip, data: await goGzip(t, -1) }));
+    const exact = join(work, 'light-exact.dimg');
+    const light = join(work, 'light.dimg');
+    const exactJson = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', exact, '--json', '-q'])) as { bytes: number; recipeBytes: number };
+    const lightJson = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', light, '--no-exact-blobs', '--json', '-q'])) as { bytes: number; recipeBytes: number };
+    expect(exactJson.recipeBytes).toBeGreaterThan(0);
+    expect(lightJson.recipeBytes).toBe(0);
+    expect(lightJson.bytes).toBeLessThan(exactJson.bytes - exactJson.recipeBytes / 2);
+    const header = JSON.parse(await ok(['image', 'inspect', light, '--json'])) as DimgHeaderJson;
+    for (const layer of header.images[0]!.target.layers.filter((l) => l.from === 'rebuilt')) {
+      expect(layer.stored?.inexact).toMatch(/left out by --no-exact-blobs/);
+    }
+
+    const out = join(work, 'light-out');
+    const apply = await deltaimg(['image', 'apply', `oci:${aDir}`, light, '-o', `oci:${out}`]);
+    expect(apply.exitCode, apply.stderr).toBe(0);
+    expect(apply.stderr).toContain(`restored linux/amd64 image ${B.configDigest}`);
+    expect(apply.stderr).toContain(`note: manifest digest differs from ${bManifest}`);
+    const [written] = await indexManifestDigests(out);
+    expect(written).not.toBe(bManifest);
+    const v = await verifyAgainst(`oci:${out}`, light);
+    expect(v.report.images[0]!.layers.map((l) => l.diffId)).toEqual(B.layers.map(sha));
+  }, 180_000);
+
   it('keeps the config digest and diff_ids of zstd layers, and says which were stored uncompressed and why', async () => {
     const mixed = async (t: Buffer, i: number): Promise<LayerBlob> =>
       i === 2 ? { mediaType: MT.zstd, data: await zstdCli(t) } : { mediaType: MT.gzip, data: await gzipCli(t, 6) };

@@ -17,6 +17,8 @@ interface DiffFlags {
   platform?: string[];
   tmpDir?: string;
   memory?: number;
+  /** false with --no-exact-blobs. */
+  exactBlobs?: boolean;
 }
 
 interface OutputFlags {
@@ -68,12 +70,17 @@ export function registerImageCommand(program: Command): void {
     .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
     .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
+    .option(
+      '--no-exact-blobs',
+      "leave out the token recipes that rebuild gzip'd blobs no zlib setting reproduces (Go's gzip, as docker push and BuildKit make them): a much smaller .dimg; apply still gives B's image id and diff_ids, not its blob and manifest digests",
+    )
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  deltaimg image diff docker-archive:a.tar docker-archive:b.tar -o a-to-b.dimg\n' +
+        '  deltaimg image diff docker://registry.example/app:1 docker://registry.example/app:2 -o a-to-b.dimg --no-exact-blobs  # for an engine\n' +
         '  deltaimg image diff app:1 app:2 -o app-1-to-2.dimg                 # images of the local engine\n' +
         '  deltaimg image diff docker://registry.example/app:1 docker://registry.example/app:2 -o a-to-b.dimg\n' +
         '  deltaimg image diff oci:layout:1 oci:layout:2 --platform linux/arm64 -o arm64.dimg\n' +
@@ -88,6 +95,7 @@ export function registerImageCommand(program: Command): void {
         ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
         ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
         ...(opts.memory ? { memoryBytes: opts.memory } : {}),
+        exactBlobs: opts.exactBlobs !== false,
         toolVersion: toolVersion(),
         registry: registryOptions(opts),
       };
@@ -105,12 +113,13 @@ export function registerImageCommand(program: Command): void {
           bytes: result.bytes,
           newLayerBytes: result.newLayerBytes,
           sharedLayers: result.sharedLayers,
+          recipeBytes: result.recipeBytes,
           rebuiltLayers: result.header.layers.length,
           images: result.header.images.map((i) => ({ platform: i.platform, base: i.base.configDigest, target: i.target.configDigest })),
         });
       }
       if (!opts.quiet) {
-        process.stderr.write(`deltaimg: ${imageSavedLine(opts.out, result.header, result.bytes, result.newLayerBytes, result.sharedLayers)}\n`);
+        process.stderr.write(`deltaimg: ${imageSavedLine(opts.out, result.header, result.bytes, result.newLayerBytes, result.sharedLayers, result.recipeBytes)}\n`);
       }
     });
 

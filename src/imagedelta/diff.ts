@@ -43,6 +43,13 @@ export interface ImageDiffOptions {
   registry?: RegistryOptions;
   /** The memory budget in bytes (`--memory`), as DiffOptions.memoryBytes; default defaultMemoryBudget(). */
   memoryBytes?: number;
+  /**
+   * Record token recipes for gzip streams no zlib settings reproduce (Go's, GNU gzip's), so apply gives
+   * back B's compressed blobs and manifest digest byte for byte. Default true. They cost about a quarter
+   * of the compressed layer; false (`--no-exact-blobs`) keeps only the cheap settings recipes, and apply
+   * still gives back B's image id and diff_ids.
+   */
+  exactBlobs?: boolean;
 }
 
 export interface ImageDiffResult {
@@ -52,6 +59,8 @@ export interface ImageDiffResult {
   /** Sum of the uncompressed sizes of B's layers that A does not have. */
   newLayerBytes: number;
   sharedLayers: number;
+  /** Bytes of the .dimg that are exact-deflate recipes (what `--no-exact-blobs` would leave out, mostly). */
+  recipeBytes: number;
 }
 
 export async function diffImages(
@@ -77,7 +86,7 @@ export async function diffImages(
       await engineReady;
       const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
       pool = new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
-      const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg', memoryBytes);
+      const planner = new ImageDiffer(base, work, pool, progress, opts.toolVersion ?? 'deltaimg', memoryBytes, opts.exactBlobs ?? true);
       const pairs = pairPlatforms(base.images(), target.images(), opts.platforms);
       for (const pair of pairs) await planner.addImage(pair.base, pair.target);
       // Every platform of a registry index is here: its bytes too, so the index digest comes back.
@@ -102,6 +111,7 @@ class ImageDiffer {
   private readonly rootfs: BaseRootfs;
   private newLayerBytes = 0;
   private sharedLayers = 0;
+  private recipeBytes = 0;
 
   constructor(
     base: ImageSource,
@@ -110,6 +120,7 @@ class ImageDiffer {
     private readonly progress: Progress,
     private readonly tool: string,
     private readonly memoryBytes: number,
+    private readonly exactBlobs: boolean,
   ) {
     for (const image of base.images()) for (const layer of image.layers) this.baseLayers.set(layer.diffId, layer);
     this.rootfs = new BaseRootfs(join(work, 'base'), progress, DEFAULT_INLINE_MAX);
@@ -165,14 +176,24 @@ class ImageDiffer {
     const member = memberNames.recipe(layer.digest);
     const known = this.recipes.get(member);
     if (known) return { ...stored, ...known };
-    const outcome = await makeRecipe('gzip', { compressed: () => sameBlob.openStored(), decompressed: () => sameBlob.openUncompressed() }, { tokens: !sharedBlob });
+    const tokens = this.exactBlobs && !sharedBlob;
+    const outcome = await makeRecipe('gzip', { compressed: () => sameBlob.openStored(), decompressed: () => sameBlob.openUncompressed() }, { tokens });
     const found: Pick<StoredLayer, 'recipe' | 'inexact'> =
       outcome.kind === 'recipe'
         ? { recipe: { member, method: outcome.summary } }
-        : { inexact: sharedBlob ? `only the base's own blob restores it (${outcome.why})` : `its gzip stream cannot be rebuilt exactly (${outcome.why})` };
-    if (outcome.kind === 'recipe') await this.addBufferMember(member, outcome.recipe);
+        : { inexact: this.inexactReason(sharedBlob, outcome.why) };
+    if (outcome.kind === 'recipe') {
+      await this.addBufferMember(member, outcome.recipe);
+      this.recipeBytes += outcome.recipe.length;
+    }
     this.recipes.set(member, found);
     return { ...stored, ...found };
+  }
+
+  private inexactReason(sharedBlob: boolean, why: string): string {
+    if (sharedBlob) return `only the base's own blob restores it (${why})`;
+    if (!this.exactBlobs) return `its gzip stream needs a token recipe, left out by --no-exact-blobs (${why})`;
+    return `its gzip stream cannot be rebuilt exactly (${why})`;
   }
 
   /** Splits B's layer, diffs its files against A's root filesystem and its skeleton against A's. */
@@ -258,7 +279,7 @@ class ImageDiffer {
       ...(this.targetIndex ? { targetIndex: this.targetIndex } : {}),
     };
     const packed = await packDimg(header, this.members, out);
-    return { header: packed.header, bytes: packed.bytes, newLayerBytes: this.newLayerBytes, sharedLayers: this.sharedLayers };
+    return { header: packed.header, bytes: packed.bytes, newLayerBytes: this.newLayerBytes, sharedLayers: this.sharedLayers, recipeBytes: this.recipeBytes };
   }
 }
 

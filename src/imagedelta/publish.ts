@@ -208,9 +208,11 @@ export async function diffAndPublish(
       const dimg = await diffImages(base, pinned, dimgPath, opts);
       const baseDigest = base.transport === 'docker' ? (await topDescriptor(base, registry)).digest : undefined;
       const baseInfo = { ref: formatImageRef(base), ...(baseDigest ? { digest: baseDigest } : {}) };
-      const published = await publishDelta(target, subject, dimgPath, dimg.header, baseInfo, registry);
+      // Without token recipes (--no-exact-blobs) the one .dimg is the light kind: label it so pull knows.
+      const fidelity: BlobFidelity = opts.exactBlobs === false ? 'tars' : 'exact';
+      const published = await publishDelta(target, subject, dimgPath, dimg.header, baseInfo, registry, fidelity);
       const lightPath = join(work, `delta-${i}-light.dimg`);
-      const light = (await lightenDimg(dimgPath, lightPath, join(work, `unpacked-${i}`), dimg.bytes))
+      const light = fidelity === 'exact' && (await lightenDimg(dimgPath, lightPath, join(work, `unpacked-${i}`), dimg.bytes))
         ? await publishDelta(target, subject, lightPath, await readDimgHeader(lightPath), baseInfo, registry, 'tars')
         : undefined;
       results.push({

@@ -3,12 +3,17 @@ import { printable } from '../util/printable.js';
 import { formatBytes } from '../util/progress.js';
 import type { DimgHeader } from './format.js';
 
-export function imageSavedLine(out: string, header: DimgHeader, bytes: number, newLayerBytes: number, sharedLayers: number): string {
+export function imageSavedLine(out: string, header: DimgHeader, bytes: number, newLayerBytes: number, sharedLayers: number, recipeBytes = 0): string {
   const rebuilt = header.layers.length;
   const ratio = bytes > 0 && newLayerBytes > 0 ? ` (${(newLayerBytes / bytes).toFixed(1)}x smaller)` : '';
+  // Token recipes can be most of a .dimg (Go's gzip, as docker push and BuildKit use): say what they cost.
+  const recipes =
+    recipeBytes >= Math.max(64 * 1024, bytes / 4)
+      ? `; ${formatBytes(recipeBytes)} of it rebuilds B's gzip'd blobs byte for byte (--no-exact-blobs leaves that out: same image id, other blob digests)`
+      : '';
   return (
     `${out}: ${formatBytes(bytes)} for ${header.images.length} image(s): ${rebuilt} layer(s) rebuilt from ` +
-    `${formatBytes(newLayerBytes)} of new layer data${ratio}, ${sharedLayers} layer(s) shared with the base`
+    `${formatBytes(newLayerBytes)} of new layer data${ratio}, ${sharedLayers} layer(s) shared with the base${recipes}`
   );
 }
 
