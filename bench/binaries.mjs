@@ -19,7 +19,20 @@
 //            and containerd again at 512 MiB (moved code). For the memory target: larger than the
 //            budget, so diffed in bsdiff segments; deltaimg only (no peers).
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+  ftruncateSync,
+} from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,7 +89,10 @@ function npmTree(spec) {
 function nodeApp(name, specs) {
   return buildOnce(join(DATA, name), (tmp) => {
     writeFileSync(join(tmp, 'package.json'), JSON.stringify({ name: 'bench-app', version: '1.0.0', private: true }) + '\n');
-    execFileSync('npm', ['install', '-q', '--no-audit', '--no-fund', '--ignore-scripts', ...specs], { cwd: tmp, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('npm', ['install', '-q', '--no-audit', '--no-fund', '--ignore-scripts', ...specs], {
+      cwd: tmp,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     rmSync(join(tmp, 'package-lock.json'), { force: true });
   });
 }
@@ -106,18 +122,39 @@ function bigPair() {
   return {
     a: buildOnce(join(DATA, 'big-a'), (tmp) => sparseFile(join(tmp, 'big.bin'), size, parts(a))),
     // B: the newer builds at the same places, and containerd once more at 512 MiB (code moved far).
-    b: buildOnce(join(DATA, 'big-b'), (tmp) => sparseFile(join(tmp, 'big.bin'), size, [...parts(b), [512 * MiB, join(b, 'usr/bin/containerd')]])),
+    b: buildOnce(join(DATA, 'big-b'), (tmp) =>
+      sparseFile(join(tmp, 'big.bin'), size, [...parts(b), [512 * MiB, join(b, 'usr/bin/containerd')]]),
+    ),
   };
 }
 
 const PAIRS = {
-  'go-amd64': { label: `Go: containerd ${CONTAINERD[0]} -> deb12u3, amd64 (package tree)`, trees: () => pairOf(CONTAINERD.map((v) => debTree('containerd', 'amd64', v))) },
-  'go-arm64': { label: `Go: containerd ${CONTAINERD[0]} -> deb12u3, arm64 (package tree)`, trees: () => pairOf(CONTAINERD.map((v) => debTree('containerd', 'arm64', v))) },
-  'rust-x64': { label: `Rust: Biome ${BIOME[0]} -> ${BIOME[1]}, x64 (@biomejs/cli-linux-x64)`, trees: () => pairOf(BIOME.map((v) => npmTree(`@biomejs/cli-linux-x64@${v}`))) },
-  'rust-arm64': { label: `Rust: Biome ${BIOME[0]} -> ${BIOME[1]}, arm64 (@biomejs/cli-linux-arm64)`, trees: () => pairOf(BIOME.map((v) => npmTree(`@biomejs/cli-linux-arm64@${v}`))) },
-  'node-swc': { label: 'Node app: @next/swc-linux-x64-gnu 16.4.5 -> 16.4.6 + typescript, esbuild, lodash', trees: () => pairOf([nodeApp('node-app-a', NODE_APP[0]), nodeApp('node-app-b', NODE_APP[1])]) },
+  'go-amd64': {
+    label: `Go: containerd ${CONTAINERD[0]} -> deb12u3, amd64 (package tree)`,
+    trees: () => pairOf(CONTAINERD.map((v) => debTree('containerd', 'amd64', v))),
+  },
+  'go-arm64': {
+    label: `Go: containerd ${CONTAINERD[0]} -> deb12u3, arm64 (package tree)`,
+    trees: () => pairOf(CONTAINERD.map((v) => debTree('containerd', 'arm64', v))),
+  },
+  'rust-x64': {
+    label: `Rust: Biome ${BIOME[0]} -> ${BIOME[1]}, x64 (@biomejs/cli-linux-x64)`,
+    trees: () => pairOf(BIOME.map((v) => npmTree(`@biomejs/cli-linux-x64@${v}`))),
+  },
+  'rust-arm64': {
+    label: `Rust: Biome ${BIOME[0]} -> ${BIOME[1]}, arm64 (@biomejs/cli-linux-arm64)`,
+    trees: () => pairOf(BIOME.map((v) => npmTree(`@biomejs/cli-linux-arm64@${v}`))),
+  },
+  'node-swc': {
+    label: 'Node app: @next/swc-linux-x64-gnu 16.4.5 -> 16.4.6 + typescript, esbuild, lodash',
+    trees: () => pairOf([nodeApp('node-app-a', NODE_APP[0]), nodeApp('node-app-b', NODE_APP[1])]),
+  },
   // Peers skipped: the pair is for the memory target, and zstd -19 --long=31 on a 1.2 GB tar takes GBs and many minutes.
-  big: { label: '1.1 GiB executable-like sparse file (derived: containerd, ctr, shim; containerd also moved 512 MiB away)', trees: bigPair, peers: false },
+  big: {
+    label: '1.1 GiB executable-like sparse file (derived: containerd, ctr, shim; containerd also moved 512 MiB away)',
+    trees: bigPair,
+    peers: false,
+  },
 };
 
 const pairOf = ([a, b]) => ({ a, b });
@@ -128,7 +165,13 @@ function tarOf(dir, out) {
   return out;
 }
 
-const slim = (r) => ({ ok: r.ok, seconds: r.seconds, cpuSeconds: r.cpuSeconds, peakRssBytes: r.peakRssBytes, ...(r.ok ? {} : { error: r.error }) });
+const slim = (r) => ({
+  ok: r.ok,
+  seconds: r.seconds,
+  cpuSeconds: r.cpuSeconds,
+  peakRssBytes: r.peakRssBytes,
+  ...(r.ok ? {} : { error: r.error }),
+});
 
 async function measurePair(id) {
   const pair = PAIRS[id];
@@ -171,13 +214,17 @@ async function measurePair(id) {
   const zst = join(work, 'b.tar.zst');
   const zstd = await runMeasured(['zstd', '-q', '-f', '-19', '--long=31', `--patch-from=${aTar}`, bTar, '-o', zst]);
   result.zstd = { encode: slim(zstd), bytes: zstd.ok ? statSync(zst).size : null };
-  if (zstd.ok) result.zstd.decode = slim(await runMeasured(['zstd', '-q', '-f', '-d', '--long=31', `--patch-from=${aTar}`, zst, '-o', join(work, 'b.zstd.tar')]));
+  if (zstd.ok)
+    result.zstd.decode = slim(
+      await runMeasured(['zstd', '-q', '-f', '-d', '--long=31', `--patch-from=${aTar}`, zst, '-o', join(work, 'b.zstd.tar')]),
+    );
   console.error(`binaries: ${id}: xdelta3`);
   const vcd = join(work, 'b.vcdiff');
   const window = String(Math.min(2 ** 30, Math.max(2 ** 20, 2 ** Math.ceil(Math.log2(statSync(aTar).size)))));
   const xdelta = await runMeasured(['xdelta3', '-e', '-f', '-9', '-B', window, '-s', aTar, bTar, vcd]);
   result.xdelta3 = { encode: slim(xdelta), bytes: xdelta.ok ? statSync(vcd).size : null, window: Number(window) };
-  if (xdelta.ok) result.xdelta3.decode = slim(await runMeasured(['xdelta3', '-d', '-f', '-B', window, '-s', aTar, vcd, join(work, 'b.xdelta.tar')]));
+  if (xdelta.ok)
+    result.xdelta3.decode = slim(await runMeasured(['xdelta3', '-d', '-f', '-B', window, '-s', aTar, vcd, join(work, 'b.xdelta.tar')]));
   result.hdiffpatch = { unavailable: 'HDiffPatch is packaged neither in Debian bookworm nor on npm' };
   rmSync(work, { recursive: true, force: true });
   return result;
@@ -192,11 +239,15 @@ async function main() {
     const previous = existsSync(RESULTS_JSON) ? JSON.parse(readFileSync(RESULTS_JSON, 'utf8')).pairs : [];
     const all = [...previous.filter((p) => p.id !== id), { ...measured, measuredAt: new Date().toISOString() }];
     all.sort((x, y) => Object.keys(PAIRS).indexOf(x.id) - Object.keys(PAIRS).indexOf(y.id));
-    writeFileSync(RESULTS_JSON, JSON.stringify({ machine: { ...machine, loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(2))) }, pairs: all }, null, 2) + '\n');
+    writeFileSync(
+      RESULTS_JSON,
+      JSON.stringify({ machine: { ...machine, loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(2))) }, pairs: all }, null, 2) + '\n',
+    );
   }
   const resultsJson = join(BENCH, 'results.json');
   const resultsMd = join(BENCH, 'RESULTS.md');
-  if (existsSync(resultsJson)) writeFileSync(resultsMd, renderMarkdown(JSON.parse(readFileSync(resultsJson, 'utf8'))) + keptSections(resultsMd));
+  if (existsSync(resultsJson))
+    writeFileSync(resultsMd, renderMarkdown(JSON.parse(readFileSync(resultsJson, 'utf8'))) + keptSections(resultsMd));
 }
 
 await main();

@@ -85,7 +85,9 @@ async function deltaimgBuild(engine, dockerfileArgs, tag) {
 async function importTree(engine, dir, ref) {
   // Owners by number, xattrs and PAX headers: the image holds the tree as fetch-data.sh made it.
   // buffer: false, or execa would stop keeping the tar stream at its maxBuffer (100 MB).
-  const tarTree = execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.'], { buffer: false });
+  const tarTree = execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.'], {
+    buffer: false,
+  });
   await tarTree.pipe(DOCKER, ['import', '--change', `ENV PATH=${DEBIAN_PATH}`, '-', ref], { env: engine.env });
 }
 
@@ -153,12 +155,34 @@ async function startRegistry() {
   const logFile = join(dir, 'registry.log');
   await writeFile(
     config,
-    ['version: 0.1', 'log:', '  level: info', '  formatter: text', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${storage}`, 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n'),
+    [
+      'version: 0.1',
+      'log:',
+      '  level: info',
+      '  formatter: text',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${storage}`,
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
   );
   const out = openSync(logFile, 'a');
   const proc = execa('docker-registry', ['serve', config], { reject: false, stdin: 'ignore', stdout: out, stderr: out });
   const address = `127.0.0.1:${port}`;
-  await waitFor(`docker-registry on ${address}`, () => fetch(`http://${address}/v2/`).then((r) => r.ok, () => false), proc, logFile);
+  await waitFor(
+    `docker-registry on ${address}`,
+    () =>
+      fetch(`http://${address}/v2/`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    proc,
+    logFile,
+  );
   return {
     address,
     storage,
@@ -203,8 +227,20 @@ async function startReceiver(sender) {
   const out = openSync(logFile, 'a');
   const proc = execa(
     'dockerd',
-    ['--data-root', join(dir, 'data'), '--exec-root', execRoot, '--pidfile', join(dir, 'dockerd.pid'), '-H', `unix://${socket}`,
-      '--bridge=none', '--iptables=false', '--ip-forward=false', '--ip-masq=false'],
+    [
+      '--data-root',
+      join(dir, 'data'),
+      '--exec-root',
+      execRoot,
+      '--pidfile',
+      join(dir, 'dockerd.pid'),
+      '-H',
+      `unix://${socket}`,
+      '--bridge=none',
+      '--iptables=false',
+      '--ip-forward=false',
+      '--ip-masq=false',
+    ],
     { reject: false, stdin: 'ignore', stdout: out, stderr: out },
   );
   const engine = { name: 'receiver', env: { ...DOCKER_ENV, DOCKER_HOST: `unix://${socket}` } };
@@ -239,7 +275,8 @@ async function remoteManifest(address, repo, tag) {
   for (const blob of [json.config, ...json.layers]) {
     const head = await fetch(`http://${address}/v2/${repo}/blobs/${blob.digest}`, { method: 'HEAD' });
     const length = Number(head.headers.get('content-length'));
-    if (!head.ok || length !== blob.size) throw new Error(`${repo}@${blob.digest}: registry serves ${length} bytes, manifest says ${blob.size}`);
+    if (!head.ok || length !== blob.size)
+      throw new Error(`${repo}@${blob.digest}: registry serves ${length} bytes, manifest says ${blob.size}`);
   }
   return { manifestBytes: bytes, config: json.config, layers: json.layers };
 }
@@ -403,7 +440,13 @@ function compareFilesystems(b, restored) {
     else if (xattrDiff) unexpected.push(`${path}: xattrs ${xattrDiff}`);
   }
   for (const path of restored.keys()) if (!b.has(path)) unexpected.push(`${path}: extra`);
-  return { paths: b.size, identical: unexpected.length === 0, expected, unexpected: unexpected.length, firstUnexpected: unexpected.slice(0, 20) };
+  return {
+    paths: b.size,
+    identical: unexpected.length === 0,
+    expected,
+    unexpected: unexpected.length,
+    firstUnexpected: unexpected.slice(0, 20),
+  };
 }
 
 function compareXattrs(want, got) {
@@ -507,7 +550,15 @@ async function receiverSide(registry, receiver, remote, restored) {
   const pullB = await pull(remote.b);
   log(`receiver: comparing B' with B`);
   const restoredVsB = compareFilesystems(await imageFilesystem(receiver, remote.b), await imageFilesystem(receiver, restored));
-  return { pullA, pullAToB, pullB, applyBuildSeconds, restoredBytes: await imageSize(receiver, restored), bBytes: await imageSize(receiver, remote.b), restoredVsB };
+  return {
+    pullA,
+    pullAToB,
+    pullB,
+    applyBuildSeconds,
+    restoredBytes: await imageSize(receiver, restored),
+    bBytes: await imageSize(receiver, remote.b),
+    restoredVsB,
+  };
 }
 
 /** The --unlinked route on the sender: docker save | gzip of the delta image alone, applied with --unlinked-source. */
@@ -628,7 +679,10 @@ ${report.pairs
       ['A (first install)', p.receiver.pullA],
       ['A-TO-B (has A)', p.receiver.pullAToB],
       ["B (has A, A-TO-B, B')", p.receiver.pullB],
-    ].map(([what, x]) => `| ${p.pair} | ${what} | ${x.layersAlreadyPresent} | ${x.layersDownloaded} | ${x.requests} | ${KB(x.servedBytes)} | ${S(x.seconds)} |`),
+    ].map(
+      ([what, x]) =>
+        `| ${p.pair} | ${what} | ${x.layersAlreadyPresent} | ${x.layersDownloaded} | ${x.requests} | ${KB(x.servedBytes)} | ${S(x.seconds)} |`,
+    ),
   )
   .join('\n')}
 
@@ -696,7 +750,11 @@ async function ensureRuntimeImage() {
   const r = await execa(DOCKER, ['image', 'inspect', RUNTIME_IMAGE], { env: SENDER.env, reject: false });
   if (r.exitCode === 0) return;
   log(`${RUNTIME_IMAGE} missing: building it (deltaimg runtime build)`);
-  await execa(process.execPath, ['dist/cli/main.js', 'runtime', 'build', '--tag', RUNTIME_IMAGE], { cwd: ROOT, env: { DELTAIMG_DOCKER: DOCKER }, stdio: 'inherit' });
+  await execa(process.execPath, ['dist/cli/main.js', 'runtime', 'build', '--tag', RUNTIME_IMAGE], {
+    cwd: ROOT,
+    env: { DELTAIMG_DOCKER: DOCKER },
+    stdio: 'inherit',
+  });
 }
 
 async function main() {

@@ -46,11 +46,17 @@ const PAIRS = {
   'c-arm64': { label: 'C program, function grown + one moved (aarch64-linux-gnu-gcc -O2)', files: (dir) => compiledPair(dir, 'arm64') },
   'containerd-amd64': {
     label: `containerd ${CONTAINERD[0]} -> deb12u3, amd64 (Go)`,
-    files: async () => ({ a: debFile('containerd', 'amd64', CONTAINERD[0], 'usr/bin/containerd'), b: debFile('containerd', 'amd64', CONTAINERD[1], 'usr/bin/containerd') }),
+    files: async () => ({
+      a: debFile('containerd', 'amd64', CONTAINERD[0], 'usr/bin/containerd'),
+      b: debFile('containerd', 'amd64', CONTAINERD[1], 'usr/bin/containerd'),
+    }),
   },
   'containerd-arm64': {
     label: `containerd ${CONTAINERD[0]} -> deb12u3, arm64 (Go)`,
-    files: async () => ({ a: debFile('containerd', 'arm64', CONTAINERD[0], 'usr/bin/containerd'), b: debFile('containerd', 'arm64', CONTAINERD[1], 'usr/bin/containerd') }),
+    files: async () => ({
+      a: debFile('containerd', 'arm64', CONTAINERD[0], 'usr/bin/containerd'),
+      b: debFile('containerd', 'arm64', CONTAINERD[1], 'usr/bin/containerd'),
+    }),
   },
 };
 
@@ -67,14 +73,26 @@ async function measurePair(id, work) {
   const exe = exeTransformFor(files);
   const plain = await timed(() => bsdiffEncode(a, b, join(work, `${id}.plain.bsd`)));
   let n = 0;
-  const transformed = exe ? await timed(() => encodeTransformed(files, exe, () => join(work, `${id}.t${n++}`), (s, t) => bsdiffEncode(s, t, join(work, `${id}.exe.bsd`)))) : undefined;
+  const transformed = exe
+    ? await timed(() =>
+        encodeTransformed(
+          files,
+          exe,
+          () => join(work, `${id}.t${n++}`),
+          (s, t) => bsdiffEncode(s, t, join(work, `${id}.exe.bsd`)),
+        ),
+      )
+    : undefined;
   const zstdOut = join(work, `${id}.zst`);
   const zstd = await runMeasured(['zstd', '-q', '-f', '-19', '--long=31', `--patch-from=${a}`, b, '-o', zstdOut]);
   const xdOut = join(work, `${id}.vcdiff`);
   const xdelta3 = await runMeasured(['xdelta3', '-e', '-9', '-f', '-s', a, b, xdOut]);
   // deltaimg itself, on one-file trees: the delta dir as a gzip'd layer, then a restore compared byte for byte.
   const [ta, tb, delta, out] = ['a', 'b', 'delta', 'out'].map((x) => join(work, `${id}-${x}`));
-  for (const [dir, file] of [[ta, a], [tb, b]]) {
+  for (const [dir, file] of [
+    [ta, a],
+    [tb, b],
+  ]) {
     mkdirSync(join(dir, 'usr/bin'), { recursive: true });
     execFileSync('cp', ['--reflink=auto', file, join(dir, 'usr/bin/prog')]);
   }
@@ -90,7 +108,9 @@ async function measurePair(id, work) {
     bsdiff: { bytes: plain.value.bytes, seconds: plain.seconds },
     bsdiffTransformed: transformed ? { bytes: transformed.value.bytes, seconds: transformed.seconds } : null,
     zstd: zstd.ok ? { bytes: statSync(zstdOut).size, seconds: zstd.seconds, peakRssBytes: zstd.peakRssBytes } : { error: zstd.error },
-    xdelta3: xdelta3.ok ? { bytes: statSync(xdOut).size, seconds: xdelta3.seconds, peakRssBytes: xdelta3.peakRssBytes } : { error: xdelta3.error },
+    xdelta3: xdelta3.ok
+      ? { bytes: statSync(xdOut).size, seconds: xdelta3.seconds, peakRssBytes: xdelta3.peakRssBytes }
+      : { error: xdelta3.error },
     deltaimg: diff.ok
       ? {
           layerBytes: gzipLayerBytes(delta),
@@ -123,7 +143,14 @@ async function main() {
     }
   }
   pairs.sort((x, y) => Object.keys(PAIRS).indexOf(x.id) - Object.keys(PAIRS).indexOf(y.id));
-  writeFileSync(resultsFile, JSON.stringify({ machine: { ...machine, loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number) }, pairs }, null, 2) + '\n');
+  writeFileSync(
+    resultsFile,
+    JSON.stringify(
+      { machine: { ...machine, loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number) }, pairs },
+      null,
+      2,
+    ) + '\n',
+  );
   const results = join(BENCH, 'results.json');
   if (existsSync(results)) writeFileSync(join(BENCH, 'RESULTS.md'), renderMarkdown(JSON.parse(readFileSync(results, 'utf8'))));
 }

@@ -36,7 +36,11 @@ const TREES = join(ROOT, 'bench/data/trees');
 const PAIRS = [
   { name: 'debian', what: 'Debian bookworm minbase -> after a point-release upgrade (one layer each)', make: oneLayer('debian') },
   { name: 'npm-app', what: 'an app folder with npm dependencies at two versions (one layer each)', make: oneLayer('npm-app') },
-  { name: 'stacked', what: 'Debian base + npm app layer (+ the empty layer BuildKit commits for WORKDIR); both base and app upgraded', make: stacked(true) },
+  {
+    name: 'stacked',
+    what: 'Debian base + npm app layer (+ the empty layer BuildKit commits for WORKDIR); both base and app upgraded',
+    make: stacked(true),
+  },
   { name: 'app-only', what: 'the same Debian base layer (+ the empty WORKDIR layer), npm app layer upgraded', make: stacked(false) },
 ];
 
@@ -49,7 +53,9 @@ async function docker(args, opts = {}) {
 }
 
 async function importTree(dir, ref) {
-  const tarTree = execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.'], { buffer: false });
+  const tarTree = execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.'], {
+    buffer: false,
+  });
   await tarTree.pipe(DOCKER, ['import', '-', ref], { env: ENV });
 }
 
@@ -69,7 +75,10 @@ function stacked(upgradeBase) {
     await importTree(join(TREES, 'debian', 'a'), baseA);
     if (upgradeBase) await importTree(join(TREES, 'debian', 'b'), baseB);
     const ctx = join(TREES, 'npm-app');
-    for (const [ref, base, app] of [[refs.a, baseA, 'a'], [refs.b, baseB, 'b']]) {
+    for (const [ref, base, app] of [
+      [refs.a, baseA, 'a'],
+      [refs.b, baseB, 'b'],
+    ]) {
       await execa(DOCKER, ['build', '--network=none', '-t', ref, '-f', '-', ctx], {
         env: ENV,
         input: `FROM ${base}\nCOPY ${app}/ /srv/app/\nWORKDIR /srv/app\nENV NODE_ENV=production\n`,
@@ -111,11 +120,35 @@ async function benchPair(pair) {
 
     log(`${pair.name}: image diff`);
     const dimg = join(dir, 'a-to-b.dimg');
-    const diff = await runMeasured(['node', CLI, 'image', 'diff', `docker-archive:${archive.a}`, `docker-archive:${archive.b}`, '-o', dimg, '--json', '--tmp-dir', dir]);
+    const diff = await runMeasured([
+      'node',
+      CLI,
+      'image',
+      'diff',
+      `docker-archive:${archive.a}`,
+      `docker-archive:${archive.b}`,
+      '-o',
+      dimg,
+      '--json',
+      '--tmp-dir',
+      dir,
+    ]);
     if (!diff.ok) throw new Error(`image diff failed: ${diff.error}`);
     log(`${pair.name}: image apply`);
     const restored = join(dir, 'b-restored.tar');
-    const apply = await runMeasured(['node', CLI, 'image', 'apply', `docker-archive:${archive.a}`, dimg, '-o', `docker-archive:${restored}`, '-q', '--tmp-dir', dir]);
+    const apply = await runMeasured([
+      'node',
+      CLI,
+      'image',
+      'apply',
+      `docker-archive:${archive.a}`,
+      dimg,
+      '-o',
+      `docker-archive:${restored}`,
+      '-q',
+      '--tmp-dir',
+      dir,
+    ]);
     if (!apply.ok) throw new Error(`image apply failed: ${apply.error}`);
     const verify = await execa('node', [CLI, 'image', 'verify', `docker-archive:${restored}`, '--against', dimg], { reject: false });
     await docker(['rmi', refs.b]);

@@ -56,7 +56,23 @@ const TREE_PAIRS = [
 
 const TOOLS = {
   ours: {
-    encode: (a, b, d) => ['node', CLI, 'vcdiff', 'encode', '--level', '9', '--secondary', 'djw', '--window', String(WINDOW), '-q', '-s', a, b, d],
+    encode: (a, b, d) => [
+      'node',
+      CLI,
+      'vcdiff',
+      'encode',
+      '--level',
+      '9',
+      '--secondary',
+      'djw',
+      '--window',
+      String(WINDOW),
+      '-q',
+      '-s',
+      a,
+      b,
+      d,
+    ],
     decode: (a, d, o) => ['node', CLI, 'vcdiff', 'decode', '--window', String(WINDOW), '-q', '-s', a, d, o],
   },
   xdelta3: {
@@ -84,7 +100,9 @@ function parseOptions(argv) {
     else if (arg === '--repeat' && Number(argv[i + 1]) >= 1) opts.repeat = Math.floor(Number(argv[++i]));
     else if (arg === '--pairs' && argv[i + 1]) opts.pairs = argv[++i].split(',');
     else {
-      console.error('usage: node bench/run.mjs [--only files|trees] [--quick] [--render] [--results DIR] [--reuse-zstd] [--repeat N] [--pairs a,b]');
+      console.error(
+        'usage: node bench/run.mjs [--only files|trees] [--quick] [--render] [--results DIR] [--reuse-zstd] [--repeat N] [--pairs a,b]',
+      );
       process.exit(2);
     }
   }
@@ -188,7 +206,12 @@ async function measureSmallFiles() {
   };
   const xdelta3Jobs = (tag, parallel) => {
     const jobs = withDelta(tag);
-    const scripts = Array.from({ length: parallel }, (_, k) => xdelta3Script(`${tag}${k}`, jobs.filter((_, i) => i % parallel === k)));
+    const scripts = Array.from({ length: parallel }, (_, k) =>
+      xdelta3Script(
+        `${tag}${k}`,
+        jobs.filter((_, i) => i % parallel === k),
+      ),
+    );
     const argv = parallel === 1 ? ['bash', scripts[0]] : ['bash', '-c', scripts.map((s) => `bash ${shellQuote(s)} &`).join(' ') + ' wait'];
     return { jobs, argv };
   };
@@ -261,7 +284,11 @@ async function repeatTreeTimings(row, pair, a, b, dir) {
   const applies = await runAlternating(
     [
       { key: 'cp', argv: ['cp', '-a', b, join(dir, 'cp-out')], before: fresh(join(dir, 'cp-out')) },
-      { key: 'apply', argv: ['node', CLI, 'apply', a, delta, '--out', join(dir, 'rep-out'), '--json', '-q'], before: fresh(join(dir, 'rep-out')) },
+      {
+        key: 'apply',
+        argv: ['node', CLI, 'apply', a, delta, '--out', join(dir, 'rep-out'), '--json', '-q'],
+        before: fresh(join(dir, 'rep-out')),
+      },
     ],
     OPTIONS.repeat,
   );
@@ -288,7 +315,12 @@ async function measureOursTree(a, b, dir) {
   const layerBytes = gzipLayerBytes(delta);
   const apply = await runMeasured(['node', CLI, 'apply', a, delta, '--out', out, '--json', '-q']);
   const check = apply.ok ? await compareTrees(b, out) : null;
-  return { layerBytes, diff: { ...diff, stdout: undefined, report: parseJson(diff.stdout) }, apply: { ...apply, stdout: undefined }, check };
+  return {
+    layerBytes,
+    diff: { ...diff, stdout: undefined, report: parseJson(diff.stdout) },
+    apply: { ...apply, stdout: undefined },
+    check,
+  };
 }
 
 async function measureAlgoTree(a, b, dir) {
@@ -300,7 +332,8 @@ async function measureAlgoTree(a, b, dir) {
 async function measureZstdTree(pair, fileResults, previous) {
   if (pair.id === 'big') {
     const filePair = fileResults?.find((r) => r.id === 'big')?.tools.zstd;
-    if (filePair?.encode.ok) return { bytes: filePair.deltaBytes, encode: filePair.encode, note: 'the big file pair (one file: the tar is the file)' };
+    if (filePair?.encode.ok)
+      return { bytes: filePair.deltaBytes, encode: filePair.encode, note: 'the big file pair (one file: the tar is the file)' };
   }
   const before = previous?.find((r) => r.id === pair.id)?.zstd;
   if (before?.encode?.ok) return { ...before, reusedFrom: before.reusedFrom ?? previous.measuredAt };
@@ -373,7 +406,11 @@ function carryOver(results, opts) {
     if (!previous[key]) continue;
     results[key] = previous[key];
     const level = key === 'trees' ? 'trees' : 'files';
-    results.stages[level] = stamp[level] ?? { date: previous.machine.date, commit: previous.machine.commit, seconds: previous.totalSeconds };
+    results.stages[level] = stamp[level] ?? {
+      date: previous.machine.date,
+      commit: previous.machine.commit,
+      seconds: previous.totalSeconds,
+    };
   }
 }
 
@@ -386,7 +423,9 @@ function withEarlierRows(rows, previous, level, order, commit) {
   for (const r of rows) r.measuredAt ??= { date: now, commit };
   if (!previous?.[level]) return rows;
   const stage = previous.stages?.[level] ?? { date: previous.machine.date, commit: previous.machine.commit };
-  const byId = new Map(previous[level].map((r) => [r.id, { ...r, measuredAt: r.measuredAt ?? { date: stage.date, commit: stage.commit } }]));
+  const byId = new Map(
+    previous[level].map((r) => [r.id, { ...r, measuredAt: r.measuredAt ?? { date: stage.date, commit: stage.commit } }]),
+  );
   for (const r of rows) byId.set(r.id, r);
   return order.map((p) => byId.get(p.id)).filter(Boolean);
 }
@@ -433,7 +472,13 @@ async function main() {
   const previous = opts.pairs && existsSync(RESULTS_JSON) ? JSON.parse(readFileSync(RESULTS_JSON, 'utf8')) : null;
   if (opts.only !== 'trees') {
     const since = Date.now();
-    results.files = withEarlierRows(await measureFilePairs(pick(FILE_PAIRS), previousFileRows), previous, 'files', FILE_PAIRS, machine.commit);
+    results.files = withEarlierRows(
+      await measureFilePairs(pick(FILE_PAIRS), previousFileRows),
+      previous,
+      'files',
+      FILE_PAIRS,
+      machine.commit,
+    );
     checkpoint();
     if (!opts.pairs) results.smallFiles = await measureSmallFiles();
     else results.smallFiles = previous?.smallFiles ?? null;

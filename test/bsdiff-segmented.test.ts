@@ -33,7 +33,6 @@ afterAll(async () => {
 const p = (name: string) => join(dir, name);
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-
 /** "Recompiled": every 64th 32-bit word moved by +0x40, as shifted addresses are. */
 function recompiled(code: Buffer): Buffer {
   const out = Buffer.from(code);
@@ -106,7 +105,12 @@ describe('segmented bsdiff patches', () => {
     const good = await readFile(p('dmg.bsd'));
     const cases: [string, Buffer, string, RegExp][] = [
       ['truncated', good.subarray(0, good.length - 5), 'CORRUPT_DELTA', /segment table/],
-      ['table length', Buffer.concat([good.subarray(0, good.length - 8), Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0])]), 'CORRUPT_DELTA', /segment table length/],
+      [
+        'table length',
+        Buffer.concat([good.subarray(0, good.length - 8), Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0])]),
+        'CORRUPT_DELTA',
+        /segment table length/,
+      ],
       ['table byte', flip(good, good.length - 8 - 32 - 3), 'CORRUPT_DELTA', /damaged/],
       ['segment byte', flip(good, 200), 'CORRUPT_DELTA', /damaged/],
     ];

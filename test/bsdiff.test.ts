@@ -37,7 +37,6 @@ function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-
 /** Encodes, decodes into a fresh OUT, checks every byte and the reported sizes and hashes. */
 async function roundTrip(source: string, target: string, name: string) {
   const patch = p(`${name}.bsd`);
@@ -246,7 +245,15 @@ describe('damaged and hostile patches', () => {
   }
 
   it('rejects a patch cut anywhere (header, control, diff, extra)', async () => {
-    for (const length of [0, 10, header.headerBytes - 1, header.headerBytes, header.headerBytes + 5, Math.floor(patch.length / 2), patch.length - 1]) {
+    for (const length of [
+      0,
+      10,
+      header.headerBytes - 1,
+      header.headerBytes,
+      header.headerBytes + 5,
+      Math.floor(patch.length / 2),
+      patch.length - 1,
+    ]) {
       await expectDecodeRejected(source, await variant(`cut${length}`, patch.subarray(0, length)), 'CORRUPT_DELTA', /dmg|cut/);
     }
   });
@@ -269,7 +276,10 @@ describe('damaged and hostile patches', () => {
     await expectDecodeRejected(source, await variant('version', version), 'UNSUPPORTED_VERSION', /DIMGBSD9/);
     const lengths = reheadered({ ...header, targetSize: header.targetSize + 1 });
     await expectDecodeRejected(source, await variant('lengths', lengths), 'CORRUPT_DELTA', /add up/);
-    const stored = reheadered({ ...header, sections: { ...header.sections, diff: { ...header.sections.diff, storedLength: header.sections.diff.storedLength + 1 } } });
+    const stored = reheadered({
+      ...header,
+      sections: { ...header.sections, diff: { ...header.sections.diff, storedLength: header.sections.diff.storedLength + 1 } },
+    });
     await expectDecodeRejected(source, await variant('stored', stored), 'CORRUPT_DELTA', /add up/);
     const huge = reheadered({ ...header, sections: { ...header.sections, control: { ...header.sections.control, rawLength: 2 ** 60 } } });
     await expectDecodeRejected(source, await variant('huge', huge), 'CORRUPT_DELTA', /out of range/);
@@ -328,26 +338,122 @@ describe('damaged and hostile patches', () => {
   it('rejects out-of-range seeks, reads past the source, steps past the target, and empty steps', async () => {
     const src = await writeBytes('tiny.a', noise(100, 30));
     const ten = Buffer.alloc(10);
-    await expectDecodeRejected(src, await crafted('seek-neg', 100, [[5, 0, -6], [5, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /seeks outside/);
-    await expectDecodeRejected(src, await crafted('seek-far', 100, [[5, 0, 96], [5, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /seeks outside/);
-    await expectDecodeRejected(src, await crafted('read-past', 100, [[0, 0, 95], [10, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /past the end of the source/);
-    await expectDecodeRejected(src, await crafted('past-target', 100, [[11, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /past the target/);
-    await expectDecodeRejected(src, await crafted('empty-step', 100, [[5, 0, 0], [0, 0, 0], [5, 0, 0]], ten, Buffer.alloc(0)), 'CORRUPT_DELTA', /empty/);
-    await expectDecodeRejected(src, await crafted('short-diff', 100, [[5, 0, 0], [5, 0, 0]], Buffer.alloc(8), Buffer.from('ab')), 'CORRUPT_DELTA', /more diff bytes/);
+    await expectDecodeRejected(
+      src,
+      await crafted(
+        'seek-neg',
+        100,
+        [
+          [5, 0, -6],
+          [5, 0, 0],
+        ],
+        ten,
+        Buffer.alloc(0),
+      ),
+      'CORRUPT_DELTA',
+      /seeks outside/,
+    );
+    await expectDecodeRejected(
+      src,
+      await crafted(
+        'seek-far',
+        100,
+        [
+          [5, 0, 96],
+          [5, 0, 0],
+        ],
+        ten,
+        Buffer.alloc(0),
+      ),
+      'CORRUPT_DELTA',
+      /seeks outside/,
+    );
+    await expectDecodeRejected(
+      src,
+      await crafted(
+        'read-past',
+        100,
+        [
+          [0, 0, 95],
+          [10, 0, 0],
+        ],
+        ten,
+        Buffer.alloc(0),
+      ),
+      'CORRUPT_DELTA',
+      /past the end of the source/,
+    );
+    await expectDecodeRejected(
+      src,
+      await crafted('past-target', 100, [[11, 0, 0]], ten, Buffer.alloc(0)),
+      'CORRUPT_DELTA',
+      /past the target/,
+    );
+    await expectDecodeRejected(
+      src,
+      await crafted(
+        'empty-step',
+        100,
+        [
+          [5, 0, 0],
+          [0, 0, 0],
+          [5, 0, 0],
+        ],
+        ten,
+        Buffer.alloc(0),
+      ),
+      'CORRUPT_DELTA',
+      /empty/,
+    );
+    await expectDecodeRejected(
+      src,
+      await crafted(
+        'short-diff',
+        100,
+        [
+          [5, 0, 0],
+          [5, 0, 0],
+        ],
+        Buffer.alloc(8),
+        Buffer.from('ab'),
+      ),
+      'CORRUPT_DELTA',
+      /more diff bytes/,
+    );
   });
 
   it('rejects a diff section that breaks its run-length form', async () => {
     const src = await writeBytes('tiny3.a', noise(100, 32));
     const ten = Buffer.alloc(10);
     const steps: Array<[number, number, number]> = [[10, 0, 0]];
-    await expectDecodeRejected(src, await crafted('zero-literal', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([3, 0, 6])), 'CORRUPT_DELTA', /zero where/);
-    await expectDecodeRejected(src, await crafted('long-run', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([50])), 'CORRUPT_DELTA', /expands past/);
-    await expectDecodeRejected(src, await crafted('trailing', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([10, 7])), 'CORRUPT_DELTA', /unused|longer/);
+    await expectDecodeRejected(
+      src,
+      await crafted('zero-literal', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([3, 0, 6])),
+      'CORRUPT_DELTA',
+      /zero where/,
+    );
+    await expectDecodeRejected(
+      src,
+      await crafted('long-run', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([50])),
+      'CORRUPT_DELTA',
+      /expands past/,
+    );
+    await expectDecodeRejected(
+      src,
+      await crafted('trailing', 100, steps, ten, Buffer.alloc(0), Uint8Array.from([10, 7])),
+      'CORRUPT_DELTA',
+      /unused|longer/,
+    );
   });
 
   it('rejects well-formed steps whose output does not match the recorded sha256', async () => {
     const src = await writeBytes('tiny2.a', noise(100, 31));
-    await expectDecodeRejected(src, await crafted('bad-sha', 100, [[10, 0, 0]], Buffer.alloc(10), Buffer.alloc(0)), 'CORRUPT_DELTA', /sha256/);
+    await expectDecodeRejected(
+      src,
+      await crafted('bad-sha', 100, [[10, 0, 0]], Buffer.alloc(10), Buffer.alloc(0)),
+      'CORRUPT_DELTA',
+      /sha256/,
+    );
   });
 });
 
@@ -361,7 +467,15 @@ describe('pinned output', () => {
   /** A binary-like pair: code-like noise, zero padding, a repeated table, shifted words, moves. */
   function binaryLikePair(): { source: Buffer; target: Buffer } {
     const table = noise(3000, 41);
-    const source = Buffer.concat([noise(150_000, 42), Buffer.alloc(40_000), table, table, table, noise(60_000, 43), Buffer.from('abcabcab'.repeat(5000))]);
+    const source = Buffer.concat([
+      noise(150_000, 42),
+      Buffer.alloc(40_000),
+      table,
+      table,
+      table,
+      noise(60_000, 43),
+      Buffer.from('abcabcab'.repeat(5000)),
+    ]);
     const shifted = Buffer.from(source);
     for (let i = 0; i + 4 <= 150_000; i += 48) shifted.writeUInt32LE((shifted.readUInt32LE(i) + 0x1040) >>> 0, i);
     const target = Buffer.concat([

@@ -214,7 +214,8 @@ describe('exact deflate refuses what does not fit', () => {
     bad.push(encodeRecipe({ ...parsed, decompressedSize: parsed.decompressedSize + 1 }));
     bad.push(encodeRecipe({ ...parsed, compressedSize: 3 }));
     bad.push(encodeRecipe({ ...parsed, members: [{ ...parsed.members[0]!, trailer: Buffer.alloc(3) }] }));
-    for (const bytes of bad) expect(() => rebuild(bytes, Readable.from([data]))).toThrow(expect.objectContaining({ name: 'DeltaimgError' }));
+    for (const bytes of bad)
+      expect(() => rebuild(bytes, Readable.from([data]))).toThrow(expect.objectContaining({ name: 'DeltaimgError' }));
     // Token bytes flipped: the brotli or token decoder, or the final digest check, refuses it.
     for (const offset of [5, 100, 1000, parsed.tokens.length - 3]) {
       const tokens = Buffer.from(parsed.tokens);
@@ -233,7 +234,10 @@ describe('exact deflate refuses what does not fit', () => {
   it('streams that are not what they claim are reported, not recorded', async () => {
     const notGzip = join(dir, 'not.gz');
     await writeFile(notGzip, 'plain text, not gzip');
-    const outcome = await makeRecipe('gzip', { compressed: () => createReadStream(notGzip), decompressed: () => createReadStream(notGzip) });
+    const outcome = await makeRecipe('gzip', {
+      compressed: () => createReadStream(notGzip),
+      decompressed: () => createReadStream(notGzip),
+    });
     expect(outcome).toMatchObject({ kind: 'not-rebuildable' });
     const truncated = join(dir, 'truncated.gz');
     await writeFile(truncated, (await readFile(gz)).subarray(0, 5000));

@@ -49,7 +49,10 @@ afterAll(async () => {
 async function treesFor(arch: 'x86-64' | 'arm64'): Promise<{ a: string; b: string }> {
   const a = join(work, `${arch}-a`);
   const b = join(work, `${arch}-b`);
-  for (const [dir, prog] of [[a, programs[arch]!.a], [b, programs[arch]!.b]] as const) {
+  for (const [dir, prog] of [
+    [a, programs[arch]!.a],
+    [b, programs[arch]!.b],
+  ] as const) {
     await mkdir(join(dir, 'usr/bin'), { recursive: true });
     await cp(prog, join(dir, 'usr/bin/prog'));
     await writeFile(join(dir, 'usr/README'), 'the same in both\n');
@@ -112,7 +115,9 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
     const patch = join(work, `${arch}-exe.bsd`);
     await encodeTransformed(files, exe, scratch, (s, t) => bsdiffEncode(s, t, patch));
     const out = Buffer.from(join(work, `${arch}-streamed`));
-    const written = await decodeTransformedFile(exe, source, out, files.target.size, scratch, (s, o) => bsdiffDecode(s, patch, o, { targetSize: files.target.size }));
+    const written = await decodeTransformedFile(exe, source, out, files.target.size, scratch, (s, o) =>
+      bsdiffDecode(s, patch, o, { targetSize: files.target.size }),
+    );
     const want = await readFile(target);
     expect((await readFile(out)).equals(want)).toBe(true);
     expect(written.bytes).toBe(want.length);
@@ -127,10 +132,31 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
     const exe = prog.content.exe;
     const size = (await stat(programs[arch]!.a)).size;
     const cases: [string, unknown, DeltaimgError['code'], RegExp][] = [
-      ['outside', { ...encodePairTransform(exe), source: { ...encodePairTransform(exe).source as object, regions: [[0, size + 1, 0]] } }, 'CORRUPT_DELTA', /does not fit the files/],
-      ['malformed', { ...encodePairTransform(exe), target: { arch, rangeBits: 99, regions: 'all' } }, 'CORRUPT_DELTA', /invalid executable transform: target/],
+      [
+        'outside',
+        { ...encodePairTransform(exe), source: { ...(encodePairTransform(exe).source as object), regions: [[0, size + 1, 0]] } },
+        'CORRUPT_DELTA',
+        /does not fit the files/,
+      ],
+      [
+        'malformed',
+        { ...encodePairTransform(exe), target: { arch, rangeBits: 99, regions: 'all' } },
+        'CORRUPT_DELTA',
+        /invalid executable transform: target/,
+      ],
       // Well-formed but not what the patch was made with: the decoded bytes fail their check.
-      ['wrong-vaddr', { source: { ...encodePairTransform(exe).source as object, regions: [[exe.source.regions[0]!.offset, exe.source.regions[0]!.size, 4096]] }, target: encodePairTransform(exe).target }, 'CORRUPT_DELTA', /bsdiff|damaged|does not match/],
+      [
+        'wrong-vaddr',
+        {
+          source: {
+            ...(encodePairTransform(exe).source as object),
+            regions: [[exe.source.regions[0]!.offset, exe.source.regions[0]!.size, 4096]],
+          },
+          target: encodePairTransform(exe).target,
+        },
+        'CORRUPT_DELTA',
+        /bsdiff|damaged|does not match/,
+      ],
     ];
     for (const [name, hostile, code, why] of cases) {
       const crafted = join(work, `${arch}-crafted-${name}`);
@@ -147,7 +173,12 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
         .join('\n');
       expect(patched).not.toBe(text);
       await craftRaw(crafted, patched);
-      await expectRefused(applyDelta(a, crafted, join(work, `${arch}-out-${name}`), { pool }), code, join(work, `${arch}-out-${name}`), why);
+      await expectRefused(
+        applyDelta(a, crafted, join(work, `${arch}-out-${name}`), { pool }),
+        code,
+        join(work, `${arch}-out-${name}`),
+        why,
+      );
     }
   });
 });

@@ -1,6 +1,20 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFile, cp, link, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  cp,
+  link,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  symlink,
+  truncate,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -269,7 +283,10 @@ describe('crafted deltas are refused before anything is written', () => {
     ['a parent-directory path', [rootRecord(), file('../escape', 'x')]],
     ['an absolute path', [rootRecord(), file('/etc/passwd', 'x')]],
     ['a dot-dot component', [rootRecord(), dir('a'), file('a/../../b', 'x')]],
-    ['a write through a symlink it created', [rootRecord(), { path: rel('link'), kind: 'symlink', meta: META, target: '/etc' }, file('link/passwd', 'x')]],
+    [
+      'a write through a symlink it created',
+      [rootRecord(), { path: rel('link'), kind: 'symlink', meta: META, target: '/etc' }, file('link/passwd', 'x')],
+    ],
     ['a child of a file', [rootRecord(), file('f', 'x'), file('f/g', 'y')]],
     ['a repeated path', [rootRecord(), file('f', 'x'), file('f', 'y')]],
     ['a hardlink to an unlisted file', [rootRecord(), { path: rel('h'), kind: 'hardlink', meta: META, linkTo: rel('etc/shadow') }]],

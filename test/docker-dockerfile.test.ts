@@ -14,11 +14,23 @@ import { envOrderNote, storageNote } from '../src/docker/plan.js';
 import { imageRefToken, quoted } from '../src/docker/syntax.js';
 import { DeltaimgError } from '../src/util/errors.js';
 
-const A: ImageInfo = { ref: 'app:1', id: `sha256:${'a'.repeat(64)}`, config: { Cmd: ['/bin/app'] }, layers: [], os: 'linux', architecture: 'amd64' };
+const A: ImageInfo = {
+  ref: 'app:1',
+  id: `sha256:${'a'.repeat(64)}`,
+  config: { Cmd: ['/bin/app'] },
+  layers: [],
+  os: 'linux',
+  architecture: 'amd64',
+};
 const B: ImageInfo = {
   ref: 'registry.local:5000/team/app:2',
   id: `sha256:${'b'.repeat(64)}`,
-  config: { Env: ['PATH=/bin', 'QUOTE=say "hi" \\ $HOME'], Cmd: ['/bin/app', '--port', '80'], User: '1000:1000', Labels: { 'org.example.v': '2' } },
+  config: {
+    Env: ['PATH=/bin', 'QUOTE=say "hi" \\ $HOME'],
+    Cmd: ['/bin/app', '--port', '80'],
+    User: '1000:1000',
+    Labels: { 'org.example.v': '2' },
+  },
   layers: [],
   os: 'linux',
   architecture: 'amd64',
@@ -54,7 +66,11 @@ function unquote(word: string): string {
 /** LABEL "k"="v" pairs of the Dockerfile's last LABEL, read back as the builder would. */
 function labelsOf(dockerfile: string): Record<string, string> {
   const joined = dockerfile.replace(/ \\\n\s*/g, ' ');
-  const line = joined.split('\n').filter((l) => l.startsWith('LABEL ')).pop() ?? '';
+  const line =
+    joined
+      .split('\n')
+      .filter((l) => l.startsWith('LABEL '))
+      .pop() ?? '';
   const out: Record<string, string> = {};
   for (const m of line.slice(6).matchAll(/("(?:[^"\\]|\\.)*")=("(?:[^"\\]|\\.)*")/g)) out[unquote(m[1]!)] = unquote(m[2]!);
   return out;
@@ -72,7 +88,16 @@ describe('diff Dockerfile', () => {
     ]);
     const run = execArgs(df, 'RUN');
     // --progress plain: lines in the build log instead of silence.
-    expect(run.slice(0, 8)).toEqual(['/opt/deltaimg/deltaimg', 'diff', '/__src__', '/__dst__', '--out', '/__delta__', '--progress', 'plain']);
+    expect(run.slice(0, 8)).toEqual([
+      '/opt/deltaimg/deltaimg',
+      'diff',
+      '/__src__',
+      '/__dst__',
+      '--out',
+      '/__delta__',
+      '--progress',
+      'plain',
+    ]);
     expect(run[8]).toBe('--annotations-json');
     const annotations = JSON.parse(run[9]!) as { docker: { base: { id: string }; target: { id: string; config: unknown } } };
     expect(annotations.docker.base.id).toBe(A.id);
@@ -88,10 +113,15 @@ describe('diff Dockerfile', () => {
     // The target config survives the label quoting byte for byte ($, quotes, backslashes).
     expect(JSON.parse(labels[LABELS.targetConfig]!)).toEqual(B.config);
     const meta = readDeltaImage({ ...A, ref: 'app:1-to-2', config: { Labels: labels } });
-    expect(meta).toMatchObject({ version: 1, linked: true, base: { ref: 'app:1', id: A.id }, target: { ref: B.ref, id: B.id, config: B.config } });
+    expect(meta).toMatchObject({
+      version: 1,
+      linked: true,
+      base: { ref: 'app:1', id: A.id },
+      target: { ref: B.ref, id: B.id, config: B.config },
+    });
   });
 
-  it('--copy: the runtime and both roots COPY\'d into the scratch stage, then the same RUN, no --mount', () => {
+  it("--copy: the runtime and both roots COPY'd into the scratch stage, then the same RUN, no --mount", () => {
     const df = diffDockerfile({ base: A, target: B, runtimeImage: 'rt:1', linked: true, toolVersion: '1', shape: 'copy' });
     const instructions = instructionsOf(df);
     expect(instructions.slice(0, 4)).toEqual([
@@ -129,18 +159,37 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=rt:1,source=/opt/deltaimg,target=/opt/deltaimg',
       '--mount=type=bind,from=app:1-to-2,source=/,target=/__src__',
     ]);
-    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__src__/__delta__', '--out', '/__out__', '--progress', 'plain']);
+    expect(execArgs(df, 'RUN')).toEqual([
+      '/opt/deltaimg/deltaimg',
+      'apply',
+      '/__src__',
+      '/__src__/__delta__',
+      '--out',
+      '/__out__',
+      '--progress',
+      'plain',
+    ]);
     const tail = instructions.slice(instructions.indexOf('FROM scratch'));
     expect(tail.slice(0, 2)).toEqual(['FROM scratch', 'COPY --from=deltaimg-applied /__out__/ /']);
     expect(tail.slice(2)).toEqual(instructionsOf(configInstructions(B.config).join('\n')));
     expect(execArgs(df, 'CMD')).toEqual(B.config.Cmd);
   });
 
-  it('--copy apply: the delta image\'s root (A plus the delta) copied in; unlinked: A and the delta apart', () => {
-    const linked = instructionsOf(applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', shape: 'copy' }));
-    expect(linked.slice(0, 3)).toEqual(['FROM scratch AS deltaimg-applied', 'COPY --from=rt:1 /opt/deltaimg /opt/deltaimg', 'COPY --from=app:1-to-2 / /__src__/']);
-    expect(linked[3]).toBe('RUN ["/opt/deltaimg/deltaimg","apply","/__src__","/__src__/__delta__","--out","/__out__","--progress","plain"]');
-    const unlinked = instructionsOf(applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', unlinkedSource: 'app:1', toolVersion: '1', shape: 'copy' }));
+  it("--copy apply: the delta image's root (A plus the delta) copied in; unlinked: A and the delta apart", () => {
+    const linked = instructionsOf(
+      applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', shape: 'copy' }),
+    );
+    expect(linked.slice(0, 3)).toEqual([
+      'FROM scratch AS deltaimg-applied',
+      'COPY --from=rt:1 /opt/deltaimg /opt/deltaimg',
+      'COPY --from=app:1-to-2 / /__src__/',
+    ]);
+    expect(linked[3]).toBe(
+      'RUN ["/opt/deltaimg/deltaimg","apply","/__src__","/__src__/__delta__","--out","/__out__","--progress","plain"]',
+    );
+    const unlinked = instructionsOf(
+      applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', unlinkedSource: 'app:1', toolVersion: '1', shape: 'copy' }),
+    );
     expect(unlinked.slice(2, 4)).toEqual(['COPY --from=app:1 / /__src__/', 'COPY --from=app:1-to-2 /__delta__ /__delta__']);
     expect(unlinked).toContain('COPY --from=deltaimg-applied /__out__/ /');
   });
@@ -151,15 +200,35 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=app:1,source=/,target=/__src__',
       '--mount=type=bind,from=app:1-to-2,source=/__delta__,target=/__delta__',
     ]);
-    expect(execArgs(df, 'RUN')).toEqual(['/opt/deltaimg/deltaimg', 'apply', '/__src__', '/__delta__', '--out', '/__out__', '--progress', 'plain']);
+    expect(execArgs(df, 'RUN')).toEqual([
+      '/opt/deltaimg/deltaimg',
+      'apply',
+      '/__src__',
+      '/__delta__',
+      '--out',
+      '/__out__',
+      '--progress',
+      'plain',
+    ]);
   });
 
   it('--layered: FROM A, one RUN with every mount inside /dev, the fix-up COPY, then the target config', () => {
-    const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', layered: { baseImage: 'app:1', runAsRoot: false } });
+    const df = applyDockerfile({
+      deltaImage: 'app:1-to-2',
+      meta,
+      runtimeImage: 'rt:1',
+      toolVersion: '1',
+      layered: { baseImage: 'app:1', runAsRoot: false },
+    });
     const instructions = instructionsOf(df);
     const fixupStage = instructions.slice(instructions.indexOf('FROM scratch AS deltaimg-fixup'));
     expect(JSON.parse(fixupStage[1]!.slice(fixupStage[1]!.indexOf(' [') + 1))).toEqual([
-      '/opt/deltaimg/deltaimg', 'layer-fixup', '/__src__', '/__dst__', '--out', '/__fixup__',
+      '/opt/deltaimg/deltaimg',
+      'layer-fixup',
+      '/__src__',
+      '/__dst__',
+      '--out',
+      '/__fixup__',
     ]);
     const tail = instructions.slice(instructions.indexOf('FROM app:1'));
     expect(tail[0]).toBe('FROM app:1');
@@ -171,14 +240,26 @@ describe('apply Dockerfile', () => {
       '--mount=type=bind,from=deltaimg-fixup,source=/__fixup__,target=/dev/.deltaimg/fixup',
     ]);
     expect(JSON.parse(tail[1]!.slice(tail[1]!.indexOf(' [') + 1))).toEqual([
-      '/dev/.deltaimg/runtime/deltaimg', 'layer-sync', '/dev/.deltaimg/base', '/dev/.deltaimg/target', '/', '--fixup', '/dev/.deltaimg/fixup',
+      '/dev/.deltaimg/runtime/deltaimg',
+      'layer-sync',
+      '/dev/.deltaimg/base',
+      '/dev/.deltaimg/target',
+      '/',
+      '--fixup',
+      '/dev/.deltaimg/fixup',
     ]);
     expect(tail[2]).toBe('COPY --from=deltaimg-fixup /__fixup__/ /');
     expect(tail.slice(3)).toEqual(instructionsOf(configInstructions(B.config).join('\n')));
   });
 
   it('--layered on a base with a non-root USER runs the sync as root', () => {
-    const df = applyDockerfile({ deltaImage: 'app:1-to-2', meta, runtimeImage: 'rt:1', toolVersion: '1', layered: { baseImage: 'app:1', runAsRoot: true } });
+    const df = applyDockerfile({
+      deltaImage: 'app:1-to-2',
+      meta,
+      runtimeImage: 'rt:1',
+      toolVersion: '1',
+      layered: { baseImage: 'app:1', runAsRoot: true },
+    });
     const instructions = instructionsOf(df);
     expect(instructions[instructions.indexOf('FROM app:1') + 1]).toBe('USER 0:0');
     expect(needsRootForRun({ User: 'app' })).toBe(true);
@@ -193,7 +274,12 @@ describe('--layered config check (the target config written over the base config
   const ok = (a: ImageInfo['config'], b: ImageInfo['config']) => () => checkLayeredConfig(a, b, 'app:1');
 
   it('accepts what instructions can add or override', () => {
-    expect(ok({ Env: ['PATH=/bin', 'A=1'], Cmd: ['/a'], Labels: { x: '1' }, User: 'a' }, { Env: ['PATH=/usr/bin', 'A=2', 'B=3'], Entrypoint: ['/b'], Labels: { x: '2', y: '1' }, User: 'b' })).not.toThrow();
+    expect(
+      ok(
+        { Env: ['PATH=/bin', 'A=1'], Cmd: ['/a'], Labels: { x: '1' }, User: 'a' },
+        { Env: ['PATH=/usr/bin', 'A=2', 'B=3'], Entrypoint: ['/b'], Labels: { x: '2', y: '1' }, User: 'b' },
+      ),
+    ).not.toThrow();
     expect(ok({}, B.config)).not.toThrow();
     expect(ok({ Env: ['X=1'] }, { Env: ['X=1', 'PATH=/bin'] })).not.toThrow();
   });
@@ -260,7 +346,9 @@ describe('config instructions', () => {
 
   it('HEALTHCHECK NONE and exec-form checks', () => {
     expect(configInstructions({ Healthcheck: { Test: ['NONE'] } })).toEqual(['HEALTHCHECK NONE']);
-    expect(configInstructions({ Healthcheck: { Test: ['CMD', '/probe', '-q'], Interval: 5e9 } })).toEqual(['HEALTHCHECK --interval=5s CMD ["/probe","-q"]']);
+    expect(configInstructions({ Healthcheck: { Test: ['CMD', '/probe', '-q'], Interval: 5e9 } })).toEqual([
+      'HEALTHCHECK --interval=5s CMD ["/probe","-q"]',
+    ]);
   });
 
   it('refuses what a Dockerfile cannot express, naming it', () => {
@@ -278,11 +366,13 @@ describe('config instructions', () => {
     refuse({ Labels: { k: 'a\r\nb' } }, /label k holds a newline/);
     refuse({ Volumes: { '/data/$X': {} } }, /volume path .* holds a \$/);
     refuse({ Env: ['BAD KEY=1'] }, /environment variable name "BAD KEY"/);
-    refuse({ ExposedPorts: { 'http': {} } }, /exposed port "http"/);
+    refuse({ ExposedPorts: { http: {} } }, /exposed port "http"/);
   });
 
   it('pickConfig drops empty fields so equal configs compare equal', () => {
-    expect(pickConfig({ Env: null, Cmd: ['x'], WorkingDir: '', Labels: {}, Volumes: null, Hostname: 'h', Entrypoint: null })).toEqual({ Cmd: ['x'] });
+    expect(pickConfig({ Env: null, Cmd: ['x'], WorkingDir: '', Labels: {}, Volumes: null, Hostname: 'h', Entrypoint: null })).toEqual({
+      Cmd: ['x'],
+    });
   });
 });
 
@@ -307,10 +397,20 @@ describe('apply notes', () => {
     readDeltaImage({
       ...A,
       ref: 'app:1-to-2',
-      config: { Labels: labelsOf(diffDockerfile({ base: { ...A, size: sizes.base }, target: { ...B, size: sizes.target }, runtimeImage: 'rt:1', linked: true, toolVersion: '1' })) },
+      config: {
+        Labels: labelsOf(
+          diffDockerfile({
+            base: { ...A, size: sizes.base },
+            target: { ...B, size: sizes.target },
+            runtimeImage: 'rt:1',
+            linked: true,
+            toolVersion: '1',
+          }),
+        ),
+      },
     });
 
-  it('the sizes recorded at diff time say what the flattened B\' costs and what --layered keeps', () => {
+  it("the sizes recorded at diff time say what the flattened B' costs and what --layered keeps", () => {
     const m = meta({ base: 120_000_000, target: 121_000_000 });
     expect(m.base.size).toBe(120_000_000);
     expect(m.target.size).toBe(121_000_000);

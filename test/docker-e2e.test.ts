@@ -113,7 +113,10 @@ describeDocker(
 
       const [want, got] = await Promise.all([inspectImage(B, { docker: DOCKER }), inspectImage(restored, { docker: DOCKER })]);
       expect(got.config).toEqual(want.config);
-      expect(pickConfig(got.config as Record<string, unknown>).Labels).toEqual({ 'org.example.version': '2', 'org.example.note': 'it\'s "B"' });
+      expect(pickConfig(got.config as Record<string, unknown>).Labels).toEqual({
+        'org.example.version': '2',
+        'org.example.note': 'it\'s "B"',
+      });
 
       const run = (ref: string) => docker(['run', '--rm', '--network=none', ref]);
       const [wantOut, gotOut] = await Promise.all([run(B), run(restored)]);
@@ -130,7 +133,11 @@ describeDocker(
       // The runtime's progress lines, in BuildKit's plain log.
       expect(built.all).toMatch(/^#\d+ [\d.]+ deltaimg: diff +\d+\/\d+ /m);
 
-      const [a, delta, b] = await Promise.all([inspectImage(A, { docker: DOCKER }), inspectImage(aToB, { docker: DOCKER }), inspectImage(B, { docker: DOCKER })]);
+      const [a, delta, b] = await Promise.all([
+        inspectImage(A, { docker: DOCKER }),
+        inspectImage(aToB, { docker: DOCKER }),
+        inspectImage(B, { docker: DOCKER }),
+      ]);
       expect(delta.layers.slice(0, -1)).toEqual(a.layers); // FROM A plus one layer
       expect(delta.layers).toHaveLength(a.layers.length + 1);
       const meta = readDeltaImage(delta);
@@ -199,7 +206,9 @@ describeDocker(
       const aToB = images.name('app-a-to-b-2');
       expect((await buildImage(await dockerfileFor(['diff', A, B]), aToB)).exitCode).toBe(0);
       const fs = await imageFilesystem(aToB);
-      const blobs = [...fs.entries()].filter(([p, e]) => p.startsWith('__delta__/blobs/') && e.type === 'file').sort(([, x], [, y]) => y.size - x.size);
+      const blobs = [...fs.entries()]
+        .filter(([p, e]) => p.startsWith('__delta__/blobs/') && e.type === 'file')
+        .sort(([, x], [, y]) => y.size - x.size);
       expect(blobs.length).toBeGreaterThan(0);
       const [victim, entry] = blobs[0]!;
       const context = join(work, 'damage');
@@ -245,7 +254,10 @@ describeDocker(
     it('inspect reads a delta image (docker-daemon:NAME or NAME) and a .dimg; compressed sizes match what the registry stores', async () => {
       const aToB = images.name('app-a-to-b-inspect');
       expect((await buildImage(await dockerfileFor(['diff', A, B]), aToB)).exitCode).toBe(0);
-      const [byDaemon, byName] = await Promise.all([deltaimg(['inspect', `docker-daemon:${aToB}`, '--json']), deltaimg(['inspect', aToB, '--json'])]);
+      const [byDaemon, byName] = await Promise.all([
+        deltaimg(['inspect', `docker-daemon:${aToB}`, '--json']),
+        deltaimg(['inspect', aToB, '--json']),
+      ]);
       expect(byDaemon.exitCode, byDaemon.stderr).toBe(0);
       expect(byName.stdout).toBe(byDaemon.stdout.replace(`"image": "docker-daemon:${aToB}"`, `"image": "${aToB}"`));
       const report = JSON.parse(byDaemon.stdout) as { transfer: Record<string, number>; deltaImage: { linked: boolean }; entries: number };
@@ -260,7 +272,9 @@ describeDocker(
         const remote = images.track(`${registryAddress()}/${repo}/${name}:1`);
         await docker(['tag', local, remote]);
         await docker(['push', remote]);
-        const res = await fetch(`http://${registryAddress()}/v2/${repo}/${name}/manifests/1`, { headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+        const res = await fetch(`http://${registryAddress()}/v2/${repo}/${name}/manifests/1`, {
+          headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+        });
         return ((await res.json()) as { layers: { size: number }[] }).layers.map((l) => l.size);
       };
       const [deltaLayers, bLayers] = await Promise.all([layerSizes(aToB, 'delta'), layerSizes(B, 'b')]);
@@ -268,7 +282,9 @@ describeDocker(
       expect(Math.abs(t.deltaBytes! / deltaLayers.at(-1)! - 1)).toBeLessThan(0.05);
       const bOwn = bLayers.reduce((n, x) => n + x, 0); // A and B share no layer here
       expect(Math.abs(t.targetCompressed! / bOwn - 1)).toBeLessThan(0.05);
-      console.log(`inspect: delta layer ${t.deltaBytes} B gzip'd (registry ${deltaLayers.at(-1)} B); B ${t.targetCompressed} B gzip'd (registry ${bOwn} B); saved ${(t.savingCompressed! * 100).toFixed(1)}% compressed, ${(t.savingUncompressed! * 100).toFixed(1)}% uncompressed`);
+      console.log(
+        `inspect: delta layer ${t.deltaBytes} B gzip'd (registry ${deltaLayers.at(-1)} B); B ${t.targetCompressed} B gzip'd (registry ${bOwn} B); saved ${(t.savingCompressed! * 100).toFixed(1)}% compressed, ${(t.savingUncompressed! * 100).toFixed(1)}% uncompressed`,
+      );
 
       // From the registry itself: its layers are stored gzip'd, so the sizes are the registry's own.
       const remote = await deltaimg(['inspect', `docker://${registryAddress()}/${repo}/delta:1`, '--json']);
@@ -288,12 +304,16 @@ describeDocker(
       expect(d.exitCode, d.stderr).toBe(0);
       expect(d.stdout).toMatch(/^  the delta +[\d.]+ [KM]iB$/m);
       expect(d.stdout).toMatch(/^  B's layers A lacks, gzip'd +[\d.]+ [KM]iB +saved [\d.]+%$/m);
-      const dJson = JSON.parse((await deltaimg(['inspect', dimg, '--json'])).stdout) as { transfer: { targetCompressed: number; deltaBytes: number } };
+      const dJson = JSON.parse((await deltaimg(['inspect', dimg, '--json'])).stdout) as {
+        transfer: { targetCompressed: number; deltaBytes: number };
+      };
       expect(dJson.transfer.targetCompressed).toBe(t.targetCompressed);
       // Without an engine to find B in, it says why the compressed saving is unknown.
       const noEngine = await execa('node', [CLI, 'inspect', dimg], { env: { DELTAIMG_DOCKER: '/nonexistent/docker' }, reject: false });
       expect(noEngine.exitCode, noEngine.stderr).toBe(0);
-      expect(noEngine.stdout).toMatch(/^  compressed saving unknown: B's archive stored those layers uncompressed \(docker save does\) and B is not in the local Docker engine to gzip them$/m);
+      expect(noEngine.stdout).toMatch(
+        /^  compressed saving unknown: B's archive stored those layers uncompressed \(docker save does\) and B is not in the local Docker engine to gzip them$/m,
+      );
 
       const nothing = await deltaimg(['inspect', join(work, 'no-such-thing')]);
       expect(nothing.exitCode).toBe(2);
@@ -303,13 +323,17 @@ describeDocker(
     it('names a missing image and a non-delta image clearly', async () => {
       const missing = await deltaimg(['dockerfile', 'diff', A, 'deltaimg-test/not-there:1']);
       expect(missing.exitCode).toBe(1);
-      expect(missing.stderr).toBe('deltaimg: error: image deltaimg-test/not-there:1 is not in the local Docker engine: docker pull deltaimg-test/not-there:1 (or docker load -i FILE.tar) first');
+      expect(missing.stderr).toBe(
+        'deltaimg: error: image deltaimg-test/not-there:1 is not in the local Docker engine: docker pull deltaimg-test/not-there:1 (or docker load -i FILE.tar) first',
+      );
       const notDelta = await deltaimg(['dockerfile', 'apply', B]);
       expect(notDelta.exitCode).toBe(1);
       expect(notDelta.stderr).toMatch(/is not a deltaimg delta image \(no io\.deltaimg\.version label\)/);
       const noRuntime = await deltaimg(['dockerfile', 'diff', A, B, '--runtime-image', 'deltaimg-test/no-runtime:1']);
       expect(noRuntime.exitCode).toBe(1);
-      expect(noRuntime.stderr).toMatch(/runtime image deltaimg-test\/no-runtime:1 is not in the local Docker engine: build it with deltaimg runtime build/);
+      expect(noRuntime.stderr).toMatch(
+        /runtime image deltaimg-test\/no-runtime:1 is not in the local Docker engine: build it with deltaimg runtime build/,
+      );
     });
   },
   { needsRegistry: true },

@@ -20,7 +20,7 @@ const TRICKY: ImageConfig = {
   User: '1000:1000',
   ExposedPorts: { '53/udp': {}, '8080/tcp': {} },
   Volumes: { '/data': {}, '/var/log/my app': {} },
-  Labels: { 'org.example.title': 'it\'s "quoted" $HOME \\ ok', 'plain': 'x', 'with space key': 'v' },
+  Labels: { 'org.example.title': 'it\'s "quoted" $HOME \\ ok', plain: 'x', 'with space key': 'v' },
   StopSignal: 'SIGQUIT',
   Healthcheck: { Test: ['CMD-SHELL', '/bin/probe --health || exit 1'], Interval: 30e9, Timeout: 1.5e9, StartPeriod: 2e9, Retries: 4 },
   Shell: ['/bin/ash', '-eo', 'pipefail', '-c'],
@@ -66,7 +66,9 @@ describeDocker('docker engine module', () => {
       const err = await inspectImage('any:1', engine).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(DeltaimgError);
       expect((err as DeltaimgError).code).toBe('DOCKER');
-      expect((err as Error).message).toMatch(/^the Docker engine is not reachable \(.*nonexistent\/docker\.sock.*\); start dockerd or set DOCKER_HOST$/);
+      expect((err as Error).message).toMatch(
+        /^the Docker engine is not reachable \(.*nonexistent\/docker\.sock.*\); start dockerd or set DOCKER_HOST$/,
+      );
     } finally {
       if (saved === undefined) delete process.env.DOCKER_HOST;
       else process.env.DOCKER_HOST = saved;

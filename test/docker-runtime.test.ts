@@ -7,7 +7,16 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildImage, buildStaticProbe, describeDocker, docker, ImageNames, imageFilesystem, importTree, ensureRuntimeImage } from './helpers/docker.js';
+import {
+  buildImage,
+  buildStaticProbe,
+  describeDocker,
+  docker,
+  ImageNames,
+  imageFilesystem,
+  importTree,
+  ensureRuntimeImage,
+} from './helpers/docker.js';
 import { toolVersion } from '../src/cli/version.js';
 
 describeDocker('runtime image', () => {
@@ -29,7 +38,15 @@ describeDocker('runtime image', () => {
     const fs = await imageFilesystem(runtime);
     const outside = [...fs.keys()].filter((p) => p !== '' && p !== 'opt' && !p.startsWith('opt/deltaimg'));
     expect(outside).toEqual([]);
-    for (const must of ['opt/deltaimg/deltaimg', 'opt/deltaimg/bin/node', 'opt/deltaimg/lib/ld-linux-x86-64.so.2', 'opt/deltaimg/lib/libc.so.6', 'opt/deltaimg/dist/cli/main.js', 'opt/deltaimg/wasm/xdelta3.wasm', 'opt/deltaimg/prebuilds/linux-x64/fsext.node']) {
+    for (const must of [
+      'opt/deltaimg/deltaimg',
+      'opt/deltaimg/bin/node',
+      'opt/deltaimg/lib/ld-linux-x86-64.so.2',
+      'opt/deltaimg/lib/libc.so.6',
+      'opt/deltaimg/dist/cli/main.js',
+      'opt/deltaimg/wasm/xdelta3.wasm',
+      'opt/deltaimg/prebuilds/linux-x64/fsext.node',
+    ]) {
       expect(fs.get(must)?.type, must).toBe('file');
     }
     // Production dependencies only.
@@ -63,7 +80,11 @@ describeDocker('runtime image', () => {
     // A foreign "libc": if anything in the runtime used the base's loader or libraries, it would crash.
     await writeFile(join(tree, 'lib64/ld-linux-x86-64.so.2'), 'not an ELF file\n');
     await writeFile(join(tree, 'lib/x86_64-linux-gnu/libc.so.6'), 'not an ELF file\n');
-    const base = images.track(await importTree(tree, images.name('static-base'), ['ENV LD_LIBRARY_PATH=/lib/x86_64-linux-gnu']).then(() => images.name('static-base')));
+    const base = images.track(
+      await importTree(tree, images.name('static-base'), ['ENV LD_LIBRARY_PATH=/lib/x86_64-linux-gnu']).then(() =>
+        images.name('static-base'),
+      ),
+    );
     expect(await docker(['run', '--rm', '--network=none', base, '/bin/probe', 'hi'])).toContain('argv: hi');
 
     const tag = images.name('runtime-on-static-base');

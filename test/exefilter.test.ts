@@ -60,7 +60,9 @@ function rng(seed: number): () => number {
 function adversarial(length: number, seed: number): Buffer {
   const next = rng(seed);
   const out = Buffer.alloc(length);
-  const special = [0xe8, 0xe9, 0x0f, 0x80, 0x8f, 0x00, 0xff, 0x94, 0x97, 0x90, 0xb0, 0xf0, 0x7f, 0x01, 0xfe, 0x48, 0x4c, 0x8d, 0x8b, 0x05, 0x0d, 0x3d];
+  const special = [
+    0xe8, 0xe9, 0x0f, 0x80, 0x8f, 0x00, 0xff, 0x94, 0x97, 0x90, 0xb0, 0xf0, 0x7f, 0x01, 0xfe, 0x48, 0x4c, 0x8d, 0x8b, 0x05, 0x0d, 0x3d,
+  ];
   for (let i = 0; i < length; i++) {
     const r = next();
     out[i] = r % 3 === 0 ? r >>> 8 : special[(r >>> 8) % special.length]!;
@@ -80,8 +82,12 @@ function transformsFor(length: number, seed: number): BranchTransform[] {
     }
     return out;
   };
-  return [16, 20, 26, 31, 32].map((rangeBits): BranchTransform => ({ arch: 'x86-64', rangeBits, regions: regions() }))
-    .concat([{ arch: 'arm64', regions: regions() }, { arch: 'arm64', regions: [{ offset: 0, size: length, vaddr: 0xfffff000 }] }]);
+  return [16, 20, 26, 31, 32]
+    .map((rangeBits): BranchTransform => ({ arch: 'x86-64', rangeBits, regions: regions() }))
+    .concat([
+      { arch: 'arm64', regions: regions() },
+      { arch: 'arm64', regions: [{ offset: 0, size: length, vaddr: 0xfffff000 }] },
+    ]);
 }
 
 /** Streams `input` through a BranchFilter in chunks of random sizes (1 byte to 300). */
@@ -89,7 +95,7 @@ function streamed(t: BranchTransform, dir: Direction, input: Buffer, seed: numbe
   const next = rng(seed);
   const filter = new BranchFilter(t, dir);
   const parts: Buffer[] = [];
-  for (let at = 0; at < input.length; ) {
+  for (let at = 0; at < input.length;) {
     const n = 1 + (next() % 300);
     parts.push(Buffer.from(filter.push(input.subarray(at, at + n))));
     at += n;
@@ -206,7 +212,11 @@ describe('ELF code regions', () => {
       for (const r of code?.regions ?? []) expect(r.offset + r.size).toBeLessThanOrEqual(cut);
     }
     // The section table sits at the end of the file: cut it off and the code is not trusted.
-    expect(parseElfCode(reader(real.subarray(0, real.length - 64)), real.length - 64)?.regions.every((r) => r.offset + r.size <= real.length - 64) ?? true).toBe(true);
+    expect(
+      parseElfCode(reader(real.subarray(0, real.length - 64)), real.length - 64)?.regions.every(
+        (r) => r.offset + r.size <= real.length - 64,
+      ) ?? true,
+    ).toBe(true);
     const next = rng(99);
     for (let i = 0; i < 3000; i++) {
       const mutated = Buffer.from(real);
@@ -222,7 +232,10 @@ describe('ELF code regions', () => {
 });
 
 describe('recorded parameters', () => {
-  const good = { source: { arch: 'x86-64', rangeBits: 26, regions: [[64, 100, 0x401000]] }, target: { arch: 'x86-64', rangeBits: 26, regions: [[64, 120, 0x401000]] } };
+  const good = {
+    source: { arch: 'x86-64', rangeBits: 26, regions: [[64, 100, 0x401000]] },
+    target: { arch: 'x86-64', rangeBits: 26, regions: [[64, 120, 0x401000]] },
+  };
 
   it('round-trip through their JSON form', () => {
     const t = decodePairTransform(JSON.parse(JSON.stringify(good)));
@@ -247,7 +260,19 @@ describe('recorded parameters', () => {
       [{ ...good, source: { ...good.source, regions: [[2 ** 53, 10, 0]] } }, /not \[offset, size, vaddr\]/],
       [{ ...good, source: { ...good.source, regions: [[2 ** 52, 2 ** 52, 0]] } }, /out of order/],
       [{ ...good, source: { ...good.source, regions: [[10, 0, 0]] } }, /empty/],
-      [{ ...good, source: { ...good.source, regions: [[10, 10, 0], [15, 10, 0]] } }, /overlaps/],
+      [
+        {
+          ...good,
+          source: {
+            ...good.source,
+            regions: [
+              [10, 10, 0],
+              [15, 10, 0],
+            ],
+          },
+        },
+        /overlaps/,
+      ],
       [{ ...good, source: { ...good.source, regions: [[0, 10, 2 ** 32]] } }, /invalid vaddr/],
       [{ source: { arch: 'arm64', regions: [[0, 8, 2]] }, target: { arch: 'arm64', regions: [[0, 8, 0]] } }, /invalid vaddr/],
     ];

@@ -82,12 +82,51 @@ function damageBytes(r: () => number, data: Buffer): { bytes: Buffer; what: stri
 
 /** Values a hostile record field might hold. */
 const HOSTILE_VALUES: unknown[] = [
-  -1, 0, 1, 0o7777, 0o170777, 2 ** 32 - 1, 2 ** 32 + 1000, 2 ** 53, 1e30, 0.5, '9', '', '..', '/etc/passwd', 'a/../b', 'x'.repeat(5000),
-  null, true, [], {}, { b64: 'Li4=' }, '-1', '100000000000000000000000000000', 'user.\u20ac', [['user.a', '!!']], [['trusted.x', 'AA==']],
+  -1,
+  0,
+  1,
+  0o7777,
+  0o170777,
+  2 ** 32 - 1,
+  2 ** 32 + 1000,
+  2 ** 53,
+  1e30,
+  0.5,
+  '9',
+  '',
+  '..',
+  '/etc/passwd',
+  'a/../b',
+  'x'.repeat(5000),
+  null,
+  true,
+  [],
+  {},
+  { b64: 'Li4=' },
+  '-1',
+  '100000000000000000000000000000',
+  'user.\u20ac',
+  [['user.a', '!!']],
+  [['trusted.x', 'AA==']],
 ];
 
 /** Record fields worth changing, by where they sit. */
-const RECORD_FIELDS = ['path', 'kind', 'mode', 'uid', 'gid', 'mtime', 'xattrs', 'size', 'sha256', 'target', 'linkTo', 'major', 'minor', 'content'];
+const RECORD_FIELDS = [
+  'path',
+  'kind',
+  'mode',
+  'uid',
+  'gid',
+  'mtime',
+  'xattrs',
+  'size',
+  'sha256',
+  'target',
+  'linkTo',
+  'major',
+  'minor',
+  'content',
+];
 const CONTENT_FIELDS = ['op', 'from', 'fromSha256', 'blob', 'inline', 'brotli', 'segmented'];
 
 let work: string;
@@ -136,7 +175,10 @@ async function smallTreePair(a: string, b: string): Promise<void> {
   for (let i = 1000, s = 7; i < editedBinary.length - 8; s = (s * 1103515245 + 12345) & 0x7fffffff, i += 6 + (s % 23)) {
     editedBinary.writeUInt32LE((editedBinary.readUInt32LE(i) + 0x1040) >>> 0, i);
   }
-  for (const [root, v] of [[a, 'a'], [b, 'b']] as const) {
+  for (const [root, v] of [
+    [a, 'a'],
+    [b, 'b'],
+  ] as const) {
     await mkdir(join(root, 'etc/conf.d'), { recursive: true });
     await mkdir(join(root, 'usr/bin'), { recursive: true });
     await writeFile(join(root, 'etc/same'), 'unchanged\n');
@@ -155,7 +197,11 @@ async function smallTreePair(a: string, b: string): Promise<void> {
   await chmod(join(b, 'usr/bin/tool'), 0o4755);
   if (process.getuid?.() === 0) {
     fsext().mknod(Buffer.from(join(b, 'usr/null')), 'char', 0o666, 1, 3);
-    fsext().lsetxattr(Buffer.from(join(b, 'usr/bin/tool')), 'security.capability', Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    fsext().lsetxattr(
+      Buffer.from(join(b, 'usr/bin/tool')),
+      'security.capability',
+      Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    );
   }
 }
 
@@ -173,9 +219,13 @@ describe('tree deltas', () => {
     delta = join(work, 'tree-delta');
     const header = await diffTrees(src, dst, delta, { pool });
     expectedDigest = header.target.treeSha256;
-    for (const e of (await scanTree(dst, { hash: true })).entries) if (e.kind === 'file' && e.sha256) fullSha.set(e.sha256.slice(0, 16), e.sha256);
+    for (const e of (await scanTree(dst, { hash: true })).entries)
+      if (e.kind === 'file' && e.sha256) fullSha.set(e.sha256.slice(0, 16), e.sha256);
     // The cases reach every decoder only if the delta uses every content op.
-    const lines = brotliDecompressSync(readFileSync(join(delta, ENTRIES_FILE))).toString('utf8').split('\n').filter(Boolean);
+    const lines = brotliDecompressSync(readFileSync(join(delta, ENTRIES_FILE)))
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean);
     const ops = new Set(lines.map((l, i) => decodeRecord(l, i + 1)).flatMap((rec) => (rec.kind === 'file' ? [rec.content.op] : [])));
     expect([...ops].sort()).toEqual(['brotli', 'bsdiff', 'copy', 'raw', 'same', 'vcdiff']);
   }, 120_000);
@@ -267,7 +317,10 @@ describe('tree deltas', () => {
   }
 
   it('300 record mutations with every checksum recomputed: refused, or applied as the records say', async () => {
-    const original = brotliDecompressSync(readFileSync(join(delta, ENTRIES_FILE))).toString('utf8').split('\n').filter(Boolean);
+    const original = brotliDecompressSync(readFileSync(join(delta, ENTRIES_FILE)))
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean);
     const outcomes = { applied: 0, refused: 0 };
     for (let seed = 1; seed <= 300; seed++) {
       const r = rng(1000 + seed);
@@ -347,9 +400,19 @@ describe('.dimg files', () => {
     // Member data offsets, to aim some damage inside the header and the tree deltas.
     const bytes = readFileSync(dimg);
     members = [];
-    for (let at = 0; at + 512 <= bytes.length; ) {
-      const name = bytes.subarray(at, at + 100).toString('latin1').replace(/\0.*$/s, '');
-      const size = parseInt(bytes.subarray(at + 124, at + 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+    for (let at = 0; at + 512 <= bytes.length;) {
+      const name = bytes
+        .subarray(at, at + 100)
+        .toString('latin1')
+        .replace(/\0.*$/s, '');
+      const size = parseInt(
+        bytes
+          .subarray(at + 124, at + 136)
+          .toString('latin1')
+          .replace(/\0.*$/s, '')
+          .trim() || '0',
+        8,
+      );
       if (!name) break;
       members.push({ name, offset: at + 512, size });
       at += 512 + Math.ceil(size / 512) * 512;
@@ -414,7 +477,10 @@ describe('.dimg files', () => {
     for (let seed = 1; seed <= 100; seed++) {
       const r = rng(3000 + seed);
       const h = JSON.parse(JSON.stringify(header));
-      const path = pick(r, paths.filter((p) => p.length > 0));
+      const path = pick(
+        r,
+        paths.filter((p) => p.length > 0),
+      );
       let parent = h;
       for (const k of path.slice(0, -1)) parent = parent[k];
       const value = int(r, 4) === 0 ? undefined : pick(r, HOSTILE_VALUES);
@@ -444,7 +510,12 @@ describe('engine payloads', () => {
     const dir = join(work, 'vcdiff');
     mkdirSync(dir);
     const source = seededBytes('vsrc', 60_000);
-    const target = Buffer.concat([source.subarray(0, 20_000), Buffer.from('inserted text'), source.subarray(20_100), seededBytes('vnew', 3000)]);
+    const target = Buffer.concat([
+      source.subarray(0, 20_000),
+      Buffer.from('inserted text'),
+      source.subarray(20_100),
+      seededBytes('vnew', 3000),
+    ]);
     writeFileSync(join(dir, 'source'), source);
     writeFileSync(join(dir, 'target'), target);
     await pool.encodeFile(join(dir, 'source'), join(dir, 'target'), join(dir, 'delta'), { secondary: 'djw' });
@@ -460,7 +531,10 @@ describe('engine payloads', () => {
       const fd = openSync(outPath, 'w');
       try {
         const result = await withDeadline(
-          decodeInMemory({ source, delta: bytes, outFd: fd, deltaName: 'delta', sourceName: 'source', outName: 'out' }, { maxOutputBytes: target.length }),
+          decodeInMemory(
+            { source, delta: bytes, outFd: fd, deltaName: 'delta', sourceName: 'source', outName: 'out' },
+            { maxOutputBytes: target.length },
+          ),
           name,
         );
         if (result.outputSha256 !== sha(target)) throw new Error(`${name}: decoded without error to different bytes`);
@@ -495,12 +569,18 @@ describe('engine payloads', () => {
       const hash = createHash('sha256');
       let written = 0;
       try {
-        const result = bsdiffDecodeInMemory(source, bytes, (chunk) => {
-          written += chunk.length;
-          if (written > target.length) throw new Error(`${name}: wrote past the declared size`);
-          hash.update(chunk);
-        }, { targetSize: target.length });
-        if (result.sha256 !== sha(target) || hash.digest('hex') !== sha(target)) throw new Error(`${name}: decoded without error to different bytes`);
+        const result = bsdiffDecodeInMemory(
+          source,
+          bytes,
+          (chunk) => {
+            written += chunk.length;
+            if (written > target.length) throw new Error(`${name}: wrote past the declared size`);
+            hash.update(chunk);
+          },
+          { targetSize: target.length },
+        );
+        if (result.sha256 !== sha(target) || hash.digest('hex') !== sha(target))
+          throw new Error(`${name}: decoded without error to different bytes`);
         outcomes.exact++;
       } catch (err) {
         if ((err as Error).message.startsWith(name)) throw err;

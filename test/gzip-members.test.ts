@@ -75,11 +75,17 @@ describe('gzip members in tree deltas', () => {
     const delta = join(work, 'delta');
     const d = await deltaimg(['diff', join(work, 'a'), join(work, 'b'), '--out', delta]);
     expect(d.exitCode, d.stderr).toBe(0);
-    const header = JSON.parse(await readFile(join(delta, 'deltaimg.json'), 'utf8')) as { version: number; minReaderVersion: number; stats: { payloadBytes: { gzip: number } } };
+    const header = JSON.parse(await readFile(join(delta, 'deltaimg.json'), 'utf8')) as {
+      version: number;
+      minReaderVersion: number;
+      stats: { payloadBytes: { gzip: number } };
+    };
     expect(header).toMatchObject({ version: 2, minReaderVersion: 2 });
     const recs = await records(delta);
     for (const name of Object.keys(compressors)) {
-      const rec = recs.find((r) => Buffer.from(r.path, 'base64').toString() === `doc/changelog.${name}` || r.path === `doc/changelog.${name}`);
+      const rec = recs.find(
+        (r) => Buffer.from(r.path, 'base64').toString() === `doc/changelog.${name}` || r.path === `doc/changelog.${name}`,
+      );
       expect(rec?.content, name).toMatchObject({ op: 'gzip', inner: { op: 'vcdiff', gunzipFrom: true } });
     }
     // Smaller than shipping the new .gz files (a VCDIFF of a changed gzip stream is about that).
@@ -128,9 +134,13 @@ describe('gzip members in tree deltas', () => {
       const lines = recs.map((r) => JSON.stringify(r)).join('\n') + '\n';
       await writeFile(join(damagedDir, 'entries.jsonl.br'), brotliCompressSync(Buffer.from(lines)));
       // The header pins the entries file's digest: refresh it as a crafted delta would.
-      const header = JSON.parse(await readFile(join(damagedDir, 'deltaimg.json'), 'utf8')) as { entries: { sha256: string; rawBytes: number } };
+      const header = JSON.parse(await readFile(join(damagedDir, 'deltaimg.json'), 'utf8')) as {
+        entries: { sha256: string; rawBytes: number };
+      };
       const { createHash } = await import('node:crypto');
-      header.entries.sha256 = createHash('sha256').update(await readFile(join(damagedDir, 'entries.jsonl.br'))).digest('hex');
+      header.entries.sha256 = createHash('sha256')
+        .update(await readFile(join(damagedDir, 'entries.jsonl.br')))
+        .digest('hex');
       header.entries.rawBytes = Buffer.byteLength(lines);
       await writeFile(join(damagedDir, 'deltaimg.json'), JSON.stringify(header));
     }

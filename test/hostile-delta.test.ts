@@ -47,7 +47,13 @@ async function applyPromptly(src: string, delta: string, out: string): Promise<u
     timer = setTimeout(() => reject(new Error('apply did not settle within 20 s (hang)')), 20_000);
   });
   try {
-    return await Promise.race([applyDelta(src, delta, out, { pool }).then(() => 'ok', (err: unknown) => err), hang]);
+    return await Promise.race([
+      applyDelta(src, delta, out, { pool }).then(
+        () => 'ok',
+        (err: unknown) => err,
+      ),
+      hang,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -96,7 +102,11 @@ describe('FIFOs where files belong end promptly with one line, nothing left', ()
       await unlink(join(base, victim));
       mkfifo(join(base, victim));
       const out = fresh('out');
-      expectRefusal(await applyPromptly(base, delta, out), out, new RegExp(`${victim.replace('.', '\\.')} is missing or not a regular file`));
+      expectRefusal(
+        await applyPromptly(base, delta, out),
+        out,
+        new RegExp(`${victim.replace('.', '\\.')} is missing or not a regular file`),
+      );
     }
   });
 
@@ -143,7 +153,15 @@ describe('FIFOs where files belong end promptly with one line, nothing left', ()
 
 /** A delta of one file record `f` (plus its directory) whose bytes come from the source tree. */
 function fileRecord(path: string, content: string, extra: Partial<DeltaRecord> = {}): DeltaRecord {
-  return { path: rel(path), kind: 'file', meta: META, size: content.length, sha256: sha(content).slice(0, 16), content: { op: 'same' }, ...extra } as DeltaRecord;
+  return {
+    path: rel(path),
+    kind: 'file',
+    meta: META,
+    size: content.length,
+    sha256: sha(content).slice(0, 16),
+    content: { op: 'same' },
+    ...extra,
+  } as DeltaRecord;
 }
 
 describe('record fields Linux would store differently are refused up front', () => {
@@ -155,14 +173,38 @@ describe('record fields Linux would store differently are refused up front', () 
   }
 
   const cases: [string, DeltaRecord, RegExp][] = [
-    ['uid 2^32 + 1000 (the native copier would keep 1000)', fileRecord('f', 'x\n', { meta: { ...META, uid: 2 ** 32 + 1000 } }), /invalid uid/],
+    [
+      'uid 2^32 + 1000 (the native copier would keep 1000)',
+      fileRecord('f', 'x\n', { meta: { ...META, uid: 2 ** 32 + 1000 } }),
+      /invalid uid/,
+    ],
     ['uid 2^32 - 1 (chown reads it as "leave unchanged")', fileRecord('f', 'x\n', { meta: { ...META, uid: 2 ** 32 - 1 } }), /invalid uid/],
     ['gid 2^40', fileRecord('f', 'x\n', { meta: { ...META, gid: 2 ** 40 } }), /invalid gid/],
-    ['a chardev major of 2^32 + 1 (mknod would make 1:1, /dev/mem)', { path: rel('mem'), kind: 'chardev', meta: META, major: 2 ** 32 + 1, minor: 1 }, /invalid major/],
+    [
+      'a chardev major of 2^32 + 1 (mknod would make 1:1, /dev/mem)',
+      { path: rel('mem'), kind: 'chardev', meta: META, major: 2 ** 32 + 1, minor: 1 },
+      /invalid major/,
+    ],
     ['a blockdev minor of 2^20', { path: rel('sda'), kind: 'blockdev', meta: META, major: 8, minor: 2 ** 20 }, /invalid minor/],
     ['an mtime of 10^30 ns', fileRecord('f', 'x\n', { meta: { ...META, mtimeNs: 10n ** 30n } }), /mtime/],
-    ['an xattr name with a character above U+00FF', fileRecord('f', 'x\n', { meta: { ...META, xattrs: [{ name: 'user.\u20ac', value: Buffer.from('v') }] } }), /invalid xattr name/],
-    ['xattrs listed twice', fileRecord('f', 'x\n', { meta: { ...META, xattrs: [{ name: 'user.a', value: Buffer.from('1') }, { name: 'user.a', value: Buffer.from('2') }] } }), /not sorted by name, or a name twice/],
+    [
+      'an xattr name with a character above U+00FF',
+      fileRecord('f', 'x\n', { meta: { ...META, xattrs: [{ name: 'user.\u20ac', value: Buffer.from('v') }] } }),
+      /invalid xattr name/,
+    ],
+    [
+      'xattrs listed twice',
+      fileRecord('f', 'x\n', {
+        meta: {
+          ...META,
+          xattrs: [
+            { name: 'user.a', value: Buffer.from('1') },
+            { name: 'user.a', value: Buffer.from('2') },
+          ],
+        },
+      }),
+      /not sorted by name, or a name twice/,
+    ],
     ['mode bits beyond 07777', fileRecord('f', 'x\n', { meta: { ...META, mode: 0o170755 } }), /invalid mode/],
   ];
   for (const [name, record, message] of cases) {
@@ -202,7 +244,11 @@ describe('record fields Linux would store differently are refused up front', () 
     const out = fresh('out');
     await applyDelta(a, delta, out, { pool });
     expect(fsext().llistxattr(Buffer.from(join(out, 'f')))).toContain(name);
-    expect(fsext().lgetxattr(Buffer.from(join(out, 'f')), name).toString()).toBe('euro');
+    expect(
+      fsext()
+        .lgetxattr(Buffer.from(join(out, 'f')), name)
+        .toString(),
+    ).toBe('euro');
   });
 
   it('an mtime the filesystem under OUT cannot hold is refused, never restored as another', async () => {
@@ -210,7 +256,14 @@ describe('record fields Linux would store differently are refused up front', () 
     const mtimeNs = -3_000_000_000_000_000_000n;
     const src = await sourceWith({ f: 'x\n' });
     const delta = fresh('delta');
-    const raw: DeltaRecord = { path: rel('f'), kind: 'file', meta: { ...META, mtimeNs }, size: 2, sha256: sha('x\n'), content: { op: 'raw', payload: { inline: Buffer.from('x\n') } } };
+    const raw: DeltaRecord = {
+      path: rel('f'),
+      kind: 'file',
+      meta: { ...META, mtimeNs },
+      size: 2,
+      sha256: sha('x\n'),
+      content: { op: 'raw', payload: { inline: Buffer.from('x\n') } },
+    };
     await craftDelta(delta, [rootRecord(), raw]);
     const out = fresh('out');
     const result = await applyPromptly(src, delta, out);
@@ -225,7 +278,14 @@ describe('decoders stop at the declared size', () => {
     await mkdir(src);
     const bomb = brotliCompressSync(Buffer.alloc(64 * 1024 * 1024), { params: { [zc.BROTLI_PARAM_QUALITY]: 5 } });
     expect(bomb.length).toBeLessThan(2048);
-    const inline: DeltaRecord = { path: rel('f'), kind: 'file', meta: META, size: 100, sha256: sha(Buffer.alloc(100)), content: { op: 'brotli', payload: { inline: bomb } } };
+    const inline: DeltaRecord = {
+      path: rel('f'),
+      kind: 'file',
+      meta: META,
+      size: 100,
+      sha256: sha(Buffer.alloc(100)),
+      content: { op: 'brotli', payload: { inline: bomb } },
+    };
     let delta = fresh('delta');
     await craftDelta(delta, [rootRecord(), inline]);
     let out = fresh('out');
@@ -233,7 +293,10 @@ describe('decoders stop at the declared size', () => {
 
     const big = Buffer.concat([bomb, randomBytes(0)]);
     delta = fresh('delta');
-    await craftDelta(delta, [rootRecord(), { ...inline, size: 40 * 1024 * 1024, sha256: sha('x'), content: { op: 'brotli', payload: { blob: sha(big) } } }]);
+    await craftDelta(delta, [
+      rootRecord(),
+      { ...inline, size: 40 * 1024 * 1024, sha256: sha('x'), content: { op: 'brotli', payload: { blob: sha(big) } } },
+    ]);
     await writeFile(join(delta, BLOBS_DIR, sha(big)), big);
     out = fresh('out');
     expectRefusal(await applyPromptly(src, delta, out), out, /payload for \/f .*more than the 41943040 bytes/);
@@ -251,14 +314,26 @@ describe('decoders stop at the declared size', () => {
     await writeFile(join(src, 'source'), 'a small source\n');
     const delta = fresh('delta');
     const record: DeltaRecord = {
-      path: rel('f'), kind: 'file', meta: META, size: 100, sha256: sha('y'),
-      content: { op: 'vcdiff', from: rel('source'), fromSha256: sha('a small source\n'), brotli: false, payload: payload.length <= 2048 ? { inline: payload } : { blob: sha(payload) } },
+      path: rel('f'),
+      kind: 'file',
+      meta: META,
+      size: 100,
+      sha256: sha('y'),
+      content: {
+        op: 'vcdiff',
+        from: rel('source'),
+        fromSha256: sha('a small source\n'),
+        brotli: false,
+        payload: payload.length <= 2048 ? { inline: payload } : { blob: sha(payload) },
+      },
     };
     await craftDelta(delta, [rootRecord(), record]);
     if ('blob' in (record.content as { payload: object }).payload) await writeFile(join(delta, BLOBS_DIR, sha(payload)), payload);
     const out = fresh('out');
     expectRefusal(await applyPromptly(src, delta, out), out, /output exceeds the 100 bytes expected/);
-    const streamed = await pool.decodeFile(join(dir, 'source'), join(dir, 'vcdiff'), join(dir, 'out'), { maxOutputBytes: 1000 }).catch((e: unknown) => e);
+    const streamed = await pool
+      .decodeFile(join(dir, 'source'), join(dir, 'vcdiff'), join(dir, 'out'), { maxOutputBytes: 1000 })
+      .catch((e: unknown) => e);
     expect(streamed).toBeInstanceOf(DeltaimgError);
     expect((streamed as Error).message).toMatch(/output exceeds the 1000 bytes expected/);
     expect(() => lstatSync(join(dir, 'out'))).toThrow(/ENOENT/);
@@ -276,10 +351,17 @@ describe('decoders stop at the declared size', () => {
     await mkdir(src);
     await writeFile(join(src, 'source'), source);
     const delta = fresh('delta');
-    await craftDelta(delta, [rootRecord(), {
-      path: rel('f'), kind: 'file', meta: META, size: 100, sha256: sha('y'),
-      content: { op: 'bsdiff', from: rel('source'), fromSha256: sha(source), payload: { blob: sha(patch) } },
-    }]);
+    await craftDelta(delta, [
+      rootRecord(),
+      {
+        path: rel('f'),
+        kind: 'file',
+        meta: META,
+        size: 100,
+        sha256: sha('y'),
+        content: { op: 'bsdiff', from: rel('source'), fromSha256: sha(source), payload: { blob: sha(patch) } },
+      },
+    ]);
     await writeFile(join(delta, BLOBS_DIR, sha(patch)), patch);
     const out = fresh('out');
     expectRefusal(await applyPromptly(src, delta, out), out, /builds \d+ bytes, not the 100 expected/);
@@ -315,7 +397,11 @@ describe('headers with odd fields are refused in one line, naming the field', ()
     ['no stats', (h) => delete h.stats, /field stats is missing, not an object/],
     ['largest as a number', (h) => (h.largest = 5), /field largest is the number 5, not an array/],
     ['source as a string', (h) => (h.source = 'x'), /field source is the string "x", not an object/],
-    ['a largest path that is not a string', (h) => (h.largest = [{ path: 1, op: 'raw', bytes: 1 }]), /field largest\[0\]\.path is the number 1/],
+    [
+      'a largest path that is not a string',
+      (h) => (h.largest = [{ path: 1, op: 'raw', bytes: 1 }]),
+      /field largest\[0\]\.path is the number 1/,
+    ],
     ['entries.rawBytes missing', (h) => delete (h.entries as Record<string, unknown>).rawBytes, /field entries\.rawBytes is missing/],
   ];
   for (const [name, edit, message] of headerCases) {
@@ -339,7 +425,9 @@ describe('headers with odd fields are refused in one line, naming the field', ()
     await writeFile(join(delta, HEADER_FILE), JSON.stringify(h));
     const fail = await run('node', [CLI, 'inspect', delta]).catch((e: unknown) => e);
     expect(fail).toMatchObject({ code: 1 });
-    expect((fail as { stderr: string }).stderr.trim()).toMatch(/^deltaimg: error: .*deltaimg\.json: field largest is missing, not an array; the delta is damaged/);
+    expect((fail as { stderr: string }).stderr.trim()).toMatch(
+      /^deltaimg: error: .*deltaimg\.json: field largest is missing, not an array; the delta is damaged/,
+    );
   });
 });
 
@@ -367,7 +455,14 @@ describe('ordinary input that used to crash', () => {
 describe('privilege policy: --no-devices and --no-privileged-metadata', () => {
   const CAP = Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   const content = 'x\n';
-  const raw = (path: string, meta = META): DeltaRecord => ({ path: rel(path), kind: 'file', meta, size: 2, sha256: sha(content), content: { op: 'raw', payload: { inline: Buffer.from(content) } } });
+  const raw = (path: string, meta = META): DeltaRecord => ({
+    path: rel(path),
+    kind: 'file',
+    meta,
+    size: 2,
+    sha256: sha(content),
+    content: { op: 'raw', payload: { inline: Buffer.from(content) } },
+  });
   const records: DeltaRecord[] = [
     rootRecord(),
     { path: rel('null'), kind: 'chardev', meta: { ...META, mode: 0o666 }, major: 1, minor: 3 },
@@ -381,8 +476,14 @@ describe('privilege policy: --no-devices and --no-privileged-metadata', () => {
     const delta = fresh('delta');
     await craftDelta(delta, records);
     const refusals: [Parameters<typeof applyDelta>[3], RegExp][] = [
-      [{ policy: { devices: false, privilegedMetadata: true } }, /holds device node \/null \(chardev 1:3\), which --no-devices refuses; nothing was written/],
-      [{ policy: { devices: true, privilegedMetadata: false } }, /holds xattr security\.capability on \/ping, which --no-privileged-metadata refuses/],
+      [
+        { policy: { devices: false, privilegedMetadata: true } },
+        /holds device node \/null \(chardev 1:3\), which --no-devices refuses; nothing was written/,
+      ],
+      [
+        { policy: { devices: true, privilegedMetadata: false } },
+        /holds xattr security\.capability on \/ping, which --no-privileged-metadata refuses/,
+      ],
     ];
     for (const [opts, message] of refusals) {
       const out = fresh('out');
@@ -393,7 +494,11 @@ describe('privilege policy: --no-devices and --no-privileged-metadata', () => {
     const noSetid = fresh('delta');
     await craftDelta(noSetid, [rootRecord(), raw('su', { ...META, mode: 0o4755 })]);
     const out = fresh('out');
-    expectRefusal(await applyDelta(src, noSetid, out, { pool, policy: { devices: true, privilegedMetadata: false } }).catch((e: unknown) => e), out, /\/su with mode 4755 \(setuid\/setgid\)/);
+    expectRefusal(
+      await applyDelta(src, noSetid, out, { pool, policy: { devices: true, privilegedMetadata: false } }).catch((e: unknown) => e),
+      out,
+      /\/su with mode 4755 \(setuid\/setgid\)/,
+    );
 
     if (process.getuid?.() !== 0) return;
     const ok = fresh('out');
@@ -431,7 +536,17 @@ describe('smaller messages', () => {
     await mkdir(src);
     await writeFile(join(src, 'f'), 'abc\n');
     const delta = fresh('delta');
-    await craftDelta(delta, [rootRecord(), { path: rel('f'), kind: 'file', meta: META, size: 5, sha256: sha('abc\n'), content: { op: 'raw', payload: { inline: Buffer.from('abc\n') } } }]);
+    await craftDelta(delta, [
+      rootRecord(),
+      {
+        path: rel('f'),
+        kind: 'file',
+        meta: META,
+        size: 5,
+        sha256: sha('abc\n'),
+        content: { op: 'raw', payload: { inline: Buffer.from('abc\n') } },
+      },
+    ]);
     const out = fresh('out');
     expectRefusal(await applyPromptly(src, delta, out), out, /restored \/f does not match the delta \(4 bytes, expected 5\)/);
   });

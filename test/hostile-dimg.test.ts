@@ -55,7 +55,10 @@ async function applyPromptly(file: string): Promise<{ result: unknown; out: stri
     timer = setTimeout(() => reject(new Error(`apply of ${file} did not settle within 30 s (hang)`)), 30_000);
   });
   try {
-    const applying = applyImageDelta(parseImageRef(`docker-archive:${aTar}`), file, parseImageRef(`oci:${out}`)).then(() => 'ok', (err: unknown) => err);
+    const applying = applyImageDelta(parseImageRef(`docker-archive:${aTar}`), file, parseImageRef(`oci:${out}`)).then(
+      () => 'ok',
+      (err: unknown) => err,
+    );
     return { result: await Promise.race([applying, hang]), out };
   } finally {
     clearTimeout(timer);
@@ -106,7 +109,9 @@ describe('truncated .dimg', () => {
     for (const cut of [Math.floor(dimgBytes.length / 3), Math.floor(dimgBytes.length * 0.9)]) {
       const file = join(work, `cli-cut-${cut}.dimg`);
       await writeFile(file, dimgBytes.subarray(0, cut));
-      const fail = await run('node', [CLI, 'image', 'apply', `docker-archive:${aTar}`, file, '-o', `oci:${join(work, `cli-out-${cut}`)}`], { timeout: 60_000 }).catch((e: unknown) => e);
+      const fail = await run('node', [CLI, 'image', 'apply', `docker-archive:${aTar}`, file, '-o', `oci:${join(work, `cli-out-${cut}`)}`], {
+        timeout: 60_000,
+      }).catch((e: unknown) => e);
       expect(fail, String(fail)).toMatchObject({ code: 1, killed: false });
       expect((fail as { stderr: string }).stderr.trim().split('\n')).toHaveLength(1);
       expect((fail as { stderr: string }).stderr).toMatch(/truncated/);
@@ -126,18 +131,39 @@ describe('dimg.json with missing or mistyped fields', () => {
   const edits: [string, (h: Loose) => void, RegExp][] = [
     ['target.layers a number', (h) => (h.images[0].target.layers = 5), /field images\[0\]\.target\.layers is the number 5, not an array/],
     ['images[0].base missing', (h) => delete h.images[0].base, /field images\[0\]\.base is missing, not an object/],
-    ['a layer size as a string', (h) => (h.images[0].target.layers[0].size = '12'), /field images\[0\]\.target\.layers\[0\]\.size is the string "12"/],
-    ['a diffId that is not a digest', (h) => (h.images[0].base.diffIds[0] = 'sha256:zz'), /field images\[0\]\.base\.diffIds\[0\] is "sha256:zz", not of the expected form/],
+    [
+      'a layer size as a string',
+      (h) => (h.images[0].target.layers[0].size = '12'),
+      /field images\[0\]\.target\.layers\[0\]\.size is the string "12"/,
+    ],
+    [
+      'a diffId that is not a digest',
+      (h) => (h.images[0].base.diffIds[0] = 'sha256:zz'),
+      /field images\[0\]\.base\.diffIds\[0\] is "sha256:zz", not of the expected form/,
+    ],
     ['minReaderVersion "9"', (h) => (h.minReaderVersion = '9'), /field minReaderVersion is the string "9", not an integer/],
     ['layers null', (h) => (h.layers = null), /field layers is null, not an array/],
     ['a member sha256 of the wrong length', (h) => (h.members[0].sha256 = 'abc'), /field members\[0\]\.sha256/],
-    ['a stored layer with an unknown compression', (h) => (h.images[0].target.layers[0].stored = { digest: h.images[0].target.layers[0].diffId, size: 1, mediaType: 'x', compression: 'lz4' }), /compression is the string "lz4", not one of none, gzip, zstd/],
+    [
+      'a stored layer with an unknown compression',
+      (h) =>
+        (h.images[0].target.layers[0].stored = {
+          digest: h.images[0].target.layers[0].diffId,
+          size: 1,
+          mediaType: 'x',
+          compression: 'lz4',
+        }),
+      /compression is the string "lz4", not one of none, gzip, zstd/,
+    ],
   ];
   for (const [name, edit, message] of edits) {
     it(name, async () => {
       const h = header();
       edit(h);
-      const file = await packDimgOf(`header-${counter++}.dimg`, [{ name: 'dimg.json', data: Buffer.from(JSON.stringify(h)) }, ...members.slice(1)]);
+      const file = await packDimgOf(`header-${counter++}.dimg`, [
+        { name: 'dimg.json', data: Buffer.from(JSON.stringify(h)) },
+        ...members.slice(1),
+      ]);
       expectOneLineRefusal(await readDimgHeader(file).catch((e: unknown) => e), message);
       const { result, out } = await applyPromptly(file);
       expectOneLineRefusal(result, message);
@@ -147,7 +173,10 @@ describe('dimg.json with missing or mistyped fields', () => {
 
   it('a dimg.json too large for a header says so', async () => {
     const file = await packDimgOf('huge-header.dimg', [{ name: 'dimg.json', data: Buffer.alloc(65 * 1024 * 1024, 0x20) }]);
-    expectOneLineRefusal(await readDimgHeader(file).catch((e: unknown) => e), /its dimg\.json has 68157440 bytes, more than a header can \(67108864\)/);
+    expectOneLineRefusal(
+      await readDimgHeader(file).catch((e: unknown) => e),
+      /its dimg\.json has 68157440 bytes, more than a header can \(67108864\)/,
+    );
   });
 
   it('image inspect escapes control characters in header strings', async () => {

@@ -35,7 +35,11 @@ const MT = {
 };
 
 function deltaimg(args: string[], opts: { inputFile?: string } = {}) {
-  return execa('node', [CLI, ...args], { env: { DELTAIMG_DOCKER: DOCKER }, reject: false, ...(opts.inputFile ? { inputFile: opts.inputFile } : {}) });
+  return execa('node', [CLI, ...args], {
+    env: { DELTAIMG_DOCKER: DOCKER },
+    reject: false,
+    ...(opts.inputFile ? { inputFile: opts.inputFile } : {}),
+  });
 }
 
 /** Runs the CLI and expects success; returns stdout. */
@@ -61,7 +65,13 @@ async function gnuTar(dir: string, format: 'posix' | 'gnu'): Promise<Buffer> {
   return Buffer.from(r.stdout as Uint8Array);
 }
 
-type RawEntry = { name: string; type?: 'file' | 'directory' | 'link' | 'symlink'; data?: string | Buffer; linkname?: string; mode?: number };
+type RawEntry = {
+  name: string;
+  type?: 'file' | 'directory' | 'link' | 'symlink';
+  data?: string | Buffer;
+  linkname?: string;
+  mode?: number;
+};
 
 /** A tar written by tar-stream (pax headers for long names), entries exactly as listed, duplicates included. */
 async function streamTar(entries: RawEntry[]): Promise<Buffer> {
@@ -70,7 +80,15 @@ async function streamTar(entries: RawEntry[]): Promise<Buffer> {
     const type = e.type ?? 'file';
     const data = type === 'file' ? Buffer.from(e.data ?? '') : undefined;
     pack.entry(
-      { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(1_700_000_000_000), uid: 0, gid: 0, ...(e.linkname ? { linkname: e.linkname } : {}) },
+      {
+        name: e.name,
+        type,
+        mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+        mtime: new Date(1_700_000_000_000),
+        uid: 0,
+        gid: 0,
+        ...(e.linkname ? { linkname: e.linkname } : {}),
+      },
       data,
     );
   }
@@ -163,17 +181,34 @@ async function zstdCli(tarBytes: Buffer): Promise<Buffer> {
 
 interface VerifyJson {
   ok: boolean;
-  report: { ok: boolean; images: { platform: string; configDigest: string; configOk: boolean; layers: { diffId: string; ok: boolean }[] }[] };
+  report: {
+    ok: boolean;
+    images: { platform: string; configDigest: string; configOk: boolean; layers: { diffId: string; ok: boolean }[] }[];
+  };
   expected: { platform: string; configDigest: string; problem?: string }[];
 }
 
 interface ApplyJson {
   verified: boolean;
-  images: { platform: string; configDigest: string; originalManifestDigest?: string; manifestDigest?: string; manifestNote?: string; layers: number; rebuiltLayers: number }[];
+  images: {
+    platform: string;
+    configDigest: string;
+    originalManifestDigest?: string;
+    manifestDigest?: string;
+    manifestNote?: string;
+    layers: number;
+    rebuiltLayers: number;
+  }[];
 }
 
 interface DimgHeaderJson {
-  images: { platform: string; target: { configDigest: string; layers: { diffId: string; from: string; stored?: { recipe?: { member: string; method: string }; inexact?: string } }[] } }[];
+  images: {
+    platform: string;
+    target: {
+      configDigest: string;
+      layers: { diffId: string; from: string; stored?: { recipe?: { member: string; method: string }; inexact?: string } }[];
+    };
+  }[];
   layers: { diffId: string; skeletonMember: string; deltaPrefix: string }[];
   members: { name: string; size: number; sha256: string }[];
   [key: string]: unknown;
@@ -216,7 +251,12 @@ afterAll(async () => {
 });
 
 /** Writes fixture `f` as a one-image OCI layout at `dir`, its layers compressed by `compress`. */
-async function layoutOf(f: Fixture, dir: string, compress: (tar: Buffer, i: number) => Promise<LayerBlob>, family: 'oci' | 'docker' = 'oci'): Promise<string> {
+async function layoutOf(
+  f: Fixture,
+  dir: string,
+  compress: (tar: Buffer, i: number) => Promise<LayerBlob>,
+  family: 'oci' | 'docker' = 'oci',
+): Promise<string> {
   const blobs: LayerBlob[] = [];
   for (const [i, l] of f.layers.entries()) blobs.push(await compress(l, i));
   const { files, manifestDigest } = singleImageLayout(f.config, blobs, 'latest', family);
@@ -232,14 +272,20 @@ async function indexManifestDigests(dir: string): Promise<string[]> {
 describe('OCI layouts with zlib-made gzip layers', () => {
   it('restores B with its config digest and its manifest digest (gzip replayed at each level)', async () => {
     const levels = [9, 6, 1];
-    const zlibGzip = async (t: Buffer, i: number): Promise<LayerBlob> => ({ mediaType: MT.gzip, data: gzipSync(t, { level: levels[i % levels.length]! }) });
+    const zlibGzip = async (t: Buffer, i: number): Promise<LayerBlob> => ({
+      mediaType: MT.gzip,
+      data: gzipSync(t, { level: levels[i % levels.length]! }),
+    });
     const aDir = join(work, 'zlib-a');
     const bDir = join(work, 'zlib-b');
     await layoutOf(A, aDir, zlibGzip);
     const bManifest = await layoutOf(B, bDir, zlibGzip);
 
     const dimg = join(work, 'zlib.dimg');
-    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { rebuiltLayers: number; sharedLayers: number };
+    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as {
+      rebuiltLayers: number;
+      sharedLayers: number;
+    };
     expect(diff).toMatchObject({ rebuiltLayers: 2, sharedLayers: 1 });
     const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
     // zlib-settings recipes, the shared layer's too (for a receiver holding A as tars).
@@ -251,7 +297,14 @@ describe('OCI layouts with zlib-made gzip layers', () => {
 
     const out = join(work, 'zlib-out');
     const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
-    expect(apply.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, originalManifestDigest: bManifest, manifestDigest: bManifest, rebuiltLayers: 2 })]);
+    expect(apply.images).toEqual([
+      expect.objectContaining({
+        configDigest: B.configDigest,
+        originalManifestDigest: bManifest,
+        manifestDigest: bManifest,
+        rebuiltLayers: 2,
+      }),
+    ]);
     expect(apply.images[0]!.manifestNote).toBeUndefined();
     expect(await indexManifestDigests(out)).toEqual([bManifest]);
     // Every blob of B came back byte for byte.
@@ -279,8 +332,24 @@ describe('OCI layouts with zlib-made gzip layers', () => {
     const layers = header2.images[0]!.target.layers;
     const rebuilt = layers[1]!;
     const otherRecipe = layers[2]!.stored!.recipe!;
-    const skewed = { ...header2, images: [{ ...header2.images[0]!, target: { ...header2.images[0]!.target, layers: layers.map((l) => (l === rebuilt ? { ...l, stored: { ...l.stored, recipe: otherRecipe } } : l)) } }] };
-    const skewedDimg = await craftDimg(members, 'zlib-skewed.dimg', skewed, header2.members.map((m) => ({ name: m.name })));
+    const skewed = {
+      ...header2,
+      images: [
+        {
+          ...header2.images[0]!,
+          target: {
+            ...header2.images[0]!.target,
+            layers: layers.map((l) => (l === rebuilt ? { ...l, stored: { ...l.stored, recipe: otherRecipe } } : l)),
+          },
+        },
+      ],
+    };
+    const skewedDimg = await craftDimg(
+      members,
+      'zlib-skewed.dimg',
+      skewed,
+      header2.members.map((m) => ({ name: m.name })),
+    );
     const out3 = join(work, 'zlib-out3');
     const apply3 = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, skewedDimg, '-o', `oci:${out3}`, '--json'])) as ApplyJson;
     const restored3 = apply3.images[0]!;
@@ -297,12 +366,15 @@ async function blobNames(dir: string): Promise<string[]> {
 }
 
 describe('a shared layer A and B store compressed differently', () => {
-  it('is replayed from A\'s tar at B\'s level, keeping the manifest digest (B in Docker schema 2 media types)', async () => {
+  it("is replayed from A's tar at B's level, keeping the manifest digest (B in Docker schema 2 media types)", async () => {
     const aDir = join(work, 'levels-a');
     const bDir = join(work, 'levels-b');
     await layoutOf(A, aDir, async (t) => ({ mediaType: MT.gzip, data: gzipSync(t, { level: 9 }) }));
     // As `crane pull --format=oci` leaves a registry image: Docker schema 2 manifest, config and layer types.
-    const dockerGzip = async (t: Buffer): Promise<LayerBlob> => ({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', data: gzipSync(t, { level: 1 }) });
+    const dockerGzip = async (t: Buffer): Promise<LayerBlob> => ({
+      mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+      data: gzipSync(t, { level: 1 }),
+    });
     const bManifest = await layoutOf(B, bDir, dockerGzip, 'docker');
     const dimg = join(work, 'levels.dimg');
     const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { sharedLayers: number };
@@ -311,7 +383,8 @@ describe('a shared layer A and B store compressed differently', () => {
     const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
     expect(apply.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
     expect(apply.images[0]!.manifestNote).toBeUndefined();
-    for (const name of await blobNames(bDir)) expect((await readFile(join(out, name))).equals(await readFile(join(bDir, name))), name).toBe(true);
+    for (const name of await blobNames(bDir))
+      expect((await readFile(join(out, name))).equals(await readFile(join(bDir, name))), name).toBe(true);
   }, 120_000);
 });
 
@@ -355,10 +428,13 @@ describe('layers compressed by GNU gzip, pigz and Go, and zstd', () => {
 
     const out = join(work, 'foreign-out');
     const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
-    expect(apply.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, originalManifestDigest: bManifest, manifestDigest: bManifest })]);
+    expect(apply.images).toEqual([
+      expect.objectContaining({ configDigest: B.configDigest, originalManifestDigest: bManifest, manifestDigest: bManifest }),
+    ]);
     expect(apply.images[0]!.manifestNote).toBeUndefined();
     expect(await indexManifestDigests(out)).toEqual([bManifest]);
-    for (const name of await blobNames(bDir)) expect((await readFile(join(out, name))).equals(await readFile(join(bDir, name))), name).toBe(true);
+    for (const name of await blobNames(bDir))
+      expect((await readFile(join(out, name))).equals(await readFile(join(bDir, name))), name).toBe(true);
     await verifyAgainst(`oci:${out}`, dimg);
 
     // From A as a classic docker save (uncompressed tars): every blob rebuilt from a tar.
@@ -369,15 +445,20 @@ describe('layers compressed by GNU gzip, pigz and Go, and zstd', () => {
     expect(apply2.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
   }, 180_000);
 
-  it('--no-exact-blobs leaves the token recipes out: a smaller .dimg, B\'s image id and diff_ids, other blob digests, said', async () => {
+  it("--no-exact-blobs leaves the token recipes out: a smaller .dimg, B's image id and diff_ids, other blob digests, said", async () => {
     const aDir = join(work, 'light-a');
     const bDir = join(work, 'light-b');
     await layoutOf(A, aDir, async (t) => ({ mediaType: MT.gzip, data: gzipSync(t) }));
     const bManifest = await layoutOf(B, bDir, async (t) => ({ mediaType: MT.gzip, data: await goGzip(t, -1) }));
     const exact = join(work, 'light-exact.dimg');
     const light = join(work, 'light.dimg');
-    const exactJson = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', exact, '--json', '-q'])) as { bytes: number; recipeBytes: number };
-    const lightJson = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', light, '--no-exact-blobs', '--json', '-q'])) as { bytes: number; recipeBytes: number };
+    const exactJson = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', exact, '--json', '-q'])) as {
+      bytes: number;
+      recipeBytes: number;
+    };
+    const lightJson = JSON.parse(
+      await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', light, '--no-exact-blobs', '--json', '-q']),
+    ) as { bytes: number; recipeBytes: number };
     expect(exactJson.recipeBytes).toBeGreaterThan(0);
     expect(lightJson.recipeBytes).toBe(0);
     expect(lightJson.bytes).toBeLessThan(exactJson.bytes - exactJson.recipeBytes / 2);
@@ -417,7 +498,9 @@ describe('layers compressed by GNU gzip, pigz and Go, and zstd', () => {
     expect(apply.exitCode, apply.stderr).toBe(0);
     expect(apply.stderr).toContain(`restored linux/amd64 image ${B.configDigest} (3 layers, 2 rebuilt, all verified)`);
     const zstdLayer = header.images[0]!.target.layers[2]!.diffId;
-    expect(apply.stderr).toContain(`note: manifest digest differs from ${bManifest}: stored uncompressed instead of recompressed (same diff_ids, same image id): layer ${zstdLayer} (zstd blobs`);
+    expect(apply.stderr).toContain(
+      `note: manifest digest differs from ${bManifest}: stored uncompressed instead of recompressed (same diff_ids, same image id): layer ${zstdLayer} (zstd blobs`,
+    );
     const [written] = await indexManifestDigests(out);
     expect(written).not.toBe(bManifest);
     // The shared layer keeps A's (= B's) stored blob; GNU gzip's comes back exactly; zstd's is a plain tar.
@@ -477,20 +560,30 @@ describe('two-platform indexes', () => {
     const refused = await deltaimg(['image', 'apply', `oci:${aDir}`, dimg, '-o', `docker-archive:${classic}`]);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
-    expect(refused.stderr).toMatch(/restores 2 images \(linux\/amd64, linux\/arm64\/v8\) that share the name .*pick one with --platform, or write oci-archive:PATH/);
+    expect(refused.stderr).toMatch(
+      /restores 2 images \(linux\/amd64, linux\/arm64\/v8\) that share the name .*pick one with --platform, or write oci-archive:PATH/,
+    );
     expect(await exists(classic)).toBe(false);
   }, 120_000);
 
   it('apply --platform restores only the platforms named; docker-daemon needs one', async () => {
     const out = join(work, 'apply-arm-out');
-    const apply = JSON.parse(await ok(['image', 'apply', '--platform', 'linux/arm64', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
+    const apply = JSON.parse(
+      await ok(['image', 'apply', '--platform', 'linux/arm64', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json']),
+    ) as ApplyJson;
     expect(apply.images.map((i) => [i.platform, i.configDigest])).toEqual([['linux/arm64/v8', bLayout.arm64.config]]);
     const v = JSON.parse(await ok(['image', 'verify', `oci:${out}`, '--json'])) as VerifyJson;
     expect(v.report.images.map((i) => i.configDigest)).toEqual([bLayout.arm64.config]);
     for (const [args, pattern] of [
       // Comma-separated: linux/amd64 is there, linux/s390x is not.
-      [['--platform', 'linux/amd64,linux/s390x', '-o', `oci:${join(work, 'never-s390x')}`], /holds no image for platform linux\/s390x \(it has linux\/amd64, linux\/arm64\/v8\)/],
-      [['-o', 'docker-daemon:deltaimg-test/never:1'], /docker-daemon:deltaimg-test\/never:1 takes one image and .* restores 2 .*--platform/],
+      [
+        ['--platform', 'linux/amd64,linux/s390x', '-o', `oci:${join(work, 'never-s390x')}`],
+        /holds no image for platform linux\/s390x \(it has linux\/amd64, linux\/arm64\/v8\)/,
+      ],
+      [
+        ['-o', 'docker-daemon:deltaimg-test/never:1'],
+        /docker-daemon:deltaimg-test\/never:1 takes one image and .* restores 2 .*--platform/,
+      ],
     ] as const) {
       const r = await deltaimg(['image', 'apply', `oci:${aDir}`, dimg, ...args]);
       expect(r.exitCode, r.stderr).toBe(2);
@@ -534,7 +627,13 @@ describe('two-platform indexes', () => {
 
   it('a platform the target lacks is a one-line usage error, and nothing is written', async () => {
     const amdOnly = join(work, 'amd-only');
-    await writeDir(amdOnly, singleImageLayout(B.config, B.layers.map((data) => ({ mediaType: MT.tar, data }))).files);
+    await writeDir(
+      amdOnly,
+      singleImageLayout(
+        B.config,
+        B.layers.map((data) => ({ mediaType: MT.tar, data })),
+      ).files,
+    );
     const dimg = join(work, 'lacking.dimg');
     for (const platform of ['linux/arm64', 'linux/s390x']) {
       const r = await deltaimg(['image', 'diff', `oci:${aDir}`, `oci:${amdOnly}`, '-o', dimg, '--platform', platform]);
@@ -547,9 +646,20 @@ describe('two-platform indexes', () => {
 });
 
 describe('platforms with their own layers', () => {
-  it('each platform\'s new layers are diffed against, and rebuilt from, that platform\'s base', async () => {
-    const armOnlyA = await streamTar([{ name: 'opt/', type: 'directory' }, { name: 'opt/arch.conf', data: conf(3).replace(/option/g, 'aarch64') }]);
-    const armOnlyB = await streamTar([{ name: 'opt/', type: 'directory' }, { name: 'opt/arch.conf', data: conf(3).replace(/option/g, 'aarch64').replace('= 9', '= 10') }]);
+  it("each platform's new layers are diffed against, and rebuilt from, that platform's base", async () => {
+    const armOnlyA = await streamTar([
+      { name: 'opt/', type: 'directory' },
+      { name: 'opt/arch.conf', data: conf(3).replace(/option/g, 'aarch64') },
+    ]);
+    const armOnlyB = await streamTar([
+      { name: 'opt/', type: 'directory' },
+      {
+        name: 'opt/arch.conf',
+        data: conf(3)
+          .replace(/option/g, 'aarch64')
+          .replace('= 9', '= 10'),
+      },
+    ]);
     const arm = { os: 'linux', architecture: 'arm64', variant: 'v8' };
     const amd = { os: 'linux', architecture: 'amd64' };
     const gz = (t: Buffer): LayerBlob => ({ mediaType: MT.gzip, data: gzipSync(t, { level: 9 }) });
@@ -570,7 +680,9 @@ describe('platforms with their own layers', () => {
     await writeDir(bDir, layoutB.files);
     const dimg = join(work, 'own.dimg');
     await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '-q']);
-    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson & { layers: { diffId: string; baseConfigDigest: string }[] };
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson & {
+      layers: { diffId: string; baseConfigDigest: string }[];
+    };
     const armA = sha(imageConfig(aArm.map(sha), 'arm64'));
     expect(header.layers.find((l) => l.diffId === sha(armOnlyB))?.baseConfigDigest).toBe(armA);
     expect(header.layers.find((l) => l.diffId === sha(B.layers[2]!))?.baseConfigDigest).toBe(A.configDigest);
@@ -601,7 +713,9 @@ describe('docker-archive in the Docker >= 25 form, restored with --format oci', 
     const dimg = join(work, 'd25.dimg');
     await ok(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', dimg, '-q']);
     const out = join(work, 'b25-out.tar');
-    const apply = JSON.parse(await ok(['image', 'apply', `docker-archive:${aTar}`, dimg, '-o', `docker-archive:${out}`, '--format', 'oci', '--json'])) as ApplyJson;
+    const apply = JSON.parse(
+      await ok(['image', 'apply', `docker-archive:${aTar}`, dimg, '-o', `docker-archive:${out}`, '--format', 'oci', '--json']),
+    ) as ApplyJson;
     expect(apply.images).toEqual([expect.objectContaining({ configDigest: B.configDigest, manifestDigest: bManifest })]);
     const members = (await execa('tar', ['-tf', out])).stdout.split('\n');
     expect(members).toEqual(expect.arrayContaining(['oci-layout', 'index.json', 'manifest.json', `blobs/sha256/${bManifest.slice(7)}`]));
@@ -628,7 +742,10 @@ describe('edge layers', () => {
     await layoutOf(A, aDir, zlib6);
     const bManifest = await layoutOf(target, bDir, zlib6);
     const dimg = join(work, 'edge.dimg');
-    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as { rebuiltLayers: number; sharedLayers: number };
+    const diff = JSON.parse(await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '--json'])) as {
+      rebuiltLayers: number;
+      sharedLayers: number;
+    };
     expect(diff).toMatchObject({ rebuiltLayers: 5, sharedLayers: 1 });
     const out = join(work, 'edge-out');
     const apply = JSON.parse(await ok(['image', 'apply', `oci:${aDir}`, dimg, '-o', `oci:${out}`, '--json'])) as ApplyJson;
@@ -660,7 +777,11 @@ describe('stdin and stdout', () => {
   it('diff -o - writes the .dimg to stdout; apply reads it from stdin and writes the archive to stdout', async () => {
     const { aTar, bTar } = await classicPair('deltaimg-test/stdio-a:1', 'deltaimg-test/stdio-b:1');
     const dimg = join(work, 'stdio.dimg');
-    const diff = await deltaimgPiped(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', '-', '-q'], undefined, dimg);
+    const diff = await deltaimgPiped(
+      ['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', '-', '-q'],
+      undefined,
+      dimg,
+    );
     expect(diff.exitCode, diff.stderr).toBe(0);
     expect(diff.stderr).toBe('');
     const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
@@ -677,7 +798,23 @@ describe('stdin and stdout', () => {
   it('a reader that closes stdout early gets a one-line error, not a stack', async () => {
     const { aTar, bTar } = await classicPair('deltaimg-test/epipe-a:1', 'deltaimg-test/epipe-b:1');
     // `true` exits at once, long before the diff writes its first byte: every write meets EPIPE.
-    const r = await execa('bash', ['-c', 'node "$@" | true; exit "${PIPESTATUS[0]}"', 'bash', CLI, 'image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', '-', '-q'], { reject: false });
+    const r = await execa(
+      'bash',
+      [
+        '-c',
+        'node "$@" | true; exit "${PIPESTATUS[0]}"',
+        'bash',
+        CLI,
+        'image',
+        'diff',
+        `docker-archive:${aTar}`,
+        `docker-archive:${bTar}`,
+        '-o',
+        '-',
+        '-q',
+      ],
+      { reject: false },
+    );
     // 141 = 128 + SIGPIPE, what a shell reports for a writer stopped by a closed pipe.
     expect(r.exitCode).toBe(141);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -699,7 +836,15 @@ describe('stdin and stdout', () => {
   });
 
   it('--json with -o - is a usage error (both want stdout)', async () => {
-    const r = await deltaimg(['image', 'diff', 'docker-archive:/nonexistent-a.tar', 'docker-archive:/nonexistent-b.tar', '-o', '-', '--json']);
+    const r = await deltaimg([
+      'image',
+      'diff',
+      'docker-archive:/nonexistent-a.tar',
+      'docker-archive:/nonexistent-b.tar',
+      '-o',
+      '-',
+      '--json',
+    ]);
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -751,19 +896,34 @@ describe('hostile and damaged inputs', () => {
 
   it('refuses a header listing a member outside', async () => {
     const evil = { name: '../x', size: 6, sha256: sha(Buffer.from('escape')).slice(7) };
-    const file = await craft('dotdot-listed.dimg', { ...header, members: [...header.members, evil] }, [...allMembers(), { name: '../x', data: Buffer.from('escape') }]);
+    const file = await craft('dotdot-listed.dimg', { ...header, members: [...header.members, evil] }, [
+      ...allMembers(),
+      { name: '../x', data: Buffer.from('escape') },
+    ]);
     await expectRefused(aTar, file, /dotdot-listed\.dimg is damaged: its header lists an invalid member "\.\.\/x"/);
   });
 
   it('refuses a header whose layer or config points outside the members', async () => {
     const layer = header.layers[0]!;
     const outsideSkeleton = { ...header, layers: [{ ...layer, skeletonMember: '../../../etc/passwd' }, ...header.layers.slice(1)] };
-    await expectRefused(aTar, await craft('outside-skeleton.dimg', outsideSkeleton, allMembers()), /outside-skeleton\.dimg is damaged: its header refers to member "\.\.\/\.\.\/\.\.\/etc\/passwd", which it does not list/);
+    await expectRefused(
+      aTar,
+      await craft('outside-skeleton.dimg', outsideSkeleton, allMembers()),
+      /outside-skeleton\.dimg is damaged: its header refers to member "\.\.\/\.\.\/\.\.\/etc\/passwd", which it does not list/,
+    );
     const outsideDelta = { ...header, layers: [{ ...layer, deltaPrefix: '../../..' }, ...header.layers.slice(1)] };
-    await expectRefused(aTar, await craft('outside-delta.dimg', outsideDelta, allMembers()), /outside-delta\.dimg is damaged: its header gives layer sha256:[0-9a-f]{64} an invalid delta prefix "\.\.\/\.\.\/\.\."/);
+    await expectRefused(
+      aTar,
+      await craft('outside-delta.dimg', outsideDelta, allMembers()),
+      /outside-delta\.dimg is damaged: its header gives layer sha256:[0-9a-f]{64} an invalid delta prefix "\.\.\/\.\.\/\.\."/,
+    );
     const image = header.images[0]!;
     const outsideConfig = { ...header, images: [{ ...image, target: { ...image.target, configMember: '/etc/passwd' } }] };
-    await expectRefused(aTar, await craft('outside-config.dimg', outsideConfig, allMembers()), /outside-config\.dimg is damaged: its header refers to member "\/etc\/passwd"/);
+    await expectRefused(
+      aTar,
+      await craft('outside-config.dimg', outsideConfig, allMembers()),
+      /outside-config\.dimg is damaged: its header refers to member "\/etc\/passwd"/,
+    );
   });
 
   it('refuses a header listing a member the file does not hold', async () => {
@@ -778,7 +938,14 @@ describe('hostile and damaged inputs', () => {
       const at = firstDataOffset(flipped);
       flipped[at] = flipped[at]! ^ 0x20;
       const base = join(work, `damaged-base-${i}.tar`);
-      await writeTar(base, classicArchive(A.config, A.layers.map((l, j) => (j === i ? flipped : l)), 'deltaimg-test/damaged:1'));
+      await writeTar(
+        base,
+        classicArchive(
+          A.config,
+          A.layers.map((l, j) => (j === i ? flipped : l)),
+          'deltaimg-test/damaged:1',
+        ),
+      );
       await expectRefused(base, dimg, new RegExp(`damaged-base-${i}\\.tar: .*hashes to sha256:[0-9a-f]{64}, expected ${sha(layer)}`));
     }
   }, 120_000);
@@ -823,8 +990,15 @@ async function craftDimg(members: string, name: string, head: DimgHeaderJson, en
 
 /** Offset of the first byte of file data in a tar: after the first header whose size is non-zero. */
 function firstDataOffset(tarBytes: Buffer): number {
-  for (let pos = 0; pos + 512 <= tarBytes.length; ) {
-    const size = parseInt(tarBytes.subarray(pos + 124, pos + 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
+  for (let pos = 0; pos + 512 <= tarBytes.length;) {
+    const size = parseInt(
+      tarBytes
+        .subarray(pos + 124, pos + 136)
+        .toString('latin1')
+        .replace(/\0.*$/, '')
+        .trim() || '0',
+      8,
+    );
     const type = String.fromCharCode(tarBytes[pos + 156]!);
     if (size > 0 && (type === '0' || type === '\0')) return pos + 512;
     pos += 512 + Math.ceil(size / 512) * 512;
@@ -840,11 +1014,14 @@ describeDocker('restored archives in the engine', () => {
   });
   afterAll(() => images.removeAll());
 
-  it('a classic archive restored through stdin and stdout loads with B\'s id (the engine unpacks every layer)', async () => {
+  it("a classic archive restored through stdin and stdout loads with B's id (the engine unpacks every layer)", async () => {
     const bName = images.name('oci-stdio-b');
     const { aTar, bTar } = await classicPair(images.name('oci-stdio-a'), bName, E);
     const dimg = join(work, 'engine-stdio.dimg');
-    expect((await deltaimgPiped(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', '-', '-q'], undefined, dimg)).exitCode).toBe(0);
+    expect(
+      (await deltaimgPiped(['image', 'diff', `docker-archive:${aTar}`, `docker-archive:${bTar}`, '-o', '-', '-q'], undefined, dimg))
+        .exitCode,
+    ).toBe(0);
     const out = join(work, 'engine-stdio-out.tar');
     const apply = await deltaimgPiped(['image', 'apply', `docker-archive:${aTar}`, '-', '-o', '-', '-q'], dimg, out);
     expect(apply.exitCode, apply.stderr).toBe(0);
@@ -876,7 +1053,7 @@ describeDocker('restored archives in the engine', () => {
     expect(await docker(['image', 'inspect', '--format', '{{.Architecture}}', name])).toBe('arm64');
   }, 120_000);
 
-  it('a Docker >= 25 form archive restored with --format oci loads with B\'s id', async () => {
+  it("a Docker >= 25 form archive restored with --format oci loads with B's id", async () => {
     const aTar = join(work, 'engine-a25.tar');
     const bTar = join(work, 'engine-b25.tar');
     const bName = images.name('oci-d25-b');

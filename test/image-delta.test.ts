@@ -48,7 +48,16 @@ function sha256(b: Buffer): string {
 describe("version-1 deltas' gzip replay (Node's zlib at a recorded level) still applies", () => {
   // Text with structure but few long repeats, so zlib's levels produce different streams.
   const tarBytes = Buffer.concat([
-    Buffer.from(Array.from({ length: 6000 }, (_, i) => `${i}:${(i * 2654435761) % 1000003} ${createHash('md5').update(String(i % 97)).digest('hex').slice(0, i % 13)}\n`).join('')),
+    Buffer.from(
+      Array.from(
+        { length: 6000 },
+        (_, i) =>
+          `${i}:${(i * 2654435761) % 1000003} ${createHash('md5')
+            .update(String(i % 97))
+            .digest('hex')
+            .slice(0, i % 13)}\n`,
+      ).join(''),
+    ),
     Buffer.alloc(4096),
   ]);
 
@@ -56,7 +65,8 @@ describe("version-1 deltas' gzip replay (Node's zlib at a recorded level) still 
     for (const level of [1, 6, 9]) {
       const gz = gzipSync(tarBytes, { level });
       const chunks: Buffer[] = [];
-      for await (const c of replayWithZlibLevel(gz.subarray(0, 10).toString('hex'), level, Readable.from([tarBytes]))) chunks.push(c as Buffer);
+      for await (const c of replayWithZlibLevel(gz.subarray(0, 10).toString('hex'), level, Readable.from([tarBytes])))
+        chunks.push(c as Buffer);
       expect(sha256(Buffer.concat(chunks))).toBe(sha256(gz));
     }
   });
@@ -94,7 +104,12 @@ describeDocker('image archives: diff, apply, verify', () => {
     await mkdir(join(ctx, 'extra'), { recursive: true });
     await writeFile(join(ctx, 'extra/data.bin'), createHash('sha256').update('c').digest().toString('hex').repeat(4000));
     await copyFile(join(rootA, 'etc/old.conf'), join(ctx, 'extra/old.conf'));
-    const built = await buildImage(`FROM ${A}\nCOPY extra /opt/extra\nCOPY extra/old.conf /etc/old.conf\nENV GREETING="hello from C"\n`, C, [], ctx);
+    const built = await buildImage(
+      `FROM ${A}\nCOPY extra /opt/extra\nCOPY extra/old.conf /etc/old.conf\nENV GREETING="hello from C"\n`,
+      C,
+      [],
+      ctx,
+    );
     expect(built.exitCode, built.all).toBe(0);
     [bId, cId] = await Promise.all([imageId(B), imageId(C)]);
     aTar = join(work, 'a.tar');
@@ -192,7 +207,15 @@ describeDocker('image archives: diff, apply, verify', () => {
     });
 
     it('refuses a newer format with an upgrade message', async () => {
-      const header = { format: 'deltaimg-image', version: 3, minReaderVersion: 3, tool: 'deltaimg 9.0.0', images: [], layers: [], members: [] };
+      const header = {
+        format: 'deltaimg-image',
+        version: 3,
+        minReaderVersion: 3,
+        tool: 'deltaimg 9.0.0',
+        images: [],
+        layers: [],
+        members: [],
+      };
       const pack = tar.pack();
       pack.entry({ name: 'dimg.json' }, JSON.stringify(header));
       pack.finalize();

@@ -72,21 +72,50 @@ async function drain(stream: NodeJS.ReadableStream): Promise<void> {
 describe('image references', () => {
   it('parses the containers-transports forms', () => {
     expect(parseImageRef('docker-archive:/a/b.tar')).toEqual({ transport: 'docker-archive', path: '/a/b.tar' });
-    expect(parseImageRef('docker-archive:b.tar:localhost:5000/x:1')).toEqual({ transport: 'docker-archive', path: 'b.tar', ref: 'localhost:5000/x:1' });
+    expect(parseImageRef('docker-archive:b.tar:localhost:5000/x:1')).toEqual({
+      transport: 'docker-archive',
+      path: 'b.tar',
+      ref: 'localhost:5000/x:1',
+    });
     expect(parseImageRef('oci:dir:latest')).toEqual({ transport: 'oci', path: 'dir', ref: 'latest' });
     expect(parseImageRef('oci-archive:x.tar')).toEqual({ transport: 'oci-archive', path: 'x.tar' });
     expect(parseImageRef('docker-daemon:busybox:1.36')).toEqual({ transport: 'docker-daemon', name: 'busybox:1.36' });
     expect(parseImageRef('-')).toEqual({ transport: 'stdio' });
-    expect(parseImageRef('docker://127.0.0.1:5000/team/app:2')).toEqual({ transport: 'docker', registry: '127.0.0.1:5000', repository: 'team/app', tag: '2' });
+    expect(parseImageRef('docker://127.0.0.1:5000/team/app:2')).toEqual({
+      transport: 'docker',
+      registry: '127.0.0.1:5000',
+      repository: 'team/app',
+      tag: '2',
+    });
     const digest = `sha256:${'ab'.repeat(32)}`;
-    expect(parseImageRef(`docker://ghcr.io/o/app@${digest}`)).toEqual({ transport: 'docker', registry: 'ghcr.io', repository: 'o/app', digest });
+    expect(parseImageRef(`docker://ghcr.io/o/app@${digest}`)).toEqual({
+      transport: 'docker',
+      registry: 'ghcr.io',
+      repository: 'o/app',
+      digest,
+    });
     expect(parseImageRef('docker://localhost/app')).toEqual({ transport: 'docker', registry: 'localhost', repository: 'app' });
-    expect(parseImageRef('docker://busybox:1.36')).toEqual({ transport: 'docker', registry: 'docker.io', repository: 'library/busybox', tag: '1.36' });
+    expect(parseImageRef('docker://busybox:1.36')).toEqual({
+      transport: 'docker',
+      registry: 'docker.io',
+      repository: 'library/busybox',
+      tag: '1.36',
+    });
     expect(formatImageRef(parseImageRef(`docker://r.example:443/a/b:1@${digest}`))).toBe(`docker://r.example:443/a/b:1@${digest}`);
   });
 
   it('refuses bad references naming the text and the valid forms', () => {
-    for (const bad of ['b.tar', 'docker:x', 'oci:', 'docker-daemon:', 'oci:dir:', 'docker://r.example/App:1', 'docker://r.example/app@sha256:12', 'docker://r.example/app:-x', 'docker://']) {
+    for (const bad of [
+      'b.tar',
+      'docker:x',
+      'oci:',
+      'docker-daemon:',
+      'oci:dir:',
+      'docker://r.example/App:1',
+      'docker://r.example/app@sha256:12',
+      'docker://r.example/app:-x',
+      'docker://',
+    ]) {
       let err: unknown;
       try {
         parseImageRef(bad);
@@ -118,7 +147,13 @@ describe('hostile archives', () => {
 
   it('refuses an entry climbing out with ..', async () => {
     const path = join(work, 'dotdot.tar');
-    await writeTar(path, new Map([['manifest.json', manifest], ['../evil', Buffer.from('x')]]));
+    await writeTar(
+      path,
+      new Map([
+        ['manifest.json', manifest],
+        ['../evil', Buffer.from('x')],
+      ]),
+    );
     const e = await failure(openImageSource({ transport: 'docker-archive', path }));
     expect(e.code).toBe('HOSTILE_PATH');
     expect(e.message).toContain(path);
@@ -225,14 +260,22 @@ describeDocker('image transports on real docker save archives', () => {
     await execa(DOCKER, ['load', '-i', out]);
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', copyTag])).toBe(id);
     // Nothing is left beside the output; writing over it is refused.
-    expect((await failure(writeImages({ transport: 'docker-archive', path: out }, [(await readAll({ transport: 'docker-archive', path: out }))[0]!]))).code).toBe('USAGE');
+    expect(
+      (
+        await failure(
+          writeImages({ transport: 'docker-archive', path: out }, [(await readAll({ transport: 'docker-archive', path: out }))[0]!]),
+        )
+      ).code,
+    ).toBe('USAGE');
   });
 
   it('docker-archive -> oci dir -> oci-archive -> docker-archive keeps the id and the manifest digest', async () => {
     const ociDir = join(work, 'layout');
     const ociTar = join(work, 'layout.tar');
     const back = join(work, 'back.tar');
-    const [first] = await withSource({ transport: 'docker-archive', path: classicTar }, async (src) => writeImages({ transport: 'oci', path: ociDir, ref: 'v1' }, [src.images()[0]!]));
+    const [first] = await withSource({ transport: 'docker-archive', path: classicTar }, async (src) =>
+      writeImages({ transport: 'oci', path: ociDir, ref: 'v1' }, [src.images()[0]!]),
+    );
     const fromDir = await withSource({ transport: 'oci', path: ociDir, ref: 'v1' }, async (src) => {
       const [image] = src.images();
       expect(image!.configDigest).toBe(id);
@@ -309,7 +352,15 @@ describeDocker('image transports on real docker save archives', () => {
     const layers = [...image!.layers];
     const tar = layers[1]!;
     // A recomputed (recompressed) blob whose bytes are not what its digest says.
-    layers[1] = { ...tar, digest: `sha256:${'0'.repeat(64)}`, size: 10, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', compression: 'gzip', recomputed: true, openStored: () => tar.openUncompressed() };
+    layers[1] = {
+      ...tar,
+      digest: `sha256:${'0'.repeat(64)}`,
+      size: 10,
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      compression: 'gzip',
+      recomputed: true,
+      openStored: () => tar.openUncompressed(),
+    };
     const out = join(work, 'fallback');
     const [w] = await writeImages({ transport: 'oci', path: out }, [{ ...image!, layers }]);
     expect(w!.layerDigests).toEqual(rootfs);
@@ -321,7 +372,12 @@ describeDocker('image transports on real docker save archives', () => {
     const [image] = await readAll({ transport: 'docker-archive', path: classicTar });
     const wrongTar = image!.layers[0]!;
     const toWrite = { ...image!, layers: [...image!.layers] };
-    toWrite.layers[1] = { ...toWrite.layers[1]!, openUncompressed: () => wrongTar.openUncompressed(), openStored: () => wrongTar.openStored(), uncompressedSize: wrongTar.size };
+    toWrite.layers[1] = {
+      ...toWrite.layers[1]!,
+      openUncompressed: () => wrongTar.openUncompressed(),
+      openStored: () => wrongTar.openStored(),
+      uncompressedSize: wrongTar.size,
+    };
     const outDir = join(work, 'no-partial');
     await mkdir(outDir);
     for (const dest of [
@@ -334,7 +390,9 @@ describeDocker('image transports on real docker save archives', () => {
       expect(e.message).toContain(toWrite.layers[1]!.diffId);
     }
     expect(await readdir(outDir)).toEqual([]);
-    expect((await failure(writeImages({ transport: 'docker-archive', path: join(work, 'no-such-dir', 'x.tar') }, [image!]))).code).toBe('IO');
+    expect((await failure(writeImages({ transport: 'docker-archive', path: join(work, 'no-such-dir', 'x.tar') }, [image!]))).code).toBe(
+      'IO',
+    );
     const loadFailure = await failure(writeImages({ transport: 'docker-daemon', name: 'UPPER/case:1' }, [image!]));
     expect(loadFailure.code).toBe('DOCKER');
     expect(loadFailure.message).toContain('docker load failed');
@@ -382,7 +440,9 @@ describeDocker('image transports on real docker save archives', () => {
     m[0]!.Layers.pop();
     files.set('manifest.json', Buffer.from(JSON.stringify(m)));
     await writeTar(badCount, files);
-    expect((await failure(openImageSource({ transport: 'docker-archive', path: badCount }))).message).toContain('lists 3 layers but the config has 4');
+    expect((await failure(openImageSource({ transport: 'docker-archive', path: badCount }))).message).toContain(
+      'lists 3 layers but the config has 4',
+    );
   });
 
   it('a docker save of two images: REF picks one; both written to one archive share their common layer', async () => {
@@ -409,7 +469,9 @@ describeDocker('image transports on real docker save archives', () => {
       { ...second!, names: [t2] },
     ]);
     const members = (await execa('tar', ['-tf', out])).stdout.split('\n');
-    expect(members.filter((m) => m.endsWith('layer.tar'))).toHaveLength(new Set([...first!.layers, ...second!.layers].map((l) => l.diffId)).size);
+    expect(members.filter((m) => m.endsWith('layer.tar'))).toHaveLength(
+      new Set([...first!.layers, ...second!.layers].map((l) => l.diffId)).size,
+    );
     await execa(DOCKER, ['load', '-i', out]);
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', t1])).toBe(id);
     expect(await docker(['image', 'inspect', '--format', '{{.Id}}', t2])).toBe(id2);

@@ -112,7 +112,13 @@ async function filesOf(dir: string, opts: { onlyFilesAndDirs?: boolean } = { onl
     for (const e of await fsp.readdir(at(rel), { withFileTypes: true, encoding: 'buffer' })) {
       const child = (rel ? `${rel}/` : '') + e.name.toString('latin1');
       if (e.isDirectory()) await walk(child);
-      else if (e.isFile()) out.set(child, createHash('sha256').update(await fsp.readFile(at(child))).digest('hex'));
+      else if (e.isFile())
+        out.set(
+          child,
+          createHash('sha256')
+            .update(await fsp.readFile(at(child)))
+            .digest('hex'),
+        );
       else if (opts.onlyFilesAndDirs) expect.fail(`only files and dirs expected in ${dir}, found ${child}`);
     }
   };
@@ -142,7 +148,8 @@ describe('header fields', () => {
     expect(normalizeMemberPath('/etc/')).toBe('etc');
     expect(normalizeMemberPath('.//./usr/bin')).toBe('usr/bin');
     expect(normalizeMemberPath('caf\xe9/\xff')).toBe('caf\xe9/\xff');
-    for (const bad of ['../evil', 'a/../../evil', 'a//b', './', '.', '', 'a/./b', 'nul\0byte']) expect(normalizeMemberPath(bad)).toBeUndefined();
+    for (const bad of ['../evil', 'a/../../evil', 'a//b', './', '.', '', 'a/./b', 'nul\0byte'])
+      expect(normalizeMemberPath(bad)).toBeUndefined();
   });
 });
 
@@ -198,7 +205,8 @@ describe('split + join of GNU tar archives', () => {
     await fsp.mkdir(dir);
     await fsp.writeFile(join(dir, 'caps'), pseudoRandomBytes(2, 3000));
     await execa('setfattr', ['-n', 'user.note', '-v', 'hello', join(dir, 'caps')]);
-    if (asRoot) await execa('setfattr', ['-n', 'security.capability', '-v', '0x0100000200200000000000000000000000000000', join(dir, 'caps')]);
+    if (asRoot)
+      await execa('setfattr', ['-n', 'security.capability', '-v', '0x0100000200200000000000000000000000000000', join(dir, 'caps')]);
     const tarPath = await gnuTar(dir, ['--xattrs', '--xattrs-include=*', '--format=posix']);
     const listing = await execa('tar', ['--xattrs', '--xattrs-include=*', '-tvvf', tarPath]);
     expect(listing.stdout).toContain('caps');
@@ -447,8 +455,15 @@ describe('extractRootfs', () => {
     ];
     const dir = fresh('rootfs-v7');
     await extractRootfs([layerOf(lower), layerOf(spec)], dir);
-    expect(await filesOf(dir)).toEqual(new Map([['olddir/y', sha('y')], ['olddir/x', sha('x')]]));
-    const { split } = await roundTrip(await tarStream(spec.map((e) => ({ header: e.header, body: e.body === undefined ? undefined : Buffer.from(e.body) }))));
+    expect(await filesOf(dir)).toEqual(
+      new Map([
+        ['olddir/y', sha('y')],
+        ['olddir/x', sha('x')],
+      ]),
+    );
+    const { split } = await roundTrip(
+      await tarStream(spec.map((e) => ({ header: e.header, body: e.body === undefined ? undefined : Buffer.from(e.body) }))),
+    );
     expect(split.files).toBe(1);
   });
 
@@ -563,7 +578,10 @@ describeDocker('split + join of a layer the engine wrote (docker save)', () => {
     const archive = fresh('saved') + '.tar';
     await docker(['save', '-o', archive, ref]);
     const members = await unpackArchive(archive, fresh('saved-dir'));
-    const manifest = JSON.parse((await fsp.readFile(join(members, 'manifest.json'))).toString()) as Array<{ Config: string; Layers: string[] }>;
+    const manifest = JSON.parse((await fsp.readFile(join(members, 'manifest.json'))).toString()) as Array<{
+      Config: string;
+      Layers: string[];
+    }>;
     const config = JSON.parse((await fsp.readFile(join(members, manifest[0]!.Config))).toString()) as { rootfs: { diff_ids: string[] } };
     const layer = join(members, manifest[0]!.Layers[0]!);
     const { split, content } = await roundTrip(layer);
@@ -588,7 +606,10 @@ describeDocker('split + join of a layer the engine wrote (docker save)', () => {
     const archive = fresh('built') + '.tar';
     await docker(['save', '-o', archive, ref]);
     const members = await unpackArchive(archive, fresh('built-dir'));
-    const manifest = JSON.parse((await fsp.readFile(join(members, 'manifest.json'))).toString()) as Array<{ Config: string; Layers: string[] }>;
+    const manifest = JSON.parse((await fsp.readFile(join(members, 'manifest.json'))).toString()) as Array<{
+      Config: string;
+      Layers: string[];
+    }>;
     const config = JSON.parse((await fsp.readFile(join(members, manifest[0]!.Config))).toString()) as { rootfs: { diff_ids: string[] } };
     expect(manifest[0]!.Layers.length).toBe(2);
     const contents: string[][] = [];

@@ -122,7 +122,9 @@ describe('fsext addon', () => {
     expect(caught?.syscall).toBe('lgetxattr');
     expect(caught?.path).toEqual(missing);
     expect(caught?.message).toMatch(/^ENOENT: .*lgetxattr/);
-    expect(() => fsext().lgetxattr(Buffer.from(`${work}/x\xff\xfe`, 'latin1'), 'user.none')).toThrow(expect.objectContaining({ code: 'ENODATA' }));
+    expect(() => fsext().lgetxattr(Buffer.from(`${work}/x\xff\xfe`, 'latin1'), 'user.none')).toThrow(
+      expect.objectContaining({ code: 'ENODATA' }),
+    );
   });
 
   it('makes fifos and devices with full major/minor numbers', () => {
@@ -165,8 +167,12 @@ describe('createNode safety', () => {
     const out = join(work, 'out-hostile');
     await fsp.mkdir(out);
     await expect(createNode(out, { kind: 'fifo', path: rp('../escape'), meta: META })).rejects.toMatchObject({ code: 'HOSTILE_PATH' });
-    await expect(createNode(out, { kind: 'hardlink', path: rp('h'), meta: META, linkTo: rp('/etc/passwd') })).rejects.toMatchObject({ code: 'HOSTILE_PATH' });
-    await expect(createNode(out, { kind: 'symlink', path: rp(''), meta: META, target: 'x' })).rejects.toMatchObject({ code: 'HOSTILE_PATH' });
+    await expect(createNode(out, { kind: 'hardlink', path: rp('h'), meta: META, linkTo: rp('/etc/passwd') })).rejects.toMatchObject({
+      code: 'HOSTILE_PATH',
+    });
+    await expect(createNode(out, { kind: 'symlink', path: rp(''), meta: META, target: 'x' })).rejects.toMatchObject({
+      code: 'HOSTILE_PATH',
+    });
     await expect(fsp.readdir(out)).resolves.toEqual([]);
   });
 

@@ -16,17 +16,7 @@ import { compareTrees } from '../src/tree/compare.js';
 import { fsext } from '../src/tree/fsext.js';
 import { toFsPath } from '../src/tree/paths.js';
 import { scanTree, sha256File, type TreeSnapshot } from '../src/tree/scan.js';
-import {
-  CAP_NET_RAW_EP,
-  LONG_PATH,
-  ODD_NAMES,
-  RICH,
-  cloneTree,
-  makeRichTree,
-  mtimeFor,
-  mutateTree,
-  rp,
-} from './helpers/trees.js';
+import { CAP_NET_RAW_EP, LONG_PATH, ODD_NAMES, RICH, cloneTree, makeRichTree, mtimeFor, mutateTree, rp } from './helpers/trees.js';
 
 const asRoot = process.getuid?.() === 0;
 
@@ -75,7 +65,9 @@ describe('scanTree on the rich tree', () => {
 
   it('holds every entry kind with its exact payload', () => {
     const kinds = new Set(richSnap.entries.map((e) => e.kind));
-    expect([...kinds].sort()).toEqual(asRoot ? ['blockdev', 'chardev', 'dir', 'fifo', 'file', 'hardlink', 'symlink'] : ['dir', 'fifo', 'file', 'hardlink', 'symlink']);
+    expect([...kinds].sort()).toEqual(
+      asRoot ? ['blockdev', 'chardev', 'dir', 'fifo', 'file', 'hardlink', 'symlink'] : ['dir', 'fifo', 'file', 'hardlink', 'symlink'],
+    );
     expect(entry(richSnap, 'bin')).toMatchObject({ kind: 'symlink', target: 'usr/bin' });
     expect(entry(richSnap, 'odd/latin1-target')).toMatchObject({ kind: 'symlink', target: '\xe9t\xe9/\xff' });
     expect(entry(richSnap, 'odd/dangling')).toMatchObject({ kind: 'symlink', target: '/nonexistent/target' });
@@ -154,7 +146,10 @@ describe('scanTree on the rich tree', () => {
   });
 
   it('refuses a root that is not a directory, naming it', async () => {
-    await expect(scanTree(join(rich, 'etc/hostname'))).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('etc/hostname') });
+    await expect(scanTree(join(rich, 'etc/hostname'))).rejects.toMatchObject({
+      code: 'USAGE',
+      message: expect.stringContaining('etc/hostname'),
+    });
     await expect(scanTree(join(work, 'missing'))).rejects.toMatchObject({ code: 'IO', message: expect.stringMatching(/missing: ENOENT/) });
   });
 
@@ -212,26 +207,52 @@ describe('compareTrees reports each single change', () => {
   const mutations: Mutation[] = [
     ['mode', (r) => fsp.chmod(abs(r, 'etc/hostname'), 0o600), ['/etc/hostname: mode 0644 vs 0600']],
     ['setuid bit', (r) => fsp.chmod(abs(r, RICH.setuid), 0o755), ['/usr/bin/su: mode 04755 vs 0755']],
-    ['mtime by one ns', (r) => fsext().lutimesNs(abs(r, 'etc/passwd'), 0n, mtimeFor('etc/passwd') + 1n), [expect.stringMatching(/^\/etc\/passwd: mtime \d+\.\d{9} vs \d+\.\d{9}$/)]],
-    ['xattr value', (r) => fsext().lsetxattr(abs(r, 'usr/share/doc/pkg/README'), 'user.comment', Buffer.from('hellO')), ['/usr/share/doc/pkg/README: xattr user.comment value differs']],
-    ['xattr added', (r) => fsext().lsetxattr(abs(r, 'etc/hostname'), 'user.new', Buffer.from('1')), ['/etc/hostname: xattr user.new only in the second tree']],
-    ['content, same size', (r) => keepMtime(r, RICH.tool, async () => {
-      const h = await fsp.open(abs(r, RICH.tool), 'r+');
-      await h.write(Buffer.from([0x42]), 0, 1, 150_000);
-      await h.close();
-    }), [expect.stringMatching(/^\/usr\/bin\/tool: content sha256 [0-9a-f]{12}\.\.\. vs [0-9a-f]{12}\.\.\.$/)]],
+    [
+      'mtime by one ns',
+      (r) => fsext().lutimesNs(abs(r, 'etc/passwd'), 0n, mtimeFor('etc/passwd') + 1n),
+      [expect.stringMatching(/^\/etc\/passwd: mtime \d+\.\d{9} vs \d+\.\d{9}$/)],
+    ],
+    [
+      'xattr value',
+      (r) => fsext().lsetxattr(abs(r, 'usr/share/doc/pkg/README'), 'user.comment', Buffer.from('hellO')),
+      ['/usr/share/doc/pkg/README: xattr user.comment value differs'],
+    ],
+    [
+      'xattr added',
+      (r) => fsext().lsetxattr(abs(r, 'etc/hostname'), 'user.new', Buffer.from('1')),
+      ['/etc/hostname: xattr user.new only in the second tree'],
+    ],
+    [
+      'content, same size',
+      (r) =>
+        keepMtime(r, RICH.tool, async () => {
+          const h = await fsp.open(abs(r, RICH.tool), 'r+');
+          await h.write(Buffer.from([0x42]), 0, 1, 150_000);
+          await h.close();
+        }),
+      [expect.stringMatching(/^\/usr\/bin\/tool: content sha256 [0-9a-f]{12}\.\.\. vs [0-9a-f]{12}\.\.\.$/)],
+    ],
     ['size', (r) => keepMtime(r, 'etc/hostname', () => fsp.appendFile(abs(r, 'etc/hostname'), 'x')), ['/etc/hostname: size 9 vs 10']],
-    ['symlink target', (r) => keepMtime(r, 'odd', async () => {
-      await fsp.unlink(abs(r, 'odd/dangling'));
-      await fsp.symlink('/nonexistent/other', abs(r, 'odd/dangling'));
-      fsext().lutimesNs(abs(r, 'odd/dangling'), 0n, mtimeFor('odd/dangling'));
-    }), ['/odd/dangling: symlink target "/nonexistent/target" vs "/nonexistent/other"']],
+    [
+      'symlink target',
+      (r) =>
+        keepMtime(r, 'odd', async () => {
+          await fsp.unlink(abs(r, 'odd/dangling'));
+          await fsp.symlink('/nonexistent/other', abs(r, 'odd/dangling'));
+          fsext().lutimesNs(abs(r, 'odd/dangling'), 0n, mtimeFor('odd/dangling'));
+        }),
+      ['/odd/dangling: symlink target "/nonexistent/target" vs "/nonexistent/other"'],
+    ],
   ];
   if (asRoot) {
     mutations.push(
       ['owner', (r) => fsp.lchown(abs(r, 'etc/hostname'), 0, 7), ['/etc/hostname: owner 0:0 vs 0:7']],
       ['owner of a symlink', (r) => fsp.lchown(abs(r, 'home/user/link'), 1000, 1001), ['/home/user/link: owner 1000:1000 vs 1000:1001']],
-      ['capability removed', (r) => execa('setfattr', ['-h', '-x', 'security.capability', join(r, RICH.ping)]).then(() => {}), ['/usr/bin/ping: xattr security.capability only in the first tree']],
+      [
+        'capability removed',
+        (r) => execa('setfattr', ['-h', '-x', 'security.capability', join(r, RICH.ping)]).then(() => {}),
+        ['/usr/bin/ping: xattr security.capability only in the first tree'],
+      ],
     );
   }
 
@@ -254,13 +275,15 @@ describe('compareTrees reports each single change', () => {
     await fsp.mkdir(join(copy, 'etc/motd'));
     await fsp.writeFile(join(copy, 'etc/extra'), '');
     const diffs = compareTrees(richSnap, await scanTree(copy, { hash: true }));
-    expect(diffs).toEqual(expect.arrayContaining([
-      `/${second}: type hardlink vs file`,
-      '/etc/motd: type file vs dir',
-      `/etc/extra: only in ${copy} (file)`,
-      expect.stringMatching(/^\/etc: mtime /),
-      expect.stringMatching(/^\/usr\/share\/doc\/b: mtime /),
-    ]));
+    expect(diffs).toEqual(
+      expect.arrayContaining([
+        `/${second}: type hardlink vs file`,
+        '/etc/motd: type file vs dir',
+        `/etc/extra: only in ${copy} (file)`,
+        expect.stringMatching(/^\/etc: mtime /),
+        expect.stringMatching(/^\/usr\/share\/doc\/b: mtime /),
+      ]),
+    );
     expect(diffs.filter((d) => !/: mtime /.test(d))).toHaveLength(3);
     if (asRoot) {
       await fsp.rm(join(copy, 'dev/sda'));
@@ -278,18 +301,20 @@ describe('mutateTree and its round trip', () => {
     expect(changes.length).toBeGreaterThan(15);
     const nextSnap = await scanTree(next, { hash: true });
     const diffs = compareTrees(richSnap, nextSnap);
-    expect(diffs).toEqual(expect.arrayContaining([
-      `/lib/modules/6.1.0-21-amd64/kernel/drivers/net/e1000.ko: only in ${rich} (file)`,
-      `/lib/modules/6.1.0-22-amd64/kernel/drivers/net/e1000.ko: only in ${next} (file)`,
-      `/usr/lib/x86_64-linux-gnu/libfoo.so.3.0.22: only in ${next} (file)`,
-      '/usr/lib/x86_64-linux-gnu/libfoo.so.3: symlink target "libfoo.so.3.0.19" vs "libfoo.so.3.0.22"',
-      '/etc/motd: type file vs dir',
-      '/usr/share/olddir: type dir vs symlink',
-      '/usr/bin/sh-link: type symlink vs file',
-      '/usr/share/doc/c/copyright: type hardlink vs file',
-      '/etc/hostname: mode 0644 vs 0600',
-      '/usr/bin/su: mode 04755 vs 0755',
-    ]));
+    expect(diffs).toEqual(
+      expect.arrayContaining([
+        `/lib/modules/6.1.0-21-amd64/kernel/drivers/net/e1000.ko: only in ${rich} (file)`,
+        `/lib/modules/6.1.0-22-amd64/kernel/drivers/net/e1000.ko: only in ${next} (file)`,
+        `/usr/lib/x86_64-linux-gnu/libfoo.so.3.0.22: only in ${next} (file)`,
+        '/usr/lib/x86_64-linux-gnu/libfoo.so.3: symlink target "libfoo.so.3.0.19" vs "libfoo.so.3.0.22"',
+        '/etc/motd: type file vs dir',
+        '/usr/share/olddir: type dir vs symlink',
+        '/usr/bin/sh-link: type symlink vs file',
+        '/usr/share/doc/c/copyright: type hardlink vs file',
+        '/etc/hostname: mode 0644 vs 0600',
+        '/usr/bin/su: mode 04755 vs 0755',
+      ]),
+    );
     if (asRoot) expect(diffs).toContain('/dev/sda: device 8:0 vs 8:16');
 
     const again = join(work, 'next-clone');
@@ -311,7 +336,9 @@ describe('restoring without privileges', () => {
     await fsp.chown(dir, 65534, 65534);
     const script = join(dir, 'restore.ts');
     const src = (p: string) => JSON.stringify(new URL(`../src/tree/${p}`, import.meta.url).pathname);
-    await fsp.writeFile(script, `
+    await fsp.writeFile(
+      script,
+      `
       import { createNode, copyFileEntry } from ${src('write.ts')};
       import { applyMetadata, applyDirectoryMetadata, newRestoreReport, summarizeReport } from ${src('meta.ts')};
       import { scanTree } from ${src('scan.ts')};
@@ -335,7 +362,8 @@ describe('restoring without privileges', () => {
       const snap = await scanTree(out);
       console.log(JSON.stringify({ made, skipped: report.skipped, summary: summarizeReport(report),
         entries: snap.entries.map((e) => ({ path: e.path, kind: e.kind, mode: e.meta.mode, uid: e.meta.uid, mtime: String(e.meta.mtimeNs), xattrs: e.meta.xattrs.map((x) => x.name) })) }));
-    `);
+    `,
+    );
     const viteNode = new URL('../node_modules/vite-node/vite-node.mjs', import.meta.url).pathname;
     const { stdout } = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, viteNode, script], {
       cwd: dir,

@@ -168,7 +168,9 @@ describe('interop with native xdelta3', () => {
     await run('xdelta3', ['-e', '-f', '-9', '-S', 'djw9', '-A', '-s', esbuild.a, esbuild.b, p('native9.vcdiff')]);
     const dec = await decodeFile(esbuild.a, p('native9.vcdiff'), p('native9.out'));
     expect(dec.outputSha256).toBe(await sha256File(esbuild.b));
-    await run('xdelta3', ['-e', '-f', '-9', '-S', 'djw9', '-c', esbuild.b], { encoding: 'buffer', maxBuffer: 64 << 20 }).then((r) => writeFile(p('native9-solo.vcdiff'), r.stdout));
+    await run('xdelta3', ['-e', '-f', '-9', '-S', 'djw9', '-c', esbuild.b], { encoding: 'buffer', maxBuffer: 64 << 20 }).then((r) =>
+      writeFile(p('native9-solo.vcdiff'), r.stdout),
+    );
     const solo = await decodeFile(null, p('native9-solo.vcdiff'), p('native9-solo.out'));
     expect(solo.outputSha256).toBe(await sha256File(esbuild.b));
   });
@@ -376,7 +378,11 @@ describe('VcdiffPool', () => {
         pool.encodeFile(esbuild.b, esbuild.a, p('pool2.vcdiff'), { level: 1 }),
         pool.encodeFile(null, esbuild.b, Buffer.from(p('pool3.vcdiff')), { level: 1 }),
       ]);
-      expect(encodes.map((r) => r.targetBytes)).toEqual([(await stat(esbuild.b)).size, (await stat(esbuild.a)).size, (await stat(esbuild.b)).size]);
+      expect(encodes.map((r) => r.targetBytes)).toEqual([
+        (await stat(esbuild.b)).size,
+        (await stat(esbuild.a)).size,
+        (await stat(esbuild.b)).size,
+      ]);
       const [d1, d2, d3] = await Promise.all([
         pool.decodeFile(esbuild.a, p('pool1.vcdiff'), p('pool1.out')),
         pool.decodeFile(esbuild.b, p('pool2.vcdiff'), p('pool2.out')),
@@ -423,7 +429,11 @@ describe('decodeInMemory and in-place outputs', () => {
       const out = await pool.decodeFile(esbuild.a, p('create.vcdiff'), p('create.out'), undefined, 'create');
       expect(out.outputSha256).toBe(await sha256File(esbuild.b));
       await expect(pool.decodeFile(esbuild.a, p('create.vcdiff'), p('create.out'), undefined, 'create')).rejects.toThrow(/create/);
-      await expectRejected(pool.decodeFile(esbuild.b, p('create.vcdiff'), p('create-wrong.out'), undefined, 'create'), 'WRONG_SOURCE', 'create.vcdiff');
+      await expectRejected(
+        pool.decodeFile(esbuild.b, p('create.vcdiff'), p('create-wrong.out'), undefined, 'create'),
+        'WRONG_SOURCE',
+        'create.vcdiff',
+      );
       expect(existsSync(p('create-wrong.out'))).toBe(false);
     } finally {
       await pool.close();

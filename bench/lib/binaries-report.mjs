@@ -27,7 +27,10 @@ function restored(d) {
 function notMeasured(pairs) {
   const missing = ALL_PAIRS.filter((id) => !pairs.some((p) => p.id === id));
   if (missing.length === 0) return [];
-  return ['', `Not measured in this run (the shared machine ran at load ~20 on 2 cores; each pair took 20-30 minutes of wall time): ${missing.join(', ')}. Run \`nice -n 10 node bench/binaries.mjs --pairs ${missing.join(',')}\` to add them.`];
+  return [
+    '',
+    `Not measured in this run (the shared machine ran at load ~20 on 2 cores; each pair took 20-30 minutes of wall time): ${missing.join(', ')}. Run \`nice -n 10 node bench/binaries.mjs --pairs ${missing.join(',')}\` to add them.`,
+  ];
 }
 
 export function binariesSection() {
@@ -38,7 +41,17 @@ export function binariesSection() {
     const ours = d.layerBytes == null ? `failed: ${String(d.diff.error).slice(0, 60)}` : int(d.layerBytes);
     return row([p.label, int(p.target.bytes), ours, int(p.zstd.bytes), int(p.xdelta3.bytes), 'not packaged', restored(d)]);
   });
-  const times = pairs.map((p) => row([p.id, run(p.deltaimg.diff), run(p.deltaimg.apply), run(p.zstd.encode), run(p.zstd.decode), run(p.xdelta3.encode), run(p.xdelta3.decode)]));
+  const times = pairs.map((p) =>
+    row([
+      p.id,
+      run(p.deltaimg.diff),
+      run(p.deltaimg.apply),
+      run(p.zstd.encode),
+      run(p.zstd.decode),
+      run(p.xdelta3.encode),
+      run(p.xdelta3.decode),
+    ]),
+  );
   const ops = pairs
     .filter((p) => p.deltaimg.payloadBytes)
     .map((p) => {
@@ -52,11 +65,11 @@ export function binariesSection() {
     `Measured by \`nice -n 10 node bench/binaries.mjs\` on ${m.date} (commit ${m.commit}, ${m.cpu}, ${m.cores} cores, ` +
       `${Math.round(m.ramBytes / 2 ** 30)} GiB; load average ${m.loadAverageAtStart.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at end: ` +
       'the machine was shared by eight people, so wall times are inflated several-fold; CPU seconds are the fairer figure). ' +
-      'deltaimg: `deltaimg diff` / `apply` of the two trees under the default memory budget (1 GiB here), the delta dir sized as a gzip\'d layer, ' +
-      'the restore compared with B (bytes, modes, owners). Peers on the trees\' tars: `zstd -19 --long=31 --patch-from`, `xdelta3 -e -9 -B <source size, at most 1 GiB>`. ' +
+      "deltaimg: `deltaimg diff` / `apply` of the two trees under the default memory budget (1 GiB here), the delta dir sized as a gzip'd layer, " +
+      "the restore compared with B (bytes, modes, owners). Peers on the trees' tars: `zstd -19 --long=31 --patch-from`, `xdelta3 -e -9 -B <source size, at most 1 GiB>`. " +
       'HDiffPatch is packaged neither in Debian bookworm nor on npm: no row. Pairs are built from public packages by the script. Raw numbers: [results-binaries.json](results-binaries.json).',
     '',
-    row(['pair', 'B bytes', 'deltaimg (gzip\'d delta dir)', 'zstd --patch-from', 'xdelta3', 'HDiffPatch', 'restored']),
+    row(['pair', 'B bytes', "deltaimg (gzip'd delta dir)", 'zstd --patch-from', 'xdelta3', 'HDiffPatch', 'restored']),
     row(['---', '---:', '---:', '---:', '---:', '---', '---']),
     ...sizes,
     '',
@@ -66,13 +79,18 @@ export function binariesSection() {
     row(['---', '---:', '---:', '---:', '---:', '---:', '---:']),
     ...times,
     '',
-    'Where deltaimg\'s bytes go (payload bytes by op before gzip; the delta\'s format reader version; largest payloads):',
+    "Where deltaimg's bytes go (payload bytes by op before gzip; the delta's format reader version; largest payloads):",
     '',
     row(['pair', 'bsdiff', 'vcdiff', 'brotli', 'raw', 'reader', 'largest']),
     row(['---', '---:', '---:', '---:', '---:', '---', '---']),
     ...ops,
     '',
-    ...pairs.filter((p) => p.deltaimg.restoredDiskBytes != null).map((p) => `${p.id}: the restored file takes ${mb(p.deltaimg.restoredDiskBytes)} on disk for ${mb(p.target.bytes)} of content: holes stay holes.`),
+    ...pairs
+      .filter((p) => p.deltaimg.restoredDiskBytes != null)
+      .map(
+        (p) =>
+          `${p.id}: the restored file takes ${mb(p.deltaimg.restoredDiskBytes)} on disk for ${mb(p.target.bytes)} of content: holes stay holes.`,
+      ),
     ...notMeasured(pairs),
     '',
   ].join('\n');

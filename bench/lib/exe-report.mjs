@@ -20,7 +20,9 @@ export function exeSection() {
       int(p.targetBytes),
       int(p.bsdiff.bytes),
       p.bsdiffTransformed ? `${int(p.bsdiffTransformed.bytes)} (${pct(p.bsdiffTransformed.bytes, p.bsdiff.bytes)})` : '—',
-      p.deltaimg.layerBytes == null ? `error: ${p.deltaimg.error}` : `${int(p.deltaimg.layerBytes)} (${p.deltaimg.op}, v${p.deltaimg.minReaderVersion}${p.deltaimg.restoredExactly ? ', restored exactly' : ', NOT RESTORED'})`,
+      p.deltaimg.layerBytes == null
+        ? `error: ${p.deltaimg.error}`
+        : `${int(p.deltaimg.layerBytes)} (${p.deltaimg.op}, v${p.deltaimg.minReaderVersion}${p.deltaimg.restoredExactly ? ', restored exactly' : ', NOT RESTORED'})`,
       int(p.zstd.bytes),
       int(p.xdelta3.bytes),
     ]),
@@ -42,7 +44,7 @@ export function exeSection() {
       `each pair's run: ${pairs.map((p) => `${p.id} ${p.measured.slice(0, 16)} at ${p.commit}`).join(', ')}). ` +
       'bsdiff of the two files without and with the ELF branch transform (docs/bsdiff.md, "Executable transform"); deltaimg: the delta dir of one-file trees, as a gzip\'d layer (diff keeps the smaller of VCDIFF, bsdiff, bsdiff with the transform); `zstd -19 --long=31 --patch-from`; `xdelta3 -e -9`. Raw numbers: [results-exe.json](results-exe.json).',
     '',
-    row(['pair', 'target', 'bsdiff', 'bsdiff + transform', 'deltaimg (gzip\'d delta dir)', 'zstd --patch-from', 'xdelta3']),
+    row(['pair', 'target', 'bsdiff', 'bsdiff + transform', "deltaimg (gzip'd delta dir)", 'zstd --patch-from', 'xdelta3']),
     row(['---', '---:', '---:', '---:', '---:', '---:', '---:']),
     ...sizes,
     '',

@@ -47,7 +47,10 @@ function engineTargets(results) {
       targets.push({
         area: 'engine',
         target: `${pair.id}: ${phase} throughput ≥ 0.8 × native xdelta3`,
-        measured: r == null ? 'ours failed' : `${fixed(mbps(pair.sizeB, ours.seconds), 1)} vs ${fixed(mbps(pair.sizeB, native.seconds), 1)} MB/s (${fixed(r)}×)`,
+        measured:
+          r == null
+            ? 'ours failed'
+            : `${fixed(mbps(pair.sizeB, ours.seconds), 1)} vs ${fixed(mbps(pair.sizeB, native.seconds), 1)} MB/s (${fixed(r)}×)`,
         pass: r == null ? false : r >= 0.8,
       });
     }
@@ -87,7 +90,8 @@ function treeTargets(results) {
     targets.push({
       area: 'tree',
       target: `${pair.id}: smaller than zstd --patch-from and ≤ 0.75 × deltaimage algorithm`,
-      measured: ours == null ? 'ours failed' : `ours ${human(ours)}; ${fixed(ratio(ours, algo), 3)}× algo, ${fixed(ratio(ours, zstd), 3)}× zstd`,
+      measured:
+        ours == null ? 'ours failed' : `ours ${human(ours)}; ${fixed(ratio(ours, algo), 3)}× algo, ${fixed(ratio(ours, zstd), 3)}× zstd`,
       pass: ours == null || algo == null || zstd == null ? (ours == null ? false : null) : ours <= 0.75 * algo && ours < zstd,
     });
     const cp = pair.cpA;
@@ -177,7 +181,9 @@ function targetsSection(results) {
 
 function zstdReuseNote(files) {
   const reused = [...new Set(files.map((p) => p.tools.zstd?.reusedFrom).filter(Boolean))];
-  return reused.length ? ['', `zstd rows: measured in the run of ${reused.join(', ')} (--reuse-zstd; zstd does not change between runs).`] : [];
+  return reused.length
+    ? ['', `zstd rows: measured in the run of ${reused.join(', ')} (--reuse-zstd; zstd does not change between runs).`]
+    : [];
 }
 
 function toolRow(pair, name, t) {
@@ -209,7 +215,19 @@ function filesSection(results) {
     toolRow(p, 'xdelta3 (native)', p.tools.xdelta3),
     toolRow(p, 'zstd --patch-from', p.tools.zstd),
   ]);
-  const header = ['pair', 'tool', 'delta bytes', 'of B', 'encode s', 'encode MB/s', 'encode peak RSS', 'decode s', 'decode MB/s', 'decode peak RSS', 'decoded = B'];
+  const header = [
+    'pair',
+    'tool',
+    'delta bytes',
+    'of B',
+    'encode s',
+    'encode MB/s',
+    'encode peak RSS',
+    'decode s',
+    'decode MB/s',
+    'decode peak RSS',
+    'decoded = B',
+  ];
   return [
     '## File pairs (VCDIFF engine)',
     '',
@@ -256,7 +274,15 @@ function treesSection(results) {
     results.trees.map((p) => [p.id, p.label, int(p.treeA.files), int(p.treeA.bytes), int(p.treeB.files), int(p.treeB.bytes)]),
   );
   const sizes = table(
-    ['pair', 'ship B as is (tar.gz)', 'deltaimg (tar.gz of delta)', 'deltaimage algorithm (tar.gz)', 'zstd -19 --long=31 --patch-from (tar)', 'deltaimg / algorithm', 'deltaimg / zstd'],
+    [
+      'pair',
+      'ship B as is (tar.gz)',
+      'deltaimg (tar.gz of delta)',
+      'deltaimage algorithm (tar.gz)',
+      'zstd -19 --long=31 --patch-from (tar)',
+      'deltaimg / algorithm',
+      'deltaimg / zstd',
+    ],
     results.trees.map((p) => [
       p.id,
       int(p.shipAsIsBytes),
@@ -268,7 +294,18 @@ function treesSection(results) {
     ]),
   );
   const times = table(
-    ['pair', 'deltaimg diff s', 'diff peak RSS', 'algorithm diff s', 'zstd encode s', 'deltaimg apply s', 'apply peak RSS', 'cp -a s', 'apply / cp -a', 'restored = B'],
+    [
+      'pair',
+      'deltaimg diff s',
+      'diff peak RSS',
+      'algorithm diff s',
+      'zstd encode s',
+      'deltaimg apply s',
+      'apply peak RSS',
+      'cp -a s',
+      'apply / cp -a',
+      'restored = B',
+    ],
     results.trees.map((p) => [
       p.id,
       ok(p.ours.diff) ? fixed(p.ours.diff.seconds) : 'failed',
@@ -283,9 +320,27 @@ function treesSection(results) {
     ]),
   );
   const reused = [...new Set(results.trees.map((p) => p.zstd.reusedFrom).filter(Boolean))];
-  const reuseNote = reused.length ? `zstd columns of the tree pairs: measured in the run of ${reused.join(', ')} (--reuse-zstd; zstd does not change between runs).` : '';
-  const bigNote = results.trees.some((p) => p.id === 'big') ? 'zstd for the one-file "big" tree = the big file pair (the tar would be that one file).' : '';
-  return ['## Tree pairs', '', pairs, '', 'Sizes in bytes:', '', sizes, '', [bigNote, reuseNote].filter(Boolean).join(' '), '', 'Times (wall) and memory:', '', times].join('\n');
+  const reuseNote = reused.length
+    ? `zstd columns of the tree pairs: measured in the run of ${reused.join(', ')} (--reuse-zstd; zstd does not change between runs).`
+    : '';
+  const bigNote = results.trees.some((p) => p.id === 'big')
+    ? 'zstd for the one-file "big" tree = the big file pair (the tar would be that one file).'
+    : '';
+  return [
+    '## Tree pairs',
+    '',
+    pairs,
+    '',
+    'Sizes in bytes:',
+    '',
+    sizes,
+    '',
+    [bigNote, reuseNote].filter(Boolean).join(' '),
+    '',
+    'Times (wall) and memory:',
+    '',
+    times,
+  ].join('\n');
 }
 
 function checkText(check) {

@@ -32,7 +32,8 @@ export function selectSmallPairs(treePairs, count) {
     if (changed.length >= count) break;
   }
   const picked = [...changed, ...unchanged].slice(0, count);
-  if (picked.length < count) throw new Error(`only ${picked.length} small file pairs in ${treePairs.map((t) => t.b).join(', ')}, need ${count}`);
+  if (picked.length < count)
+    throw new Error(`only ${picked.length} small file pairs in ${treePairs.map((t) => t.b).join(', ')}, need ${count}`);
   return picked;
 }
 

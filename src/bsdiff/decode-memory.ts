@@ -10,7 +10,15 @@
 import { createHash } from 'node:crypto';
 import { brotliDecompressSync } from 'node:zlib';
 import { DeltaimgError } from '../util/errors.js';
-import { decodeHeader, MAX_HEADER_BYTES, MAX_VARINT_BYTES, sectionOffsets, unzigzag, type PatchHeader, type SectionName } from './format.js';
+import {
+  decodeHeader,
+  MAX_HEADER_BYTES,
+  MAX_VARINT_BYTES,
+  sectionOffsets,
+  unzigzag,
+  type PatchHeader,
+  type SectionName,
+} from './format.js';
 
 export interface InMemoryNames {
   /** how errors name the patch (default "patch") */
@@ -36,11 +44,19 @@ export interface DecodedTarget {
 /** A patch whose header announces another target size than the caller expects is corrupt: refused before any output. */
 export function checkTargetSize(header: Pick<PatchHeader, 'targetSize'>, expected: number | undefined, shownPatch: string): void {
   if (expected !== undefined && header.targetSize !== expected) {
-    throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} builds ${header.targetSize} bytes, not the ${expected} expected; it is damaged`);
+    throw new DeltaimgError(
+      'CORRUPT_DELTA',
+      `bsdiff patch ${shownPatch} builds ${header.targetSize} bytes, not the ${expected} expected; it is damaged`,
+    );
   }
 }
 
-export function bsdiffDecodeInMemory(source: Buffer, patch: Buffer, write: (chunk: Buffer) => void, names: InMemoryNames = {}): DecodedTarget {
+export function bsdiffDecodeInMemory(
+  source: Buffer,
+  patch: Buffer,
+  write: (chunk: Buffer) => void,
+  names: InMemoryNames = {},
+): DecodedTarget {
   const shownPatch = names.patch ?? 'patch';
   const header = decodeHeader(patch.subarray(0, MAX_HEADER_BYTES), patch.length, shownPatch);
   checkTargetSize(header, names.targetSize, shownPatch);
@@ -61,7 +77,10 @@ export function bsdiffDecodeInMemory(source: Buffer, patch: Buffer, write: (chun
   out.flush();
   const sha256 = hash.digest();
   if (!sha256.equals(header.targetSha256)) {
-    throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`);
+    throw new DeltaimgError(
+      'CORRUPT_DELTA',
+      `bsdiff patch ${shownPatch} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`,
+    );
   }
   return { bytes: header.targetSize, sha256: sha256.toString('hex') };
 }
@@ -221,7 +240,7 @@ class StepApplier {
    */
   private addDiff(sourceAt: number, length: number): void {
     const { out } = this;
-    for (let done = 0; done < length; ) {
+    for (let done = 0; done < length;) {
       const n = out.room(length - done);
       this.source.copy(out.buffer, out.filled, sourceAt + done, sourceAt + done + n);
       this.addLiterals(out.buffer, out.filled, n);
@@ -266,7 +285,7 @@ class StepApplier {
   private copyExtra(length: number): void {
     const { extra, out } = this;
     if (extra.at + length > extra.bytes.length) throw extra.short();
-    for (let done = 0; done < length; ) {
+    for (let done = 0; done < length;) {
       const n = out.room(length - done);
       extra.bytes.copy(out.buffer, out.filled, extra.at, extra.at + n);
       extra.at += n;
@@ -274,5 +293,4 @@ class StepApplier {
       done += n;
     }
   }
-
 }

@@ -53,7 +53,12 @@ async function openRead(path: PathLike, role: string): Promise<{ fh: FileHandle;
  * Applies `patchPath` (DIMGBSD1, or DIMGBSD2: segmented) to `sourcePath`, creating `outPath`
  * (which must not exist). Runs of zero blocks in the output are left as holes.
  */
-export async function bsdiffDecode(sourcePath: PathLike, patchPath: PathLike, outPath: PathLike, opts: { targetSize?: number } = {}): Promise<BsdiffDecodeResult> {
+export async function bsdiffDecode(
+  sourcePath: PathLike,
+  patchPath: PathLike,
+  outPath: PathLike,
+  opts: { targetSize?: number } = {},
+): Promise<BsdiffDecodeResult> {
   const shownPatch = showPath(patchPath);
   const patch = await openRead(patchPath, 'patch');
   let plan: DecodePlan;
@@ -89,7 +94,8 @@ async function readPlan(fh: FileHandle, size: number, shownPatch: string): Promi
     const header = await readHeader(fh, 0, size, shownPatch);
     return { kind: 'whole', sourceSize: header.sourceSize, targetSize: header.targetSize, targetSha256: header.targetSha256, header };
   }
-  if (size < SEGMENTED_MAGIC.length + TRAILER_BYTES) throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} is damaged: shorter than its segment table`);
+  if (size < SEGMENTED_MAGIC.length + TRAILER_BYTES)
+    throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} is damaged: shorter than its segment table`);
   const length = tableLength(await readAt(fh, size - TRAILER_BYTES, TRAILER_BYTES, shownPatch), size, shownPatch);
   const table = decodeSegmentTable(await readAt(fh, size - TRAILER_BYTES - length, length, shownPatch), size, shownPatch);
   return { kind: 'segmented', sourceSize: table.sourceSize, targetSize: table.targetSize, targetSha256: table.targetSha256, table };
@@ -128,7 +134,10 @@ async function applyPlan(plan: DecodePlan, source: SourceBlocks, patchPath: Path
       output.startSegment();
       await applyPatch(header, start, region, patchPath, output, shown);
       if (!output.segmentDigest().equals(header.targetSha256)) {
-        throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shown} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`);
+        throw new DeltaimgError(
+          'CORRUPT_DELTA',
+          `bsdiff patch ${shown} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`,
+        );
       }
       start += segment.patchLength;
     }
@@ -138,7 +147,14 @@ async function applyPlan(plan: DecodePlan, source: SourceBlocks, patchPath: Path
 }
 
 /** Runs one DIMGBSD1 patch that starts at `start` in the patch file. */
-async function applyPatch(header: PatchHeader, start: number, source: SourceReader, patchPath: PathLike, output: HashedOutput, shown = showPath(patchPath)): Promise<void> {
+async function applyPatch(
+  header: PatchHeader,
+  start: number,
+  source: SourceReader,
+  patchPath: PathLike,
+  output: HashedOutput,
+  shown = showPath(patchPath),
+): Promise<void> {
   const offsets = sectionOffsets(header);
   const sections = Object.fromEntries(
     SECTION_NAMES.map((name) => [name, new SectionReader(patchPath, start + offsets[name], header.sections[name], name, shown)]),
@@ -172,7 +188,10 @@ async function writeOutput(
     await output.finish();
     const digest = output.digest();
     if (!digest.equals(targetSha256)) {
-      throw new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`);
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `bsdiff patch ${shownPatch} produced output whose sha256 differs from the one it records (damaged patch or wrong source)`,
+      );
     }
     ok = true;
     return { outputBytes: output.written, outputSha256: digest.toString('hex') };
@@ -224,7 +243,13 @@ class SourceRegion implements SourceReader {
   }
 }
 
-async function applySteps(header: PatchHeader, source: SourceReader, sections: Sections, output: HashedOutput, shownPatch: string): Promise<void> {
+async function applySteps(
+  header: PatchHeader,
+  source: SourceReader,
+  sections: Sections,
+  output: HashedOutput,
+  shownPatch: string,
+): Promise<void> {
   const corrupt = (why: string) => new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPatch} is damaged: ${why}`);
   const diff = new SparseDiffReader(sections.diff, header.diffBytes, corrupt);
   const scratch = { source: Buffer.allocUnsafe(SCRATCH_BYTES), diff: Buffer.allocUnsafe(SCRATCH_BYTES) };
@@ -257,7 +282,7 @@ async function addDiff(
   scratch: { source: Buffer; diff: Buffer },
   output: HashedOutput,
 ): Promise<void> {
-  for (let done = 0; done < length; ) {
+  for (let done = 0; done < length;) {
     const room = output.reserve(Math.min(length - done, SCRATCH_BYTES));
     const n = room.length;
     const delta = scratch.diff.subarray(0, n);
@@ -271,7 +296,7 @@ async function addDiff(
 }
 
 async function copyExtra(extra: SectionReader, length: number, output: HashedOutput): Promise<void> {
-  for (let done = 0; done < length; ) {
+  for (let done = 0; done < length;) {
     const room = output.reserve(length - done);
     const bytes = await extra.take(room.length);
     room.set(bytes);

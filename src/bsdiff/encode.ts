@@ -64,7 +64,10 @@ async function readCapped(path: PathLike, role: string): Promise<Buffer> {
     throw ioError(`read ${role}`, shown, err);
   }
   if (size > BSDIFF_MAX_SOURCE_BYTES) {
-    throw new DeltaimgError('USAGE', `bsdiff ${role} ${shown} is ${size} bytes, above the ${BSDIFF_MAX_SOURCE_BYTES}-byte limit; use VCDIFF for it`);
+    throw new DeltaimgError(
+      'USAGE',
+      `bsdiff ${role} ${shown} is ${size} bytes, above the ${BSDIFF_MAX_SOURCE_BYTES}-byte limit; use VCDIFF for it`,
+    );
   }
   try {
     return await readFile(path);
@@ -101,7 +104,12 @@ async function compressSection(raw: Uint8Array, quality: number | undefined): Pr
 }
 
 /** Writes `sourcePath` -> `targetPath` as a DIMGBSD1 patch to `patchPath` (replacing it). */
-export async function bsdiffEncode(sourcePath: PathLike, targetPath: PathLike, patchPath: PathLike, opts: BsdiffOptions = {}): Promise<BsdiffResult> {
+export async function bsdiffEncode(
+  sourcePath: PathLike,
+  targetPath: PathLike,
+  patchPath: PathLike,
+  opts: BsdiffOptions = {},
+): Promise<BsdiffResult> {
   checkQuality(opts.quality);
   const source = await readCapped(sourcePath, 'source');
   const target = await readCapped(targetPath, 'target');
@@ -121,7 +129,9 @@ export async function bsdiffEncodeBytes(source: Uint8Array, target: Uint8Array, 
 export async function bsdiffIdentityBytes(target: Uint8Array, opts: BsdiffOptions = {}): Promise<Buffer> {
   checkQuality(opts.quality);
   const steps = target.length > 0 ? [{ diffLength: target.length, extraLength: 0, seek: 0 }] : [];
-  return Buffer.concat(await packPatch({ steps, diff: new Uint8Array(target.length), extra: new Uint8Array(0) }, target.length, target, opts));
+  return Buffer.concat(
+    await packPatch({ steps, diff: new Uint8Array(target.length), extra: new Uint8Array(0) }, target.length, target, opts),
+  );
 }
 
 /** Header and the three compressed sections, in file order. */
@@ -130,7 +140,11 @@ async function encodePatchParts(source: Uint8Array, target: Uint8Array, opts: Bs
 }
 
 async function packPatch(delta: Delta, sourceSize: number, target: Uint8Array, opts: BsdiffOptions): Promise<Buffer[]> {
-  const raw: Record<SectionName, Uint8Array> = { control: encodeControl(delta.steps), diff: encodeSparseDiff(delta.diff), extra: delta.extra };
+  const raw: Record<SectionName, Uint8Array> = {
+    control: encodeControl(delta.steps),
+    diff: encodeSparseDiff(delta.diff),
+    extra: delta.extra,
+  };
   const stored = await Promise.all(SECTION_NAMES.map((name) => compressSection(raw[name], opts.quality)));
   const header: HeaderFields = {
     sourceSize,

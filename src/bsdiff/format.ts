@@ -43,7 +43,17 @@ export type HeaderFields = Omit<PatchHeader, 'headerBytes'>;
 /** The header's varints, in file order. */
 function headerNumbers(h: HeaderFields): number[] {
   const { control, diff, extra } = h.sections;
-  return [h.sourceSize, h.targetSize, h.diffBytes, control.rawLength, control.storedLength, diff.rawLength, diff.storedLength, extra.rawLength, extra.storedLength];
+  return [
+    h.sourceSize,
+    h.targetSize,
+    h.diffBytes,
+    control.rawLength,
+    control.storedLength,
+    diff.rawLength,
+    diff.storedLength,
+    extra.rawLength,
+    extra.storedLength,
+  ];
 }
 
 export function encodeHeader(header: HeaderFields): Buffer {
@@ -59,15 +69,25 @@ export function decodeHeader(bytes: Buffer, patchSize: number, shownPath: string
   if (!bytes.subarray(0, 8).equals(MAGIC)) {
     if (bytes.subarray(0, 8).equals(SEGMENTED_MAGIC)) throw corrupt('a segmented patch (DIMGBSD2) where a whole one (DIMGBSD1) belongs');
     if (bytes.subarray(0, 7).equals(MAGIC.subarray(0, 7))) {
-      throw new DeltaimgError('UNSUPPORTED_VERSION', `bsdiff patch ${shownPath} has format ${bytes.toString('latin1', 0, 8)}; this deltaimg reads DIMGBSD1 only`);
+      throw new DeltaimgError(
+        'UNSUPPORTED_VERSION',
+        `bsdiff patch ${shownPath} has format ${bytes.toString('latin1', 0, 8)}; this deltaimg reads DIMGBSD1 only`,
+      );
     }
     throw corrupt('bad magic (not a DIMGBSD1 patch)');
   }
-  const reader = new VarintReader(bytes, MAGIC.length, bytes.length, () => corrupt('shorter than its header'), () => corrupt('length field out of range'));
+  const reader = new VarintReader(
+    bytes,
+    MAGIC.length,
+    bytes.length,
+    () => corrupt('shorter than its header'),
+    () => corrupt('length field out of range'),
+  );
   const next = () => reader.next();
-  const [sourceSize, targetSize, diffBytes, controlRaw, controlStored, diffRaw, diffStored, extraRaw, extraStored] = Array.from({ length: 9 }, next) as [
-    number, number, number, number, number, number, number, number, number,
-  ];
+  const [sourceSize, targetSize, diffBytes, controlRaw, controlStored, diffRaw, diffStored, extraRaw, extraStored] = Array.from(
+    { length: 9 },
+    next,
+  ) as [number, number, number, number, number, number, number, number, number];
   const at = reader.at;
   if (at + 32 > bytes.length) throw corrupt('shorter than its header');
   const header: PatchHeader = {
@@ -218,7 +238,13 @@ export function tableLength(trailer: Buffer, patchSize: number, shownPath: strin
 export function decodeSegmentTable(bytes: Buffer, patchSize: number, shownPath: string): SegmentTable {
   const corrupt = (why: string) => new DeltaimgError('CORRUPT_DELTA', `bsdiff patch ${shownPath} is damaged: ${why}`);
   const end = bytes.length - 32;
-  const reader = new VarintReader(bytes, 0, end, () => corrupt('segment table is truncated'), () => corrupt('segment table holds an oversized number'));
+  const reader = new VarintReader(
+    bytes,
+    0,
+    end,
+    () => corrupt('segment table is truncated'),
+    () => corrupt('segment table holds an oversized number'),
+  );
   const next = () => reader.next();
   const sourceSize = next();
   const targetSize = next();
@@ -248,7 +274,9 @@ export function decodeSegmentTable(bytes: Buffer, patchSize: number, shownPath: 
   if (reader.at !== end) throw corrupt('segment table has unused bytes');
   if (targetTotal !== targetSize) throw corrupt('segment lengths do not add up to the target size');
   if (SEGMENTED_MAGIC.length + patchTotal + bytes.length + TRAILER_BYTES !== patchSize) {
-    throw corrupt(`segments and table add up to ${SEGMENTED_MAGIC.length + patchTotal + bytes.length + TRAILER_BYTES} bytes but the file has ${patchSize}`);
+    throw corrupt(
+      `segments and table add up to ${SEGMENTED_MAGIC.length + patchTotal + bytes.length + TRAILER_BYTES} bytes but the file has ${patchSize}`,
+    );
   }
   return { sourceSize, targetSize, segments, targetSha256: Buffer.from(bytes.subarray(end)) };
 }

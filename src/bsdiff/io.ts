@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { ioError } from '../util/errors.js';
 
 export async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
-  for (let done = 0; done < bytes.length; ) {
+  for (let done = 0; done < bytes.length;) {
     const { bytesWritten } = await fh.write(bytes, done, bytes.length - done);
     done += bytesWritten;
   }
@@ -61,7 +61,7 @@ export class SourceBlocks implements SourceReader {
 
   /** Copies source[position .. position + into.length) into `into`; the caller checked the range. */
   async readInto(into: Uint8Array, position: number): Promise<void> {
-    for (let done = 0; done < into.length; ) {
+    for (let done = 0; done < into.length;) {
       const at = position + done;
       const block = await this.block(Math.floor(at / BLOCK_BYTES));
       const offset = at % BLOCK_BYTES;
@@ -172,7 +172,7 @@ export class HashedOutput {
 }
 
 async function writeAllAt(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) {
+  for (let done = 0; done < bytes.length;) {
     const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
     done += bytesWritten;
   }

@@ -282,7 +282,7 @@ class DeltaBuilder {
     let agree = 0;
     let bestScore = 0;
     let best = 0;
-    for (let i = 0; this.doneTarget + i < scan && this.doneSource + i < source.length; ) {
+    for (let i = 0; this.doneTarget + i < scan && this.doneSource + i < source.length;) {
       if (source[this.doneSource + i] === target[this.doneTarget + i]) agree++;
       i++;
       if (agree * 2 - i > bestScore * 2 - best) {

@@ -97,7 +97,7 @@ async function openInput(path: PathLike, role: string): Promise<Input> {
 
 /** Reads input[offset, offset + into.length) fully. */
 async function readAt(input: Input, into: Uint8Array, offset: number): Promise<void> {
-  for (let done = 0; done < into.length; ) {
+  for (let done = 0; done < into.length;) {
     let n: number;
     try {
       ({ bytesRead: n } = await input.fh.read(into, done, into.length - done, offset + done));
@@ -160,8 +160,12 @@ async function writeSegments(
       await readAt(target, segment, at);
       targetHash.update(segment);
       const unchanged = await sameAsSource(source, segment, at, scratch);
-      const ranges = unchanged ? [{ offset: at, length: segment.length }] : regionFor(index, segment, at, source.size, target.size, plan.regionBytes, gap);
-      const patch = unchanged ? await bsdiffIdentityBytes(segment, opts) : await bsdiffEncodeBytes(await readRegion(source, ranges), segment, opts);
+      const ranges = unchanged
+        ? [{ offset: at, length: segment.length }]
+        : regionFor(index, segment, at, source.size, target.size, plan.regionBytes, gap);
+      const patch = unchanged
+        ? await bsdiffIdentityBytes(segment, opts)
+        : await bsdiffEncodeBytes(await readRegion(source, ranges), segment, opts);
       await emit(patch);
       segments.push({ targetLength: segment.length, patchLength: patch.length, ranges });
     }

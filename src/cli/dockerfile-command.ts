@@ -22,7 +22,7 @@ interface CommonFlags {
 }
 
 const COPY_HELP =
-  'COPY both image roots into the scratch stage instead of RUN --mount, so the Dockerfile runs on any builder (the classic builder, Kaniko, Podman/Buildah). Costs: the copy (a 101 MB pair on the classic builder: diff 24-26 s, apply 16-25 s, vs 8-21 s and 8-12 s with RUN --mount on BuildKit) and disk (the classic builder keeps each step as an intermediate image: 610 MB for that pair\'s diff and apply, until docker image prune); the classic COPY drops user.* and trusted.* xattrs and keeps device nodes and FIFOs, BuildKit\'s COPY turns device nodes into empty files and drops FIFOs (docs/docker.md)';
+  "COPY both image roots into the scratch stage instead of RUN --mount, so the Dockerfile runs on any builder (the classic builder, Kaniko, Podman/Buildah). Costs: the copy (a 101 MB pair on the classic builder: diff 24-26 s, apply 16-25 s, vs 8-21 s and 8-12 s with RUN --mount on BuildKit) and disk (the classic builder keeps each step as an intermediate image: 610 MB for that pair's diff and apply, until docker image prune); the classic COPY drops user.* and trusted.* xattrs and keeps device nodes and FIFOs, BuildKit's COPY turns device nodes into empty files and drops FIFOs (docs/docker.md)";
 
 const NO_CHECK_HELP =
   'print without first asking the local docker build whether it can run the Dockerfile (BuildKit, the buildx component, a bridge network); for a Dockerfile built elsewhere';
@@ -46,7 +46,10 @@ export function daemonImageName(text: string, role: string): string {
   const where = formatImageRef(parsed);
   if (parsed.transport === 'docker') {
     const name = where.replace(/^docker:\/\//, '');
-    throw new DeltaimgError('USAGE', `${role} ${where}: dockerfile verbs take images in the local Docker engine: docker pull ${name} first, then pass ${name}`);
+    throw new DeltaimgError(
+      'USAGE',
+      `${role} ${where}: dockerfile verbs take images in the local Docker engine: docker pull ${name} first, then pass ${name}`,
+    );
   }
   throw new DeltaimgError(
     'USAGE',
@@ -90,7 +93,7 @@ export function registerDockerfileCommand(program: Command): void {
     .command('diff')
     .summary('Dockerfile for a delta image that rebuilds B from A')
     .description(
-      'Print a Dockerfile that computes the delta from image A to image B in a scratch stage and makes the delta image: FROM A plus a layer holding /__delta__, labelled with both image ids and B\'s config. With --unlinked the delta image is FROM scratch (the delta alone): ship it without A\'s layers, e.g. with docker save, and apply it with --unlinked-source A.',
+      "Print a Dockerfile that computes the delta from image A to image B in a scratch stage and makes the delta image: FROM A plus a layer holding /__delta__, labelled with both image ids and B's config. With --unlinked the delta image is FROM scratch (the delta alone): ship it without A's layers, e.g. with docker save, and apply it with --unlinked-source A.",
     )
     .argument('<A>', 'the base image (NAME:TAG or docker-daemon:NAME:TAG), which the receiver already has')
     .argument('<B>', 'the target image (NAME:TAG or docker-daemon:NAME:TAG), which the receiver should end up with')
@@ -125,11 +128,17 @@ export function registerDockerfileCommand(program: Command): void {
     .command('apply')
     .summary('Dockerfile that rebuilds B from a delta image A-TO-B')
     .description(
-      'Print a Dockerfile that checks A\'s root against the delta, applies it in a scratch stage and makes B: FROM scratch, B\'s files as one layer, and B\'s config (ENV, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, VOLUME, LABEL, STOPSIGNAL, HEALTHCHECK, SHELL, ONBUILD). With --layered, B is FROM A plus one layer holding only what changes. The build fails if the source is not A.',
+      "Print a Dockerfile that checks A's root against the delta, applies it in a scratch stage and makes B: FROM scratch, B's files as one layer, and B's config (ENV, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, VOLUME, LABEL, STOPSIGNAL, HEALTHCHECK, SHELL, ONBUILD). With --layered, B is FROM A plus one layer holding only what changes. The build fails if the source is not A.",
     )
     .argument('<A-TO-B>', 'the delta image made by `deltaimg dockerfile diff` (NAME:TAG or docker-daemon:NAME:TAG)')
-    .option('--unlinked-source <A>', 'take the source root from image A (needed for delta images made with --unlinked; with --layered, the image to build FROM)')
-    .option('--layered', 'make B as A\'s layers plus one layer of B\'s changed and new files and whiteouts for removals, so A\'s layers stay shared on disk (A must be here by name; see docs/docker.md for what it refuses)')
+    .option(
+      '--unlinked-source <A>',
+      'take the source root from image A (needed for delta images made with --unlinked; with --layered, the image to build FROM)',
+    )
+    .option(
+      '--layered',
+      "make B as A's layers plus one layer of B's changed and new files and whiteouts for removals, so A's layers stay shared on disk (A must be here by name; see docs/docker.md for what it refuses)",
+    )
     .option('--copy', COPY_HELP)
     .option('--runtime-image <IMG>', runtimeHelp)
     .option('--no-check', NO_CHECK_HELP)

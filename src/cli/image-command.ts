@@ -67,9 +67,17 @@ export function registerImageCommand(program: Command): void {
     .option('--push', 'publish the .dimg in the registry beside TARGET (docker://...), as an OCI artifact deltaimg pull finds')
     .option('--from <IMAGES>', 'with --push: several bases, comma-separated or repeated, one delta each', collectList)
     // Repeatable and comma-separated (like docker's --platform), not variadic: a variadic option would swallow BASE and TARGET after it.
-    .option('--platform <os/arch[/variant]>', 'platforms to diff, repeatable or comma-separated (default: every platform both images have)', collectPlatforms)
+    .option(
+      '--platform <os/arch[/variant]>',
+      'platforms to diff, repeatable or comma-separated (default: every platform both images have)',
+      collectPlatforms,
+    )
     .option('--tmp-dir <DIR>', "scratch space (BASE's root filesystem is extracted there; default the OS temp dir)")
-    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
+    .option(
+      '--memory <SIZE>',
+      'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it',
+      parseMemorySize,
+    )
     .option(
       '--no-exact-blobs',
       "leave out the token recipes that rebuild gzip'd blobs no zlib setting reproduces (Go's gzip, as docker push and BuildKit make them): a much smaller .dimg; apply still gives B's image id and diff_ids, not its blob and manifest digests",
@@ -100,7 +108,8 @@ export function registerImageCommand(program: Command): void {
         registry: registryOptions(opts),
       };
       if (opts.push || opts.from) return diffAndPush(first, second, opts, diffOpts);
-      if (second === undefined) throw new DeltaimgError('USAGE', 'image diff takes BASE and TARGET (or TARGET alone with --from BASES --push)');
+      if (second === undefined)
+        throw new DeltaimgError('USAGE', 'image diff takes BASE and TARGET (or TARGET alone with --from BASES --push)');
       if (!opts.out) throw new DeltaimgError('USAGE', 'image diff needs -o DIMG (or --push to publish the delta in the registry)');
       const base = first;
       const target = second;
@@ -119,7 +128,9 @@ export function registerImageCommand(program: Command): void {
         });
       }
       if (!opts.quiet) {
-        process.stderr.write(`deltaimg: ${imageSavedLine(opts.out, result.header, result.bytes, result.newLayerBytes, result.sharedLayers, result.recipeBytes)}\n`);
+        process.stderr.write(
+          `deltaimg: ${imageSavedLine(opts.out, result.header, result.bytes, result.newLayerBytes, result.sharedLayers, result.recipeBytes)}\n`,
+        );
       }
     });
 
@@ -133,45 +144,61 @@ export function registerImageCommand(program: Command): void {
     .argument('<DIMG>', "a file made by 'deltaimg image diff' ('-' for stdin)")
     .requiredOption('-o, --out <IMAGE>', 'where to write the image (e.g. docker-archive:b.tar, oci:dir, docker-daemon:app:2)')
     .option('--format <classic|oci>', 'layout of a docker-archive result', 'classic')
-    .option('--platform <os/arch[/variant]>', 'platforms to restore, repeatable or comma-separated (default: every image the .dimg holds)', collectPlatforms)
+    .option(
+      '--platform <os/arch[/variant]>',
+      'platforms to restore, repeatable or comma-separated (default: every image the .dimg holds)',
+      collectPlatforms,
+    )
     .option('--tmp-dir <DIR>', 'scratch space (default the OS temp dir)')
-    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
+    .option(
+      '--memory <SIZE>',
+      'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it',
+      parseMemorySize,
+    )
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  deltaimg image apply docker-archive:a.tar a-to-b.dimg -o docker-archive:b.tar\n' +
-        '  deltaimg image apply app:1 app-1-to-2.dimg -o docker-daemon:app:2      # docker load: B\'s image id\n' +
+        "  deltaimg image apply app:1 app-1-to-2.dimg -o docker-daemon:app:2      # docker load: B's image id\n" +
         '  deltaimg image apply docker-archive:a.tar - -o - < a-to-b.dimg > b.tar  # stdin to stdout\n' +
         REFS_HELP,
     )
-    .action(async (base: string, dimg: string, opts: OutputFlags & RegistryFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number }) => {
-      const { parsePlatform } = await import('../image/index.js');
-      const { applyImageDelta } = await import('../imagedelta/index.js');
-      await requireNativeAddon();
-      if (opts.format !== 'classic' && opts.format !== 'oci') throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
-      const dest = await imageArg(opts.out);
-      if (dest.transport === 'stdio' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
-      assertOneStdin({ BASE: base, DIMG: dimg });
-      const result = await applyImageDelta(await imageArg(base), dimg, dest, {
-        progress: createProgress({ quiet: opts.quiet }),
-        format: opts.format,
-        ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
-        ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
-        registry: registryOptions(opts),
-        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
-      });
-      if (opts.json) printJson({ out: opts.out, verified: true, images: result.images });
-      if (!opts.quiet) {
-        for (const img of result.images) {
-          process.stderr.write(
-            `deltaimg: restored ${img.platform} image ${img.configDigest} (${img.layers} layers, ${img.rebuiltLayers} rebuilt, all verified) into ${opts.out}\n`,
-          );
-          if (img.manifestNote) process.stderr.write(`deltaimg: note: manifest digest differs from ${img.originalManifestDigest}: ${img.manifestNote}\n`);
+    .action(
+      async (
+        base: string,
+        dimg: string,
+        opts: OutputFlags & RegistryFlags & { out: string; format: string; platform?: string[]; tmpDir?: string; memory?: number },
+      ) => {
+        const { parsePlatform } = await import('../image/index.js');
+        const { applyImageDelta } = await import('../imagedelta/index.js');
+        await requireNativeAddon();
+        if (opts.format !== 'classic' && opts.format !== 'oci')
+          throw new DeltaimgError('USAGE', `--format must be classic or oci, not ${opts.format}`);
+        const dest = await imageArg(opts.out);
+        if (dest.transport === 'stdio' && opts.json) throw new DeltaimgError('USAGE', '--json and --out - both use stdout; pick one');
+        assertOneStdin({ BASE: base, DIMG: dimg });
+        const result = await applyImageDelta(await imageArg(base), dimg, dest, {
+          progress: createProgress({ quiet: opts.quiet }),
+          format: opts.format,
+          ...(opts.platform ? { platforms: opts.platform.map(parsePlatform) } : {}),
+          ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+          registry: registryOptions(opts),
+          ...(opts.memory ? { memoryBytes: opts.memory } : {}),
+        });
+        if (opts.json) printJson({ out: opts.out, verified: true, images: result.images });
+        if (!opts.quiet) {
+          for (const img of result.images) {
+            process.stderr.write(
+              `deltaimg: restored ${img.platform} image ${img.configDigest} (${img.layers} layers, ${img.rebuiltLayers} rebuilt, all verified) into ${opts.out}\n`,
+            );
+            if (img.manifestNote)
+              process.stderr.write(`deltaimg: note: manifest digest differs from ${img.originalManifestDigest}: ${img.manifestNote}\n`);
+          }
         }
-      }
-    });
+      },
+    );
 
   withRegistryOptions(image.command('verify'))
     .summary("check an image's layers and config against their digests")
@@ -189,7 +216,10 @@ export function registerImageCommand(program: Command): void {
     .action(async (ref: string, opts: OutputFlags & RegistryFlags & { against?: string }) => {
       const { verifyImage } = await import('../imagedelta/index.js');
       assertOneStdin({ IMAGE: ref, '--against': opts.against });
-      const result = await verifyImage(await imageArg(ref), { ...(opts.against ? { against: opts.against } : {}), registry: registryOptions(opts) });
+      const result = await verifyImage(await imageArg(ref), {
+        ...(opts.against ? { against: opts.against } : {}),
+        registry: registryOptions(opts),
+      });
       if (opts.json) printJson({ image: ref, ...result });
       else process.stdout.write(verifyText(ref, result) + '\n');
       if (!result.ok) throw new DeltaimgError('VERIFY_FAILED', `${ref} failed verification${opts.json ? '' : ' (see above)'}`);
@@ -220,10 +250,15 @@ function verifyText(ref: string, result: VerifyResult): string {
   const lines: string[] = [];
   for (const img of result.report.images) {
     const bad = img.layers.filter((l) => !l.ok);
-    lines.push(`${ref} ${img.platform}: image ${img.configDigest}, ${img.layers.length} layers${bad.length ? `, ${bad.length} DAMAGED` : ', all match their diff_ids'}`);
+    lines.push(
+      `${ref} ${img.platform}: image ${img.configDigest}, ${img.layers.length} layers${bad.length ? `, ${bad.length} DAMAGED` : ', all match their diff_ids'}`,
+    );
     for (const l of bad) lines.push(`  layer ${l.diffId} hashes to ${l.actual ?? '?'}`);
   }
-  for (const e of result.expected) lines.push(e.problem ? `not the expected ${e.platform} image: ${e.problem}` : `${e.platform}: exactly the expected image ${e.configDigest}`);
+  for (const e of result.expected)
+    lines.push(
+      e.problem ? `not the expected ${e.platform} image: ${e.problem}` : `${e.platform}: exactly the expected image ${e.configDigest}`,
+    );
   return lines.join('\n');
 }
 
@@ -238,7 +273,10 @@ async function imageArg(text: string): Promise<ImageRef> {
   } catch (err) {
     if (!isPlainImageName(text)) throw err;
     if (existsSync(text)) {
-      throw new DeltaimgError('USAGE', `"${text}" is both a file here and an image name: write docker-archive:${text} for the file or docker-daemon:${text} for the engine's image`);
+      throw new DeltaimgError(
+        'USAGE',
+        `"${text}" is both a file here and an image name: write docker-archive:${text} for the file or docker-daemon:${text} for the engine's image`,
+      );
     }
     process.stderr.write(`deltaimg: note: taking ${text} as docker-daemon:${text} (the local Docker engine's image)\n`);
     return { transport: 'docker-daemon', name: text };
@@ -248,7 +286,11 @@ async function imageArg(text: string): Promise<ImageRef> {
 /** stdin can be read only once, so at most one input may be '-'. */
 function assertOneStdin(inputs: Record<string, string | undefined>): void {
   const fromStdin = Object.keys(inputs).filter((name) => inputs[name] === '-');
-  if (fromStdin.length > 1) throw new DeltaimgError('USAGE', `${fromStdin.join(' and ')} are both '-' (stdin); only one input can come from stdin, give the other as a file`);
+  if (fromStdin.length > 1)
+    throw new DeltaimgError(
+      'USAGE',
+      `${fromStdin.join(' and ')} are both '-' (stdin); only one input can come from stdin, give the other as a file`,
+    );
 }
 
 function collectList(value: string, previous: string[] = []): string[] {
@@ -266,11 +308,20 @@ async function diffAndPush(
   if (!opts.push) throw new DeltaimgError('USAGE', '--from publishes several deltas: add --push');
   const bases = opts.from ?? (second !== undefined ? [first] : []);
   const targetText = opts.from ? (second === undefined ? first : undefined) : second;
-  if (targetText === undefined) throw new DeltaimgError('USAGE', opts.from ? 'with --from, give only TARGET (the bases are in --from)' : 'image diff --push takes BASE and TARGET');
+  if (targetText === undefined)
+    throw new DeltaimgError(
+      'USAGE',
+      opts.from ? 'with --from, give only TARGET (the bases are in --from)' : 'image diff --push takes BASE and TARGET',
+    );
   if (bases.length === 0) throw new DeltaimgError('USAGE', '--from names no image');
   const target = await imageArg(targetText);
-  if (target.transport !== 'docker') throw new DeltaimgError('USAGE', `--push publishes the delta beside TARGET in its registry: TARGET must be docker://REGISTRY/REPO:TAG, not ${targetText}`);
-  if (opts.out !== undefined && (opts.out === '-' || bases.length > 1)) throw new DeltaimgError('USAGE', '-o with --push keeps the .dimg of one base in a file; drop -o for several bases');
+  if (target.transport !== 'docker')
+    throw new DeltaimgError(
+      'USAGE',
+      `--push publishes the delta beside TARGET in its registry: TARGET must be docker://REGISTRY/REPO:TAG, not ${targetText}`,
+    );
+  if (opts.out !== undefined && (opts.out === '-' || bases.length > 1))
+    throw new DeltaimgError('USAGE', '-o with --push keeps the .dimg of one base in a file; drop -o for several bases');
   const baseRefs = [];
   for (const b of bases) baseRefs.push(await imageArg(b));
   assertOneStdin(Object.fromEntries(bases.map((b, i) => [`base ${i + 1}`, b])));
@@ -292,10 +343,16 @@ async function diffAndPush(
   }
   if (!opts.quiet) {
     for (const r of results) {
-      process.stderr.write(`deltaimg: ${imageSavedLine(`delta from ${r.base}`, r.dimg.header, r.dimg.bytes, r.dimg.newLayerBytes, r.dimg.sharedLayers)}\n`);
-      process.stderr.write(`deltaimg: pushed as ${r.target}@${r.published.artifactDigest} (subject ${r.subject}, listed by ${r.published.listedBy === 'tag-schema' ? 'the referrers tag schema' : 'the referrers API'})\n`);
+      process.stderr.write(
+        `deltaimg: ${imageSavedLine(`delta from ${r.base}`, r.dimg.header, r.dimg.bytes, r.dimg.newLayerBytes, r.dimg.sharedLayers)}\n`,
+      );
+      process.stderr.write(
+        `deltaimg: pushed as ${r.target}@${r.published.artifactDigest} (subject ${r.subject}, listed by ${r.published.listedBy === 'tag-schema' ? 'the referrers tag schema' : 'the referrers API'})\n`,
+      );
       if (r.light) {
-        process.stderr.write(`deltaimg: and a lighter variant for engines (no exact-deflate recipes, same image id): ${r.target}@${r.light.artifactDigest}, ${r.light.bytes} bytes\n`);
+        process.stderr.write(
+          `deltaimg: and a lighter variant for engines (no exact-deflate recipes, same image id): ${r.target}@${r.light.artifactDigest}, ${r.light.bytes} bytes\n`,
+        );
       }
     }
   }

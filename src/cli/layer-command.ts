@@ -9,13 +9,13 @@ import { requireNativeAddon } from './preflight.js';
 export function registerLayerCommand(program: Command): void {
   program
     .command('layer-sync', { hidden: true })
-    .summary('turn LIVE_ROOT, which holds BASE_ROOT\'s tree, into TARGET_ROOT\'s by touching only what differs')
+    .summary("turn LIVE_ROOT, which holds BASE_ROOT's tree, into TARGET_ROOT's by touching only what differs")
     .description(
       'Used by `dockerfile apply --layered` inside docker build: LIVE_ROOT is "/" of a RUN in FROM A, BASE_ROOT a ' +
         'read-only view of A, TARGET_ROOT the restored B. Removes what B lacks, writes what is new or changed ' +
         '(each file checked by sha256), sets changed metadata, then checks that LIVE_ROOT equals B path for path. ' +
         'Refuses when B differs from A at a path the builder mounts over (/etc/hosts, /etc/resolv.conf); under /dev, /proc ' +
-        'and /sys, which Docker mounts anew in every container, B\'s differences are left as A has them and reported.',
+        "and /sys, which Docker mounts anew in every container, B's differences are left as A has them and reported.",
     )
     .argument('<BASE_ROOT>', 'the tree LIVE_ROOT holds now')
     .argument('<TARGET_ROOT>', 'the tree LIVE_ROOT must hold')
@@ -35,19 +35,21 @@ export function registerLayerCommand(program: Command): void {
 
   program
     .command('layer-fixup', { hidden: true })
-    .summary('write the directories the builder disturbs during the --layered RUN, with TARGET_ROOT\'s metadata')
+    .summary("write the directories the builder disturbs during the --layered RUN, with TARGET_ROOT's metadata")
     .description(
       'Used by `dockerfile apply --layered`: when BASE_ROOT lacks a file docker build mounts into every RUN ' +
-        '(/etc/hosts, /etc/resolv.conf), the builder\'s stand-in changes its parent directory after the RUN; ' +
+        "(/etc/hosts, /etc/resolv.conf), the builder's stand-in changes its parent directory after the RUN; " +
         'a COPY of OUT (those directories, empty, as TARGET_ROOT has them) puts them right.',
     )
-    .argument('<BASE_ROOT>', 'the base tree (image A\'s root)')
-    .argument('<TARGET_ROOT>', 'the target tree (B\'s restored root)')
+    .argument('<BASE_ROOT>', "the base tree (image A's root)")
+    .argument('<TARGET_ROOT>', "the target tree (B's restored root)")
     .requiredOption('-o, --out <DIR>', 'where to write the directories (must not exist)')
     .action(async (base: string, target: string, opts: { out: string }) => {
       await requireNativeAddon();
       const { writeFixupTree } = await import('../layered/layer-fixup.js');
       const dirs = await writeFixupTree(base, target, opts.out);
-      process.stderr.write(`deltaimg: ${dirs.length ? `directories to restore after the RUN: ${dirs.map((d) => `/${d}`).join(' ')}` : 'no directory to restore after the RUN'}\n`);
+      process.stderr.write(
+        `deltaimg: ${dirs.length ? `directories to restore after the RUN: ${dirs.map((d) => `/${d}`).join(' ')}` : 'no directory to restore after the RUN'}\n`,
+      );
     });
 }

@@ -76,7 +76,10 @@ function checkRequiredOptionsAfterArguments(cmd: Command): void {
   cmd.hook('preAction', (_self, action) => {
     for (const o of required) {
       if (action.getOptionValue(o.attributeName()) === undefined) {
-        action.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: USAGE_EXIT });
+        action.error(`error: required option '${o.flags}' not specified`, {
+          code: 'commander.missingMandatoryOptionValue',
+          exitCode: USAGE_EXIT,
+        });
       }
     }
   });

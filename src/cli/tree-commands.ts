@@ -16,7 +16,10 @@ interface OutputFlags {
 
 /** --progress: the Dockerfiles pass `plain`, so a build log shows lines instead of minutes of silence. */
 function progressOption(): Option {
-  return new Option('--progress <MODE>', 'auto: a line redrawn on a terminal, nothing elsewhere; plain: a line every few seconds (for logs, e.g. inside docker build); none')
+  return new Option(
+    '--progress <MODE>',
+    'auto: a line redrawn on a terminal, nothing elsewhere; plain: a line every few seconds (for logs, e.g. inside docker build); none',
+  )
     .choices(PROGRESS_MODES)
     .default('auto');
 }
@@ -30,10 +33,14 @@ export function registerTreeCommands(program: Command): void {
         'Per file it keeps the cheapest of: unchanged, moved/duplicated (same bytes elsewhere), a VCDIFF\n' +
         'against the same path or a versioned sibling (libfoo.so.3.0.19 -> .22), or the file compressed.',
     )
-    .argument('<SRC_ROOT>', 'the tree the receiver already has (e.g. image A\'s root)')
-    .argument('<DST_ROOT>', 'the tree to ship (e.g. image B\'s root)')
+    .argument('<SRC_ROOT>', "the tree the receiver already has (e.g. image A's root)")
+    .argument('<DST_ROOT>', "the tree to ship (e.g. image B's root)")
     .requiredOption('-o, --out <DELTA_DIR>', 'where to write the delta (must not exist)')
-    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it', parseMemorySize)
+    .option(
+      '--memory <SIZE>',
+      'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it',
+      parseMemorySize,
+    )
     .option('--annotations-json <JSON>', 'JSON stored verbatim in the delta header (used by the Docker workflow)')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
@@ -77,48 +84,61 @@ export function registerTreeCommands(program: Command): void {
     .argument('<SRC_ROOT>', 'the tree the delta was made against')
     .argument('<DELTA_DIR>', 'a delta made by `deltaimg diff`')
     .requiredOption('-o, --out <OUT_ROOT>', 'where to build the restored tree (must not exist)')
-    .option('--memory <SIZE>', 'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it', parseMemorySize)
+    .option(
+      '--memory <SIZE>',
+      'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are restored within it',
+      parseMemorySize,
+    )
     .option('--no-devices', 'refuse a delta that holds device nodes (character or block)')
     .option('--no-privileged-metadata', 'refuse a delta that sets setuid/setgid bits or trusted.*/security.* xattrs')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
     .addOption(progressOption())
-    .addHelpText('after', '\nExamples:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored\n  deltaimg apply --no-devices --no-privileged-metadata ./v1 ./untrusted-delta --out ./v2')
-    .action(async (src: string, deltaDir: string, opts: OutputFlags & { out: string; memory?: number; devices: boolean; privilegedMetadata: boolean }) => {
-      await requireNativeAddon();
-      const { applyDelta } = await import('../delta/apply.js');
-      const { summarizeReport } = await import('../tree/meta.js');
-      const { privilegedLine } = await import('../delta/privilege.js');
-      const started = Date.now();
-      const result = await applyDelta(src, deltaDir, opts.out, {
-        progress: createProgress({ quiet: opts.quiet, mode: opts.progress }),
-        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
-        policy: { devices: opts.devices, privilegedMetadata: opts.privilegedMetadata },
-      });
-      const skipped = summarizeSkipped(result.report.skipped);
-      if (opts.json) {
-        printJson({
-          out: opts.out,
-          entries: result.entries,
-          files: result.files,
-          bytes: result.bytes,
-          verified: true,
-          seconds: (Date.now() - started) / 1000,
-          targetTreeSha256: result.header.target.treeSha256,
-          skipped,
-          privileged: result.privileged,
+    .addHelpText(
+      'after',
+      '\nExamples:\n  deltaimg apply ./v1 ./v1-to-v2 --out ./v2-restored\n  deltaimg apply --no-devices --no-privileged-metadata ./v1 ./untrusted-delta --out ./v2',
+    )
+    .action(
+      async (
+        src: string,
+        deltaDir: string,
+        opts: OutputFlags & { out: string; memory?: number; devices: boolean; privilegedMetadata: boolean },
+      ) => {
+        await requireNativeAddon();
+        const { applyDelta } = await import('../delta/apply.js');
+        const { summarizeReport } = await import('../tree/meta.js');
+        const { privilegedLine } = await import('../delta/privilege.js');
+        const started = Date.now();
+        const result = await applyDelta(src, deltaDir, opts.out, {
+          progress: createProgress({ quiet: opts.quiet, mode: opts.progress }),
+          ...(opts.memory ? { memoryBytes: opts.memory } : {}),
+          policy: { devices: opts.devices, privilegedMetadata: opts.privilegedMetadata },
         });
-      }
-      if (!opts.quiet) {
-        process.stderr.write(
-          `deltaimg: restored ${result.entries} entries (${result.files} files, ${formatBytes(result.bytes)}), all verified, into ${opts.out}\n`,
-        );
-        const note = summarizeReport(result.report);
-        if (note) process.stderr.write(`deltaimg: ${note}\n`);
-        const privileged = privilegedLine(result.privileged);
-        if (privileged) process.stderr.write(`deltaimg: ${privileged}\n`);
-      }
-    });
+        const skipped = summarizeSkipped(result.report.skipped);
+        if (opts.json) {
+          printJson({
+            out: opts.out,
+            entries: result.entries,
+            files: result.files,
+            bytes: result.bytes,
+            verified: true,
+            seconds: (Date.now() - started) / 1000,
+            targetTreeSha256: result.header.target.treeSha256,
+            skipped,
+            privileged: result.privileged,
+          });
+        }
+        if (!opts.quiet) {
+          process.stderr.write(
+            `deltaimg: restored ${result.entries} entries (${result.files} files, ${formatBytes(result.bytes)}), all verified, into ${opts.out}\n`,
+          );
+          const note = summarizeReport(result.report);
+          if (note) process.stderr.write(`deltaimg: ${note}\n`);
+          const privileged = privilegedLine(result.privileged);
+          if (privileged) process.stderr.write(`deltaimg: ${privileged}\n`);
+        }
+      },
+    );
 
   program
     .command('inspect')
@@ -127,7 +147,7 @@ export function registerTreeCommands(program: Command): void {
       'Show what a delta holds and what it saves: a delta directory (deltaimg diff), a .dimg file (deltaimg image diff), or a ' +
         'delta image (deltaimg dockerfile diff: docker-daemon:NAME:TAG, NAME:TAG, docker://REGISTRY/REPO:TAG, oci:DIR, docker-archive:PATH, ...). For a .dimg ' +
         'and a delta image the saving is also given on compressed bytes, what a registry stores and a pull moves: the delta layer ' +
-        'gzip\'d against B\'s layers A lacks gzip\'d (read from the local engine when B is there).',
+        "gzip'd against B's layers A lacks gzip'd (read from the local engine when B is there).",
     )
     .argument('<DELTA>', 'a delta directory, a .dimg file, or a delta image')
     .option('--json', 'print the report as JSON')

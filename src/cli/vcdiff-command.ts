@@ -33,7 +33,11 @@ async function onWorker<T>(output: string, run: (pool: VcdiffPool, temp: string)
   const { VcdiffPool } = await import('../vcdiff/pool.js');
   const pool = new VcdiffPool({ size: 1 });
   try {
-    return await writeFileAtomically(output, (temp) => run(pool, temp).catch((err: unknown) => Promise.reject(namingOutput(err, temp, output))), { replace: true });
+    return await writeFileAtomically(
+      output,
+      (temp) => run(pool, temp).catch((err: unknown) => Promise.reject(namingOutput(err, temp, output))),
+      { replace: true },
+    );
   } finally {
     await pool.close();
   }
@@ -167,9 +171,9 @@ export function registerVcdiffCommand(program: Command): void {
           'temp file and renamed on success; DELTA and OUT may be - for stdin/stdout (with OUT = - a failure ' +
           'still exits non-zero, but bytes already on stdout cannot be taken back).\n\n' +
           'Deltas from native xdelta3 decode when made with -S djw, -S fgk or -S none (or by xdelta3 builds ' +
-          'without liblzma); Debian\'s xdelta3 3.0.11 uses LZMA secondary compression by default, which this ' +
+          "without liblzma); Debian's xdelta3 3.0.11 uses LZMA secondary compression by default, which this " +
           'decoder does not include: such a delta is refused in one line saying so. Windows over 16 MiB ' +
-          '(xdelta3 3.0.x\'s hard window size) are refused, as native xdelta3 does. The tree and image applies ' +
+          "(xdelta3 3.0.x's hard window size) are refused, as native xdelta3 does. The tree and image applies " +
           'check every restored file by sha256 in addition.',
       )
       .argument('<DELTA>', 'the delta (- for stdin)')

@@ -72,7 +72,10 @@ export class StreamCursor {
         this.eof = true;
         break;
       }
-      const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      const chunk =
+        typeof next.value === 'string'
+          ? Buffer.from(next.value)
+          : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
       this.buf = this.available === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk]);
       this.pos = 0;
     }

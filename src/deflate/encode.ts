@@ -130,7 +130,7 @@ class ArrayBits implements BitSource {
 export async function* encodeTokens(tokens: StreamCursor, win: Window, start: number, memberSize: number): AsyncGenerator<Buffer> {
   const out = new BitOut();
   let at = 0;
-  for (let final = false; !final; ) {
+  for (let final = false; !final;) {
     await tokens.fill(TOKEN_LOOKAHEAD);
     if (tokens.available < 1) throw new DeflateFormatError('recipe tokens are cut short');
     const kind = tokens.buf[tokens.pos++]!;
@@ -149,7 +149,7 @@ export async function* encodeTokens(tokens: StreamCursor, win: Window, start: nu
       if (at + len > memberSize) throw new DeflateFormatError('recipe blocks hold more bytes than the member');
       out.put(len, 16);
       out.put(len ^ 0xffff, 16);
-      for (let left = len; left > 0; ) {
+      for (let left = len; left > 0;) {
         const pos = start + at + len - left;
         const n = Math.min(left, 4096);
         await advanceTo(win, pos + n);
@@ -206,7 +206,7 @@ async function* encodeBlockTokens(
     if (tokens.available < TOKEN_LOOKAHEAD) await tokens.fill(TOKEN_LOOKAHEAD);
     const run = varint(tokens);
     if (at + run > memberSize) throw new DeflateFormatError('recipe blocks hold more bytes than the member');
-    for (let done = 0; done < run; ) {
+    for (let done = 0; done < run;) {
       const pos = start + at + done;
       // At most 4096 literals (15 bits each) between checks of the 64 KiB output buffer.
       const n = Math.min(run - done, 4096);

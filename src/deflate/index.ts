@@ -39,9 +39,7 @@ export interface StreamPair {
   decompressed: Source;
 }
 
-export type RecipeOutcome =
-  | { kind: 'recipe'; recipe: Buffer; summary: string }
-  | { kind: 'not-rebuildable'; why: string };
+export type RecipeOutcome = { kind: 'recipe'; recipe: Buffer; summary: string } | { kind: 'not-rebuildable'; why: string };
 
 export interface RecipeOptions {
   /** Rebuild once from the recipe and compare before returning it (token recipes only). Default true. */
@@ -66,15 +64,39 @@ export async function makeRecipe(container: Container, sources: StreamPair, opts
 
 async function recompressRecipe(container: Container, sources: StreamPair): Promise<Recipe | undefined> {
   const prefix = await readPrefix(readable(await sources.compressed()), MAX_GZIP_HEADER + 1);
-  const parsed = container === 'gzip' ? parseGzipHeader(prefix, true) : container === 'zlib' ? parseZlibHeader(prefix, true) : { kind: 'header' as const, length: 0 };
+  const parsed =
+    container === 'gzip'
+      ? parseGzipHeader(prefix, true)
+      : container === 'zlib'
+        ? parseZlibHeader(prefix, true)
+        : { kind: 'header' as const, length: 0 };
   if (parsed.kind !== 'header') throw new DeflateFormatError(parsed.kind === 'invalid' ? parsed.why : 'header is cut short');
   const header = Buffer.from(prefix.subarray(0, parsed.length));
   for (const settings of zlibCandidates(container, header)) {
-    const match = await reproducesWith(settings, readable(await sources.compressed()), header.length, trailerLength(container), readable(await sources.decompressed()));
+    const match = await reproducesWith(
+      settings,
+      readable(await sources.compressed()),
+      header.length,
+      trailerLength(container),
+      readable(await sources.decompressed()),
+    );
     if (!match) continue;
     const facts = await streamFacts(readable(await sources.compressed()), trailerLength(container));
-    const member: RecipeMember = { header, decompressedSize: match.decompressedSize, method: { kind: 'zlib', ...settings }, trailer: facts.tail };
-    return { container, compressedSize: facts.size, decompressedSize: match.decompressedSize, sha256: facts.sha256, members: [member], trailing: Buffer.alloc(0), tokens: Buffer.alloc(0) };
+    const member: RecipeMember = {
+      header,
+      decompressedSize: match.decompressedSize,
+      method: { kind: 'zlib', ...settings },
+      trailer: facts.tail,
+    };
+    return {
+      container,
+      compressedSize: facts.size,
+      decompressedSize: match.decompressedSize,
+      sha256: facts.sha256,
+      members: [member],
+      trailing: Buffer.alloc(0),
+      tokens: Buffer.alloc(0),
+    };
   }
   return undefined;
 }
@@ -110,7 +132,15 @@ async function tokenRecipe(container: Container, sources: StreamPair): Promise<R
   await done;
   const members: RecipeMember[] = scanner.members.map((m) => ({ ...m, method: { kind: 'tokens' } }));
   const decompressedSize = members.reduce((n, m) => n + m.decompressedSize, 0);
-  return { container, compressedSize: scanner.compressedSize, decompressedSize, sha256: hash.digest(), members, trailing: scanner.trailing, tokens: Buffer.concat(packed) };
+  return {
+    container,
+    compressedSize: scanner.compressedSize,
+    decompressedSize,
+    sha256: hash.digest(),
+    members,
+    trailing: scanner.trailing,
+    tokens: Buffer.concat(packed),
+  };
 }
 
 /** Rebuilds once and compares, so a recipe that would fail at apply time is never handed out. */
@@ -147,7 +177,10 @@ async function* rebuildChunks(recipe: Recipe, decompressed: AsyncIterable<Buffer
   const emit = (chunk: Buffer): Buffer => {
     written += chunk.length;
     if (written > recipe.compressedSize)
-      throw new DeltaimgError('VERIFY_FAILED', `rebuilt compressed stream grows past its recorded ${recipe.compressedSize} bytes: the decompressed input is not the one the recipe was made from`);
+      throw new DeltaimgError(
+        'VERIFY_FAILED',
+        `rebuilt compressed stream grows past its recorded ${recipe.compressedSize} bytes: the decompressed input is not the one the recipe was made from`,
+      );
     hash.update(chunk);
     return chunk;
   };
@@ -167,12 +200,21 @@ async function* rebuildChunks(recipe: Recipe, decompressed: AsyncIterable<Buffer
     if (recipe.trailing.length) yield emit(recipe.trailing);
     await data.fill(1);
     const longer = data.available > 0 || win.end > start;
-    if (longer) throw new DeltaimgError('VERIFY_FAILED', `decompressed input is longer than the ${recipe.decompressedSize} bytes the recipe was made from`);
+    if (longer)
+      throw new DeltaimgError(
+        'VERIFY_FAILED',
+        `decompressed input is longer than the ${recipe.decompressedSize} bytes the recipe was made from`,
+      );
     await tokens.fill(1);
     if (tokens.available > 0) throw new DeflateFormatError('token section has bytes left over');
   } catch (err) {
-    if (err instanceof DeflateFormatError) throw new DeltaimgError('CORRUPT_DELTA', `deflate recipe does not fit its data: ${err.message}; the delta or its base is damaged`);
-    if (isZlibDataError(err)) throw new DeltaimgError('CORRUPT_DELTA', `deflate recipe's token section is damaged (${String((err as Error).message)}); make the delta again`);
+    if (err instanceof DeflateFormatError)
+      throw new DeltaimgError('CORRUPT_DELTA', `deflate recipe does not fit its data: ${err.message}; the delta or its base is damaged`);
+    if (isZlibDataError(err))
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `deflate recipe's token section is damaged (${String((err as Error).message)}); make the delta again`,
+      );
     throw err;
   } finally {
     tokenStream?.destroy();
@@ -197,7 +239,7 @@ async function* zlibMember(member: RecipeMember, data: StreamCursor, toEnd = fal
   if (member.method.kind !== 'zlib') return;
   const deflate = zlibDeflater(member.method);
   const feed = (async () => {
-    for (let left = member.decompressedSize; left > 0; ) {
+    for (let left = member.decompressedSize; left > 0;) {
       await data.fill(1);
       const n = Math.min(left, data.available);
       if (n === 0 && toEnd) break;
@@ -233,13 +275,23 @@ export function replayWithZlibLevel(headerHex: string, level: number, decompress
   return Readable.from(replayChunks(Buffer.from(headerHex, 'hex'), level, decompressed));
 }
 
-async function* replayChunks(header: Buffer, level: number, decompressed: AsyncIterable<Buffer | Uint8Array | string>): AsyncGenerator<Buffer> {
-  if (level < 0 || level > 9 || !Number.isInteger(level)) throw new DeltaimgError('CORRUPT_DELTA', `gzip replay level ${level} is not a zlib level; the delta is damaged`);
+async function* replayChunks(
+  header: Buffer,
+  level: number,
+  decompressed: AsyncIterable<Buffer | Uint8Array | string>,
+): AsyncGenerator<Buffer> {
+  if (level < 0 || level > 9 || !Number.isInteger(level))
+    throw new DeltaimgError('CORRUPT_DELTA', `gzip replay level ${level} is not a zlib level; the delta is damaged`);
   yield header;
   const data = new StreamCursor(decompressed);
   let crc = 0;
   let size = 0;
-  const member: RecipeMember = { header, decompressedSize: Number.MAX_SAFE_INTEGER, method: { kind: 'zlib', level, memLevel: 8, strategy: zc.Z_DEFAULT_STRATEGY, windowBits: 15 }, trailer: Buffer.alloc(0) };
+  const member: RecipeMember = {
+    header,
+    decompressedSize: Number.MAX_SAFE_INTEGER,
+    method: { kind: 'zlib', level, memLevel: 8, strategy: zc.Z_DEFAULT_STRATEGY, windowBits: 15 },
+    trailer: Buffer.alloc(0),
+  };
   const counted = new StreamCursor(
     (async function* () {
       for (;;) {

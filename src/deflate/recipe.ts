@@ -86,7 +86,10 @@ export function decodeRecipe(bytes: Uint8Array): Recipe {
   if (!Buffer.from(r.take(4, 'magic')).equals(MAGIC)) throw corrupt('no DFLR magic');
   const version = r.byte('version');
   if (version !== RECIPE_VERSION)
-    throw new DeltaimgError('UNSUPPORTED_VERSION', `deflate recipe version ${version} is newer than this deltaimg reads (${RECIPE_VERSION}); upgrade deltaimg`);
+    throw new DeltaimgError(
+      'UNSUPPORTED_VERSION',
+      `deflate recipe version ${version} is newer than this deltaimg reads (${RECIPE_VERSION}); upgrade deltaimg`,
+    );
   const container = CONTAINERS[r.byte('container')];
   if (!container) throw corrupt('unknown container');
   const compressedSize = r.varint('compressed size');
@@ -136,6 +139,8 @@ function readMethod(r: ByteReader): MemberMethod {
 
 /** A one-line account of a recipe, for inspect and reports. */
 export function describeRecipe(r: Recipe): string {
-  const kinds = new Set(r.members.map((m) => (m.method.kind === 'zlib' ? `zlib level ${m.method.level} memLevel ${m.method.memLevel}` : 'tokens')));
+  const kinds = new Set(
+    r.members.map((m) => (m.method.kind === 'zlib' ? `zlib level ${m.method.level} memLevel ${m.method.memLevel}` : 'tokens')),
+  );
   return `${r.container}, ${r.members.length} member${r.members.length === 1 ? '' : 's'}, ${[...kinds].join(' + ')}`;
 }

@@ -249,7 +249,8 @@ export class DeflateScanner {
           const extra = bitbuf & ((1 << lx) - 1);
           bitbuf >>>= lx;
           bitcnt -= lx;
-          if (li === 27 && extra === 31) throw new DeflateFormatError('length 258 coded as symbol 284, which the rebuild does not reproduce');
+          if (li === 27 && extra === 31)
+            throw new DeflateFormatError('length 258 coded as symbol 284, which the rebuild does not reproduce');
           length += extra;
         }
         while (bitcnt < 15 && pos < end) {

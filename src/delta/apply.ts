@@ -21,7 +21,14 @@ import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES
 import { formatBytes, silentProgress, type Progress } from '../util/progress.js';
 import { TreeDigest } from './digest.js';
 import { readEntries } from './entries-file.js';
-import { copyFilesNative, restoreFile, writeSmallFileSync, type NativeCopyJob, type NativeCopyResult, type Written } from './file-codecs.js';
+import {
+  copyFilesNative,
+  restoreFile,
+  writeSmallFileSync,
+  type NativeCopyJob,
+  type NativeCopyResult,
+  type Written,
+} from './file-codecs.js';
 import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
 import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
 import { restoreGzipMember } from './gzip-member.js';
@@ -55,12 +62,7 @@ export interface ApplyResult {
   privileged: PrivilegedCounts;
 }
 
-export async function applyDelta(
-  srcRoot: string,
-  deltaDir: string,
-  outRoot: string,
-  opts: ApplyOptions = {},
-): Promise<ApplyResult> {
+export async function applyDelta(srcRoot: string, deltaDir: string, outRoot: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const header = await readHeader(deltaDir);
   const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
   admitRecords(header, memoryBytes, deltaDir);
@@ -285,9 +287,11 @@ class Restorer {
   private async restoreFile(r: FileRecord): Promise<void> {
     const abs = toFsPath(this.out, r.path);
     const memory = await this.restoreMemory(r);
-    const written = await this.budget.run(memory, () => this.writeContent(r, abs)).catch((err: unknown) => {
-      throw withPath(r, err);
-    });
+    const written = await this.budget
+      .run(memory, () => this.writeContent(r, abs))
+      .catch((err: unknown) => {
+        throw withPath(r, err);
+      });
     this.finish(r, abs, written);
   }
 
@@ -297,7 +301,13 @@ class Restorer {
     switch (c.op) {
       case 'vcdiff': {
         // The decoder holds as much of the source as the window covers: at most 512 MiB.
-        const sourceSize = await this.source.path(c.from).then((p) => lstat(p)).then((st) => st.size, () => MAX_WINDOW);
+        const sourceSize = await this.source
+          .path(c.from)
+          .then((p) => lstat(p))
+          .then(
+            (st) => st.size,
+            () => MAX_WINDOW,
+          );
         return vcdiffDecodeMemory(Math.min(MAX_WINDOW, sourceSize)) + STREAM_JOB_BYTES;
       }
       case 'bsdiff':
@@ -394,7 +404,11 @@ class Restorer {
             );
             checkExeFits(exe, sourceSize, r.size, displayPath(r.path));
             const scratch = () => this.payloads.scratchPath('exe');
-            return await verifying.alongside(decodeTransformedFile(exe, sourcePath, abs, r.size, scratch, (s, o) => bsdiffDecode(s, patch.path, o, { targetSize: r.size })));
+            return await verifying.alongside(
+              decodeTransformedFile(exe, sourcePath, abs, r.size, scratch, (s, o) =>
+                bsdiffDecode(s, patch.path, o, { targetSize: r.size }),
+              ),
+            );
           }
           const out = await verifying.alongside(bsdiffDecode(sourcePath, patch.path, abs, { targetSize: r.size }));
           return { bytes: out.outputBytes, sha256: out.outputSha256 };

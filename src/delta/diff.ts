@@ -97,12 +97,7 @@ const QUICK_BROTLI_QUALITY = 5;
 /** A gzip op must save at least this much over the file's best other encoding (its record costs more). */
 const GZIP_MEMBER_MIN_GAIN = 64;
 
-export async function diffTrees(
-  srcRoot: string,
-  dstRoot: string,
-  outDir: string,
-  opts: DiffOptions = {},
-): Promise<DeltaHeader> {
+export async function diffTrees(srcRoot: string, dstRoot: string, outDir: string, opts: DiffOptions = {}): Promise<DeltaHeader> {
   const progress = opts.progress ?? silentProgress;
   // The engine compiles on a spare core while this thread scans.
   const engineReady = opts.pool ? Promise.resolve() : compileAhead().then(() => undefined);
@@ -118,7 +113,10 @@ export async function diffTrees(
   const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
   const bsdiffPool = new BsdiffPool();
   // Measured now, after the scans: what the process holds besides the jobs is its baseline.
-  const budget = new MemoryBudget(memoryBytes, pool.size * (pool.recycleBytes + WORKER_THREAD_BYTES) + bsdiffPool.size * WORKER_THREAD_BYTES);
+  const budget = new MemoryBudget(
+    memoryBytes,
+    pool.size * (pool.recycleBytes + WORKER_THREAD_BYTES) + bsdiffPool.size * WORKER_THREAD_BYTES,
+  );
   try {
     return await buildDirAtomically(outDir, async (work) => {
       await mkdir(join(work, BLOBS_DIR));
@@ -257,7 +255,12 @@ class FileEncoder {
    * A gzip file diffed decompressed (against the base decompressed too when it is gzip) plus the
    * exact-deflate recipe of its bytes: kept, as a gzip op, only when smaller than `beat`.
    */
-  private async tryGzipMember(target: FileEntry, targetPath: Buffer, base: FileEntry | undefined, beat: number): Promise<{ content: ContentOp; payloadBytes: number } | undefined> {
+  private async tryGzipMember(
+    target: FileEntry,
+    targetPath: Buffer,
+    base: FileEntry | undefined,
+    beat: number,
+  ): Promise<{ content: ContentOp; payloadBytes: number } | undefined> {
     if (target.size > GZIP_MEMBER_MAX_BYTES || beat < GZIP_MEMBER_MIN_GAIN || !this.budget.fits(GZIP_MEMBER_MEMORY)) return undefined;
     return this.budget.run(GZIP_MEMBER_MEMORY, async () => {
       const gz = await readTarget(targetPath, target);
@@ -274,14 +277,26 @@ class FileEncoder {
       const innerPayload = await this.keepBuffer(innerPart.bytes);
       const innerOp: GzipInner =
         innerPart.op === 'vcdiff'
-          ? { op: 'vcdiff', from: innerPart.from.path, fromSha256: innerPart.from.sha256!, gunzipFrom: innerPart.gunzipFrom, payload: innerPayload }
+          ? {
+              op: 'vcdiff',
+              from: innerPart.from.path,
+              fromSha256: innerPart.from.sha256!,
+              gunzipFrom: innerPart.gunzipFrom,
+              payload: innerPayload,
+            }
           : { op: 'brotli', payload: innerPayload };
-      return { content: { op: 'gzip', innerSize: inner.length, inner: innerOp, recipe: recipePayload }, payloadBytes: recipe.length + innerPart.bytes.length };
+      return {
+        content: { op: 'gzip', innerSize: inner.length, inner: innerOp, recipe: recipePayload },
+        payloadBytes: recipe.length + innerPart.bytes.length,
+      };
     });
   }
 
   /** A brotli'd VCDIFF of `inner` against the base's bytes, decompressed first when they are gzip. */
-  private async innerDelta(base: FileEntry, inner: Buffer): Promise<{ op: 'vcdiff'; from: FileEntry; gunzipFrom: boolean; bytes: Buffer } | undefined> {
+  private async innerDelta(
+    base: FileEntry,
+    inner: Buffer,
+  ): Promise<{ op: 'vcdiff'; from: FileEntry; gunzipFrom: boolean; bytes: Buffer } | undefined> {
     const raw = await readFile(toFsPath(this.src.root, base.path)).catch(() => undefined);
     if (!raw || raw.length !== base.size) return undefined;
     const unzipped = isGzip(raw) ? gunzipBounded(raw) : undefined;
@@ -325,7 +340,14 @@ class FileEncoder {
     if (vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES && !exe) return vcdiff;
     const temp = this.payloads.tempPath();
     const r = await this.budget.run(plan.memory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp, plan.segments));
-    const plain: BsdiffCandidate = { kind: 'bsdiff', from: base, temp, bytes: r.bytes, sha256: r.sha256, segmented: plan.segments !== undefined };
+    const plain: BsdiffCandidate = {
+      kind: 'bsdiff',
+      from: base,
+      temp,
+      bytes: r.bytes,
+      sha256: r.sha256,
+      segmented: plan.segments !== undefined,
+    };
     const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, plan.memory) : plain;
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.discard(drop);
@@ -369,7 +391,9 @@ class FileEncoder {
     const plain: Candidate = { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false };
     if (r.deltaBytes < BROTLI_WORTH_TRYING_BYTES) return plain;
     const packedTemp = this.payloads.tempPath();
-    const packed = await this.budget.run(brotliMemory(r.deltaBytes), () => brotliFile(temp, r.deltaBytes, packedTemp, QUICK_BROTLI_QUALITY));
+    const packed = await this.budget.run(brotliMemory(r.deltaBytes), () =>
+      brotliFile(temp, r.deltaBytes, packedTemp, QUICK_BROTLI_QUALITY),
+    );
     if (packed.bytes >= r.deltaBytes) {
       await this.payloads.discard(packedTemp);
       return plain;
@@ -385,9 +409,10 @@ class FileEncoder {
    * until both this encode and apply's decode (which holds the window) fit the budget.
    */
   private vcdiffPlan(sourceSize: number): { options: VcdiffOptions; memory: number } {
-    const asked: VcdiffOptions = sourceSize > DEFAULT_WINDOW
-      ? { secondary: 'none', level: 3, windowBytes: Math.min(MAX_WINDOW, sourceSize), ...this.vcdiffOptions }
-      : { secondary: 'none', ...this.vcdiffOptions };
+    const asked: VcdiffOptions =
+      sourceSize > DEFAULT_WINDOW
+        ? { secondary: 'none', level: 3, windowBytes: Math.min(MAX_WINDOW, sourceSize), ...this.vcdiffOptions }
+        : { secondary: 'none', ...this.vcdiffOptions };
     const level = asked.level ?? DEFAULT_LEVEL;
     let window = sourceWindowFor(sourceSize, asked.windowBytes);
     const fits = (w: number) => this.budget.fits(vcdiffEncodeMemory(level, w)) && this.budget.fits(vcdiffDecodeMemory(w));
@@ -398,11 +423,19 @@ class FileEncoder {
   /** The file compressed whole (quick estimate, see Polish), or raw when compression saves too little. */
   private async tryWhole(target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const temp = this.payloads.tempPath();
-    const packed = await this.budget.run(brotliMemory(target.size), () => brotliFile(targetPath, target.size, temp, QUICK_BROTLI_QUALITY)).catch((err: unknown) => {
-      throw ioError('compress', displayPath(target.path), err);
-    });
+    const packed = await this.budget
+      .run(brotliMemory(target.size), () => brotliFile(targetPath, target.size, temp, QUICK_BROTLI_QUALITY))
+      .catch((err: unknown) => {
+        throw ioError('compress', displayPath(target.path), err);
+      });
     if (packed.bytes < target.size * WORTHWHILE_COMPRESSION) {
-      return { kind: 'brotli', temp, bytes: packed.bytes, sha256: packed.sha256, polish: { from: 'target', path: targetPath, size: target.size } };
+      return {
+        kind: 'brotli',
+        temp,
+        bytes: packed.bytes,
+        sha256: packed.sha256,
+        polish: { from: 'target', path: targetPath, size: target.size },
+      };
     }
     await this.payloads.discard(temp);
     const rawTemp = this.payloads.tempPath();
@@ -418,7 +451,14 @@ class FileEncoder {
       c.kind === 'vcdiff'
         ? { op: 'vcdiff', from: c.from.path, fromSha256: c.from.sha256!, brotli: c.brotli, payload }
         : c.kind === 'bsdiff'
-          ? { op: 'bsdiff', from: c.from.path, fromSha256: c.from.sha256!, payload, ...(c.exe ? { exe: c.exe } : {}), ...(c.segmented ? { segmented: true as const } : {}) }
+          ? {
+              op: 'bsdiff',
+              from: c.from.path,
+              fromSha256: c.from.sha256!,
+              payload,
+              ...(c.exe ? { exe: c.exe } : {}),
+              ...(c.segmented ? { segmented: true as const } : {}),
+            }
           : { op: c.kind, payload };
     return { content, payloadBytes: c.bytes };
   }
@@ -433,9 +473,11 @@ class FileEncoder {
     if (!('polish' in c) || !c.polish) return c;
     const input = c.polish;
     const temp = this.payloads.tempPath();
-    const full = await this.budget.run(brotliMemory(input.size), () => brotliFile(input.path, input.size, temp)).catch((err: unknown) => {
-      throw ioError('compress', input.path.toString(), err);
-    });
+    const full = await this.budget
+      .run(brotliMemory(input.size), () => brotliFile(input.path, input.size, temp))
+      .catch((err: unknown) => {
+        throw ioError('compress', input.path.toString(), err);
+      });
     if (input.from === 'temp') await this.payloads.discard(input.path);
     if (full.bytes >= c.bytes) {
       await this.payloads.discard(temp);
@@ -459,7 +501,15 @@ class FileEncoder {
   }
 }
 
-type BsdiffCandidate = { kind: 'bsdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; exe?: PairTransform; segmented: boolean };
+type BsdiffCandidate = {
+  kind: 'bsdiff';
+  from: FileEntry;
+  temp: string;
+  bytes: number;
+  sha256: string;
+  exe?: PairTransform;
+  segmented: boolean;
+};
 
 type Candidate =
   | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean; polish?: Polish }

@@ -72,7 +72,10 @@ export async function* readEntries(
     yield decodeRecord(line, n);
   }
   if (n !== expected.count) {
-    throw new DeltaimgError('CORRUPT_DELTA', `${path} holds ${n > expected.count ? 'more than ' : ''}${n} records, the header says ${expected.count}`);
+    throw new DeltaimgError(
+      'CORRUPT_DELTA',
+      `${path} holds ${n > expected.count ? 'more than ' : ''}${n} records, the header says ${expected.count}`,
+    );
   }
 }
 
@@ -206,7 +209,10 @@ function entriesReadError(path: string, err: unknown): DeltaimgError {
 }
 
 function tooLarge(path: string, rawBytes: number): DeltaimgError {
-  return new DeltaimgError('CORRUPT_DELTA', `${path} decompresses to more than the ${rawBytes} bytes the header says; the delta is damaged`);
+  return new DeltaimgError(
+    'CORRUPT_DELTA',
+    `${path} decompresses to more than the ${rawBytes} bytes the header says; the delta is damaged`,
+  );
 }
 
 function lineTooLong(path: string): DeltaimgError {

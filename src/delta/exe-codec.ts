@@ -7,7 +7,16 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import { BranchFilter, branchFilterStream, choosePairTransform, readElfCode, regionsOutside, transformBuffer, transformFile, type PairTransform } from '../exefilter/index.js';
+import {
+  BranchFilter,
+  branchFilterStream,
+  choosePairTransform,
+  readElfCode,
+  regionsOutside,
+  transformBuffer,
+  transformFile,
+  type PairTransform,
+} from '../exefilter/index.js';
 import { DeltaimgError } from '../util/errors.js';
 import { writeAllSync } from '../util/write-all.js';
 import { restoreFile, type Written } from './file-codecs.js';
@@ -49,7 +58,10 @@ export async function encodeTransformed<T>(
 export function checkExeFits(exe: PairTransform, sourceSize: number, targetSize: number, forPath: string): void {
   const bad = regionsOutside(exe.source, sourceSize) ?? regionsOutside(exe.target, targetSize);
   if (bad) {
-    throw new DeltaimgError('CORRUPT_DELTA', `the executable transform recorded for ${forPath} does not fit the files: ${bad}; the delta is damaged, make it again`);
+    throw new DeltaimgError(
+      'CORRUPT_DELTA',
+      `the executable transform recorded for ${forPath} does not fit the files: ${bad}; the delta is damaged, make it again`,
+    );
   }
 }
 
@@ -58,7 +70,12 @@ export function checkExeFits(exe: PairTransform, sourceSize: number, targetSize:
  * transformed target in chunks) and undoes the transform on those chunks on their way
  * to `fd`, hashing the restored bytes.
  */
-export function decodeTransformedSync(exe: PairTransform, source: Buffer, fd: number, decode: (source: Buffer, write: (chunk: Uint8Array) => void) => void): Written {
+export function decodeTransformedSync(
+  exe: PairTransform,
+  source: Buffer,
+  fd: number,
+  decode: (source: Buffer, write: (chunk: Uint8Array) => void) => void,
+): Written {
   transformBuffer(exe.source, 'forward', source);
   const inverse = new BranchFilter(exe.target, 'inverse');
   const hash = createHash('sha256');
@@ -92,7 +109,11 @@ export async function decodeTransformedFile(
   try {
     await transformFile(source, transformedSource, exe.source, 'forward');
     await decode(transformedSource, transformedTarget);
-    return await restoreFile(createReadStream(transformedTarget), out, { brotli: false, maxBytes: targetSize, through: branchFilterStream(exe.target, 'inverse') });
+    return await restoreFile(createReadStream(transformedTarget), out, {
+      brotli: false,
+      maxBytes: targetSize,
+      through: branchFilterStream(exe.target, 'inverse'),
+    });
   } finally {
     await Promise.all([unlink(transformedSource).catch(() => {}), unlink(transformedTarget).catch(() => {})]);
   }

@@ -3,14 +3,7 @@
  * also hashes what it writes (encode) or what it restores (apply).
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  constants as fsc,
-  createReadStream,
-  createWriteStream,
-  openSync,
-  readSync,
-} from 'node:fs';
+import { closeSync, constants as fsc, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { openRegular, openRegularSync } from '../util/regular-file.js';
 import { constants as osc } from 'node:os';
@@ -85,7 +78,9 @@ export async function restoreFile(
   const counter = hashingCounter();
   const fh = await open(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   const sink = fh.createWriteStream();
-  const limit = byteLimit(opts.maxBytes, () => Object.assign(new Error(`output exceeds the ${opts.maxBytes} bytes declared`), { code: 'EXCEEDS_DECLARED_SIZE' }));
+  const limit = byteLimit(opts.maxBytes, () =>
+    Object.assign(new Error(`output exceeds the ${opts.maxBytes} bytes declared`), { code: 'EXCEEDS_DECLARED_SIZE' }),
+  );
   const stage = opts.brotli ? createBrotliDecompress() : opts.through;
   if (stage) await pipeline(input, stage, limit, counter.stream, sink);
   else await pipeline(input, limit, counter.stream, sink);
@@ -149,7 +144,6 @@ export function writeSmallFileSync(data: Buffer, output: Buffer | string): Writt
   }
   return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
-
 
 /** sha256 of a small file with synchronous reads (O_NOFOLLOW); see copySmallFileSync for why. */
 export function hashSmallFileSync(path: Buffer | string): Written {

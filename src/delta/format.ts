@@ -107,7 +107,8 @@ export type ContentOp =
  * The decompressed bytes of a gzip member: a brotli'd VCDIFF against a source file (decompressed
  * first when `gunzipFrom`), or brotli of the bytes themselves.
  */
-export type GzipInner = { op: 'vcdiff'; from: RelPath; fromSha256: string; gunzipFrom: boolean; payload: Payload } | { op: 'brotli'; payload: Payload };
+export type GzipInner =
+  { op: 'vcdiff'; from: RelPath; fromSha256: string; gunzipFrom: boolean; payload: Payload } | { op: 'brotli'; payload: Payload };
 
 export type ContentOpName = ContentOp['op'];
 

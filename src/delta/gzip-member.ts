@@ -87,14 +87,25 @@ async function innerBytes(c: GzipOp, name: string, io: GzipMemberInputs): Promis
   const raw = read && Buffer.from(read);
   if (!raw) throw damagedOp(name, `its source ${displayPath(i.from)} is larger than any diff uses`);
   const source = i.gunzipFrom ? gunzipBounded(raw) : raw;
-  if (!source) throw new DeltaimgError('WRONG_SOURCE', `source file ${displayPath(i.from)} is not the gzip file ${name} was diffed against; pass the tree the delta was made from`);
+  if (!source)
+    throw new DeltaimgError(
+      'WRONG_SOURCE',
+      `source file ${displayPath(i.from)} is not the gzip file ${name} was diffed against; pass the tree the delta was made from`,
+    );
   const delta = io.readPayload(i.payload, { brotli: true, maxBytes: GZIP_INNER_MAX_BYTES * 2, declaredBytes: vcdiffMaxBytes(c.innerSize) });
   if (!delta) throw damagedOp(name, 'its VCDIFF is missing');
   const scratch = io.scratchPath();
   const fd = openSync(scratch, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   try {
     await decodeInMemory(
-      { source, delta, outFd: fd, deltaName: `the VCDIFF payload for ${name}`, sourceName: `source file ${displayPath(i.from)}`, outName: name },
+      {
+        source,
+        delta,
+        outFd: fd,
+        deltaName: `the VCDIFF payload for ${name}`,
+        sourceName: `source file ${displayPath(i.from)}`,
+        outName: name,
+      },
       { maxOutputBytes: c.innerSize },
     );
     return readFileSync(scratch);

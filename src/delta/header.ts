@@ -35,7 +35,10 @@ async function readHeaderText(deltaDir: string, path: string): Promise<string> {
   }
   try {
     if (opened.size > HEADER_MAX_BYTES) {
-      throw new DeltaimgError('CORRUPT_DELTA', `${path} has ${opened.size} bytes, more than a delta header can (${HEADER_MAX_BYTES}); the delta is damaged`);
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `${path} has ${opened.size} bytes, more than a delta header can (${HEADER_MAX_BYTES}); the delta is damaged`,
+      );
     }
     return await opened.fh.readFile('utf8');
   } catch (err) {
@@ -49,7 +52,8 @@ async function readHeaderText(deltaDir: string, path: string): Promise<string> {
 /** The header's JSON as a typed DeltaHeader; the version gate comes first, as a newer format may differ in anything else. */
 export function decodeHeader(json: unknown, f: JsonFields, deltaDir: string): DeltaHeader {
   const h = f.object(json, '');
-  if (h.format !== FORMAT_NAME) throw f.error('format', `is ${JSON.stringify(h.format)?.slice(0, 60) ?? 'missing'}, not "${FORMAT_NAME}": not a deltaimg delta header`);
+  if (h.format !== FORMAT_NAME)
+    throw f.error('format', `is ${JSON.stringify(h.format)?.slice(0, 60) ?? 'missing'}, not "${FORMAT_NAME}": not a deltaimg delta header`);
   const { version, minReaderVersion } = checkReaderVersion(f, h, FORMAT_VERSION, `${deltaDir} uses delta format`);
   const entries = f.object(h.entries, 'entries');
   return {
@@ -69,7 +73,11 @@ export function decodeHeader(json: unknown, f: JsonFields, deltaDir: string): De
     stats: stats(f, h.stats),
     largest: f.array(h.largest, 'largest', (x, field) => {
       const l = f.object(x, field);
-      return { path: f.string(l.path, `${field}.path`), op: f.oneOf(l.op, `${field}.op`, CONTENT_OPS), bytes: f.uint(l.bytes, `${field}.bytes`) };
+      return {
+        path: f.string(l.path, `${field}.path`),
+        op: f.oneOf(l.op, `${field}.op`, CONTENT_OPS),
+        bytes: f.uint(l.bytes, `${field}.bytes`),
+      };
     }),
     ...(h.annotations === undefined ? {} : { annotations: h.annotations }),
   };

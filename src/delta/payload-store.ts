@@ -86,14 +86,22 @@ export class PayloadReader {
     try {
       if (opts.brotli) {
         const limit = opts.brotli.maxBytes;
-        await pipeline(input, createBrotliDecompress(), byteLimit(limit, () => expandsBeyond(forPath, limit)), createWriteStream(path, { flags: 'wx' }));
+        await pipeline(
+          input,
+          createBrotliDecompress(),
+          byteLimit(limit, () => expandsBeyond(forPath, limit)),
+          createWriteStream(path, { flags: 'wx' }),
+        );
       } else {
         await pipeline(input, createWriteStream(path, { flags: 'wx' }));
       }
     } catch (err) {
       await unlink(path).catch(() => {});
       if (err instanceof DeltaimgError) throw err;
-      throw new DeltaimgError('CORRUPT_DELTA', `payload for ${forPath} cannot be decompressed (${(err as Error).message}); the delta is damaged`);
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `payload for ${forPath} cannot be decompressed (${(err as Error).message}); the delta is damaged`,
+      );
     }
     return { path, release: () => unlink(path).catch(() => {}) };
   }
@@ -114,7 +122,10 @@ export class PayloadReader {
         if (declared !== undefined) throw expandsBeyond(forPath, declared);
         return null;
       }
-      throw new DeltaimgError('CORRUPT_DELTA', `payload for ${forPath} cannot be decompressed (${(err as Error).message}); the delta is damaged`);
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `payload for ${forPath} cannot be decompressed (${(err as Error).message}); the delta is damaged`,
+      );
     }
   }
 
@@ -143,7 +154,10 @@ export class PayloadReader {
     const path = this.blobPath(sha256);
     let actual: string;
     try {
-      actual = (await stat(path)).size <= SYNC_COPY_MAX_BYTES ? hashSmallFileSync(path).sha256 : (await hashStream(await openBlobStream(path))).sha256;
+      actual =
+        (await stat(path)).size <= SYNC_COPY_MAX_BYTES
+          ? hashSmallFileSync(path).sha256
+          : (await hashStream(await openBlobStream(path))).sha256;
     } catch (err) {
       throw blobReadError(sha256, forPath, path, err);
     }
@@ -158,7 +172,10 @@ async function openBlobStream(path: string): Promise<Readable> {
 }
 
 function expandsBeyond(forPath: string, maxBytes: number): DeltaimgError {
-  return new DeltaimgError('CORRUPT_DELTA', `payload for ${forPath} decompresses to more than the ${maxBytes} bytes it may have; the delta is damaged`);
+  return new DeltaimgError(
+    'CORRUPT_DELTA',
+    `payload for ${forPath} decompresses to more than the ${maxBytes} bytes it may have; the delta is damaged`,
+  );
 }
 
 function blobReadError(sha256: string, forPath: string, path: string, err: unknown): DeltaimgError {

@@ -42,7 +42,12 @@ export function enforcePolicy(records: readonly DeltaRecord[], policy: Privilege
       throw refused(deltaDir, `device node ${where} (${r.kind} ${r.major}:${r.minor})`, '--no-devices');
     }
     if (policy.privilegedMetadata) continue;
-    if (hasSetid(r)) throw refused(deltaDir, `${where} with mode ${(r.meta.mode & 0o7777).toString(8).padStart(4, '0')} (setuid/setgid)`, '--no-privileged-metadata');
+    if (hasSetid(r))
+      throw refused(
+        deltaDir,
+        `${where} with mode ${(r.meta.mode & 0o7777).toString(8).padStart(4, '0')} (setuid/setgid)`,
+        '--no-privileged-metadata',
+      );
     const xattr = privilegedXattrs(r)[0];
     if (xattr) throw refused(deltaDir, `xattr ${xattr.name} on ${where}`, '--no-privileged-metadata');
   }
@@ -75,5 +80,7 @@ export function privilegedLine(c: PrivilegedCounts): string | undefined {
   ]
     .filter(([n]) => (n as number) > 0)
     .map(([n, one, many]) => `${n} ${n === 1 ? one : many}`);
-  return parts.length ? `restored with privilege: ${parts.join(', ')} (refuse them with --no-devices / --no-privileged-metadata)` : undefined;
+  return parts.length
+    ? `restored with privilege: ${parts.join(', ')} (refuse them with --no-devices / --no-privileged-metadata)`
+    : undefined;
 }

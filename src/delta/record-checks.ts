@@ -29,7 +29,8 @@ export class RecordChecker {
         break;
       case 'file':
         this.files.add(r.path);
-        if (r.content.op === 'copy' || r.content.op === 'vcdiff' || r.content.op === 'bsdiff') assertSafeRelPath(r.content.from, 'delta source path');
+        if (r.content.op === 'copy' || r.content.op === 'vcdiff' || r.content.op === 'bsdiff')
+          assertSafeRelPath(r.content.from, 'delta source path');
         if (r.content.op === 'gzip' && r.content.inner.op === 'vcdiff') assertSafeRelPath(r.content.inner.from, 'delta source path');
         break;
       case 'hardlink':

@@ -91,7 +91,13 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
 
 function encodeGzipInner(i: GzipInner): Record<string, unknown> {
   if (i.op === 'brotli') return { op: 'brotli', ...encodePayload(i.payload) };
-  return { op: 'vcdiff', from: bytesToJson(i.from), fromSha256: i.fromSha256, ...(i.gunzipFrom ? { gunzipFrom: true } : {}), ...encodePayload(i.payload) };
+  return {
+    op: 'vcdiff',
+    from: bytesToJson(i.from),
+    fromSha256: i.fromSha256,
+    ...(i.gunzipFrom ? { gunzipFrom: true } : {}),
+    ...encodePayload(i.payload),
+  };
 }
 
 function decodeGzipInner(v: unknown, line: number): GzipInner {
@@ -131,8 +137,7 @@ export function decodeRecord(text: string, line: number): DeltaRecord {
   const meta = decodeMeta(o, line);
   const base = { path, meta };
   switch (o.kind) {
-    case 'file':
-    {
+    case 'file': {
       const content = decodeContent(o.content, line);
       const sha256 = isSourceCopy(content) ? shaPrefix(o.sha256, line) : sha(o.sha256, 'sha256', line);
       return { ...base, kind: 'file', size: uint(o.size, 'size', line), sha256, content };
@@ -253,7 +258,12 @@ function decodeContent(c: unknown, line: number): ContentOp {
       return { op: c.op, payload: decodePayload(c, line) };
     case 'gzip':
       if (!isObject(c.recipe)) throw bad(line, 'has a gzip op without recipe');
-      return { op: 'gzip', innerSize: uint(c.innerSize, 'innerSize', line), inner: decodeGzipInner(c.inner, line), recipe: decodePayload(c.recipe, line) };
+      return {
+        op: 'gzip',
+        innerSize: uint(c.innerSize, 'innerSize', line),
+        inner: decodeGzipInner(c.inner, line),
+        recipe: decodePayload(c.recipe, line),
+      };
     default:
       throw bad(line, `has unknown content op ${JSON.stringify(c.op)}`);
   }

@@ -74,7 +74,11 @@ export class SmallFileRestorer {
       case 'raw':
       case 'brotli': {
         // The declared size bounds the output: more is a corrupt payload, refused before a byte is written.
-        const bytes = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.op === 'brotli', maxBytes: IN_MEMORY_MAX_BYTES, declaredBytes: r.size });
+        const bytes = this.payloads.readSmallSync(c.payload, displayPath(r.path), {
+          brotli: c.op === 'brotli',
+          maxBytes: IN_MEMORY_MAX_BYTES,
+          declaredBytes: r.size,
+        });
         if (bytes !== null && bytes.length > r.size) throw exceedsDeclared(r);
         return bytes === null ? null : writeSmallFileSync(bytes, abs);
       }
@@ -84,7 +88,11 @@ export class SmallFileRestorer {
       case 'vcdiff': {
         const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
         if (source === null) return null;
-        const delta = this.payloads.readSmallSync(c.payload, displayPath(r.path), { brotli: c.brotli, maxBytes: IN_MEMORY_MAX_BYTES, declaredBytes: c.brotli ? vcdiffMaxBytes(r.size) : undefined });
+        const delta = this.payloads.readSmallSync(c.payload, displayPath(r.path), {
+          brotli: c.brotli,
+          maxBytes: IN_MEMORY_MAX_BYTES,
+          declaredBytes: c.brotli ? vcdiffMaxBytes(r.size) : undefined,
+        });
         if (delta === null) return null;
         return this.decodeVcdiff(r, c.from, source, delta, abs);
       }
@@ -100,7 +108,10 @@ export class SmallFileRestorer {
         const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
         try {
           const limits = { ...names, targetSize: r.size };
-          if (c.exe) return decodeTransformedSync(c.exe, source, fd, (transformed, write) => bsdiffDecodeInMemory(transformed, patch, write, limits));
+          if (c.exe)
+            return decodeTransformedSync(c.exe, source, fd, (transformed, write) =>
+              bsdiffDecodeInMemory(transformed, patch, write, limits),
+            );
           return bsdiffDecodeInMemory(source, patch, (chunk) => writeAllSync(fd, chunk), limits);
         } finally {
           closeSync(fd);
@@ -112,14 +123,17 @@ export class SmallFileRestorer {
   private async decodeVcdiff(r: FileRecord, from: RelPath, source: Buffer, delta: Buffer, abs: Buffer): Promise<Written> {
     const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
-      const out = await decodeInMemory({
-        source,
-        delta,
-        outFd: fd,
-        deltaName: `the VCDIFF payload for ${displayPath(r.path)}`,
-        sourceName: `source file ${displayPath(from)}`,
-        outName: displayPath(r.path),
-      }, { maxOutputBytes: r.size });
+      const out = await decodeInMemory(
+        {
+          source,
+          delta,
+          outFd: fd,
+          deltaName: `the VCDIFF payload for ${displayPath(r.path)}`,
+          sourceName: `source file ${displayPath(from)}`,
+          outName: displayPath(r.path),
+        },
+        { maxOutputBytes: r.size },
+      );
       return { bytes: out.outputBytes, sha256: out.outputSha256 };
     } finally {
       closeSync(fd);
@@ -135,7 +149,10 @@ export function checkCopied(r: FileRecord, from: RelPath, written: Written): Wri
 }
 
 function exceedsDeclared(r: FileRecord): DeltaimgError {
-  return new DeltaimgError('CORRUPT_DELTA', `payload for ${displayPath(r.path)} holds more than the ${r.size} bytes its record declares; the delta is damaged`);
+  return new DeltaimgError(
+    'CORRUPT_DELTA',
+    `payload for ${displayPath(r.path)} holds more than the ${r.size} bytes its record declares; the delta is damaged`,
+  );
 }
 
 export function verifyWritten(r: FileRecord, written: Written): void {
@@ -162,10 +179,15 @@ export function withPath(r: FileRecord, err: unknown): unknown {
   }
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'EXCEEDS_DECLARED_SIZE') {
-    return new DeltaimgError('CORRUPT_DELTA', `payload for ${displayPath(r.path)} decodes to more than the ${r.size} bytes its record declares; the delta is damaged`);
+    return new DeltaimgError(
+      'CORRUPT_DELTA',
+      `payload for ${displayPath(r.path)} decodes to more than the ${r.size} bytes its record declares; the delta is damaged`,
+    );
   }
   if (e?.code === 'Z_DATA_ERROR' || e?.code === 'ERR__ERROR_FORMAT_PADDING_1' || /brotli|decompress/i.test(e?.message ?? '')) {
     return new DeltaimgError('CORRUPT_DELTA', `payload for ${displayPath(r.path)} cannot be decompressed; the delta is damaged`);
   }
-  return new DeltaimgError('IO', `cannot restore ${displayPath(r.path)}: ${e?.code ?? ''} ${e?.message ?? String(err)}`.trim(), { cause: err });
+  return new DeltaimgError('IO', `cannot restore ${displayPath(r.path)}: ${e?.code ?? ''} ${e?.message ?? String(err)}`.trim(), {
+    cause: err,
+  });
 }

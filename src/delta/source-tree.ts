@@ -65,7 +65,8 @@ export class SourceTree {
   async verify(rel: RelPath, expectedSha256: string, size: number): Promise<void> {
     let hashing = this.verified.get(rel);
     if (!hashing) {
-      hashing = size <= SYNC_COPY_MAX_BYTES ? this.hashSmall(rel) : this.open(rel).then(async (stream) => (await hashStream(stream)).sha256);
+      hashing =
+        size <= SYNC_COPY_MAX_BYTES ? this.hashSmall(rel) : this.open(rel).then(async (stream) => (await hashStream(stream)).sha256);
       this.verified.set(rel, hashing);
     }
     const actual = await hashing;

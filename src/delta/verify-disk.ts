@@ -37,13 +37,15 @@ function difference(r: DeltaRecord, st: BigIntStats, wasSkipped: (what: 'owner')
   // A hardlink is another name of an inode its file record already describes.
   if (r.kind === 'hardlink') return null;
   if (r.kind === 'chardev' || r.kind === 'blockdev') {
-    if (majorOf(st.rdev) !== r.major || minorOf(st.rdev) !== r.minor) return `device ${majorOf(st.rdev)}:${minorOf(st.rdev)}, not ${r.major}:${r.minor}`;
+    if (majorOf(st.rdev) !== r.major || minorOf(st.rdev) !== r.minor)
+      return `device ${majorOf(st.rdev)}:${minorOf(st.rdev)}, not ${r.major}:${r.minor}`;
   }
   if (r.kind === 'file' && st.size !== BigInt(r.size)) return `size ${st.size}, not ${r.size}`;
   // Without its owner restored, a file's setgid bit may be dropped by the kernel (chmod by a non-member).
   const ownerSkipped = wasSkipped('owner');
   const mask = ownerSkipped ? 0o5777 : 0o7777;
-  if (r.kind !== 'symlink' && (Number(st.mode) & mask) !== (r.meta.mode & mask)) return `mode ${(st.mode & 0o7777n).toString(8)}, not ${r.meta.mode.toString(8)}`;
+  if (r.kind !== 'symlink' && (Number(st.mode) & mask) !== (r.meta.mode & mask))
+    return `mode ${(st.mode & 0o7777n).toString(8)}, not ${r.meta.mode.toString(8)}`;
   if (!ownerSkipped && (st.uid !== BigInt(r.meta.uid) || st.gid !== BigInt(r.meta.gid))) {
     return `owner ${st.uid}:${st.gid}, not ${r.meta.uid}:${r.meta.gid}`;
   }

@@ -40,7 +40,8 @@ function exposeInstruction(ports: Record<string, object> | null | undefined): st
   const keys = Object.keys(ports ?? {}).sort();
   if (!keys.length) return [];
   for (const p of keys) {
-    if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/.test(p)) throw new DeltaimgError('DOCKER', `exposed port ${JSON.stringify(p)} is not PORT[/PROTO]`);
+    if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/.test(p))
+      throw new DeltaimgError('DOCKER', `exposed port ${JSON.stringify(p)} is not PORT[/PROTO]`);
   }
   return [`EXPOSE ${keys.join(' ')}`];
 }
@@ -51,7 +52,8 @@ function volumeInstructions(volumes: Record<string, object> | null | undefined):
   for (const p of paths) {
     refuseNewlines(p, 'volume path');
     // VOLUME expands $VARS even in JSON form; a literal $ cannot be escaped there.
-    if (p.includes('$')) throw new DeltaimgError('DOCKER', `volume path ${JSON.stringify(p)} holds a $, which a Dockerfile VOLUME would expand`);
+    if (p.includes('$'))
+      throw new DeltaimgError('DOCKER', `volume path ${JSON.stringify(p)} holds a $, which a Dockerfile VOLUME would expand`);
   }
   return [`VOLUME ${execForm(paths)}`];
 }
@@ -69,7 +71,8 @@ export function labelLine(entries: [string, string][]): string {
 }
 
 function stopSignal(signal: string): string {
-  if (!/^[A-Za-z0-9+]+$/.test(signal)) throw new DeltaimgError('DOCKER', `stop signal ${JSON.stringify(signal)} is not a signal name or number`);
+  if (!/^[A-Za-z0-9+]+$/.test(signal))
+    throw new DeltaimgError('DOCKER', `stop signal ${JSON.stringify(signal)} is not a signal name or number`);
   return signal;
 }
 

@@ -47,7 +47,12 @@ export function diffDockerfile(input: DiffDockerfileInput): string {
     tool: input.toolVersion,
     linked: input.linked,
     base: { ref: input.base.ref, id: input.base.id, ...(input.base.size === undefined ? {} : { size: input.base.size }) },
-    target: { ref: input.target.ref, id: input.target.id, config: input.target.config, ...(input.target.size === undefined ? {} : { size: input.target.size }) },
+    target: {
+      ref: input.target.ref,
+      id: input.target.id,
+      config: input.target.config,
+      ...(input.target.size === undefined ? {} : { size: input.target.size }),
+    },
   };
   // The delta header carries the same facts as the labels, so a delta copied out of its image still says what it is.
   const annotations = JSON.stringify({ docker: meta });
@@ -126,7 +131,11 @@ export function applyDockerfile(input: ApplyDockerfileInput): string {
     `# Stage 1: the source root (${input.meta.base.ref}, ${input.meta.base.id}) and the delta${shape === 'copy' ? ', copied in' : ''}; deltaimg checks the`,
     `# source against the delta, then writes the target root to ${OUT}.`,
     `FROM scratch AS ${APPLIED_STAGE}`,
-    ...runStage(shape, [input_(runtime, RUNTIME_ROOT, RUNTIME_ROOT), ...inputs], [LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT, '--progress', 'plain']),
+    ...runStage(
+      shape,
+      [input_(runtime, RUNTIME_ROOT, RUNTIME_ROOT), ...inputs],
+      [LAUNCHER, 'apply', SRC, deltaDir, '--out', OUT, '--progress', 'plain'],
+    ),
     '',
     ...(input.layered ? layeredStage(input.layered, runtime) : flatStage()),
     ...configInstructions(input.meta.target.config),
@@ -158,7 +167,12 @@ function layeredStage(layered: LayeredInput, runtime: string): string[] {
     `FROM ${base}`,
     ...(layered.runAsRoot ? ['USER 0:0'] : []),
     runWithMounts(
-      [bind(runtime, RUNTIME_ROOT, LAYER_RUNTIME), bind(base, '/', LAYER_BASE), bind(APPLIED_STAGE, OUT, LAYER_TARGET), bind(FIXUP_STAGE, FIXUP, LAYER_FIXUP)],
+      [
+        bind(runtime, RUNTIME_ROOT, LAYER_RUNTIME),
+        bind(base, '/', LAYER_BASE),
+        bind(APPLIED_STAGE, OUT, LAYER_TARGET),
+        bind(FIXUP_STAGE, FIXUP, LAYER_FIXUP),
+      ],
       [`${LAYER_RUNTIME}/deltaimg`, 'layer-sync', LAYER_BASE, LAYER_TARGET, '/', '--fixup', LAYER_FIXUP],
     ),
     `COPY --from=${FIXUP_STAGE} ${FIXUP}/ /`,
@@ -181,8 +195,17 @@ function input_(from: string, source: string, target: string): StageInput {
  * stage first (COPY --from of "/" copies the root's contents into the target directory).
  */
 function runStage(shape: StageShape, inputs: StageInput[], args: string[]): string[] {
-  if (shape === 'mount') return [runWithMounts(inputs.map((i) => bind(i.from, i.source, i.target)), args)];
-  return [...inputs.map((i) => `COPY --from=${i.from} ${i.source} ${i.source === '/' ? `${i.target}/` : i.target}`), `RUN ${execForm(args)}`];
+  if (shape === 'mount')
+    return [
+      runWithMounts(
+        inputs.map((i) => bind(i.from, i.source, i.target)),
+        args,
+      ),
+    ];
+  return [
+    ...inputs.map((i) => `COPY --from=${i.from} ${i.source} ${i.source === '/' ? `${i.target}/` : i.target}`),
+    `RUN ${execForm(args)}`,
+  ];
 }
 
 /** An exec-form RUN with one --mount per continued line. */

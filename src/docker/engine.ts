@@ -29,7 +29,9 @@ export async function lookupImage(ref: string, opts: EngineOptions = {}): Promis
   try {
     parsed = JSON.parse(r.stdout);
   } catch (err) {
-    throw new DeltaimgError('DOCKER', `docker image inspect ${ref} printed something that is not JSON (is ${cli} a Docker CLI?)`, { cause: err });
+    throw new DeltaimgError('DOCKER', `docker image inspect ${ref} printed something that is not JSON (is ${cli} a Docker CLI?)`, {
+      cause: err,
+    });
   }
   const first: unknown = Array.isArray(parsed) ? parsed[0] : undefined;
   return first === undefined ? { found: false } : { found: true, info: imageInfoFromInspect(ref, first) };
@@ -48,7 +50,10 @@ export async function imageExists(ref: string, opts: EngineOptions = {}): Promis
 }
 
 function imageMissing(ref: string): DeltaimgError {
-  return new DeltaimgError('DOCKER', `image ${ref} is not in the local Docker engine: docker pull ${ref} (or docker load -i FILE.tar) first`);
+  return new DeltaimgError(
+    'DOCKER',
+    `image ${ref} is not in the local Docker engine: docker pull ${ref} (or docker load -i FILE.tar) first`,
+  );
 }
 
 /** Tells apart: no CLI, engine unreachable, anything else (with the CLI's own words). */
@@ -57,12 +62,19 @@ function engineFailure(cli: string, ref: string, r: Pick<ExecaError, 'code' | 's
   if (r.code === 'ENOENT') {
     return new DeltaimgError('DOCKER', `cannot run ${cli}: not found; install the Docker CLI or set DELTAIMG_DOCKER to its path`);
   }
-  if (/cannot connect to the docker daemon|is the docker daemon running|error during connect|permission denied.*docker\.sock/i.test(stderr)) {
+  if (
+    /cannot connect to the docker daemon|is the docker daemon running|error during connect|permission denied.*docker\.sock/i.test(stderr)
+  ) {
     return new DeltaimgError('DOCKER', `the Docker engine is not reachable (${firstLine(stderr)}); start dockerd or set DOCKER_HOST`);
   }
   return new DeltaimgError('DOCKER', `${cli} image inspect ${ref} failed (exit ${r.exitCode}): ${firstLine(stderr) || 'no message'}`);
 }
 
 function firstLine(s: string): string {
-  return s.split('\n').find((l) => l.trim())?.trim() ?? '';
+  return (
+    s
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim() ?? ''
+  );
 }

@@ -67,7 +67,10 @@ const CONFIG_FIELDS = [
  * Each kept field is checked for its type (`f` names the source in errors): the config comes
  * from the engine or from a delta image's label, both outside data.
  */
-export function pickConfig(raw: unknown, f: JsonFields = new JsonFields('the image config', 'DOCKER', 'inspect the image with docker image inspect')): ImageConfig {
+export function pickConfig(
+  raw: unknown,
+  f: JsonFields = new JsonFields('the image config', 'DOCKER', 'inspect the image with docker image inspect'),
+): ImageConfig {
   if (raw === null || raw === undefined) return {};
   const o = f.object(raw, 'Config');
   const out: ImageConfig = {};
@@ -136,10 +139,14 @@ export function imageInfoFromInspect(ref: string, raw: unknown): ImageInfo {
     ref,
     id: f.string(o.Id, 'Id', DIGEST),
     config: pickConfig(o.Config, f),
-    layers: rootFs.Layers === undefined || rootFs.Layers === null ? [] : f.array(rootFs.Layers, 'RootFS.Layers', (x, xf) => f.string(x, xf, DIGEST)),
+    layers:
+      rootFs.Layers === undefined || rootFs.Layers === null
+        ? []
+        : f.array(rootFs.Layers, 'RootFS.Layers', (x, xf) => f.string(x, xf, DIGEST)),
     os: o.Os === undefined ? '' : f.string(o.Os, 'Os'),
     architecture: o.Architecture === undefined ? '' : f.string(o.Architecture, 'Architecture'),
-    repoDigests: o.RepoDigests === undefined || o.RepoDigests === null ? [] : f.array(o.RepoDigests, 'RepoDigests', (x, xf) => f.string(x, xf)),
+    repoDigests:
+      o.RepoDigests === undefined || o.RepoDigests === null ? [] : f.array(o.RepoDigests, 'RepoDigests', (x, xf) => f.string(x, xf)),
     ...(o.Size === undefined ? {} : { size: f.uint(o.Size, 'Size') }),
   };
 }

@@ -56,23 +56,37 @@ export function readDeltaImage(info: ImageInfo): DeltaImageMeta {
   const labels = info.config.Labels ?? {};
   const version = labels[LABELS.version];
   if (version === undefined) {
-    throw new DeltaimgError('DOCKER', `image ${info.ref} is not a deltaimg delta image (no ${LABELS.version} label); make one with deltaimg dockerfile diff A B | docker build -t A-to-B -`);
+    throw new DeltaimgError(
+      'DOCKER',
+      `image ${info.ref} is not a deltaimg delta image (no ${LABELS.version} label); make one with deltaimg dockerfile diff A B | docker build -t A-to-B -`,
+    );
   }
   if (!/^\d+$/.test(version) || Number(version) > DELTA_IMAGE_VERSION) {
-    throw new DeltaimgError('UNSUPPORTED_VERSION', `image ${info.ref} is a deltaimg delta image of version ${version}; this deltaimg reads up to ${DELTA_IMAGE_VERSION}: upgrade deltaimg`);
+    throw new DeltaimgError(
+      'UNSUPPORTED_VERSION',
+      `image ${info.ref} is a deltaimg delta image of version ${version}; this deltaimg reads up to ${DELTA_IMAGE_VERSION}: upgrade deltaimg`,
+    );
   }
   const need = (key: string): string => {
     const v = labels[key];
-    if (v === undefined || v === '') throw new DeltaimgError('DOCKER', `delta image ${info.ref} lacks its ${key} label; rebuild it with deltaimg dockerfile diff`);
+    if (v === undefined || v === '')
+      throw new DeltaimgError('DOCKER', `delta image ${info.ref} lacks its ${key} label; rebuild it with deltaimg dockerfile diff`);
     return v;
   };
   let config: ImageConfig;
   try {
     const label = `delta image ${info.ref}: label ${LABELS.targetConfig}`;
-    config = pickConfig(JSON.parse(need(LABELS.targetConfig)) as unknown, new JsonFields(label, 'DOCKER', 'rebuild it with deltaimg dockerfile diff'));
+    config = pickConfig(
+      JSON.parse(need(LABELS.targetConfig)) as unknown,
+      new JsonFields(label, 'DOCKER', 'rebuild it with deltaimg dockerfile diff'),
+    );
   } catch (err) {
     if (err instanceof DeltaimgError) throw err;
-    throw new DeltaimgError('DOCKER', `delta image ${info.ref}: label ${LABELS.targetConfig} is not valid JSON; rebuild it with deltaimg dockerfile diff`, { cause: err });
+    throw new DeltaimgError(
+      'DOCKER',
+      `delta image ${info.ref}: label ${LABELS.targetConfig} is not valid JSON; rebuild it with deltaimg dockerfile diff`,
+      { cause: err },
+    );
   }
   const size = (key: string): { size?: number } => {
     const v = labels[key];

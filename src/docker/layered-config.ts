@@ -10,7 +10,10 @@ import type { ImageConfig } from './image.js';
 
 export function checkLayeredConfig(a: ImageConfig, b: ImageConfig, baseRef: string): void {
   const refuse = (what: string): never => {
-    throw new DeltaimgError('DOCKER', `--layered builds FROM ${baseRef}, whose ${what}; a Dockerfile cannot remove that: apply without --layered`);
+    throw new DeltaimgError(
+      'DOCKER',
+      `--layered builds FROM ${baseRef}, whose ${what}; a Dockerfile cannot remove that: apply without --layered`,
+    );
   };
   if (a.OnBuild?.length) refuse('ONBUILD triggers would run in the build');
   const env = envOver(a.Env ?? [], b.Env ?? []);

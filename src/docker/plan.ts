@@ -55,7 +55,10 @@ export async function planDiff(opts: PlanCommon & { base: string; target: string
 export async function planApply(opts: PlanCommon & { deltaImage: string; unlinkedSource?: string; layered?: boolean }): Promise<Plan> {
   imageRefToken(opts.deltaImage, 'delta image');
   if (opts.layered && opts.shape === 'copy') {
-    throw new DeltaimgError('USAGE', '--layered edits A\'s root in a RUN that sees the restored root through RUN --mount (BuildKit); it cannot be combined with --copy');
+    throw new DeltaimgError(
+      'USAGE',
+      "--layered edits A's root in a RUN that sees the restored root through RUN --mount (BuildKit); it cannot be combined with --copy",
+    );
   }
   if (opts.unlinkedSource !== undefined) imageRefToken(opts.unlinkedSource, 'source image');
   const runtimeImage = opts.runtimeImage ?? defaultRuntimeImage(opts.toolVersion);
@@ -117,7 +120,9 @@ export function envOrderNote(config: ImageConfig): string[] {
   const env = config.Env ?? [];
   const at = env.findIndex((pair) => pair.startsWith('PATH='));
   if (at <= 0) return [];
-  return [`B' lists PATH first and the rest of B's environment in B's order (B has PATH at position ${at + 1}): builders give a FROM scratch image PATH before any ENV`];
+  return [
+    `B' lists PATH first and the rest of B's environment in B's order (B has PATH at position ${at + 1}): builders give a FROM scratch image PATH before any ENV`,
+  ];
 }
 
 /**
@@ -141,7 +146,10 @@ async function planLayered(meta: DeltaImageMeta, source: ImageInfo | undefined, 
     const found = await lookupImage(meta.base.ref, engine);
     if (!found.found || found.info.id !== meta.base.id) {
       const what = found.found ? `is ${found.info.id} here, not the delta's base ${meta.base.id}` : 'is not in the local Docker engine';
-      throw new DeltaimgError('USAGE', `--layered builds FROM the base image; ${meta.base.ref} ${what}: pass the base image with --unlinked-source A`);
+      throw new DeltaimgError(
+        'USAGE',
+        `--layered builds FROM the base image; ${meta.base.ref} ${what}: pass the base image with --unlinked-source A`,
+      );
     }
     base = found.info;
   }

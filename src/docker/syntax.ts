@@ -36,13 +36,19 @@ export const STAGE_NAMES = ['deltaimg-delta', 'deltaimg-applied', 'deltaimg-fixu
  */
 export function imageRefToken(ref: string, role: string): string {
   if (/^(sha256:)?[0-9a-f]{12,64}$/i.test(ref)) {
-    throw new DeltaimgError('USAGE', `${role} ${ref} looks like an image id; give it a name first (docker tag ${ref} NAME:TAG) and pass NAME:TAG`);
+    throw new DeltaimgError(
+      'USAGE',
+      `${role} ${ref} looks like an image id; give it a name first (docker tag ${ref} NAME:TAG) and pass NAME:TAG`,
+    );
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/.test(ref)) {
     throw new DeltaimgError('USAGE', `${role} ${JSON.stringify(ref)} is not an image reference (expected NAME[:TAG][@DIGEST])`);
   }
   if ((STAGE_NAMES as readonly string[]).includes(ref.toLowerCase())) {
-    throw new DeltaimgError('USAGE', `${role} ${ref} has the name of a build stage deltaimg uses; tag it differently (docker tag ${ref} ${ref}-image)`);
+    throw new DeltaimgError(
+      'USAGE',
+      `${role} ${ref} has the name of a build stage deltaimg uses; tag it differently (docker tag ${ref} ${ref}-image)`,
+    );
   }
   return ref;
 }

@@ -75,7 +75,14 @@ export function parseElfCode(read: ReadAt, size: number): ElfCode | undefined {
 }
 
 /** A table of `count` entries of `entrySize` bytes at `offset`, wholly inside the file. */
-function readTable(read: ReadAt, size: number, offset: number | undefined, count: number, entrySize: number, expectedEntrySize: number): Buffer | undefined {
+function readTable(
+  read: ReadAt,
+  size: number,
+  offset: number | undefined,
+  count: number,
+  entrySize: number,
+  expectedEntrySize: number,
+): Buffer | undefined {
   if (offset === undefined || count === 0 || count > MAX_TABLE_ENTRIES || entrySize !== expectedEntrySize) return undefined;
   if (offset + count * entrySize > size) return undefined;
   const table = read(offset, count * entrySize);
@@ -123,7 +130,10 @@ function disjoint(regions: Region[]): Region[] | undefined {
 
 function keepLargest(regions: Region[]): Region[] {
   if (regions.length <= MAX_REGIONS) return regions;
-  return [...regions].sort((a, b) => b.size - a.size || a.offset - b.offset).slice(0, MAX_REGIONS).sort((a, b) => a.offset - b.offset);
+  return [...regions]
+    .sort((a, b) => b.size - a.size || a.offset - b.offset)
+    .slice(0, MAX_REGIONS)
+    .sort((a, b) => a.offset - b.offset);
 }
 
 /** A 64-bit field as a number, undefined when above 2^53. */

@@ -24,7 +24,8 @@ export interface PairTransform {
  */
 export function choosePairTransform(source: ElfCode | undefined, target: ElfCode | undefined): PairTransform | undefined {
   if (!source || !target || source.arch !== target.arch) return undefined;
-  if (source.arch === 'arm64') return { source: { arch: 'arm64', regions: source.regions }, target: { arch: 'arm64', regions: target.regions } };
+  if (source.arch === 'arm64')
+    return { source: { arch: 'arm64', regions: source.regions }, target: { arch: 'arm64', regions: target.regions } };
   const rangeBits = rangeBitsFor(Math.max(source.fileSize, target.fileSize));
   return { source: { arch: 'x86-64', rangeBits, regions: source.regions }, target: { arch: 'x86-64', rangeBits, regions: target.regions } };
 }
@@ -72,14 +73,16 @@ function decodeTransform(v: unknown, side: string): BranchTransform {
 }
 
 function decodeRegions(v: unknown, side: string, vaddrAlign: number): Region[] {
-  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_REGIONS) throw new TransformParamsError(`${side}.regions must list 1 to ${MAX_REGIONS} regions`);
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_REGIONS)
+    throw new TransformParamsError(`${side}.regions must list 1 to ${MAX_REGIONS} regions`);
   const out: Region[] = [];
   let previousEnd = 0;
   for (const [i, r] of v.entries()) {
     const at = `${side}.regions[${i}]`;
     const [offset, size, vaddr] = Array.isArray(r) && r.length === 3 ? r : [];
     if (!isUint(offset) || !isUint(size) || !isUint(vaddr)) throw new TransformParamsError(`${at} is not [offset, size, vaddr]`);
-    if (size === 0 || offset < previousEnd || !Number.isSafeInteger(offset + size)) throw new TransformParamsError(`${at} is empty, overlaps or is out of order`);
+    if (size === 0 || offset < previousEnd || !Number.isSafeInteger(offset + size))
+      throw new TransformParamsError(`${at} is empty, overlaps or is out of order`);
     if (vaddr > 0xffffffff || vaddr % vaddrAlign !== 0) throw new TransformParamsError(`${at} has an invalid vaddr`);
     out.push({ offset, size, vaddr });
     previousEnd = offset + size;

@@ -57,6 +57,11 @@ export function branchFilterStream(transform: BranchTransform, direction: Direct
 }
 
 /** Writes the transformed bytes of `input` to the new file `output` (which must not exist). */
-export async function transformFile(input: string | Buffer, output: string | Buffer, transform: BranchTransform, direction: Direction): Promise<void> {
+export async function transformFile(
+  input: string | Buffer,
+  output: string | Buffer,
+  transform: BranchTransform,
+  direction: Direction,
+): Promise<void> {
   await pipeline(createReadStream(input), branchFilterStream(transform, direction), createWriteStream(output, { flags: 'wx' }));
 }

@@ -51,7 +51,10 @@ export function transformRange(t: BranchTransform, dir: Direction, buf: Uint8Arr
     if (k >= end) continue;
     if (k < r.offset) k = r.offset;
     if (k >= stop) return k;
-    k = t.arch === 'x86-64' ? scanX86(t.rangeBits, r, dir, buf, base, k, Math.min(stop, end), end) : scanArm64(r, dir, buf, base, k, Math.min(stop, end), end);
+    k =
+      t.arch === 'x86-64'
+        ? scanX86(t.rangeBits, r, dir, buf, base, k, Math.min(stop, end), end)
+        : scanArm64(r, dir, buf, base, k, Math.min(stop, end), end);
     if (k < end) return k;
   }
   return Math.max(k, stop);

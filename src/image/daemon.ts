@@ -41,9 +41,18 @@ export function loadIntoDaemon(): DaemonLoad {
 function dockerFailure(cli: string, what: string, err: unknown): DeltaimgError {
   if (err instanceof DeltaimgError) return err;
   const e = err as { code?: string; stderr?: unknown; exitCode?: number; message?: string };
-  if (e.code === 'ENOENT') return new DeltaimgError('DOCKER', `cannot run ${cli}: not found; install the Docker CLI or set DELTAIMG_DOCKER to its path`);
-  const line = String(e.stderr ?? '').split('\n').find((l) => l.trim())?.trim() || e.message?.split('\n')[0] || 'no message';
-  return new DeltaimgError('DOCKER', `docker ${what} failed${e.exitCode !== undefined ? ` (exit ${e.exitCode})` : ''}: ${line}`, { cause: err });
+  if (e.code === 'ENOENT')
+    return new DeltaimgError('DOCKER', `cannot run ${cli}: not found; install the Docker CLI or set DELTAIMG_DOCKER to its path`);
+  const line =
+    String(e.stderr ?? '')
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim() ||
+    e.message?.split('\n')[0] ||
+    'no message';
+  return new DeltaimgError('DOCKER', `docker ${what} failed${e.exitCode !== undefined ? ` (exit ${e.exitCode})` : ''}: ${line}`, {
+    cause: err,
+  });
 }
 
 /** What the engine knows of an image: its id (config digest) and registry digests; undefined when absent. */

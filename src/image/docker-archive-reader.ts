@@ -43,11 +43,19 @@ function archiveEntries(where: string, json: unknown): ArchiveEntry[] {
 function selectEntry(where: string, entries: ArchiveEntry[], ref: string | undefined): ArchiveEntry {
   const at = ref === undefined ? undefined : /^@(\d+)$/.exec(ref);
   const picked =
-    ref === undefined ? entries : at ? entries.slice(Number(at[1]), Number(at[1]) + 1) : entries.filter((e) => e.RepoTags.some((t) => sameTag(t, ref)));
+    ref === undefined
+      ? entries
+      : at
+        ? entries.slice(Number(at[1]), Number(at[1]) + 1)
+        : entries.filter((e) => e.RepoTags.some((t) => sameTag(t, ref)));
   const tags = entries.flatMap((e) => e.RepoTags).join(', ') || 'none';
-  if (picked.length === 0) throw new DeltaimgError('USAGE', `${where}: no image ${ref} in this archive (tags: ${tags}; or use @0..@${entries.length - 1})`);
+  if (picked.length === 0)
+    throw new DeltaimgError('USAGE', `${where}: no image ${ref} in this archive (tags: ${tags}; or use @0..@${entries.length - 1})`);
   if (picked.length > 1) {
-    throw new DeltaimgError('USAGE', `${where} holds ${entries.length} images (tags: ${tags}); name one as docker-archive:PATH:TAG or docker-archive:PATH:@N`);
+    throw new DeltaimgError(
+      'USAGE',
+      `${where} holds ${entries.length} images (tags: ${tags}); name one as docker-archive:PATH:TAG or docker-archive:PATH:@N`,
+    );
   }
   return picked[0]!;
 }
@@ -85,7 +93,10 @@ function digestInName(path: string): string | undefined {
 }
 
 /** Docker >= 25: the exact manifest in index.json whose config is this image's. */
-async function ociManifestFor(files: LayoutFiles, configDigest: string): Promise<{ manifest: ImageManifest; layers: Descriptor[] } | undefined> {
+async function ociManifestFor(
+  files: LayoutFiles,
+  configDigest: string,
+): Promise<{ manifest: ImageManifest; layers: Descriptor[] } | undefined> {
   if ((await files.size('index.json')) === undefined) return undefined;
   for (const desc of await readIndex(files)) {
     if (!isManifestType(desc.mediaType)) continue;
@@ -101,7 +112,8 @@ async function archiveLayer(files: LayoutFiles, path: string, diffId: string, de
   const label = `${files.where}: layer ${path}`;
   const size = await files.size(path);
   if (size === undefined) throw missing(files.where, path);
-  const compression: Compression = (desc && compressionOf(desc.mediaType)) ?? (size >= 4 ? sniffCompression(await files.head(path, 4)) : 'none');
+  const compression: Compression =
+    (desc && compressionOf(desc.mediaType)) ?? (size >= 4 ? sniffCompression(await files.head(path, 4)) : 'none');
   const digest = digestInName(path) ?? (compression === 'none' ? diffId : (await hashStream(await files.open(path))).digest);
   if (desc && (desc.digest !== digest || desc.size !== size)) {
     throw new DeltaimgError('BAD_IMAGE', `${label} does not match the index manifest's layer ${desc.digest} (${desc.size} bytes)`);

@@ -18,7 +18,12 @@ export async function writeClassicArchive(sink: LayoutSink, images: Image[]): Pr
     const layerNames: string[] = [];
     for (const [i, layer] of image.layers.entries()) {
       const name = `${layer.diffId.replace(/^sha256:/, '')}/layer.tar`;
-      if (!sink.has(name)) await sink.addStream(name, await layer.openUncompressed(), { digest: layer.diffId, size: await tarSize(layer), label: `writing layer ${i} (${layer.diffId})` });
+      if (!sink.has(name))
+        await sink.addStream(name, await layer.openUncompressed(), {
+          digest: layer.diffId,
+          size: await tarSize(layer),
+          label: `writing layer ${i} (${layer.diffId})`,
+        });
       layerNames.push(name);
     }
     const tags = repoTags(image.names);

@@ -76,7 +76,12 @@ function zstdDecompress(stored: Readable, label: string): Readable {
     () => out.end(),
     (err: { code?: string; stderr?: string; isTerminated?: boolean }) => {
       if (out.destroyed) return;
-      const why = err.code === 'ENOENT' ? 'the zstd command is not installed (apt-get install zstd)' : String(err.stderr ?? '').trim().split('\n')[0] || 'zstd failed';
+      const why =
+        err.code === 'ENOENT'
+          ? 'the zstd command is not installed (apt-get install zstd)'
+          : String(err.stderr ?? '')
+              .trim()
+              .split('\n')[0] || 'zstd failed';
       out.destroy(new DeltaimgError('BAD_IMAGE', `${label}: cannot decompress the zstd layer: ${why}`));
     },
   );

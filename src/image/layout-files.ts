@@ -87,7 +87,8 @@ export function dirFiles(dir: string): LayoutFiles {
 export async function readSmall(files: LayoutFiles, name: string): Promise<Buffer> {
   const size = await files.size(name);
   if (size === undefined) throw missing(files.where, name);
-  if (size > MAX_JSON_BYTES) throw new DeltaimgError('BAD_IMAGE', `${files.where}: ${name} is ${size} bytes, too big for a manifest or config`);
+  if (size > MAX_JSON_BYTES)
+    throw new DeltaimgError('BAD_IMAGE', `${files.where}: ${name} is ${size} bytes, too big for a manifest or config`);
   return readHead(await files.open(name));
 }
 

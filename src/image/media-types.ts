@@ -22,7 +22,8 @@ export function isManifestType(mediaType: string | undefined): boolean {
 
 /** Compression named by a layer media type; undefined for types that are not layers we know. */
 export function compressionOf(mediaType: string): Compression | undefined {
-  if (/\.tar\+gzip$|\.tar\.gzip$/.test(mediaType) || mediaType === 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip') return 'gzip';
+  if (/\.tar\+gzip$|\.tar\.gzip$/.test(mediaType) || mediaType === 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip')
+    return 'gzip';
   if (/\.tar\+zstd$|\.tar\.zstd$/.test(mediaType)) return 'zstd';
   if (/(\.tar|rootfs\.diff\.tar)$/.test(mediaType)) return 'none';
   return undefined;

@@ -54,7 +54,10 @@ function selectByRef(where: string, descs: Descriptor[], ref: string | undefined
   const picked = at ? descs.slice(Number(at[1]), Number(at[1]) + 1) : descs.filter((d) => selectableNames(d).includes(ref));
   if (picked.length === 0) {
     const known = descs.flatMap(selectableNames);
-    throw new DeltaimgError('USAGE', `${where}: no image named ${ref} (names here: ${known.join(', ') || 'none'}; or use @0..@${descs.length - 1})`);
+    throw new DeltaimgError(
+      'USAGE',
+      `${where}: no image named ${ref} (names here: ${known.join(', ') || 'none'}; or use @0..@${descs.length - 1})`,
+    );
   }
   return picked;
 }
@@ -73,7 +76,10 @@ async function imagesOf(files: LayoutFiles, desc: Descriptor, names: string[]): 
 }
 
 function isAttestation(d: Descriptor): boolean {
-  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown');
+  return (
+    d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
+    (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown')
+  );
 }
 
 /** One image from its manifest descriptor: manifest, config and layer blobs all checked. */
@@ -108,7 +114,8 @@ async function layerOf(files: LayoutFiles, d: Descriptor, diffId: string): Promi
   }
   const size = await files.size(name);
   if (size === undefined) throw missing(files.where, name);
-  if (size !== d.size) throw new DeltaimgError('BAD_IMAGE', `${label} is ${size} bytes but the manifest says ${d.size} (damaged or truncated)`);
+  if (size !== d.size)
+    throw new DeltaimgError('BAD_IMAGE', `${label} is ${size} bytes but the manifest says ${d.size} (damaged or truncated)`);
   return storedLayer({ diffId, digest: d.digest, size, mediaType: d.mediaType, compression, label, openRaw: () => files.open(name) });
 }
 
@@ -116,9 +123,11 @@ async function layerOf(files: LayoutFiles, d: Descriptor, diffId: string): Promi
 export async function readBlob(files: LayoutFiles, d: Descriptor, what: string): Promise<Buffer> {
   const name = blobPath(d.digest);
   const bytes = await readSmall(files, name);
-  if (bytes.length !== d.size) throw new DeltaimgError('BAD_IMAGE', `${files.where}: ${what} ${name} is ${bytes.length} bytes, expected ${d.size}`);
+  if (bytes.length !== d.size)
+    throw new DeltaimgError('BAD_IMAGE', `${files.where}: ${what} ${name} is ${bytes.length} bytes, expected ${d.size}`);
   const actual = sha256Digest(bytes);
-  if (actual !== d.digest) throw new DeltaimgError('BAD_IMAGE', `${files.where}: ${what} ${name} hashes to ${actual}, expected ${d.digest} (damaged)`);
+  if (actual !== d.digest)
+    throw new DeltaimgError('BAD_IMAGE', `${files.where}: ${what} ${name} hashes to ${actual}, expected ${d.digest} (damaged)`);
   return bytes;
 }
 
@@ -135,7 +144,10 @@ export function manifestDoc(bytes: Buffer, mediaType: string | undefined, where:
 }
 
 function unsupported(where: string, d: Descriptor): DeltaimgError {
-  return new DeltaimgError('BAD_IMAGE', `${where}: index entry ${d.digest} has media type ${d.mediaType}, neither an image manifest nor an index`);
+  return new DeltaimgError(
+    'BAD_IMAGE',
+    `${where}: index entry ${d.digest} has media type ${d.mediaType}, neither an image manifest nor an index`,
+  );
 }
 
 export { missing };

@@ -64,7 +64,8 @@ async function addBlobStream(sink: LayoutSink, blob: PlannedBlob, what: string):
 }
 
 export function manifestFor(image: Image, configDigest: string, blobs: PlannedBlob[]): { mediaType: string; bytes: Buffer } {
-  if (image.manifest && manifestStillValid(image.manifest.bytes, configDigest, blobs)) return { mediaType: image.manifest.mediaType, bytes: image.manifest.bytes };
+  if (image.manifest && manifestStillValid(image.manifest.bytes, configDigest, blobs))
+    return { mediaType: image.manifest.mediaType, bytes: image.manifest.bytes };
   const family = image.manifest?.mediaType === MT.dockerManifest ? 'docker' : 'oci';
   const mediaType = family === 'docker' ? MT.dockerManifest : MT.ociManifest;
   const manifest = {
@@ -81,7 +82,11 @@ function manifestStillValid(bytes: Buffer, configDigest: string, blobs: PlannedB
   // Read and checked by a reader already: decoding it again cannot fail on real input.
   const m = decodeManifestOrIndex(bytes, undefined, 'the original manifest');
   if (m.kind !== 'manifest') return false;
-  return m.config.digest === configDigest && m.layers.length === blobs.length && m.layers.every((l, i) => l.digest === blobs[i]!.digest && l.size === blobs[i]!.size);
+  return (
+    m.config.digest === configDigest &&
+    m.layers.length === blobs.length &&
+    m.layers.every((l, i) => l.digest === blobs[i]!.digest && l.size === blobs[i]!.size)
+  );
 }
 
 function indexEntry(image: Image, mediaType: string, digest: string, size: number, opts: OciWriteOptions): IndexEntry {

@@ -56,19 +56,23 @@ export function tarSink(out: Writable, opts: { endOutput: boolean }): LayoutSink
     async addBuffer(name, data) {
       addParents(name);
       written.add(name);
-      await guarded(new Promise<void>((resolve, reject) => pack.entry({ ...FILE_HEADER, name }, data, (err) => (err ? reject(err) : resolve()))));
+      await guarded(
+        new Promise<void>((resolve, reject) => pack.entry({ ...FILE_HEADER, name }, data, (err) => (err ? reject(err) : resolve()))),
+      );
     },
     async addStream(name, stream, expected) {
       addParents(name);
       written.add(name);
-      await guarded(new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ ...FILE_HEADER, name, size: expected.size }, (err) => (err ? reject(err) : resolve()));
-        const check = digestCheck(expected);
-        const source = stream as Readable;
-        source.once('error', reject);
-        check.once('error', reject);
-        source.pipe(check).pipe(entry as unknown as Writable);
-      }));
+      await guarded(
+        new Promise<void>((resolve, reject) => {
+          const entry = pack.entry({ ...FILE_HEADER, name, size: expected.size }, (err) => (err ? reject(err) : resolve()));
+          const check = digestCheck(expected);
+          const source = stream as Readable;
+          source.once('error', reject);
+          check.once('error', reject);
+          source.pipe(check).pipe(entry as unknown as Writable);
+        }),
+      );
     },
     async finish() {
       pack.finalize();

@@ -65,7 +65,8 @@ async function archiveFiles(path: string): Promise<LayoutFiles> {
 
 async function mustBeDir(path: string): Promise<void> {
   try {
-    if (!(await stat(path)).isDirectory()) throw new DeltaimgError('USAGE', `${path} is not a directory; oci: takes an OCI image layout directory (use oci-archive: for a tar)`);
+    if (!(await stat(path)).isDirectory())
+      throw new DeltaimgError('USAGE', `${path} is not a directory; oci: takes an OCI image layout directory (use oci-archive: for a tar)`);
   } catch (err) {
     if (err instanceof DeltaimgError) throw err;
     throw ioError('open', path, err);

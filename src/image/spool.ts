@@ -15,7 +15,12 @@ export interface Spool {
 }
 
 /** Copies `input` into a new temp file (removed at exit at the latest); removes it again when the copy fails. */
-export async function spool(input: NodeJS.ReadableStream, tmpDir: string | undefined, what: string, onFail?: (err: unknown) => Error): Promise<Spool> {
+export async function spool(
+  input: NodeJS.ReadableStream,
+  tmpDir: string | undefined,
+  what: string,
+  onFail?: (err: unknown) => Error,
+): Promise<Spool> {
   const dir = await makeScratchDir(tmpDir, 'deltaimg-spool-');
   const file = join(dir.path, 'archive.tar');
   try {

@@ -75,7 +75,10 @@ export class TarIndex {
     // Hardlink names are archive paths; symlink targets are relative to the link's directory.
     const joined = member.type === 'hardlink' ? link : posix.join(posix.dirname(member.name), link);
     if (link.startsWith('/') || posix.normalize(joined).startsWith('..')) {
-      throw new DeltaimgError('HOSTILE_PATH', `archive ${this.label}: entry ${member.name} links outside the archive (${link}); refusing it`);
+      throw new DeltaimgError(
+        'HOSTILE_PATH',
+        `archive ${this.label}: entry ${member.name} links outside the archive (${link}); refusing it`,
+      );
     }
     return safeMemberName(this.label, posix.normalize(joined));
   }
@@ -112,7 +115,11 @@ async function readMembers(fh: FileHandle, archive: string, fileSize: number): P
   let pos = 0;
   let meta: PendingMeta = {};
   for (;;) {
-    if (pos + BLOCK > fileSize) throw truncated(archive, pos === 0 ? 'is empty or not a tar archive' : `ends without an end-of-archive block (truncated at byte ${fileSize})`);
+    if (pos + BLOCK > fileSize)
+      throw truncated(
+        archive,
+        pos === 0 ? 'is empty or not a tar archive' : `ends without an end-of-archive block (truncated at byte ${fileSize})`,
+      );
     await readFully(fh, header, pos, archive);
     if (isZeroBlock(header)) return members;
     const h = readHeader(header, archive, pos);
@@ -147,9 +154,11 @@ async function readMembers(fh: FileHandle, archive: string, fileSize: number): P
 
 /** A header block through the one tar codec; a damaged or foreign block is refused here. */
 function readHeader(b: Buffer, archive: string, pos: number): RawHeader & { size: number } {
-  if (!checksumMatches(b)) throw new DeltaimgError('BAD_IMAGE', `archive ${archive} is not a tar archive or is damaged (bad header checksum at byte ${pos})`);
+  if (!checksumMatches(b))
+    throw new DeltaimgError('BAD_IMAGE', `archive ${archive} is not a tar archive or is damaged (bad header checksum at byte ${pos})`);
   const h = parseHeader(b);
-  if (h.size === undefined) throw new DeltaimgError('BAD_IMAGE', `archive ${archive} is damaged (unreadable size field in the header at byte ${pos})`);
+  if (h.size === undefined)
+    throw new DeltaimgError('BAD_IMAGE', `archive ${archive} is damaged (unreadable size field in the header at byte ${pos})`);
   return { ...h, size: isHeaderOnlyType(h.typeflag) ? 0 : h.size };
 }
 
@@ -189,7 +198,8 @@ function paxMeta(data: Buffer, archive: string, entry: string): PendingMeta {
 }
 
 async function readMeta(fh: FileHandle, offset: number, size: number, archive: string, entry: string): Promise<Buffer> {
-  if (size > MAX_META_BYTES) throw new DeltaimgError('BAD_IMAGE', `archive ${archive}: metadata record for entry ${entry} is ${size} bytes; refusing it`);
+  if (size > MAX_META_BYTES)
+    throw new DeltaimgError('BAD_IMAGE', `archive ${archive}: metadata record for entry ${entry} is ${size} bytes; refusing it`);
   const data = Buffer.alloc(size);
   await readFully(fh, data, offset, archive);
   return data;

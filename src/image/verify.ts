@@ -26,7 +26,12 @@ export async function verifyImageSource(src: ImageSource): Promise<VerifyReport>
   for (const image of src.images()) {
     const layers: LayerCheck[] = [];
     for (const layer of image.layers) layers.push(await verifyLayer(layer));
-    const entry: VerifyReport['images'][number] = { platform: formatPlatform(image.platform), configDigest: image.configDigest, configOk: sha256Digest(image.config) === image.configDigest, layers };
+    const entry: VerifyReport['images'][number] = {
+      platform: formatPlatform(image.platform),
+      configDigest: image.configDigest,
+      configOk: sha256Digest(image.config) === image.configDigest,
+      layers,
+    };
     if (image.manifest) entry.manifestOk = manifestOk(image);
     images.push(entry);
   }
@@ -40,7 +45,11 @@ function manifestOk(image: Image): boolean {
   try {
     const json = JSON.parse(m.bytes.toString('utf8')) as { config?: { digest?: string }; layers?: { digest?: string }[] };
     const layers = json.layers ?? [];
-    return json.config?.digest === image.configDigest && layers.length === image.layers.length && layers.every((l, i) => l.digest === image.layers[i]!.digest);
+    return (
+      json.config?.digest === image.configDigest &&
+      layers.length === image.layers.length &&
+      layers.every((l, i) => l.digest === image.layers[i]!.digest)
+    );
   } catch {
     return false;
   }
@@ -53,7 +62,8 @@ async function verifyLayer(layer: Layer): Promise<LayerCheck> {
     raw.on('error', (err) => tee.stream.destroy(err));
     const tar = await hashStream(decompress((raw as Readable).pipe(tee.stream), layer.compression, `layer ${layer.digest}`));
     const storedDigest = `sha256:${tee.sha256Hex()}`;
-    if (storedDigest !== layer.digest || tee.bytes() !== layer.size) return { diffId: layer.diffId, ok: false, actual: `stored blob ${storedDigest} (${tee.bytes()} bytes)` };
+    if (storedDigest !== layer.digest || tee.bytes() !== layer.size)
+      return { diffId: layer.diffId, ok: false, actual: `stored blob ${storedDigest} (${tee.bytes()} bytes)` };
     if (tar.digest !== layer.diffId) return { diffId: layer.diffId, ok: false, actual: tar.digest };
     return { diffId: layer.diffId, ok: true };
   } catch (err) {

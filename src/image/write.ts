@@ -68,7 +68,8 @@ async function toTarFile(path: string, images: Image[], write: Writer): Promise<
 }
 
 async function toStdout(images: Image[], write: Writer): Promise<WrittenImage[]> {
-  if (process.stdout.isTTY) throw new DeltaimgError('USAGE', 'refusing to write an image archive to a terminal; redirect stdout to a file or a pipe');
+  if (process.stdout.isTTY)
+    throw new DeltaimgError('USAGE', 'refusing to write an image archive to a terminal; redirect stdout to a file or a pipe');
   const streamed = streamingTo('standard output');
   try {
     const sink = tarSink(process.stdout, { endOutput: false });

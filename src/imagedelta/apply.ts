@@ -102,9 +102,14 @@ export async function applyImageDelta(
         toWrite.push(plan.write);
       }
       progress.update({ label: 'writing image', done: 0 });
-      const index = header.targetIndex && images.length === header.images.length ? await targetIndex(header.targetIndex, members, dimgPath) : undefined;
+      const index =
+        header.targetIndex && images.length === header.images.length ? await targetIndex(header.targetIndex, members, dimgPath) : undefined;
       const registry = opts.registry || index ? { ...opts.registry, ...(index ? { index } : {}) } : undefined;
-      const written = await writeImages(dest, toWrite, { ...(opts.format ? { format: opts.format } : {}), tmpDir: work, ...(registry ? { registry } : {}) });
+      const written = await writeImages(dest, toWrite, {
+        ...(opts.format ? { format: opts.format } : {}),
+        tmpDir: work,
+        ...(registry ? { registry } : {}),
+      });
       return { header, images: plans.map((p, i) => restoredReport(p, written[i])) };
     } finally {
       progress.done();
@@ -116,7 +121,8 @@ export async function applyImageDelta(
 
 /** A file output that exists is refused before any work, not after it. */
 async function refuseExistingOutput(dest: ImageRef): Promise<void> {
-  if (dest.transport === 'oci' || dest.transport === 'oci-archive' || dest.transport === 'docker-archive') await assertAbsent(resolve(dest.path));
+  if (dest.transport === 'oci' || dest.transport === 'oci-archive' || dest.transport === 'docker-archive')
+    await assertAbsent(resolve(dest.path));
 }
 
 /**
@@ -128,7 +134,10 @@ function refuseAmbiguousLoad(dest: ImageRef, images: DimgImage[], dimgPath: stri
   if (images.length < 2) return;
   const platforms = images.map((i) => i.platform).join(', ');
   if (dest.transport === 'docker-daemon') {
-    throw new DeltaimgError('USAGE', `docker-daemon:${dest.name} takes one image and ${dimgPath} restores ${images.length} (${platforms}); pick one with --platform`);
+    throw new DeltaimgError(
+      'USAGE',
+      `docker-daemon:${dest.name} takes one image and ${dimgPath} restores ${images.length} (${platforms}); pick one with --platform`,
+    );
   }
   if (dest.transport !== 'docker-archive' && dest.transport !== 'stdio') return;
   const names = images.flatMap((i) => (dest.transport === 'docker-archive' && dest.ref ? [dest.ref] : i.target.names));
@@ -147,7 +156,10 @@ function selectImages(images: DimgImage[], platforms: Platform[] | undefined, di
   return platforms.map((p) => {
     const found = images.find((img) => platformKey(parsePlatform(img.platform)) === platformKey(p));
     if (!found) {
-      throw new DeltaimgError('USAGE', `${dimgPath} holds no image for platform ${platformKey(p)} (it has ${images.map((i) => i.platform).join(', ')}); pick one of those with --platform`);
+      throw new DeltaimgError(
+        'USAGE',
+        `${dimgPath} holds no image for platform ${platformKey(p)} (it has ${images.map((i) => i.platform).join(', ')}); pick one of those with --platform`,
+      );
     }
     return found;
   });
@@ -166,7 +178,10 @@ function matchBases(targets: DimgImage[], images: Image[], dimgPath: string): Im
     }
     const diffIds = found.layers.map((l) => l.diffId);
     if (diffIds.join() !== wanted.base.diffIds.join()) {
-      throw new DeltaimgError('WRONG_SOURCE', `base image ${found.configDigest} does not have the layers ${dimgPath} records; it is damaged`);
+      throw new DeltaimgError(
+        'WRONG_SOURCE',
+        `base image ${found.configDigest} does not have the layers ${dimgPath} records; it is damaged`,
+      );
     }
     return found;
   });
@@ -210,7 +225,9 @@ async function planImage(
     image,
     manifestKept,
     ...(image.target.manifest && !manifestKept
-      ? { manifestNote: `stored uncompressed instead of recompressed (same diff_ids, same image id): layer ${unreproducible.join(', layer ')}` }
+      ? {
+          manifestNote: `stored uncompressed instead of recompressed (same diff_ids, same image id): layer ${unreproducible.join(', layer ')}`,
+        }
       : {}),
     rebuiltLayers,
     write: {
@@ -219,7 +236,9 @@ async function planImage(
       layers,
       names: image.target.names,
       platform: parsePlatform(image.platform),
-      ...(manifest && image.target.manifest ? { manifest: { mediaType: image.target.manifest.mediaType, bytes: manifest, digest: image.target.manifest.digest } } : {}),
+      ...(manifest && image.target.manifest
+        ? { manifest: { mediaType: image.target.manifest.mediaType, bytes: manifest, digest: image.target.manifest.digest } }
+        : {}),
     },
   };
 }
@@ -250,7 +269,8 @@ function restoredLayer(target: DimgTargetLayer, openTar: () => Promise<NodeJS.Re
   const stored = target.stored;
   const recipe = stored?.recipe;
   const replay = stored?.replay;
-  if (!stored || (!recipe && !replay)) return { ...tar, digest: target.diffId, size: target.size, mediaType: MT.ociLayer, compression: 'none', openStored: openTar };
+  if (!stored || (!recipe && !replay))
+    return { ...tar, digest: target.diffId, size: target.size, mediaType: MT.ociLayer, compression: 'none', openStored: openTar };
   return {
     ...tar,
     digest: stored.digest,
@@ -259,7 +279,9 @@ function restoredLayer(target: DimgTargetLayer, openTar: () => Promise<NodeJS.Re
     compression: stored.compression,
     recomputed: true,
     openStored: async () =>
-      recipe ? rebuild(await readMember(members, recipe.member), await openTar()) : replayWithZlibLevel(replay!.headerHex, replay!.level, await openTar()),
+      recipe
+        ? rebuild(await readMember(members, recipe.member), await openTar())
+        : replayWithZlibLevel(replay!.headerHex, replay!.level, await openTar()),
   };
 }
 
@@ -305,7 +327,11 @@ class LayerRestorer {
 
   private async rebuild(layer: DimgLayer): Promise<string> {
     const base = this.ctx.bases.get(layer.baseConfigDigest);
-    if (!base) throw new DeltaimgError('WRONG_SOURCE', `${this.ctx.dimgPath} rebuilds layer ${layer.diffId} from base image ${layer.baseConfigDigest}, which is not given`);
+    if (!base)
+      throw new DeltaimgError(
+        'WRONG_SOURCE',
+        `${this.ctx.dimgPath} rebuilds layer ${layer.diffId} from base image ${layer.baseConfigDigest}, which is not given`,
+      );
     const rootfs = await this.ctx.rootfs.of(base);
     const dir = join(this.dir, hexOf(layer.diffId));
     await mkdir(dir, { recursive: true });
@@ -323,7 +349,10 @@ class LayerRestorer {
     await rm(content, { recursive: true, force: true });
     const sha = joined.sha256.startsWith('sha256:') ? joined.sha256 : `sha256:${joined.sha256}`;
     if (sha !== layer.diffId || joined.size !== layer.size) {
-      throw new DeltaimgError('VERIFY_FAILED', `layer ${layer.diffId} rebuilt from ${this.ctx.dimgPath} hashes to ${sha}; the delta or the base is damaged`);
+      throw new DeltaimgError(
+        'VERIFY_FAILED',
+        `layer ${layer.diffId} rebuilt from ${this.ctx.dimgPath} hashes to ${sha}; the delta or the base is damaged`,
+      );
     }
     return tar;
   }
@@ -332,7 +361,7 @@ class LayerRestorer {
 function restoredReport(plan: ImagePlan, written: WrittenImage | undefined): RestoredImage {
   const original = plan.image.target.manifest?.digest;
   const actual = written?.manifestDigest;
-  const note = original && actual && actual !== original ? plan.manifestNote ?? replayMissNote(plan, written!) : undefined;
+  const note = original && actual && actual !== original ? (plan.manifestNote ?? replayMissNote(plan, written!)) : undefined;
   return {
     platform: plan.image.platform,
     configDigest: plan.image.target.configDigest,

@@ -184,7 +184,8 @@ async function readHeaderEntry(path: string, name: string, entry: TarEntry): Pro
     );
   }
   const size = entry.header.size ?? 0;
-  if (size > DIMG_HEADER_MAX_BYTES) throw damaged(path, `its ${DIMG_HEADER} has ${size} bytes, more than a header can (${DIMG_HEADER_MAX_BYTES})`);
+  if (size > DIMG_HEADER_MAX_BYTES)
+    throw damaged(path, `its ${DIMG_HEADER} has ${size} bytes, more than a header can (${DIMG_HEADER_MAX_BYTES})`);
   const chunks: Buffer[] = [];
   for await (const c of entry) chunks.push(c as Buffer);
   let json: unknown;

@@ -9,7 +9,17 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { makeRecipe } from '../deflate/index.js';
 import { diffTrees } from '../delta/diff.js';
-import { formatPlatform, openImageSource, type RegistryOptions, type Image, type ImageManifest, type ImageRef, type ImageSource, type Layer, type Platform } from '../image/index.js';
+import {
+  formatPlatform,
+  openImageSource,
+  type RegistryOptions,
+  type Image,
+  type ImageManifest,
+  type ImageRef,
+  type ImageSource,
+  type Layer,
+  type Platform,
+} from '../image/index.js';
 import { DEFAULT_INLINE_MAX, encodeSkeleton, splitTar } from '../tarsplit/index.js';
 import { compileAhead, VcdiffPool } from '../vcdiff/index.js';
 import { defaultMemoryBudget, idleWorkerShare } from '../util/memory-budget.js';
@@ -77,10 +87,12 @@ export async function diffImages(
     const engineReady = compileAhead();
     engineReady.catch(() => {});
     const base = await openImageSource(baseRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
-    const target = await openImageSource(targetRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) }).catch(async (err: unknown) => {
-      await base.close();
-      throw err;
-    });
+    const target = await openImageSource(targetRef, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) }).catch(
+      async (err: unknown) => {
+        await base.close();
+        throw err;
+      },
+    );
     let pool: VcdiffPool | undefined;
     try {
       await engineReady;
@@ -129,7 +141,11 @@ class ImageDiffer {
   async addImage(base: Image, target: Image): Promise<void> {
     const layers: DimgTargetLayer[] = [];
     for (const [i, layer] of target.layers.entries()) {
-      this.progress.update({ label: `${formatPlatform(target.platform)} layer ${i + 1}/${target.layers.length}`, done: i, total: target.layers.length });
+      this.progress.update({
+        label: `${formatPlatform(target.platform)} layer ${i + 1}/${target.layers.length}`,
+        done: i,
+        total: target.layers.length,
+      });
       layers.push(await this.addLayer(base, layer));
     }
     const configMember = memberNames.config(target.configDigest);
@@ -168,7 +184,11 @@ class ImageDiffer {
   private async storedOf(layer: Layer, sameBlob: Layer): Promise<StoredLayer | undefined> {
     if (layer.compression === 'none') return undefined;
     const stored: StoredLayer = { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, compression: layer.compression };
-    if (layer.compression !== 'gzip') return { ...stored, inexact: `${layer.compression} blobs are not rebuilt byte for byte (no reproducible ${layer.compression} encoder)` };
+    if (layer.compression !== 'gzip')
+      return {
+        ...stored,
+        inexact: `${layer.compression} blobs are not rebuilt byte for byte (no reproducible ${layer.compression} encoder)`,
+      };
     // A layer A stores as the same blob needs no recipe when the receiver holds A's blobs; one that
     // holds A as tars (an engine, a classic docker save) gets it back only from a settings recipe,
     // the cheap kind (a token recipe costs a good share of the blob, too much for an unchanged layer).
@@ -177,7 +197,11 @@ class ImageDiffer {
     const known = this.recipes.get(member);
     if (known) return { ...stored, ...known };
     const tokens = this.exactBlobs && !sharedBlob;
-    const outcome = await makeRecipe('gzip', { compressed: () => sameBlob.openStored(), decompressed: () => sameBlob.openUncompressed() }, { tokens });
+    const outcome = await makeRecipe(
+      'gzip',
+      { compressed: () => sameBlob.openStored(), decompressed: () => sameBlob.openUncompressed() },
+      { tokens },
+    );
     const found: Pick<StoredLayer, 'recipe' | 'inexact'> =
       outcome.kind === 'recipe'
         ? { recipe: { member, method: outcome.summary } }
@@ -279,7 +303,13 @@ class ImageDiffer {
       ...(this.targetIndex ? { targetIndex: this.targetIndex } : {}),
     };
     const packed = await packDimg(header, this.members, out);
-    return { header: packed.header, bytes: packed.bytes, newLayerBytes: this.newLayerBytes, sharedLayers: this.sharedLayers, recipeBytes: this.recipeBytes };
+    return {
+      header: packed.header,
+      bytes: packed.bytes,
+      newLayerBytes: this.newLayerBytes,
+      sharedLayers: this.sharedLayers,
+      recipeBytes: this.recipeBytes,
+    };
   }
 }
 

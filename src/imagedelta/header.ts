@@ -56,7 +56,11 @@ export function decodeDimgHeader(path: string, json: unknown): DimgHeader {
   };
   const targetIndex = f.optional(h.targetIndex, 'targetIndex', (v, tf) => {
     const t = f.object(v, tf);
-    return { mediaType: f.string(t.mediaType, `${tf}.mediaType`), digest: f.string(t.digest, `${tf}.digest`, DIGEST), member: f.string(t.member, `${tf}.member`) };
+    return {
+      mediaType: f.string(t.mediaType, `${tf}.mediaType`),
+      digest: f.string(t.digest, `${tf}.digest`, DIGEST),
+      member: f.string(t.member, `${tf}.member`),
+    };
   });
   if (targetIndex) header.targetIndex = targetIndex;
   if (header.images.length === 0) throw f.error('images', 'is empty');
@@ -79,7 +83,11 @@ function image(f: DimgFields, x: unknown, field: string): DimgImage {
   const target = f.object(i.target, `${field}.target`);
   const manifest = f.optional(target.manifest, `${field}.target.manifest`, (v, mf) => {
     const m = f.object(v, mf);
-    return { mediaType: f.string(m.mediaType, `${mf}.mediaType`), digest: f.string(m.digest, `${mf}.digest`, DIGEST), member: f.string(m.member, `${mf}.member`) };
+    return {
+      mediaType: f.string(m.mediaType, `${mf}.mediaType`),
+      digest: f.string(m.digest, `${mf}.digest`, DIGEST),
+      member: f.string(m.member, `${mf}.member`),
+    };
   });
   return {
     platform: f.string(i.platform, `${field}.platform`),

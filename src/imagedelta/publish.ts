@@ -212,9 +212,10 @@ export async function diffAndPublish(
       const fidelity: BlobFidelity = opts.exactBlobs === false ? 'tars' : 'exact';
       const published = await publishDelta(target, subject, dimgPath, dimg.header, baseInfo, registry, fidelity);
       const lightPath = join(work, `delta-${i}-light.dimg`);
-      const light = fidelity === 'exact' && (await lightenDimg(dimgPath, lightPath, join(work, `unpacked-${i}`), dimg.bytes))
-        ? await publishDelta(target, subject, lightPath, await readDimgHeader(lightPath), baseInfo, registry, 'tars')
-        : undefined;
+      const light =
+        fidelity === 'exact' && (await lightenDimg(dimgPath, lightPath, join(work, `unpacked-${i}`), dimg.bytes))
+          ? await publishDelta(target, subject, lightPath, await readDimgHeader(lightPath), baseInfo, registry, 'tars')
+          : undefined;
       results.push({
         base: formatImageRef(base),
         target: formatImageRef(target),

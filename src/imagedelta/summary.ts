@@ -3,7 +3,14 @@ import { printable } from '../util/printable.js';
 import { formatBytes } from '../util/progress.js';
 import type { DimgHeader } from './format.js';
 
-export function imageSavedLine(out: string, header: DimgHeader, bytes: number, newLayerBytes: number, sharedLayers: number, recipeBytes = 0): string {
+export function imageSavedLine(
+  out: string,
+  header: DimgHeader,
+  bytes: number,
+  newLayerBytes: number,
+  sharedLayers: number,
+  recipeBytes = 0,
+): string {
   const rebuilt = header.layers.length;
   const ratio = bytes > 0 && newLayerBytes > 0 ? ` (${(newLayerBytes / bytes).toFixed(1)}x smaller)` : '';
   // Token recipes can be most of a .dimg (Go's gzip, as docker push and BuildKit use): say what they cost.
@@ -18,7 +25,9 @@ export function imageSavedLine(out: string, header: DimgHeader, bytes: number, n
 }
 
 export function inspectDimg(path: string, header: DimgHeader): string {
-  const lines = [`${printable(path)}: ${header.format} v${header.version}, made by ${printable(header.tool)} on ${printable(header.created)}`];
+  const lines = [
+    `${printable(path)}: ${header.format} v${header.version}, made by ${printable(header.tool)} on ${printable(header.created)}`,
+  ];
   for (const image of header.images) {
     lines.push(
       '',
@@ -27,7 +36,10 @@ export function inspectDimg(path: string, header: DimgHeader): string {
     );
     for (const layer of image.target.layers) {
       const rebuilt = header.layers.find((l) => l.diffId === layer.diffId);
-      const how = layer.from === 'base' ? 'shared with the base' : `rebuilt: ${rebuilt ? `${formatBytes(rebuilt.deltaBytes)} delta, ${rebuilt.files} files` : '?'}`;
+      const how =
+        layer.from === 'base'
+          ? 'shared with the base'
+          : `rebuilt: ${rebuilt ? `${formatBytes(rebuilt.deltaBytes)} delta, ${rebuilt.files} files` : '?'}`;
       const stored = layer.stored ? `; stored ${layer.stored.compression}${layer.stored.replay ? ', replayable' : ', not replayable'}` : '';
       lines.push(`  ${layer.diffId.slice(0, 19)}  ${formatBytes(layer.size).padStart(10)}  ${how}${stored}`);
     }

@@ -19,7 +19,10 @@ export interface ImageVerifyResult {
   ok: boolean;
 }
 
-export async function verifyImage(ref: ImageRef, opts: { against?: string; tmpDir?: string; registry?: RegistryOptions } = {}): Promise<ImageVerifyResult> {
+export async function verifyImage(
+  ref: ImageRef,
+  opts: { against?: string; tmpDir?: string; registry?: RegistryOptions } = {},
+): Promise<ImageVerifyResult> {
   return withScratchDir(opts.tmpDir, 'deltaimg-image-verify-', async (work) => {
     const source = await openImageSource(ref, { tmpDir: work, ...(opts.registry ? { registry: opts.registry } : {}) });
     try {
@@ -40,7 +43,8 @@ async function compareWithDelta(
   return header.images.map((want) => {
     const found = images.find((img) => img.configDigest === want.target.configDigest);
     const base = { platform: want.platform, configDigest: want.target.configDigest };
-    if (!found) return { ...base, problem: `no image with id ${want.target.configDigest} (the target of ${dimgPath}) for ${want.platform}` };
+    if (!found)
+      return { ...base, problem: `no image with id ${want.target.configDigest} (the target of ${dimgPath}) for ${want.platform}` };
     const diffIds = found.layers.map((l) => l.diffId).join();
     if (diffIds !== want.target.layers.map((l) => l.diffId).join()) return { ...base, problem: 'its layers differ from the recorded ones' };
     return base;

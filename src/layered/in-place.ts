@@ -62,7 +62,12 @@ export interface InPlaceResult {
   notCarried: NotCarried[];
 }
 
-export async function syncRootInPlace(baseRoot: string, targetRoot: string, liveRoot: string, opts: InPlaceOptions = {}): Promise<InPlaceResult> {
+export async function syncRootInPlace(
+  baseRoot: string,
+  targetRoot: string,
+  liveRoot: string,
+  opts: InPlaceOptions = {},
+): Promise<InPlaceResult> {
   const [base, target] = await Promise.all([scanTree(baseRoot, { hash: true }), scanTree(targetRoot, { hash: true })]);
   const a = new TreeIndex(base.entries);
   const b = new TreeIndex(target.entries);
@@ -157,7 +162,10 @@ function changeFor(old: Entry, want: Entry, a: TreeIndex, b: TreeIndex): Change 
   if (typeClass(old) !== typeClass(want)) return 'replace';
   if (!sameXattrs(old.meta, want.meta)) {
     if (want.kind === 'dir') {
-      throw new DeltaimgError('DOCKER', `--layered cannot restore ${displayPath(want.path)} exactly: its directory xattrs change, which needs removing some (not supported); apply without --layered`);
+      throw new DeltaimgError(
+        'DOCKER',
+        `--layered cannot restore ${displayPath(want.path)} exactly: its directory xattrs change, which needs removing some (not supported); apply without --layered`,
+      );
     }
     return 'replace';
   }
@@ -191,13 +199,15 @@ function typeClass(e: Entry): string {
   return e.kind === 'hardlink' ? 'file' : e.kind;
 }
 
-
 /** A name is linked to a freshly written file, never to one left in the lower layer. */
 function checkHardlinkHeads(writes: readonly Entry[]): void {
   const written = new Set(writes.map((w) => w.path));
   for (const w of writes) {
     if (w.kind === 'hardlink' && !written.has(w.linkTo)) {
-      throw new DeltaimgError('INTERNAL', `layer-sync: ${displayPath(w.path)} would link to ${displayPath(w.linkTo)}, which is not rewritten`);
+      throw new DeltaimgError(
+        'INTERNAL',
+        `layer-sync: ${displayPath(w.path)} would link to ${displayPath(w.linkTo)}, which is not rewritten`,
+      );
     }
   }
 }
@@ -250,7 +260,9 @@ function checkMaskedPaths(
 /** One line for the build log: what B' keeps as A has it, and why that does not matter. */
 export function notCarriedLine(notCarried: readonly NotCarried[]): string | undefined {
   if (!notCarried.length) return undefined;
-  const parts = notCarried.map((n) => `${n.paths} ${n.paths === 1 ? 'entry' : 'entries'} under ${displayPath(n.mount)} (e.g. ${displayPath(n.example)})`);
+  const parts = notCarried.map(
+    (n) => `${n.paths} ${n.paths === 1 ? 'entry' : 'entries'} under ${displayPath(n.mount)} (e.g. ${displayPath(n.example)})`,
+  );
   const mounts = notCarried.map((n) => displayPath(n.mount)).join(', ');
   return `not carried, kept as the base has them: ${parts.join(', ')}; no container sees them: Docker mounts its own ${mounts}`;
 }
@@ -290,7 +302,10 @@ async function copyVerified(e: FileEntry, liveRoot: string, targetRoot: string):
   await copyFileEntry(liveRoot, e, toFsPath(targetRoot, e.path));
   const written = await sha256File(toFsPath(liveRoot, e.path));
   if (written !== e.sha256) {
-    throw new DeltaimgError('VERIFY_FAILED', `${displayPath(e.path)} written to the new layer does not match the restored target (sha256 ${written.slice(0, 12)}...)`);
+    throw new DeltaimgError(
+      'VERIFY_FAILED',
+      `${displayPath(e.path)} written to the new layer does not match the restored target (sha256 ${written.slice(0, 12)}...)`,
+    );
   }
   return e.size;
 }
@@ -318,6 +333,9 @@ async function verifyLiveRoot(liveRoot: string, masked: readonly RelPath[], b: T
     if (order >= 0) j++;
   }
   if (diffs.length) {
-    throw new DeltaimgError('VERIFY_FAILED', `the new layer would not give the target tree: ${diffs[0]} (expected as in the restored target)`);
+    throw new DeltaimgError(
+      'VERIFY_FAILED',
+      `the new layer would not give the target tree: ${diffs[0]} (expected as in the restored target)`,
+    );
   }
 }

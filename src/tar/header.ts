@@ -157,8 +157,7 @@ export function isRegularType(typeflag: string): boolean {
 
 /** What a pax extended header says about the next member, or why it cannot be read. */
 export type PaxHeader =
-  | { ok: true; records: Map<string, string>; path?: string; linkpath?: string; size?: number; sparse: boolean }
-  | { ok: false; why: string };
+  { ok: true; records: Map<string, string>; path?: string; linkpath?: string; size?: number; sparse: boolean } | { ok: false; why: string };
 
 /**
  * Parses pax extended header records ("LEN key=value\n"), keeping keys and values as
@@ -190,7 +189,8 @@ export function parsePax(payload: Buffer): PaxHeader {
   if (linkpath !== undefined) header.linkpath = linkpath;
   const size = records.get('size');
   if (size !== undefined) {
-    if (!/^[0-9]+$/.test(size) || !Number.isSafeInteger(Number(size))) return { ok: false, why: `size ${JSON.stringify(size)} is not a byte count` };
+    if (!/^[0-9]+$/.test(size) || !Number.isSafeInteger(Number(size)))
+      return { ok: false, why: `size ${JSON.stringify(size)} is not a byte count` };
     header.size = Number(size);
   }
   return header;

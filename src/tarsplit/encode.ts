@@ -53,8 +53,13 @@ function encodeHeader(h: BlobHeader): Buffer {
 }
 
 function decodeHeader(path: string, b: Buffer): BlobHeader {
-  if (b.length < HEADER_BYTES || !b.subarray(0, 8).equals(MAGIC)) throw new DeltaimgError('CORRUPT_DELTA', `${path} is not an encoded layer skeleton (bad magic; damaged or truncated)`);
-  if (b[8] !== VERSION) throw new DeltaimgError('UNSUPPORTED_VERSION', `encoded skeleton ${path} has version ${b[8]}; this deltaimg reads version ${VERSION} (upgrade deltaimg)`);
+  if (b.length < HEADER_BYTES || !b.subarray(0, 8).equals(MAGIC))
+    throw new DeltaimgError('CORRUPT_DELTA', `${path} is not an encoded layer skeleton (bad magic; damaged or truncated)`);
+  if (b[8] !== VERSION)
+    throw new DeltaimgError(
+      'UNSUPPORTED_VERSION',
+      `encoded skeleton ${path} has version ${b[8]}; this deltaimg reads version ${VERSION} (upgrade deltaimg)`,
+    );
   const method = (Object.keys(METHODS) as SkeletonMethod[]).find((m) => METHODS[m] === b[9]);
   if (!method) throw new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${path} has unknown method ${b[9]}`);
   return {
@@ -202,7 +207,12 @@ async function smallestAgainst(
 ): Promise<Candidate> {
   const referencesSize = await concatenate(references, temps.refs);
   await encoder.encodeFile(temps.refs, skeletonPath, temps.plain, vcdiffOptions(referencesSize));
-  const viaVcdiff: Candidate = { method: 'vcdiff-brotli', file: temps.vcdiffBrotli, referencesSize, size: await brotliFile(temps.plain, temps.vcdiffBrotli) };
+  const viaVcdiff: Candidate = {
+    method: 'vcdiff-brotli',
+    file: temps.vcdiffBrotli,
+    referencesSize,
+    size: await brotliFile(temps.plain, temps.vcdiffBrotli),
+  };
   const estimate = await brotliFile(skeletonPath, temps.brotli, 5);
   if (estimate > viaVcdiff.size * 1.25) return viaVcdiff;
   await rm(temps.brotli, { force: true });
@@ -236,7 +246,10 @@ export async function decodeSkeleton(encodedPath: string, references: string[], 
         await decodePayload(encodedPath, header, references, temps.refs, temp);
         const got = await sha256File(temp);
         if (got.size !== header.skeletonSize || got.sha256 !== header.skeletonSha256) {
-          throw new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} decodes to a skeleton of ${got.size} bytes with the wrong sha256; it is damaged`);
+          throw new DeltaimgError(
+            'CORRUPT_DELTA',
+            `encoded skeleton ${encodedPath} decodes to a skeleton of ${got.size} bytes with the wrong sha256; it is damaged`,
+          );
         }
       },
       { replace: true },
@@ -249,10 +262,15 @@ async function decodePayload(encodedPath: string, header: BlobHeader, references
   let brotliError: Error | undefined;
   const unbrotli = (): Readable => payload.pipe(createBrotliDecompress().once('error', (err) => (brotliError = err)));
   // Nothing decodes past the sizes the header declares: a hostile blob must not fill the disk.
-  const exceeded = (what: string) => () => new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} decodes to more than its header's ${what}; it is damaged`);
+  const exceeded = (what: string) => () =>
+    new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} decodes to more than its header's ${what}; it is damaged`);
   try {
     if (header.method === 'brotli') {
-      await pipeline(unbrotli(), byteLimit(header.skeletonSize, exceeded(`${header.skeletonSize} bytes`)), createWriteStream(out, { flags: 'wx' }));
+      await pipeline(
+        unbrotli(),
+        byteLimit(header.skeletonSize, exceeded(`${header.skeletonSize} bytes`)),
+        createWriteStream(out, { flags: 'wx' }),
+      );
     } else {
       await checkReferences(encodedPath, header, references);
       await concatenate(references, refsOut);
@@ -260,7 +278,12 @@ async function decodePayload(encodedPath: string, header: BlobHeader, references
       await decodeStream(refsOut, vcdiff, out, { maxOutputBytes: header.skeletonSize });
     }
   } catch (err) {
-    if (brotliError) throw new DeltaimgError('CORRUPT_DELTA', `encoded skeleton ${encodedPath} does not decompress (${brotliError.message}); it is damaged`, { cause: err });
+    if (brotliError)
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `encoded skeleton ${encodedPath} does not decompress (${brotliError.message}); it is damaged`,
+        { cause: err },
+      );
     throw err;
   } finally {
     payload.destroy();
@@ -269,7 +292,8 @@ async function decodePayload(encodedPath: string, header: BlobHeader, references
 
 async function checkReferences(encodedPath: string, header: BlobHeader, references: string[]): Promise<void> {
   let total = 0;
-  for (const ref of references) total += (await stat(ref).catch((err: unknown) => Promise.reject(ioError('read reference skeleton', ref, err)))).size;
+  for (const ref of references)
+    total += (await stat(ref).catch((err: unknown) => Promise.reject(ioError('read reference skeleton', ref, err)))).size;
   if (references.length !== header.references || total !== header.referencesSize) {
     throw new DeltaimgError(
       'WRONG_SOURCE',

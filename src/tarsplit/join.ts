@@ -107,14 +107,29 @@ async function openContent(contentDir: string, rel: RelPath, size: number): Prom
     opened = await openRegular(toFsPath(contentDir, rel), { noFollow: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} is missing; the layer cannot be rebuilt (the delta or the base is damaged)`);
-    if (code === 'ELOOP') throw new DeltaimgError('HOSTILE_PATH', `content file ${shown} is a symlink; refusing to read through it (the delta is damaged or malicious)`);
-    if (code === 'EINVAL') throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} is not a regular file; the layer cannot be rebuilt (the delta or the base is damaged)`);
+    if (code === 'ENOENT')
+      throw new DeltaimgError(
+        'VERIFY_FAILED',
+        `content file ${shown} is missing; the layer cannot be rebuilt (the delta or the base is damaged)`,
+      );
+    if (code === 'ELOOP')
+      throw new DeltaimgError(
+        'HOSTILE_PATH',
+        `content file ${shown} is a symlink; refusing to read through it (the delta is damaged or malicious)`,
+      );
+    if (code === 'EINVAL')
+      throw new DeltaimgError(
+        'VERIFY_FAILED',
+        `content file ${shown} is not a regular file; the layer cannot be rebuilt (the delta or the base is damaged)`,
+      );
     throw ioError('open content file', shown, err);
   }
   if (opened.size !== size) {
     await opened.fh.close();
-    throw new DeltaimgError('VERIFY_FAILED', `content file ${shown} has ${opened.size} bytes, but the tar header says ${size}; the layer cannot be rebuilt (the delta or the base is damaged)`);
+    throw new DeltaimgError(
+      'VERIFY_FAILED',
+      `content file ${shown} has ${opened.size} bytes, but the tar header says ${size}; the layer cannot be rebuilt (the delta or the base is damaged)`,
+    );
   }
   return opened.fh;
 }
@@ -130,7 +145,10 @@ async function checkParents(contentDir: string, rel: RelPath, checked: Set<strin
     if (checked.has(dir)) continue;
     const st = await lstat(toFsPath(contentDir, dir as RelPath)).catch(() => undefined);
     if (!st?.isDirectory()) {
-      throw new DeltaimgError('HOSTILE_PATH', `content file ${contentDir}${displayPath(rel)}: ${displayPath(dir)} is not a directory (a symlink?); refusing to read through it (the delta is damaged or malicious)`);
+      throw new DeltaimgError(
+        'HOSTILE_PATH',
+        `content file ${contentDir}${displayPath(rel)}: ${displayPath(dir)} is not a directory (a symlink?); refusing to read through it (the delta is damaged or malicious)`,
+      );
     }
     checked.add(dir);
   }
@@ -145,7 +163,10 @@ async function copyContent(contentDir: string, rel: RelPath, size: number, sink:
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
       const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
       if (bytesRead === 0) {
-        throw new DeltaimgError('VERIFY_FAILED', `content file ${contentDir}${displayPath(rel)} shrank while it was read (${pos} of ${size} bytes)`);
+        throw new DeltaimgError(
+          'VERIFY_FAILED',
+          `content file ${contentDir}${displayPath(rel)} shrank while it was read (${pos} of ${size} bytes)`,
+        );
       }
       await sink.write(bytes(buf, bytesRead));
       pos += bytesRead;
@@ -181,10 +202,20 @@ export interface JoinOptions {
  * relative paths). Returns sha256+size of what it wrote. Ends `out` and waits for 'finish'
  * unless opts.end is false.
  */
-export async function joinTar(skeletonPath: string, contentDir: string, out: NodeJS.WritableStream, opts: JoinOptions = {}): Promise<{ sha256: string; size: number }> {
+export async function joinTar(
+  skeletonPath: string,
+  contentDir: string,
+  out: NodeJS.WritableStream,
+  opts: JoinOptions = {},
+): Promise<{ sha256: string; size: number }> {
   const skeleton = await SkeletonReader.open(skeletonPath);
   const tarSize = skeleton.header.tarSize;
-  const sink = new HashingSink(out, tarSize, () => new DeltaimgError('CORRUPT_DELTA', `skeleton ${skeletonPath} builds more than the ${tarSize}-byte tar it declares; it is damaged`));
+  const sink = new HashingSink(
+    out,
+    tarSize,
+    () =>
+      new DeltaimgError('CORRUPT_DELTA', `skeleton ${skeletonPath} builds more than the ${tarSize}-byte tar it declares; it is damaged`),
+  );
   const checkedDirs = new Set<string>();
   try {
     for (let op = await skeleton.nextOp(); op; op = await skeleton.nextOp()) {

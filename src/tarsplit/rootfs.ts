@@ -160,7 +160,12 @@ async function countFiles(dir: Buffer): Promise<{ files: number; bytes: number }
   return total;
 }
 
-async function extractLayer(open: () => Promise<NodeJS.ReadableStream>, rootfs: RootfsWriter, skeletonPath: string | undefined, inlineMax: number): Promise<void> {
+async function extractLayer(
+  open: () => Promise<NodeJS.ReadableStream>,
+  rootfs: RootfsWriter,
+  skeletonPath: string | undefined,
+  inlineMax: number,
+): Promise<void> {
   const splitter = skeletonPath === undefined ? undefined : new SkeletonSplitter(await SkeletonWriter.create(skeletonPath), inlineMax);
   let file: FileHandle | undefined;
   try {

@@ -40,10 +40,7 @@ export const enum Op {
 }
 
 export type SkeletonOp =
-  | { op: 'raw'; length: number }
-  | { op: 'file'; size: number; path: string }
-  | { op: 'zero'; length: number }
-  | { op: 'header' };
+  { op: 'raw'; length: number } | { op: 'file'; size: number; path: string } | { op: 'zero'; length: number } | { op: 'header' };
 
 export interface SkeletonHeader {
   rawBytes: number;
@@ -121,7 +118,15 @@ export class SkeletonWriter {
     try {
       main = await open(temp.path, 'wx');
       const opsFile = await open(opsTemp.path, 'wx+');
-      return new SkeletonWriter(path, temp, opsTemp, main, opsFile, new BufferedAppender(main, SKELETON_HEADER_BYTES), new BufferedAppender(opsFile, 0));
+      return new SkeletonWriter(
+        path,
+        temp,
+        opsTemp,
+        main,
+        opsFile,
+        new BufferedAppender(main, SKELETON_HEADER_BYTES),
+        new BufferedAppender(opsFile, 0),
+      );
     } catch (err) {
       await main?.close();
       await Promise.all([temp.remove(), opsTemp.remove()]);
@@ -246,7 +251,10 @@ export class SkeletonReader {
       const header = decodeHeader(path, head.subarray(0, bytesRead));
       const { size } = await fh.stat();
       if (size !== SKELETON_HEADER_BYTES + header.rawBytes + header.opsBytes) {
-        throw corrupt(path, `its size ${size} is not the ${SKELETON_HEADER_BYTES + header.rawBytes + header.opsBytes} bytes its header says (truncated?)`);
+        throw corrupt(
+          path,
+          `its size ${size} is not the ${SKELETON_HEADER_BYTES + header.rawBytes + header.opsBytes} bytes its header says (truncated?)`,
+        );
       }
       return new SkeletonReader(path, fh, header);
     } catch (err) {
@@ -346,7 +354,10 @@ function decodeHeader(path: string, b: Buffer): SkeletonHeader {
   }
   const version = b.readUInt32BE(8);
   if (version !== SKELETON_VERSION) {
-    throw new DeltaimgError('UNSUPPORTED_VERSION', `skeleton ${path} has version ${version}; this deltaimg reads version ${SKELETON_VERSION} (upgrade deltaimg)`);
+    throw new DeltaimgError(
+      'UNSUPPORTED_VERSION',
+      `skeleton ${path} has version ${version}; this deltaimg reads version ${SKELETON_VERSION} (upgrade deltaimg)`,
+    );
   }
   const num = (at: number): number => {
     const v = b.readBigUInt64BE(at);

@@ -224,7 +224,12 @@ export interface SplitOptions {
 }
 
 /** Streams `tar` once: writes the skeleton file and the content tree. Never buffers a whole file. */
-export async function splitTar(tar: NodeJS.ReadableStream, skeletonPath: string, contentDir: string, opts: SplitOptions = {}): Promise<SplitResult> {
+export async function splitTar(
+  tar: NodeJS.ReadableStream,
+  skeletonPath: string,
+  contentDir: string,
+  opts: SplitOptions = {},
+): Promise<SplitResult> {
   await prepareEmptyDir(contentDir, 'content directory');
   const splitter = new SkeletonSplitter(await SkeletonWriter.create(skeletonPath), opts.inlineMax ?? DEFAULT_INLINE_MAX);
   const reader = new ByteReader(tar);

@@ -110,8 +110,11 @@ export function summarizeReport(report: RestoreReport): string | undefined {
     [count('owner'), 'ownerships'],
     [count('xattr'), 'extended attributes'],
     [count('device'), 'device nodes'],
-  ].filter(([n]) => (n as number) > 0).map(([n, label]) => `${n} ${label}`);
+  ]
+    .filter(([n]) => (n as number) > 0)
+    .map(([n, label]) => `${n} ${label}`);
   const first = report.skipped[0]!;
-  const advice = process.getuid?.() === 0 ? 'the filesystem or a container without these privileges refused them' : 'run as root for an exact copy';
+  const advice =
+    process.getuid?.() === 0 ? 'the filesystem or a container without these privileges refused them' : 'run as root for an exact copy';
   return `warning: could not restore ${parts.join(', ')} (e.g. ${displayPath(first.path)}: ${first.reason}); ${advice}`;
 }

@@ -90,7 +90,10 @@ function hexByte(b: number): string {
 export function assertSafeRelPath(rel: string, what: string): RelPath {
   const reason = hostileReason(rel);
   if (reason) {
-    throw new DeltaimgError('HOSTILE_PATH', `${what} has a hostile path ${JSON.stringify(displayPath(rel).slice(1))}: ${reason}; refusing to write outside the output root (the input is damaged or malicious)`);
+    throw new DeltaimgError(
+      'HOSTILE_PATH',
+      `${what} has a hostile path ${JSON.stringify(displayPath(rel).slice(1))}: ${reason}; refusing to write outside the output root (the input is damaged or malicious)`,
+    );
   }
   return rel as RelPath;
 }

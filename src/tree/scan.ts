@@ -5,7 +5,17 @@
  * Three phases: walk (readdir + lstat), sort all paths by bytes and resolve hardlink
  * groups (the first name of an inode is the file, later names link to it), then optionally hash file contents through bounded buffers.
  */
-import { closeSync, lstatSync, openSync, promises as fsp, readSync, readdirSync, readlinkSync, realpathSync, type BigIntStats } from 'node:fs';
+import {
+  closeSync,
+  lstatSync,
+  openSync,
+  promises as fsp,
+  readSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  type BigIntStats,
+} from 'node:fs';
 import { setImmediate } from 'node:timers/promises';
 import { EventLoopYielder } from '../util/yield.js';
 import { createHash } from 'node:crypto';
@@ -70,7 +80,13 @@ interface Found {
  * fs.promises (one libuv round trip per lstat) takes 7-14 s on two busy cores. The
  * metadata of a freshly unpacked image is in the page cache, so blocking reads are short.
  */
-async function walk(rootBuf: Buffer, rootStat: BigIntStats, warnings: string[], progress: ProgressCounter, skip?: ReadonlySet<RelPath>): Promise<Found[]> {
+async function walk(
+  rootBuf: Buffer,
+  rootStat: BigIntStats,
+  warnings: string[],
+  progress: ProgressCounter,
+  skip?: ReadonlySet<RelPath>,
+): Promise<Found[]> {
   const found: Found[] = [];
   const pendingDirs: RelPath[] = [];
 
@@ -241,7 +257,10 @@ async function hashFiles(rootBuf: Buffer, entries: Entry[], progress: ProgressCo
   for (const i of small) {
     const file = entries[i] as FileEntry;
     try {
-      hashOne(i, hashSync(toFsPath(rootBuf, file.path), buffer, (n) => progress.bytes(n)));
+      hashOne(
+        i,
+        hashSync(toFsPath(rootBuf, file.path), buffer, (n) => progress.bytes(n)),
+      );
     } catch (err) {
       throw failed(file, err);
     }

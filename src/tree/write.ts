@@ -70,7 +70,11 @@ function makeDevice(abs: Buffer, entry: Extract<Entry, { kind: 'chardev' | 'bloc
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (!report || code !== 'EPERM') throw err;
-    report.skipped.push({ what: 'device', path: entry.path, reason: `${entry.kind} ${entry.major}:${entry.minor}: EPERM (needs root / CAP_MKNOD)` });
+    report.skipped.push({
+      what: 'device',
+      path: entry.path,
+      reason: `${entry.kind} ${entry.major}:${entry.minor}: EPERM (needs root / CAP_MKNOD)`,
+    });
     return false;
   }
 }
@@ -88,7 +92,10 @@ export async function assertParentIsDirectory(outRoot: string, rel: RelPath): Pr
     throw ioError('find the parent directory of', displayPath(rel), err);
   });
   if (!stat.isDirectory()) {
-    throw new DeltaimgError('HOSTILE_PATH', `parent of ${displayPath(rel)} is not a directory (${displayPath(parent)}); refusing to write through it (the input is damaged or malicious)`);
+    throw new DeltaimgError(
+      'HOSTILE_PATH',
+      `parent of ${displayPath(rel)} is not a directory (${displayPath(parent)}); refusing to write through it (the input is damaged or malicious)`,
+    );
   }
 }
 

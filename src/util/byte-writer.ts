@@ -47,4 +47,3 @@ export class ByteWriter {
     return out;
   }
 }
-

@@ -83,7 +83,12 @@ export class JsonFields {
  * differ in all of them): `minReaderVersion`, an integer (`version` when absent), at most
  * `readable`. `subject` starts the refusal: "x.dimg uses image delta format".
  */
-export function checkReaderVersion(f: JsonFields, h: JsonObject, readable: number, subject: string): { version: number; minReaderVersion: number } {
+export function checkReaderVersion(
+  f: JsonFields,
+  h: JsonObject,
+  readable: number,
+  subject: string,
+): { version: number; minReaderVersion: number } {
   const version = f.uint(h.version, 'version');
   const minReaderVersion = h.minReaderVersion === undefined ? version : f.uint(h.minReaderVersion, 'minReaderVersion');
   if (minReaderVersion > readable) {

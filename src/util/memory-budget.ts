@@ -53,7 +53,10 @@ export function parseMemorySize(text: string): number {
   }
   const bytes = Math.floor(Number(m[1]) * unit);
   if (bytes < MIN_BUDGET) {
-    throw new DeltaimgError('USAGE', `--memory ${text} is below the ${MIN_BUDGET / MiB} MiB that node and its workers need; give at least 128M`);
+    throw new DeltaimgError(
+      'USAGE',
+      `--memory ${text} is below the ${MIN_BUDGET / MiB} MiB that node and its workers need; give at least 128M`,
+    );
   }
   return bytes;
 }

@@ -71,7 +71,13 @@ class CountingSink {
  * Runs the stream until it wants more input, serving its output and source-block requests.
  * Views into wasm memory are taken right before use: any call into wasm may grow memory.
  */
-async function pump(job: Xd3Job, sink: CountingSink, source: RandomAccessSource | null, onHeader: () => void, yielder: EventLoopYielder): Promise<void> {
+async function pump(
+  job: Xd3Job,
+  sink: CountingSink,
+  source: RandomAccessSource | null,
+  onHeader: () => void,
+  yielder: EventLoopYielder,
+): Promise<void> {
   for (;;) {
     // File ports are synchronous behind their promises: give signals and timers a turn.
     await yielder.maybe();

@@ -39,26 +39,31 @@ function isStream(x: unknown): boolean {
 function checkArgs(source: unknown, input: unknown, output: unknown): void {
   if (source !== null && !isPath(source)) throw new DeltaimgError('USAGE', 'vcdiff: source must be a path (string or Buffer) or null');
   if (!isPath(input) && !isStream(input)) throw new DeltaimgError('USAGE', 'vcdiff: input must be a path (string or Buffer) or a Readable');
-  if (!isPath(output) && !isStream(output)) throw new DeltaimgError('USAGE', 'vcdiff: output must be a path (string or Buffer) or a Writable');
+  if (!isPath(output) && !isStream(output))
+    throw new DeltaimgError('USAGE', 'vcdiff: output must be a path (string or Buffer) or a Writable');
 }
 
 /** Runs `produce` into a temp file beside `path`; renames it into place only if it succeeds. */
 async function writeAtomically<T>(path: PathLike, produce: (out: SequentialOutput) => Promise<T>): Promise<T> {
-  return writeFileAtomically(path, async (temp) => {
-    const writer = await FileWriter.create(temp).catch((err: unknown) => {
-      // Name the file the user asked for, not our temp name.
-      const cause = ((err as { cause?: unknown }).cause ?? err) as NodeJS.ErrnoException;
-      const plain = Object.assign(new Error(String(cause.message).replace(/, \w+ '.*'$/, '')), { code: cause.code });
-      throw ioError('create', showPath(path), plain);
-    });
-    try {
-      const result = await produce(writer);
-      await writer.close();
-      return result;
-    } finally {
-      await writer.close().catch(() => undefined);
-    }
-  }, { replace: true });
+  return writeFileAtomically(
+    path,
+    async (temp) => {
+      const writer = await FileWriter.create(temp).catch((err: unknown) => {
+        // Name the file the user asked for, not our temp name.
+        const cause = ((err as { cause?: unknown }).cause ?? err) as NodeJS.ErrnoException;
+        const plain = Object.assign(new Error(String(cause.message).replace(/, \w+ '.*'$/, '')), { code: cause.code });
+        throw ioError('create', showPath(path), plain);
+      });
+      try {
+        const result = await produce(writer);
+        await writer.close();
+        return result;
+      } finally {
+        await writer.close().catch(() => undefined);
+      }
+    },
+    { replace: true },
+  );
 }
 
 /**

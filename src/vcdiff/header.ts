@@ -62,7 +62,7 @@ const HASH_CHUNK = 1024 * 1024;
 export async function fingerprintSource(source: RandomAccessSource): Promise<Fingerprint> {
   const hash = createHash('sha256');
   const chunk = Buffer.allocUnsafe(Math.min(HASH_CHUNK, Math.max(1, source.size)));
-  for (let pos = 0; pos < source.size; ) {
+  for (let pos = 0; pos < source.size;) {
     const n = await source.readAt(chunk, pos);
     if (n === 0) break;
     hash.update(chunk.subarray(0, n));

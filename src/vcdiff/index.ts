@@ -14,7 +14,18 @@
  * delta cut at a window boundary. Every window carries an adler32 that is always verified.
  */
 export type { Secondary, VcdiffOptions } from './options.js';
-export { DEFAULT_LEVEL, DEFAULT_SECONDARY, DEFAULT_WINDOW, DEFAULT_TARGET_WINDOW, MIN_WINDOW, MAX_WINDOW, parseSecondary, sourceWindowFor, vcdiffDecodeMemory, vcdiffEncodeMemory } from './options.js';
+export {
+  DEFAULT_LEVEL,
+  DEFAULT_SECONDARY,
+  DEFAULT_WINDOW,
+  DEFAULT_TARGET_WINDOW,
+  MIN_WINDOW,
+  MAX_WINDOW,
+  parseSecondary,
+  sourceWindowFor,
+  vcdiffDecodeMemory,
+  vcdiffEncodeMemory,
+} from './options.js';
 export type { EncodeResult, DecodeResult } from './engine.js';
 export type { PathLike, InputArg, OutputArg, OutputMode } from './files.js';
 export { encodeFile, decodeFile, encodeStream, decodeStream, decodeInMemory, type InMemoryDecode } from './files.js';

@@ -58,14 +58,26 @@ export class VcdiffPool {
   }
 
   /** `mode` 'create': DELTA must not exist and is written in place (see OutputMode). */
-  async encodeFile(sourcePath: PathLike | null, targetPath: PathLike, deltaPath: PathLike, opts?: VcdiffOptions, mode: OutputMode = 'atomic'): Promise<EncodeResult> {
+  async encodeFile(
+    sourcePath: PathLike | null,
+    targetPath: PathLike,
+    deltaPath: PathLike,
+    opts?: VcdiffOptions,
+    mode: OutputMode = 'atomic',
+  ): Promise<EncodeResult> {
     const r = await this.pool.run({ op: 'encode', source: sourcePath, input: targetPath, output: deltaPath, opts, mode });
     if (r.op !== 'encode') throw new DeltaimgError('INTERNAL', 'vcdiff worker answered an encode with a decode');
     return r.result;
   }
 
   /** `mode` 'create': OUT must not exist and is written in place (see OutputMode). */
-  async decodeFile(sourcePath: PathLike | null, deltaPath: PathLike, outPath: PathLike, opts?: VcdiffOptions, mode: OutputMode = 'atomic'): Promise<DecodeResult> {
+  async decodeFile(
+    sourcePath: PathLike | null,
+    deltaPath: PathLike,
+    outPath: PathLike,
+    opts?: VcdiffOptions,
+    mode: OutputMode = 'atomic',
+  ): Promise<DecodeResult> {
     const r = await this.pool.run({ op: 'decode', source: sourcePath, input: deltaPath, output: outPath, opts, mode });
     if (r.op !== 'decode') throw new DeltaimgError('INTERNAL', 'vcdiff worker answered a decode with an encode');
     return r.result;

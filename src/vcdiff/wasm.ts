@@ -115,7 +115,10 @@ function moduleBytes(): Buffer {
   try {
     return readFileSync(WASM_URL);
   } catch (err) {
-    throw new DeltaimgError('INTERNAL', `cannot read ${WASM_URL.pathname}: ${(err as Error).message}; reinstall deltaimg or run npm run build:wasm`);
+    throw new DeltaimgError(
+      'INTERNAL',
+      `cannot read ${WASM_URL.pathname}: ${(err as Error).message}; reinstall deltaimg or run npm run build:wasm`,
+    );
   }
 }
 

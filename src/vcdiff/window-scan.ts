@@ -130,7 +130,8 @@ export class VcdiffWindowScanner {
     // The rest of the delta encoding (sections included) is the decoder's.
     const consumedOfEncoding = r.pos - encodingStart;
     this.skip = encodingLength - consumedOfEncoding;
-    if (this.skip < 0) throw new DeltaimgError('CORRUPT_DELTA', `${this.deltaName}: window ${this.windows} has an impossible length; the delta is damaged`);
+    if (this.skip < 0)
+      throw new DeltaimgError('CORRUPT_DELTA', `${this.deltaName}: window ${this.windows} has an impossible length; the delta is damaged`);
   }
 }
 

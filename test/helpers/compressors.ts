@@ -65,7 +65,14 @@ export async function pigzFile(input: string, output: string, args: string[]): P
 }
 
 /** Python's zlib (the system libz, not Node's bundled one): wbits 31 gzip, 15 zlib, -15 raw. */
-export async function pythonZlibFile(input: string, output: string, level: number, wbits: number, strategy = 0, memLevel = 8): Promise<void> {
+export async function pythonZlibFile(
+  input: string,
+  output: string,
+  level: number,
+  wbits: number,
+  strategy = 0,
+  memLevel = 8,
+): Promise<void> {
   const script = `import sys, zlib
 data = open(sys.argv[1], 'rb').read()
 c = zlib.compressobj(${level}, zlib.DEFLATED, ${wbits}, ${memLevel}, ${strategy})

@@ -26,11 +26,7 @@ export function rootRecord(): DeltaRecord {
   return { path: rel(''), kind: 'dir', meta: META };
 }
 
-export async function craftDelta(
-  dir: string,
-  records: DeltaRecord[],
-  patch: (h: DeltaHeader) => void = () => {},
-): Promise<void> {
+export async function craftDelta(dir: string, records: DeltaRecord[], patch: (h: DeltaHeader) => void = () => {}): Promise<void> {
   await mkdir(join(dir, BLOBS_DIR), { recursive: true });
   const writer = createEntriesWriter(join(dir, ENTRIES_FILE));
   const digest = new TreeDigest();

@@ -41,7 +41,11 @@ export function services(): DockerServices {
  */
 export function describeDocker(name: string, body: () => void, opts: { needsRegistry?: boolean } = {}): void {
   const s = services();
-  const missing = !s.engine.ok ? `Docker engine: ${s.engine.reason}` : opts.needsRegistry && !s.registry.ok ? `registry: ${s.registry.reason}` : undefined;
+  const missing = !s.engine.ok
+    ? `Docker engine: ${s.engine.reason}`
+    : opts.needsRegistry && !s.registry.ok
+      ? `registry: ${s.registry.reason}`
+      : undefined;
   if (!missing) {
     describe(name, body);
   } else if (process.env.CI === 'true') {
@@ -107,10 +111,12 @@ export async function buildImage(
 /** `tar | docker import`, keeping owners, modes, ns mtimes, xattrs and hardlinks of the tree. */
 export async function importTree(dir: string, ref: string, changes: string[] = []): Promise<string> {
   const changeArgs = changes.flatMap((c) => ['--change', c]);
-  const r = await execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.']).pipe(
-    DOCKER,
-    ['import', ...changeArgs, '-', ref],
-  );
+  const r = await execa('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--posix', '-C', dir, '-cf', '-', '.']).pipe(DOCKER, [
+    'import',
+    ...changeArgs,
+    '-',
+    ref,
+  ]);
   return r.stdout.trim();
 }
 
@@ -227,7 +233,8 @@ export async function imageFilesystem(ref: string): Promise<Map<string, FsEntry>
     for await (const member of outer) {
       const name = member.header.name;
       if (name.endsWith('layer.tar') || name.startsWith('blobs/')) layers.set(name, await readLayer(member as unknown as Readable));
-      else if (name === 'manifest.json') manifest = JSON.parse((await collect(member as unknown as Readable)).toString('utf8')) as { Layers: string[] }[];
+      else if (name === 'manifest.json')
+        manifest = JSON.parse((await collect(member as unknown as Readable)).toString('utf8')) as { Layers: string[] }[];
       else member.resume();
     }
   })();
@@ -255,7 +262,13 @@ async function readLayer(stream: Readable): Promise<LayerRecord[]> {
       for (const [k, v] of Object.entries((h.pax ?? {}) as Record<string, string>)) {
         if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice('SCHILY.xattr.'.length)] = Buffer.from(v, 'latin1').toString('hex');
       }
-      const base = { mode: (h.mode ?? 0) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: Math.floor((h.mtime?.getTime() ?? 0) / 1000), xattrs };
+      const base = {
+        mode: (h.mode ?? 0) & 0o7777,
+        uid: h.uid ?? 0,
+        gid: h.gid ?? 0,
+        mtime: Math.floor((h.mtime?.getTime() ?? 0) / 1000),
+        xattrs,
+      };
       const hash = createHash('sha256');
       let size = 0;
       for await (const chunk of e) {
@@ -281,7 +294,10 @@ async function readLayer(stream: Readable): Promise<LayerRecord[]> {
           break;
         case 'character-device':
         case 'block-device':
-          records.push({ path, entry: { ...base, type: h.type === 'block-device' ? 'block' : 'char', size: 0, linkname: `${h.devmajor}:${h.devminor}` } });
+          records.push({
+            path,
+            entry: { ...base, type: h.type === 'block-device' ? 'block' : 'char', size: 0, linkname: `${h.devmajor}:${h.devminor}` },
+          });
           break;
         default:
           break;
@@ -349,20 +365,29 @@ function removeUnder(fs: Map<string, FsEntry>, path: string, andItself: boolean)
 }
 
 /** Human-readable differences between two filesystems (empty when equal), ignoring `skip` paths. */
-export function diffFilesystems(expected: Map<string, FsEntry>, actual: Map<string, FsEntry>, skip: (path: string) => boolean = () => false): string[] {
+export function diffFilesystems(
+  expected: Map<string, FsEntry>,
+  actual: Map<string, FsEntry>,
+  skip: (path: string) => boolean = () => false,
+): string[] {
   const out: string[] = [];
   for (const [path, e] of expected) {
     if (skip(path)) continue;
     const a = actual.get(path);
     if (!a) out.push(`missing: /${path}`);
-    else if (JSON.stringify(sortKeys(e)) !== JSON.stringify(sortKeys(a))) out.push(`differs: /${path}: expected ${JSON.stringify(sortKeys(e))}, got ${JSON.stringify(sortKeys(a))}`);
+    else if (JSON.stringify(sortKeys(e)) !== JSON.stringify(sortKeys(a)))
+      out.push(`differs: /${path}: expected ${JSON.stringify(sortKeys(e))}, got ${JSON.stringify(sortKeys(a))}`);
   }
   for (const path of actual.keys()) if (!skip(path) && !expected.has(path)) out.push(`extra: /${path}`);
   return out;
 }
 
 function sortKeys(e: FsEntry): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(e).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)));
+  return Object.fromEntries(
+    Object.entries(e)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
 }
 
 // ---------------------------------------------------------------- static test programs

@@ -29,7 +29,10 @@ const MOVED = 100;
  */
 /** @param {'a' | 'b'} version */
 function program(version) {
-  const helpers = Array.from({ length: HELPERS }, (_, h) => `__attribute__((noinline)) long h${h}(long x) { return (x << ${h + 1}) ^ (x >> 3) ^ ${h * 977}; }\n`).join('');
+  const helpers = Array.from(
+    { length: HELPERS },
+    (_, h) => `__attribute__((noinline)) long h${h}(long x) { return (x << ${h + 1}) ^ (x >> 3) ^ ${h * 977}; }\n`,
+  ).join('');
   /** @param {number} i */
   const body = (i) => {
     const step = version === 'b' && i === GROWN ? 'x * 7 + h1(x) + h2(x ^ 5) + h3(x + 9)' : 'x * 5 + 3';

@@ -6,7 +6,12 @@ import { readdir } from 'node:fs/promises';
 import { expect } from 'vitest';
 import { DeltaimgError } from '../../src/util/errors.js';
 
-export async function expectApplyRefused(promise: Promise<unknown>, code: DeltaimgError['code'], out: string, parent: string): Promise<string> {
+export async function expectApplyRefused(
+  promise: Promise<unknown>,
+  code: DeltaimgError['code'],
+  out: string,
+  parent: string,
+): Promise<string> {
   const err = await promise.then(
     () => undefined,
     (e: unknown) => e,

@@ -64,17 +64,39 @@ export function docker25Form(save: ClassicSave, name: string): { files: Map<stri
   const config = blob(files, save.config);
   const layers = save.layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...blob(files, l) }));
   const manifestBytes = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers }, null, 2),
+    JSON.stringify(
+      {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers,
+      },
+      null,
+      2,
+    ),
   );
   const manifest = blob(files, manifestBytes);
   const tag = name.split(':').pop()!;
   const index = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'io.containerd.image.name': `docker.io/library/${name}`, 'org.opencontainers.image.ref.name': tag } }],
+    manifests: [
+      {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        ...manifest,
+        annotations: { 'io.containerd.image.name': `docker.io/library/${name}`, 'org.opencontainers.image.ref.name': tag },
+      },
+    ],
   };
   files.set('index.json', Buffer.from(JSON.stringify(index)));
-  files.set('manifest.json', Buffer.from(JSON.stringify([{ Config: `blobs/sha256/${hex(config.digest)}`, RepoTags: [name], Layers: layers.map((l) => `blobs/sha256/${hex(l.digest)}`) }])));
+  files.set(
+    'manifest.json',
+    Buffer.from(
+      JSON.stringify([
+        { Config: `blobs/sha256/${hex(config.digest)}`, RepoTags: [name], Layers: layers.map((l) => `blobs/sha256/${hex(l.digest)}`) },
+      ]),
+    ),
+  );
   return { files, manifestDigest: manifest.digest };
 }
 
@@ -102,10 +124,23 @@ export async function twoPlatformLayout(save: ClassicSave): Promise<TwoPlatformL
     zst.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', ...blob(files, Buffer.from(z)) });
   }
   const manifestOf = (config: Buffer, layers: typeof gz) =>
-    blob(files, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...blob(files, config) }, layers })));
+    blob(
+      files,
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...blob(files, config) },
+          layers,
+        }),
+      ),
+    );
   const amd = manifestOf(save.config, gz);
   const arm = manifestOf(armConfig, zst);
-  const attestation = manifestOf(Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', rootfs: { type: 'layers', diff_ids: [] } })), []);
+  const attestation = manifestOf(
+    Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', rootfs: { type: 'layers', diff_ids: [] } })),
+    [],
+  );
   const mt = 'application/vnd.oci.image.manifest.v1+json';
   const nested = blob(
     files,
@@ -116,16 +151,37 @@ export async function twoPlatformLayout(save: ClassicSave): Promise<TwoPlatformL
         manifests: [
           { mediaType: mt, ...amd, platform: { os: 'linux', architecture: 'amd64' } },
           { mediaType: mt, ...arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-          { mediaType: mt, ...attestation, platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } },
+          {
+            mediaType: mt,
+            ...attestation,
+            platform: { os: 'unknown', architecture: 'unknown' },
+            annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+          },
         ],
       }),
     ),
   );
   files.set(
     'index.json',
-    Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', ...nested, annotations: { 'org.opencontainers.image.ref.name': 'multi' } }] })),
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.index.v1+json',
+            ...nested,
+            annotations: { 'org.opencontainers.image.ref.name': 'multi' },
+          },
+        ],
+      }),
+    ),
   );
-  return { files, amd64: { config: sha(save.config), manifest: amd.digest }, arm64: { config: sha(armConfig), manifest: arm.digest }, indexDigest: nested.digest };
+  return {
+    files,
+    amd64: { config: sha(save.config), manifest: amd.digest },
+    arm64: { config: sha(armConfig), manifest: arm.digest },
+    indexDigest: nested.digest,
+  };
 }
 
 export interface LayerBlob {
@@ -162,7 +218,10 @@ export function singleImageLayout(
       }),
     ),
   );
-  const index = { schemaVersion: 2, manifests: [{ mediaType: types.manifest, ...manifest, annotations: { 'org.opencontainers.image.ref.name': ref } }] };
+  const index = {
+    schemaVersion: 2,
+    manifests: [{ mediaType: types.manifest, ...manifest, annotations: { 'org.opencontainers.image.ref.name': ref } }],
+  };
   files.set('index.json', Buffer.from(JSON.stringify(index)));
   return { files, manifestDigest: manifest.digest };
 }
@@ -206,6 +265,9 @@ export function multiPlatformLayout(images: PlatformImage[]): { files: Map<strin
     );
     return { mediaType: mt, ...manifest, platform: img.platform };
   });
-  files.set('index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries })));
+  files.set(
+    'index.json',
+    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries })),
+  );
   return { files, manifestDigests: entries.map((e) => e.digest) };
 }

@@ -15,7 +15,15 @@ async function layerTar(entries: Entry[]): Promise<Buffer> {
   for (const e of entries) {
     const type = e.type ?? 'file';
     pack.entry(
-      { name: e.name, type, mode: type === 'directory' ? 0o755 : 0o644, mtime: new Date(1_700_000_000_000), uid: 0, gid: 0, ...(e.linkname ? { linkname: e.linkname } : {}) },
+      {
+        name: e.name,
+        type,
+        mode: type === 'directory' ? 0o755 : 0o644,
+        mtime: new Date(1_700_000_000_000),
+        uid: 0,
+        gid: 0,
+        ...(e.linkname ? { linkname: e.linkname } : {}),
+      },
       type === 'file' ? Buffer.from(e.data ?? '') : undefined,
     );
   }
@@ -28,7 +36,14 @@ async function layerTar(entries: Entry[]): Promise<Buffer> {
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 function config(layers: Buffer[]): Buffer {
-  return Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/usr/bin:/bin'] }, rootfs: { type: 'layers', diff_ids: layers.map(sha) } }));
+  return Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Env: ['PATH=/usr/bin:/bin'] },
+      rootfs: { type: 'layers', diff_ids: layers.map(sha) },
+    }),
+  );
 }
 
 /** Deterministic pseudo-random bytes (a seed string, a length). */
@@ -63,7 +78,10 @@ export async function smallImagePair(dir: string): Promise<{ aTar: string; bTar:
     { name: 'usr/bin/new', data: seededBytes('new', 30_000) },
     { name: 'usr/bin/link', type: 'symlink', linkname: 'tool' },
   ]);
-  const bExtra = await layerTar([{ name: 'opt/', type: 'directory' }, { name: 'opt/notes.txt', data: conf(3) }]);
+  const bExtra = await layerTar([
+    { name: 'opt/', type: 'directory' },
+    { name: 'opt/notes.txt', data: conf(3) },
+  ]);
   const aTar = join(dir, 'a.tar');
   const bTar = join(dir, 'b.tar');
   await writeTar(aTar, classicArchive(config([aLayer]), [aLayer], 'deltaimg-test/small-a:1'));

@@ -45,9 +45,7 @@ export const ODD_NAMES = {
 } as const;
 
 /** A long path (~2.9 KB, 12 components of 240 bytes) ending in a file. */
-export const LONG_PATH = rp(
-  Array.from({ length: 12 }, (_, i) => `${String.fromCharCode(97 + i)}`.repeat(240)).join('/') + '/deep-file',
-);
+export const LONG_PATH = rp(Array.from({ length: 12 }, (_, i) => `${String.fromCharCode(97 + i)}`.repeat(240)).join('/') + '/deep-file');
 
 // ---------------------------------------------------------------------------------------
 // Content
@@ -76,7 +74,10 @@ export function binaryLike(seed: number, size: number): Buffer {
   let total = 0;
   for (let i = 0; total < size; i++) {
     const n = 8 + (noise[i % size]! % 56);
-    const part = i % 3 === 0 ? Buffer.from(`${WORDS[noise[(i * 7) % size]! % WORDS.length]}\0`) : noise.subarray(total % (size - 64), (total % (size - 64)) + n);
+    const part =
+      i % 3 === 0
+        ? Buffer.from(`${WORDS[noise[(i * 7) % size]! % WORDS.length]}\0`)
+        : noise.subarray(total % (size - 64), (total % (size - 64)) + n);
     parts.push(part);
     total += part.length;
   }
@@ -93,7 +94,9 @@ export function editedBinary(original: Buffer, seed: number): Buffer {
 
 function text(lines: number, seed: number): string {
   const rnd = pseudoRandomBytes(seed, lines * 4);
-  return Array.from({ length: lines }, (_, i) => `line ${i}: ${WORDS[rnd[i * 4]! % WORDS.length]} ${rnd.readUInt16LE(i * 4 + 1)}\n`).join('');
+  return Array.from({ length: lines }, (_, i) => `line ${i}: ${WORDS[rnd[i * 4]! % WORDS.length]} ${rnd.readUInt16LE(i * 4 + 1)}\n`).join(
+    '',
+  );
 }
 
 /** A deterministic mtime for a path (ns precision, spread over 2019-2025). */
@@ -223,7 +226,8 @@ export async function makeRichTree(dir: string, opts: TreeOptions = {}): Promise
 }
 
 async function makeSystemDirs(t: TreeBuilder): Promise<void> {
-  for (const d of ['etc', 'usr/bin', 'usr/lib/x86_64-linux-gnu', 'usr/share/doc', 'var/empty', 'var/cache/apt', 'dev', 'run', 'home']) await t.dir(d);
+  for (const d of ['etc', 'usr/bin', 'usr/lib/x86_64-linux-gnu', 'usr/share/doc', 'var/empty', 'var/cache/apt', 'dev', 'run', 'home'])
+    await t.dir(d);
   await t.dir('tmp', 0o1777);
   await t.symlink('bin', 'usr/bin');
   await t.symlink('lib64', 'usr/lib64');

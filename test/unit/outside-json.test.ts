@@ -8,7 +8,13 @@ import { imageInfoFromInspect, pickConfig } from '../../src/docker/image.js';
 import { DeltaimgError } from '../../src/util/errors.js';
 
 const ID = `sha256:${'a'.repeat(64)}`;
-const good = { Id: ID, Os: 'linux', Architecture: 'amd64', RootFS: { Type: 'layers', Layers: [ID] }, Config: { Env: ['A=1'], Cmd: ['sh'], Labels: { x: 'y' }, Healthcheck: { Test: ['CMD', 'true'], Interval: 5e9 } } };
+const good = {
+  Id: ID,
+  Os: 'linux',
+  Architecture: 'amd64',
+  RootFS: { Type: 'layers', Layers: [ID] },
+  Config: { Env: ['A=1'], Cmd: ['sh'], Labels: { x: 'y' }, Healthcheck: { Test: ['CMD', 'true'], Interval: 5e9 } },
+};
 
 describe('docker image inspect, validated where it enters', () => {
   it('keeps the fields of a well-formed inspect', () => {
@@ -23,11 +29,19 @@ describe('docker image inspect, validated where it enters', () => {
   });
 
   const cases: [string, unknown, RegExp][] = [
-    ['Env a string', { ...good, Config: { Env: 'A=1' } }, /docker image inspect app:1: field Config\.Env is the string "A=1", not an array/],
+    [
+      'Env a string',
+      { ...good, Config: { Env: 'A=1' } },
+      /docker image inspect app:1: field Config\.Env is the string "A=1", not an array/,
+    ],
     ['a label value a number', { ...good, Config: { Labels: { x: 1 } } }, /field Config\.Labels\["x"\] is the number 1, not a string/],
     ['Id not a digest', { ...good, Id: 'abc' }, /field Id is "abc", not of the expected form/],
     ['RootFS.Layers an object', { ...good, RootFS: { Layers: {} } }, /field RootFS\.Layers is an object, not an array/],
-    ['Healthcheck.Retries negative', { ...good, Config: { Healthcheck: { Retries: -1 } } }, /field Config\.Healthcheck\.Retries is the number -1/],
+    [
+      'Healthcheck.Retries negative',
+      { ...good, Config: { Healthcheck: { Retries: -1 } } },
+      /field Config\.Healthcheck\.Retries is the number -1/,
+    ],
     ['the element not an object', 'text', /docker image inspect app:1: is the string "text", not an object/],
   ];
   for (const [name, raw, message] of cases) {
@@ -44,6 +58,8 @@ describe('docker image inspect, validated where it enters', () => {
   }
 
   it('pickConfig drops empty fields and unknown ones, as before', () => {
-    expect(pickConfig({ Env: null, Cmd: ['x'], WorkingDir: '', Labels: {}, Volumes: null, Hostname: 'h', Entrypoint: null, Healthcheck: {} })).toEqual({ Cmd: ['x'] });
+    expect(
+      pickConfig({ Env: null, Cmd: ['x'], WorkingDir: '', Labels: {}, Volumes: null, Hostname: 'h', Entrypoint: null, Healthcheck: {} }),
+    ).toEqual({ Cmd: ['x'] });
   });
 });

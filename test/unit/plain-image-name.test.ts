@@ -3,10 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { isPlainImageName, parseImageRef } from '../../src/image/ref.js';
 
 describe('isPlainImageName', () => {
-  it.each(['app:1', 'app:1-to-2', 'library/debian:12.5', 'registry.example/app:2', 'localhost:5000/team/app:v1.2_rc', `app@sha256:${'a'.repeat(64)}`])(
-    '%s is a plain image name',
-    (name) => expect(isPlainImageName(name)).toBe(true),
-  );
+  it.each([
+    'app:1',
+    'app:1-to-2',
+    'library/debian:12.5',
+    'registry.example/app:2',
+    'localhost:5000/team/app:v1.2_rc',
+    `app@sha256:${'a'.repeat(64)}`,
+  ])('%s is a plain image name', (name) => expect(isPlainImageName(name)).toBe(true));
 
   it.each([
     'app', // no tag: more likely a file

@@ -185,7 +185,9 @@ describe('the archive index reads through the codec', () => {
   it('a bad checksum, a malformed pax header and an unreadable size are refused in one line naming the archive', async () => {
     const damaged = block({ name: 'f' });
     damaged[0] = 0x67;
-    await expect(indexTar(await archive('bad-sum.tar', damaged))).rejects.toThrow(/bad-sum.tar is not a tar archive or is damaged \(bad header checksum at byte 0\)/);
+    await expect(indexTar(await archive('bad-sum.tar', damaged))).rejects.toThrow(
+      /bad-sum.tar is not a tar archive or is damaged \(bad header checksum at byte 0\)/,
+    );
     const badPax = await archive('bad-pax.tar', member({ name: 'x', typeflag: 'x' }, Buffer.from('7 pa\n')), member({ name: 'f' }));
     await expect(indexTar(badPax)).rejects.toThrow(/bad-pax.tar: malformed PAX header for entry x/);
     const badSize = await archive('bad-size.tar', block({ name: 'f', size: Buffer.from('12x45670000\0') }));
