@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bsdiffDecode, bsdiffEncode } from '../src/bsdiff/index.js';
-import { applyDelta } from '../src/delta/apply.js';
+import { applyDelta, loadRecords } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
-import { readEntries } from '../src/delta/entries-file.js';
 import { decodeTransformedFile, encodeTransformed, exeTransformFor } from '../src/delta/exe-codec.js';
 import { ENTRIES_FILE, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
 import { readHeader } from '../src/delta/header.js';
@@ -60,11 +59,8 @@ async function treesFor(arch: 'x86-64' | 'arm64'): Promise<{ a: string; b: strin
   return { a, b };
 }
 
-async function records(delta: string): Promise<DeltaRecord[]> {
-  const header = await readHeader(delta);
-  const out: DeltaRecord[] = [];
-  for await (const r of readEntries(join(delta, ENTRIES_FILE), header.entries)) out.push(r);
-  return out;
+async function records(src: string, delta: string): Promise<DeltaRecord[]> {
+  return (await loadRecords(src, delta, await readHeader(delta))).records;
 }
 
 function progRecord(rs: DeltaRecord[]): FileRecord {
@@ -89,7 +85,7 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
   });
 
   it('ships it as bsdiff through the transform, smaller than plain bsdiff, restored exactly', async () => {
-    const rs = await records(delta);
+    const rs = await records(a, delta);
     const c = progRecord(rs).content;
     expect(c.op).toBe('bsdiff');
     if (c.op !== 'bsdiff') return;
@@ -98,8 +94,8 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
     const kept = 'blob' in c.payload ? (await stat(join(delta, 'blobs', c.payload.blob))).size : c.payload.inline.length;
     expect(kept).toBeLessThan(plain.bytes);
     const header = await readHeader(delta);
-    expect(header.version).toBe(2);
-    expect(header.minReaderVersion).toBe(2);
+    expect(header.version).toBe(3);
+    expect(header.minReaderVersion).toBe(3);
     const out = join(work, `${arch}-out`);
     await applyDelta(a, delta, out, { pool });
     const [want, got] = await Promise.all([scanTree(b, { hash: true }), scanTree(out, { hash: true })]);
@@ -126,7 +122,7 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
   });
 
   it('refuses hostile transform parameters in a crafted delta, writing nothing', async () => {
-    const rs = await records(delta);
+    const rs = await records(a, delta);
     const prog = progRecord(rs);
     if (prog.content.op !== 'bsdiff' || !prog.content.exe) throw new Error('expected a transformed bsdiff');
     const exe = prog.content.exe;
@@ -165,7 +161,8 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
       const patched = text
         .split('\n')
         .map((line) => {
-          if (!line.includes('"usr/bin/prog"')) return line;
+          // The line of usr/bin/prog: a changed file at its source path, written without its path (v3).
+          if (!line.includes('"op":"bsdiff"')) return line;
           const o = JSON.parse(line);
           o.content.exe = hostile;
           return JSON.stringify(o);
@@ -183,16 +180,16 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
   });
 });
 
-it('a delta without transformed executables stays readable by version 1 readers', async () => {
+it('a delta with whole records and without transformed executables stays readable by version 1 readers', async () => {
   const a = join(work, 'text-a');
   const b = join(work, 'text-b');
   await mkdir(a);
   await mkdir(b);
   await writeFile(join(a, 'f'), 'one\n'.repeat(1000));
   await writeFile(join(b, 'f'), 'one\n'.repeat(999) + 'two\n');
-  await diffTrees(a, b, join(work, 'text-delta'), { pool });
+  await diffTrees(a, b, join(work, 'text-delta'), { pool, wholeRecords: true });
   const header = await readHeader(join(work, 'text-delta'));
-  expect(header.version).toBe(2);
+  expect(header.version).toBe(3);
   expect(header.minReaderVersion).toBe(1);
 });
 
@@ -207,6 +204,6 @@ async function craftRaw(delta: string, text: string): Promise<void> {
   const header = JSON.parse(await readFile(join(delta, 'deltaimg.json'), 'utf8'));
   header.entries.sha256 = createHash('sha256').update(compressed).digest('hex');
   header.entries.rawBytes = Buffer.byteLength(text);
-  header.minReaderVersion = 2;
+  header.minReaderVersion = 3;
   await writeFile(join(delta, 'deltaimg.json'), JSON.stringify(header));
 }

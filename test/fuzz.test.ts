@@ -17,11 +17,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyDelta } from '../src/delta/apply.js';
+import { applyDelta, loadRecords } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
-import { TreeDigest } from '../src/delta/digest.js';
+import { DirDigests, TreeDigest } from '../src/delta/digest.js';
 import { ENTRIES_FILE, HEADER_FILE, type DeltaRecord } from '../src/delta/format.js';
-import { decodeRecord } from '../src/delta/records.js';
+import { RunsDecoder } from '../src/delta/runs.js';
+import type { Entry } from '../src/tree/entry.js';
 import { bsdiffDecodeInMemory, bsdiffEncode } from '../src/bsdiff/index.js';
 import { parseImageRef } from '../src/image/ref.js';
 import { applyImageDelta, diffImages, verifyImage } from '../src/imagedelta/index.js';
@@ -126,6 +127,11 @@ const RECORD_FIELDS = [
   'major',
   'minor',
   'content',
+  // Format v3 (runs): an mtime as a difference, runs of kept and dropped source entries, directory digests.
+  'dt',
+  'keep',
+  'drop',
+  'dirs',
 ];
 const CONTENT_FIELDS = ['op', 'from', 'fromSha256', 'blob', 'inline', 'brotli', 'segmented'];
 
@@ -211,6 +217,9 @@ describe('tree deltas', () => {
   let expectedDigest: string;
   /** Full sha256 by 16-digit prefix, to recompute the digest of records that hold only prefixes. */
   const fullSha = new Map<string, string>();
+  /** The source's entries (as apply scans them) and its files' sha256 by path: what kept entries take. */
+  let srcEntries: Entry[];
+  const srcSha = new Map<string, string>();
 
   beforeAll(async () => {
     src = join(work, 'tree-a');
@@ -221,12 +230,11 @@ describe('tree deltas', () => {
     expectedDigest = header.target.treeSha256;
     for (const e of (await scanTree(dst, { hash: true })).entries)
       if (e.kind === 'file' && e.sha256) fullSha.set(e.sha256.slice(0, 16), e.sha256);
+    srcEntries = (await scanTree(src, { hash: true })).entries;
+    for (const e of srcEntries) if (e.kind === 'file' && e.sha256) srcSha.set(e.path, e.sha256);
     // The cases reach every decoder only if the delta uses every content op.
-    const lines = brotliDecompressSync(readFileSync(join(delta, ENTRIES_FILE)))
-      .toString('utf8')
-      .split('\n')
-      .filter(Boolean);
-    const ops = new Set(lines.map((l, i) => decodeRecord(l, i + 1)).flatMap((rec) => (rec.kind === 'file' ? [rec.content.op] : [])));
+    const { records } = await loadRecords(src, delta, header);
+    const ops = new Set(records.flatMap((rec) => (rec.kind === 'file' ? [rec.content.op] : [])));
     expect([...ops].sort()).toEqual(['brotli', 'bsdiff', 'copy', 'raw', 'same', 'vcdiff']);
   }, 120_000);
 
@@ -293,25 +301,35 @@ describe('tree deltas', () => {
 
   /**
    * Rewrites the entries file after `edit` changed its JSON lines, with every checksum recomputed
-   * (entries sha256, rawBytes, count and the target tree digest, where the records still decode).
+   * (entries sha256, rawBytes, count, and where the lines still expand against the source, the
+   * target tree digest and the directory digests line).
    */
-  function recompute(dir: string, lines: string[]): string {
+  function recompute(dir: string, edited: string[]): string {
+    const header = JSON.parse(readFileSync(join(dir, HEADER_FILE), 'utf8'));
+    let lines = edited;
+    try {
+      const decoder = new RunsDecoder(srcEntries, src);
+      const records: DeltaRecord[] = [];
+      edited.filter((l) => !l.startsWith('{"dirs"')).forEach((l, i) => decoder.decode(l, i + 1, (rec) => records.push(rec)));
+      decoder.finish();
+      const digest = new TreeDigest();
+      const dirs = new DirDigests();
+      for (const rec of records) {
+        if (rec.kind === 'file' && rec.sha256 === '') rec.sha256 = srcSha.get(rec.path) ?? '';
+        if (rec.kind === 'file' && rec.sha256.length === 16) rec.sha256 = fullSha.get(rec.sha256) ?? rec.sha256;
+        digest.add(rec);
+        dirs.add(rec);
+      }
+      header.target.treeSha256 = digest.digest();
+      const dirsLine = JSON.stringify({ dirs: Buffer.concat(dirs.digests().map((d) => d.digest)).toString('hex') });
+      lines = [...edited.filter((l) => !l.startsWith('{"dirs"')), dirsLine];
+    } catch {
+      // Lines that do not expand: apply refuses them before the digests matter.
+    }
     const text = Buffer.from(lines.map((l) => `${l}\n`).join(''));
     const stored = brotliCompressSync(text);
     writeFileSync(join(dir, ENTRIES_FILE), stored);
-    const header = JSON.parse(readFileSync(join(dir, HEADER_FILE), 'utf8'));
     header.entries = { ...header.entries, sha256: sha(stored), rawBytes: text.length, count: lines.length };
-    const digest = new TreeDigest();
-    try {
-      lines.forEach((l, i) => {
-        const rec: DeltaRecord = decodeRecord(l, i + 1);
-        if (rec.kind === 'file' && rec.sha256.length === 16) rec.sha256 = fullSha.get(rec.sha256) ?? rec.sha256;
-        digest.add(rec);
-      });
-      header.target.treeSha256 = digest.digest();
-    } catch {
-      // A record that does not decode: apply refuses it before the digest matters.
-    }
     writeFileSync(join(dir, HEADER_FILE), JSON.stringify(header));
     return header.target.treeSha256;
   }

@@ -41,6 +41,10 @@ export function registerTreeCommands(program: Command): void {
       'memory budget, e.g. 800M or 2G (default: a quarter of the machine, at most 1G); large files are diffed in segments within it',
       parseMemorySize,
     )
+    .option(
+      '--whole-records',
+      'one whole record per entry (format v2 coding): larger, but apply then takes only file contents from SRC_ROOT, not metadata, and deltaimg before v3 reads it',
+    )
     .option('--annotations-json <JSON>', 'JSON stored verbatim in the delta header (used by the Docker workflow)')
     .option('--json', 'print a machine-readable summary on stdout')
     .option('-q, --quiet', 'no progress and no summary on stderr')
@@ -50,23 +54,32 @@ export function registerTreeCommands(program: Command): void {
       '\nExamples:\n' +
         '  deltaimg diff ./v1 ./v2 --out ./v1-to-v2\n' +
         '  deltaimg diff /__src__ /__dst__ --out /__delta__ --json > report.json\n' +
-        '\nThe delta is written to a temp dir beside DELTA_DIR and renamed into place when complete.',
+        '\nThe delta is written to a temp dir beside DELTA_DIR and renamed into place when complete. Entries\n' +
+        'that equal SRC_ROOT cost nothing in it: apply takes them, with their metadata, from SRC_ROOT, which\n' +
+        'must then be the base as it was (a copy made with `cp -a`, not `cp -r`), or use --whole-records.',
     )
-    .action(async (src: string, dst: string, opts: OutputFlags & { out: string; annotationsJson?: string; memory?: number }) => {
-      await requireNativeAddon();
-      // Loaded on use, so other verbs (e.g. `vcdiff`) do not pay for them in time and memory.
-      const { diffTrees } = await import('../delta/diff.js');
-      const { savedLine, summarize } = await import('../delta/summary.js');
-      const progress = createProgress({ quiet: opts.quiet, mode: opts.progress });
-      const header = await diffTrees(src, dst, opts.out, {
-        progress,
-        annotations: parseAnnotations(opts.annotationsJson),
-        toolVersion: toolVersion(),
-        ...(opts.memory ? { memoryBytes: opts.memory } : {}),
-      });
-      if (opts.json) printJson({ delta: opts.out, ...summarize(header) });
-      if (!opts.quiet) process.stderr.write(`deltaimg: ${savedLine(header)}\n`);
-    });
+    .action(
+      async (
+        src: string,
+        dst: string,
+        opts: OutputFlags & { out: string; annotationsJson?: string; memory?: number; wholeRecords?: boolean },
+      ) => {
+        await requireNativeAddon();
+        // Loaded on use, so other verbs (e.g. `vcdiff`) do not pay for them in time and memory.
+        const { diffTrees } = await import('../delta/diff.js');
+        const { savedLine, summarize } = await import('../delta/summary.js');
+        const progress = createProgress({ quiet: opts.quiet, mode: opts.progress });
+        const header = await diffTrees(src, dst, opts.out, {
+          progress,
+          annotations: parseAnnotations(opts.annotationsJson),
+          toolVersion: toolVersion(),
+          ...(opts.memory ? { memoryBytes: opts.memory } : {}),
+          ...(opts.wholeRecords ? { wholeRecords: true } : {}),
+        });
+        if (opts.json) printJson({ delta: opts.out, ...summarize(header) });
+        if (!opts.quiet) process.stderr.write(`deltaimg: ${savedLine(header)}\n`);
+      },
+    );
 
   program
     .command('apply')

@@ -3,24 +3,26 @@
  * temp dir beside OUT_ROOT, verifies every restored file's sha256, and renames the
  * result into place only when all of it is right.
  */
-import { constants as fsc, createReadStream, mkdirSync, symlinkSync } from 'node:fs';
+import { constants as fsc, createReadStream, mkdirSync, realpathSync, symlinkSync } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
 import { copyFile, lstat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
-import { displayPath, toFsPath } from '../tree/paths.js';
+import { displayPath, relPathFromUtf8, toFsPath } from '../tree/paths.js';
+import { scanTree } from '../tree/scan.js';
 import { createNode } from '../tree/write.js';
 import { bsdiffDecode, BSDIFF_DECODE_MEMORY } from '../bsdiff/index.js';
 import { MAX_WINDOW, vcdiffDecodeMemory, VcdiffPool } from '../vcdiff/index.js';
 import { buildDirAtomically, makeScratchDir } from '../util/atomic-output.js';
 import { vcdiffMaxBytes } from '../util/byte-limit.js';
-import { DeltaimgError, ioError } from '../util/errors.js';
+import { DeltaimgError, ioError, isDeltaimgError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
 import { formatBytes, silentProgress, type Progress } from '../util/progress.js';
-import { TreeDigest } from './digest.js';
-import { readEntries } from './entries-file.js';
+import { DirDigests, TreeDigest } from './digest.js';
+import { readEntries, readEntryLines } from './entries-file.js';
+import { RunsDecoder } from './runs.js';
 import {
   copyFilesNative,
   restoreFile,
@@ -66,7 +68,7 @@ export async function applyDelta(srcRoot: string, deltaDir: string, outRoot: str
   const header = await readHeader(deltaDir);
   const memoryBytes = opts.memoryBytes ?? defaultMemoryBudget();
   admitRecords(header, memoryBytes, deltaDir);
-  const records = await loadRecords(deltaDir, header);
+  const { records, dirDigests } = await loadRecords(srcRoot, deltaDir, header);
   enforcePolicy(records, opts.policy ?? PERMISSIVE, deltaDir);
   const progress = opts.progress ?? silentProgress;
   const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
@@ -79,7 +81,7 @@ export async function applyDelta(srcRoot: string, deltaDir: string, outRoot: str
     return await buildDirAtomically(outRoot, async (work) => {
       const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch.path), pool, progress, budget);
       await restorer.restore(records);
-      verifyTargetDigest(records, header, srcRoot);
+      verifyTargetDigest(records, header, srcRoot, dirDigests);
       verifyOnDisk(work, records, restorer.report);
       const privileged = countPrivileged(records, restorer.report);
       return { header, entries: records.length, files: restorer.files, bytes: restorer.bytes, report: restorer.report, privileged };
@@ -99,7 +101,8 @@ export async function applyDelta(srcRoot: string, deltaDir: string, outRoot: str
  * 2 MB delta cannot make apply take gigabytes.
  */
 function admitRecords(header: DeltaHeader, memoryBytes: number, deltaDir: string): void {
-  const needs = header.entries.count * RECORD_OVERHEAD_BYTES + header.entries.rawBytes * 2;
+  // A v3 entries file has fewer lines than the target has entries: its unchanged ones come from SRC.
+  const needs = Math.max(header.entries.count, header.target.entries) * RECORD_OVERHEAD_BYTES + header.entries.rawBytes * 2;
   if (needs > memoryBytes) {
     throw new DeltaimgError(
       'POLICY',
@@ -111,24 +114,90 @@ function admitRecords(header: DeltaHeader, memoryBytes: number, deltaDir: string
 
 const RECORD_OVERHEAD_BYTES = 400;
 
-/** All records, structurally checked. */
-async function loadRecords(deltaDir: string, header: DeltaHeader): Promise<DeltaRecord[]> {
+/**
+ * All records, structurally checked. A v3 (`runs`) entries file is expanded against a scan of
+ * SRC (without the delta itself when it lies inside SRC, as in the Docker workflow); it also
+ * gives the per-directory digests checked at the end.
+ */
+export async function loadRecords(
+  srcRoot: string,
+  deltaDir: string,
+  header: DeltaHeader,
+): Promise<{ records: DeltaRecord[]; dirDigests?: Buffer[] }> {
   const checker = new RecordChecker();
   const records: DeltaRecord[] = [];
-  for await (const r of readEntries(join(deltaDir, header.entries.file), header.entries)) {
+  const add = (r: DeltaRecord) => {
     checker.check(r);
     records.push(r);
+  };
+  const file = join(deltaDir, header.entries.file);
+  if (header.entries.coding === 'records') {
+    for await (const r of readEntries(file, header.entries)) add(r);
+    return { records };
   }
-  return records;
+  const source = await scanTree(srcRoot, { skip: deltaInside(srcRoot, deltaDir) });
+  const decoder = new RunsDecoder(source.entries, srcRoot);
+  // A path taken from SRC that breaks the tree's structure (its parent dropped, out of order)
+  // means the runs no longer line up with SRC: an entry added or missing before it.
+  const addFromRuns = (r: DeltaRecord, fromSource: boolean) => {
+    try {
+      add(r);
+    } catch (err) {
+      if (!fromSource || !isDeltaimgError(err) || err.code !== 'HOSTILE_PATH') throw err;
+      throw new DeltaimgError(
+        'WRONG_SOURCE',
+        `${srcRoot} does not match the delta's base at ${displayPath(r.path) || '/'} (an entry the base did not have was added ` +
+          `before it, or one it had is missing); apply the delta to the tree it was made from`,
+      );
+    }
+  };
+  for await (const { text, line } of readEntryLines(file, header.entries)) decoder.decode(text, line, addFromRuns);
+  return { records, dirDigests: decoder.finish() };
+}
+
+/** The delta directory's path below SRC, when it lies there: left out of the source. */
+function deltaInside(srcRoot: string, deltaDir: string): Set<RelPath> | undefined {
+  let rel: string;
+  try {
+    rel = relative(realpathSync(srcRoot), realpathSync(deltaDir));
+  } catch {
+    return undefined;
+  }
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return undefined;
+  return new Set([relPathFromUtf8(rel.split(sep).join('/'))]);
 }
 
 /**
  * The last check before OUT_ROOT appears: the restored tree (with the full sha256 of every
  * file, including those copied from the source) must have the digest the delta was made for.
+ * With directory digests (v3) the first directory that differs is named: where SRC is not the
+ * delta's base (a file's bytes or an entry's metadata taken from SRC differ).
  */
-function verifyTargetDigest(records: readonly DeltaRecord[], header: DeltaHeader, srcRoot: string): void {
+function verifyTargetDigest(records: readonly DeltaRecord[], header: DeltaHeader, srcRoot: string, dirDigests?: Buffer[]): void {
   const digest = new TreeDigest();
-  for (const r of records) digest.add(r);
+  const dirs = new DirDigests();
+  for (const r of records) {
+    digest.add(r);
+    if (dirDigests) dirs.add(r);
+  }
+  if (dirDigests) {
+    const restored = dirs.digests();
+    if (restored.length !== dirDigests.length) {
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `the delta holds ${dirDigests.length} directory digests for ${restored.length} directories; the delta is damaged, make it again`,
+      );
+    }
+    const differs = restored.filter((d, i) => !d.digest.equals(dirDigests[i]!));
+    if (differs.length > 0) {
+      const others = differs.length > 1 ? ` and ${differs.length - 1} other director${differs.length > 2 ? 'ies' : 'y'}` : '';
+      throw new DeltaimgError(
+        'WRONG_SOURCE',
+        `the tree rebuilt from ${srcRoot} differs from the delta's target in directory ${displayPath(differs[0]!.path) || '/'}${others} ` +
+          `(entries' bytes or metadata taken from the source are not the base's); apply the delta to the tree or image it was made from`,
+      );
+    }
+  }
   if (digest.digest() !== header.target.treeSha256) {
     throw new DeltaimgError(
       'WRONG_SOURCE',

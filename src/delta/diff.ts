@@ -31,7 +31,7 @@ import { Limiter } from '../util/limiter.js';
 import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import type { PairTransform } from '../exefilter/index.js';
-import { TreeDigest } from './digest.js';
+import { DirDigests, TreeDigest } from './digest.js';
 import { encodeTransformed, exeTransformFor, type ExeFiles } from './exe-codec.js';
 import { createEntriesWriter } from './entries-file.js';
 import { brotliFile, brotliMemory } from './file-codecs.js';
@@ -43,16 +43,19 @@ import {
   BASE_READER_VERSION,
   HEADER_FILE,
   readerVersionOf,
+  RUNS_READER_VERSION,
   type ContentOp,
   type ContentOpName,
   type DeltaHeader,
   type DeltaRecord,
   type DeltaStats,
+  type EntriesCoding,
   type GzipInner,
   type Payload,
   emptyStats,
 } from './format.js';
 import { INLINE_MAX_BYTES, PayloadWriter } from './payload-store.js';
+import { RunsEncoder } from './runs.js';
 import { SourceIndex } from './source-index.js';
 import { TopList } from './top-list.js';
 import { brotliBest, GZIP_MEMBER_MAX_BYTES, GZIP_MEMBER_MEMORY, gunzipBounded, isGzip, recipeFor } from './gzip-member.js';
@@ -76,6 +79,14 @@ export interface DiffOptions {
    * should be made with recycleBytes: idleWorkerShare(memoryBytes).
    */
   memoryBytes?: number;
+  /**
+   * One whole record per target entry (the v1/v2 coding), instead of the v3 coding against the
+   * source's listing (unchanged entries cost nothing, metadata is coded as its difference, so
+   * apply takes them from SRC_ROOT and needs its metadata to be the base's). For a source whose
+   * metadata is not reproduced where the delta is applied (an image's root extracted for
+   * `image diff`: extraction times, no owners), or for receivers with a deltaimg older than v3.
+   */
+  wholeRecords?: boolean;
 }
 
 /** A VCDIFF this much smaller than the file is kept without trying whole-file compression. */
@@ -165,12 +176,17 @@ async function writeDelta(
   pending.forEach((p) => p.catch(() => {}));
   const writer = createEntriesWriter(join(work, ENTRIES_FILE));
   const digest = new TreeDigest();
-  let minReaderVersion = BASE_READER_VERSION;
+  const coding: EntriesCoding = opts.wholeRecords ? 'records' : 'runs';
+  const runs = coding === 'runs' ? new RunsEncoder(src.entries, (line) => writer.writeLine(line)) : undefined;
+  const dirs = new DirDigests();
+  let minReaderVersion = runs ? RUNS_READER_VERSION : BASE_READER_VERSION;
   try {
     for (const p of pending) {
       const { record, payloadBytes } = await p;
-      await writer.write(record);
+      if (runs) await runs.add(record);
+      else await writer.write(record);
       digest.add(record);
+      if (runs) dirs.add(record);
       minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
       countRecord(record, encoder.sourceIndex, stats);
       const op = opOf(record);
@@ -182,6 +198,7 @@ async function writeDelta(
   } finally {
     await Promise.allSettled(pending);
   }
+  if (runs) await runs.finish(dirs.digests().map((d) => d.digest));
   const entries = await writer.finish();
   stats.targetFileBytes = totalBytes;
   stats.deleted = countDeleted(src, dst);
@@ -192,7 +209,7 @@ async function writeDelta(
     minReaderVersion,
     tool: `deltaimg ${opts.toolVersion ?? ''}`.trim(),
     created: new Date().toISOString(),
-    entries: { file: ENTRIES_FILE, ...entries },
+    entries: { file: ENTRIES_FILE, ...entries, coding },
     source: { treeSha256: treeDigest(src.entries), entries: src.entries.length },
     target: { treeSha256: digest.digest(), entries: digest.entries },
     stats,

@@ -15,7 +15,10 @@ import type { DeltaRecord } from './format.js';
 import { decodeRecord, encodeRecord } from './records.js';
 
 export interface EntriesWriter {
+  /** A record in the v1/v2 coding (one JSON record per entry). */
   write(record: DeltaRecord): Promise<void>;
+  /** One line of text, whatever the coding (format v3 writes runs, src/delta/runs.ts). */
+  writeLine(text: string): Promise<void>;
   /** Flushes and closes; returns what the header records about the file. */
   finish(): Promise<{ sha256: string; count: number; rawBytes: number }>;
 }
@@ -34,13 +37,15 @@ export function createEntriesWriter(path: string): EntriesWriter {
   done.catch(() => {});
   let count = 0;
   let rawBytes = 0;
+  const writeLine = async (text: string) => {
+    const line = text + '\n';
+    rawBytes += Buffer.byteLength(line);
+    count++;
+    if (!brotli.write(line)) await once(brotli, 'drain');
+  };
   return {
-    async write(record) {
-      const line = encodeRecord(record) + '\n';
-      rawBytes += Buffer.byteLength(line);
-      count++;
-      if (!brotli.write(line)) await once(brotli, 'drain');
-    },
+    write: (record) => writeLine(encodeRecord(record)),
+    writeLine,
     async finish() {
       brotli.end();
       await done.catch((err: unknown) => {
@@ -64,12 +69,20 @@ export async function* readEntries(
   path: string,
   expected: { sha256: string; count: number; rawBytes: number },
 ): AsyncGenerator<DeltaRecord> {
+  for await (const { text, line } of readEntryLines(path, expected)) yield decodeRecord(text, line);
+}
+
+/** The lines of an entries file, numbered from 1, with every check of readEntries but the decoding. */
+export async function* readEntryLines(
+  path: string,
+  expected: { sha256: string; count: number; rawBytes: number },
+): AsyncGenerator<{ text: string; line: number }> {
   const lines = expected.rawBytes <= WHOLE_READ_MAX_BYTES ? wholeLines(path, expected) : streamedLines(path, expected);
   let n = 0;
-  for await (const line of lines) {
+  for await (const text of lines) {
     n++;
     if (n > expected.count) break;
-    yield decodeRecord(line, n);
+    yield { text, line: n };
   }
   if (n !== expected.count) {
     throw new DeltaimgError(

@@ -1,8 +1,9 @@
 /**
- * The on-disk delta format, version 2 (documented in docs/format.md).
+ * The on-disk delta format, version 3 (documented in docs/format.md).
  *
  *   DELTA_DIR/deltaimg.json      header, written last: its presence means the delta is complete
- *   DELTA_DIR/entries.jsonl.br   brotli'd JSON lines, one record per target entry, in path order
+ *   DELTA_DIR/entries.jsonl.br   brotli'd JSON lines in path order: the target as edits of the source
+ *                                listing (v3 `runs`, src/delta/runs.ts), or one record per entry (v1/v2)
  *   DELTA_DIR/blobs/<sha256>     content blobs (VCDIFF, brotli or raw), named by their own sha256
  */
 import type { PairTransform } from '../exefilter/index.js';
@@ -14,12 +15,20 @@ export const FORMAT_NAME = 'deltaimg-delta';
  * could misread a new delta; a delta asks for the newer reader only when it uses what is new
  * (readerVersionOf), so most deltas stay readable by older deltaimgs.
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 /** Every reader reads deltas made only of version 1 records. */
 export const BASE_READER_VERSION = 1;
 export const HEADER_FILE = 'deltaimg.json';
 export const ENTRIES_FILE = 'entries.jsonl.br';
 export const BLOBS_DIR = 'blobs';
+
+/**
+ * How entries.jsonl.br codes the target: `records`, one full record per entry (versions 1 and 2);
+ * `runs` (version 3), the edit of the source's listing, unchanged entries costing nothing.
+ */
+export type EntriesCoding = 'records' | 'runs';
+/** The reader version a `runs` entries file needs: older readers would take its lines for records. */
+export const RUNS_READER_VERSION = 3;
 
 export interface DeltaStats {
   /** Target files whose content sits unchanged at the same source path. */
@@ -67,7 +76,8 @@ export interface DeltaHeader {
   minReaderVersion: number;
   tool: string;
   created: string;
-  entries: { file: string; sha256: string; count: number; rawBytes: number };
+  /** `count` is the number of lines; `coding` is `records` when absent (deltas before version 3). */
+  entries: { file: string; sha256: string; count: number; rawBytes: number; coding: EntriesCoding };
   source: { treeSha256: string; entries: number };
   target: { treeSha256: string; entries: number };
   stats: DeltaStats;

@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { checkReaderVersion, JsonFields, type JsonObject } from '../util/json-input.js';
 import { openRegular } from '../util/regular-file.js';
-import { FORMAT_NAME, FORMAT_VERSION, HEADER_FILE, type ContentOpName, type DeltaHeader, type DeltaStats } from './format.js';
+import {
+  FORMAT_NAME,
+  FORMAT_VERSION,
+  HEADER_FILE,
+  type ContentOpName,
+  type DeltaHeader,
+  type DeltaStats,
+  type EntriesCoding,
+} from './format.js';
 
 /** deltaimg.json is small (annotations hold at most an image config); a bigger one is not ours. */
 const HEADER_MAX_BYTES = 16 * 1024 * 1024;
@@ -67,6 +75,7 @@ export function decodeHeader(json: unknown, f: JsonFields, deltaDir: string): De
       sha256: f.string(entries.sha256, 'entries.sha256', SHA256_HEX),
       count: f.uint(entries.count, 'entries.count'),
       rawBytes: f.uint(entries.rawBytes, 'entries.rawBytes'),
+      coding: entries.coding === undefined ? 'records' : f.oneOf(entries.coding, 'entries.coding', ENTRIES_CODINGS),
     },
     source: treeInfo(f, h.source, 'source'),
     target: treeInfo(f, h.target, 'target'),
@@ -84,6 +93,7 @@ export function decodeHeader(json: unknown, f: JsonFields, deltaDir: string): De
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+const ENTRIES_CODINGS: readonly EntriesCoding[] = ['records', 'runs'];
 const CONTENT_OPS: readonly ContentOpName[] = ['same', 'copy', 'vcdiff', 'bsdiff', 'brotli', 'raw', 'gzip'];
 
 function treeInfo(f: JsonFields, v: unknown, field: string): { treeSha256: string; entries: number } {

@@ -1,10 +1,11 @@
 /**
  * Structural checks on a delta's records before anything is written: safe relative
  * paths, strict path order (no duplicates), every entry's parent a directory of the
- * target, hardlinks pointing at files already listed. Together they make it impossible
+ * target, hardlinks pointing at files already listed (with their metadata). Together they make it impossible
  * for a crafted delta to write outside OUT_ROOT or through a symlink it created.
  */
-import type { RelPath } from '../tree/entry.js';
+import type { Metadata, RelPath } from '../tree/entry.js';
+import { sameMetadata } from '../tree/compare.js';
 import { assertSafeRelPath, displayPath, parentOf } from '../tree/paths.js';
 import { DeltaimgError } from '../util/errors.js';
 import type { DeltaRecord } from './format.js';
@@ -12,7 +13,8 @@ import type { DeltaRecord } from './format.js';
 export class RecordChecker {
   private previous: RelPath | undefined;
   private readonly dirs = new Set<RelPath>();
-  private readonly files = new Set<RelPath>();
+  /** Each file's metadata: a hardlink, another name of the same inode, must have the same. */
+  private readonly files = new Map<RelPath, Metadata>();
 
   check(r: DeltaRecord): void {
     if (this.previous === undefined) {
@@ -23,19 +25,34 @@ export class RecordChecker {
       if (!this.dirs.has(parentOf(r.path))) hostile(r.path, 'its parent is not a directory of the target');
     }
     this.previous = r.path;
+    // Linux keeps no permissions on a symlink (lstat says 0777, chmod cannot change it).
+    if (r.kind === 'symlink' && r.meta.mode !== 0o777) {
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `delta entry ${displayPath(r.path)} is a symlink with mode ${r.meta.mode.toString(8)}, not 777; the delta is damaged`,
+      );
+    }
     switch (r.kind) {
       case 'dir':
         this.dirs.add(r.path);
         break;
       case 'file':
-        this.files.add(r.path);
+        this.files.set(r.path, r.meta);
         if (r.content.op === 'copy' || r.content.op === 'vcdiff' || r.content.op === 'bsdiff')
           assertSafeRelPath(r.content.from, 'delta source path');
         if (r.content.op === 'gzip' && r.content.inner.op === 'vcdiff') assertSafeRelPath(r.content.inner.from, 'delta source path');
         break;
-      case 'hardlink':
-        if (!this.files.has(r.linkTo)) hostile(r.path, `hardlink target ${displayPath(r.linkTo)} is not a file listed before it`);
+      case 'hardlink': {
+        const file = this.files.get(r.linkTo);
+        if (!file) hostile(r.path, `hardlink target ${displayPath(r.linkTo)} is not a file listed before it`);
+        if (!sameMetadata(file, r.meta)) {
+          throw new DeltaimgError(
+            'CORRUPT_DELTA',
+            `delta entry ${displayPath(r.path)} is a hardlink to ${displayPath(r.linkTo)} with other metadata (one inode has one); the delta is damaged`,
+          );
+        }
         break;
+      }
       default:
         break;
     }

@@ -16,7 +16,7 @@ export function bytesToJson(latin1: string): BytesJson {
   return Buffer.from(text, 'utf8').equals(bytes) ? text : { b64: bytes.toString('base64') };
 }
 
-function bytesFromJson(v: unknown, field: string, line: number): string {
+export function bytesFromJson(v: unknown, field: string, line: number): string {
   if (typeof v === 'string') return Buffer.from(v, 'utf8').toString('latin1');
   if (isObject(v) && typeof v.b64 === 'string') return Buffer.from(v.b64, 'base64').toString('latin1');
   throw bad(line, `${field} is not a path`);
@@ -31,7 +31,7 @@ export function encodeRecord(r: DeltaRecord): string {
     gid: r.meta.gid,
     mtime: r.meta.mtimeNs.toString(),
   };
-  if (r.meta.xattrs.length) o.xattrs = r.meta.xattrs.map((x) => [x.name, x.value.toString('base64')]);
+  if (r.meta.xattrs.length) o.xattrs = encodeXattrs(r.meta.xattrs);
   switch (r.kind) {
     case 'file':
       o.size = r.size;
@@ -58,7 +58,7 @@ export function encodeRecord(r: DeltaRecord): string {
   return JSON.stringify(o);
 }
 
-function encodeContent(c: ContentOp): Record<string, unknown> {
+export function encodeContent(c: ContentOp): Record<string, unknown> {
   switch (c.op) {
     case 'same':
       return { op: 'same' };
@@ -162,22 +162,33 @@ export function decodeRecord(text: string, line: number): DeltaRecord {
  * writes is what the record says (a wider value would be silently truncated on the way).
  */
 function decodeMeta(o: Record<string, unknown>, line: number): RecordMeta {
-  const xattrs = o.xattrs === undefined ? [] : o.xattrs;
+  return {
+    mode: decodeMode(o.mode, line),
+    uid: id(o.uid, 'uid', line),
+    gid: id(o.gid, 'gid', line),
+    mtimeNs: mtime(o.mtime, line),
+    xattrs: o.xattrs === undefined ? [] : decodeXattrs(o.xattrs, line),
+  };
+}
+
+export function encodeXattrs(xattrs: RecordMeta['xattrs']): [string, string][] {
+  return xattrs.map((x) => [x.name, x.value.toString('base64')]);
+}
+
+export function decodeXattrs(xattrs: unknown, line: number): RecordMeta['xattrs'] {
   if (!Array.isArray(xattrs)) throw bad(line, 'has invalid xattrs');
   if (xattrs.length > MAX_XATTRS) throw bad(line, `has more than ${MAX_XATTRS} xattrs`);
   const decoded = xattrs.map((x: unknown) => decodeXattr(x, line));
   for (let i = 1; i < decoded.length; i++) {
     if (!(decoded[i - 1]!.name < decoded[i]!.name)) throw bad(line, 'has xattrs not sorted by name, or a name twice');
   }
-  const mode = uint(o.mode, 'mode', line);
+  return decoded;
+}
+
+export function decodeMode(v: unknown, line: number): number {
+  const mode = uint(v, 'mode', line);
   if (mode > 0o7777) throw bad(line, 'has invalid mode (permission bits are at most 07777)');
-  return {
-    mode,
-    uid: id(o.uid, 'uid', line),
-    gid: id(o.gid, 'gid', line),
-    mtimeNs: mtime(o.mtime, line),
-    xattrs: decoded,
-  };
+  return mode;
 }
 
 /** uid_t/gid_t values; 2^32-1 is -1 to chown ("leave unchanged"), so it cannot be restored. */
@@ -193,15 +204,23 @@ const MAX_XATTR_NAME_BYTES = 255;
 const MAX_XATTR_VALUE_BYTES = 65536;
 const MAX_XATTRS = 1024;
 
-function id(v: unknown, field: string, line: number): number {
+export function id(v: unknown, field: string, line: number): number {
   const n = uint(v, field, line);
   if (n > MAX_ID) throw bad(line, `has invalid ${field} (at most ${MAX_ID})`);
   return n;
 }
 
 function mtime(v: unknown, line: number): bigint {
-  if (typeof v !== 'string' || !/^-?\d{1,20}$/.test(v)) throw bad(line, 'has no valid mtime');
-  const ns = BigInt(v);
+  return inMtimeRange(decimalNs(v, 'mtime', line), line);
+}
+
+/** A decimal string of nanoseconds (an mtime, or in format v3 the difference of two). */
+export function decimalNs(v: unknown, field: string, line: number): bigint {
+  if (typeof v !== 'string' || !/^-?\d{1,20}$/.test(v)) throw bad(line, `has no valid ${field}`);
+  return BigInt(v);
+}
+
+export function inMtimeRange(ns: bigint, line: number): bigint {
   if (ns < MIN_MTIME_NS || ns > MAX_MTIME_NS) throw bad(line, 'has an mtime outside the signed 64-bit nanosecond range');
   return ns;
 }
@@ -211,7 +230,7 @@ function mtime(v: unknown, line: number): bigint {
  * (U+0000..U+00FF, as paths are held inside deltaimg); a character above U+00FF is not a
  * byte and is refused rather than truncated. The value is canonical base64.
  */
-function decodeXattr(x: unknown, line: number): { name: string; value: Buffer } {
+export function decodeXattr(x: unknown, line: number): { name: string; value: Buffer } {
   if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'string' || typeof x[1] !== 'string') throw bad(line, 'has invalid xattrs');
   const name: string = x[0];
   if (name.length === 0 || name.length > MAX_XATTR_NAME_BYTES || !/^[\x01-\xff]+$/.test(name)) {
@@ -229,7 +248,7 @@ function base64(v: string, field: string, line: number): Buffer {
   return bytes;
 }
 
-function decodeContent(c: unknown, line: number): ContentOp {
+export function decodeContent(c: unknown, line: number): ContentOp {
   if (!isObject(c)) throw bad(line, 'has no content');
   switch (c.op) {
     case 'same':
@@ -295,33 +314,33 @@ export function isSourceCopy(c: ContentOp): boolean {
   return c.op === 'same' || c.op === 'copy';
 }
 
-function shaPrefix(v: unknown, line: number): string {
+export function shaPrefix(v: unknown, line: number): string {
   if (typeof v !== 'string' || !/^[0-9a-f]+$/.test(v) || (v.length !== SOURCE_COPY_SHA_CHARS && v.length !== 64)) {
     throw bad(line, 'has invalid sha256');
   }
   return v;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function uint(v: unknown, field: string, line: number): number {
+export function uint(v: unknown, field: string, line: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(line, `has invalid ${field}`);
   return v;
 }
 
-function device(v: unknown, field: string, max: number, line: number): number {
+export function device(v: unknown, field: string, max: number, line: number): number {
   const n = uint(v, field, line);
   if (n > max) throw bad(line, `has invalid ${field} (at most ${max})`);
   return n;
 }
 
-function sha(v: unknown, field: string, line: number): string {
+export function sha(v: unknown, field: string, line: number): string {
   if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) throw bad(line, `has invalid ${field}`);
   return v;
 }
 
-function bad(line: number, what: string): DeltaimgError {
+export function bad(line: number, what: string): DeltaimgError {
   return new DeltaimgError('CORRUPT_DELTA', `delta entries record ${line} ${what}; the delta is damaged, make it again`);
 }

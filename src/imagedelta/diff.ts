@@ -241,6 +241,8 @@ class ImageDiffer {
       toolVersion: this.tool,
       sourceSnapshot: await rootfs.snapshot(),
       memoryBytes: this.memoryBytes,
+      // The extracted root's metadata is made anew on each side (extraction time, no owners).
+      wholeRecords: true,
     });
     await rm(content, { recursive: true, force: true });
     const encodedSkeleton = join(dir, 'skeleton');
