@@ -188,12 +188,12 @@ describe('diff and apply on real trees', () => {
   });
 
   it('refuses a delta from a newer format version', async () => {
-    const bad = join(work, 'delta-v3');
+    const bad = join(work, 'delta-v4');
     await cp(delta, bad, { recursive: true });
     const hdr = JSON.parse(await readFile(join(bad, 'deltaimg.json'), 'utf8'));
-    await writeFile(join(bad, 'deltaimg.json'), JSON.stringify({ ...hdr, version: 3, minReaderVersion: 3, tool: 'deltaimg 9.0.0' }));
-    const msg = await expectRefused(applyDelta(src, bad, join(work, 'out-v3'), { pool }), 'UNSUPPORTED_VERSION', join(work, 'out-v3'));
-    expect(msg).toMatch(/v3.*reads up to v2.*upgrade deltaimg/);
+    await writeFile(join(bad, 'deltaimg.json'), JSON.stringify({ ...hdr, version: 4, minReaderVersion: 4, tool: 'deltaimg 9.0.0' }));
+    const msg = await expectRefused(applyDelta(src, bad, join(work, 'out-v4'), { pool }), 'UNSUPPORTED_VERSION', join(work, 'out-v4'));
+    expect(msg).toMatch(/v4.*reads up to v3.*upgrade deltaimg/);
   });
 
   it('the CLI reports failures as one line with a non-zero exit, and --json on success', async () => {

@@ -80,7 +80,7 @@ describe('gzip members in tree deltas', () => {
       minReaderVersion: number;
       stats: { payloadBytes: { gzip: number } };
     };
-    expect(header).toMatchObject({ version: 2, minReaderVersion: 2 });
+    expect(header).toMatchObject({ version: 3, minReaderVersion: 2 });
     const recs = await records(delta);
     for (const name of Object.keys(compressors)) {
       const rec = recs.find(

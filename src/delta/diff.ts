@@ -32,7 +32,7 @@ import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES
 import { silentProgress, type Progress } from '../util/progress.js';
 import type { PairTransform } from '../exefilter/index.js';
 import { TreeDigest } from './digest.js';
-import { encodeTransformed, exeTransformFor, type ExeFiles } from './exe-codec.js';
+import { encodeTransformed, exeTransformFor, withAddressMap, type ExeFiles } from './exe-codec.js';
 import { createEntriesWriter } from './entries-file.js';
 import { brotliFile, brotliMemory } from './file-codecs.js';
 import {
@@ -367,9 +367,11 @@ class FileEncoder {
 
   /**
    * For ELF executables of one architecture, bsdiff again on both files with their branch
-   * targets made absolute (src/exefilter/); kept only when smaller than the plain patch.
+   * targets made absolute and the source's addresses relabelled to the target's through the
+   * plain patch's alignment (src/exefilter/); kept only when smaller than the plain patch.
    */
-  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, exe: PairTransform, memory: number): Promise<BsdiffCandidate> {
+  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, branches: PairTransform, memory: number): Promise<BsdiffCandidate> {
+    const exe = await withAddressMap(branches, files, plain.temp);
     const temp = this.payloads.tempPath();
     const encode = (s: string, t: string) => this.budget.run(memory, () => this.bsdiffPool.encode(s, t, temp));
     const r = await encodeTransformed(files, exe, () => this.payloads.tempPath(), encode);
