@@ -16,7 +16,7 @@ import { applyDelta } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
 import { readEntries } from '../src/delta/entries-file.js';
 import { decodeTransformedFile, encodeTransformed, exeTransformFor } from '../src/delta/exe-codec.js';
-import { ENTRIES_FILE, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
+import { ENTRIES_FILE, FORMAT_VERSION, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
 import { readHeader } from '../src/delta/header.js';
 import { encodePairTransform } from '../src/exefilter/index.js';
 import { compareTrees } from '../src/tree/compare.js';
@@ -102,7 +102,7 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
     const kept = 'blob' in c.payload ? (await stat(join(delta, 'blobs', c.payload.blob))).size : c.payload.inline.length;
     expect(kept).toBeLessThan(plain.bytes);
     const header = await readHeader(delta);
-    expect(header.version).toBe(2);
+    expect(header.version).toBe(FORMAT_VERSION);
     expect(header.minReaderVersion).toBe(2);
     const out = join(work, `${arch}-out`);
     await applyDelta(a, delta, out, { pool });
@@ -237,7 +237,7 @@ it('a delta without transformed executables stays readable by version 1 readers'
   await writeFile(join(b, 'f'), 'one\n'.repeat(999) + 'two\n');
   await diffTrees(a, b, join(work, 'text-delta'), { pool });
   const header = await readHeader(join(work, 'text-delta'));
-  expect(header.version).toBe(2);
+  expect(header.version).toBe(FORMAT_VERSION);
   expect(header.minReaderVersion).toBe(1);
 });
 

@@ -15,3 +15,4 @@ export { bsdiffDecode, BSDIFF_DECODE_MEMORY, type BsdiffDecodeResult } from './d
 export { buildSuffixArray } from './suffix-array.js';
 export { bsdiffEncodeSegmented, planSegments, segmentedEncodeMemory, type SegmentPlan } from './segmented.js';
 export { bsdiffDecodeInMemory, type InMemoryNames } from './decode-memory.js';
+export { AnchorScanner, type AnchorSpacing } from './fingerprints.js';
