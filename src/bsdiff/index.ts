@@ -16,3 +16,4 @@ export { buildSuffixArray } from './suffix-array.js';
 export { bsdiffMatches, type MatchedBlock } from './alignment.js';
 export { bsdiffEncodeSegmented, planSegments, segmentedEncodeMemory, type SegmentPlan } from './segmented.js';
 export { bsdiffDecodeInMemory, type InMemoryNames } from './decode-memory.js';
+export { AnchorScanner, type AnchorSpacing } from './fingerprints.js';

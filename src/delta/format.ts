@@ -41,7 +41,7 @@ export interface DeltaStats {
   /** Sum of blob sizes plus the entries file: what this delta costs. */
   deltaBytes: number;
   /** Payload bytes by how they were encoded (inline payloads included). */
-  payloadBytes: { vcdiff: number; bsdiff: number; brotli: number; raw: number; gzip: number };
+  payloadBytes: { vcdiff: number; bsdiff: number; brotli: number; raw: number; gzip: number; assembled: number };
 }
 
 /** Stats with every count at zero, for writers to fill in. */
@@ -56,7 +56,7 @@ export function emptyStats(): DeltaStats {
     other: 0,
     targetFileBytes: 0,
     deltaBytes: 0,
-    payloadBytes: { vcdiff: 0, bsdiff: 0, brotli: 0, raw: 0, gzip: 0 },
+    payloadBytes: { vcdiff: 0, bsdiff: 0, brotli: 0, raw: 0, gzip: 0, assembled: 0 },
   };
 }
 
@@ -102,7 +102,24 @@ export type ContentOp =
   | { op: 'raw'; payload: Payload }
   // (version 2) A gzip file rebuilt from its decompressed bytes (`inner`, `innerSize` long) and an
   // exact-deflate recipe (src/deflate) that gives back the very same compressed bytes.
-  | { op: 'gzip'; innerSize: number; inner: GzipInner; recipe: Payload };
+  | { op: 'gzip'; innerSize: number; inner: GzipInner; recipe: Payload }
+  // (version 3) A VCDIFF against an assembled source: the concatenation, in order, of several
+  // source files (a new bundle or source map made of the old tree's files, src/delta/assemble.ts).
+  | { op: 'assembled'; sources: AssembledSource[]; brotli: boolean; payload: Payload };
+
+export type AssembledOp = Extract<ContentOp, { op: 'assembled' }>;
+
+/** An assembled source has at most this many parts... */
+export const ASSEMBLED_MAX_SOURCES = 32;
+/** ...of at most this many bytes in all: one VCDIFF source window (DEFAULT_WINDOW) covers them. */
+export const ASSEMBLED_MAX_BYTES = 64 * 1024 * 1024;
+
+/** One part of an assembled source: a source file, its exact size and sha256. */
+export interface AssembledSource {
+  path: RelPath;
+  size: number;
+  sha256: string;
+}
 
 /**
  * The decompressed bytes of a gzip member: a brotli'd VCDIFF against a source file (decompressed
@@ -132,15 +149,16 @@ export type DeltaRecord =
 export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 
 /**
- * The oldest reader that restores `r` correctly: 3 for a bsdiff whose executable transform
- * relabels the source's addresses (a version 2 reader would ignore the map); 2 for what version 1 readers would misread
- * (a bsdiff with an executable transform: they would ignore the field), cannot decode (a
- * segmented bsdiff patch) or refuse (the gzip op), else 1. Writers put the largest over their
+ * The oldest reader that restores `r` correctly: 3 for the assembled op (older readers refuse it)
+ * and for a bsdiff whose executable transform relabels the source's addresses (a version 2
+ * reader would ignore the map); 2 for what version 1 readers would misread (a bsdiff with an
+ * executable transform: they would ignore the field), cannot decode (a segmented bsdiff patch)
+ * or refuse (the gzip op), else 1. Writers put the largest over their
  * records in the header's `minReaderVersion`.
  */
 export function readerVersionOf(r: DeltaRecord): number {
   if (r.kind !== 'file') return BASE_READER_VERSION;
   const c = r.content;
-  if (c.op === 'bsdiff' && c.exe?.source.addressMap) return 3;
+  if (c.op === 'assembled' || (c.op === 'bsdiff' && c.exe?.source.addressMap)) return 3;
   return (c.op === 'bsdiff' && (c.exe || c.segmented)) || c.op === 'gzip' ? 2 : BASE_READER_VERSION;
 }
