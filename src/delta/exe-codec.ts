@@ -37,15 +37,14 @@ export function exeTransformFor(files: ExeFiles): PairTransform | undefined {
 
 /**
  * `exe` with the source's addresses relabelled to the target's (docs/bsdiff.md, "Address
- * relabelling"), the map read from the alignment of `plainPatch` (a whole bsdiff patch of the
- * untransformed files); `exe` itself when that finds nothing that moved.
+ * relabelling"), the map read from the alignment of `plainPatch` (a bsdiff patch of the
+ * untransformed files, whole or segmented); `exe` itself when that finds nothing that moved.
  */
 export async function withAddressMap(exe: PairTransform, files: ExeFiles, plainPatch: PathLike): Promise<PairTransform> {
   const source = readElfCode(files.source.path, files.source.size);
   const target = readElfCode(files.target.path, files.target.size);
   if (!source || !target) return exe;
-  const blocks = await bsdiffMatches(plainPatch);
-  const addressMap = blocks && addressMapFor(blocks, source.loads, target.loads);
+  const addressMap = addressMapFor(await bsdiffMatches(plainPatch), source.loads, target.loads);
   return addressMap ? { ...exe, source: { ...exe.source, addressMap } } : exe;
 }
 
