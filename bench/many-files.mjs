@@ -6,10 +6,11 @@
 // tool runs under /usr/bin/time -v (wall, CPU, peak RSS); every deltaimg and hpatchz restore is compared
 // with B. Writes bench/results-many-files.json and re-renders bench/RESULTS.md.
 //
-// usage: nice -n 10 node bench/many-files.mjs [--pairs gen,gen-same,gen-cp,nm,nm-same] [--memory SIZE] [--repeat N]
+// usage: nice -n 10 node bench/many-files.mjs [--pairs gen,gen-same,gen-cp,nm,nm-same] [--memory SIZE] [--repeat N] [--no-peers] [--render]
 //   --memory   deltaimg's budget (default: deltaimg's own default, a quarter of RAM, at most 1 GiB)
 //   --repeat   the unchanged pairs' diff and scan are timed N times, alternating, medians kept (default 3)
 //   --no-peers deltaimg only (for re-measuring after a code change; peers' columns kept from the last run)
+//   --render   rewrite RESULTS.md from the results files, measure nothing
 //
 // Pairs (bench/lib/many-files-data.mjs builds and caches them in bench/data/many-files/):
 //   gen       generated 100,000 files in 1,000 dirs; B: 1% edited (one line changed or inserted),
@@ -59,15 +60,18 @@ function nm() {
 }
 
 function parseOptions(argv) {
-  const opts = { pairs: Object.keys(PAIRS), memory: null, repeat: 3, peers: true };
+  const opts = { pairs: Object.keys(PAIRS), memory: null, repeat: 3, peers: true, render: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--pairs' && argv[i + 1]) opts.pairs = argv[++i].split(',');
     else if (arg === '--memory' && argv[i + 1]) opts.memory = argv[++i];
     else if (arg === '--repeat' && Number(argv[i + 1]) >= 1) opts.repeat = Math.floor(Number(argv[++i]));
     else if (arg === '--no-peers') opts.peers = false;
+    else if (arg === '--render') opts.render = true;
     else {
-      console.error('usage: node bench/many-files.mjs [--pairs gen,gen-same,gen-cp,nm,nm-same] [--memory SIZE] [--repeat N] [--no-peers]');
+      console.error(
+        'usage: node bench/many-files.mjs [--pairs gen,gen-same,gen-cp,nm,nm-same] [--memory SIZE] [--repeat N] [--no-peers] [--render]',
+      );
       process.exit(2);
     }
   }
@@ -163,6 +167,7 @@ function withCarriedOver(measured, previous, opts) {
 
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.render) return renderResults();
   if (!existsSync(CLI)) throw new Error(`${CLI} missing: run npm run build first`);
   const machine = machineInfo();
   const tools = opts.peers ? hdiffpatchTools(join(BENCH, 'data')) : null;
@@ -184,6 +189,11 @@ async function main() {
     writeFileSync(RESULTS_JSON, JSON.stringify(out, null, 2) + '\n');
     log(`${id}: written to ${RESULTS_JSON}`);
   }
+  renderResults();
+}
+
+/** Re-renders RESULTS.md (run.mjs's tables from results.json, with every section of the other scripts). */
+function renderResults() {
   const resultsJson = join(BENCH, 'results.json');
   const resultsMd = join(BENCH, 'RESULTS.md');
   if (existsSync(resultsJson))
