@@ -6,7 +6,7 @@
 import { constants as fsc, createReadStream, mkdirSync, symlinkSync } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
-import { copyFile, lstat } from 'node:fs/promises';
+import { copyFile, lstat, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
@@ -29,7 +29,8 @@ import {
   type NativeCopyResult,
   type Written,
 } from './file-codecs.js';
-import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
+import type { AssembledOp, DeltaHeader, DeltaRecord, FileRecord } from './format.js';
+import { assembledBytes, writeAssembledSource } from './assembled-source.js';
 import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
 import { restoreGzipMember } from './gzip-member.js';
 import { readHeader } from './header.js';
@@ -312,6 +313,8 @@ class Restorer {
       }
       case 'bsdiff':
         return BSDIFF_DECODE_MEMORY;
+      case 'assembled':
+        return vcdiffDecodeMemory(assembledBytes(c.sources)) + STREAM_JOB_BYTES;
       default:
         return STREAM_JOB_BYTES;
     }
@@ -369,6 +372,22 @@ class Restorer {
     return { bytes: size, sha256: (await hashStream(createReadStream(abs))).sha256 };
   }
 
+  /** The assembled source streamed into a scratch file (each part checked on the way), then decoded against it. */
+  private async restoreAssembled(r: FileRecord, c: AssembledOp, abs: Buffer): Promise<Written> {
+    const delta = await this.payloads.materialize(c.payload, displayPath(r.path), {
+      brotli: c.brotli ? { maxBytes: vcdiffMaxBytes(r.size) } : undefined,
+    });
+    const source = this.payloads.scratchPath('assembled');
+    try {
+      await writeAssembledSource(c.sources, (path) => this.source.open(path), source);
+      const out = await this.pool.decodeFile(source, delta.path, abs, { maxOutputBytes: r.size }, 'create');
+      return { bytes: out.outputBytes, sha256: out.outputSha256 };
+    } finally {
+      await delta.release();
+      await rm(source, { force: true });
+    }
+  }
+
   private async writeContent(r: FileRecord, abs: Buffer): Promise<Written> {
     const c = r.content;
     switch (c.op) {
@@ -416,6 +435,8 @@ class Restorer {
           await patch.release();
         }
       }
+      case 'assembled':
+        return this.restoreAssembled(r, c, abs);
       case 'gzip':
         return restoreGzipMember(r, c, abs, {
           readPayload: (payload, opts) => this.payloads.readSmallSync(payload, displayPath(r.path), opts),

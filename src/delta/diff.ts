@@ -26,23 +26,28 @@ import {
   type VcdiffOptions,
 } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-output.js';
-import { ioError } from '../util/errors.js';
+import { DeltaimgError, ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import type { PairTransform } from '../exefilter/index.js';
 import { TreeDigest } from './digest.js';
-import { encodeTransformed, exeTransformFor, type ExeFiles } from './exe-codec.js';
+import { encodeTransformed, exeTransformFor, withAddressMap, type ExeFiles } from './exe-codec.js';
 import { createEntriesWriter } from './entries-file.js';
-import { brotliFile, brotliMemory } from './file-codecs.js';
+import { brotliFile, brotliMemory, openSourceStream } from './file-codecs.js';
+import { assembledBytes, writeAssembledSource } from './assembled-source.js';
+import { CONTENT_INDEX_MEMORY, ContentIndex } from './content-index.js';
 import {
   BLOBS_DIR,
   ENTRIES_FILE,
   FORMAT_NAME,
   FORMAT_VERSION,
   BASE_READER_VERSION,
+  ASSEMBLED_MAX_BYTES,
+  ASSEMBLED_MAX_SOURCES,
   HEADER_FILE,
   readerVersionOf,
+  type AssembledSource,
   type ContentOp,
   type ContentOpName,
   type DeltaHeader,
@@ -96,6 +101,14 @@ const WORTHWHILE_COMPRESSION = 0.95;
 const QUICK_BROTLI_QUALITY = 5;
 /** A gzip op must save at least this much over the file's best other encoding (its record costs more). */
 const GZIP_MEMBER_MIN_GAIN = 64;
+/** An assembled source is tried when the best other encoding leaves at least this many bytes... */
+const ASSEMBLE_WORTH_TRYING_BYTES = 512;
+/** ...and is no delta this small already (a share of the file). */
+const ASSEMBLE_DELTA_RATIO = 1 / 16;
+/** The chosen files must hold at least this share of the file's anchors (content-index.ts). */
+const ASSEMBLE_MIN_COVERAGE = 0.05;
+/** What each source adds to the (brotli'd) record: its sha256, size and path. */
+const ASSEMBLED_BYTES_PER_SOURCE = 48;
 
 export async function diffTrees(srcRoot: string, dstRoot: string, outDir: string, opts: DiffOptions = {}): Promise<DeltaHeader> {
   const progress = opts.progress ?? silentProgress;
@@ -174,7 +187,7 @@ async function writeDelta(
       minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
       countRecord(record, encoder.sourceIndex, stats);
       const op = opOf(record);
-      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw' || op === 'gzip') {
+      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw' || op === 'gzip' || op === 'assembled') {
         stats.payloadBytes[op] += payloadBytes;
         largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
       }
@@ -205,6 +218,8 @@ async function writeDelta(
 class FileEncoder {
   readonly sourceIndex: SourceIndex;
   private readonly payloadBytes = new Map<string, number>();
+  /** Built on first use: only a tree with a new file that nothing else encodes well needs it. */
+  private contentIndex?: Promise<ContentIndex>;
 
   constructor(
     private readonly src: TreeSnapshot,
@@ -229,7 +244,7 @@ class FileEncoder {
       return { content: { op: 'raw', payload: { inline } }, payloadBytes: inline.length };
     }
     const base = this.sourceIndex.deltaBase(target);
-    const best = await this.bestOf(base, target, targetPath);
+    const best = await this.tryAssembled(target, targetPath, await this.bestOf(base, target, targetPath));
     const member = await this.tryGzipMember(target, targetPath, base, best.bytes);
     if (member) {
       await this.discard(best);
@@ -323,6 +338,42 @@ class FileEncoder {
     return payload;
   }
 
+  /**
+   * A VCDIFF against the old files that hold most of this file's content, concatenated (the
+   * assembled op, v3): a new bundle or source map is made of code spread over the old tree, and
+   * no single file of it is a good base. Tried where `best` leaves enough to win back; kept only
+   * when smaller, what its record costs included.
+   */
+  private async tryAssembled(target: FileEntry, targetPath: Buffer, best: Candidate): Promise<Candidate> {
+    if (best.bytes < ASSEMBLE_WORTH_TRYING_BYTES || target.size > ASSEMBLED_MAX_BYTES) return best;
+    if ((best.kind === 'vcdiff' || best.kind === 'bsdiff') && best.bytes <= target.size * ASSEMBLE_DELTA_RATIO) return best;
+    this.contentIndex ??= this.budget.run(CONTENT_INDEX_MEMORY, () => ContentIndex.build(this.src.root, this.src.entries));
+    const index = await this.contentIndex;
+    const choice = await this.budget.run(3 * target.size, async () =>
+      index.choose(await readTarget(targetPath, target), target.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
+    );
+    if (choice.coverage < ASSEMBLE_MIN_COVERAGE) return best;
+    if (choice.files.length === 1 && 'from' in best && best.from === choice.files[0]) return best;
+    const sources: AssembledSource[] = choice.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256! }));
+    const sourceTemp = this.payloads.tempPath();
+    try {
+      await writeAssembledSource(sources, (path) => openSourceStream(toFsPath(this.src.root, path)), sourceTemp);
+      const delta = await this.vcdiffAgainst(sourceTemp, assembledBytes(sources), targetPath);
+      if (delta.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= best.bytes) {
+        await this.discard({ kind: 'assembled', sources, ...delta });
+        return best;
+      }
+      await this.discard(best);
+      return { kind: 'assembled', sources, ...delta };
+    } catch (err) {
+      // A source file that changed since the scan is simply not used.
+      if (err instanceof DeltaimgError && err.code === 'WRONG_SOURCE') return best;
+      throw err;
+    } finally {
+      await this.payloads.discard(sourceTemp);
+    }
+  }
+
   /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
   private async tryDeltas(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
     const vcdiff = await this.tryVcdiff(base, target, targetPath);
@@ -333,10 +384,10 @@ class FileEncoder {
     const sourcePath = toFsPath(this.src.root, base.path);
     const files = { source: { path: sourcePath, size: base.size }, target: { path: targetPath, size: target.size } };
     // Executables are worth bsdiff at any size: a small recompiled program's patch is a
-    // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB). A file encoded in
-    // segments (too large to hold whole in the budget) is not transformed yet: the transform
-    // itself streams, but the segmented patch has not been tried on transformed files.
-    const exe = plan.segments ? undefined : exeTransformFor(files);
+    // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB). Files encoded in
+    // segments too: the transform streams through temp files, and the segments are matched
+    // on the transformed bytes.
+    const exe = exeTransformFor(files);
     if (vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES && !exe) return vcdiff;
     const temp = this.payloads.tempPath();
     const r = await this.budget.run(plan.memory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp, plan.segments));
@@ -348,7 +399,7 @@ class FileEncoder {
       sha256: r.sha256,
       segmented: plan.segments !== undefined,
     };
-    const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, plan.memory) : plain;
+    const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, plan) : plain;
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.discard(drop);
     return keep;
@@ -358,7 +409,7 @@ class FileEncoder {
    * bsdiff whole when its estimate fits the budget, else in segments sized to a share of it
    * (so smaller jobs still run beside it); null when even the smallest segments do not fit.
    */
-  private bsdiffPlan(sourceSize: number, targetSize: number): { memory: number; segments?: SegmentPlan } | null {
+  private bsdiffPlan(sourceSize: number, targetSize: number): BsdiffPlan | null {
     const whole = bsdiffEncodeMemory(sourceSize, targetSize);
     if (this.budget.fits(whole)) return { memory: whole };
     const segments = planSegments(this.budget.jobBytes * SEGMENTED_BUDGET_SHARE, sourceSize, targetSize);
@@ -367,11 +418,13 @@ class FileEncoder {
 
   /**
    * For ELF executables of one architecture, bsdiff again on both files with their branch
-   * targets made absolute (src/exefilter/); kept only when smaller than the plain patch.
+   * targets made absolute and the source's addresses relabelled to the target's through the
+   * plain patch's alignment (src/exefilter/); kept only when smaller than the plain patch.
    */
-  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, exe: PairTransform, memory: number): Promise<BsdiffCandidate> {
+  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, branches: PairTransform, plan: BsdiffPlan): Promise<BsdiffCandidate> {
+    const exe = await withAddressMap(branches, files, plain.temp);
     const temp = this.payloads.tempPath();
-    const encode = (s: string, t: string) => this.budget.run(memory, () => this.bsdiffPool.encode(s, t, temp));
+    const encode = (s: string, t: string) => this.budget.run(plan.memory, () => this.bsdiffPool.encode(s, t, temp, plan.segments));
     const r = await encodeTransformed(files, exe, () => this.payloads.tempPath(), encode);
     const [keep, drop] = r.bytes < plain.bytes ? [{ ...plain, temp, bytes: r.bytes, sha256: r.sha256, exe }, plain.temp] : [plain, temp];
     await this.payloads.discard(drop);
@@ -383,12 +436,16 @@ class FileEncoder {
    * on real binaries this beats xdelta3's djw/fgk/lzma secondaries by 5-25%. The brotli
    * here is the quick estimate (see Polish); the candidate that is kept gets the full one.
    */
-  private async tryVcdiff(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
+  private async tryVcdiff(base: FileEntry, _target: FileEntry, targetPath: Buffer): Promise<Candidate> {
+    return { kind: 'vcdiff', from: base, ...(await this.vcdiffAgainst(toFsPath(this.src.root, base.path), base.size, targetPath)) };
+  }
+
+  /** tryVcdiff against any source file (the assembled op's concatenation too). */
+  private async vcdiffAgainst(sourcePath: Buffer | string, sourceSize: number, targetPath: Buffer): Promise<VcdiffResult> {
     const temp = this.payloads.tempPath();
-    const sourcePath = toFsPath(this.src.root, base.path);
-    const { options, memory } = this.vcdiffPlan(base.size);
+    const { options, memory } = this.vcdiffPlan(sourceSize);
     const r = await this.budget.run(memory, () => this.pool.encodeFile(sourcePath, targetPath, temp, options, 'create'));
-    const plain: Candidate = { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false };
+    const plain: VcdiffResult = { temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false };
     if (r.deltaBytes < BROTLI_WORTH_TRYING_BYTES) return plain;
     const packedTemp = this.payloads.tempPath();
     const packed = await this.budget.run(brotliMemory(r.deltaBytes), () =>
@@ -450,16 +507,18 @@ class FileEncoder {
     const content: ContentOp =
       c.kind === 'vcdiff'
         ? { op: 'vcdiff', from: c.from.path, fromSha256: c.from.sha256!, brotli: c.brotli, payload }
-        : c.kind === 'bsdiff'
-          ? {
-              op: 'bsdiff',
-              from: c.from.path,
-              fromSha256: c.from.sha256!,
-              payload,
-              ...(c.exe ? { exe: c.exe } : {}),
-              ...(c.segmented ? { segmented: true as const } : {}),
-            }
-          : { op: c.kind, payload };
+        : c.kind === 'assembled'
+          ? { op: 'assembled', sources: c.sources, brotli: c.brotli, payload }
+          : c.kind === 'bsdiff'
+            ? {
+                op: 'bsdiff',
+                from: c.from.path,
+                fromSha256: c.from.sha256!,
+                payload,
+                ...(c.exe ? { exe: c.exe } : {}),
+                ...(c.segmented ? { segmented: true as const } : {}),
+              }
+            : { op: c.kind, payload };
     return { content, payloadBytes: c.bytes };
   }
 
@@ -501,6 +560,9 @@ class FileEncoder {
   }
 }
 
+/** A bsdiff encode's estimated peak, and its segment sizes when the file is encoded in segments. */
+type BsdiffPlan = { memory: number; segments?: SegmentPlan };
+
 type BsdiffCandidate = {
   kind: 'bsdiff';
   from: FileEntry;
@@ -511,8 +573,12 @@ type BsdiffCandidate = {
   segmented: boolean;
 };
 
+/** A VCDIFF payload, brotli'd when that is smaller. */
+type VcdiffResult = { temp: string; bytes: number; sha256: string; brotli: boolean; polish?: Polish };
+
 type Candidate =
-  | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean; polish?: Polish }
+  | ({ kind: 'vcdiff'; from: FileEntry } & VcdiffResult)
+  | ({ kind: 'assembled'; sources: AssembledSource[] } & VcdiffResult)
   | BsdiffCandidate
   | { kind: 'brotli'; temp: string; bytes: number; sha256: string; polish?: Polish }
   | { kind: 'raw'; temp: string; bytes: number; sha256: string };
@@ -558,6 +624,7 @@ function countRecord(r: DeltaRecord, index: SourceIndex, stats: DeltaStats): voi
     case 'vcdiff':
     case 'bsdiff':
     case 'gzip':
+    case 'assembled':
       stats.delta++;
       return;
     case 'brotli':

@@ -32,6 +32,7 @@ export class RecordChecker {
         if (r.content.op === 'copy' || r.content.op === 'vcdiff' || r.content.op === 'bsdiff')
           assertSafeRelPath(r.content.from, 'delta source path');
         if (r.content.op === 'gzip' && r.content.inner.op === 'vcdiff') assertSafeRelPath(r.content.inner.from, 'delta source path');
+        if (r.content.op === 'assembled') for (const s of r.content.sources) assertSafeRelPath(s.path, 'delta source path');
         break;
       case 'hardlink':
         if (!this.files.has(r.linkTo)) hostile(r.path, `hardlink target ${displayPath(r.linkTo)} is not a file listed before it`);
