@@ -39,7 +39,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildOnce } from './lib/build-once.mjs';
 import { hdiffpatchTools } from './lib/hdiffpatch.mjs';
-import { compareTrees, freshPath, gzipLayerBytes, machineInfo, runAlternating, runMeasured, slimRun, treeStats } from './lib/measure.mjs';
+import {
+  compareTrees,
+  freshPath,
+  gzipLayerBytes,
+  machineInfo,
+  runAlternating,
+  runMeasured,
+  slimRun,
+  treeStats,
+  writeResultsJson,
+} from './lib/measure.mjs';
 import { measureHdiffpatch, measureTarPeers, tarOf, zstdApplyArgv } from './lib/peers.mjs';
 import { keptSections, renderMarkdown } from './lib/report.mjs';
 
@@ -254,21 +264,14 @@ async function main() {
     const row = { ...measured, ...kept, commit: machine.commit, measuredAt: new Date().toISOString(), ...(baseline ? { baseline } : {}) };
     const all = [...previous.filter((p) => p.id !== id), row];
     all.sort((x, y) => Object.keys(PAIRS).indexOf(x.id) - Object.keys(PAIRS).indexOf(y.id));
-    writeFileSync(
-      RESULTS_JSON,
-      JSON.stringify(
-        {
-          machine: {
-            ...machine,
-            loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(2))),
-            hdiffpatch: tools ? { version: tools.version, source: tools.source } : file.machine?.hdiffpatch,
-          },
-          pairs: all,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
+    writeResultsJson(RESULTS_JSON, {
+      machine: {
+        ...machine,
+        loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(2))),
+        hdiffpatch: tools ? { version: tools.version, source: tools.source } : file.machine?.hdiffpatch,
+      },
+      pairs: all,
+    });
   }
   const resultsJson = join(BENCH, 'results.json');
   const resultsMd = join(BENCH, 'RESULTS.md');

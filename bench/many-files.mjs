@@ -25,7 +25,17 @@ import { loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hdiffpatchTools } from './lib/hdiffpatch.mjs';
-import { compareTrees, freshPath, gzipLayerBytes, machineInfo, runAlternating, runMeasured, slimRun, treeStats } from './lib/measure.mjs';
+import {
+  compareTrees,
+  freshPath,
+  gzipLayerBytes,
+  machineInfo,
+  runAlternating,
+  runMeasured,
+  slimRun,
+  treeStats,
+  writeResultsJson,
+} from './lib/measure.mjs';
 import { measureHdiffpatch, measureTarPeers } from './lib/peers.mjs';
 import { generatedTrees, nodeModulesTrees } from './lib/many-files-data.mjs';
 import { keptSections, renderMarkdown } from './lib/report.mjs';
@@ -186,7 +196,7 @@ async function main() {
       hdiffpatch: tools ? { version: tools.version, source: tools.source } : (file.hdiffpatch ?? null),
       pairs,
     };
-    writeFileSync(RESULTS_JSON, JSON.stringify(out, null, 2) + '\n');
+    writeResultsJson(RESULTS_JSON, out);
     log(`${id}: written to ${RESULTS_JSON}`);
   }
   renderResults();

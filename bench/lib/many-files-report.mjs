@@ -189,7 +189,7 @@ export function manyFilesSection() {
     row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---', '---']),
     ...sizes,
     '',
-    'Wall seconds (CPU seconds) / peak RSS, each a child process under `/usr/bin/time -v`; "one scan" = `tar -c A B | wc -c` (every entry and byte of both trees read once). For unchanged pairs run with \`--repeat N\` (N > 1), scan and diff are medians of N alternating runs (all runs in the JSON):',
+    'Wall seconds (CPU seconds) / peak RSS, each a child process under `/usr/bin/time -v`; "one scan" = `tar -c A B | wc -c` (every entry and byte of both trees read once). For unchanged pairs run with `--repeat N` (N > 1), scan and diff are medians of N alternating runs (all runs in the JSON):',
     '',
     row([
       'pair',

@@ -2,9 +2,20 @@
 // GNU time, so wall time and peak RSS are taken the same way for all of them.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, rmSync, mkdtempSync, readdirSync, lstatSync, readlinkSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  readFileSync,
+  rmSync,
+  mkdtempSync,
+  readdirSync,
+  lstatSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, totalmem, release, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const GNU_TIME = '/usr/bin/time';
 const STDERR_TAIL_BYTES = 2000;
@@ -229,4 +240,11 @@ export function slimRun(r) {
 export function freshPath(path) {
   rmSync(path, { recursive: true, force: true });
   spawnSync('sync');
+}
+
+/** Writes a results file as JSON, in the repository's prettier style when prettier is installed (npm test checks it). */
+export function writeResultsJson(path, value) {
+  writeFileSync(path, JSON.stringify(value, null, 2) + '\n');
+  const prettier = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '.bin', 'prettier');
+  if (existsSync(prettier)) spawnSync(prettier, ['--write', '--log-level', 'warn', path], { stdio: 'inherit' });
 }
