@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bsdiffDecode, bsdiffEncodeSegmented, planSegments } from '../src/bsdiff/index.js';
@@ -18,7 +18,7 @@ import { readHeader } from '../src/delta/header.js';
 import { compareTrees } from '../src/tree/compare.js';
 import { scanTree } from '../src/tree/scan.js';
 import { DeltaimgError } from '../src/util/errors.js';
-import { idleWorkerShare, WORKER_THREAD_BYTES } from '../src/util/memory-budget.js';
+import { budgetLeavingJobs } from './helpers/budget.js';
 import { esbuildBinaryPair } from './helpers/real-data.js';
 import { noise } from './helpers/noise.js';
 
@@ -165,11 +165,3 @@ describe('tree diff under a small memory budget', () => {
     expect(diffs).toEqual([]);
   });
 });
-
-/** A --memory that leaves about `jobBytes` to jobs after this process's baseline and diff's worker reserve. */
-function budgetLeavingJobs(jobBytes: number): number {
-  const cores = availableParallelism();
-  let budget = process.memoryUsage.rss() + jobBytes;
-  for (let i = 0; i < 8; i++) budget = process.memoryUsage.rss() + jobBytes + cores * (idleWorkerShare(budget) + 2 * WORKER_THREAD_BYTES);
-  return budget;
-}

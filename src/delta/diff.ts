@@ -32,7 +32,7 @@ import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES
 import { silentProgress, type Progress } from '../util/progress.js';
 import type { PairTransform } from '../exefilter/index.js';
 import { TreeDigest } from './digest.js';
-import { encodeTransformed, exeTransformFor, type ExeFiles } from './exe-codec.js';
+import { encodeTransformed, exeTransformFor, withAddressMap, type ExeFiles } from './exe-codec.js';
 import { createEntriesWriter } from './entries-file.js';
 import { brotliFile, brotliMemory, openSourceStream } from './file-codecs.js';
 import { assembledBytes, writeAssembledSource } from './assembled-source.js';
@@ -486,10 +486,10 @@ class FileEncoder {
     const sourcePath = toFsPath(this.src.root, base.path);
     const files = { source: { path: sourcePath, size: base.size }, target: { path: targetPath, size: target.size } };
     // Executables are worth bsdiff at any size: a small recompiled program's patch is a
-    // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB). A file encoded in
-    // segments (too large to hold whole in the budget) is not transformed yet: the transform
-    // itself streams, but the segmented patch has not been tried on transformed files.
-    const exe = plan.segments ? undefined : exeTransformFor(files);
+    // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB). Files encoded in
+    // segments too: the transform streams through temp files, and the segments are matched
+    // on the transformed bytes.
+    const exe = exeTransformFor(files);
     if (vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES && !exe) return vcdiff;
     const temp = this.payloads.tempPath();
     const r = await this.budget.run(plan.memory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp, plan.segments));
@@ -501,7 +501,7 @@ class FileEncoder {
       sha256: r.sha256,
       segmented: plan.segments !== undefined,
     };
-    const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, plan.memory) : plain;
+    const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, plan) : plain;
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.discard(drop);
     return keep;
@@ -511,7 +511,7 @@ class FileEncoder {
    * bsdiff whole when its estimate fits the budget, else in segments sized to a share of it
    * (so smaller jobs still run beside it); null when even the smallest segments do not fit.
    */
-  private bsdiffPlan(sourceSize: number, targetSize: number): { memory: number; segments?: SegmentPlan } | null {
+  private bsdiffPlan(sourceSize: number, targetSize: number): BsdiffPlan | null {
     const whole = bsdiffEncodeMemory(sourceSize, targetSize);
     if (this.budget.fits(whole)) return { memory: whole };
     const segments = planSegments(this.budget.jobBytes * SEGMENTED_BUDGET_SHARE, sourceSize, targetSize);
@@ -520,11 +520,13 @@ class FileEncoder {
 
   /**
    * For ELF executables of one architecture, bsdiff again on both files with their branch
-   * targets made absolute (src/exefilter/); kept only when smaller than the plain patch.
+   * targets made absolute and the source's addresses relabelled to the target's through the
+   * plain patch's alignment (src/exefilter/); kept only when smaller than the plain patch.
    */
-  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, exe: PairTransform, memory: number): Promise<BsdiffCandidate> {
+  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, branches: PairTransform, plan: BsdiffPlan): Promise<BsdiffCandidate> {
+    const exe = await withAddressMap(branches, files, plain.temp);
     const temp = this.payloads.tempPath();
-    const encode = (s: string, t: string) => this.budget.run(memory, () => this.bsdiffPool.encode(s, t, temp));
+    const encode = (s: string, t: string) => this.budget.run(plan.memory, () => this.bsdiffPool.encode(s, t, temp, plan.segments));
     const r = await encodeTransformed(files, exe, () => this.payloads.tempPath(), encode);
     const [keep, drop] = r.bytes < plain.bytes ? [{ ...plain, temp, bytes: r.bytes, sha256: r.sha256, exe }, plain.temp] : [plain, temp];
     await this.payloads.discard(drop);
@@ -664,6 +666,9 @@ class FileEncoder {
     return n;
   }
 }
+
+/** A bsdiff encode's estimated peak, and its segment sizes when the file is encoded in segments. */
+type BsdiffPlan = { memory: number; segments?: SegmentPlan };
 
 type BsdiffCandidate = {
   kind: 'bsdiff';
