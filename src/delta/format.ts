@@ -114,11 +114,20 @@ export const ASSEMBLED_MAX_SOURCES = 32;
 /** ...of at most this many bytes in all: one VCDIFF source window (DEFAULT_WINDOW) covers them. */
 export const ASSEMBLED_MAX_BYTES = 64 * 1024 * 1024;
 
-/** One part of an assembled source: a source file, its exact size and sha256. */
+/**
+ * One part of an assembled source: a source file, its exact size and sha256; with `target`, a
+ * file of the target instead, which this delta restores first (its own op takes no target part).
+ */
 export interface AssembledSource {
   path: RelPath;
   size: number;
   sha256: string;
+  target?: true;
+}
+
+/** True when the record's content is assembled from target files too: it is restored after them. */
+export function usesTargetParts(r: FileRecord): boolean {
+  return r.content.op === 'assembled' && r.content.sources.some((s) => s.target);
 }
 
 /**
