@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRecords } from '../src/delta/apply.js';
+import { FORMAT_VERSION } from '../src/delta/format.js';
 import { readHeader } from '../src/delta/header.js';
 import { compareTrees } from '../src/tree/compare.js';
 import { scanTree } from '../src/tree/scan.js';
@@ -83,7 +84,7 @@ describe('gzip members in tree deltas', () => {
       minReaderVersion: number;
       stats: { payloadBytes: { gzip: number } };
     };
-    expect(header).toMatchObject({ version: 3, minReaderVersion: 3 });
+    expect(header).toMatchObject({ version: FORMAT_VERSION, minReaderVersion: 3 });
     const { records } = await loadRecords(join(work, 'a'), delta, await readHeader(delta));
     for (const name of Object.keys(compressors)) {
       const rec = records.find((r) => r.path === `doc/changelog.${name}`);

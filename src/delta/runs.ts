@@ -255,7 +255,18 @@ export class RunsDecoder {
     }
     const kind = o.kind === undefined ? base?.kind : entryKind(o.kind, line);
     if (kind === undefined) throw bad(line, 'has no kind');
-    checkFieldsOf(kind, o, line);
+    const foreign = fieldOfAnotherKind(kind, o);
+    if (foreign !== undefined) {
+      // Without `kind` the line meant the base's kind: in SRC the entry is of another one.
+      if (o.kind === undefined && base) {
+        throw new DeltaimgError(
+          'WRONG_SOURCE',
+          `${this.srcRoot} does not match the delta's base: ${displayPath(base.path) || '/'} is a ${base.kind} there, not what the delta ` +
+            `was made against; apply the delta to the tree it was made from`,
+        );
+      }
+      throw bad(line, `has a ${foreign} for a ${kind}`);
+    }
     const meta = this.meta(o, base, line);
     const same = base?.kind === kind ? base : undefined;
     const need = (field: string): never => {
@@ -346,10 +357,8 @@ const KIND_FIELDS: readonly [string, readonly EntryKind[]][] = [
   ['minor', ['chardev', 'blockdev']],
 ];
 
-function checkFieldsOf(kind: EntryKind, o: Record<string, unknown>, line: number): void {
-  for (const [field, kinds] of KIND_FIELDS) {
-    if (o[field] !== undefined && !kinds.includes(kind)) throw bad(line, `has a ${field} for a ${kind}`);
-  }
+function fieldOfAnotherKind(kind: EntryKind, o: Record<string, unknown>): string | undefined {
+  return KIND_FIELDS.find(([field, kinds]) => o[field] !== undefined && !kinds.includes(kind))?.[0];
 }
 
 const ENTRY_KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink', 'hardlink', 'chardev', 'blockdev', 'fifo'];

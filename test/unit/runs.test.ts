@@ -163,7 +163,8 @@ describe('runs: the v3 entries coding', () => {
       [[root, '{"dirs":"0011"}'], 'CORRUPT_DELTA'],
       [[root, '{"dirs":"zz112233"}'], 'CORRUPT_DELTA'],
       [[root, '{"dirs":"00112233"}', '{"keep":1}'], 'CORRUPT_DELTA'],
-      [[root, '{"size":1}'], 'CORRUPT_DELTA'], // a (a directory) given a file's field
+      [[root, '{"size":1}'], 'WRONG_SOURCE'], // a file's field for `a`, a directory in this source
+      [[root, '{"kind":"dir","size":1}'], 'CORRUPT_DELTA'], // a directory given a file's field
       [[root, '{"kind":"symlink"}'], 'CORRUPT_DELTA'], // a symlink without target
       [[root, '{"path":"0","kind":"file","mode":420,"uid":0,"gid":0}'], 'CORRUPT_DELTA'], // new file without content
       [[root, '{"path":"0","kind":"dir","uid":0,"gid":0}'], 'CORRUPT_DELTA'], // new entry without mode
