@@ -155,20 +155,30 @@ async function writeDelta(
       progress.update({ label: 'diff', done: doneFiles, total: files.length, bytesDone: doneBytes, bytesTotal: totalBytes });
       return { record: { ...e, sha256: e.sha256!, content }, payloadBytes };
     });
-  // Largest files start first: their encodes (bsdiff on a big binary takes seconds) then
-  // overlap with the many small ones instead of running alone at the end. Records are
-  // still written in path order.
+  // Files whose bytes the source holds (most of a tree) need no job: their records are made
+  // in the loop below. Largest changed files start first: their encodes (bsdiff on a big
+  // binary takes seconds) then overlap with the many small ones instead of running alone at
+  // the end. Records are still written in path order.
   const jobs = new Map<FileEntry, Promise<Encoded>>();
-  for (const f of [...files].sort((a, b) => b.size - a.size)) jobs.set(f, encodeOne(f));
-  const pending = dst.entries.map((e) => (e.kind === 'file' ? jobs.get(e)! : Promise.resolve<Encoded>({ record: e, payloadBytes: 0 })));
+  const changed = files.filter((f) => encoder.fromSource(f) === undefined);
+  for (const f of changed.sort((a, b) => b.size - a.size)) jobs.set(f, encodeOne(f));
   // Every job settles before we return or throw, so none writes into a removed temp dir.
-  pending.forEach((p) => p.catch(() => {}));
+  for (const job of jobs.values()) job.catch(() => {});
+  const encodedAt = (e: Entry): Encoded | Promise<Encoded> => {
+    if (e.kind !== 'file') return { record: e, payloadBytes: 0 };
+    const content = encoder.fromSource(e);
+    if (content === undefined) return jobs.get(e)!;
+    doneFiles++;
+    doneBytes += e.size;
+    progress.update({ label: 'diff', done: doneFiles, total: files.length, bytesDone: doneBytes, bytesTotal: totalBytes });
+    return { record: { ...e, sha256: e.sha256!, content }, payloadBytes: 0 };
+  };
   const writer = createEntriesWriter(join(work, ENTRIES_FILE));
   const digest = new TreeDigest();
   let minReaderVersion = BASE_READER_VERSION;
   try {
-    for (const p of pending) {
-      const { record, payloadBytes } = await p;
+    for (const e of dst.entries) {
+      const { record, payloadBytes } = await encodedAt(e);
       await writer.write(record);
       digest.add(record);
       minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
@@ -180,7 +190,7 @@ async function writeDelta(
       }
     }
   } finally {
-    await Promise.allSettled(pending);
+    await Promise.allSettled(jobs.values());
   }
   const entries = await writer.finish();
   stats.targetFileBytes = totalBytes;
@@ -218,11 +228,16 @@ class FileEncoder {
     this.sourceIndex = new SourceIndex(src.entries);
   }
 
+  /** The op for a file whose bytes the source holds ('same' path or a 'copy'); undefined when it must be encoded. */
+  fromSource(target: FileEntry): ContentOp | undefined {
+    const identical = this.sourceIndex.identical(target.sha256!, target.path);
+    if (identical === undefined) return undefined;
+    return identical === target.path ? { op: 'same' } : { op: 'copy', from: identical };
+  }
+
   async encode(target: FileEntry): Promise<{ content: ContentOp; payloadBytes: number }> {
-    const sha256 = target.sha256!;
-    const identical = this.sourceIndex.identical(sha256, target.path);
-    if (identical === target.path) return { content: { op: 'same' }, payloadBytes: 0 };
-    if (identical !== undefined) return { content: { op: 'copy', from: identical }, payloadBytes: 0 };
+    const fromSource = this.fromSource(target);
+    if (fromSource) return { content: fromSource, payloadBytes: 0 };
     const targetPath = toFsPath(this.dst.root, target.path);
     if (target.size <= INLINE_MAX_BYTES / 4) {
       const inline = await readTarget(targetPath, target);

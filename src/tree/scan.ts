@@ -5,21 +5,11 @@
  * Three phases: walk (readdir + lstat), sort all paths by bytes and resolve hardlink
  * groups (the first name of an inode is the file, later names link to it), then optionally hash file contents through bounded buffers.
  */
-import {
-  closeSync,
-  lstatSync,
-  openSync,
-  promises as fsp,
-  readSync,
-  readdirSync,
-  readlinkSync,
-  realpathSync,
-  type BigIntStats,
-} from 'node:fs';
+import { lstatSync, promises as fsp, readdirSync, readlinkSync, realpathSync, type BigIntStats } from 'node:fs';
 import { setImmediate } from 'node:timers/promises';
-import { EventLoopYielder } from '../util/yield.js';
+import { hashFileEntries } from './hash-files.js';
 import { createHash } from 'node:crypto';
-import type { Entry, FileEntry, Metadata, RelPath, Xattr } from './entry.js';
+import type { Entry, Metadata, RelPath, Xattr } from './entry.js';
 import { fsext, majorOf, minorOf } from './fsext.js';
 import { compareRel, displayPath, joinRel, toFsPath } from './paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
@@ -41,11 +31,7 @@ export interface TreeSnapshot {
   warnings: string[];
 }
 
-/** Large files hashed at once; each holds one read buffer. */
-const HASH_CONCURRENCY = 4;
-/** Files up to this size are hashed with synchronous reads. */
-const SMALL_FILE_BYTES = 1024 * 1024;
-/** Longest stretch of synchronous hashing before letting the event loop run. */
+/** The read buffer of sha256File. */
 const HASH_BUFFER_BYTES = 256 * 1024;
 
 /** Shared by every entry without xattrs, so 200k plain entries cost no 200k arrays. */
@@ -62,7 +48,7 @@ export async function scanTree(root: string, opts: ScanOptions = {}): Promise<Tr
   const found = await walk(rootBuf, rootStat, warnings, progress, opts.skip);
   found.sort((a, b) => compareRel(a.entry.path, b.entry.path));
   const entries = found.map(resolveHardlinks());
-  if (opts.hash) await hashFiles(rootBuf, entries, progress);
+  if (opts.hash) await hashFileEntries(rootBuf, entries, (n) => progress.bytes(n));
   progress.flush();
   return { root, entries, warnings };
 }
@@ -217,70 +203,6 @@ function resolveHardlinks(): (f: Found) => Entry {
     }
     return { kind: 'hardlink', path: entry.path, meta: entry.meta, linkTo: first };
   };
-}
-
-/**
- * Fills sha256 of every FileEntry. Small files (most of a root filesystem) are hashed
- * with synchronous reads into one shared buffer — per-file async open/read/close costs
- * ~5x more on a busy machine — yielding to the event loop every few milliseconds.
- * Large files stream through async reads, HASH_CONCURRENCY at a time, meanwhile.
- */
-async function hashFiles(rootBuf: Buffer, entries: Entry[], progress: ProgressCounter): Promise<void> {
-  const large: number[] = [];
-  let nextLarge = 0;
-  const hashOne = (i: number, sha256: string): void => {
-    entries[i] = { ...(entries[i] as FileEntry), sha256 };
-  };
-  const failed = (file: FileEntry, err: unknown) => ioError('read', displayPath(file.path), err);
-
-  const largeWorker = async (): Promise<void> => {
-    const buffer = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
-    while (nextLarge < large.length) {
-      const i = large[nextLarge++]!;
-      const file = entries[i] as FileEntry;
-      const sha256 = await hashWithBuffer(toFsPath(rootBuf, file.path), buffer, (n) => progress.bytes(n)).catch((err: unknown) => {
-        throw failed(file, err);
-      });
-      hashOne(i, sha256);
-    }
-  };
-
-  const small: number[] = [];
-  entries.forEach((e, i) => {
-    if (e.kind === 'file') (e.size <= SMALL_FILE_BYTES ? small : large).push(i);
-  });
-  const largeDone = Promise.all(Array.from({ length: HASH_CONCURRENCY }, largeWorker));
-  largeDone.catch(() => {}); // awaited below; do not let an early failure go unhandled meanwhile
-
-  const buffer = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
-  const yielder = new EventLoopYielder();
-  for (const i of small) {
-    const file = entries[i] as FileEntry;
-    try {
-      hashOne(
-        i,
-        hashSync(toFsPath(rootBuf, file.path), buffer, (n) => progress.bytes(n)),
-      );
-    } catch (err) {
-      throw failed(file, err);
-    }
-    await yielder.maybe();
-  }
-  await largeDone;
-}
-
-function hashSync(path: Buffer, buffer: Buffer, onBytes: (n: number) => void): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    for (let n = readSync(fd, buffer, 0, buffer.length, null); n > 0; n = readSync(fd, buffer, 0, buffer.length, null)) {
-      hash.update(buffer.subarray(0, n));
-      onBytes(n);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
 }
 
 /** Hex sha256 of a file's content, streamed through a bounded buffer. */
