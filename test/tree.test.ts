@@ -146,6 +146,28 @@ describe('scanTree on the rich tree', () => {
     expect(seen.at(-1)).toEqual({ entries: 2, bytes: 3 });
   });
 
+  it('leaves out skipped paths with everything below them, and nothing else', async () => {
+    const snap = await scanTree(rich, { skip: new Set([rp('etc'), rp('odd/with space')]) });
+    const paths = snap.entries.map((e) => e.path);
+    expect(paths.filter((p) => p === 'etc' || p.startsWith('etc/') || p === 'odd/with space')).toEqual([]);
+    const expected = richSnap.entries.map((e) => e.path).filter((p) => p !== 'etc' && !p.startsWith('etc/') && p !== 'odd/with space');
+    expect(paths).toEqual(expected);
+  });
+
+  it.skipIf(asRoot)('refuses a directory it cannot read, naming it', async () => {
+    const dir = join(work, 'locked');
+    await fsp.mkdir(join(dir, 'inner'), { recursive: true });
+    await fsp.chmod(join(dir, 'inner'), 0);
+    try {
+      await expect(scanTree(dir)).rejects.toMatchObject({
+        code: 'IO',
+        message: expect.stringMatching(/^cannot read directory \/inner: EACCES/),
+      });
+    } finally {
+      await fsp.chmod(join(dir, 'inner'), 0o755);
+    }
+  });
+
   it('refuses a root that is not a directory, naming it', async () => {
     await expect(scanTree(join(rich, 'etc/hostname'))).rejects.toMatchObject({
       code: 'USAGE',

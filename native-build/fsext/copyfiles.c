@@ -12,7 +12,7 @@
  * 3 create output, 4 read, 5 write, 6 chmod, 7 utimes, 8 no sha256 available. chown
  * failing (chownErrno) does not stop the rest: the caller decides whether that is allowed.
  * The source is opened O_NOFOLLOW; the output O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600 until
- * its own mode is set. sha256 comes from the OpenSSL inside the node binary (evp.c: step 8
+ * its own mode is set. sha256 comes from the OpenSSL inside the node binary (common.c: step 8
  * when absent, and the caller copies in JavaScript instead).
  */
 #include <errno.h>

@@ -11,6 +11,8 @@
  *                                                 thread (copyfiles.c)
  *   hashFiles(root, paths)           -> Promise   sha256 of many files on a background thread
  *                                                 (hashfiles.c)
+ *   scanDirs(root, dirs)             -> Promise   lstat, readlink and xattrs of the children of
+ *                                                 many directories on a background thread (scandirs.c)
  *
  * Every path is a Buffer (raw bytes: names need not be UTF-8), every attribute
  * name is a string of bytes, one char per byte (U+0001..U+00FF; anything else is refused). None of these calls follows a
@@ -345,6 +347,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"copyFiles", NULL, js_copy_files, NULL, NULL, NULL, napi_enumerable, NULL},
     {"hashFiles", NULL, js_hash_files, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"scanDirs", NULL, js_scan_dirs, NULL, NULL, NULL, napi_enumerable, NULL},
     {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,7 +1,7 @@
 /*
- * What the addon's C files share: the sha256 of the OpenSSL inside the node binary (EVP_*,
- * looked up at run time with dlsym, so the addon links no libcrypto and loads on any node),
- * and the async entry points fsext.c registers.
+ * What the addon's C files share (common.c): the sha256 of the OpenSSL inside the node binary
+ * (EVP_*, looked up at run time with dlsym, so the addon links no libcrypto and loads on any
+ * node), Buffer arguments, and the async entry points fsext.c registers.
  */
 #ifndef FSEXT_H
 #define FSEXT_H
@@ -28,7 +28,11 @@ extern fsext_evp evp;
 /* Looks the EVP functions up once; call it on the main thread before queueing work. 0 when absent. */
 int resolve_evp(void);
 
+/* A malloc'd, NUL-terminated copy of a Buffer argument's bytes; *len gets its length. NULL when not a Buffer. */
+char *fsext_buffer_copy(napi_env env, napi_value value, size_t *len);
+
 napi_value js_copy_files(napi_env env, napi_callback_info info); /* copyfiles.c */
 napi_value js_hash_files(napi_env env, napi_callback_info info); /* hashfiles.c */
+napi_value js_scan_dirs(napi_env env, napi_callback_info info);  /* scandirs.c */
 
 #endif

@@ -134,19 +134,6 @@ static void complete(napi_env env, napi_status status, void *data) {
   free_batch(batch);
 }
 
-/* A malloc'd copy of a Buffer argument's bytes; *len gets its length. NULL when not a Buffer. */
-static char *buffer_copy(napi_env env, napi_value value, size_t *len) {
-  bool is_buffer = false;
-  void *data;
-  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer) return NULL;
-  if (napi_get_buffer_info(env, value, &data, len) != napi_ok) return NULL;
-  char *copy = malloc(*len + 1);
-  if (copy == NULL) return NULL;
-  memcpy(copy, data, *len);
-  copy[*len] = 0;
-  return copy;
-}
-
 napi_value js_hash_files(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], promise;
@@ -165,8 +152,8 @@ napi_value js_hash_files(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "hashFiles: out of memory");
     return NULL;
   }
-  batch->root = buffer_copy(env, argv[0], &batch->root_len);
-  batch->paths = buffer_copy(env, argv[1], &batch->paths_len);
+  batch->root = fsext_buffer_copy(env, argv[0], &batch->root_len);
+  batch->paths = fsext_buffer_copy(env, argv[1], &batch->paths_len);
   /* The root has no NUL; the paths end with one, so every path (the last too) is terminated. */
   int ok = batch->root != NULL && batch->paths != NULL && memchr(batch->root, 0, batch->root_len) == NULL &&
            (batch->paths_len == 0 || batch->paths[batch->paths_len - 1] == 0);

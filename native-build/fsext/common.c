@@ -1,5 +1,7 @@
-/* sha256 from the node binary's OpenSSL, resolved at run time (see fsext.h). */
+/* What the addon's C files share (fsext.h): sha256 from the node binary's OpenSSL, Buffer arguments. */
 #include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
 #include "fsext.h"
 
 fsext_evp evp;
@@ -15,4 +17,16 @@ int resolve_evp(void) {
   int ok = evp.ctx_new && evp.ctx_free && evp.sha256 && evp.init && evp.update && evp.final;
   evp.resolved = ok ? 1 : -1;
   return ok;
+}
+
+char *fsext_buffer_copy(napi_env env, napi_value value, size_t *len) {
+  bool is_buffer = false;
+  void *data;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer) return NULL;
+  if (napi_get_buffer_info(env, value, &data, len) != napi_ok) return NULL;
+  char *copy = malloc(*len + 1);
+  if (copy == NULL) return NULL;
+  memcpy(copy, data, *len);
+  copy[*len] = 0;
+  return copy;
 }
