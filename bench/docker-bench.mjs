@@ -25,12 +25,12 @@ import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
+import { startRegistry as startLoopbackRegistry } from '../scripts/registry.mjs';
 
 const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const DOCKER = process.env.DELTAIMG_DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
@@ -120,17 +120,6 @@ async function savedGzipBytes(engine, ref) {
 
 // ---------------------------------------------------------------- the registry and the receiver
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitFor(what, probe, proc, logFile) {
   for (let i = 0; i < 120; i++) {
     if (await probe()) return;
@@ -146,49 +135,18 @@ async function waitFor(what, probe, proc, logFile) {
  * response at level info with the bytes written: servedBytesSince() sums them for a pull.
  */
 async function startRegistry() {
-  const port = await freePort();
   const dir = join(WORK, 'registry');
   await rm(dir, { recursive: true, force: true });
-  const storage = join(dir, 'data');
-  await mkdir(storage, { recursive: true });
-  const config = join(dir, 'registry.yml');
-  const logFile = join(dir, 'registry.log');
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: info',
-      '  formatter: text',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${storage}`,
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      '',
-    ].join('\n'),
-  );
-  const out = openSync(logFile, 'a');
-  const proc = execa('docker-registry', ['serve', config], { reject: false, stdin: 'ignore', stdout: out, stderr: out });
-  const address = `127.0.0.1:${port}`;
-  await waitFor(
-    `docker-registry on ${address}`,
-    () =>
-      fetch(`http://${address}/v2/`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    proc,
-    logFile,
-  );
+  const registry = await startLoopbackRegistry(dir, { logLevel: 'info', logFormat: 'text', accessLog: false });
   return {
-    address,
-    storage,
-    logOffset: () => statSync(logFile).size,
-    servedBytesSince: (offset) => servedBytes(logFile, offset),
-    stop: () => stopProcess(proc, dir),
+    address: registry.address,
+    storage: registry.dataDir,
+    logOffset: () => statSync(registry.logPath).size,
+    servedBytesSince: (offset) => servedBytes(registry.logPath, offset),
+    stop: async () => {
+      await registry.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }
 

@@ -18,13 +18,12 @@
  */
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startRegistry } from '../scripts/registry.mjs';
 
 const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const DOCKER = process.env.DELTAIMG_DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
@@ -119,52 +118,6 @@ async function stacked(refs) {
 }
 
 // ---------------------------------------------------------------- the registry
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRegistry(dir) {
-  const port = await freePort();
-  const config = join(dir, 'config.yml');
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: info',
-      '  formatter: json',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(dir, 'data')}`,
-      '  delete:',
-      '    enabled: true',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      '',
-    ].join('\n'),
-  );
-  const logPath = join(dir, 'registry.log');
-  const fd = openSync(logPath, 'a');
-  const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const address = `127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`http://${address}/v2/`)).status === 200) break;
-    } catch {
-      await sleep(100);
-    }
-  }
-  return { address, logPath, dataDir: join(dir, 'data'), stop: () => child.kill('SIGTERM') };
-}
 
 /** Bytes of blob and manifest bodies the registry wrote in GET answers since `mark` (a log length). */
 function servedSince(logPath, mark) {
@@ -355,14 +308,9 @@ async function main() {
   if (!existsSync(join(TREES, 'npm-app', 'b')))
     throw new Error(`${join(TREES, 'npm-app')} is missing: run bash bench/fetch-data.sh --quick first`);
   await mkdir(WORK, { recursive: true });
-  const reg = await startRegistry(
-    await (async () => {
-      const d = join(WORK, 'registry');
-      await rm(d, { recursive: true, force: true });
-      await mkdir(d, { recursive: true });
-      return d;
-    })(),
-  );
+  await rm(join(WORK, 'registry'), { recursive: true, force: true });
+  // Info-level JSON logs carry each response's size: servedSince() counts them.
+  const reg = await startRegistry(join(WORK, 'registry'), { logLevel: 'info', logFormat: 'json' });
   const report = {
     date: new Date().toISOString(),
     machine: {
@@ -385,7 +333,7 @@ async function main() {
       else report.pairs.push(...earlier.filter((p) => p.pair === pair.name));
     }
   } finally {
-    reg.stop();
+    await reg.stop();
     await rm(join(WORK, 'registry'), { recursive: true, force: true });
   }
   await writeFile(jsonFile, JSON.stringify(report, null, 2) + '\n');

@@ -10,6 +10,7 @@
 # State (pids, logs, registry storage) lives in ${DELTAIMG_SERVICES_DIR:-/tmp/deltaimg-services}.
 set -euo pipefail
 dir=${DELTAIMG_SERVICES_DIR:-/tmp/deltaimg-services}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 docker_cli=${DOCKER:-$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || echo docker )}
 mkdir -p "$dir"
 
@@ -28,18 +29,7 @@ start_registry() {
   local port=$1
   if alive registry; then echo "registry: already running (pid $(cat "$dir/registry.pid"))"; return; fi
   mkdir -p "$dir/registry-data"
-  cat >"$dir/registry.yml" <<YML
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $dir/registry-data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-YML
+  node "$here/registry.mjs" config "$dir/registry-data" "$port" >"$dir/registry.yml"
   setsid docker-registry serve "$dir/registry.yml" >>"$dir/registry.log" 2>&1 </dev/null &
   echo $! >"$dir/registry.pid"
   for _ in $(seq 40); do

@@ -1,9 +1,10 @@
 /**
  * bsdiff through the executable transform inside tree deltas: round trips on real x86-64
- * and ARM64 programs with a moved function (the transform chosen, the delta smaller than
- * with plain bsdiff, the tree restored exactly), the streaming decode path, the format
- * version it asks for, and crafted deltas with hostile transform parameters (refused in
- * one line, nothing written).
+ * and ARM64 programs with a moved function (the transform chosen with the source's addresses
+ * relabelled, the delta smaller than with plain bsdiff and with the branch transform alone, the
+ * tree restored exactly), the streaming decode path, the format version it asks for (and an
+ * older reader's refusal), and crafted deltas with hostile transform parameters or address
+ * maps (refused in one line, nothing written).
  */
 import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -11,22 +12,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bsdiffDecode, bsdiffEncode } from '../src/bsdiff/index.js';
+import { bsdiffDecode, bsdiffEncode, bsdiffEncodeSegmented, planSegments } from '../src/bsdiff/index.js';
 import { applyDelta } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
 import { readEntries } from '../src/delta/entries-file.js';
-import { decodeTransformedFile, encodeTransformed, exeTransformFor } from '../src/delta/exe-codec.js';
-import { ENTRIES_FILE, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
+import { decodeTransformedFile, encodeTransformed, exeTransformFor, withAddressMap } from '../src/delta/exe-codec.js';
+import { ENTRIES_FILE, FORMAT_VERSION, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
 import { readHeader } from '../src/delta/header.js';
 import { encodePairTransform } from '../src/exefilter/index.js';
 import { compareTrees } from '../src/tree/compare.js';
 import { scanTree } from '../src/tree/scan.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { checkReaderVersion, JsonFields } from '../src/util/json-input.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
+import { budgetLeavingJobs } from './helpers/budget.js';
 import { compiledPair } from './helpers/elf-programs.mjs';
 import { expectApplyRefused } from './helpers/expect-refused.js';
+import { esbuildBinaryPair } from './helpers/real-data.js';
 
 type ProgramPair = { a: string; b: string };
+
+const MiB = 1024 * 1024;
 
 let work: string;
 let pool: VcdiffPool;
@@ -94,12 +100,26 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
     expect(c.op).toBe('bsdiff');
     if (c.op !== 'bsdiff') return;
     expect(c.exe?.source.arch).toBe(arch);
-    const plain = await bsdiffEncode(programs[arch]!.a, programs[arch]!.b, join(work, `${arch}-plain.bsd`));
+    // The moved function and everything after the grown one shifted: the source is relabelled.
+    expect(c.exe?.source.addressMap?.points.length).toBeGreaterThan(0);
+    expect(c.exe?.target.addressMap).toBeUndefined();
+    const { a: source, b: target } = programs[arch]!;
+    const plain = await bsdiffEncode(source, target, join(work, `${arch}-plain.bsd`));
     const kept = 'blob' in c.payload ? (await stat(join(delta, 'blobs', c.payload.blob))).size : c.payload.inline.length;
     expect(kept).toBeLessThan(plain.bytes);
+    // Smaller than with the branch transform alone (the version 2 encoding).
+    const files = { source: { path: source, size: (await stat(source)).size }, target: { path: target, size: (await stat(target)).size } };
+    let n = 0;
+    const branchesOnly = await encodeTransformed(
+      files,
+      exeTransformFor(files)!,
+      () => join(work, `${arch}-t-${n++}`),
+      (s, t) => bsdiffEncode(s, t, join(work, `${arch}-branches.bsd`)),
+    );
+    expect(kept).toBeLessThan(branchesOnly.bytes);
     const header = await readHeader(delta);
-    expect(header.version).toBe(2);
-    expect(header.minReaderVersion).toBe(2);
+    expect(header.version).toBe(FORMAT_VERSION);
+    expect(header.minReaderVersion).toBe(3);
     const out = join(work, `${arch}-out`);
     await applyDelta(a, delta, out, { pool });
     const [want, got] = await Promise.all([scanTree(b, { hash: true }), scanTree(out, { hash: true })]);
@@ -109,7 +129,10 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
   it('decodes through files the way large executables are restored', async () => {
     const { a: source, b: target } = programs[arch]!;
     const files = { source: { path: source, size: (await stat(source)).size }, target: { path: target, size: (await stat(target)).size } };
-    const exe = exeTransformFor(files)!;
+    const plain = join(work, `${arch}-plain-for-map.bsd`);
+    await bsdiffEncode(source, target, plain);
+    const exe = await withAddressMap(exeTransformFor(files)!, files, plain);
+    expect(exe.source.addressMap).toBeDefined();
     let n = 0;
     const scratch = () => join(work, `${arch}-scratch-${n++}`);
     const patch = join(work, `${arch}-exe.bsd`);
@@ -126,61 +149,142 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
   });
 
   it('refuses hostile transform parameters in a crafted delta, writing nothing', async () => {
-    const rs = await records(delta);
-    const prog = progRecord(rs);
-    if (prog.content.op !== 'bsdiff' || !prog.content.exe) throw new Error('expected a transformed bsdiff');
-    const exe = prog.content.exe;
-    const size = (await stat(programs[arch]!.a)).size;
-    const cases: [string, unknown, DeltaimgError['code'], RegExp][] = [
-      [
-        'outside',
-        { ...encodePairTransform(exe), source: { ...(encodePairTransform(exe).source as object), regions: [[0, size + 1, 0]] } },
-        'CORRUPT_DELTA',
-        /does not fit the files/,
-      ],
-      [
-        'malformed',
-        { ...encodePairTransform(exe), target: { arch, rangeBits: 99, regions: 'all' } },
-        'CORRUPT_DELTA',
-        /invalid executable transform: target/,
-      ],
-      // Well-formed but not what the patch was made with: the decoded bytes fail their check.
-      [
-        'wrong-vaddr',
-        {
-          source: {
-            ...(encodePairTransform(exe).source as object),
-            regions: [[exe.source.regions[0]!.offset, exe.source.regions[0]!.size, 4096]],
-          },
-          target: encodePairTransform(exe).target,
-        },
-        'CORRUPT_DELTA',
-        /bsdiff|damaged|does not match/,
-      ],
-    ];
-    for (const [name, hostile, code, why] of cases) {
-      const crafted = join(work, `${arch}-crafted-${name}`);
-      await cp(delta, crafted, { recursive: true });
-      const text = await readEntriesText(crafted);
-      const patched = text
-        .split('\n')
-        .map((line) => {
-          if (!line.includes('"usr/bin/prog"')) return line;
-          const o = JSON.parse(line);
-          o.content.exe = hostile;
-          return JSON.stringify(o);
-        })
-        .join('\n');
-      expect(patched).not.toBe(text);
-      await craftRaw(crafted, patched);
-      await expectRefused(
-        applyDelta(a, crafted, join(work, `${arch}-out-${name}`), { pool }),
-        code,
-        join(work, `${arch}-out-${name}`),
-        why,
-      );
-    }
+    await expectHostileTransformsRefused(a, delta, 'usr/bin/prog', (await stat(programs[arch]!.a)).size, arch);
   });
+});
+
+describe('a recompiled executable too large for a whole-file bsdiff in the budget', () => {
+  let a: string;
+  let b: string;
+  let delta: string;
+  // ~9.6 MB each: a whole-file bsdiff would need ~120 MB; the budget leaves its jobs ~60 MiB.
+  let memoryBytes: number;
+
+  beforeAll(async () => {
+    const esbuild = await esbuildBinaryPair();
+    a = join(work, 'seg-a');
+    b = join(work, 'seg-b');
+    for (const [dir, file] of [
+      [a, esbuild.a],
+      [b, esbuild.b],
+    ] as const) {
+      await mkdir(join(dir, 'usr/bin'), { recursive: true });
+      await cp(file, join(dir, 'usr/bin/prog'));
+    }
+    memoryBytes = budgetLeavingJobs(60 * MiB);
+    delta = join(work, 'seg-delta');
+    await diffTrees(a, b, delta, { memoryBytes });
+  });
+
+  it('is diffed in segments through the transform, smaller than plain segments, and restored exactly', async () => {
+    const c = progRecord(await records(delta)).content;
+    expect(c).toMatchObject({ op: 'bsdiff', segmented: true });
+    if (c.op !== 'bsdiff') return;
+    expect(c.exe?.source.arch).toBe('x86-64');
+    const kept = 'blob' in c.payload ? (await stat(join(delta, 'blobs', c.payload.blob))).size : c.payload.inline.length;
+    const sizes = { source: (await stat(join(a, 'usr/bin/prog'))).size, target: (await stat(join(b, 'usr/bin/prog'))).size };
+    const plan = planSegments(60 * MiB * 0.75, sizes.source, sizes.target)!;
+    const plain = await bsdiffEncodeSegmented(join(a, 'usr/bin/prog'), join(b, 'usr/bin/prog'), join(work, 'seg-plain.bsd'), plan);
+    expect(kept).toBeLessThan(plain.bytes);
+    // The map comes from the plain segmented patch's alignment, read through each segment's source ranges.
+    expect(c.exe?.source.addressMap?.points.length).toBeGreaterThan(0);
+    expect((await readHeader(delta)).minReaderVersion).toBe(3);
+    const out = join(work, 'seg-out');
+    await applyDelta(a, delta, out, { memoryBytes });
+    const [want, got] = await Promise.all([scanTree(b, { hash: true }), scanTree(out, { hash: true })]);
+    expect(compareTrees(want, got)).toEqual([]);
+  });
+
+  it('refuses hostile transform parameters on the segmented record, writing nothing', async () => {
+    await expectHostileTransformsRefused(a, delta, 'usr/bin/prog', (await stat(join(a, 'usr/bin/prog'))).size, 'x86-64');
+  });
+});
+
+/**
+ * Crafted copies of `delta` whose record for `path` carries hostile transform parameters
+ * (outside the files, malformed, well-formed but not the ones the patch was made with):
+ * each apply is refused in one line, nothing written.
+ */
+async function expectHostileTransformsRefused(a: string, delta: string, path: string, sourceSize: number, arch: 'x86-64' | 'arm64') {
+  const record = (await records(delta)).find((x) => x.path === path);
+  if (record?.kind !== 'file' || record.content.op !== 'bsdiff' || !record.content.exe) throw new Error('expected a transformed bsdiff');
+  const exe = record.content.exe;
+  const encoded = encodePairTransform(exe);
+  const cases: [string, unknown, DeltaimgError['code'], RegExp][] = [
+    [
+      'outside',
+      { ...encoded, source: { ...(encoded.source as object), regions: [[0, sourceSize + 1, 0]] } },
+      'CORRUPT_DELTA',
+      /does not fit the files/,
+    ],
+    ['malformed', { ...encoded, target: { arch, rangeBits: 99, regions: 'all' } }, 'CORRUPT_DELTA', /invalid executable transform: target/],
+    // Well-formed but not what the patch was made with: the decoded bytes fail their check.
+    [
+      'wrong-vaddr',
+      {
+        source: { ...(encoded.source as object), regions: [[exe.source.regions[0]!.offset, exe.source.regions[0]!.size, 4096]] },
+        target: encoded.target,
+      },
+      'CORRUPT_DELTA',
+      /bsdiff|damaged|does not match/,
+    ],
+    [
+      'map-on-target',
+      { ...encoded, target: { ...(encoded.target as object), addressMap: { range: [0, 10], shifts: [0, 4] } } },
+      'CORRUPT_DELTA',
+      /invalid executable transform: target has an addressMap/,
+    ],
+    [
+      'map-malformed',
+      { ...encoded, source: { ...(encoded.source as object), addressMap: { range: [0, 10], shifts: [5, 1, 0, 2] } } },
+      'CORRUPT_DELTA',
+      /invalid executable transform: source.addressMap.shifts\[2\]/,
+    ],
+    [
+      'map-huge',
+      { ...encoded, source: { ...(encoded.source as object), addressMap: { range: [0, 2 ** 40], shifts: new Array(2 * 65537).fill(1) } } },
+      'CORRUPT_DELTA',
+      /invalid executable transform: source.addressMap.shifts must hold 1 to 65536/,
+    ],
+    // A well-formed map other than the one the patch was made with: other bytes, refused by the patch's check.
+    [
+      'map-wrong',
+      { ...encoded, source: { ...(encoded.source as object), addressMap: { range: [0, 2 ** 32], shifts: [0, 64] } } },
+      'CORRUPT_DELTA',
+      /bsdiff|damaged|does not match/,
+    ],
+  ];
+  for (const [name, hostile, code, why] of cases) {
+    const crafted = `${delta}-crafted-${name}`;
+    await cp(delta, crafted, { recursive: true });
+    const text = await readEntriesText(crafted);
+    const patched = text
+      .split('\n')
+      .map((line) => {
+        if (!line.includes(JSON.stringify(path))) return line;
+        const o = JSON.parse(line);
+        o.content.exe = hostile;
+        return JSON.stringify(o);
+      })
+      .join('\n');
+    expect(patched).not.toBe(text);
+    await craftRaw(crafted, patched);
+    const out = `${delta}-out-${name}`;
+    await expectRefused(applyDelta(a, crafted, out, { pool }), code, out, why);
+  }
+}
+
+it('a version 2 reader refuses a delta whose executables are relabelled, asking for an upgrade', async () => {
+  const { a, b } = await treesFor('x86-64');
+  const delta = join(work, 'x86-64-delta-for-v2');
+  await diffTrees(a, b, delta, { pool });
+  const header = JSON.parse(await readFile(join(delta, 'deltaimg.json'), 'utf8'));
+  expect(header.minReaderVersion).toBe(3);
+  // What a version 2 reader's header check says (this reader's gate, with its bound lowered).
+  const fields = new JsonFields('deltaimg.json', 'CORRUPT_DELTA', 'make the delta again');
+  expect(() => checkReaderVersion(fields, header, 2, `${delta} uses delta format`)).toThrow(
+    /uses delta format v3 \(made by deltaimg[^)]*\); this deltaimg reads up to v2: upgrade deltaimg to apply it/,
+  );
 });
 
 it('a delta without transformed executables stays readable by version 1 readers', async () => {
@@ -192,7 +296,7 @@ it('a delta without transformed executables stays readable by version 1 readers'
   await writeFile(join(b, 'f'), 'one\n'.repeat(999) + 'two\n');
   await diffTrees(a, b, join(work, 'text-delta'), { pool });
   const header = await readHeader(join(work, 'text-delta'));
-  expect(header.version).toBe(2);
+  expect(header.version).toBe(FORMAT_VERSION);
   expect(header.minReaderVersion).toBe(1);
 });
 
@@ -207,6 +311,6 @@ async function craftRaw(delta: string, text: string): Promise<void> {
   const header = JSON.parse(await readFile(join(delta, 'deltaimg.json'), 'utf8'));
   header.entries.sha256 = createHash('sha256').update(compressed).digest('hex');
   header.entries.rawBytes = Buffer.byteLength(text);
-  header.minReaderVersion = 2;
+  header.minReaderVersion = 3;
   await writeFile(join(delta, 'deltaimg.json'), JSON.stringify(header));
 }

@@ -75,9 +75,18 @@ async function makeTarget(src: string, dir: string): Promise<void> {
   await unlink(join(dir, 'etc/removed'));
   await writeFile(join(dir, 'etc/new-file'), 'a brand new file with some text in it, '.repeat(200));
   await cp(join(TS_LIB, 'lib.webworker.d.ts'), join(dir, 'app/lib/lib.webworker.d.ts'));
+  // Text of the same shape made of none of the old tree's content: shipped whole.
+  await writeFile(join(dir, 'app/lib/notes.rot13'), rot13(await readFile(join(TS_LIB, 'lib.webworker.d.ts'), 'utf8')));
   await writeFile(join(dir, 'etc/config'), 'port=8080\nname=app\n');
   await run('chmod', ['4755', join(dir, 'app/lib/tsc.js')]);
   await run('touch', ['-h', '-d', '@1600000000.123456789', join(dir, 'tsc-link')]);
+}
+
+function rot13(text: string): string {
+  return text.replace(/[a-zA-Z]/g, (c) => {
+    const base = c <= 'Z' ? 65 : 97;
+    return String.fromCharCode(((c.charCodeAt(0) - base + 13) % 26) + base);
+  });
 }
 
 async function records(deltaDir: string): Promise<DeltaRecord[]> {
@@ -124,12 +133,15 @@ describe('diff and apply on real trees', () => {
     expect(op('app/lib/typescript.js')?.op).toBe('vcdiff');
     expect(op('app/lib/libfoo.so.3.0.22')).toMatchObject({ op: 'vcdiff', from: 'app/lib/libfoo.so.3.0.19' });
     expect(op('etc/new-file')?.op).toBe('brotli');
-    expect(op('app/lib/lib.webworker.d.ts')).toMatchObject({ op: 'brotli', payload: { blob: expect.any(String) } });
-    // Candidates are compared by a quick brotli; the one kept is compressed at full strength.
+    // A new file whose content the old lib.dom.d.ts holds much of: assembled from it (and others).
     const webworker = op('app/lib/lib.webworker.d.ts');
-    const blob = webworker && 'payload' in webworker && 'blob' in webworker.payload ? webworker.payload.blob : '';
+    expect(webworker?.op === 'assembled' && webworker.sources.map((s) => s.path)).toContain('app/lib/lib.dom.d.ts');
+    expect(op('app/lib/notes.rot13')).toMatchObject({ op: 'brotli', payload: { blob: expect.any(String) } });
+    // Candidates are compared by a quick brotli; the one kept is compressed at full strength.
+    const notes = op('app/lib/notes.rot13');
+    const blob = notes && 'payload' in notes && 'blob' in notes.payload ? notes.payload.blob : '';
     const shipped = await readFile(join(delta, BLOBS_DIR, blob));
-    const quick = brotliCompressSync(await readFile(join(TS_LIB, 'lib.webworker.d.ts')), { params: { [zc.BROTLI_PARAM_QUALITY]: 5 } });
+    const quick = brotliCompressSync(await readFile(join(dst, 'app/lib/notes.rot13')), { params: { [zc.BROTLI_PARAM_QUALITY]: 5 } });
     expect(shipped.length).toBeLessThan(quick.length * 0.95);
     const h = await readHeader(delta);
     expect(h.stats.deleted).toBe(3); // etc/removed, the renamed libfoo and the moved lib.dom.d.ts
@@ -188,12 +200,12 @@ describe('diff and apply on real trees', () => {
   });
 
   it('refuses a delta from a newer format version', async () => {
-    const bad = join(work, 'delta-v3');
+    const bad = join(work, 'delta-v4');
     await cp(delta, bad, { recursive: true });
     const hdr = JSON.parse(await readFile(join(bad, 'deltaimg.json'), 'utf8'));
-    await writeFile(join(bad, 'deltaimg.json'), JSON.stringify({ ...hdr, version: 3, minReaderVersion: 3, tool: 'deltaimg 9.0.0' }));
-    const msg = await expectRefused(applyDelta(src, bad, join(work, 'out-v3'), { pool }), 'UNSUPPORTED_VERSION', join(work, 'out-v3'));
-    expect(msg).toMatch(/v3.*reads up to v2.*upgrade deltaimg/);
+    await writeFile(join(bad, 'deltaimg.json'), JSON.stringify({ ...hdr, version: 4, minReaderVersion: 4, tool: 'deltaimg 9.0.0' }));
+    const msg = await expectRefused(applyDelta(src, bad, join(work, 'out-v4'), { pool }), 'UNSUPPORTED_VERSION', join(work, 'out-v4'));
+    expect(msg).toMatch(/v4.*reads up to v3.*upgrade deltaimg/);
   });
 
   it('the CLI reports failures as one line with a non-zero exit, and --json on success', async () => {

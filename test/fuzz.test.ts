@@ -163,7 +163,7 @@ function checkRefusal(err: unknown, name: string): void {
 
 /**
  * A small pair with one entry of each kind and each content op: unchanged, moved, VCDIFF
- * (inline and blob), bsdiff, brotli, raw, symlink, hardlink, fifo, xattrs, set-id bits, and as
+ * (inline and blob), bsdiff, brotli, raw, assembled, symlink, hardlink, fifo, xattrs, set-id bits, and as
  * root a device node. Small, so that each of hundreds of cases applies in milliseconds.
  */
 async function smallTreePair(a: string, b: string): Promise<void> {
@@ -192,7 +192,12 @@ async function smallTreePair(a: string, b: string): Promise<void> {
     fsext().lsetxattr(Buffer.from(join(root, 'etc/same')), 'user.note', Buffer.from(v));
   }
   await writeFile(join(b, 'usr/bin/new-random'), seededBytes('new', 9000));
+  // Lines of the old big.conf: assembled from it. Words nowhere in the old tree: brotli.
   await writeFile(join(b, 'usr/share.txt'), text(400));
+  await writeFile(
+    join(b, 'usr/words.txt'),
+    Array.from({ length: 300 }, (_, i) => `word ${(i * 104729) % 9973} of the new notes\n`).join(''),
+  );
   await writeFile(join(b, 'usr/tiny'), 'tiny new file\n');
   await chmod(join(b, 'usr/bin/tool'), 0o4755);
   if (process.getuid?.() === 0) {
@@ -227,7 +232,7 @@ describe('tree deltas', () => {
       .split('\n')
       .filter(Boolean);
     const ops = new Set(lines.map((l, i) => decodeRecord(l, i + 1)).flatMap((rec) => (rec.kind === 'file' ? [rec.content.op] : [])));
-    expect([...ops].sort()).toEqual(['brotli', 'bsdiff', 'copy', 'raw', 'same', 'vcdiff']);
+    expect([...ops].sort()).toEqual(['assembled', 'brotli', 'bsdiff', 'copy', 'raw', 'same', 'vcdiff']);
   }, 120_000);
 
   /** Applies `damaged` into a fresh OUT beside nothing else; success must rebuild a tree whose digest is `digest`. */

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FORMAT_VERSION } from '../src/delta/format.js';
 import { compareTrees } from '../src/tree/compare.js';
 import { scanTree } from '../src/tree/scan.js';
 import { gnuGzipFile, goGzipFile, pigzFile, pythonZlibFile } from './helpers/compressors.js';
@@ -80,7 +81,7 @@ describe('gzip members in tree deltas', () => {
       minReaderVersion: number;
       stats: { payloadBytes: { gzip: number } };
     };
-    expect(header).toMatchObject({ version: 2, minReaderVersion: 2 });
+    expect(header).toMatchObject({ version: FORMAT_VERSION, minReaderVersion: 2 });
     const recs = await records(delta);
     for (const name of Object.keys(compressors)) {
       const rec = recs.find(

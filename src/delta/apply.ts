@@ -6,7 +6,7 @@
 import { constants as fsc, createReadStream, mkdirSync, symlinkSync } from 'node:fs';
 import type { RelPath } from '../tree/entry.js';
 import { availableParallelism } from 'node:os';
-import { copyFile, lstat } from 'node:fs/promises';
+import { copyFile, lstat, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyDirectoryMetadata, applyMetadataSync, type RestoreReport } from '../tree/meta.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
@@ -29,7 +29,8 @@ import {
   type NativeCopyResult,
   type Written,
 } from './file-codecs.js';
-import type { DeltaHeader, DeltaRecord, FileRecord } from './format.js';
+import { usesTargetParts, type AssembledOp, type DeltaHeader, type DeltaRecord, type FileRecord } from './format.js';
+import { assembledBytes, writeAssembledSource } from './assembled-source.js';
 import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
 import { restoreGzipMember } from './gzip-member.js';
 import { readHeader } from './header.js';
@@ -37,7 +38,7 @@ import { countPrivileged, enforcePolicy, PERMISSIVE, type PrivilegedCounts, type
 import { verifyOnDisk } from './verify-disk.js';
 import { PayloadReader } from './payload-store.js';
 import { hashStream } from '../util/hashing.js';
-import { RecordChecker } from './record-checks.js';
+import { checkTargetParts, RecordChecker } from './record-checks.js';
 import { checkCopied, IN_MEMORY_MAX_BYTES, SmallFileRestorer, verifyWritten, withPath } from './restore-small.js';
 import { sourceReadError, SourceTree } from './source-tree.js';
 
@@ -119,6 +120,7 @@ async function loadRecords(deltaDir: string, header: DeltaHeader): Promise<Delta
     checker.check(r);
     records.push(r);
   }
+  checkTargetParts(records);
   return records;
 }
 
@@ -146,6 +148,8 @@ class Restorer {
   private totalBytes = 0;
   private lastYield = Date.now();
   private readonly small: SmallFileRestorer;
+  /** The target files written so far, read as parts of assembled sources. */
+  private readonly restored: SourceTree;
 
   constructor(
     private readonly out: string,
@@ -156,7 +160,8 @@ class Restorer {
     private readonly budget: MemoryBudget,
   ) {
     this.limiter = new Limiter(Math.max(2, availableParallelism() * 2));
-    this.small = new SmallFileRestorer(out, source, payloads, this.report);
+    this.restored = new SourceTree(out);
+    this.small = new SmallFileRestorer(out, source, payloads, this.report, this.restored);
   }
 
   /**
@@ -176,17 +181,12 @@ class Restorer {
     for (const r of records) if (r.kind === 'dir' && r.path !== '') this.makeDirectory(r);
     const jobs: Promise<void>[] = [];
     const copies = this.startNativeCopies(files);
+    // Files assembled from other target files wait until every other file is written and verified.
+    const later = files.filter(usesTargetParts);
     try {
       for (const f of files) {
-        if (copies.handles.has(f)) continue;
-        if (await this.small.restore(f)) {
-          this.count(f);
-        } else {
-          const job = this.limiter.run(() => this.restoreFile(f));
-          job.catch(() => {});
-          jobs.push(job);
-        }
-        await this.yieldNowAndThen();
+        if (copies.handles.has(f) || usesTargetParts(f)) continue;
+        await this.restoreOne(f, jobs);
       }
       for (const r of records) {
         if (r.kind === 'file' || r.kind === 'dir' || r.kind === 'hardlink') continue;
@@ -194,11 +194,25 @@ class Restorer {
       }
       await Promise.all(jobs);
       await copies.done;
+      for (const f of later) await this.restoreOne(f, jobs);
+      await Promise.all(jobs);
     } finally {
       await Promise.allSettled([...jobs, copies.done]);
     }
     for (const r of records) if (r.kind === 'hardlink') await createNode(this.out, r, this.report);
     await applyDirectoryMetadata(this.out, records, this.report);
+  }
+
+  /** Restores `f` right here when it fits in memory, else starts a parallel job for it (added to `jobs`). */
+  private async restoreOne(f: FileRecord, jobs: Promise<void>[]): Promise<void> {
+    if (await this.small.restore(f)) {
+      this.count(f);
+    } else {
+      const job = this.limiter.run(() => this.restoreFile(f));
+      job.catch(() => {});
+      jobs.push(job);
+    }
+    await this.yieldNowAndThen();
   }
 
   /**
@@ -312,6 +326,8 @@ class Restorer {
       }
       case 'bsdiff':
         return BSDIFF_DECODE_MEMORY;
+      case 'assembled':
+        return vcdiffDecodeMemory(assembledBytes(c.sources)) + STREAM_JOB_BYTES;
       default:
         return STREAM_JOB_BYTES;
     }
@@ -369,6 +385,22 @@ class Restorer {
     return { bytes: size, sha256: (await hashStream(createReadStream(abs))).sha256 };
   }
 
+  /** The assembled source streamed into a scratch file (each part checked on the way), then decoded against it. */
+  private async restoreAssembled(r: FileRecord, c: AssembledOp, abs: Buffer): Promise<Written> {
+    const delta = await this.payloads.materialize(c.payload, displayPath(r.path), {
+      brotli: c.brotli ? { maxBytes: vcdiffMaxBytes(r.size) } : undefined,
+    });
+    const source = this.payloads.scratchPath('assembled');
+    try {
+      await writeAssembledSource(c.sources, (part) => (part.target ? this.restored : this.source).open(part.path), source);
+      const out = await this.pool.decodeFile(source, delta.path, abs, { maxOutputBytes: r.size }, 'create');
+      return { bytes: out.outputBytes, sha256: out.outputSha256 };
+    } finally {
+      await delta.release();
+      await rm(source, { force: true });
+    }
+  }
+
   private async writeContent(r: FileRecord, abs: Buffer): Promise<Written> {
     const c = r.content;
     switch (c.op) {
@@ -416,6 +448,8 @@ class Restorer {
           await patch.release();
         }
       }
+      case 'assembled':
+        return this.restoreAssembled(r, c, abs);
       case 'gzip':
         return restoreGzipMember(r, c, abs, {
           readPayload: (payload, opts) => this.payloads.readSmallSync(payload, displayPath(r.path), opts),

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { Entry, FileEntry } from '../tree/entry.js';
+import type { Entry, FileEntry, RelPath } from '../tree/entry.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
 import { sameMetadata } from '../tree/compare.js';
@@ -26,23 +26,28 @@ import {
   type VcdiffOptions,
 } from '../vcdiff/index.js';
 import { buildDirAtomically } from '../util/atomic-output.js';
-import { ioError } from '../util/errors.js';
+import { DeltaimgError, ioError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES } from '../util/memory-budget.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import type { PairTransform } from '../exefilter/index.js';
 import { TreeDigest } from './digest.js';
-import { encodeTransformed, exeTransformFor, type ExeFiles } from './exe-codec.js';
+import { encodeTransformed, exeTransformFor, withAddressMap, type ExeFiles } from './exe-codec.js';
 import { createEntriesWriter } from './entries-file.js';
-import { brotliFile, brotliMemory } from './file-codecs.js';
+import { brotliFile, brotliMemory, openSourceStream } from './file-codecs.js';
+import { assembledBytes, writeAssembledSource } from './assembled-source.js';
+import { CONTENT_INDEX_MEMORY, ContentIndex } from './content-index.js';
 import {
   BLOBS_DIR,
   ENTRIES_FILE,
   FORMAT_NAME,
   FORMAT_VERSION,
   BASE_READER_VERSION,
+  ASSEMBLED_MAX_BYTES,
+  ASSEMBLED_MAX_SOURCES,
   HEADER_FILE,
   readerVersionOf,
+  type AssembledSource,
   type ContentOp,
   type ContentOpName,
   type DeltaHeader,
@@ -96,6 +101,16 @@ const WORTHWHILE_COMPRESSION = 0.95;
 const QUICK_BROTLI_QUALITY = 5;
 /** A gzip op must save at least this much over the file's best other encoding (its record costs more). */
 const GZIP_MEMBER_MIN_GAIN = 64;
+/** An assembled source is tried when the best other encoding leaves at least this many bytes... */
+const ASSEMBLE_WORTH_TRYING_BYTES = 512;
+/** ...and is no delta this small already (a share of the file). */
+const ASSEMBLE_DELTA_RATIO = 1 / 16;
+/** The chosen files must hold at least this share of the file's anchors (content-index.ts). */
+const ASSEMBLE_MIN_COVERAGE = 0.05;
+/** A target file is a part only when it holds at least this share of a file's anchors not covered yet. */
+const TARGET_PART_MIN_SHARE = 1 / 8;
+/** What each source adds to the (brotli'd) record: its sha256, size and path. */
+const ASSEMBLED_BYTES_PER_SOURCE = 48;
 
 export async function diffTrees(srcRoot: string, dstRoot: string, outDir: string, opts: DiffOptions = {}): Promise<DeltaHeader> {
   const progress = opts.progress ?? silentProgress;
@@ -173,24 +188,26 @@ async function writeDelta(
     progress.update({ label: 'diff', done: doneFiles, total: files.length, bytesDone: doneBytes, bytesTotal: totalBytes });
     return { record: { ...e, sha256: e.sha256!, content }, payloadBytes: 0 };
   };
+  const encoded: Encoded[] = [];
+  try {
+    for (const e of dst.entries) encoded.push(await encodedAt(e));
+  } finally {
+    await Promise.allSettled(jobs.values());
+  }
+  await encoder.assembleFromTarget(encoded);
   const writer = createEntriesWriter(join(work, ENTRIES_FILE));
   const digest = new TreeDigest();
   let minReaderVersion = BASE_READER_VERSION;
-  try {
-    for (const e of dst.entries) {
-      const { record, payloadBytes } = await encodedAt(e);
-      await writer.write(record);
-      digest.add(record);
-      minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
-      countRecord(record, encoder.sourceIndex, stats);
-      const op = opOf(record);
-      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw' || op === 'gzip') {
-        stats.payloadBytes[op] += payloadBytes;
-        largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
-      }
+  for (const { record, payloadBytes } of encoded) {
+    await writer.write(record);
+    digest.add(record);
+    minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
+    countRecord(record, encoder.sourceIndex, stats);
+    const op = opOf(record);
+    if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw' || op === 'gzip' || op === 'assembled') {
+      stats.payloadBytes[op] += payloadBytes;
+      largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
     }
-  } finally {
-    await Promise.allSettled(jobs.values());
   }
   const entries = await writer.finish();
   stats.targetFileBytes = totalBytes;
@@ -215,6 +232,11 @@ async function writeDelta(
 class FileEncoder {
   readonly sourceIndex: SourceIndex;
   private readonly payloadBytes = new Map<string, number>();
+  /** How many records use each blob, so that a record encoded again can drop a blob nothing else uses. */
+  private readonly blobUses = new Map<string, number>();
+  private readonly dstFiles = new Map<RelPath, FileEntry>();
+  /** Built on first use: only a tree with a new file that nothing else encodes well needs it. */
+  private contentIndex?: Promise<ContentIndex>;
 
   constructor(
     private readonly src: TreeSnapshot,
@@ -226,6 +248,7 @@ class FileEncoder {
     private readonly budget: MemoryBudget,
   ) {
     this.sourceIndex = new SourceIndex(src.entries);
+    for (const e of dst.entries) if (e.kind === 'file') this.dstFiles.set(e.path, e);
   }
 
   /** The op for a file whose bytes the source holds ('same' path or a 'copy'); undefined when it must be encoded. */
@@ -244,7 +267,7 @@ class FileEncoder {
       return { content: { op: 'raw', payload: { inline } }, payloadBytes: inline.length };
     }
     const base = this.sourceIndex.deltaBase(target);
-    const best = await this.bestOf(base, target, targetPath);
+    const best = await this.tryAssembled(target, targetPath, await this.bestOf(base, target, targetPath));
     const member = await this.tryGzipMember(target, targetPath, base, best.bytes);
     if (member) {
       await this.discard(best);
@@ -334,8 +357,138 @@ class FileEncoder {
     await writeFile(temp, bytes);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const payload = await this.payloads.keep(temp, sha256, bytes.length);
-    if ('blob' in payload) this.payloadBytes.set(payload.blob, bytes.length);
+    if ('blob' in payload) this.countBlob(payload.blob, bytes.length);
     return payload;
+  }
+
+  /**
+   * A VCDIFF against the old files that hold most of this file's content, concatenated (the
+   * assembled op, v3): a new bundle or source map is made of code spread over the old tree, and
+   * no single file of it is a good base. Tried where `best` leaves enough to win back; kept only
+   * when smaller, what its record costs included.
+   */
+  private async tryAssembled(target: FileEntry, targetPath: Buffer, best: Candidate): Promise<Candidate> {
+    if (best.bytes < ASSEMBLE_WORTH_TRYING_BYTES || target.size > ASSEMBLED_MAX_BYTES) return best;
+    if ((best.kind === 'vcdiff' || best.kind === 'bsdiff') && best.bytes <= target.size * ASSEMBLE_DELTA_RATIO) return best;
+    const index = await this.sourceContent();
+    const choice = await this.budget.run(3 * target.size, async () =>
+      index.choose(await readTarget(targetPath, target), target.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
+    );
+    if (choice.coverage < ASSEMBLE_MIN_COVERAGE) return best;
+    if (choice.parts.length === 1 && 'from' in best && best.from === choice.parts[0]!.file) return best;
+    const sources = choice.parts.map(({ file }): AssembledSource => ({ path: file.path, size: file.size, sha256: file.sha256! }));
+    const assembled = await this.encodeAssembled(sources, targetPath);
+    if (!assembled || assembled.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= best.bytes) {
+      if (assembled) await this.discard(assembled);
+      return best;
+    }
+    await this.discard(best);
+    return assembled;
+  }
+
+  /** A VCDIFF of the target against `sources` concatenated; undefined when one of them changed since the scan. */
+  private async encodeAssembled(sources: AssembledSource[], targetPath: Buffer): Promise<Candidate | undefined> {
+    const sourceTemp = this.payloads.tempPath();
+    const open = (part: AssembledSource) => openSourceStream(toFsPath(part.target ? this.dst.root : this.src.root, part.path));
+    try {
+      await writeAssembledSource(sources, open, sourceTemp);
+      return { kind: 'assembled', sources, ...(await this.vcdiffAgainst(sourceTemp, assembledBytes(sources), targetPath)) };
+    } catch (err) {
+      if (err instanceof DeltaimgError && err.code === 'WRONG_SOURCE') return undefined;
+      throw err;
+    } finally {
+      await this.payloads.discard(sourceTemp);
+    }
+  }
+
+  /**
+   * The second pass, once every file is encoded. The files still expensive are often near copies
+   * of each other, all new (one bundle as cjs, esm and umd, their maps): each may also take parts
+   * from the other expensive target files, which apply restores first. A file either takes target
+   * parts or serves as one, never both (no cycles): decided in path order, then encoded in
+   * parallel; a file's new encoding replaces its record only when smaller.
+   */
+  async assembleFromTarget(encoded: Encoded[]): Promise<void> {
+    const expensive = encoded.flatMap((e, at) => (this.isExpensive(e) ? [{ at, entry: this.dstFiles.get(e.record.path)! }] : []));
+    if (expensive.length < 2) return;
+    const sourceIndex = await this.sourceContent();
+    const servable = expensive.map((x) => x.entry).filter((f) => (f.meta.mode & 0o400) !== 0);
+    const targetIndex = await this.budget.run(CONTENT_INDEX_MEMORY, () => ContentIndex.build(this.dst.root, servable, sourceIndex.spacing));
+    const serving = new Set<FileEntry>();
+    const taking = new Set<FileEntry>();
+    const plans: { at: number; entry: FileEntry; sources: AssembledSource[] }[] = [];
+    for (const { at, entry } of expensive) {
+      if (serving.has(entry)) continue;
+      const pools = [
+        { index: sourceIndex, usable: () => true },
+        // A target file that serves can take no part itself: it must be worth that.
+        { index: targetIndex, usable: (f: FileEntry) => f !== entry && !taking.has(f), minShare: TARGET_PART_MIN_SHARE },
+      ];
+      const targetPath = toFsPath(this.dst.root, entry.path);
+      const choice = await this.budget.run(3 * entry.size, async () =>
+        ContentIndex.chooseAcross(pools, await readTarget(targetPath, entry), entry.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
+      );
+      if (choice.coverage < ASSEMBLE_MIN_COVERAGE || !choice.parts.some((p) => p.pool === 1)) continue;
+      taking.add(entry);
+      for (const p of choice.parts) if (p.pool === 1) serving.add(p.file);
+      const sources = choice.parts.map(({ file, pool }): AssembledSource => ({
+        path: file.path,
+        size: file.size,
+        sha256: file.sha256!,
+        ...(pool === 1 ? { target: true } : {}),
+      }));
+      plans.push({ at, entry, sources });
+    }
+    const limiter = new Limiter(Math.max(2, availableParallelism()));
+    await Promise.all(plans.map((plan) => limiter.run(() => this.reassemble(encoded, plan.at, plan.entry, plan.sources))));
+  }
+
+  /** Encodes one planned file against its new sources; its record is replaced when that is smaller. */
+  private async reassemble(encoded: Encoded[], at: number, entry: FileEntry, sources: AssembledSource[]): Promise<void> {
+    const before = encoded[at]!;
+    const candidate = await this.encodeAssembled(sources, toFsPath(this.dst.root, entry.path));
+    if (!candidate || candidate.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= before.payloadBytes) {
+      if (candidate) await this.discard(candidate);
+      return;
+    }
+    const kept = await this.keep(candidate);
+    if (before.record.kind === 'file' && 'payload' in before.record.content) await this.release(before.record.content.payload);
+    encoded[at] = { record: { ...entry, sha256: entry.sha256!, content: kept.content }, payloadBytes: kept.payloadBytes };
+  }
+
+  /** Worth assembling from other target files: a file whose encoding still costs much. */
+  private isExpensive({ record, payloadBytes }: Encoded): boolean {
+    if (record.kind !== 'file' || payloadBytes < ASSEMBLE_WORTH_TRYING_BYTES || record.size > ASSEMBLED_MAX_BYTES) return false;
+    switch (record.content.op) {
+      case 'brotli':
+      case 'raw':
+      case 'assembled':
+        return true;
+      case 'vcdiff':
+      case 'bsdiff':
+        return payloadBytes > record.size * ASSEMBLE_DELTA_RATIO;
+      default:
+        return false;
+    }
+  }
+
+  /** Drops one use of a payload; a blob no record uses any more is removed. */
+  private async release(payload: Payload): Promise<void> {
+    if (!('blob' in payload)) return;
+    const uses = (this.blobUses.get(payload.blob) ?? 1) - 1;
+    if (uses > 0) {
+      this.blobUses.set(payload.blob, uses);
+      return;
+    }
+    this.blobUses.delete(payload.blob);
+    this.payloadBytes.delete(payload.blob);
+    await this.payloads.discard(join(this.payloads.blobDir, payload.blob));
+  }
+
+  /** The index of the source tree's content, built once, on first use. */
+  private sourceContent(): Promise<ContentIndex> {
+    this.contentIndex ??= this.budget.run(CONTENT_INDEX_MEMORY, () => ContentIndex.build(this.src.root, this.src.entries));
+    return this.contentIndex;
   }
 
   /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
@@ -348,10 +501,10 @@ class FileEncoder {
     const sourcePath = toFsPath(this.src.root, base.path);
     const files = { source: { path: sourcePath, size: base.size }, target: { path: targetPath, size: target.size } };
     // Executables are worth bsdiff at any size: a small recompiled program's patch is a
-    // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB). A file encoded in
-    // segments (too large to hold whole in the budget) is not transformed yet: the transform
-    // itself streams, but the segmented patch has not been tried on transformed files.
-    const exe = plan.segments ? undefined : exeTransformFor(files);
+    // fraction of its VCDIFF (a 77 kB test program: 460 B against 2.2 kB). Files encoded in
+    // segments too: the transform streams through temp files, and the segments are matched
+    // on the transformed bytes.
+    const exe = exeTransformFor(files);
     if (vcdiff.bytes < BSDIFF_WORTH_TRYING_BYTES && !exe) return vcdiff;
     const temp = this.payloads.tempPath();
     const r = await this.budget.run(plan.memory, () => this.bsdiffPool.encode(sourcePath, targetPath, temp, plan.segments));
@@ -363,7 +516,7 @@ class FileEncoder {
       sha256: r.sha256,
       segmented: plan.segments !== undefined,
     };
-    const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, plan.memory) : plain;
+    const bsdiff = exe ? await this.tryExeBsdiff(plain, files, exe, plan) : plain;
     const [keep, drop] = bsdiff.bytes < vcdiff.bytes ? [bsdiff, vcdiff] : [vcdiff, bsdiff];
     await this.discard(drop);
     return keep;
@@ -373,7 +526,7 @@ class FileEncoder {
    * bsdiff whole when its estimate fits the budget, else in segments sized to a share of it
    * (so smaller jobs still run beside it); null when even the smallest segments do not fit.
    */
-  private bsdiffPlan(sourceSize: number, targetSize: number): { memory: number; segments?: SegmentPlan } | null {
+  private bsdiffPlan(sourceSize: number, targetSize: number): BsdiffPlan | null {
     const whole = bsdiffEncodeMemory(sourceSize, targetSize);
     if (this.budget.fits(whole)) return { memory: whole };
     const segments = planSegments(this.budget.jobBytes * SEGMENTED_BUDGET_SHARE, sourceSize, targetSize);
@@ -382,11 +535,13 @@ class FileEncoder {
 
   /**
    * For ELF executables of one architecture, bsdiff again on both files with their branch
-   * targets made absolute (src/exefilter/); kept only when smaller than the plain patch.
+   * targets made absolute and the source's addresses relabelled to the target's through the
+   * plain patch's alignment (src/exefilter/); kept only when smaller than the plain patch.
    */
-  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, exe: PairTransform, memory: number): Promise<BsdiffCandidate> {
+  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, branches: PairTransform, plan: BsdiffPlan): Promise<BsdiffCandidate> {
+    const exe = await withAddressMap(branches, files, plain.temp);
     const temp = this.payloads.tempPath();
-    const encode = (s: string, t: string) => this.budget.run(memory, () => this.bsdiffPool.encode(s, t, temp));
+    const encode = (s: string, t: string) => this.budget.run(plan.memory, () => this.bsdiffPool.encode(s, t, temp, plan.segments));
     const r = await encodeTransformed(files, exe, () => this.payloads.tempPath(), encode);
     const [keep, drop] = r.bytes < plain.bytes ? [{ ...plain, temp, bytes: r.bytes, sha256: r.sha256, exe }, plain.temp] : [plain, temp];
     await this.payloads.discard(drop);
@@ -398,12 +553,16 @@ class FileEncoder {
    * on real binaries this beats xdelta3's djw/fgk/lzma secondaries by 5-25%. The brotli
    * here is the quick estimate (see Polish); the candidate that is kept gets the full one.
    */
-  private async tryVcdiff(base: FileEntry, target: FileEntry, targetPath: Buffer): Promise<Candidate> {
+  private async tryVcdiff(base: FileEntry, _target: FileEntry, targetPath: Buffer): Promise<Candidate> {
+    return { kind: 'vcdiff', from: base, ...(await this.vcdiffAgainst(toFsPath(this.src.root, base.path), base.size, targetPath)) };
+  }
+
+  /** tryVcdiff against any source file (the assembled op's concatenation too). */
+  private async vcdiffAgainst(sourcePath: Buffer | string, sourceSize: number, targetPath: Buffer): Promise<VcdiffResult> {
     const temp = this.payloads.tempPath();
-    const sourcePath = toFsPath(this.src.root, base.path);
-    const { options, memory } = this.vcdiffPlan(base.size);
+    const { options, memory } = this.vcdiffPlan(sourceSize);
     const r = await this.budget.run(memory, () => this.pool.encodeFile(sourcePath, targetPath, temp, options, 'create'));
-    const plain: Candidate = { kind: 'vcdiff', from: base, temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false };
+    const plain: VcdiffResult = { temp, bytes: r.deltaBytes, sha256: r.deltaSha256, brotli: false };
     if (r.deltaBytes < BROTLI_WORTH_TRYING_BYTES) return plain;
     const packedTemp = this.payloads.tempPath();
     const packed = await this.budget.run(brotliMemory(r.deltaBytes), () =>
@@ -461,20 +620,22 @@ class FileEncoder {
   private async keep(chosen: Candidate): Promise<{ content: ContentOp; payloadBytes: number }> {
     const c = await this.polish(chosen);
     const payload = await this.payloads.keep(c.temp, c.sha256, c.bytes);
-    if ('blob' in payload) this.payloadBytes.set(payload.blob, c.bytes);
+    if ('blob' in payload) this.countBlob(payload.blob, c.bytes);
     const content: ContentOp =
       c.kind === 'vcdiff'
         ? { op: 'vcdiff', from: c.from.path, fromSha256: c.from.sha256!, brotli: c.brotli, payload }
-        : c.kind === 'bsdiff'
-          ? {
-              op: 'bsdiff',
-              from: c.from.path,
-              fromSha256: c.from.sha256!,
-              payload,
-              ...(c.exe ? { exe: c.exe } : {}),
-              ...(c.segmented ? { segmented: true as const } : {}),
-            }
-          : { op: c.kind, payload };
+        : c.kind === 'assembled'
+          ? { op: 'assembled', sources: c.sources, brotli: c.brotli, payload }
+          : c.kind === 'bsdiff'
+            ? {
+                op: 'bsdiff',
+                from: c.from.path,
+                fromSha256: c.from.sha256!,
+                payload,
+                ...(c.exe ? { exe: c.exe } : {}),
+                ...(c.segmented ? { segmented: true as const } : {}),
+              }
+            : { op: c.kind, payload };
     return { content, payloadBytes: c.bytes };
   }
 
@@ -508,6 +669,11 @@ class FileEncoder {
     if ('polish' in c && c.polish?.from === 'temp') await this.payloads.discard(c.polish.path);
   }
 
+  private countBlob(blob: string, bytes: number): void {
+    this.payloadBytes.set(blob, bytes);
+    this.blobUses.set(blob, (this.blobUses.get(blob) ?? 0) + 1);
+  }
+
   /** Bytes of distinct blobs written (a blob shared by several files counts once). */
   blobBytes(): number {
     let n = 0;
@@ -515,6 +681,9 @@ class FileEncoder {
     return n;
   }
 }
+
+/** A bsdiff encode's estimated peak, and its segment sizes when the file is encoded in segments. */
+type BsdiffPlan = { memory: number; segments?: SegmentPlan };
 
 type BsdiffCandidate = {
   kind: 'bsdiff';
@@ -526,8 +695,12 @@ type BsdiffCandidate = {
   segmented: boolean;
 };
 
+/** A VCDIFF payload, brotli'd when that is smaller. */
+type VcdiffResult = { temp: string; bytes: number; sha256: string; brotli: boolean; polish?: Polish };
+
 type Candidate =
-  | { kind: 'vcdiff'; from: FileEntry; temp: string; bytes: number; sha256: string; brotli: boolean; polish?: Polish }
+  | ({ kind: 'vcdiff'; from: FileEntry } & VcdiffResult)
+  | ({ kind: 'assembled'; sources: AssembledSource[] } & VcdiffResult)
   | BsdiffCandidate
   | { kind: 'brotli'; temp: string; bytes: number; sha256: string; polish?: Polish }
   | { kind: 'raw'; temp: string; bytes: number; sha256: string };
@@ -573,6 +746,7 @@ function countRecord(r: DeltaRecord, index: SourceIndex, stats: DeltaStats): voi
     case 'vcdiff':
     case 'bsdiff':
     case 'gzip':
+    case 'assembled':
       stats.delta++;
       return;
     case 'brotli':

@@ -1,5 +1,5 @@
 /**
- * The on-disk delta format, version 2 (documented in docs/format.md).
+ * The on-disk delta format, version 3 (documented in docs/format.md).
  *
  *   DELTA_DIR/deltaimg.json      header, written last: its presence means the delta is complete
  *   DELTA_DIR/entries.jsonl.br   brotli'd JSON lines, one record per target entry, in path order
@@ -14,7 +14,7 @@ export const FORMAT_NAME = 'deltaimg-delta';
  * could misread a new delta; a delta asks for the newer reader only when it uses what is new
  * (readerVersionOf), so most deltas stay readable by older deltaimgs.
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 /** Every reader reads deltas made only of version 1 records. */
 export const BASE_READER_VERSION = 1;
 export const HEADER_FILE = 'deltaimg.json';
@@ -41,7 +41,7 @@ export interface DeltaStats {
   /** Sum of blob sizes plus the entries file: what this delta costs. */
   deltaBytes: number;
   /** Payload bytes by how they were encoded (inline payloads included). */
-  payloadBytes: { vcdiff: number; bsdiff: number; brotli: number; raw: number; gzip: number };
+  payloadBytes: { vcdiff: number; bsdiff: number; brotli: number; raw: number; gzip: number; assembled: number };
 }
 
 /** Stats with every count at zero, for writers to fill in. */
@@ -56,7 +56,7 @@ export function emptyStats(): DeltaStats {
     other: 0,
     targetFileBytes: 0,
     deltaBytes: 0,
-    payloadBytes: { vcdiff: 0, bsdiff: 0, brotli: 0, raw: 0, gzip: 0 },
+    payloadBytes: { vcdiff: 0, bsdiff: 0, brotli: 0, raw: 0, gzip: 0, assembled: 0 },
   };
 }
 
@@ -93,7 +93,8 @@ export type ContentOp =
   // A bsdiff-style patch (docs/bsdiff.md): approximate matches plus bytewise differences,
   // much smaller than VCDIFF on recompiled binaries.
   // `exe` (version 2): the patch is between the two files as transformed by src/exefilter
-  // (relative branch targets made absolute); apply undoes it on the decoded bytes.
+  // (relative branch targets made absolute); apply undoes it on the decoded bytes. With
+  // `exe.source.addressMap` (version 3) the source's addresses are also relabelled (one way).
   // `segmented` (version 2): a DIMGBSD2 patch (the file was too large for the memory budget
   // to encode whole), which version 1 readers cannot decode.
   | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform; segmented?: true }
@@ -101,7 +102,33 @@ export type ContentOp =
   | { op: 'raw'; payload: Payload }
   // (version 2) A gzip file rebuilt from its decompressed bytes (`inner`, `innerSize` long) and an
   // exact-deflate recipe (src/deflate) that gives back the very same compressed bytes.
-  | { op: 'gzip'; innerSize: number; inner: GzipInner; recipe: Payload };
+  | { op: 'gzip'; innerSize: number; inner: GzipInner; recipe: Payload }
+  // (version 3) A VCDIFF against an assembled source: the concatenation, in order, of several
+  // source files (a new bundle or source map made of the old tree's files, src/delta/assemble.ts).
+  | { op: 'assembled'; sources: AssembledSource[]; brotli: boolean; payload: Payload };
+
+export type AssembledOp = Extract<ContentOp, { op: 'assembled' }>;
+
+/** An assembled source has at most this many parts... */
+export const ASSEMBLED_MAX_SOURCES = 32;
+/** ...of at most this many bytes in all: one VCDIFF source window (DEFAULT_WINDOW) covers them. */
+export const ASSEMBLED_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * One part of an assembled source: a source file, its exact size and sha256; with `target`, a
+ * file of the target instead, which this delta restores first (its own op takes no target part).
+ */
+export interface AssembledSource {
+  path: RelPath;
+  size: number;
+  sha256: string;
+  target?: true;
+}
+
+/** True when the record's content is assembled from target files too: it is restored after them. */
+export function usesTargetParts(r: FileRecord): boolean {
+  return r.content.op === 'assembled' && r.content.sources.some((s) => s.target);
+}
 
 /**
  * The decompressed bytes of a gzip member: a brotli'd VCDIFF against a source file (decompressed
@@ -131,13 +158,16 @@ export type DeltaRecord =
 export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 
 /**
- * The oldest reader that restores `r` correctly: 2 for what version 1 readers would misread
- * (a bsdiff with an executable transform: they would ignore the field), cannot decode (a
- * segmented bsdiff patch) or refuse (the gzip op), else 1. Writers put the largest over their
+ * The oldest reader that restores `r` correctly: 3 for the assembled op (older readers refuse it)
+ * and for a bsdiff whose executable transform relabels the source's addresses (a version 2
+ * reader would ignore the map); 2 for what version 1 readers would misread (a bsdiff with an
+ * executable transform: they would ignore the field), cannot decode (a segmented bsdiff patch)
+ * or refuse (the gzip op), else 1. Writers put the largest over their
  * records in the header's `minReaderVersion`.
  */
 export function readerVersionOf(r: DeltaRecord): number {
   if (r.kind !== 'file') return BASE_READER_VERSION;
   const c = r.content;
+  if (c.op === 'assembled' || (c.op === 'bsdiff' && c.exe?.source.addressMap)) return 3;
   return (c.op === 'bsdiff' && (c.exe || c.segmented)) || c.op === 'gzip' ? 2 : BASE_READER_VERSION;
 }

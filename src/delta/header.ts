@@ -84,7 +84,7 @@ export function decodeHeader(json: unknown, f: JsonFields, deltaDir: string): De
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-const CONTENT_OPS: readonly ContentOpName[] = ['same', 'copy', 'vcdiff', 'bsdiff', 'brotli', 'raw', 'gzip'];
+const CONTENT_OPS: readonly ContentOpName[] = ['same', 'copy', 'vcdiff', 'bsdiff', 'brotli', 'raw', 'gzip', 'assembled'];
 
 function treeInfo(f: JsonFields, v: unknown, field: string): { treeSha256: string; entries: number } {
   const t = f.object(v, field);
@@ -115,6 +115,8 @@ function stats(f: JsonFields, v: unknown): DeltaStats {
       raw: f.uint(p.raw, 'stats.payloadBytes.raw'),
       // Deltas from before the gzip op have no such count.
       gzip: p.gzip === undefined ? 0 : f.uint(p.gzip, 'stats.payloadBytes.gzip'),
+      // Deltas from before the assembled op have no such count.
+      assembled: p.assembled === undefined ? 0 : f.uint(p.assembled, 'stats.payloadBytes.assembled'),
     },
   };
 }

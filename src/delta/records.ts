@@ -5,7 +5,16 @@
 import { decodePairTransform, encodePairTransform, TransformParamsError, type PairTransform } from '../exefilter/index.js';
 import type { RelPath } from '../tree/entry.js';
 import { DeltaimgError } from '../util/errors.js';
-import type { ContentOp, DeltaRecord, GzipInner, Payload, RecordMeta } from './format.js';
+import {
+  ASSEMBLED_MAX_BYTES,
+  ASSEMBLED_MAX_SOURCES,
+  type AssembledSource,
+  type ContentOp,
+  type DeltaRecord,
+  type GzipInner,
+  type Payload,
+  type RecordMeta,
+} from './format.js';
 
 /** Raw bytes held latin1 -> JSON: a UTF-8 string when the bytes are valid UTF-8, else { b64 }. */
 type BytesJson = string | { b64: string };
@@ -86,7 +95,44 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
       return { op: c.op, ...encodePayload(c.payload) };
     case 'gzip':
       return { op: 'gzip', innerSize: c.innerSize, inner: encodeGzipInner(c.inner), recipe: encodePayload(c.recipe) };
+    case 'assembled':
+      return {
+        op: 'assembled',
+        sources: c.sources.map((s) => ({
+          path: bytesToJson(s.path),
+          size: s.size,
+          sha256: s.sha256,
+          ...(s.target ? { target: true } : {}),
+        })),
+        ...(c.brotli ? { brotli: true } : {}),
+        ...encodePayload(c.payload),
+      };
   }
+}
+
+/**
+ * The parts of an assembled source: 1 to ASSEMBLED_MAX_SOURCES distinct paths of non-empty
+ * files, ASSEMBLED_MAX_BYTES at most in all (what diff makes); anything else is refused here,
+ * before a byte of the source is read.
+ */
+function decodeAssembledSources(v: unknown, line: number): AssembledSource[] {
+  if (!Array.isArray(v) || v.length === 0) throw bad(line, 'has an assembled op without sources');
+  if (v.length > ASSEMBLED_MAX_SOURCES) throw bad(line, `has an assembled op with more than ${ASSEMBLED_MAX_SOURCES} sources`);
+  const seen = new Set<string>();
+  let total = 0;
+  return v.map((s: unknown, i) => {
+    if (!isObject(s)) throw bad(line, `has an invalid assembled source ${i}`);
+    const path = bytesFromJson(s.path, `sources[${i}].path`, line) as RelPath;
+    if (s.target !== undefined && s.target !== true) throw bad(line, `has an assembled source ${i} whose target flag is not true`);
+    const key = `${s.target ? 'target' : 'source'}:${path}`;
+    if (seen.has(key)) throw bad(line, 'names one assembled source twice');
+    seen.add(key);
+    const size = uint(s.size, `sources[${i}].size`, line);
+    if (size === 0) throw bad(line, `has an empty assembled source ${i}`);
+    total += size;
+    if (total > ASSEMBLED_MAX_BYTES) throw bad(line, `has assembled sources over ${ASSEMBLED_MAX_BYTES} bytes in all`);
+    return { path, size, sha256: sha(s.sha256, `sources[${i}].sha256`, line), ...(s.target ? { target: true as const } : {}) };
+  });
 }
 
 function encodeGzipInner(i: GzipInner): Record<string, unknown> {
@@ -263,6 +309,13 @@ function decodeContent(c: unknown, line: number): ContentOp {
         innerSize: uint(c.innerSize, 'innerSize', line),
         inner: decodeGzipInner(c.inner, line),
         recipe: decodePayload(c.recipe, line),
+      };
+    case 'assembled':
+      return {
+        op: 'assembled',
+        sources: decodeAssembledSources(c.sources, line),
+        brotli: c.brotli === true,
+        payload: decodePayload(c, line),
       };
     default:
       throw bad(line, `has unknown content op ${JSON.stringify(c.op)}`);

@@ -16,6 +16,7 @@ import { vcdiffMaxBytes } from '../util/byte-limit.js';
 import { writeAllSync } from '../util/write-all.js';
 import { checkExeFits, decodeTransformedSync } from './exe-codec.js';
 import { copySmallFileSync, writeSmallFileSync, type Written } from './file-codecs.js';
+import { assembledBytes, readAssembledSource } from './assembled-source.js';
 import type { FileRecord } from './format.js';
 import type { PayloadReader } from './payload-store.js';
 import { sourceReadError, wrongSource, type SourceTree } from './source-tree.js';
@@ -34,6 +35,8 @@ export class SmallFileRestorer {
     private readonly source: SourceTree,
     private readonly payloads: PayloadReader,
     private readonly report: RestoreReport,
+    /** The target files already restored, read as parts of assembled sources. */
+    private readonly restored: SourceTree,
   ) {}
 
   /**
@@ -85,6 +88,20 @@ export class SmallFileRestorer {
       case 'gzip':
         // Restored as a parallel job (apply.ts): its recipe rebuild is asynchronous.
         return null;
+      case 'assembled': {
+        if (assembledBytes(c.sources) > IN_MEMORY_MAX_BYTES) return null;
+        const delta = this.payloads.readSmallSync(c.payload, displayPath(r.path), {
+          brotli: c.brotli,
+          maxBytes: IN_MEMORY_MAX_BYTES,
+          declaredBytes: c.brotli ? vcdiffMaxBytes(r.size) : undefined,
+        });
+        if (delta === null) return null;
+        // Copied out of readVerifiedSync's reused buffer part by part: the parts are checked, then joined.
+        const source = readAssembledSource(c.sources, (part) =>
+          (part.target ? this.restored : this.source).readVerifiedSync(part.path, part.sha256, part.size),
+        );
+        return this.decodeVcdiff(r, `the assembled source of ${displayPath(r.path)}`, source, delta, abs);
+      }
       case 'vcdiff': {
         const source = this.source.readVerifiedSync(c.from, c.fromSha256, IN_MEMORY_MAX_BYTES);
         if (source === null) return null;
@@ -94,7 +111,7 @@ export class SmallFileRestorer {
           declaredBytes: c.brotli ? vcdiffMaxBytes(r.size) : undefined,
         });
         if (delta === null) return null;
-        return this.decodeVcdiff(r, c.from, source, delta, abs);
+        return this.decodeVcdiff(r, `source file ${displayPath(c.from)}`, source, delta, abs);
       }
       case 'bsdiff': {
         // A segmented patch is for a file too large to hold: it streams.
@@ -120,7 +137,7 @@ export class SmallFileRestorer {
     }
   }
 
-  private async decodeVcdiff(r: FileRecord, from: RelPath, source: Buffer, delta: Buffer, abs: Buffer): Promise<Written> {
+  private async decodeVcdiff(r: FileRecord, sourceName: string, source: Buffer, delta: Buffer, abs: Buffer): Promise<Written> {
     const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
       const out = await decodeInMemory(
@@ -129,7 +146,7 @@ export class SmallFileRestorer {
           delta,
           outFd: fd,
           deltaName: `the VCDIFF payload for ${displayPath(r.path)}`,
-          sourceName: `source file ${displayPath(from)}`,
+          sourceName,
           outName: displayPath(r.path),
         },
         { maxOutputBytes: r.size },

@@ -49,7 +49,11 @@ export function inspectReport(deltaDir: string, h: DeltaHeader): string {
   const rows: [string, number, string][] = [
     ['unchanged', s.unchanged, ''],
     ['moved / duplicated', s.moved, ''],
-    ['delta (VCDIFF/bsdiff/gzip member)', s.delta, formatBytes(s.payloadBytes.vcdiff + s.payloadBytes.bsdiff + s.payloadBytes.gzip)],
+    [
+      'delta (VCDIFF/bsdiff/gzip member)',
+      s.delta,
+      formatBytes(s.payloadBytes.vcdiff + s.payloadBytes.bsdiff + s.payloadBytes.gzip + s.payloadBytes.assembled),
+    ],
     ['new (brotli / raw)', s.new, formatBytes(s.payloadBytes.brotli + s.payloadBytes.raw)],
     ['metadata-only', s.metadataOnly, ''],
     ['deleted', s.deleted, ''],

@@ -5,29 +5,17 @@
  * bearer-token flow with its own token endpoint and misbehaves on request: tokens that
  * expire early, a connection dropped mid-blob, blob bytes that do not match their digest.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { createServer, Socket, type AddressInfo } from 'node:net';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { freePort, startRegistry as startLoopbackRegistry } from '../../scripts/registry.mjs';
+
+export { freePort };
 
 export interface TestRegistry {
   address: string;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A CA and a server certificate for 127.0.0.1, made with openssl in `dir`. */
@@ -75,60 +63,13 @@ export async function makeCa(dir: string): Promise<{ caCert: string; cert: strin
   return { caCert: p('ca.crt'), cert: p('server.crt'), key: p('server.key') };
 }
 
-/** docker-registry serve on 127.0.0.1, optionally with TLS and an htpasswd file. */
+/** docker-registry serve on 127.0.0.1, optionally with TLS and an htpasswd file (scripts/registry.mjs). */
 export async function startRegistry(
   dir: string,
   opts: { tls?: { cert: string; key: string }; htpasswd?: string } = {},
 ): Promise<TestRegistry> {
-  await mkdir(dir, { recursive: true });
-  const port = await freePort();
-  const lines = [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${join(dir, 'data')}`,
-    '  delete:',
-    '    enabled: true',
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-  ];
-  if (opts.tls) lines.push('  tls:', `    certificate: ${opts.tls.cert}`, `    key: ${opts.tls.key}`);
-  if (opts.htpasswd) lines.push('auth:', '  htpasswd:', '    realm: deltaimg-test', `    path: ${opts.htpasswd}`);
-  const config = join(dir, 'config.yml');
-  await writeFile(config, lines.join('\n') + '\n');
-  const logPath = join(dir, 'registry.log');
-  const log = openSync(logPath, 'a');
-  const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', log, log] });
-  closeSync(log);
-  const address = `127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited: ${readFileSync(logPath, 'utf8').slice(-500)}`);
-    if (await listening(port)) return { address, stop: () => stopChild(child) };
-    await sleep(100);
-  }
-  await stopChild(child);
-  throw new Error(`docker-registry did not listen on ${address}`);
-}
-
-async function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    s.connect(port, '127.0.0.1');
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))]);
+  const registry = await startLoopbackRegistry(dir, opts);
+  return { address: registry.address, stop: registry.stop };
 }
 
 export async function htpasswdFile(path: string, user: string, password: string): Promise<void> {

@@ -7,11 +7,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startRegistry as startLoopbackRegistry } from '../../scripts/registry.mjs';
 import type { TestProject } from 'vitest/node';
 
 export const DOCKER_CLI = process.env.DELTAIMG_TEST_DOCKER ?? '/usr/bin/docker';
@@ -83,63 +83,15 @@ async function ensureEngine(): Promise<ServiceState> {
 // ---------------------------------------------------------------- registry
 
 async function startRegistry(): Promise<DockerServices['registry']> {
-  const port = await freePort();
   registryDir = await mkdtemp(join(tmpdir(), 'deltaimg-test-registry-'));
-  const config = join(registryDir, 'config.yml');
-  // Loopback only; dockerd treats 127.0.0.0/8 registries as insecure (plain HTTP) by default.
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: warn',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(registryDir, 'data')}`,
-      '  delete:',
-      '    enabled: true',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      '',
-    ].join('\n'),
-  );
-  const logPath = join(registryDir, 'registry.log');
-  const log = openSync(logPath, 'a');
-  const registry = existsSync('/usr/bin/docker-registry') ? '/usr/bin/docker-registry' : 'docker-registry';
-  const child = spawn(registry, ['serve', config], { stdio: ['ignore', log, log], detached: true });
-  closeSync(log);
-  const spawnFailure = new Promise<string>((resolve) => child.on('error', (e) => resolve(e.message)));
-  started.push({ name: 'docker-registry', child });
-  const address = `127.0.0.1:${port}`;
-  const deadline = Date.now() + REGISTRY_WAIT_MS;
-  while (Date.now() < deadline) {
-    const spawnError = await Promise.race([spawnFailure, sleep(200).then(() => undefined)]);
-    if (spawnError) return { ok: false, reason: `cannot start docker-registry: ${spawnError}` };
-    if (child.exitCode !== null) return { ok: false, reason: `docker-registry exited (${child.exitCode}): ${tail(logPath)}` };
-    if (await registryAnswers(address)) return { ok: true, detail: `docker-registry pid ${child.pid}`, address };
-  }
-  return { ok: false, reason: `docker-registry did not answer on ${address}: ${tail(logPath)}` };
-}
-
-async function registryAnswers(address: string): Promise<boolean> {
   try {
-    const res = await fetch(`http://${address}/v2/`, { signal: AbortSignal.timeout(2_000) });
-    return res.status === 200;
-  } catch {
-    return false;
+    // Loopback only; dockerd treats 127.0.0.0/8 registries as insecure (plain HTTP) by default.
+    const registry = await startLoopbackRegistry(registryDir, { waitMs: REGISTRY_WAIT_MS, detached: true });
+    started.push({ name: 'docker-registry', child: registry.child });
+    return { ok: true, detail: `docker-registry pid ${registry.child.pid}`, address: registry.address };
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const addr = server.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 // ---------------------------------------------------------------- helpers
