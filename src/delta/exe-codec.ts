@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import {
   BranchFilter,
   branchFilterStream,
@@ -14,10 +15,11 @@ import {
   readElfCode,
   regionsOutside,
   transformBuffer,
-  transformFile,
+  type BranchTransform,
   type PairTransform,
 } from '../exefilter/index.js';
 import { DeltaimgError } from '../util/errors.js';
+import { sparseFileSink } from '../util/sparse-write.js';
 import { writeAllSync } from '../util/write-all.js';
 import { restoreFile, type Written } from './file-codecs.js';
 
@@ -46,11 +48,24 @@ export async function encodeTransformed<T>(
   const source = temps();
   const target = temps();
   try {
-    await transformFile(files.source.path, source, exe.source, 'forward');
-    await transformFile(files.target.path, target, exe.target, 'forward');
+    await transformInto(files.source.path, source, exe.source);
+    await transformInto(files.target.path, target, exe.target);
     return await encode(source, target);
   } finally {
     await Promise.all([unlink(source).catch(() => {}), unlink(target).catch(() => {})]);
+  }
+}
+
+/**
+ * Writes the forward transform of `input` to the new file `output`, holes kept: a huge sparse
+ * file (most of it zeros) costs no more disk transformed than as it is.
+ */
+async function transformInto(input: PathLike, output: string, transform: BranchTransform): Promise<void> {
+  const fh = await open(output, 'wx');
+  try {
+    await pipeline(createReadStream(input), branchFilterStream(transform, 'forward'), sparseFileSink(fh));
+  } finally {
+    await fh.close();
   }
 }
 
@@ -107,12 +122,13 @@ export async function decodeTransformedFile(
   const transformedSource = scratch();
   const transformedTarget = scratch();
   try {
-    await transformFile(source, transformedSource, exe.source, 'forward');
+    await transformInto(source, transformedSource, exe.source);
     await decode(transformedSource, transformedTarget);
     return await restoreFile(createReadStream(transformedTarget), out, {
       brotli: false,
       maxBytes: targetSize,
       through: branchFilterStream(exe.target, 'inverse'),
+      sparse: true,
     });
   } finally {
     await Promise.all([unlink(transformedSource).catch(() => {}), unlink(transformedTarget).catch(() => {})]);
