@@ -63,10 +63,19 @@ async function makePair(dir: string): Promise<{ a: string; b: string; bundle: st
   const bundle = [
     '(function (global, factory) { factory(global.widget = {}); })(this, function (exports) {',
     ...mods.map((m) => `/* ${m.name} */\n${m.text.replace(/^export /gm, '')}`),
-    jsModule(999, 10),
+    jsModule(999, 40),
     '});',
   ].join('\n');
   await writeFile(join(b, NEW_PKG, 'dist', 'widget.js'), bundle);
+  // The same bundle in two more module formats: near copies of a file that is new too.
+  await writeFile(
+    join(b, NEW_PKG, 'dist', 'widget.cjs.js'),
+    bundle.replace('(function (global, factory)', '"use strict"; (function (g, f)'),
+  );
+  await writeFile(
+    join(b, NEW_PKG, 'dist', 'widget.esm.js'),
+    bundle.replace(/^\(function.*$/m, 'const exports = {};') + '\nexport default exports;\n',
+  );
   return { a, b, bundle };
 }
 
@@ -109,6 +118,21 @@ describe('assembled sources', () => {
     const out = join(work, 'out');
     await applyDelta(pair.a, delta, out, { pool });
     expect(await readFile(join(out, NEW_PKG, 'dist', 'widget.js'), 'utf8')).toBe(pair.bundle);
+  });
+
+  it('encodes the other formats of the bundle against it, a file of the target restored first', async () => {
+    const records = await recordsOf(delta);
+    const flavours = ['widget.cjs.js', 'widget.esm.js', 'widget.js'].map((n) => `${NEW_PKG}/dist/${n}`);
+    const fromTarget = flavours.filter((path) => assembledSources(records, path).some((s) => s.target));
+    // Two of the three take the third (which is assembled from the old modules) as a part.
+    expect(fromTarget).toHaveLength(2);
+    const served = flavours.find((path) => !fromTarget.includes(path))!;
+    for (const path of fromTarget) expect(assembledSources(records, path).find((s) => s.target)?.path).toBe(served);
+    const header = JSON.parse(await readFile(join(delta, HEADER_FILE), 'utf8')) as DeltaHeader;
+    expect(header.stats.payloadBytes.assembled).toBeLessThan(pair.bundle.length / 6);
+    const out = join(work, 'out-flavours');
+    await applyDelta(pair.a, delta, out, { pool });
+    for (const path of flavours) expect(sha256(await readFile(join(out, path)))).toBe(sha256(await readFile(join(pair.b, path))));
   });
 
   it('a reader of format v2 refuses the delta, asking for an upgrade', async () => {
@@ -161,12 +185,25 @@ describe('assembled sources', () => {
       parts[1]!.subarray(9e6, 9.3e6),
     ]);
     await writeFile(join(b, 'dist', 'joined.bin'), target);
+    // New bytes (b.bin, shipped whole) and a file made of them and of slices of every part (a.bin):
+    // a.bin's source is b.bin, restored first though later in path order, and the three parts.
+    const fresh = noise(100_000, 42);
+    const made = Buffer.concat([parts[0]!.subarray(2e6, 2.1e6), fresh, parts[1]!.subarray(3e6, 3.1e6), parts[2]!.subarray(4e6, 4.1e6)]);
+    await writeFile(join(b, 'dist', 'a.bin'), made);
+    await writeFile(join(b, 'dist', 'b.bin'), fresh);
     const largeDelta = join(dir, 'delta');
     await diffTrees(a, b, largeDelta, { pool });
-    expect(assembledSources(await recordsOf(largeDelta), 'dist/joined.bin')).toHaveLength(3);
+    const records = await recordsOf(largeDelta);
+    expect(assembledSources(records, 'dist/joined.bin')).toHaveLength(3);
+    expect(
+      assembledSources(records, 'dist/a.bin')
+        .map((s) => `${s.target ? 'target' : 'source'} ${s.path}`)
+        .sort(),
+    ).toEqual(['source parts/part0.bin', 'source parts/part1.bin', 'source parts/part2.bin', 'target dist/b.bin']);
     const out = join(dir, 'out');
     await applyDelta(a, largeDelta, out, { pool });
     expect(sha256(await readFile(join(out, 'dist', 'joined.bin')))).toBe(sha256(target));
+    expect(sha256(await readFile(join(out, 'dist', 'a.bin')))).toBe(sha256(made));
     await writeFile(join(a, 'parts', 'part1.bin'), Buffer.concat([parts[1]!, Buffer.from('x')]));
     const refused = join(dir, 'out-refused');
     const msg = await expectApplyRefused(applyDelta(a, largeDelta, refused, { pool }), 'WRONG_SOURCE', refused, dir);
@@ -222,6 +259,48 @@ describe('hostile assembled records', () => {
     ];
     expect(await refuse('huge', huge, 'CORRUPT_DELTA')).toMatch(/over 67108864 bytes in all/);
     expect(await refuse('empty', [{ ...part(0), size: 0 }], 'CORRUPT_DELTA')).toMatch(/empty assembled source/);
+  });
+
+  it('refuses target parts that are no file restored first: missing, another size, assembled from the target itself', async () => {
+    const hello = { path: rel('a.js'), size: 5, sha256: sha256('hello'), target: true as const };
+    const raw: DeltaRecord = {
+      path: rel('a.js'),
+      kind: 'file',
+      meta: META,
+      size: 5,
+      sha256: sha256('hello'),
+      content: { op: 'raw', payload: { inline: Buffer.from('hello') } },
+    };
+    const assembled = (path: string, sources: AssembledSource[]): DeltaRecord => ({
+      path: rel(path),
+      kind: 'file',
+      meta: META,
+      size: 10,
+      sha256: sha256('0123456789'),
+      content: { op: 'assembled', sources, brotli: false, payload: { inline: Buffer.from('not a vcdiff') } },
+    });
+    const cases: [string, DeltaRecord[]][] = [
+      ['missing', [rootRecord(), assembled('b.js', [hello])]],
+      ['other-size', [rootRecord(), raw, assembled('b.js', [{ ...hello, size: 6 }])]],
+      ['other-sha', [rootRecord(), raw, assembled('b.js', [{ ...hello, sha256: sha256('HELLO') }])]],
+      ['itself', [rootRecord(), assembled('b.js', [{ ...hello, path: rel('b.js'), size: 10, sha256: sha256('0123456789') }])]],
+      [
+        'chain',
+        [
+          rootRecord(),
+          raw,
+          assembled('b.js', [hello]),
+          assembled('c.js', [{ ...hello, path: rel('b.js'), size: 10, sha256: sha256('0123456789') }]),
+        ],
+      ],
+    ];
+    for (const [name, records] of cases) {
+      const delta = join(work, `hostile-target-${name}`);
+      await craftDelta(delta, records);
+      const out = join(work, `hostile-target-out-${name}`);
+      const msg = await expectApplyRefused(applyDelta(src, delta, out, { pool }), 'CORRUPT_DELTA', out, work);
+      expect(msg, name).toMatch(/is not a file this delta restores first/);
+    }
   });
 
   it('refuses a source named twice, none at all, and a source path leaving the tree', async () => {

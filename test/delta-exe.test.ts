@@ -1,9 +1,10 @@
 /**
  * bsdiff through the executable transform inside tree deltas: round trips on real x86-64
- * and ARM64 programs with a moved function (the transform chosen, the delta smaller than
- * with plain bsdiff, the tree restored exactly), the streaming decode path, the format
- * version it asks for, and crafted deltas with hostile transform parameters (refused in
- * one line, nothing written).
+ * and ARM64 programs with a moved function (the transform chosen with the source's addresses
+ * relabelled, the delta smaller than with plain bsdiff and with the branch transform alone, the
+ * tree restored exactly), the streaming decode path, the format version it asks for (and an
+ * older reader's refusal), and crafted deltas with hostile transform parameters or address
+ * maps (refused in one line, nothing written).
  */
 import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -15,13 +16,14 @@ import { bsdiffDecode, bsdiffEncode, bsdiffEncodeSegmented, planSegments } from 
 import { applyDelta } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
 import { readEntries } from '../src/delta/entries-file.js';
-import { decodeTransformedFile, encodeTransformed, exeTransformFor } from '../src/delta/exe-codec.js';
+import { decodeTransformedFile, encodeTransformed, exeTransformFor, withAddressMap } from '../src/delta/exe-codec.js';
 import { ENTRIES_FILE, FORMAT_VERSION, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
 import { readHeader } from '../src/delta/header.js';
 import { encodePairTransform } from '../src/exefilter/index.js';
 import { compareTrees } from '../src/tree/compare.js';
 import { scanTree } from '../src/tree/scan.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { checkReaderVersion, JsonFields } from '../src/util/json-input.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
 import { budgetLeavingJobs } from './helpers/budget.js';
 import { compiledPair } from './helpers/elf-programs.mjs';
@@ -98,12 +100,26 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
     expect(c.op).toBe('bsdiff');
     if (c.op !== 'bsdiff') return;
     expect(c.exe?.source.arch).toBe(arch);
-    const plain = await bsdiffEncode(programs[arch]!.a, programs[arch]!.b, join(work, `${arch}-plain.bsd`));
+    // The moved function and everything after the grown one shifted: the source is relabelled.
+    expect(c.exe?.source.addressMap?.points.length).toBeGreaterThan(0);
+    expect(c.exe?.target.addressMap).toBeUndefined();
+    const { a: source, b: target } = programs[arch]!;
+    const plain = await bsdiffEncode(source, target, join(work, `${arch}-plain.bsd`));
     const kept = 'blob' in c.payload ? (await stat(join(delta, 'blobs', c.payload.blob))).size : c.payload.inline.length;
     expect(kept).toBeLessThan(plain.bytes);
+    // Smaller than with the branch transform alone (the version 2 encoding).
+    const files = { source: { path: source, size: (await stat(source)).size }, target: { path: target, size: (await stat(target)).size } };
+    let n = 0;
+    const branchesOnly = await encodeTransformed(
+      files,
+      exeTransformFor(files)!,
+      () => join(work, `${arch}-t-${n++}`),
+      (s, t) => bsdiffEncode(s, t, join(work, `${arch}-branches.bsd`)),
+    );
+    expect(kept).toBeLessThan(branchesOnly.bytes);
     const header = await readHeader(delta);
     expect(header.version).toBe(FORMAT_VERSION);
-    expect(header.minReaderVersion).toBe(2);
+    expect(header.minReaderVersion).toBe(3);
     const out = join(work, `${arch}-out`);
     await applyDelta(a, delta, out, { pool });
     const [want, got] = await Promise.all([scanTree(b, { hash: true }), scanTree(out, { hash: true })]);
@@ -113,7 +129,10 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
   it('decodes through files the way large executables are restored', async () => {
     const { a: source, b: target } = programs[arch]!;
     const files = { source: { path: source, size: (await stat(source)).size }, target: { path: target, size: (await stat(target)).size } };
-    const exe = exeTransformFor(files)!;
+    const plain = join(work, `${arch}-plain-for-map.bsd`);
+    await bsdiffEncode(source, target, plain);
+    const exe = await withAddressMap(exeTransformFor(files)!, files, plain);
+    expect(exe.source.addressMap).toBeDefined();
     let n = 0;
     const scratch = () => join(work, `${arch}-scratch-${n++}`);
     const patch = join(work, `${arch}-exe.bsd`);
@@ -167,7 +186,9 @@ describe('a recompiled executable too large for a whole-file bsdiff in the budge
     const plan = planSegments(60 * MiB * 0.75, sizes.source, sizes.target)!;
     const plain = await bsdiffEncodeSegmented(join(a, 'usr/bin/prog'), join(b, 'usr/bin/prog'), join(work, 'seg-plain.bsd'), plan);
     expect(kept).toBeLessThan(plain.bytes);
-    expect((await readHeader(delta)).minReaderVersion).toBe(2);
+    // The map comes from the plain segmented patch's alignment, read through each segment's source ranges.
+    expect(c.exe?.source.addressMap?.points.length).toBeGreaterThan(0);
+    expect((await readHeader(delta)).minReaderVersion).toBe(3);
     const out = join(work, 'seg-out');
     await applyDelta(a, delta, out, { memoryBytes });
     const [want, got] = await Promise.all([scanTree(b, { hash: true }), scanTree(out, { hash: true })]);
@@ -207,6 +228,31 @@ async function expectHostileTransformsRefused(a: string, delta: string, path: st
       'CORRUPT_DELTA',
       /bsdiff|damaged|does not match/,
     ],
+    [
+      'map-on-target',
+      { ...encoded, target: { ...(encoded.target as object), addressMap: { range: [0, 10], shifts: [0, 4] } } },
+      'CORRUPT_DELTA',
+      /invalid executable transform: target has an addressMap/,
+    ],
+    [
+      'map-malformed',
+      { ...encoded, source: { ...(encoded.source as object), addressMap: { range: [0, 10], shifts: [5, 1, 0, 2] } } },
+      'CORRUPT_DELTA',
+      /invalid executable transform: source.addressMap.shifts\[2\]/,
+    ],
+    [
+      'map-huge',
+      { ...encoded, source: { ...(encoded.source as object), addressMap: { range: [0, 2 ** 40], shifts: new Array(2 * 65537).fill(1) } } },
+      'CORRUPT_DELTA',
+      /invalid executable transform: source.addressMap.shifts must hold 1 to 65536/,
+    ],
+    // A well-formed map other than the one the patch was made with: other bytes, refused by the patch's check.
+    [
+      'map-wrong',
+      { ...encoded, source: { ...(encoded.source as object), addressMap: { range: [0, 2 ** 32], shifts: [0, 64] } } },
+      'CORRUPT_DELTA',
+      /bsdiff|damaged|does not match/,
+    ],
   ];
   for (const [name, hostile, code, why] of cases) {
     const crafted = `${delta}-crafted-${name}`;
@@ -227,6 +273,19 @@ async function expectHostileTransformsRefused(a: string, delta: string, path: st
     await expectRefused(applyDelta(a, crafted, out, { pool }), code, out, why);
   }
 }
+
+it('a version 2 reader refuses a delta whose executables are relabelled, asking for an upgrade', async () => {
+  const { a, b } = await treesFor('x86-64');
+  const delta = join(work, 'x86-64-delta-for-v2');
+  await diffTrees(a, b, delta, { pool });
+  const header = JSON.parse(await readFile(join(delta, 'deltaimg.json'), 'utf8'));
+  expect(header.minReaderVersion).toBe(3);
+  // What a version 2 reader's header check says (this reader's gate, with its bound lowered).
+  const fields = new JsonFields('deltaimg.json', 'CORRUPT_DELTA', 'make the delta again');
+  expect(() => checkReaderVersion(fields, header, 2, `${delta} uses delta format`)).toThrow(
+    /uses delta format v3 \(made by deltaimg[^)]*\); this deltaimg reads up to v2: upgrade deltaimg to apply it/,
+  );
+});
 
 it('a delta without transformed executables stays readable by version 1 readers', async () => {
   const a = join(work, 'text-a');
@@ -252,6 +311,6 @@ async function craftRaw(delta: string, text: string): Promise<void> {
   const header = JSON.parse(await readFile(join(delta, 'deltaimg.json'), 'utf8'));
   header.entries.sha256 = createHash('sha256').update(compressed).digest('hex');
   header.entries.rawBytes = Buffer.byteLength(text);
-  header.minReaderVersion = 2;
+  header.minReaderVersion = 3;
   await writeFile(join(delta, 'deltaimg.json'), JSON.stringify(header));
 }

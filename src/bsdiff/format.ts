@@ -134,7 +134,7 @@ export class VarintWriter extends ByteWriter {
 }
 
 /** Reads unsigned LEB128 varints (at most MAX_VARINT_BYTES, safe integers) from bytes[at..end). */
-class VarintReader {
+export class VarintReader {
   constructor(
     private readonly bytes: Buffer,
     public at: number,

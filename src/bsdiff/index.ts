@@ -13,6 +13,7 @@ export {
 } from './encode.js';
 export { bsdiffDecode, BSDIFF_DECODE_MEMORY, type BsdiffDecodeResult } from './decode.js';
 export { buildSuffixArray } from './suffix-array.js';
+export { bsdiffMatches, type MatchedBlock } from './alignment.js';
 export { bsdiffEncodeSegmented, planSegments, segmentedEncodeMemory, type SegmentPlan } from './segmented.js';
 export { bsdiffDecodeInMemory, type InMemoryNames } from './decode-memory.js';
 export { AnchorScanner, type AnchorSpacing } from './fingerprints.js';

@@ -29,7 +29,7 @@ import {
   type NativeCopyResult,
   type Written,
 } from './file-codecs.js';
-import type { AssembledOp, DeltaHeader, DeltaRecord, FileRecord } from './format.js';
+import { usesTargetParts, type AssembledOp, type DeltaHeader, type DeltaRecord, type FileRecord } from './format.js';
 import { assembledBytes, writeAssembledSource } from './assembled-source.js';
 import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
 import { restoreGzipMember } from './gzip-member.js';
@@ -38,7 +38,7 @@ import { countPrivileged, enforcePolicy, PERMISSIVE, type PrivilegedCounts, type
 import { verifyOnDisk } from './verify-disk.js';
 import { PayloadReader } from './payload-store.js';
 import { hashStream } from '../util/hashing.js';
-import { RecordChecker } from './record-checks.js';
+import { checkTargetParts, RecordChecker } from './record-checks.js';
 import { checkCopied, IN_MEMORY_MAX_BYTES, SmallFileRestorer, verifyWritten, withPath } from './restore-small.js';
 import { sourceReadError, SourceTree } from './source-tree.js';
 
@@ -120,6 +120,7 @@ async function loadRecords(deltaDir: string, header: DeltaHeader): Promise<Delta
     checker.check(r);
     records.push(r);
   }
+  checkTargetParts(records);
   return records;
 }
 
@@ -147,6 +148,8 @@ class Restorer {
   private totalBytes = 0;
   private lastYield = Date.now();
   private readonly small: SmallFileRestorer;
+  /** The target files written so far, read as parts of assembled sources. */
+  private readonly restored: SourceTree;
 
   constructor(
     private readonly out: string,
@@ -157,7 +160,8 @@ class Restorer {
     private readonly budget: MemoryBudget,
   ) {
     this.limiter = new Limiter(Math.max(2, availableParallelism() * 2));
-    this.small = new SmallFileRestorer(out, source, payloads, this.report);
+    this.restored = new SourceTree(out);
+    this.small = new SmallFileRestorer(out, source, payloads, this.report, this.restored);
   }
 
   /**
@@ -177,17 +181,12 @@ class Restorer {
     for (const r of records) if (r.kind === 'dir' && r.path !== '') this.makeDirectory(r);
     const jobs: Promise<void>[] = [];
     const copies = this.startNativeCopies(files);
+    // Files assembled from other target files wait until every other file is written and verified.
+    const later = files.filter(usesTargetParts);
     try {
       for (const f of files) {
-        if (copies.handles.has(f)) continue;
-        if (await this.small.restore(f)) {
-          this.count(f);
-        } else {
-          const job = this.limiter.run(() => this.restoreFile(f));
-          job.catch(() => {});
-          jobs.push(job);
-        }
-        await this.yieldNowAndThen();
+        if (copies.handles.has(f) || usesTargetParts(f)) continue;
+        await this.restoreOne(f, jobs);
       }
       for (const r of records) {
         if (r.kind === 'file' || r.kind === 'dir' || r.kind === 'hardlink') continue;
@@ -195,11 +194,25 @@ class Restorer {
       }
       await Promise.all(jobs);
       await copies.done;
+      for (const f of later) await this.restoreOne(f, jobs);
+      await Promise.all(jobs);
     } finally {
       await Promise.allSettled([...jobs, copies.done]);
     }
     for (const r of records) if (r.kind === 'hardlink') await createNode(this.out, r, this.report);
     await applyDirectoryMetadata(this.out, records, this.report);
+  }
+
+  /** Restores `f` right here when it fits in memory, else starts a parallel job for it (added to `jobs`). */
+  private async restoreOne(f: FileRecord, jobs: Promise<void>[]): Promise<void> {
+    if (await this.small.restore(f)) {
+      this.count(f);
+    } else {
+      const job = this.limiter.run(() => this.restoreFile(f));
+      job.catch(() => {});
+      jobs.push(job);
+    }
+    await this.yieldNowAndThen();
   }
 
   /**
@@ -379,7 +392,7 @@ class Restorer {
     });
     const source = this.payloads.scratchPath('assembled');
     try {
-      await writeAssembledSource(c.sources, (path) => this.source.open(path), source);
+      await writeAssembledSource(c.sources, (part) => (part.target ? this.restored : this.source).open(part.path), source);
       const out = await this.pool.decodeFile(source, delta.path, abs, { maxOutputBytes: r.size }, 'create');
       return { bytes: out.outputBytes, sha256: out.outputSha256 };
     } finally {

@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { RelPath } from '../tree/entry.js';
 import { displayPath } from '../tree/paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import type { AssembledSource } from './format.js';
@@ -26,7 +25,7 @@ export function assembledBytes(sources: readonly AssembledSource[]): number {
  */
 export async function writeAssembledSource(
   sources: readonly AssembledSource[],
-  openPart: (path: RelPath) => Promise<Readable>,
+  openPart: (part: AssembledSource) => Promise<Readable>,
   out: string,
 ): Promise<void> {
   const fh = await open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600).catch((err: unknown) => {
@@ -36,7 +35,7 @@ export async function writeAssembledSource(
     for (const s of sources) {
       const hash = createHash('sha256');
       let bytes = 0;
-      for await (const chunk of (await openPart(s.path)) as AsyncIterable<Buffer>) {
+      for await (const chunk of (await openPart(s)) as AsyncIterable<Buffer>) {
         bytes += chunk.length;
         if (bytes > s.size) throw otherSize(s);
         hash.update(chunk);
@@ -52,17 +51,14 @@ export async function writeAssembledSource(
 }
 
 /**
- * The parts in one buffer, each read whole and checked: `readPart(path, sha256, maxBytes)`
- * returns the verified bytes (in a buffer it may reuse) or null when the file is larger.
+ * The parts in one buffer, each read whole and checked: `readPart(part)` returns its bytes
+ * checked against its sha256 (in a buffer it may reuse), or null when the file is larger.
  */
-export function readAssembledSource(
-  sources: readonly AssembledSource[],
-  readPart: (path: RelPath, sha256: string, maxBytes: number) => Buffer | null,
-): Buffer {
+export function readAssembledSource(sources: readonly AssembledSource[], readPart: (part: AssembledSource) => Buffer | null): Buffer {
   const whole = Buffer.allocUnsafe(assembledBytes(sources));
   let at = 0;
   for (const s of sources) {
-    const bytes = readPart(s.path, s.sha256, s.size);
+    const bytes = readPart(s);
     if (bytes === null || bytes.length !== s.size) throw otherSize(s);
     at += bytes.copy(whole, at);
   }

@@ -37,25 +37,34 @@ const MIN_NEW_ANCHORS = 2;
 export const CONTENT_INDEX_MEMORY = MAX_ANCHORS * 8 * 2 + 16 * 1024 * 1024;
 
 export interface AssemblyChoice {
-  /** The chosen source files, in the order they are concatenated. */
-  files: FileEntry[];
+  /** The chosen files, in the order they are concatenated, each with the number of the pool it came from. */
+  parts: { file: FileEntry; pool: number }[];
   /** The share of the target's anchors they hold, 0 to 1. */
   coverage: number;
 }
 
+/** An index to choose from, which of its files may be chosen, and the share of the target's anchors one must bring at least. */
+export interface IndexPool {
+  index: ContentIndex;
+  usable(file: FileEntry): boolean;
+  minShare?: number;
+}
+
 export class ContentIndex {
   private constructor(
-    private readonly spacing: AnchorSpacing,
+    readonly spacing: AnchorSpacing,
     private readonly files: readonly FileEntry[],
     /** key * FILE_SLOTS + file number, sorted, no duplicates. */
     private readonly values: Float64Array,
   ) {}
 
-  /** Reads every eligible source file once (one of each content), yielding to the event loop as it goes. */
-  static async build(root: string, sources: Iterable<Entry>): Promise<ContentIndex> {
+  /**
+   * Reads every eligible file of `root` once (one of each content), yielding to the event loop as
+   * it goes. `spacing`: that of another index, to choose from both at once (chooseAcross).
+   */
+  static async build(root: string, sources: Iterable<Entry>, spacing?: AnchorSpacing): Promise<ContentIndex> {
     const files = eligible(sources);
-    const total = files.reduce((n, f) => n + f.size, 0);
-    const spacing = spacingFor(total);
+    spacing ??= spacingFor(files.reduce((n, f) => n + f.size, 0));
     let values: Float64Array = new Float64Array(1 << 16);
     let count = 0;
     const scanner = new AnchorScannerSet(spacing);
@@ -79,26 +88,36 @@ export class ContentIndex {
     return new ContentIndex(spacing, files, sortedUnique(values.subarray(0, count)));
   }
 
+  /** choose() over this index alone, every file usable. */
+  choose(target: Uint8Array, near: RelPath, maxFiles: number, maxBytes: number): AssemblyChoice {
+    return ContentIndex.chooseAcross([{ index: this, usable: () => true }], target, near, maxFiles, maxBytes);
+  }
+
   /**
    * The source files that together hold most of `target`'s anchors: at most `maxFiles`, of at
    * most `maxBytes` in all, each bringing MIN_NEW_ANCHORS not yet covered. `near` (the target's
    * path) breaks ties: a file in the same (versionless) directory before one elsewhere.
    */
-  choose(target: Uint8Array, near: RelPath, maxFiles: number, maxBytes: number): AssemblyChoice {
-    const keys = [...new AnchorScannerSet(this.spacing).keys(target)];
+  static chooseAcross(pools: readonly IndexPool[], target: Uint8Array, near: RelPath, maxFiles: number, maxBytes: number): AssemblyChoice {
+    const keys = [...new AnchorScannerSet(pools[0]!.index.spacing).keys(target)];
+    // Candidates numbered pool * FILE_SLOTS + file, each with the target's anchors it holds.
     const byFile = new Map<number, number[]>();
+    const fileOf = (n: number) => pools[Math.floor(n / FILE_SLOTS)]!.index.files[n % FILE_SLOTS]!;
     keys.forEach((key, k) => {
-      const [from, to] = this.range(key);
-      if (to - from > MAX_FILES_PER_KEY) return;
-      for (let j = from; j < to; j++) {
-        const file = this.values[j]! % FILE_SLOTS;
-        const list = byFile.get(file);
-        if (list) list.push(k);
-        else byFile.set(file, [k]);
-      }
+      const hits = pools.map((p) => p.index.range(key));
+      if (hits.reduce((n, [from, to]) => n + to - from, 0) > MAX_FILES_PER_KEY) return;
+      hits.forEach(([from, to], pool) => {
+        for (let j = from; j < to; j++) {
+          const file = pool * FILE_SLOTS + (pools[pool]!.index.values[j]! % FILE_SLOTS);
+          if (!pools[pool]!.usable(fileOf(file))) continue;
+          const list = byFile.get(file);
+          if (list) list.push(k);
+          else byFile.set(file, [k]);
+        }
+      });
     });
     const covered = new Uint8Array(keys.length);
-    const chosen: FileEntry[] = [];
+    const chosen: number[] = [];
     let coveredCount = 0;
     let bytes = 0;
     const nearDir = versionless(near.slice(0, near.lastIndexOf('/') + 1));
@@ -106,17 +125,17 @@ export class ContentIndex {
       let best = -1;
       let bestScore = 0;
       for (const [file, list] of byFile) {
-        if (bytes + this.files[file]!.size > maxBytes) {
+        if (bytes + fileOf(file).size > maxBytes) {
           byFile.delete(file);
           continue;
         }
         let gain = 0;
         for (const k of list) gain += 1 - covered[k]!;
-        if (gain < MIN_NEW_ANCHORS) {
+        if (gain < Math.max(MIN_NEW_ANCHORS, (pools[Math.floor(file / FILE_SLOTS)]!.minShare ?? 0) * keys.length)) {
           byFile.delete(file);
           continue;
         }
-        const score = gain + proximity(nearDir, this.files[file]!.path);
+        const score = gain + proximity(nearDir, fileOf(file).path);
         if (score > bestScore) {
           best = file;
           bestScore = score;
@@ -128,10 +147,13 @@ export class ContentIndex {
         covered[k] = 1;
       }
       byFile.delete(best);
-      chosen.push(this.files[best]!);
-      bytes += this.files[best]!.size;
+      chosen.push(best);
+      bytes += fileOf(best).size;
     }
-    return { files: chosen, coverage: keys.length === 0 ? 0 : coveredCount / keys.length };
+    return {
+      parts: chosen.map((n) => ({ file: fileOf(n), pool: Math.floor(n / FILE_SLOTS) })),
+      coverage: keys.length === 0 ? 0 : coveredCount / keys.length,
+    };
   }
 
   /** The positions in `values` of the anchors with this key. */

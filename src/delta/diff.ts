@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { Entry, FileEntry } from '../tree/entry.js';
+import type { Entry, FileEntry, RelPath } from '../tree/entry.js';
 import { displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
 import { sameMetadata } from '../tree/compare.js';
@@ -32,7 +32,7 @@ import { defaultMemoryBudget, idleWorkerShare, MemoryBudget, WORKER_THREAD_BYTES
 import { silentProgress, type Progress } from '../util/progress.js';
 import type { PairTransform } from '../exefilter/index.js';
 import { TreeDigest } from './digest.js';
-import { encodeTransformed, exeTransformFor, type ExeFiles } from './exe-codec.js';
+import { encodeTransformed, exeTransformFor, withAddressMap, type ExeFiles } from './exe-codec.js';
 import { createEntriesWriter } from './entries-file.js';
 import { brotliFile, brotliMemory, openSourceStream } from './file-codecs.js';
 import { assembledBytes, writeAssembledSource } from './assembled-source.js';
@@ -107,6 +107,8 @@ const ASSEMBLE_WORTH_TRYING_BYTES = 512;
 const ASSEMBLE_DELTA_RATIO = 1 / 16;
 /** The chosen files must hold at least this share of the file's anchors (content-index.ts). */
 const ASSEMBLE_MIN_COVERAGE = 0.05;
+/** A target file is a part only when it holds at least this share of a file's anchors not covered yet. */
+const TARGET_PART_MIN_SHARE = 1 / 8;
 /** What each source adds to the (brotli'd) record: its sha256, size and path. */
 const ASSEMBLED_BYTES_PER_SOURCE = 48;
 
@@ -176,24 +178,26 @@ async function writeDelta(
   const pending = dst.entries.map((e) => (e.kind === 'file' ? jobs.get(e)! : Promise.resolve<Encoded>({ record: e, payloadBytes: 0 })));
   // Every job settles before we return or throw, so none writes into a removed temp dir.
   pending.forEach((p) => p.catch(() => {}));
+  let encoded: Encoded[];
+  try {
+    encoded = await Promise.all(pending);
+  } finally {
+    await Promise.allSettled(pending);
+  }
+  await encoder.assembleFromTarget(encoded);
   const writer = createEntriesWriter(join(work, ENTRIES_FILE));
   const digest = new TreeDigest();
   let minReaderVersion = BASE_READER_VERSION;
-  try {
-    for (const p of pending) {
-      const { record, payloadBytes } = await p;
-      await writer.write(record);
-      digest.add(record);
-      minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
-      countRecord(record, encoder.sourceIndex, stats);
-      const op = opOf(record);
-      if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw' || op === 'gzip' || op === 'assembled') {
-        stats.payloadBytes[op] += payloadBytes;
-        largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
-      }
+  for (const { record, payloadBytes } of encoded) {
+    await writer.write(record);
+    digest.add(record);
+    minReaderVersion = Math.max(minReaderVersion, readerVersionOf(record));
+    countRecord(record, encoder.sourceIndex, stats);
+    const op = opOf(record);
+    if (op === 'vcdiff' || op === 'bsdiff' || op === 'brotli' || op === 'raw' || op === 'gzip' || op === 'assembled') {
+      stats.payloadBytes[op] += payloadBytes;
+      largest.offer({ path: displayPath(record.path), op, bytes: payloadBytes });
     }
-  } finally {
-    await Promise.allSettled(pending);
   }
   const entries = await writer.finish();
   stats.targetFileBytes = totalBytes;
@@ -218,6 +222,9 @@ async function writeDelta(
 class FileEncoder {
   readonly sourceIndex: SourceIndex;
   private readonly payloadBytes = new Map<string, number>();
+  /** How many records use each blob, so that a record encoded again can drop a blob nothing else uses. */
+  private readonly blobUses = new Map<string, number>();
+  private readonly dstFiles = new Map<RelPath, FileEntry>();
   /** Built on first use: only a tree with a new file that nothing else encodes well needs it. */
   private contentIndex?: Promise<ContentIndex>;
 
@@ -231,6 +238,7 @@ class FileEncoder {
     private readonly budget: MemoryBudget,
   ) {
     this.sourceIndex = new SourceIndex(src.entries);
+    for (const e of dst.entries) if (e.kind === 'file') this.dstFiles.set(e.path, e);
   }
 
   async encode(target: FileEntry): Promise<{ content: ContentOp; payloadBytes: number }> {
@@ -334,7 +342,7 @@ class FileEncoder {
     await writeFile(temp, bytes);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const payload = await this.payloads.keep(temp, sha256, bytes.length);
-    if ('blob' in payload) this.payloadBytes.set(payload.blob, bytes.length);
+    if ('blob' in payload) this.countBlob(payload.blob, bytes.length);
     return payload;
   }
 
@@ -347,31 +355,125 @@ class FileEncoder {
   private async tryAssembled(target: FileEntry, targetPath: Buffer, best: Candidate): Promise<Candidate> {
     if (best.bytes < ASSEMBLE_WORTH_TRYING_BYTES || target.size > ASSEMBLED_MAX_BYTES) return best;
     if ((best.kind === 'vcdiff' || best.kind === 'bsdiff') && best.bytes <= target.size * ASSEMBLE_DELTA_RATIO) return best;
-    this.contentIndex ??= this.budget.run(CONTENT_INDEX_MEMORY, () => ContentIndex.build(this.src.root, this.src.entries));
-    const index = await this.contentIndex;
+    const index = await this.sourceContent();
     const choice = await this.budget.run(3 * target.size, async () =>
       index.choose(await readTarget(targetPath, target), target.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
     );
     if (choice.coverage < ASSEMBLE_MIN_COVERAGE) return best;
-    if (choice.files.length === 1 && 'from' in best && best.from === choice.files[0]) return best;
-    const sources: AssembledSource[] = choice.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256! }));
+    if (choice.parts.length === 1 && 'from' in best && best.from === choice.parts[0]!.file) return best;
+    const sources = choice.parts.map(({ file }): AssembledSource => ({ path: file.path, size: file.size, sha256: file.sha256! }));
+    const assembled = await this.encodeAssembled(sources, targetPath);
+    if (!assembled || assembled.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= best.bytes) {
+      if (assembled) await this.discard(assembled);
+      return best;
+    }
+    await this.discard(best);
+    return assembled;
+  }
+
+  /** A VCDIFF of the target against `sources` concatenated; undefined when one of them changed since the scan. */
+  private async encodeAssembled(sources: AssembledSource[], targetPath: Buffer): Promise<Candidate | undefined> {
     const sourceTemp = this.payloads.tempPath();
+    const open = (part: AssembledSource) => openSourceStream(toFsPath(part.target ? this.dst.root : this.src.root, part.path));
     try {
-      await writeAssembledSource(sources, (path) => openSourceStream(toFsPath(this.src.root, path)), sourceTemp);
-      const delta = await this.vcdiffAgainst(sourceTemp, assembledBytes(sources), targetPath);
-      if (delta.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= best.bytes) {
-        await this.discard({ kind: 'assembled', sources, ...delta });
-        return best;
-      }
-      await this.discard(best);
-      return { kind: 'assembled', sources, ...delta };
+      await writeAssembledSource(sources, open, sourceTemp);
+      return { kind: 'assembled', sources, ...(await this.vcdiffAgainst(sourceTemp, assembledBytes(sources), targetPath)) };
     } catch (err) {
-      // A source file that changed since the scan is simply not used.
-      if (err instanceof DeltaimgError && err.code === 'WRONG_SOURCE') return best;
+      if (err instanceof DeltaimgError && err.code === 'WRONG_SOURCE') return undefined;
       throw err;
     } finally {
       await this.payloads.discard(sourceTemp);
     }
+  }
+
+  /**
+   * The second pass, once every file is encoded. The files still expensive are often near copies
+   * of each other, all new (one bundle as cjs, esm and umd, their maps): each may also take parts
+   * from the other expensive target files, which apply restores first. A file either takes target
+   * parts or serves as one, never both (no cycles): decided in path order, then encoded in
+   * parallel; a file's new encoding replaces its record only when smaller.
+   */
+  async assembleFromTarget(encoded: Encoded[]): Promise<void> {
+    const expensive = encoded.flatMap((e, at) => (this.isExpensive(e) ? [{ at, entry: this.dstFiles.get(e.record.path)! }] : []));
+    if (expensive.length < 2) return;
+    const sourceIndex = await this.sourceContent();
+    const servable = expensive.map((x) => x.entry).filter((f) => (f.meta.mode & 0o400) !== 0);
+    const targetIndex = await this.budget.run(CONTENT_INDEX_MEMORY, () => ContentIndex.build(this.dst.root, servable, sourceIndex.spacing));
+    const serving = new Set<FileEntry>();
+    const taking = new Set<FileEntry>();
+    const plans: { at: number; entry: FileEntry; sources: AssembledSource[] }[] = [];
+    for (const { at, entry } of expensive) {
+      if (serving.has(entry)) continue;
+      const pools = [
+        { index: sourceIndex, usable: () => true },
+        // A target file that serves can take no part itself: it must be worth that.
+        { index: targetIndex, usable: (f: FileEntry) => f !== entry && !taking.has(f), minShare: TARGET_PART_MIN_SHARE },
+      ];
+      const targetPath = toFsPath(this.dst.root, entry.path);
+      const choice = await this.budget.run(3 * entry.size, async () =>
+        ContentIndex.chooseAcross(pools, await readTarget(targetPath, entry), entry.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
+      );
+      if (choice.coverage < ASSEMBLE_MIN_COVERAGE || !choice.parts.some((p) => p.pool === 1)) continue;
+      taking.add(entry);
+      for (const p of choice.parts) if (p.pool === 1) serving.add(p.file);
+      const sources = choice.parts.map(({ file, pool }): AssembledSource => ({
+        path: file.path,
+        size: file.size,
+        sha256: file.sha256!,
+        ...(pool === 1 ? { target: true } : {}),
+      }));
+      plans.push({ at, entry, sources });
+    }
+    const limiter = new Limiter(Math.max(2, availableParallelism()));
+    await Promise.all(plans.map((plan) => limiter.run(() => this.reassemble(encoded, plan.at, plan.entry, plan.sources))));
+  }
+
+  /** Encodes one planned file against its new sources; its record is replaced when that is smaller. */
+  private async reassemble(encoded: Encoded[], at: number, entry: FileEntry, sources: AssembledSource[]): Promise<void> {
+    const before = encoded[at]!;
+    const candidate = await this.encodeAssembled(sources, toFsPath(this.dst.root, entry.path));
+    if (!candidate || candidate.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= before.payloadBytes) {
+      if (candidate) await this.discard(candidate);
+      return;
+    }
+    const kept = await this.keep(candidate);
+    if (before.record.kind === 'file' && 'payload' in before.record.content) await this.release(before.record.content.payload);
+    encoded[at] = { record: { ...entry, sha256: entry.sha256!, content: kept.content }, payloadBytes: kept.payloadBytes };
+  }
+
+  /** Worth assembling from other target files: a file whose encoding still costs much. */
+  private isExpensive({ record, payloadBytes }: Encoded): boolean {
+    if (record.kind !== 'file' || payloadBytes < ASSEMBLE_WORTH_TRYING_BYTES || record.size > ASSEMBLED_MAX_BYTES) return false;
+    switch (record.content.op) {
+      case 'brotli':
+      case 'raw':
+      case 'assembled':
+        return true;
+      case 'vcdiff':
+      case 'bsdiff':
+        return payloadBytes > record.size * ASSEMBLE_DELTA_RATIO;
+      default:
+        return false;
+    }
+  }
+
+  /** Drops one use of a payload; a blob no record uses any more is removed. */
+  private async release(payload: Payload): Promise<void> {
+    if (!('blob' in payload)) return;
+    const uses = (this.blobUses.get(payload.blob) ?? 1) - 1;
+    if (uses > 0) {
+      this.blobUses.set(payload.blob, uses);
+      return;
+    }
+    this.blobUses.delete(payload.blob);
+    this.payloadBytes.delete(payload.blob);
+    await this.payloads.discard(join(this.payloads.blobDir, payload.blob));
+  }
+
+  /** The index of the source tree's content, built once, on first use. */
+  private sourceContent(): Promise<ContentIndex> {
+    this.contentIndex ??= this.budget.run(CONTENT_INDEX_MEMORY, () => ContentIndex.build(this.src.root, this.src.entries));
+    return this.contentIndex;
   }
 
   /** VCDIFF, and where it leaves enough bytes to win back, a bsdiff patch too: the smaller stays. */
@@ -418,9 +520,11 @@ class FileEncoder {
 
   /**
    * For ELF executables of one architecture, bsdiff again on both files with their branch
-   * targets made absolute (src/exefilter/); kept only when smaller than the plain patch.
+   * targets made absolute and the source's addresses relabelled to the target's through the
+   * plain patch's alignment (src/exefilter/); kept only when smaller than the plain patch.
    */
-  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, exe: PairTransform, plan: BsdiffPlan): Promise<BsdiffCandidate> {
+  private async tryExeBsdiff(plain: BsdiffCandidate, files: ExeFiles, branches: PairTransform, plan: BsdiffPlan): Promise<BsdiffCandidate> {
+    const exe = await withAddressMap(branches, files, plain.temp);
     const temp = this.payloads.tempPath();
     const encode = (s: string, t: string) => this.budget.run(plan.memory, () => this.bsdiffPool.encode(s, t, temp, plan.segments));
     const r = await encodeTransformed(files, exe, () => this.payloads.tempPath(), encode);
@@ -501,7 +605,7 @@ class FileEncoder {
   private async keep(chosen: Candidate): Promise<{ content: ContentOp; payloadBytes: number }> {
     const c = await this.polish(chosen);
     const payload = await this.payloads.keep(c.temp, c.sha256, c.bytes);
-    if ('blob' in payload) this.payloadBytes.set(payload.blob, c.bytes);
+    if ('blob' in payload) this.countBlob(payload.blob, c.bytes);
     const content: ContentOp =
       c.kind === 'vcdiff'
         ? { op: 'vcdiff', from: c.from.path, fromSha256: c.from.sha256!, brotli: c.brotli, payload }
@@ -548,6 +652,11 @@ class FileEncoder {
   private async discard(c: Candidate): Promise<void> {
     await this.payloads.discard(c.temp);
     if ('polish' in c && c.polish?.from === 'temp') await this.payloads.discard(c.polish.path);
+  }
+
+  private countBlob(blob: string, bytes: number): void {
+    this.payloadBytes.set(blob, bytes);
+    this.blobUses.set(blob, (this.blobUses.get(blob) ?? 0) + 1);
   }
 
   /** Bytes of distinct blobs written (a blob shared by several files counts once). */

@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
+import { bsdiffMatches } from '../bsdiff/index.js';
 import {
+  addressMapFor,
   BranchFilter,
   branchFilterStream,
   choosePairTransform,
@@ -33,6 +35,19 @@ export interface ExeFiles {
 /** Both files' transforms, when they are ELF code of one architecture. */
 export function exeTransformFor(files: ExeFiles): PairTransform | undefined {
   return choosePairTransform(readElfCode(files.source.path, files.source.size), readElfCode(files.target.path, files.target.size));
+}
+
+/**
+ * `exe` with the source's addresses relabelled to the target's (docs/bsdiff.md, "Address
+ * relabelling"), the map read from the alignment of `plainPatch` (a bsdiff patch of the
+ * untransformed files, whole or segmented); `exe` itself when that finds nothing that moved.
+ */
+export async function withAddressMap(exe: PairTransform, files: ExeFiles, plainPatch: PathLike): Promise<PairTransform> {
+  const source = readElfCode(files.source.path, files.source.size);
+  const target = readElfCode(files.target.path, files.target.size);
+  if (!source || !target) return exe;
+  const addressMap = addressMapFor(await bsdiffMatches(plainPatch), source.loads, target.loads);
+  return addressMap ? { ...exe, source: { ...exe.source, addressMap } } : exe;
 }
 
 /**

@@ -93,7 +93,8 @@ export type ContentOp =
   // A bsdiff-style patch (docs/bsdiff.md): approximate matches plus bytewise differences,
   // much smaller than VCDIFF on recompiled binaries.
   // `exe` (version 2): the patch is between the two files as transformed by src/exefilter
-  // (relative branch targets made absolute); apply undoes it on the decoded bytes.
+  // (relative branch targets made absolute); apply undoes it on the decoded bytes. With
+  // `exe.source.addressMap` (version 3) the source's addresses are also relabelled (one way).
   // `segmented` (version 2): a DIMGBSD2 patch (the file was too large for the memory budget
   // to encode whole), which version 1 readers cannot decode.
   | { op: 'bsdiff'; from: RelPath; fromSha256: string; payload: Payload; exe?: PairTransform; segmented?: true }
@@ -113,11 +114,20 @@ export const ASSEMBLED_MAX_SOURCES = 32;
 /** ...of at most this many bytes in all: one VCDIFF source window (DEFAULT_WINDOW) covers them. */
 export const ASSEMBLED_MAX_BYTES = 64 * 1024 * 1024;
 
-/** One part of an assembled source: a source file, its exact size and sha256. */
+/**
+ * One part of an assembled source: a source file, its exact size and sha256; with `target`, a
+ * file of the target instead, which this delta restores first (its own op takes no target part).
+ */
 export interface AssembledSource {
   path: RelPath;
   size: number;
   sha256: string;
+  target?: true;
+}
+
+/** True when the record's content is assembled from target files too: it is restored after them. */
+export function usesTargetParts(r: FileRecord): boolean {
+  return r.content.op === 'assembled' && r.content.sources.some((s) => s.target);
 }
 
 /**
@@ -148,14 +158,16 @@ export type DeltaRecord =
 export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 
 /**
- * The oldest reader that restores `r` correctly: 3 for the assembled op (older readers refuse it),
- * 2 for what version 1 readers would misread (a bsdiff with an executable transform: they would
- * ignore the field), cannot decode (a segmented bsdiff patch) or refuse (the gzip op), else 1. Writers put the largest over their
+ * The oldest reader that restores `r` correctly: 3 for the assembled op (older readers refuse it)
+ * and for a bsdiff whose executable transform relabels the source's addresses (a version 2
+ * reader would ignore the map); 2 for what version 1 readers would misread (a bsdiff with an
+ * executable transform: they would ignore the field), cannot decode (a segmented bsdiff patch)
+ * or refuse (the gzip op), else 1. Writers put the largest over their
  * records in the header's `minReaderVersion`.
  */
 export function readerVersionOf(r: DeltaRecord): number {
   if (r.kind !== 'file') return BASE_READER_VERSION;
   const c = r.content;
-  if (c.op === 'assembled') return 3;
+  if (c.op === 'assembled' || (c.op === 'bsdiff' && c.exe?.source.addressMap)) return 3;
   return (c.op === 'bsdiff' && (c.exe || c.segmented)) || c.op === 'gzip' ? 2 : BASE_READER_VERSION;
 }

@@ -7,7 +7,7 @@
 import type { RelPath } from '../tree/entry.js';
 import { assertSafeRelPath, displayPath, parentOf } from '../tree/paths.js';
 import { DeltaimgError } from '../util/errors.js';
-import type { DeltaRecord } from './format.js';
+import { usesTargetParts, type DeltaRecord, type FileRecord } from './format.js';
 
 export class RecordChecker {
   private previous: RelPath | undefined;
@@ -39,6 +39,29 @@ export class RecordChecker {
         break;
       default:
         break;
+    }
+  }
+}
+
+/**
+ * Once every record is read: an assembled part taken from the target must name a file record of
+ * this delta, of the part's size and (a prefix of) its sha256, that is not assembled from the
+ * target itself, so apply can restore every such file before the files made from it.
+ */
+export function checkTargetParts(records: readonly DeltaRecord[]): void {
+  const files = new Map<RelPath, FileRecord>();
+  for (const r of records) if (r.kind === 'file') files.set(r.path, r);
+  for (const r of files.values()) {
+    if (r.content.op !== 'assembled') continue;
+    for (const part of r.content.sources) {
+      if (!part.target) continue;
+      const from = files.get(part.path);
+      if (!from || usesTargetParts(from) || from.size !== part.size || !part.sha256.startsWith(from.sha256)) {
+        throw new DeltaimgError(
+          'CORRUPT_DELTA',
+          `refusing delta entry ${displayPath(r.path)}: its assembled source ${displayPath(part.path)} is not a file this delta restores first; the delta is damaged or crafted`,
+        );
+      }
     }
   }
 }

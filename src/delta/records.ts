@@ -98,7 +98,12 @@ function encodeContent(c: ContentOp): Record<string, unknown> {
     case 'assembled':
       return {
         op: 'assembled',
-        sources: c.sources.map((s) => ({ path: bytesToJson(s.path), size: s.size, sha256: s.sha256 })),
+        sources: c.sources.map((s) => ({
+          path: bytesToJson(s.path),
+          size: s.size,
+          sha256: s.sha256,
+          ...(s.target ? { target: true } : {}),
+        })),
         ...(c.brotli ? { brotli: true } : {}),
         ...encodePayload(c.payload),
       };
@@ -118,13 +123,15 @@ function decodeAssembledSources(v: unknown, line: number): AssembledSource[] {
   return v.map((s: unknown, i) => {
     if (!isObject(s)) throw bad(line, `has an invalid assembled source ${i}`);
     const path = bytesFromJson(s.path, `sources[${i}].path`, line) as RelPath;
-    if (seen.has(path)) throw bad(line, 'names one assembled source twice');
-    seen.add(path);
+    if (s.target !== undefined && s.target !== true) throw bad(line, `has an assembled source ${i} whose target flag is not true`);
+    const key = `${s.target ? 'target' : 'source'}:${path}`;
+    if (seen.has(key)) throw bad(line, 'names one assembled source twice');
+    seen.add(key);
     const size = uint(s.size, `sources[${i}].size`, line);
     if (size === 0) throw bad(line, `has an empty assembled source ${i}`);
     total += size;
     if (total > ASSEMBLED_MAX_BYTES) throw bad(line, `has assembled sources over ${ASSEMBLED_MAX_BYTES} bytes in all`);
-    return { path, size, sha256: sha(s.sha256, `sources[${i}].sha256`, line) };
+    return { path, size, sha256: sha(s.sha256, `sources[${i}].sha256`, line), ...(s.target ? { target: true as const } : {}) };
   });
 }
 

@@ -35,6 +35,8 @@ export class SmallFileRestorer {
     private readonly source: SourceTree,
     private readonly payloads: PayloadReader,
     private readonly report: RestoreReport,
+    /** The target files already restored, read as parts of assembled sources. */
+    private readonly restored: SourceTree,
   ) {}
 
   /**
@@ -95,7 +97,9 @@ export class SmallFileRestorer {
         });
         if (delta === null) return null;
         // Copied out of readVerifiedSync's reused buffer part by part: the parts are checked, then joined.
-        const source = readAssembledSource(c.sources, (path, sha256, maxBytes) => this.source.readVerifiedSync(path, sha256, maxBytes));
+        const source = readAssembledSource(c.sources, (part) =>
+          (part.target ? this.restored : this.source).readVerifiedSync(part.path, part.sha256, part.size),
+        );
         return this.decodeVcdiff(r, `the assembled source of ${displayPath(r.path)}`, source, delta, abs);
       }
       case 'vcdiff': {

@@ -6,6 +6,7 @@
  * executable we transform", never an error: the file is then diffed as plain bytes.
  */
 import { closeSync, openSync, readSync, constants as fsc } from 'node:fs';
+import type { LoadSegment } from './address-map.js';
 import type { Arch, Region } from './transform.js';
 
 export interface ElfCode {
@@ -14,6 +15,8 @@ export interface ElfCode {
   fileSize: number;
   /** Sorted by offset, non-overlapping, each inside the file, at most MAX_REGIONS. */
   regions: Region[];
+  /** The PT_LOAD segments whose file bytes lie inside the file (for address relabelling; may be empty). */
+  loads: LoadSegment[];
 }
 
 /** More code regions than this: the largest are kept (a normal executable has a handful). */
@@ -68,10 +71,12 @@ export function parseElfCode(read: ReadAt, size: number): ElfCode | undefined {
   const arch: Arch | undefined = machine === EM_X86_64 ? 'x86-64' : machine === EM_AARCH64 ? 'arm64' : undefined;
   if (!arch) return undefined;
   const fromSections = sectionRegions(read, size, h);
-  const regions = fromSections?.length ? fromSections : segmentRegions(read, size, h);
+  const segments = loadSegments(read, size, h);
+  const regions = fromSections?.length ? fromSections : segments?.filter((s) => s.executable).map((s) => s.region);
   if (!regions?.length) return undefined;
-  const kept = keepLargest(regions).filter((r) => arch !== 'arm64' || r.vaddr % 4 === 0);
-  return kept.length ? { arch, fileSize: size, regions: kept } : undefined;
+  const kept = keepLargest(disjoint(regions) ?? []).filter((r) => arch !== 'arm64' || r.vaddr % 4 === 0);
+  const loads = (segments ?? []).flatMap((s) => (s.load ? [s.load] : []));
+  return kept.length ? { arch, fileSize: size, regions: kept, loads } : undefined;
 }
 
 /** A table of `count` entries of `entrySize` bytes at `offset`, wholly inside the file. */
@@ -103,16 +108,31 @@ function sectionRegions(read: ReadAt, size: number, h: Buffer): Region[] | undef
   return disjoint(out);
 }
 
-function segmentRegions(read: ReadAt, size: number, h: Buffer): Region[] | undefined {
+interface Segment {
+  executable: boolean;
+  region: Region;
+  /** Undefined when its addresses are not usable (above 2^53, or smaller in memory than in the file). */
+  load?: LoadSegment;
+}
+
+/** The PT_LOAD segments with file bytes inside the file; undefined when the table is unreadable. */
+function loadSegments(read: ReadAt, size: number, h: Buffer): Segment[] | undefined {
   const table = readTable(read, size, u64(h, 32), h.readUInt16LE(56), h.readUInt16LE(54), 56);
   if (!table) return undefined;
-  const out: Region[] = [];
+  const out: Segment[] = [];
   for (let at = 0; at < table.length; at += 56) {
-    if (table.readUInt32LE(at) !== PT_LOAD || !(table.readUInt32LE(at + 4) & PF_X)) continue;
-    const region = inFile(u64(table, at + 8), u64(table, at + 32), table.readUInt32LE(at + 16), size);
-    if (region) out.push(region);
+    if (table.readUInt32LE(at) !== PT_LOAD) continue;
+    const [offset, fileSize, vaddr, memSize] = [u64(table, at + 8), u64(table, at + 32), u64(table, at + 16), u64(table, at + 40)];
+    const region = inFile(offset, fileSize, table.readUInt32LE(at + 16), size);
+    if (!region) continue;
+    const usable = vaddr !== undefined && memSize !== undefined && memSize >= region.size;
+    out.push({
+      executable: (table.readUInt32LE(at + 4) & PF_X) !== 0,
+      region,
+      ...(usable ? { load: { offset: region.offset, fileSize: region.size, vaddr, memSize } } : {}),
+    });
   }
-  return disjoint(out);
+  return out;
 }
 
 /** A region when it is non-empty and inside the file; `vaddrLow` is the address mod 2^32. */
@@ -123,6 +143,7 @@ function inFile(offset: number | undefined, length: number | undefined, vaddrLow
 
 /** Sorted by offset; undefined when two overlap (a table we do not understand). */
 function disjoint(regions: Region[]): Region[] | undefined {
+  regions = [...regions];
   regions.sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < regions.length; i++) if (regions[i]!.offset < regions[i - 1]!.offset + regions[i - 1]!.size) return undefined;
   return regions;

@@ -2,6 +2,7 @@
  * Transform parameters as recorded in a delta: chosen by the encoder from both files' ELF
  * headers, and validated field by field when read back, since a delta is outside input.
  */
+import { MAX_ADDRESS, MAX_MAP_POINTS, type AddressMap } from './address-map.js';
 import { MAX_REGIONS, type ElfCode } from './elf.js';
 import type { BranchTransform, Region } from './transform.js';
 
@@ -45,7 +46,45 @@ export function encodePairTransform(t: PairTransform): Record<string, unknown> {
 
 function encodeTransform(t: BranchTransform): Record<string, unknown> {
   const regions = t.regions.map((r) => [r.offset, r.size, r.vaddr]);
-  return t.arch === 'x86-64' ? { arch: t.arch, rangeBits: t.rangeBits, regions } : { arch: t.arch, regions };
+  const map = t.addressMap ? { addressMap: encodeAddressMap(t.addressMap) } : {};
+  return t.arch === 'x86-64' ? { arch: t.arch, rangeBits: t.rangeBits, regions, ...map } : { arch: t.arch, regions, ...map };
+}
+
+/** `{ range: [start, end], shifts: [gap, shift, ...] }`: each point as its distance from the previous one (from `start` for the first). */
+function encodeAddressMap(m: AddressMap): Record<string, unknown> {
+  const shifts: number[] = [];
+  let previous = m.start;
+  for (const [i, point] of m.points.entries()) {
+    shifts.push(point - previous, m.shifts[i]!);
+    previous = point;
+  }
+  return { range: [m.start, m.end], shifts };
+}
+
+function decodeAddressMap(v: unknown, side: string): AddressMap {
+  const at = `${side}.addressMap`;
+  if (!isObject(v)) throw new TransformParamsError(`${at} is not an object`);
+  const [start, end] = Array.isArray(v.range) && v.range.length === 2 ? v.range : [];
+  if (!isUint(start) || !isUint(end) || start >= end || end > MAX_ADDRESS)
+    throw new TransformParamsError(`${at}.range must be [start, end] with start < end <= 2^52`);
+  const pairs = v.shifts;
+  if (!Array.isArray(pairs) || pairs.length === 0 || pairs.length % 2 !== 0 || pairs.length > 2 * MAX_MAP_POINTS)
+    throw new TransformParamsError(`${at}.shifts must hold 1 to ${MAX_MAP_POINTS} [gap, shift] pairs`);
+  const points: number[] = [];
+  const shifts: number[] = [];
+  let point = start;
+  for (let i = 0; i < pairs.length; i += 2) {
+    const gap: unknown = pairs[i];
+    const shift: unknown = pairs[i + 1];
+    if (!isUint(gap) || (i > 0 && gap === 0) || point + gap >= end)
+      throw new TransformParamsError(`${at}.shifts[${i}] is not a gap keeping the points increasing inside the range`);
+    if (typeof shift !== 'number' || !Number.isSafeInteger(shift) || Math.abs(shift) >= MAX_ADDRESS)
+      throw new TransformParamsError(`${at}.shifts[${i + 1}] is not an integer shift below 2^52`);
+    point += gap;
+    points.push(point);
+    shifts.push(shift);
+  }
+  return { start, end, points, shifts };
 }
 
 /** Validates recorded parameters (see docs/format.md, "Executable transform"). */
@@ -60,16 +99,19 @@ export function decodePairTransform(v: unknown): PairTransform {
   return { source, target };
 }
 
-function decodeTransform(v: unknown, side: string): BranchTransform {
+function decodeTransform(v: unknown, side: 'source' | 'target'): BranchTransform {
   if (!isObject(v)) throw new TransformParamsError(`${side} is not an object`);
   const regions = decodeRegions(v.regions, side, v.arch === 'arm64' ? 4 : 1);
-  if (v.arch === 'arm64') return { arch: 'arm64', regions };
+  if (v.addressMap !== undefined && side === 'target')
+    throw new TransformParamsError('target has an addressMap (only the source is relabelled)');
+  const map = v.addressMap === undefined ? {} : { addressMap: decodeAddressMap(v.addressMap, side) };
+  if (v.arch === 'arm64') return { arch: 'arm64', regions, ...map };
   if (v.arch !== 'x86-64') throw new TransformParamsError(`${side} has unknown arch ${JSON.stringify(v.arch)}`);
   const bits = v.rangeBits;
   if (typeof bits !== 'number' || !Number.isInteger(bits) || bits < MIN_RANGE_BITS || bits > MAX_RANGE_BITS) {
     throw new TransformParamsError(`${side}.rangeBits must be an integer from ${MIN_RANGE_BITS} to ${MAX_RANGE_BITS}`);
   }
-  return { arch: 'x86-64', rangeBits: bits, regions };
+  return { arch: 'x86-64', rangeBits: bits, regions, ...map };
 }
 
 function decodeRegions(v: unknown, side: string, vaddrAlign: number): Region[] {

@@ -1,0 +1,174 @@
+/**
+ * Address relabelling (src/exefilter/address-map.ts): the map built from a bsdiff alignment,
+ * what the source transform does with it (data words, x86-64 calls and RIP-relative loads, ARM64
+ * BL and ADRP with the instruction that completes the address), that streaming in any chunk
+ * sizes gives the same bytes as the whole buffer, its recorded form and the refusal of hostile
+ * maps.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  addressMapFor,
+  BranchFilter,
+  decodePairTransform,
+  encodePairTransform,
+  shiftAt,
+  transformBuffer,
+  TransformParamsError,
+  type AddressMap,
+  type BranchTransform,
+} from '../../src/exefilter/index.js';
+
+/** Deterministic pseudo-random generator (xorshift32), so failures reproduce. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  };
+}
+
+function streamed(t: BranchTransform, input: Buffer, seed: number): Buffer {
+  const next = rng(seed);
+  const filter = new BranchFilter(t, 'forward');
+  const parts: Buffer[] = [];
+  for (let at = 0; at < input.length;) {
+    const n = 1 + (next() % 300);
+    parts.push(Buffer.from(filter.push(input.subarray(at, at + n))));
+    at += n;
+  }
+  parts.push(Buffer.from(filter.end()));
+  return Buffer.concat(parts);
+}
+
+const map: AddressMap = { start: 0x1000, end: 0x100000, points: [0x2000, 0x8000], shifts: [0x40, -0x1010] };
+
+describe('address map', () => {
+  it('shifts each address by the shift of the last point at or below it, nothing outside its range', () => {
+    expect([0, 0x1fff, 0x2000, 0x7fff, 0x8000, 0xfffff, 0x100000].map((v) => shiftAt(map, v))).toEqual([
+      0, 0, 0x40, 0x40, -0x1010, -0x1010, 0,
+    ]);
+  });
+
+  it('is built from matched blocks through both files’ segments, ignoring short blocks', () => {
+    const source = [
+      { offset: 0, fileSize: 0x3000, vaddr: 0x400000, memSize: 0x3000 },
+      { offset: 0x3000, fileSize: 0x1000, vaddr: 0x603000, memSize: 0x2000 },
+    ];
+    const target = [
+      { offset: 0, fileSize: 0x3100, vaddr: 0x400000, memSize: 0x3100 },
+      { offset: 0x3100, fileSize: 0x1000, vaddr: 0x604100, memSize: 0x2000 },
+    ];
+    const blocks = [
+      { source: 0, target: 0, length: 0x1000 }, // unmoved
+      { source: 0x1000, target: 0x1100, length: 0x2000 }, // code after a grown function: +0x100
+      { source: 0x2800, target: 0x10, length: 20 }, // too short to say anything
+      { source: 0x3000, target: 0x3100, length: 0x1000 }, // data: +0x100 in the file, +0x1100 in memory
+    ];
+    const m = addressMapFor(blocks, source, target)!;
+    expect(m).toEqual({ start: 0x400000, end: 0x605000, points: [0x401000, 0x603000], shifts: [0x100, 0x1100] });
+    expect(addressMapFor([{ source: 0, target: 0, length: 0x3000 }], source, target)).toBeUndefined();
+    expect(addressMapFor(blocks, [], target)).toBeUndefined();
+  });
+
+  it('relabels aligned data words in its range, x86-64 call and load targets, ARM64 BL and ADRP pairs', () => {
+    const x86: BranchTransform = { arch: 'x86-64', rangeBits: 24, regions: [{ offset: 16, size: 16, vaddr: 0x1010 }], addressMap: map };
+    const bytes = Buffer.alloc(48, 0x90);
+    bytes.writeBigUInt64LE(0x2100n, 0); // a pointer: +0x40
+    bytes.writeBigUInt64LE(0x100000n, 8); // past the range: left alone
+    bytes.writeUInt8(0xe8, 16); // call 0x9000 from 0x1010 (next instruction 0x1015)
+    bytes.writeInt32LE(0x9000 - 0x1015, 17);
+    Buffer.from([0x48, 0x8d, 0x05]).copy(bytes, 21); // lea rax, [rip -> 0x3000] (next instruction 0x101c)
+    bytes.writeInt32LE(0x3000 - 0x101c, 24);
+    bytes.writeBigUInt64LE(0x8008n, 32); // a pointer: -0x1010
+    bytes.writeBigUInt64LE(0x2000n, 40);
+    transformBuffer(x86, 'forward', bytes);
+    expect([bytes.readBigUInt64LE(0), bytes.readBigUInt64LE(8), bytes.readBigUInt64LE(32), bytes.readBigUInt64LE(40)]).toEqual([
+      0x2140n,
+      0x100000n,
+      0x6ff8n,
+      0x2040n,
+    ]);
+    expect(bytes.readInt32LE(17)).toBe(0x9000 - 0x1010);
+    expect(bytes.readInt32LE(24)).toBe(0x3040);
+
+    const arm: BranchTransform = { arch: 'arm64', regions: [{ offset: 0, size: 12, vaddr: 0x1000 }], addressMap: map };
+    const code = Buffer.alloc(16);
+    code.writeUInt32LE((0x94000000 | ((0x9000 - 0x1000) / 4)) >>> 0, 0); // bl 0x9000
+    code.writeUInt32LE((0x90000000 | (1 << 29) | 3) >>> 0, 4); // adrp x3, 0x2000 (one page up from 0x1004)
+    code.writeUInt32LE((0x91000000 | (0xfe0 << 10) | (3 << 5) | 3) >>> 0, 8); // add x3, x3, #0xfe0: 0x2fe0
+    transformBuffer(arm, 'forward', code);
+    expect(code.readUInt32LE(0) & 0x03ffffff).toBe((0x9000 - 0x1010) / 4);
+    const adrp = code.readUInt32LE(4);
+    // 0x2fe0 + 0x40 = 0x3020: the page moves up by one, the low bits wrap.
+    expect(((adrp >>> 29) & 3) | ((adrp >>> 3) & 0x1ffffc)).toBe(3);
+    expect((code.readUInt32LE(8) >>> 10) & 0xfff).toBe(0x020);
+  });
+
+  it('gives the same bytes whole and streamed in random chunks, on random and code-like bytes', () => {
+    let changed = 0;
+    for (let seed = 1; seed <= 30; seed++) {
+      const next = rng(seed);
+      const length = 1 + (next() % 6000);
+      const input = Buffer.alloc(length);
+      const special = [0xe8, 0x48, 0x4c, 0x8d, 0x8b, 0x05, 0x94, 0x90, 0x91, 0xf9, 0x00, 0x00, 0x00];
+      for (let i = 0; i < length; i++) input[i] = next() % 3 ? special[next() % special.length]! : next() & 0xff;
+      const points = Array.from({ length: 1 + (next() % 20) }, () => next() % 0x10000).sort((a, b) => a - b);
+      const unique = [...new Set(points)];
+      const random: AddressMap = { start: 0, end: 2 ** 32, points: unique, shifts: unique.map(() => (next() % 0x4000) - 0x2000) };
+      const regions = [
+        { offset: next() % 50, size: 1 + (next() % Math.max(1, length >> 1)), vaddr: (next() % 0x4000) * 4 },
+        { offset: length - (length >> 3), size: length >> 3, vaddr: 0x800000 },
+      ].filter((r, i, all) => r.size > 0 && r.offset + r.size <= length && (i === 0 || r.offset >= all[0]!.offset + all[0]!.size));
+      for (const t of [
+        { arch: 'x86-64', rangeBits: 20, regions, addressMap: random },
+        { arch: 'arm64', regions, addressMap: random },
+      ] as BranchTransform[]) {
+        const whole = Buffer.from(input);
+        transformBuffer(t, 'forward', whole);
+        if (!whole.equals(input)) changed++;
+        expect(streamed(t, input, seed + 7).equals(whole)).toBe(true);
+        expect(() => transformBuffer(t, 'inverse', Buffer.from(whole))).toThrow(/no inverse/);
+      }
+    }
+    expect(changed).toBeGreaterThan(50);
+  });
+});
+
+describe('recorded address maps', () => {
+  const regions = [[64, 100, 0x401000]];
+  const good = {
+    source: { arch: 'x86-64', rangeBits: 26, regions, addressMap: { range: [0x400000, 0x800000], shifts: [0x1000, 16, 0x2000, -32] } },
+    target: { arch: 'x86-64', rangeBits: 26, regions },
+  };
+
+  it('round-trip through their JSON form (points as gaps)', () => {
+    const t = decodePairTransform(JSON.parse(JSON.stringify(good)));
+    expect(t.source.addressMap).toEqual({ start: 0x400000, end: 0x800000, points: [0x401000, 0x403000], shifts: [16, -32] });
+    expect(encodePairTransform(t)).toEqual(good);
+  });
+
+  it('refuse hostile maps, each with its reason', () => {
+    const withMap = (addressMap: unknown) => ({ ...good, source: { ...good.source, addressMap } });
+    const hostile: [unknown, RegExp][] = [
+      [{ ...good, target: { ...good.target, addressMap: good.source.addressMap } }, /target has an addressMap/],
+      [withMap('all'), /addressMap is not an object/],
+      [withMap({ range: [5, 5], shifts: [0, 1] }), /range must be/],
+      [withMap({ range: [0, 2 ** 53], shifts: [0, 1] }), /range must be/],
+      [withMap({ range: [-1, 5], shifts: [0, 1] }), /range must be/],
+      [withMap({ range: [0, 100], shifts: [] }), /shifts must hold 1 to 65536/],
+      [withMap({ range: [0, 100], shifts: [0, 1, 2] }), /shifts must hold/],
+      [withMap({ range: [0, 100], shifts: new Array(2 * 65537).fill(1) }), /shifts must hold/],
+      [withMap({ range: [0, 100], shifts: [10, 1, 0, 2] }), /shifts\[2\] is not a gap/],
+      [withMap({ range: [0, 100], shifts: [100, 1] }), /shifts\[0\] is not a gap/],
+      [withMap({ range: [0, 100], shifts: [1.5, 1] }), /shifts\[0\] is not a gap/],
+      [withMap({ range: [0, 100], shifts: [1, 2 ** 52] }), /shifts\[1\] is not an integer shift/],
+      [withMap({ range: [0, 100], shifts: [1, '3'] }), /shifts\[1\] is not an integer shift/],
+    ];
+    for (const [value, why] of hostile) {
+      expect(() => decodePairTransform(value)).toThrow(TransformParamsError);
+      expect(() => decodePairTransform(value)).toThrow(why);
+    }
+  });
+});
