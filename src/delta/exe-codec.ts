@@ -6,8 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
+import { unlink } from 'node:fs/promises';
 import { bsdiffMatches } from '../bsdiff/index.js';
 import {
   addressMapFor,
@@ -16,12 +15,12 @@ import {
   choosePairTransform,
   readElfCode,
   regionsOutside,
-  transformBuffer,
-  type BranchTransform,
+  transformFile,
+  transformSourceBuffer,
+  transformSourceFile,
   type PairTransform,
 } from '../exefilter/index.js';
 import { DeltaimgError } from '../util/errors.js';
-import { sparseFileSink } from '../util/sparse-write.js';
 import { writeAllSync } from '../util/write-all.js';
 import { restoreFile, type Written } from './file-codecs.js';
 
@@ -46,8 +45,10 @@ export async function withAddressMap(exe: PairTransform, files: ExeFiles, plainP
   const source = readElfCode(files.source.path, files.source.size);
   const target = readElfCode(files.target.path, files.target.size);
   if (!source || !target) return exe;
-  const addressMap = addressMapFor(await bsdiffMatches(plainPatch), source.loads, target.loads);
-  return addressMap ? { ...exe, source: { ...exe.source, addressMap } } : exe;
+  const map = addressMapFor(await bsdiffMatches(plainPatch), source.loads, target.loads);
+  if (!map) return exe;
+  const addressMap = source.unwind && target.unwind ? { ...map, unwind: source.unwind } : map;
+  return { ...exe, source: { ...exe.source, addressMap } };
 }
 
 /**
@@ -63,24 +64,11 @@ export async function encodeTransformed<T>(
   const source = temps();
   const target = temps();
   try {
-    await transformInto(files.source.path, source, exe.source);
-    await transformInto(files.target.path, target, exe.target);
+    await transformSourceFile(files.source.path, source, exe.source);
+    await transformFile(files.target.path, target, exe.target, 'forward');
     return await encode(source, target);
   } finally {
     await Promise.all([unlink(source).catch(() => {}), unlink(target).catch(() => {})]);
-  }
-}
-
-/**
- * Writes the forward transform of `input` to the new file `output`, holes kept: a huge sparse
- * file (most of it zeros) costs no more disk transformed than as it is.
- */
-async function transformInto(input: PathLike, output: string, transform: BranchTransform): Promise<void> {
-  const fh = await open(output, 'wx');
-  try {
-    await pipeline(createReadStream(input), branchFilterStream(transform, 'forward'), sparseFileSink(fh));
-  } finally {
-    await fh.close();
   }
 }
 
@@ -106,7 +94,7 @@ export function decodeTransformedSync(
   fd: number,
   decode: (source: Buffer, write: (chunk: Uint8Array) => void) => void,
 ): Written {
-  transformBuffer(exe.source, 'forward', source);
+  transformSourceBuffer(exe.source, source);
   const inverse = new BranchFilter(exe.target, 'inverse');
   const hash = createHash('sha256');
   let bytes = 0;
@@ -137,7 +125,7 @@ export async function decodeTransformedFile(
   const transformedSource = scratch();
   const transformedTarget = scratch();
   try {
-    await transformInto(source, transformedSource, exe.source);
+    await transformSourceFile(source, transformedSource, exe.source);
     await decode(transformedSource, transformedTarget);
     return await restoreFile(createReadStream(transformedTarget), out, {
       brotli: false,
