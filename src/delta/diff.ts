@@ -357,7 +357,7 @@ class FileEncoder {
     if ((best.kind === 'vcdiff' || best.kind === 'bsdiff') && best.bytes <= target.size * ASSEMBLE_DELTA_RATIO) return best;
     const index = await this.sourceContent();
     const choice = await this.budget.run(3 * target.size, async () =>
-      index.choose(await readTarget(targetPath, target), target.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
+      index.choose(await readTarget(targetPath, target), target.path, ASSEMBLED_MAX_SOURCES, sourceBudget(target.size)),
     );
     if (choice.coverage < ASSEMBLE_MIN_COVERAGE) return best;
     if (choice.parts.length === 1 && 'from' in best && best.from === choice.parts[0]!.file) return best;
@@ -411,7 +411,7 @@ class FileEncoder {
       ];
       const targetPath = toFsPath(this.dst.root, entry.path);
       const choice = await this.budget.run(3 * entry.size, async () =>
-        ContentIndex.chooseAcross(pools, await readTarget(targetPath, entry), entry.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
+        ContentIndex.chooseAcross(pools, await readTarget(targetPath, entry), entry.path, ASSEMBLED_MAX_SOURCES, sourceBudget(entry.size)),
       );
       if (choice.coverage < ASSEMBLE_MIN_COVERAGE || !choice.parts.some((p) => p.pool === 1)) continue;
       taking.add(entry);
@@ -665,6 +665,14 @@ class FileEncoder {
     for (const bytes of this.payloadBytes.values()) n += bytes;
     return n;
   }
+}
+
+/**
+ * At most this much source for a file of `size` bytes: xdelta3 indexes all of it, so a small
+ * file is not encoded against 64 MiB (8 MiB for any file; an old bundle a new module came from fits).
+ */
+function sourceBudget(size: number): number {
+  return Math.min(ASSEMBLED_MAX_BYTES, 64 * size + 8 * 1024 * 1024);
 }
 
 /** A bsdiff encode's estimated peak, and its segment sizes when the file is encoded in segments. */
