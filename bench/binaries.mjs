@@ -5,7 +5,9 @@
 // restore compared with B. HDiffPatch is in neither Debian bookworm nor npm, so it has no row.
 // Writes bench/results-binaries.json and re-renders bench/RESULTS.md.
 //
-// usage: nice -n 10 node bench/binaries.mjs [--pairs go-amd64,go-arm64,rust-x64,rust-arm64,node-swc,big]
+// usage: nice -n 10 node bench/binaries.mjs [--pairs go-amd64,go-arm64,rust-x64,rust-arm64,node-swc,big] [--fetch-only] [--no-peers]
+//   --fetch-only  build the pairs' trees in bench/data/binaries/ and stop
+//   --no-peers    deltaimg only (after a code change): zstd, xdelta3 and HDiffPatch columns kept from the last run
 //
 // Every pair is built from public packages, fetched once into bench/data/binaries/:
 //   go-*     containerd 1.6.20~ds1-1+deb12u2 -> deb12u3 (Debian bookworm-security -> bookworm point
@@ -26,7 +28,6 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -36,7 +37,20 @@ import {
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compareTrees, gzipLayerBytes, machineInfo, runMeasured, treeStats } from './lib/measure.mjs';
+import { buildOnce } from './lib/build-once.mjs';
+import { hdiffpatchTools } from './lib/hdiffpatch.mjs';
+import {
+  compareTrees,
+  freshPath,
+  gzipLayerBytes,
+  machineInfo,
+  runAlternating,
+  runMeasured,
+  slimRun,
+  treeStats,
+  writeResultsJson,
+} from './lib/measure.mjs';
+import { measureHdiffpatch, measureTarPeers, tarOf, zstdApplyArgv } from './lib/peers.mjs';
 import { keptSections, renderMarkdown } from './lib/report.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -45,6 +59,8 @@ const WORK = join(BENCH, 'work', 'binaries');
 const CLI = join(BENCH, '..', 'dist', 'cli', 'main.js');
 const RESULTS_JSON = join(BENCH, 'results-binaries.json');
 const MiB = 1024 * 1024;
+/** Runs of each side of the apply-speed comparison (Go pairs). */
+const APPLY_REPEAT = 3;
 
 const CONTAINERD = ['1.6.20~ds1-1+deb12u2', '1.6.20~ds1-1+deb12u3'];
 const BIOME = ['2.6.8', '2.6.9'];
@@ -52,17 +68,6 @@ const NODE_APP = [
   ['@next/swc-linux-x64-gnu@16.4.5', 'typescript@5.8.2', 'esbuild@0.25.4', 'lodash@4.17.20'],
   ['@next/swc-linux-x64-gnu@16.4.6', 'typescript@5.8.3', 'esbuild@0.25.5', 'lodash@4.17.21'],
 ];
-
-/** Runs `fn(tmp)` to build `out` under a temporary sibling name, renamed into place when done. */
-function buildOnce(out, fn) {
-  if (existsSync(out)) return out;
-  const tmp = `${out}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  fn(tmp);
-  renameSync(tmp, out);
-  return out;
-}
 
 /** The extracted tree of a Debian package version. */
 function debTree(pkg, arch, version) {
@@ -131,10 +136,12 @@ function bigPair() {
 const PAIRS = {
   'go-amd64': {
     label: `Go: containerd ${CONTAINERD[0]} -> deb12u3, amd64 (package tree)`,
+    applySpeed: true,
     trees: () => pairOf(CONTAINERD.map((v) => debTree('containerd', 'amd64', v))),
   },
   'go-arm64': {
     label: `Go: containerd ${CONTAINERD[0]} -> deb12u3, arm64 (package tree)`,
+    applySpeed: true,
     trees: () => pairOf(CONTAINERD.map((v) => debTree('containerd', 'arm64', v))),
   },
   'rust-x64': {
@@ -159,21 +166,7 @@ const PAIRS = {
 
 const pairOf = ([a, b]) => ({ a, b });
 
-/** Deterministic tar of a directory (what zstd and xdelta3 get: the pair as image layers). */
-function tarOf(dir, out) {
-  execFileSync('tar', ['--sort=name', '--numeric-owner', '-C', dir, '-cf', out, '.']);
-  return out;
-}
-
-const slim = (r) => ({
-  ok: r.ok,
-  seconds: r.seconds,
-  cpuSeconds: r.cpuSeconds,
-  peakRssBytes: r.peakRssBytes,
-  ...(r.ok ? {} : { error: r.error }),
-});
-
-async function measurePair(id) {
+async function measurePair(id, tools) {
   const pair = PAIRS[id];
   console.error(`binaries: ${id}: fetching`);
   const { a, b } = pair.trees();
@@ -185,7 +178,7 @@ async function measurePair(id) {
   console.error(`binaries: ${id}: deltaimg diff`);
   const delta = join(work, 'delta');
   const diff = await runMeasured(['node', CLI, 'diff', '-q', '--json', a, b, '--out', delta]);
-  result.deltaimg = { diff: slim(diff) };
+  result.deltaimg = { diff: slimRun(diff) };
   if (diff.ok) {
     const summary = JSON.parse(diff.stdout);
     result.deltaimg.layerBytes = gzipLayerBytes(delta);
@@ -195,7 +188,7 @@ async function measurePair(id) {
     console.error(`binaries: ${id}: deltaimg apply`);
     const restored = join(work, 'restored');
     const apply = await runMeasured(['node', CLI, 'apply', '-q', a, delta, '--out', restored]);
-    result.deltaimg.apply = slim(apply);
+    result.deltaimg.apply = slimRun(apply);
     if (apply.ok) {
       result.deltaimg.compare = await compareTrees(b, restored);
       const big = join(restored, 'big.bin');
@@ -208,41 +201,77 @@ async function measurePair(id) {
     rmSync(work, { recursive: true, force: true });
     return { ...result, zstd: { skipped: true }, xdelta3: { skipped: true } };
   }
-  const aTar = tarOf(a, join(work, 'a.tar'));
-  const bTar = tarOf(b, join(work, 'b.tar'));
-  console.error(`binaries: ${id}: zstd`);
-  const zst = join(work, 'b.tar.zst');
-  const zstd = await runMeasured(['zstd', '-q', '-f', '-19', '--long=31', `--patch-from=${aTar}`, bTar, '-o', zst]);
-  result.zstd = { encode: slim(zstd), bytes: zstd.ok ? statSync(zst).size : null };
-  if (zstd.ok)
-    result.zstd.decode = slim(
-      await runMeasured(['zstd', '-q', '-f', '-d', '--long=31', `--patch-from=${aTar}`, zst, '-o', join(work, 'b.zstd.tar')]),
-    );
-  console.error(`binaries: ${id}: xdelta3`);
-  const vcd = join(work, 'b.vcdiff');
-  const window = String(Math.min(2 ** 30, Math.max(2 ** 20, 2 ** Math.ceil(Math.log2(statSync(aTar).size)))));
-  const xdelta = await runMeasured(['xdelta3', '-e', '-f', '-9', '-B', window, '-s', aTar, bTar, vcd]);
-  result.xdelta3 = { encode: slim(xdelta), bytes: xdelta.ok ? statSync(vcd).size : null, window: Number(window) };
-  if (xdelta.ok)
-    result.xdelta3.decode = slim(await runMeasured(['xdelta3', '-d', '-f', '-B', window, '-s', aTar, vcd, join(work, 'b.xdelta.tar')]));
-  result.hdiffpatch = { unavailable: 'HDiffPatch is packaged neither in Debian bookworm nor on npm' };
+  const log = (m) => console.error(`binaries: ${id}: ${m}`);
+  if (tools) {
+    Object.assign(result, await measureTarPeers(a, b, work, log, { keep: true }), { peersMeasuredAt: new Date().toISOString() });
+    result.hdiffpatch = await measureHdiffpatch(tools, a, b, work, log);
+  } else if (pair.applySpeed) {
+    // --no-peers: the peers' columns are kept from the last run, but the apply comparison needs zstd's patch.
+    log('zstd patch for the apply comparison (not timed)');
+    const zst = join(work, 'b.tar.zst');
+    const aTar = tarOf(a, join(work, 'a.tar'));
+    execFileSync('zstd', ['-q', '-f', '-19', '--long=31', `--patch-from=${aTar}`, tarOf(b, join(work, 'b.tar')), '-o', zst]);
+    result.files = { aTar, zst };
+  }
+  if (pair.applySpeed && diff.ok && result.files) result.applyVsZstd = await applyVsZstd(id, a, delta, result.files, work);
+  delete result.files;
   rmSync(work, { recursive: true, force: true });
   return result;
 }
 
+/**
+ * The apply-speed target: deltaimg apply vs what a zstd user runs (decode B's tar from A's, extract it),
+ * APPLY_REPEAT runs each, alternating, every output removed (and synced) first; medians kept.
+ */
+async function applyVsZstd(id, a, delta, files, work) {
+  console.error(`binaries: ${id}: apply / zstd -d + tar -x, x${APPLY_REPEAT} alternating`);
+  const ours = join(work, 'apply-out');
+  const theirs = join(work, 'zstd-out');
+  const runs = await runAlternating(
+    [
+      { key: 'deltaimg', argv: ['node', CLI, 'apply', '-q', a, delta, '--out', ours], before: () => freshPath(ours) },
+      { key: 'zstd', argv: zstdApplyArgv(files.aTar, files.zst, theirs), before: () => freshPath(theirs) },
+    ],
+    APPLY_REPEAT,
+  );
+  return { deltaimg: slimRun(runs.deltaimg), zstdExtract: slimRun(runs.zstd) };
+}
+
+/** What --no-peers keeps from the previous run of a pair (the native tools do not change between runs). */
+const PEER_KEYS = ['zstd', 'xdelta3', 'hdiffpatch', 'aTarBytes', 'bTarBytes', 'peersMeasuredAt'];
+
 async function main() {
   const only = process.argv.includes('--pairs') ? process.argv[process.argv.indexOf('--pairs') + 1].split(',') : Object.keys(PAIRS);
+  if (process.argv.includes('--fetch-only')) {
+    for (const id of only) console.error(`binaries: ${id}: ${JSON.stringify(PAIRS[id].trees())}`);
+    return;
+  }
   const machine = machineInfo();
+  const peers = !process.argv.includes('--no-peers');
+  const tools = peers ? hdiffpatchTools(join(BENCH, 'data')) : null;
   for (const id of only) {
-    const measured = await measurePair(id);
+    const measured = await measurePair(id, tools);
     // Merged into the file after every pair (re-read each time: runs of other pairs may write it too).
-    const previous = existsSync(RESULTS_JSON) ? JSON.parse(readFileSync(RESULTS_JSON, 'utf8')).pairs : [];
-    const all = [...previous.filter((p) => p.id !== id), { ...measured, measuredAt: new Date().toISOString() }];
+    const file = existsSync(RESULTS_JSON) ? JSON.parse(readFileSync(RESULTS_JSON, 'utf8')) : { pairs: [] };
+    const previous = file.pairs;
+    const previousCommit = file.machine?.commit;
+    const before = previous.find((p) => p.id === id);
+    // "Today's" size, the issue's "no larger than today" reference: the first measurement kept across re-runs.
+    const baseline =
+      before?.baseline ??
+      (before?.deltaimg.layerBytes ? { layerBytes: before.deltaimg.layerBytes, commit: before.commit ?? previousCommit } : undefined);
+    const kept = peers || !before ? {} : Object.fromEntries(PEER_KEYS.filter((k) => before[k] !== undefined).map((k) => [k, before[k]]));
+    const row = { ...measured, ...kept, commit: machine.commit, measuredAt: new Date().toISOString(), ...(baseline ? { baseline } : {}) };
+    const all = [...previous.filter((p) => p.id !== id), row];
     all.sort((x, y) => Object.keys(PAIRS).indexOf(x.id) - Object.keys(PAIRS).indexOf(y.id));
-    writeFileSync(
-      RESULTS_JSON,
-      JSON.stringify({ machine: { ...machine, loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(2))) }, pairs: all }, null, 2) + '\n',
-    );
+    writeResultsJson(RESULTS_JSON, {
+      machine: {
+        ...machine,
+        loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(2))),
+        hdiffpatch: tools ? { version: tools.version, source: tools.source } : file.machine?.hdiffpatch,
+      },
+      pairs: all,
+    });
   }
   const resultsJson = join(BENCH, 'results.json');
   const resultsMd = join(BENCH, 'RESULTS.md');

@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(xdelta3 zstd attr docker.io docker-registry apache2-utils openssl debootstrap time gcc libc6-dev binutils gzip pigz golang-go python3 zsh fish)
+# The benchmark builds HDiffPatch (bench/lib/hdiffpatch.mjs) from the sources an npm package ships.
+packages+=(g++ make libzstd-dev zlib1g-dev libbz2-dev)
 # Cross compilers for the prebuilds/ of the other architecture (native-build/build.mjs --all);
 # they also build the small executables of the executable-transform tests for both architectures.
 case "$(dpkg --print-architecture)" in

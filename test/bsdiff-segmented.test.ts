@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bsdiffDecode, bsdiffEncodeSegmented, planSegments } from '../src/bsdiff/index.js';
+import { bsdiffDecode, bsdiffEncode, bsdiffEncodeSegmented, bsdiffMatches, planSegments } from '../src/bsdiff/index.js';
 import { applyDelta } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
 import { readEntries } from '../src/delta/entries-file.js';
@@ -65,6 +65,21 @@ describe('segmented bsdiff patches', () => {
     const out = await bsdiffDecode(p('moved.a'), p('moved.bsd'), p('moved.out'));
     expect(out.outputSha256).toBe(sha256(target));
     expect((await readFile(p('moved.out'))).equals(target)).toBe(true);
+  });
+
+  it('reads its alignment back, whole and segmented, as blocks of the two files', async () => {
+    // moved.a/moved.b from the test above: the target's first 256 KiB are the source's last.
+    const moved = 4 * MiB - 256 * 1024;
+    await bsdiffEncode(p('moved.a'), p('moved.b'), p('moved-whole.bsd'));
+    for (const patch of ['moved.bsd', 'moved-whole.bsd']) {
+      const blocks = await bsdiffMatches(p(patch));
+      let covered = 0;
+      for (const b of blocks) {
+        expect(b.source - b.target, patch).toBe(b.target < 256 * 1024 ? moved : -256 * 1024);
+        covered += b.length;
+      }
+      expect(covered, patch).toBeGreaterThan(4 * MiB * 0.99);
+    }
   });
 
   it('encodes a sparse file larger than its memory plan in segments and restores it exactly, holes kept', async () => {

@@ -12,6 +12,8 @@ const row = (cells) => `| ${cells.join(' | ')} |`;
 /** Every pair bench/binaries.mjs knows, to say which ones a run did not reach. */
 const ALL_PAIRS = ['go-amd64', 'go-arm64', 'rust-x64', 'rust-arm64', 'node-swc', 'big'];
 
+const ratio = (a) => (a.deltaimg.ok && a.zstdExtract.ok ? `${(a.deltaimg.seconds / a.zstdExtract.seconds).toFixed(2)}×` : '—');
+
 /** "wall s (CPU s) / peak RSS" of one measured run, or its error. */
 function run(r) {
   if (!r) return '—';
@@ -29,7 +31,7 @@ function notMeasured(pairs) {
   if (missing.length === 0) return [];
   return [
     '',
-    `Not measured in this run (the shared machine ran at load ~20 on 2 cores; each pair took 20-30 minutes of wall time): ${missing.join(', ')}. Run \`nice -n 10 node bench/binaries.mjs --pairs ${missing.join(',')}\` to add them.`,
+    `Not measured yet: ${missing.join(', ')}. Run \`nice -n 10 node bench/binaries.mjs --pairs ${missing.join(',')}\` to add them.`,
   ];
 }
 
@@ -39,7 +41,8 @@ export function binariesSection() {
   const sizes = pairs.map((p) => {
     const d = p.deltaimg;
     const ours = d.layerBytes == null ? `failed: ${String(d.diff.error).slice(0, 60)}` : int(d.layerBytes);
-    return row([p.label, int(p.target.bytes), ours, int(p.zstd.bytes), int(p.xdelta3.bytes), 'not packaged', restored(d)]);
+    const hd = p.hdiffpatch?.bytes != null ? int(p.hdiffpatch.bytes) : p.zstd.skipped ? '—' : 'not measured';
+    return row([p.label, int(p.target.bytes), ours, int(p.zstd.bytes), int(p.xdelta3.bytes), hd, restored(d)]);
   });
   const times = pairs.map((p) =>
     row([
@@ -50,8 +53,13 @@ export function binariesSection() {
       run(p.zstd.decode),
       run(p.xdelta3.encode),
       run(p.xdelta3.decode),
+      run(p.hdiffpatch?.diff),
+      run(p.hdiffpatch?.apply),
     ]),
   );
+  const applies = pairs
+    .filter((p) => p.applyVsZstd)
+    .map((p) => row([p.id, run(p.applyVsZstd.deltaimg), run(p.applyVsZstd.zstdExtract), ratio(p.applyVsZstd)]));
   const ops = pairs
     .filter((p) => p.deltaimg.payloadBytes)
     .map((p) => {
@@ -67,7 +75,8 @@ export function binariesSection() {
       'the machine was shared by eight people, so wall times are inflated several-fold; CPU seconds are the fairer figure). ' +
       "deltaimg: `deltaimg diff` / `apply` of the two trees under the default memory budget (1 GiB here), the delta dir sized as a gzip'd layer, " +
       "the restore compared with B (bytes, modes, owners). Peers on the trees' tars: `zstd -19 --long=31 --patch-from`, `xdelta3 -e -9 -B <source size, at most 1 GiB>`. " +
-      'HDiffPatch is packaged neither in Debian bookworm nor on npm: no row. Pairs are built from public packages by the script. Raw numbers: [results-binaries.json](results-binaries.json).',
+      `HDiffPatch${m.hdiffpatch ? ` ${m.hdiffpatch.version}` : ''}: \`hdiffz -m -d -c-zstd A B D\` on the trees, built by the script from the C/C++ sources the npm package react-native-update ships (bench/lib/hdiffpatch.mjs); not packaged in Debian, no binary on npm. ` +
+      'Pairs are built from public packages by the script; rows measured at different commits say so in results-binaries.json (measuredAt, commit). Raw numbers: [results-binaries.json](results-binaries.json).',
     '',
     row(['pair', 'B bytes', "deltaimg (gzip'd delta dir)", 'zstd --patch-from', 'xdelta3', 'HDiffPatch', 'restored']),
     row(['---', '---:', '---:', '---:', '---:', '---', '---']),
@@ -75,10 +84,20 @@ export function binariesSection() {
     '',
     'Wall seconds (CPU seconds) / peak RSS, each tool a child process under `/usr/bin/time -v`:',
     '',
-    row(['pair', 'deltaimg diff', 'deltaimg apply', 'zstd encode', 'zstd decode', 'xdelta3 encode', 'xdelta3 decode']),
-    row(['---', '---:', '---:', '---:', '---:', '---:', '---:']),
+    row(['pair', 'deltaimg diff', 'deltaimg apply', 'zstd encode', 'zstd decode', 'xdelta3 encode', 'xdelta3 decode', 'hdiffz', 'hpatchz']),
+    row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
     ...times,
     '',
+    ...(applies.length
+      ? [
+          'Apply speed (Go pairs): `deltaimg apply` vs what a zstd user runs, `zstd -d --long=31 --patch-from=A.tar | tar -x` into an empty directory; 3 runs each, alternating, each output removed and synced first, medians:',
+          '',
+          row(['pair', 'deltaimg apply', 'zstd -d + tar -x', 'ratio']),
+          row(['---', '---:', '---:', '---:']),
+          ...applies,
+          '',
+        ]
+      : []),
     "Where deltaimg's bytes go (payload bytes by op before gzip; the delta's format reader version; largest payloads):",
     '',
     row(['pair', 'bsdiff', 'vcdiff', 'brotli', 'raw', 'reader', 'largest']),

@@ -2,9 +2,20 @@
 // GNU time, so wall time and peak RSS are taken the same way for all of them.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, rmSync, mkdtempSync, readdirSync, lstatSync, readlinkSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  readFileSync,
+  rmSync,
+  mkdtempSync,
+  readdirSync,
+  lstatSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, totalmem, release, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const GNU_TIME = '/usr/bin/time';
 const STDERR_TAIL_BYTES = 2000;
@@ -123,6 +134,14 @@ async function sha256Of(path) {
   return hash.digest('hex');
 }
 
+/** Files up to this size are compared in memory (trees of 100k small files: a stream per file is slow). */
+const IN_MEMORY_COMPARE_BYTES = 16 * 1024 * 1024;
+
+async function sameContent(a, b, size) {
+  if (size <= IN_MEMORY_COMPARE_BYTES) return readFileSync(a).equals(readFileSync(b));
+  return (await sha256Of(a)) === (await sha256Of(b));
+}
+
 /** True when two files have the same bytes (`cmp -s`). */
 export function sameBytes(a, b) {
   return spawnSync('cmp', ['-s', a, b]).status === 0;
@@ -174,7 +193,7 @@ async function entryProblem(expectedRoot, actualRoot, rel, want, got) {
   if ((want.isCharacterDevice() || want.isBlockDevice()) && want.rdev !== got.rdev) return 'rdev';
   if (want.isFile()) {
     if (want.size !== got.size) return 'size';
-    if ((await sha256Of(join(expectedRoot, rel))) !== (await sha256Of(join(actualRoot, rel)))) return 'bytes';
+    if (!(await sameContent(join(expectedRoot, rel), join(actualRoot, rel), want.size))) return 'bytes';
   }
   return null;
 }
@@ -203,4 +222,29 @@ export function machineInfo() {
     commit: git || 'unknown',
     loadAverageAtStart: loadavg().map((x) => Number(x.toFixed(2))),
   };
+}
+
+/** A measured run without its stdout, for the results files. */
+export function slimRun(r) {
+  return {
+    ok: r.ok,
+    seconds: r.seconds,
+    cpuSeconds: r.cpuSeconds,
+    peakRssBytes: r.peakRssBytes,
+    ...(r.runs ? { runs: r.runs } : {}),
+    ...(r.ok ? {} : { error: r.error }),
+  };
+}
+
+/** Removes `path` and flushes dirty data, so a timed run does not pay for the previous one's writeback. */
+export function freshPath(path) {
+  rmSync(path, { recursive: true, force: true });
+  spawnSync('sync');
+}
+
+/** Writes a results file as JSON, in the repository's prettier style when prettier is installed (npm test checks it). */
+export function writeResultsJson(path, value) {
+  writeFileSync(path, JSON.stringify(value, null, 2) + '\n');
+  const prettier = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '.bin', 'prettier');
+  if (existsSync(prettier)) spawnSync(prettier, ['--write', '--log-level', 'warn', path], { stdio: 'inherit' });
 }

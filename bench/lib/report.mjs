@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { binariesSection } from './binaries-report.mjs';
 import { exeSection } from './exe-report.mjs';
+import { issue10Section, manyFilesSection } from './many-files-report.mjs';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -383,8 +384,10 @@ export function renderMarkdown(results) {
       filesSection(results),
       smallSection(results),
       treesSection(results),
+      issue10Section(),
       exeSection(),
       binariesSection(),
+      manyFilesSection(),
       METHOD,
     ]
       .filter(Boolean)
