@@ -172,7 +172,7 @@ describe('tree diff under a small memory budget', () => {
     await writeFile(join(dst, 'bin/tool'), b);
     const memoryBytes = budgetLeavingJobs(60 * MiB);
     const header = await diffTrees(src, dst, p('tree-delta'), { memoryBytes });
-    // 3: the executable transform relabels the source's addresses (docs/format.md, "Address relabelling").
+    // An executable: its segments go through the transform with an address map (v3).
     expect(header.minReaderVersion).toBe(3);
     const records = [];
     for await (const r of readEntries(join(p('tree-delta'), header.entries.file), header.entries)) records.push(r);

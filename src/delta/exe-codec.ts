@@ -131,6 +131,7 @@ export async function decodeTransformedFile(
       brotli: false,
       maxBytes: targetSize,
       through: branchFilterStream(exe.target, 'inverse'),
+      sparse: true,
     });
   } finally {
     await Promise.all([unlink(transformedSource).catch(() => {}), unlink(transformedTarget).catch(() => {})]);
