@@ -35,8 +35,8 @@ import { TreeDigest } from './digest.js';
 import { encodeTransformed, exeTransformFor, withAddressMap, type ExeFiles } from './exe-codec.js';
 import { createEntriesWriter } from './entries-file.js';
 import { brotliFile, brotliMemory, openSourceStream } from './file-codecs.js';
-import { assembledBytes, writeAssembledSource } from './assembled-source.js';
-import { CONTENT_INDEX_MEMORY, ContentIndex } from './content-index.js';
+import { writeAssembledSource } from './assembled-source.js';
+import { CONTENT_INDEX_MEMORY, ContentIndex, type AssemblyChoice, type IndexPool } from './content-index.js';
 import {
   BLOBS_DIR,
   ENTRIES_FILE,
@@ -370,13 +370,11 @@ class FileEncoder {
   private async tryAssembled(target: FileEntry, targetPath: Buffer, best: Candidate): Promise<Candidate> {
     if (best.bytes < ASSEMBLE_WORTH_TRYING_BYTES || target.size > ASSEMBLED_MAX_BYTES) return best;
     if ((best.kind === 'vcdiff' || best.kind === 'bsdiff') && best.bytes <= target.size * ASSEMBLE_DELTA_RATIO) return best;
-    const index = await this.sourceContent();
-    const choice = await this.budget.run(3 * target.size, async () =>
-      index.choose(await readTarget(targetPath, target), target.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
-    );
+    const choice = await this.chooseParts(target, targetPath, [{ index: await this.sourceContent(), usable: () => true }]);
     if (choice.coverage < ASSEMBLE_MIN_COVERAGE) return best;
-    if (choice.parts.length === 1 && 'from' in best && best.from === choice.parts[0]!.file) return best;
-    const sources = choice.parts.map(({ file }): AssembledSource => ({ path: file.path, size: file.size, sha256: file.sha256! }));
+    const only = choice.parts.length === 1 ? choice.parts[0]! : undefined;
+    if (only && !only.escape && 'from' in best && best.from === only.file) return best;
+    const sources = choice.parts.map(partSource);
     const assembled = await this.encodeAssembled(sources, targetPath);
     if (!assembled || assembled.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= best.bytes) {
       if (assembled) await this.discard(assembled);
@@ -391,8 +389,8 @@ class FileEncoder {
     const sourceTemp = this.payloads.tempPath();
     const open = (part: AssembledSource) => openSourceStream(toFsPath(part.target ? this.dst.root : this.src.root, part.path));
     try {
-      await writeAssembledSource(sources, open, sourceTemp);
-      return { kind: 'assembled', sources, ...(await this.vcdiffAgainst(sourceTemp, assembledBytes(sources), targetPath)) };
+      const bytes = await writeAssembledSource(sources, open, sourceTemp);
+      return { kind: 'assembled', sources, ...(await this.vcdiffAgainst(sourceTemp, bytes, targetPath)) };
     } catch (err) {
       if (err instanceof DeltaimgError && err.code === 'WRONG_SOURCE') return undefined;
       throw err;
@@ -424,19 +422,11 @@ class FileEncoder {
         // A target file that serves can take no part itself: it must be worth that.
         { index: targetIndex, usable: (f: FileEntry) => f !== entry && !taking.has(f), minShare: TARGET_PART_MIN_SHARE },
       ];
-      const targetPath = toFsPath(this.dst.root, entry.path);
-      const choice = await this.budget.run(3 * entry.size, async () =>
-        ContentIndex.chooseAcross(pools, await readTarget(targetPath, entry), entry.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
-      );
+      const choice = await this.chooseParts(entry, toFsPath(this.dst.root, entry.path), pools);
       if (choice.coverage < ASSEMBLE_MIN_COVERAGE || !choice.parts.some((p) => p.pool === 1)) continue;
       taking.add(entry);
       for (const p of choice.parts) if (p.pool === 1) serving.add(p.file);
-      const sources = choice.parts.map(({ file, pool }): AssembledSource => ({
-        path: file.path,
-        size: file.size,
-        sha256: file.sha256!,
-        ...(pool === 1 ? { target: true } : {}),
-      }));
+      const sources = choice.parts.map(partSource);
       plans.push({ at, entry, sources });
     }
     const limiter = new Limiter(Math.max(2, availableParallelism()));
@@ -483,6 +473,19 @@ class FileEncoder {
     this.blobUses.delete(payload.blob);
     this.payloadBytes.delete(payload.blob);
     await this.payloads.discard(join(this.payloads.blobDir, payload.blob));
+  }
+
+  /** The files of these pools that hold most of the target's content (ContentIndex.chooseAssembly), within the limits. */
+  private chooseParts(target: FileEntry, targetPath: Buffer, pools: readonly IndexPool[]): Promise<AssemblyChoice> {
+    return this.budget.run(3 * target.size, async () =>
+      ContentIndex.chooseAssembly(
+        pools,
+        await readTarget(targetPath, target),
+        target.path,
+        ASSEMBLED_MAX_SOURCES,
+        sourceBudget(target.size),
+      ),
+    );
   }
 
   /** The index of the source tree's content, built once, on first use. */
@@ -680,6 +683,25 @@ class FileEncoder {
     for (const bytes of this.payloadBytes.values()) n += bytes;
     return n;
   }
+}
+
+/**
+ * At most this much source for a file of `size` bytes: xdelta3 indexes all of it, so a small
+ * file is not encoded against 64 MiB (8 MiB for any file; an old bundle a new module came from fits).
+ */
+function sourceBudget(size: number): number {
+  return Math.min(ASSEMBLED_MAX_BYTES, 64 * size + 8 * 1024 * 1024);
+}
+
+/** A chosen part as a record names it: pool 0 is the source tree's index, pool 1 the target's. */
+function partSource({ file, pool, escape }: AssemblyChoice['parts'][number]): AssembledSource {
+  return {
+    path: file.path,
+    size: file.size,
+    sha256: file.sha256!,
+    ...(pool === 1 ? { target: true as const } : {}),
+    ...(escape ? { escape: 'json' as const } : {}),
+  };
 }
 
 /** A bsdiff encode's estimated peak, and its segment sizes when the file is encoded in segments. */

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { brotliCompressSync, constants as zc, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { byteLimit } from '../util/byte-limit.js';
 import { hashingTap } from '../util/hashing.js';
+import { sparseFileSink } from '../util/sparse-write.js';
 import { writeAllSync } from '../util/write-all.js';
 
 export interface Written {
@@ -68,22 +69,27 @@ const BROTLI_MAX_WINDOW_BITS = 24;
 
 /**
  * Streams `input` (optionally through brotli decompression, or another stage `through`) into a
- * new file at `output`, refusing more than `maxBytes`.
+ * new file at `output`, refusing more than `maxBytes`. With `sparse`, whole zero blocks are left
+ * as holes (a file bsdiff restored sparse keeps its holes on the way through a transform).
  */
 export async function restoreFile(
   input: Readable,
   output: Buffer,
-  opts: { brotli: boolean; maxBytes: number; through?: Transform },
+  opts: { brotli: boolean; maxBytes: number; through?: Transform; sparse?: boolean },
 ): Promise<Written> {
   const counter = hashingCounter();
   const fh = await open(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  const sink = fh.createWriteStream();
-  const limit = byteLimit(opts.maxBytes, () =>
-    Object.assign(new Error(`output exceeds the ${opts.maxBytes} bytes declared`), { code: 'EXCEEDS_DECLARED_SIZE' }),
-  );
-  const stage = opts.brotli ? createBrotliDecompress() : opts.through;
-  if (stage) await pipeline(input, stage, limit, counter.stream, sink);
-  else await pipeline(input, limit, counter.stream, sink);
+  try {
+    const sink = opts.sparse ? sparseFileSink(fh) : fh.createWriteStream({ autoClose: false });
+    const limit = byteLimit(opts.maxBytes, () =>
+      Object.assign(new Error(`output exceeds the ${opts.maxBytes} bytes declared`), { code: 'EXCEEDS_DECLARED_SIZE' }),
+    );
+    const stage = opts.brotli ? createBrotliDecompress() : opts.through;
+    if (stage) await pipeline(input, stage, limit, counter.stream, sink);
+    else await pipeline(input, limit, counter.stream, sink);
+  } finally {
+    await fh.close();
+  }
   return counter.result();
 }
 
