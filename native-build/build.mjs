@@ -3,7 +3,7 @@
  * Builds deltaimg's two native pieces into prebuilds/<platform>-<arch>[-musl]/, where
  * src/tree/fsext.ts (the addon) and src/docker/runtime-image.ts (the launcher) look for them:
  *
- *   fsext.node          the N-API addon (native-build/fsext: xattrs, mknod, ns times, copyFiles, hashFiles, scanDirs)
+ *   fsext.node          the N-API addon (native-build/fsext: xattrs, mknod, ns times, copyFiles, scanDirs)
  *   deltaimg-launcher   the static launcher of the runtime image (native-build/launcher.c; glibc targets)
  *
  *   node native-build/build.mjs           this machine's target (npm run build:native); skipped when
@@ -12,7 +12,7 @@
  *                                          linux-arm64 (cross gcc) and linux-x64-musl (musl-gcc); fails,
  *                                          naming the Debian package, when a toolchain is missing
  *
- * No node-gyp: the addon is five C files compiled by the C compiler straight to a shared object.
+ * No node-gyp: the addon is four C files compiled by the C compiler straight to a shared object.
  * N-API headers are architecture-independent and come from the node-api-headers package (or the
  * running node's include/node when that is absent), so nothing is downloaded. Each output is checked:
  * an ELF of the target's machine, the addon exporting napi_register_module_v1 (and on this machine's
@@ -63,7 +63,7 @@ const TARGETS = [
   },
 ];
 
-const ADDON_SOURCES = ['fsext/fsext.c', 'fsext/common.c', 'fsext/copyfiles.c', 'fsext/hashfiles.c', 'fsext/scandirs.c'].map((f) => join(here, f));
+const ADDON_SOURCES = ['fsext/fsext.c', 'fsext/common.c', 'fsext/copyfiles.c', 'fsext/scandirs.c'].map((f) => join(here, f));
 /** Headers: not compiled themselves, but a change rebuilds. */
 const ADDON_HEADERS = ['fsext/fsext.h'].map((f) => join(here, f));
 const LAUNCHER_SOURCE = join(here, 'launcher.c');
@@ -138,7 +138,7 @@ function checkLoads(file) {
   const module = { exports: {} };
   process.dlopen(module, file);
   const addon = module.exports;
-  for (const fn of ['llistxattr', 'lgetxattr', 'lsetxattr', 'mknod', 'lutimesNs', 'copyFiles', 'hashFiles', 'scanDirs']) {
+  for (const fn of ['llistxattr', 'lgetxattr', 'lsetxattr', 'mknod', 'lutimesNs', 'copyFiles', 'scanDirs']) {
     if (typeof addon[fn] !== 'function') fail(`${file} loads but lacks ${fn}()`);
   }
 }

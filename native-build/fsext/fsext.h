@@ -32,7 +32,6 @@ int resolve_evp(void);
 char *fsext_buffer_copy(napi_env env, napi_value value, size_t *len);
 
 napi_value js_copy_files(napi_env env, napi_callback_info info); /* copyfiles.c */
-napi_value js_hash_files(napi_env env, napi_callback_info info); /* hashfiles.c */
 napi_value js_scan_dirs(napi_env env, napi_callback_info info);  /* scandirs.c */
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * scanDirs(root: Buffer, dirs: Buffer) -> Promise<Buffer>: the children of many directories,
- * lstat'ed, with their symlink targets and extended attributes, read on a libuv threadpool
- * thread. For the walk of a tree of 100k entries, where a Node lstat (a BigIntStats object),
+ * scanDirs(root: Buffer, dirs: Buffer, hash: boolean) -> Promise<Buffer>: the children of many
+ * directories, lstat'ed, with their symlink targets, extended attributes and (with `hash`) the
+ * sha256 of regular files, read on a libuv threadpool thread. For the walk of a tree of 100k entries, where a Node lstat (a BigIntStats object),
  * an llistxattr call and a readlink per entry cost more main-thread time than the syscalls.
  * Never follows a symlink: directories are opened O_NOFOLLOW, children lstat'ed.
  *
@@ -15,11 +15,19 @@
  *    48  u32 nlink (saturated)      52 u32 rdev major   56 u32 rdev minor
  *    60  u32 name bytes             64 u32 target bytes  68 u32 xattr bytes
  *    72  u64 st_dev                 80 u64 st_ino
- *    88  name, symlink target, xattrs: (u32 name bytes, name, u32 value bytes, value) each
+ *    88  i32 hash outcome (below)   92 i32 its errno     96 sha256[32]
+ *   128  name, symlink target, xattrs: (u32 name bytes, name, u32 value bytes, value) each
  *
  * step 0 = ok; 1 lstat failed (ENOENT: vanished since readdir), 2 readlink, 3 listxattr,
  * 4 getxattr, 5 the directory itself could not be opened or read (a record with no name).
  * A filesystem without xattr support (ENOTSUP) gives none, as llistxattr() in fsext.c.
+ *
+ * Hash outcome of a regular file: 0 not hashed (no `hash`), 1 hashed, 2 open failed, 3 no longer
+ * a regular file (a FIFO, device, symlink or another file put in its place: opened O_NOFOLLOW |
+ * O_NONBLOCK, so nothing waits, and its fstat must be the lstat'ed inode), 4 read failed, 5 the
+ * size read is not the lstat'ed size (it changed meanwhile), 6 no sha256 in this node (the caller
+ * hashes otherwise). Hashing here, through the open directory, spares a second walk of the paths.
+ * The xattrs of a file opened for hashing are read through its descriptor.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,9 +42,11 @@
 #include <node_api.h>
 #include "fsext.h"
 
-#define HEADER_BYTES 88
+#define HEADER_BYTES 128
+#define READ_BUFFER_BYTES (256 * 1024)
 
 enum { STEP_OK = 0, STEP_LSTAT = 1, STEP_READLINK = 2, STEP_LISTXATTR = 3, STEP_GETXATTR = 4, STEP_READDIR = 5 };
+enum { HASH_NONE = 0, HASH_OK = 1, HASH_OPEN = 2, HASH_NOT_REGULAR = 3, HASH_READ = 4, HASH_SIZE = 5, HASH_NO_SHA = 6 };
 
 typedef struct {
   unsigned char *data;
@@ -49,6 +59,7 @@ typedef struct {
   char *dirs;
   size_t dirs_len;
   out_buffer out;
+  int hash;
   int oom;
   napi_async_work work;
   napi_deferred deferred;
@@ -93,22 +104,31 @@ static ssize_t read_target(int dirfd, const char *name, scratch *s) {
   }
 }
 
-/* llistxattr into s; returns the length (0 when unsupported) or -1 (errno set). */
-static ssize_t list_xattrs(const char *path, scratch *s) {
+/* The xattrs of an open file (fd >= 0) or else of path itself (not following a symlink). */
+static ssize_t list_of(int fd, const char *path, char *list, size_t size) {
+  return fd >= 0 ? flistxattr(fd, list, size) : llistxattr(path, list, size);
+}
+
+static ssize_t value_of(int fd, const char *path, const char *name, void *value, size_t size) {
+  return fd >= 0 ? fgetxattr(fd, name, value, size) : lgetxattr(path, name, value, size);
+}
+
+/* The name list into s; returns the length (0 when unsupported) or -1 (errno set). */
+static ssize_t list_xattrs(int fd, const char *path, scratch *s) {
   for (;;) {
-    ssize_t size = llistxattr(path, NULL, 0);
+    ssize_t size = list_of(fd, path, NULL, 0);
     if (size < 0) return (errno == ENOTSUP) ? 0 : -1;
     if (size == 0) return 0;
     if (grow(s, (size_t)size) != 0) return -1;
-    ssize_t n = llistxattr(path, s->data, (size_t)size);
+    ssize_t n = list_of(fd, path, s->data, (size_t)size);
     if (n >= 0) return n;
     if (errno != ERANGE) return -1; /* ERANGE: the list grew meanwhile; ask again */
   }
 }
 
 /* Appends (u32 len, name, u32 len, value) for every xattr of path; the step and errno on failure. */
-static int append_xattrs(out_buffer *out, const char *path, scratch *names, scratch *value, int *err) {
-  ssize_t list_len = list_xattrs(path, names);
+static int append_xattrs(out_buffer *out, int fd, const char *path, scratch *names, scratch *value, int *err) {
+  ssize_t list_len = list_xattrs(fd, path, names);
   if (list_len < 0) {
     *err = errno;
     return STEP_LISTXATTR;
@@ -119,12 +139,12 @@ static int append_xattrs(out_buffer *out, const char *path, scratch *names, scra
     at += (ssize_t)name_len + 1;
     ssize_t n;
     for (;;) {
-      ssize_t size = lgetxattr(path, name, NULL, 0);
+      ssize_t size = value_of(fd, path, name, NULL, 0);
       if (size < 0 || grow(value, (size_t)size + 1) != 0) {
         *err = errno;
         return STEP_GETXATTR;
       }
-      n = lgetxattr(path, name, value->data, (size_t)size);
+      n = value_of(fd, path, name, value->data, (size_t)size);
       if (n >= 0) break;
       if (errno != ERANGE) {
         *err = errno;
@@ -185,9 +205,62 @@ typedef struct {
   char *path; /* root/dir/ + room for a name */
   size_t cap;
   scratch target, names, value;
+  unsigned char *read_buffer;
+  EVP_MD_CTX *ctx;
 } walker;
 
-/* One child of an open directory: lstat, readlink, xattrs. 0, or -1 out of memory. */
+static void put_hash(unsigned char *h, int32_t outcome, int32_t err) {
+  memcpy(h + 88, &outcome, 4);
+  memcpy(h + 92, &err, 4);
+}
+
+/*
+ * Opens a regular child for hashing and checks it is still the lstat'ed file; returns the
+ * descriptor, or -1 with the outcome written to the record header h.
+ */
+static int open_for_hash(int dirfd, const char *name, const struct stat *st, unsigned char *h) {
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    /* ELOOP: a symlink; ENXIO: a socket. Neither is the regular file lstat saw. */
+    put_hash(h, errno == ELOOP || errno == ENXIO ? HASH_NOT_REGULAR : HASH_OPEN, errno);
+    return -1;
+  }
+  struct stat now;
+  if (fstat(fd, &now) != 0 || !S_ISREG(now.st_mode) || now.st_ino != st->st_ino || now.st_dev != st->st_dev) {
+    put_hash(h, HASH_NOT_REGULAR, EINVAL);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Reads fd to its end through the hash; the outcome and digest go to the record header h. */
+static void hash_open_file(walker *w, int fd, off_t size, unsigned char *h) {
+  if (w->ctx == NULL || !evp.init(w->ctx, evp.sha256(), NULL)) {
+    put_hash(h, HASH_NO_SHA, ENOMEM);
+    return;
+  }
+  off_t bytes = 0;
+  for (;;) {
+    ssize_t n = read(fd, w->read_buffer, READ_BUFFER_BYTES);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      put_hash(h, HASH_READ, errno);
+      return;
+    }
+    if (n == 0) break;
+    evp.update(w->ctx, w->read_buffer, (size_t)n);
+    bytes += n;
+  }
+  unsigned int len = 0;
+  if (!evp.final(w->ctx, h + 96, &len) || len != 32) {
+    put_hash(h, HASH_NO_SHA, ENOMEM);
+    return;
+  }
+  put_hash(h, bytes == size ? HASH_OK : HASH_SIZE, bytes == size ? 0 : EAGAIN);
+}
+
+/* One child of an open directory: lstat, readlink, xattrs, sha256. 0, or -1 out of memory. */
 static int scan_child(scan_batch *b, walker *w, int dirfd, size_t prefix_len, uint32_t dir_index, const char *name) {
   size_t name_len = strlen(name);
   if (prefix_len + name_len + 1 > w->cap) {
@@ -201,7 +274,7 @@ static int scan_child(scan_batch *b, walker *w, int dirfd, size_t prefix_len, ui
   size_t at = begin_record(&b->out, dir_index, name, name_len);
   if (at == (size_t)-1) return -1;
   struct stat st;
-  int step = STEP_OK, err = 0;
+  int step = STEP_OK, err = 0, fd = -1;
   if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
     step = STEP_LSTAT;
     err = errno;
@@ -217,11 +290,18 @@ static int scan_child(scan_batch *b, walker *w, int dirfd, size_t prefix_len, ui
         b->out.len += (size_t)n;
         put32(b->out.data + at + 64, (uint32_t)n);
       }
+    } else if (S_ISREG(st.st_mode) && b->hash) {
+      if (w->ctx == NULL) put_hash(b->out.data + at, HASH_NO_SHA, 0);
+      else fd = open_for_hash(dirfd, name, &st, b->out.data + at);
     }
     if (step == STEP_OK) {
       size_t before = b->out.len;
-      step = append_xattrs(&b->out, w->path, &w->names, &w->value, &err);
+      step = append_xattrs(&b->out, fd, w->path, &w->names, &w->value, &err);
       put32(b->out.data + at + 68, (uint32_t)(b->out.len - before));
+    }
+    if (fd >= 0) {
+      if (step == STEP_OK) hash_open_file(w, fd, st.st_size, b->out.data + at);
+      close(fd);
     }
   }
   put32(b->out.data + at + 8, (uint32_t)step);
@@ -286,6 +366,10 @@ static void execute(napi_env env, void *data) {
   (void)env;
   scan_batch *b = (scan_batch *)data;
   walker w = {0};
+  if (b->hash && evp.resolved > 0) {
+    w.read_buffer = malloc(READ_BUFFER_BYTES);
+    w.ctx = w.read_buffer ? evp.ctx_new() : NULL;
+  }
   const char *dir = b->dirs;
   for (uint32_t i = 0; dir < b->dirs + b->dirs_len; i++) {
     size_t len = strlen(dir);
@@ -295,6 +379,8 @@ static void execute(napi_env env, void *data) {
     }
     dir += len + 1;
   }
+  if (w.ctx) evp.ctx_free(w.ctx);
+  free(w.read_buffer);
   free(w.path);
   free(w.target.data);
   free(w.names.data);
@@ -329,10 +415,15 @@ static void complete(napi_env env, napi_status status, void *data) {
 }
 
 napi_value js_scan_dirs(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], promise;
+  size_t argc = 3;
+  napi_value argv[3], promise;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  const char *usage = "scanDirs(root: Buffer, dirs: Buffer of NUL-ended relative paths)";
+  const char *usage = "scanDirs(root: Buffer, dirs: Buffer of NUL-ended relative paths, hash: boolean)";
+  bool hash = false;
+  if (argc < 3 || napi_get_value_bool(env, argv[2], &hash) != napi_ok) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
   scan_batch *b = calloc(1, sizeof *b);
   if (b == NULL) {
     napi_throw_error(env, "ENOMEM", "scanDirs: out of memory");
@@ -347,6 +438,8 @@ napi_value js_scan_dirs(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
+  /* Resolved here, on the main thread; without it files are left unhashed (HASH_NO_SHA). */
+  b->hash = hash && resolve_evp() ? 1 : hash ? 2 : 0;
   napi_value name;
   napi_create_string_utf8(env, "fsext.scanDirs", NAPI_AUTO_LENGTH, &name);
   napi_create_promise(env, &b->deferred, &promise);

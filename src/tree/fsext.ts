@@ -29,17 +29,11 @@ export interface FsExt {
    */
   copyFiles?(jobs: CopyFilesJob[]): Promise<CopyFilesRow[]>;
   /**
-   * sha256 of regular files on a background thread (native-build/fsext/hashfiles.c): `paths`
-   * holds paths relative to `root`, each ended by a NUL; the result 48 bytes per file
-   * [int32 step, int32 errno, float64 bytes, sha256]. Absent from addons built before it.
-   */
-  hashFiles?(root: Buffer, paths: Buffer): Promise<Buffer>;
-  /**
    * The children of many directories (paths relative to `root`, each ended by a NUL), lstat'ed,
-   * with symlink targets and xattrs, read on a background thread (native-build/fsext/scandirs.c,
+   * with symlink targets, xattrs and (`hash`) regular files' sha256, read on a background thread (native-build/fsext/scandirs.c,
    * which documents the packed records). Absent from addons built before it.
    */
-  scanDirs?(root: Buffer, dirs: Buffer): Promise<Buffer>;
+  scanDirs?(root: Buffer, dirs: Buffer, hash: boolean): Promise<Buffer>;
 }
 
 export type CopyFilesJob = [source: Buffer, output: Buffer, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number];

@@ -45,7 +45,10 @@ export async function scanTree(root: string, opts: ScanOptions = {}): Promise<Tr
   const rootEntry = entryFor(rootBuf, '' as RelPath, rootStat)!;
   const found: Found[] = [{ entry: rootEntry }];
   progress.entry();
-  await walkBelow(rootBuf, { found, warnings, onEntry: () => progress.entry(), skip: opts.skip });
+  // Regular files are hashed on the walk, through their open directory; hashFileEntries then
+  // does only what that could not (a node without OpenSSL's sha256 for native code).
+  const onHashed = opts.hash ? (n: number) => progress.bytes(n) : undefined;
+  await walkBelow(rootBuf, { found, warnings, onEntry: () => progress.entry(), skip: opts.skip, onHashed });
   found.sort((a, b) => compareRel(a.entry.path, b.entry.path));
   const entries = found.map(resolveHardlinks());
   if (opts.hash) await hashFileEntries(rootBuf, entries, (n) => progress.bytes(n));

@@ -7,7 +7,8 @@
  */
 import { availableParallelism, constants as osc } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import type { Entry, Metadata, RelPath, Xattr } from './entry.js';
+import type { Entry, FileEntry, Metadata, RelPath, Xattr } from './entry.js';
+import { changedWhileReadingError, notRegularError } from './hash-files.js';
 import { fsext } from './fsext.js';
 import { compareRel, displayPath, joinRel } from './paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
@@ -26,6 +27,8 @@ export interface WalkSink {
   warnings: string[];
   onEntry: () => void;
   skip?: ReadonlySet<RelPath>;
+  /** Hash regular files on the way (sha256 set); called with each hashed file's size. */
+  onHashed?: (bytes: number) => void;
 }
 
 /** At most this many directories per batch: enough to make a batch worth a thread hop, few enough to spread. */
@@ -48,7 +51,7 @@ export async function walkBelow(root: Buffer, sink: WalkSink): Promise<void> {
     const dirs: RelPath[] = [];
     while (dirs.length < take) dirs.push(pending.shift()!);
     const packed = Buffer.from(dirs.map((d) => d + '\0').join(''), 'latin1');
-    const job: Promise<void> = scanDirs(root, packed)
+    const job: Promise<void> = scanDirs(root, packed, sink.onHashed !== undefined)
       .then((records) => decodeBatch(records, dirs, sink, pending))
       .finally(() => running.delete(job));
     running.add(job);
@@ -66,7 +69,8 @@ export async function walkBelow(root: Buffer, sink: WalkSink): Promise<void> {
 }
 
 /** Record layout of native-build/fsext/scandirs.c. */
-const HEADER_BYTES = 88;
+const HEADER_BYTES = 128;
+const HASH = { none: 0, ok: 1, open: 2, notRegular: 3, read: 4, size: 5, noSha: 6 } as const;
 const STEP = { ok: 0, lstat: 1, readlink: 2, listxattr: 3, getxattr: 4, readdir: 5 } as const;
 const S_IFMT = 0o170000;
 const TYPE = { fifo: 0o010000, chr: 0o020000, dir: 0o040000, blk: 0o060000, reg: 0o100000, lnk: 0o120000, sock: 0o140000 } as const;
@@ -94,7 +98,7 @@ function decodeBatch(buf: Buffer, dirs: readonly RelPath[], sink: WalkSink, pend
       mtimeNs: buf.readBigInt64LE(at + 32) * 1_000_000_000n + BigInt(buf.readUInt32LE(at + 28)),
       xattrs: decodeXattrs(buf, targetEnd, targetEnd + buf.readUInt32LE(at + 68)),
     };
-    const entry = entryOf(mode & S_IFMT, path, meta, buf, at, nameEnd, targetEnd);
+    const entry = entryOf(mode & S_IFMT, path, meta, buf, at, nameEnd, targetEnd, sink.onHashed);
     if (!entry) {
       sink.warnings.push(
         `skipped ${(mode & S_IFMT) === TYPE.sock ? 'socket' : `unsupported file type (mode ${mode.toString(8)})`} ${displayPath(path)}`,
@@ -116,10 +120,14 @@ function entryOf(
   at: number,
   nameEnd: number,
   targetEnd: number,
+  onHashed?: (bytes: number) => void,
 ): Entry | undefined {
   switch (type) {
-    case TYPE.reg:
-      return { kind: 'file', path, meta, size: buf.readDoubleLE(at + 40) };
+    case TYPE.reg: {
+      const file: FileEntry = { kind: 'file', path, meta, size: buf.readDoubleLE(at + 40) };
+      const sha256 = onHashed ? hashOf(file, buf, at, onHashed) : undefined;
+      return sha256 === undefined ? file : { kind: 'file', path, meta, size: file.size, sha256 };
+    }
     case TYPE.dir:
       return { kind: 'dir', path, meta };
     case TYPE.lnk:
@@ -137,6 +145,24 @@ function entryOf(
       return { kind: 'fifo', path, meta };
     default:
       return undefined;
+  }
+}
+
+/** The sha256 read on the walk; undefined when this node has no sha256 there (hashFileEntries does it then). */
+function hashOf(file: FileEntry, buf: Buffer, at: number, onHashed: (bytes: number) => void): string | undefined {
+  const outcome = buf.readInt32LE(at + 88);
+  switch (outcome) {
+    case HASH.ok:
+      onHashed(file.size);
+      return buf.toString('hex', at + 96, at + 128);
+    case HASH.noSha:
+      return undefined;
+    case HASH.notRegular:
+      throw notRegularError(file);
+    case HASH.size:
+      throw changedWhileReadingError(file);
+    default:
+      throw ioError('read', displayPath(file.path), errnoError(buf.readInt32LE(at + 92), outcome === HASH.open ? 'open' : 'read'));
   }
 }
 
