@@ -12,7 +12,6 @@ import { describe, expect, it } from 'vitest';
 import { relabelUnwindBuffer, relabelUnwindFile } from '../../src/exefilter/unwind.js';
 import {
   addressMapFor,
-  BranchFilter,
   decodePairTransform,
   encodePairTransform,
   shiftAt,
@@ -21,30 +20,7 @@ import {
   type AddressMap,
   type BranchTransform,
 } from '../../src/exefilter/index.js';
-
-/** Deterministic pseudo-random generator (xorshift32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
-
-function streamed(t: BranchTransform, input: Buffer, seed: number): Buffer {
-  const next = rng(seed);
-  const filter = new BranchFilter(t, 'forward');
-  const parts: Buffer[] = [];
-  for (let at = 0; at < input.length;) {
-    const n = 1 + (next() % 300);
-    parts.push(Buffer.from(filter.push(input.subarray(at, at + n))));
-    at += n;
-  }
-  parts.push(Buffer.from(filter.end()));
-  return Buffer.concat(parts);
-}
+import { rng, streamed } from '../helpers/branch-streams.js';
 
 const map: AddressMap = { start: 0x1000, end: 0x100000, points: [0x2000, 0x8000], shifts: [0x40, -0x1010] };
 
@@ -146,7 +122,7 @@ describe('address map', () => {
         const whole = Buffer.from(input);
         transformBuffer(t, 'forward', whole);
         if (!whole.equals(input)) changed++;
-        expect(streamed(t, input, seed + 7).equals(whole)).toBe(true);
+        expect(streamed(t, 'forward', input, seed + 7).equals(whole)).toBe(true);
         expect(() => transformBuffer(t, 'inverse', Buffer.from(whole))).toThrow(/no inverse/);
       }
     }
