@@ -4,18 +4,21 @@
 // gzip'd delta dir, restored and compared byte for byte), and the peers zstd --patch-from and
 // xdelta3 on the same files. Writes bench/results-exe.json and re-renders bench/RESULTS.md.
 //
-// usage: node bench/exe-transform.mjs [--pairs c-x86-64,c-arm64,containerd-amd64,containerd-arm64]
+// usage: node bench/exe-transform.mjs [--pairs c-x86-64,c-arm64,containerd-amd64,containerd-arm64,libcrypto-amd64,libcrypto-arm64]
 //
 // Pairs: the generated C program of the tests compiled twice (a function grown, one moved), and
 // containerd 1.6.20~ds1-1+deb12u2 -> deb12u3 from Debian (a Go program rebuilt with a security
-// patch; /usr/bin/containerd, 48 MB amd64, 35 MB arm64), fetched with apt-get download.
+// patch; /usr/bin/containerd, 48 MB amd64, 35 MB arm64) and libssl3 3.0.20-1~deb12u2 -> 3.0.22-1~deb12u2
+// (libcrypto.so.3, C, PIE, 4.7 MB), fetched with apt-get download. "bsdiff + transform" is what diff
+// tries: branch targets made absolute and the source's addresses relabelled through the plain
+// patch's alignment (docs/bsdiff.md, "Address relabelling").
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bsdiffEncode } from '../dist/bsdiff/index.js';
-import { encodeTransformed, exeTransformFor } from '../dist/delta/exe-codec.js';
+import { encodeTransformed, exeTransformFor, withAddressMap } from '../dist/delta/exe-codec.js';
 import { compiledPair } from '../test/helpers/elf-programs.mjs';
 import { gzipLayerBytes, machineInfo, runMeasured, sameBytes } from './lib/measure.mjs';
 import { renderMarkdown } from './lib/report.mjs';
@@ -24,6 +27,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const DATA = join(BENCH, 'data');
 const CLI = join(BENCH, '..', 'dist', 'cli', 'main.js');
 const CONTAINERD = ['1.6.20~ds1-1+deb12u2', '1.6.20~ds1-1+deb12u3'];
+const LIBSSL = ['3.0.20-1~deb12u2', '3.0.22-1~deb12u2'];
 
 /** One executable of a Debian package version, extracted once into bench/data/exe/. */
 function debFile(pkg, arch, version, inner) {
@@ -58,6 +62,20 @@ const PAIRS = {
       b: debFile('containerd', 'arm64', CONTAINERD[1], 'usr/bin/containerd'),
     }),
   },
+  'libcrypto-amd64': {
+    label: `libcrypto.so.3 (libssl3 ${LIBSSL[0]} -> ${LIBSSL[1]}), amd64 (C)`,
+    files: async () => ({
+      a: debFile('libssl3', 'amd64', LIBSSL[0], 'usr/lib/x86_64-linux-gnu/libcrypto.so.3'),
+      b: debFile('libssl3', 'amd64', LIBSSL[1], 'usr/lib/x86_64-linux-gnu/libcrypto.so.3'),
+    }),
+  },
+  'libcrypto-arm64': {
+    label: `libcrypto.so.3 (libssl3 ${LIBSSL[0]} -> ${LIBSSL[1]}), arm64 (C)`,
+    files: async () => ({
+      a: debFile('libssl3', 'arm64', LIBSSL[0], 'usr/lib/aarch64-linux-gnu/libcrypto.so.3'),
+      b: debFile('libssl3', 'arm64', LIBSSL[1], 'usr/lib/aarch64-linux-gnu/libcrypto.so.3'),
+    }),
+  },
 };
 
 async function timed(fn) {
@@ -70,8 +88,9 @@ async function measurePair(id, work) {
   const pair = PAIRS[id];
   const { a, b } = await pair.files(work);
   const files = { source: { path: a, size: statSync(a).size }, target: { path: b, size: statSync(b).size } };
-  const exe = exeTransformFor(files);
+  const branches = exeTransformFor(files);
   const plain = await timed(() => bsdiffEncode(a, b, join(work, `${id}.plain.bsd`)));
+  const exe = branches && (await withAddressMap(branches, files, join(work, `${id}.plain.bsd`)));
   let n = 0;
   const transformed = exe
     ? await timed(() =>
@@ -105,6 +124,8 @@ async function measurePair(id, work) {
     sourceBytes: files.source.size,
     targetBytes: files.target.size,
     arch: exe?.source.arch ?? null,
+    addressMapPoints: exe?.source.addressMap?.points.length ?? null,
+    unwindTables: exe?.source.addressMap?.unwind !== undefined,
     bsdiff: { bytes: plain.value.bytes, seconds: plain.seconds },
     bsdiffTransformed: transformed ? { bytes: transformed.value.bytes, seconds: transformed.seconds } : null,
     zstd: zstd.ok ? { bytes: statSync(zstdOut).size, seconds: zstd.seconds, peakRssBytes: zstd.peakRssBytes } : { error: zstd.error },

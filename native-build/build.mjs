@@ -3,7 +3,7 @@
  * Builds deltaimg's two native pieces into prebuilds/<platform>-<arch>[-musl]/, where
  * src/tree/fsext.ts (the addon) and src/docker/runtime-image.ts (the launcher) look for them:
  *
- *   fsext.node          the N-API addon (native-build/fsext: xattrs, mknod, ns times, copyFiles)
+ *   fsext.node          the N-API addon (native-build/fsext: xattrs, mknod, ns times, copyFiles, scanDirs)
  *   deltaimg-launcher   the static launcher of the runtime image (native-build/launcher.c; glibc targets)
  *
  *   node native-build/build.mjs           this machine's target (npm run build:native); skipped when
@@ -12,7 +12,7 @@
  *                                          linux-arm64 (cross gcc) and linux-x64-musl (musl-gcc); fails,
  *                                          naming the Debian package, when a toolchain is missing
  *
- * No node-gyp: the addon is two C files compiled by the C compiler straight to a shared object.
+ * No node-gyp: the addon is four C files compiled by the C compiler straight to a shared object.
  * N-API headers are architecture-independent and come from the node-api-headers package (or the
  * running node's include/node when that is absent), so nothing is downloaded. Each output is checked:
  * an ELF of the target's machine, the addon exporting napi_register_module_v1 (and on this machine's
@@ -63,7 +63,9 @@ const TARGETS = [
   },
 ];
 
-const ADDON_SOURCES = ['fsext/fsext.c', 'fsext/copyfiles.c'].map((f) => join(here, f));
+const ADDON_SOURCES = ['fsext/fsext.c', 'fsext/common.c', 'fsext/copyfiles.c', 'fsext/scandirs.c'].map((f) => join(here, f));
+/** Headers: not compiled themselves, but a change rebuilds. */
+const ADDON_HEADERS = ['fsext/fsext.h'].map((f) => join(here, f));
 const LAUNCHER_SOURCE = join(here, 'launcher.c');
 const SELF = fileURLToPath(import.meta.url);
 
@@ -136,7 +138,7 @@ function checkLoads(file) {
   const module = { exports: {} };
   process.dlopen(module, file);
   const addon = module.exports;
-  for (const fn of ['llistxattr', 'lgetxattr', 'lsetxattr', 'mknod', 'lutimesNs', 'copyFiles']) {
+  for (const fn of ['llistxattr', 'lgetxattr', 'lsetxattr', 'mknod', 'lutimesNs', 'copyFiles', 'scanDirs']) {
     if (typeof addon[fn] !== 'function') fail(`${file} loads but lacks ${fn}()`);
   }
 }
@@ -148,7 +150,7 @@ function buildTarget(target, { force }) {
   const addon = join(outDir, 'fsext.node');
   const launcher = join(outDir, 'deltaimg-launcher');
   const outputs = target.loader ? [addon, launcher] : [addon];
-  if (!force && upToDate(outputs, [...ADDON_SOURCES, LAUNCHER_SOURCE, SELF])) {
+  if (!force && upToDate(outputs, [...ADDON_SOURCES, ...ADDON_HEADERS, LAUNCHER_SOURCE, SELF])) {
     console.log(`native build: ${target.name} up to date`);
     return;
   }
@@ -158,7 +160,7 @@ function buildTarget(target, { force }) {
   const libc = target.musl ? ['-nostdlib', '-lgcc'] : [];
   const addonTemp = compile(
     cc,
-    ['-shared', '-fPIC', '-O2', '-std=gnu11', '-Wall', '-Wextra', '-DNAPI_VERSION=8', '-D_GNU_SOURCE', '-DNODE_GYP_MODULE_NAME=fsext', `-I${napiIncludeDir()}`, ...ADDON_SOURCES, ...libc, '-s'],
+    ['-shared', '-fPIC', '-O2', '-std=gnu11', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-DNAPI_VERSION=8', '-D_GNU_SOURCE', '-DNODE_GYP_MODULE_NAME=fsext', `-I${napiIncludeDir()}`, ...ADDON_SOURCES, ...libc, '-s'],
     addon,
     apt,
   );

@@ -4,14 +4,14 @@
  * concatenated; restored exactly; a wrong, hostile or odd base refused in one line, nothing written.
  */
 import { createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDelta, loadRecords } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
 import { readHeader } from '../src/delta/header.js';
-import { HEADER_FILE, type AssembledSource, type DeltaHeader, type DeltaRecord } from '../src/delta/format.js';
+import { BLOBS_DIR, HEADER_FILE, type AssembledSource, type DeltaHeader, type DeltaRecord } from '../src/delta/format.js';
 import { fsext } from '../src/tree/fsext.js';
 import { checkReaderVersion, JsonFields } from '../src/util/json-input.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
@@ -76,6 +76,16 @@ async function makePair(dir: string): Promise<{ a: string; b: string; bundle: st
     join(b, NEW_PKG, 'dist', 'widget.esm.js'),
     bundle.replace(/^\(function.*$/m, 'const exports = {};') + '\nexport default exports;\n',
   );
+  // Its source map, holding the old modules' text in sourcesContent (JSON-escaped: no line of it matches as is).
+  const sourceMap = {
+    version: 3,
+    file: 'widget.js',
+    sources: mods.map((m) => `../lib/${m.name}.js`),
+    sourcesContent: mods.map((m) => m.text),
+    names: [],
+    mappings: noise(3000, 5).toString('base64').replace(/[+/=]/g, ';'),
+  };
+  await writeFile(join(b, NEW_PKG, 'dist', 'widget.js.map'), JSON.stringify(sourceMap));
   return { a, b, bundle };
 }
 
@@ -89,6 +99,17 @@ function assembledSources(records: DeltaRecord[], path: string): AssembledSource
   if (r?.kind !== 'file' || r.content.op !== 'assembled')
     throw new Error(`${path} is not assembled: ${JSON.stringify(r && 'content' in r ? r.content.op : r)}`);
   return r.content.sources;
+}
+
+/** What the payloads of these records cost, inline or as blobs. */
+async function payloadBytes(delta: string, records: DeltaRecord[], paths: string[]): Promise<number> {
+  let n = 0;
+  for (const r of records) {
+    if (r.kind !== 'file' || !paths.includes(r.path) || !('payload' in r.content)) continue;
+    const p = r.content.payload;
+    n += 'inline' in p ? p.inline.length : (await stat(join(delta, BLOBS_DIR, p.blob))).size;
+  }
+  return n;
 }
 
 function sha256(bytes: Buffer | string): string {
@@ -112,7 +133,7 @@ describe('assembled sources', () => {
     const header = JSON.parse(await readFile(join(delta, HEADER_FILE), 'utf8')) as DeltaHeader;
     expect(header.minReaderVersion).toBe(3);
     // What is really new: the wrapper and one small module, not the bundle again.
-    expect(header.stats.payloadBytes.assembled).toBeLessThan(pair.bundle.length / 8);
+    expect(await payloadBytes(delta, await recordsOf(pair.a, delta), [`${NEW_PKG}/dist/widget.js`])).toBeLessThan(pair.bundle.length / 8);
     const out = join(work, 'out');
     await applyDelta(pair.a, delta, out, { pool });
     expect(await readFile(join(out, NEW_PKG, 'dist', 'widget.js'), 'utf8')).toBe(pair.bundle);
@@ -126,11 +147,21 @@ describe('assembled sources', () => {
     expect(fromTarget).toHaveLength(2);
     const served = flavours.find((path) => !fromTarget.includes(path))!;
     for (const path of fromTarget) expect(assembledSources(records, path).find((s) => s.target)?.path).toBe(served);
-    const header = JSON.parse(await readFile(join(delta, HEADER_FILE), 'utf8')) as DeltaHeader;
-    expect(header.stats.payloadBytes.assembled).toBeLessThan(pair.bundle.length / 6);
+    expect(await payloadBytes(delta, records, flavours)).toBeLessThan(pair.bundle.length / 6);
     const out = join(work, 'out-flavours');
     await applyDelta(pair.a, delta, out, { pool });
     for (const path of flavours) expect(sha256(await readFile(join(out, path)))).toBe(sha256(await readFile(join(pair.b, path))));
+  });
+
+  it('takes the old modules as JSON text for a source map that holds them in sourcesContent', async () => {
+    const parts = assembledSources(await recordsOf(pair.a, delta), `${NEW_PKG}/dist/widget.js.map`);
+    const escaped = parts.filter((s) => s.escape === 'json').map((s) => s.path);
+    expect(escaped.length).toBeGreaterThanOrEqual(3);
+    for (const path of escaped) expect(MODULES.map((m) => `${OLD_PKG}/lib/${m}.js`)).toContain(path);
+    const out = join(work, 'out-map');
+    await applyDelta(pair.a, delta, out, { pool });
+    const path = join(NEW_PKG, 'dist', 'widget.js.map');
+    expect(sha256(await readFile(join(out, path)))).toBe(sha256(await readFile(join(pair.b, path))));
   });
 
   it('a reader of format v2 refuses the delta, asking for an upgrade', async () => {
@@ -187,7 +218,7 @@ describe('assembled sources', () => {
     await writeFile(join(b, 'dist', 'joined.bin'), target);
     // New bytes (b.bin, shipped whole) and a file made of them and of slices of every part (a.bin):
     // a.bin's source is b.bin, restored first though later in path order, and the three parts.
-    const fresh = noise(100_000, 42);
+    const fresh = noise(200_000, 42);
     const made = Buffer.concat([parts[0]!.subarray(2e6, 2.1e6), fresh, parts[1]!.subarray(3e6, 3.1e6), parts[2]!.subarray(4e6, 4.1e6)]);
     await writeFile(join(b, 'dist', 'a.bin'), made);
     await writeFile(join(b, 'dist', 'b.bin'), fresh);
@@ -301,6 +332,13 @@ describe('hostile assembled records', () => {
       const msg = await expectApplyRefused(applyDelta(src, delta, out, { pool }), 'CORRUPT_DELTA', out, work);
       expect(msg, name).toMatch(/is not a file this delta restores first/);
     }
+  });
+
+  it('refuses an unknown escape, and a part taken as JSON text over 1 MiB', async () => {
+    const odd = JSON.parse(JSON.stringify({ ...part(0), escape: 'xml' }));
+    expect(await refuse('escape', [odd], 'CORRUPT_DELTA')).toMatch(/unknown escape/);
+    const big: AssembledSource = { ...part(0), size: 2 * 1024 * 1024, escape: 'json' };
+    expect(await refuse('escaped-big', [big], 'CORRUPT_DELTA')).toMatch(/JSON text over 1048576 bytes/);
   });
 
   it('refuses a source named twice, none at all, and a source path leaving the tree', async () => {

@@ -166,6 +166,7 @@ describe('tree diff under a small memory budget', () => {
     await writeFile(join(dst, 'bin/tool'), b);
     const memoryBytes = budgetLeavingJobs(60 * MiB);
     const header = await diffTrees(src, dst, p('tree-delta'), { memoryBytes });
+    // An executable: its segments go through the transform with an address map (v3).
     expect(header.minReaderVersion).toBe(3);
     const { records } = await loadRecords(src, p('tree-delta'), header);
     const tool = records.find((r) => r.kind === 'file' && Buffer.from(r.path).toString() === 'bin/tool');

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BranchFilter,
   choosePairTransform,
   decodePairTransform,
   encodePairTransform,
@@ -21,8 +20,8 @@ import {
   transformFile,
   TransformParamsError,
   type BranchTransform,
-  type Direction,
 } from '../src/exefilter/index.js';
+import { rng, streamed } from './helpers/branch-streams.js';
 import { compiledPair } from './helpers/elf-programs.mjs';
 
 type ProgramPair = { a: string; b: string };
@@ -39,17 +38,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-/** Deterministic pseudo-random generator (xorshift32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
 
 /**
  * Bytes dense in the opcodes the transform looks at (E8, 48/4C 8D/8B ModRM 05, and E9 and 0F 8x that
@@ -88,20 +76,6 @@ function transformsFor(length: number, seed: number): BranchTransform[] {
       { arch: 'arm64', regions: regions() },
       { arch: 'arm64', regions: [{ offset: 0, size: length, vaddr: 0xfffff000 }] },
     ]);
-}
-
-/** Streams `input` through a BranchFilter in chunks of random sizes (1 byte to 300). */
-function streamed(t: BranchTransform, dir: Direction, input: Buffer, seed: number): Buffer {
-  const next = rng(seed);
-  const filter = new BranchFilter(t, dir);
-  const parts: Buffer[] = [];
-  for (let at = 0; at < input.length;) {
-    const n = 1 + (next() % 300);
-    parts.push(Buffer.from(filter.push(input.subarray(at, at + n))));
-    at += n;
-  }
-  parts.push(Buffer.from(filter.end()));
-  return Buffer.concat(parts);
 }
 
 describe('branch transform', () => {

@@ -16,6 +16,7 @@ import { compareTrees } from '../src/tree/compare.js';
 import { fsext } from '../src/tree/fsext.js';
 import { toFsPath } from '../src/tree/paths.js';
 import { scanTree, sha256File, type TreeSnapshot } from '../src/tree/scan.js';
+import { hashFileEntries } from '../src/tree/hash-files.js';
 import { CAP_NET_RAW_EP, LONG_PATH, ODD_NAMES, RICH, cloneTree, makeRichTree, mtimeFor, mutateTree, rp } from './helpers/trees.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -145,6 +146,28 @@ describe('scanTree on the rich tree', () => {
     expect(seen.at(-1)).toEqual({ entries: 2, bytes: 3 });
   });
 
+  it('leaves out skipped paths with everything below them, and nothing else', async () => {
+    const snap = await scanTree(rich, { skip: new Set([rp('etc'), rp('odd/with space')]) });
+    const paths = snap.entries.map((e) => e.path);
+    expect(paths.filter((p) => p === 'etc' || p.startsWith('etc/') || p === 'odd/with space')).toEqual([]);
+    const expected = richSnap.entries.map((e) => e.path).filter((p) => p !== 'etc' && !p.startsWith('etc/') && p !== 'odd/with space');
+    expect(paths).toEqual(expected);
+  });
+
+  it.skipIf(asRoot)('refuses a directory it cannot read, naming it', async () => {
+    const dir = join(work, 'locked');
+    await fsp.mkdir(join(dir, 'inner'), { recursive: true });
+    await fsp.chmod(join(dir, 'inner'), 0);
+    try {
+      await expect(scanTree(dir)).rejects.toMatchObject({
+        code: 'IO',
+        message: expect.stringMatching(/^cannot read directory \/inner: EACCES/),
+      });
+    } finally {
+      await fsp.chmod(join(dir, 'inner'), 0o755);
+    }
+  });
+
   it('refuses a root that is not a directory, naming it', async () => {
     await expect(scanTree(join(rich, 'etc/hostname'))).rejects.toMatchObject({
       code: 'USAGE',
@@ -165,6 +188,91 @@ describe('scanTree on the rich tree', () => {
     const again = join(work, 'rich-again');
     await makeRichTree(again);
     expect(compareTrees(richSnap, await scanTree(again, { hash: true }))).toEqual([]);
+  });
+});
+
+describe('hashing many files (on the walk, batches of directories on threadpool threads)', () => {
+  let many: string;
+  beforeAll(async () => {
+    many = join(work, 'many');
+    await fsp.mkdir(join(many, 'odd'), { recursive: true });
+    // Enough files for several batches, odd sizes, an empty, a sparse and a large file, odd names.
+    for (let i = 0; i < 2500; i++) await fsp.writeFile(join(many, `f${i}`), `file ${i}\n`.repeat(i % 37));
+    await fsp.writeFile(join(many, 'empty'), '');
+    await fsp.writeFile(join(many, 'large'), createHash('sha512').update('seed').digest().toString('hex').repeat(50_000));
+    await execa('truncate', ['-s', '40M', join(many, 'sparse')]);
+    await execa('bash', ['-c', 'printf tail >> sparse', ''], { cwd: many });
+    for (const name of Object.values(ODD_NAMES)) await fsp.writeFile(Buffer.from(`${many}/${name}`, 'latin1'), name);
+  });
+
+  it('gives every file the sha256 sha256sum gives, odd names and holes included', async () => {
+    const snap = await scanTree(many, { hash: true });
+    const { stdout } = await execa('bash', ['-c', 'find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum'], {
+      cwd: many,
+      encoding: 'buffer',
+    });
+    // sha256sum escapes names with a newline or backslash ("\\sha  name"): compare by hash multiset per name instead.
+    const tool = new Map<string, string>();
+    for (const line of Buffer.from(stdout).toString('latin1').split('\n').filter(Boolean)) {
+      const m = /^\\?([0-9a-f]{64}) {2}\.\/(.*)$/s.exec(line)!;
+      tool.set(line.startsWith('\\') ? m[2]!.replace(/\\n/g, '\n').replace(/\\\\/g, '\\') : m[2]!, m[1]!);
+    }
+    const files = snap.entries.filter((e) => e.kind === 'file');
+    expect(files).toHaveLength(2500 + 3 + Object.keys(ODD_NAMES).length);
+    for (const f of files) expect([f.path, f.kind === 'file' && f.sha256]).toEqual([f.path, tool.get(f.path)]);
+    expect(entry(snap, 'sparse')).toMatchObject({ size: 40 * 1024 * 1024 + 4 });
+  });
+
+  /**
+   * A scan without hashes, then `change` done to the tree, then the hashing the walk leaves to
+   * hashFileEntries (for a node whose native code has no sha256): the checks the walk makes too.
+   */
+  async function hashAfter(change: (root: string) => Promise<void>): Promise<void> {
+    const dir = await fsp.mkdtemp(join(work, 'changed-'));
+    await fsp.writeFile(join(dir, 'a'), 'aaa');
+    await fsp.writeFile(join(dir, 'b'), 'bbb');
+    const snap = await scanTree(dir);
+    await change(dir);
+    await hashFileEntries(Buffer.from(dir), snap.entries, () => {});
+    expect(snap.entries.filter((e) => e.kind === 'file' && e.sha256?.length === 64)).toHaveLength(2);
+  }
+
+  it('refuses, with one line naming the file, a file that vanished, grew, or became a FIFO, a symlink or a directory', async () => {
+    await hashAfter(async () => {});
+    const fails = (message: RegExp) => expect.objectContaining({ code: 'IO', message: expect.stringMatching(message) });
+    await expect(hashAfter((d) => fsp.rm(join(d, 'b')))).rejects.toEqual(fails(/^cannot read \/b: ENOENT/));
+    await expect(hashAfter((d) => fsp.appendFile(join(d, 'a'), 'more'))).rejects.toEqual(fails(/^cannot read \/a: .*changed while/));
+    // A FIFO must be refused at once, not wait for a writer.
+    const fifo = async (d: string) => {
+      await fsp.rm(join(d, 'b'));
+      fsext().mknod(Buffer.from(join(d, 'b')), 'fifo', 0o644, 0, 0);
+    };
+    await expect(hashAfter(fifo)).rejects.toEqual(fails(/^cannot read \/b: EINVAL: no longer a regular file/));
+    const symlink = async (d: string) => {
+      await fsp.rm(join(d, 'a'));
+      await fsp.symlink('b', join(d, 'a'));
+    };
+    await expect(hashAfter(symlink)).rejects.toEqual(fails(/^cannot read \/a: EINVAL: no longer a regular file/));
+    const directory = async (d: string) => {
+      await fsp.rm(join(d, 'a'));
+      await fsp.mkdir(join(d, 'a'));
+    };
+    await expect(hashAfter(directory)).rejects.toEqual(fails(/^cannot read \/a: EINVAL: no longer a regular file/));
+  });
+
+  it.skipIf(asRoot)('refuses an unreadable file with one line naming it, on the walk and after it', async () => {
+    await expect(hashAfter((d) => fsp.chmod(join(d, 'a'), 0))).rejects.toMatchObject({
+      code: 'IO',
+      message: expect.stringMatching(/^cannot read \/a: EACCES/),
+    });
+    const dir = await fsp.mkdtemp(join(work, 'unreadable-'));
+    await fsp.writeFile(join(dir, 'secret'), 'x', { mode: 0 });
+    await expect(scanTree(dir, { hash: true })).rejects.toMatchObject({
+      code: 'IO',
+      message: expect.stringMatching(/^cannot read \/secret: EACCES/),
+    });
+    // Without hashing, the file is only lstat'ed: no error.
+    expect((await scanTree(dir)).entries.map((e) => e.path)).toEqual(['', 'secret']);
   });
 });
 

@@ -42,7 +42,7 @@ export function exeSection() {
     '',
     `Measured by \`node bench/exe-transform.mjs\` on ${m.date} (commit ${m.commit}, ${m.cpu}, ${m.cores} cores, load average ${m.loadAverageAtStart.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at end: the machine was shared; ` +
       `each pair's run: ${pairs.map((p) => `${p.id} ${p.measured.slice(0, 16)} at ${p.commit}`).join(', ')}). ` +
-      'bsdiff of the two files without and with the ELF branch transform (docs/bsdiff.md, "Executable transform"); deltaimg: the delta dir of one-file trees, as a gzip\'d layer (diff keeps the smaller of VCDIFF, bsdiff, bsdiff with the transform); `zstd -19 --long=31 --patch-from`; `xdelta3 -e -9`. Raw numbers: [results-exe.json](results-exe.json).',
+      'bsdiff of the two files without and with the ELF transform (docs/bsdiff.md, "Executable transform": branch targets made absolute, and since delta format v3 the source\'s addresses relabelled, "Address relabelling"); deltaimg: the delta dir of one-file trees, as a gzip\'d layer (diff keeps the smaller of VCDIFF, bsdiff, bsdiff with the transform); `zstd -19 --long=31 --patch-from`; `xdelta3 -e -9`. Raw numbers: [results-exe.json](results-exe.json).',
     '',
     row(['pair', 'target', 'bsdiff', 'bsdiff + transform', "deltaimg (gzip'd delta dir)", 'zstd --patch-from', 'xdelta3']),
     row(['---', '---:', '---:', '---:', '---:', '---:', '---:']),

@@ -12,10 +12,9 @@
  * 3 create output, 4 read, 5 write, 6 chmod, 7 utimes, 8 no sha256 available. chown
  * failing (chownErrno) does not stop the rest: the caller decides whether that is allowed.
  * The source is opened O_NOFOLLOW; the output O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600 until
- * its own mode is set. sha256 comes from the OpenSSL inside the node binary (EVP_*, looked
- * up at run time: step 8 when absent, and the caller copies in JavaScript instead).
+ * its own mode is set. sha256 comes from the OpenSSL inside the node binary (common.c: step 8
+ * when absent, and the caller copies in JavaScript instead).
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -24,34 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <node_api.h>
-
-typedef struct evp_md_ctx_st EVP_MD_CTX;
-typedef struct evp_md_st EVP_MD;
-typedef struct engine_st ENGINE;
-
-static struct {
-  int resolved;
-  EVP_MD_CTX *(*ctx_new)(void);
-  void (*ctx_free)(EVP_MD_CTX *);
-  const EVP_MD *(*sha256)(void);
-  int (*init)(EVP_MD_CTX *, const EVP_MD *, ENGINE *);
-  int (*update)(EVP_MD_CTX *, const void *, size_t);
-  int (*final)(EVP_MD_CTX *, unsigned char *, unsigned int *);
-} evp;
-
-/* Called on the main thread (once) before any work is queued. */
-static int resolve_evp(void) {
-  if (evp.resolved) return evp.resolved > 0;
-  evp.ctx_new = (EVP_MD_CTX * (*)(void)) dlsym(RTLD_DEFAULT, "EVP_MD_CTX_new");
-  evp.ctx_free = (void (*)(EVP_MD_CTX *))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_free");
-  evp.sha256 = (const EVP_MD *(*)(void))dlsym(RTLD_DEFAULT, "EVP_sha256");
-  evp.init = (int (*)(EVP_MD_CTX *, const EVP_MD *, ENGINE *))dlsym(RTLD_DEFAULT, "EVP_DigestInit_ex");
-  evp.update = (int (*)(EVP_MD_CTX *, const void *, size_t))dlsym(RTLD_DEFAULT, "EVP_DigestUpdate");
-  evp.final = (int (*)(EVP_MD_CTX *, unsigned char *, unsigned int *))dlsym(RTLD_DEFAULT, "EVP_DigestFinal_ex");
-  int ok = evp.ctx_new && evp.ctx_free && evp.sha256 && evp.init && evp.update && evp.final;
-  evp.resolved = ok ? 1 : -1;
-  return ok;
-}
+#include "fsext.h"
 
 typedef struct {
   char *source;

@@ -9,6 +9,8 @@
  *   lutimesNs(path, atimeNs, mtimeNs)     -> undefined   BigInt ns since epoch, no follow
  *   copyFiles(jobs)                  -> Promise   copies + sha256 + metadata on a background
  *                                                 thread (copyfiles.c)
+ *   scanDirs(root, dirs, hash)       -> Promise   lstat, readlink, xattrs and sha256 of the children
+ *                                                 of many directories on a background thread (scandirs.c)
  *
  * Every path is a Buffer (raw bytes: names need not be UTF-8), every attribute
  * name is a string of bytes, one char per byte (U+0001..U+00FF; anything else is refused). None of these calls follows a
@@ -29,7 +31,7 @@
 #include <uchar.h>
 #include <node_api.h>
 
-napi_value js_copy_files(napi_env env, napi_callback_info info); /* copyfiles.c */
+#include "fsext.h"
 
 #define CHECK_NAPI(env, call)                                  \
   do {                                                         \
@@ -342,6 +344,7 @@ static napi_value js_lutimes_ns(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"copyFiles", NULL, js_copy_files, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"scanDirs", NULL, js_scan_dirs, NULL, NULL, NULL, napi_enumerable, NULL},
     {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -2,6 +2,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { ioError } from '../util/errors.js';
+import { writeSkippingZeros } from '../util/sparse-write.js';
 
 export async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
   for (let done = 0; done < bytes.length;) {
@@ -73,10 +74,6 @@ export class SourceBlocks implements SourceReader {
 }
 
 const OUTPUT_BUFFER_BYTES = 1024 * 1024;
-/** Output blocks of this size that are all zero are not written: they stay holes. */
-const HOLE_BYTES = 4096;
-const ZERO_BLOCK = Buffer.alloc(HOLE_BYTES);
-
 /**
  * Sequential output with a fixed buffer; hashes what it writes (the whole output, and the
  * current segment's part). Whole zero blocks are skipped, not written, so a sparse target
@@ -133,7 +130,7 @@ export class HashedOutput {
     if (this.used === 0) return;
     this.updateHashes();
     try {
-      await this.writeSkippingZeros(this.buffer.subarray(0, this.used), this.written);
+      await writeSkippingZeros(this.fh, this.buffer.subarray(0, this.used), this.written);
     } catch (err) {
       throw ioError('write', this.shownPath, err);
     }
@@ -152,28 +149,8 @@ export class HashedOutput {
     }
   }
 
-  /** Writes `bytes` at `position`, except whole zero blocks (flushes start at multiples of the block size). */
-  private async writeSkippingZeros(bytes: Buffer, position: number): Promise<void> {
-    let runStart = 0;
-    for (let at = 0; at < bytes.length; at += HOLE_BYTES) {
-      const block = bytes.subarray(at, at + HOLE_BYTES);
-      if (block.length === HOLE_BYTES && block.equals(ZERO_BLOCK)) {
-        if (at > runStart) await writeAllAt(this.fh, bytes.subarray(runStart, at), position + runStart);
-        runStart = at + HOLE_BYTES;
-      }
-    }
-    if (runStart < bytes.length) await writeAllAt(this.fh, bytes.subarray(runStart), position + runStart);
-  }
-
   digest(): Buffer {
     this.updateHashes();
     return this.hash.digest();
-  }
-}
-
-async function writeAllAt(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length;) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
   }
 }

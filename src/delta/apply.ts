@@ -31,8 +31,8 @@ import {
   type NativeCopyResult,
   type Written,
 } from './file-codecs.js';
-import { usesTargetParts, type AssembledOp, type DeltaHeader, type DeltaRecord, type FileRecord } from './format.js';
-import { assembledBytes, writeAssembledSource } from './assembled-source.js';
+import { assembledBound, usesTargetParts, type AssembledOp, type DeltaHeader, type DeltaRecord, type FileRecord } from './format.js';
+import { writeAssembledSource } from './assembled-source.js';
 import { checkExeFits, decodeTransformedFile } from './exe-codec.js';
 import { restoreGzipMember } from './gzip-member.js';
 import { readHeader } from './header.js';
@@ -398,7 +398,7 @@ class Restorer {
       case 'bsdiff':
         return BSDIFF_DECODE_MEMORY;
       case 'assembled':
-        return vcdiffDecodeMemory(assembledBytes(c.sources)) + STREAM_JOB_BYTES;
+        return vcdiffDecodeMemory(assembledBound(c.sources)) + STREAM_JOB_BYTES;
       default:
         return STREAM_JOB_BYTES;
     }

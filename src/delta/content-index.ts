@@ -14,6 +14,7 @@ import type { Entry, FileEntry, RelPath } from '../tree/entry.js';
 import { toFsPath } from '../tree/paths.js';
 import { EventLoopYielder } from '../util/yield.js';
 import { readWholeFileSync, Scratch } from './file-codecs.js';
+import { ASSEMBLED_ESCAPED_MAX_BYTES } from './format.js';
 import { versionless } from './source-index.js';
 
 /** Files smaller than this hold too few anchors to be found, larger ones are not assembled from. */
@@ -37,8 +38,11 @@ const MIN_NEW_ANCHORS = 2;
 export const CONTENT_INDEX_MEMORY = MAX_ANCHORS * 8 * 2 + 16 * 1024 * 1024;
 
 export interface AssemblyChoice {
-  /** The chosen files, in the order they are concatenated, each with the number of the pool it came from. */
-  parts: { file: FileEntry; pool: number }[];
+  /**
+   * The chosen files, in the order they are concatenated, each with the number of the pool it
+   * came from; `escape`: taken as JSON text (a source file in a source map's `sourcesContent`).
+   */
+  parts: { file: FileEntry; pool: number; escape?: true }[];
   /** The share of the target's anchors they hold, 0 to 1. */
   coverage: number;
 }
@@ -86,6 +90,24 @@ export class ContentIndex {
       await yielder.maybe();
     }
     return new ContentIndex(spacing, files, sortedUnique(values.subarray(0, count)));
+  }
+
+  /**
+   * chooseAcross(), and for a source map first the files its `sourcesContent` holds, taken as
+   * JSON text (escaped as the map holds them), then the files holding the map's own bytes
+   * (another map of the same code) within what is left of the limits.
+   */
+  static chooseAssembly(pools: readonly IndexPool[], target: Buffer, path: RelPath, maxFiles: number, maxBytes: number): AssemblyChoice {
+    const text = sourcesContentOf(path, target);
+    if (!text) return ContentIndex.chooseAcross(pools, target, path, maxFiles, maxBytes);
+    const small = pools.map((p) => ({ ...p, usable: (f: FileEntry) => f.size <= ASSEMBLED_ESCAPED_MAX_BYTES && p.usable(f) }));
+    const escaped = ContentIndex.chooseAcross(small, text, path, maxFiles, Math.floor(maxBytes / 6));
+    const escapedBound = escaped.parts.reduce((n, p) => n + 6 * p.file.size, 0);
+    const raw = ContentIndex.chooseAcross(pools, target, path, maxFiles - escaped.parts.length, maxBytes - escapedBound);
+    return {
+      parts: [...escaped.parts.map((p) => ({ ...p, escape: true as const })), ...raw.parts],
+      coverage: Math.max(escaped.coverage, raw.coverage),
+    };
   }
 
   /** choose() over this index alone, every file usable. */
@@ -162,6 +184,26 @@ export class ContentIndex {
     const from = lowerBound(this.values, low);
     return [from, lowerBound(this.values, low + FILE_SLOTS, from)];
   }
+}
+
+/** Source maps larger than this are not parsed for their sources. */
+const MAX_PARSED_MAP_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The texts of a source map's `sourcesContent`, joined by newlines, as the files they came from
+ * hold them (unescaped); undefined for anything else.
+ */
+export function sourcesContentOf(path: RelPath, bytes: Buffer): Buffer | undefined {
+  if (!path.endsWith('.map') || bytes.length > MAX_PARSED_MAP_BYTES) return undefined;
+  let map: unknown;
+  try {
+    map = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof map !== 'object' || map === null || !('sourcesContent' in map) || !Array.isArray(map.sourcesContent)) return undefined;
+  const texts = map.sourcesContent.filter((t): t is string => typeof t === 'string');
+  return texts.length > 0 ? Buffer.from(texts.join('\n'), 'utf8') : undefined;
 }
 
 /** The distinct anchor keys of one byte string. */

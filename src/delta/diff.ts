@@ -8,7 +8,7 @@ import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Entry, FileEntry, RelPath } from '../tree/entry.js';
-import { displayPath, toFsPath } from '../tree/paths.js';
+import { compareRel, displayPath, toFsPath } from '../tree/paths.js';
 import { scanTree, type TreeSnapshot } from '../tree/scan.js';
 import { sameMetadata } from '../tree/compare.js';
 import { bsdiffEncodeMemory, planSegments, segmentedEncodeMemory, type SegmentPlan } from '../bsdiff/index.js';
@@ -35,8 +35,8 @@ import { DirDigests, TreeDigest } from './digest.js';
 import { encodeTransformed, exeTransformFor, withAddressMap, type ExeFiles } from './exe-codec.js';
 import { createEntriesWriter } from './entries-file.js';
 import { brotliFile, brotliMemory, openSourceStream } from './file-codecs.js';
-import { assembledBytes, writeAssembledSource } from './assembled-source.js';
-import { CONTENT_INDEX_MEMORY, ContentIndex } from './content-index.js';
+import { writeAssembledSource } from './assembled-source.js';
+import { CONTENT_INDEX_MEMORY, ContentIndex, type AssemblyChoice, type IndexPool } from './content-index.js';
 import {
   BLOBS_DIR,
   ENTRIES_FILE,
@@ -181,19 +181,29 @@ async function writeDelta(
       progress.update({ label: 'diff', done: doneFiles, total: files.length, bytesDone: doneBytes, bytesTotal: totalBytes });
       return { record: { ...e, sha256: e.sha256!, content }, payloadBytes };
     });
-  // Largest files start first: their encodes (bsdiff on a big binary takes seconds) then
-  // overlap with the many small ones instead of running alone at the end. Records are
-  // still written in path order.
+  // Files whose bytes the source holds (most of a tree) need no job: their records are made
+  // in the loop below. Largest changed files start first: their encodes (bsdiff on a big
+  // binary takes seconds) then overlap with the many small ones instead of running alone at
+  // the end. Records are still written in path order.
   const jobs = new Map<FileEntry, Promise<Encoded>>();
-  for (const f of [...files].sort((a, b) => b.size - a.size)) jobs.set(f, encodeOne(f));
-  const pending = dst.entries.map((e) => (e.kind === 'file' ? jobs.get(e)! : Promise.resolve<Encoded>({ record: e, payloadBytes: 0 })));
+  const changed = files.filter((f) => encoder.fromSource(f) === undefined);
+  for (const f of changed.sort((a, b) => b.size - a.size)) jobs.set(f, encodeOne(f));
   // Every job settles before we return or throw, so none writes into a removed temp dir.
-  pending.forEach((p) => p.catch(() => {}));
-  let encoded: Encoded[];
+  for (const job of jobs.values()) job.catch(() => {});
+  const encodedAt = (e: Entry): Encoded | Promise<Encoded> => {
+    if (e.kind !== 'file') return { record: e, payloadBytes: 0 };
+    const content = encoder.fromSource(e);
+    if (content === undefined) return jobs.get(e)!;
+    doneFiles++;
+    doneBytes += e.size;
+    progress.update({ label: 'diff', done: doneFiles, total: files.length, bytesDone: doneBytes, bytesTotal: totalBytes });
+    return { record: { ...e, sha256: e.sha256!, content }, payloadBytes: 0 };
+  };
+  const encoded: Encoded[] = [];
   try {
-    encoded = await Promise.all(pending);
+    for (const e of dst.entries) encoded.push(await encodedAt(e));
   } finally {
-    await Promise.allSettled(pending);
+    await Promise.allSettled(jobs.values());
   }
   await encoder.assembleFromTarget(encoded);
   const writer = createEntriesWriter(join(work, ENTRIES_FILE));
@@ -258,11 +268,16 @@ class FileEncoder {
     for (const e of dst.entries) if (e.kind === 'file') this.dstFiles.set(e.path, e);
   }
 
+  /** The op for a file whose bytes the source holds ('same' path or a 'copy'); undefined when it must be encoded. */
+  fromSource(target: FileEntry): ContentOp | undefined {
+    const identical = this.sourceIndex.identical(target.sha256!, target.path);
+    if (identical === undefined) return undefined;
+    return identical === target.path ? { op: 'same' } : { op: 'copy', from: identical };
+  }
+
   async encode(target: FileEntry): Promise<{ content: ContentOp; payloadBytes: number }> {
-    const sha256 = target.sha256!;
-    const identical = this.sourceIndex.identical(sha256, target.path);
-    if (identical === target.path) return { content: { op: 'same' }, payloadBytes: 0 };
-    if (identical !== undefined) return { content: { op: 'copy', from: identical }, payloadBytes: 0 };
+    const fromSource = this.fromSource(target);
+    if (fromSource) return { content: fromSource, payloadBytes: 0 };
     const targetPath = toFsPath(this.dst.root, target.path);
     if (target.size <= INLINE_MAX_BYTES / 4) {
       const inline = await readTarget(targetPath, target);
@@ -372,13 +387,11 @@ class FileEncoder {
   private async tryAssembled(target: FileEntry, targetPath: Buffer, best: Candidate): Promise<Candidate> {
     if (best.bytes < ASSEMBLE_WORTH_TRYING_BYTES || target.size > ASSEMBLED_MAX_BYTES) return best;
     if ((best.kind === 'vcdiff' || best.kind === 'bsdiff') && best.bytes <= target.size * ASSEMBLE_DELTA_RATIO) return best;
-    const index = await this.sourceContent();
-    const choice = await this.budget.run(3 * target.size, async () =>
-      index.choose(await readTarget(targetPath, target), target.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
-    );
+    const choice = await this.chooseParts(target, targetPath, [{ index: await this.sourceContent(), usable: () => true }]);
     if (choice.coverage < ASSEMBLE_MIN_COVERAGE) return best;
-    if (choice.parts.length === 1 && 'from' in best && best.from === choice.parts[0]!.file) return best;
-    const sources = choice.parts.map(({ file }): AssembledSource => ({ path: file.path, size: file.size, sha256: file.sha256! }));
+    const only = choice.parts.length === 1 ? choice.parts[0]! : undefined;
+    if (only && !only.escape && 'from' in best && best.from === only.file) return best;
+    const sources = choice.parts.map(partSource);
     const assembled = await this.encodeAssembled(sources, targetPath);
     if (!assembled || assembled.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= best.bytes) {
       if (assembled) await this.discard(assembled);
@@ -393,8 +406,8 @@ class FileEncoder {
     const sourceTemp = this.payloads.tempPath();
     const open = (part: AssembledSource) => openSourceStream(toFsPath(part.target ? this.dst.root : this.src.root, part.path));
     try {
-      await writeAssembledSource(sources, open, sourceTemp);
-      return { kind: 'assembled', sources, ...(await this.vcdiffAgainst(sourceTemp, assembledBytes(sources), targetPath)) };
+      const bytes = await writeAssembledSource(sources, open, sourceTemp);
+      return { kind: 'assembled', sources, ...(await this.vcdiffAgainst(sourceTemp, bytes, targetPath)) };
     } catch (err) {
       if (err instanceof DeltaimgError && err.code === 'WRONG_SOURCE') return undefined;
       throw err;
@@ -426,19 +439,11 @@ class FileEncoder {
         // A target file that serves can take no part itself: it must be worth that.
         { index: targetIndex, usable: (f: FileEntry) => f !== entry && !taking.has(f), minShare: TARGET_PART_MIN_SHARE },
       ];
-      const targetPath = toFsPath(this.dst.root, entry.path);
-      const choice = await this.budget.run(3 * entry.size, async () =>
-        ContentIndex.chooseAcross(pools, await readTarget(targetPath, entry), entry.path, ASSEMBLED_MAX_SOURCES, ASSEMBLED_MAX_BYTES),
-      );
+      const choice = await this.chooseParts(entry, toFsPath(this.dst.root, entry.path), pools);
       if (choice.coverage < ASSEMBLE_MIN_COVERAGE || !choice.parts.some((p) => p.pool === 1)) continue;
       taking.add(entry);
       for (const p of choice.parts) if (p.pool === 1) serving.add(p.file);
-      const sources = choice.parts.map(({ file, pool }): AssembledSource => ({
-        path: file.path,
-        size: file.size,
-        sha256: file.sha256!,
-        ...(pool === 1 ? { target: true } : {}),
-      }));
+      const sources = choice.parts.map(partSource);
       plans.push({ at, entry, sources });
     }
     const limiter = new Limiter(Math.max(2, availableParallelism()));
@@ -485,6 +490,19 @@ class FileEncoder {
     this.blobUses.delete(payload.blob);
     this.payloadBytes.delete(payload.blob);
     await this.payloads.discard(join(this.payloads.blobDir, payload.blob));
+  }
+
+  /** The files of these pools that hold most of the target's content (ContentIndex.chooseAssembly), within the limits. */
+  private chooseParts(target: FileEntry, targetPath: Buffer, pools: readonly IndexPool[]): Promise<AssemblyChoice> {
+    return this.budget.run(3 * target.size, async () =>
+      ContentIndex.chooseAssembly(
+        pools,
+        await readTarget(targetPath, target),
+        target.path,
+        ASSEMBLED_MAX_SOURCES,
+        sourceBudget(target.size),
+      ),
+    );
   }
 
   /** The index of the source tree's content, built once, on first use. */
@@ -684,6 +702,25 @@ class FileEncoder {
   }
 }
 
+/**
+ * At most this much source for a file of `size` bytes: xdelta3 indexes all of it, so a small
+ * file is not encoded against 64 MiB (8 MiB for any file; an old bundle a new module came from fits).
+ */
+function sourceBudget(size: number): number {
+  return Math.min(ASSEMBLED_MAX_BYTES, 64 * size + 8 * 1024 * 1024);
+}
+
+/** A chosen part as a record names it: pool 0 is the source tree's index, pool 1 the target's. */
+function partSource({ file, pool, escape }: AssemblyChoice['parts'][number]): AssembledSource {
+  return {
+    path: file.path,
+    size: file.size,
+    sha256: file.sha256!,
+    ...(pool === 1 ? { target: true as const } : {}),
+    ...(escape ? { escape: 'json' as const } : {}),
+  };
+}
+
 /** A bsdiff encode's estimated peak, and its segment sizes when the file is encoded in segments. */
 type BsdiffPlan = { memory: number; segments?: SegmentPlan };
 
@@ -762,9 +799,15 @@ function sameMeta(a: Entry, b: Entry | undefined): boolean {
   return b !== undefined && sameMetadata(a.meta, b.meta);
 }
 
+/** Source paths the target lacks: one merge pass over both path-sorted lists (a Set of 100k paths cost 0.5 s). */
 function countDeleted(src: TreeSnapshot, dst: TreeSnapshot): number {
-  const present = new Set(dst.entries.map((e) => e.path));
-  return src.entries.filter((e) => !present.has(e.path)).length;
+  let deleted = 0;
+  let j = 0;
+  for (const e of src.entries) {
+    while (j < dst.entries.length && compareRel(dst.entries[j]!.path, e.path) < 0) j++;
+    if (j >= dst.entries.length || dst.entries[j]!.path !== e.path) deleted++;
+  }
+  return deleted;
 }
 
 function treeDigest(entries: readonly Entry[]): string {

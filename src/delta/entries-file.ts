@@ -7,12 +7,23 @@ import { createHash } from 'node:crypto';
 import { closeSync, createWriteStream, readSync } from 'node:fs';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
-import { brotliDecompressSync, constants as zlibConstants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import {
+  brotliCompress,
+  brotliDecompressSync,
+  constants as zlibConstants,
+  createBrotliCompress,
+  createBrotliDecompress,
+  type BrotliCompress,
+} from 'node:zlib';
 import { DeltaimgError, ioError } from '../util/errors.js';
 import { hashingTap } from '../util/hashing.js';
 import { openRegular, openRegularSync } from '../util/regular-file.js';
 import type { DeltaRecord } from './format.js';
 import { decodeRecord, encodeRecord } from './records.js';
+
+const brotliCompressAsync = promisify(brotliCompress);
 
 export interface EntriesWriter {
   /** A record in the v1/v2 coding (one JSON record per entry). */
@@ -23,34 +34,72 @@ export interface EntriesWriter {
   finish(): Promise<{ sha256: string; count: number; rawBytes: number }>;
 }
 
-export function createEntriesWriter(path: string): EntriesWriter {
-  const brotli = createBrotliCompress({
+/**
+ * Brotli at 11 costs ~1.4 CPU s per MiB of records, 10 a third of that for 3% more bytes, 9
+ * a twentieth for 18% more (measured on a 100k-file tree's 17 MB of records): the effort is
+ * chosen by how much there is, so a large tree's entries do not cost a minute. Up to
+ * STRONG_MAX_BYTES the lines wait in memory and are compressed in one go at the end (on
+ * the threadpool); past it they stream through a compressor at quality 9.
+ */
+const STRONG_MAX_BYTES = 4 * 1024 * 1024;
+const STRONGEST_MAX_BYTES = 1024 * 1024;
+const STREAM_QUALITY = 9;
+
+function brotliParams(quality: number): { params: Record<number, number> } {
+  return {
     params: {
-      [zlibConstants.BROTLI_PARAM_QUALITY]: 11,
+      [zlibConstants.BROTLI_PARAM_QUALITY]: quality,
       [zlibConstants.BROTLI_PARAM_LGWIN]: 24,
       [zlibConstants.BROTLI_PARAM_MODE]: zlibConstants.BROTLI_MODE_TEXT,
     },
-  });
+  };
+}
+
+export function createEntriesWriter(path: string): EntriesWriter {
   const hashing = hashingTap();
-  const out = createWriteStream(path, { flags: 'wx' });
-  const done = pipeline(brotli, hashing.stream, out);
-  done.catch(() => {});
+  let held: string[] = [];
+  let stream: { brotli: BrotliCompress; done: Promise<void> } | undefined;
   let count = 0;
   let rawBytes = 0;
-  const writeLine = async (text: string) => {
+
+  const startStream = () => {
+    const brotli = createBrotliCompress(brotliParams(STREAM_QUALITY));
+    const done = pipeline(brotli, hashing.stream, createWriteStream(path, { flags: 'wx' }));
+    done.catch(() => {});
+    return { brotli, done };
+  };
+  const write = async (text: string): Promise<void> => {
+    if (stream && !stream.brotli.write(text)) await once(stream.brotli, 'drain');
+  };
+  const writeLine = async (text: string): Promise<void> => {
     const line = text + '\n';
     rawBytes += Buffer.byteLength(line);
     count++;
-    if (!brotli.write(line)) await once(brotli, 'drain');
+    if (stream) return write(line);
+    held.push(line);
+    if (rawBytes <= STRONG_MAX_BYTES) return;
+    stream = startStream();
+    const joined = held.join('');
+    held = [];
+    await write(joined);
   };
   return {
     write: (record) => writeLine(encodeRecord(record)),
     writeLine,
     async finish() {
-      brotli.end();
-      await done.catch((err: unknown) => {
+      try {
+        if (stream) {
+          stream.brotli.end();
+          await stream.done;
+        } else {
+          const quality = rawBytes <= STRONGEST_MAX_BYTES ? 11 : 10;
+          const packed = await brotliCompressAsync(Buffer.from(held.join('')), brotliParams(quality));
+          held = [];
+          await pipeline(Readable.from([packed]), hashing.stream, createWriteStream(path, { flags: 'wx' }));
+        }
+      } catch (err) {
         throw ioError('write', path, err);
-      });
+      }
       return { sha256: hashing.sha256Hex(), count, rawBytes };
     },
   };

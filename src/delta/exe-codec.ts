@@ -15,8 +15,9 @@ import {
   choosePairTransform,
   readElfCode,
   regionsOutside,
-  transformBuffer,
   transformFile,
+  transformSourceBuffer,
+  transformSourceFile,
   type PairTransform,
 } from '../exefilter/index.js';
 import { DeltaimgError } from '../util/errors.js';
@@ -44,8 +45,10 @@ export async function withAddressMap(exe: PairTransform, files: ExeFiles, plainP
   const source = readElfCode(files.source.path, files.source.size);
   const target = readElfCode(files.target.path, files.target.size);
   if (!source || !target) return exe;
-  const addressMap = addressMapFor(await bsdiffMatches(plainPatch), source.loads, target.loads);
-  return addressMap ? { ...exe, source: { ...exe.source, addressMap } } : exe;
+  const map = addressMapFor(await bsdiffMatches(plainPatch), source.loads, target.loads);
+  if (!map) return exe;
+  const addressMap = source.unwind && target.unwind ? { ...map, unwind: source.unwind } : map;
+  return { ...exe, source: { ...exe.source, addressMap } };
 }
 
 /**
@@ -61,7 +64,7 @@ export async function encodeTransformed<T>(
   const source = temps();
   const target = temps();
   try {
-    await transformFile(files.source.path, source, exe.source, 'forward');
+    await transformSourceFile(files.source.path, source, exe.source);
     await transformFile(files.target.path, target, exe.target, 'forward');
     return await encode(source, target);
   } finally {
@@ -91,7 +94,7 @@ export function decodeTransformedSync(
   fd: number,
   decode: (source: Buffer, write: (chunk: Uint8Array) => void) => void,
 ): Written {
-  transformBuffer(exe.source, 'forward', source);
+  transformSourceBuffer(exe.source, source);
   const inverse = new BranchFilter(exe.target, 'inverse');
   const hash = createHash('sha256');
   let bytes = 0;
@@ -122,12 +125,13 @@ export async function decodeTransformedFile(
   const transformedSource = scratch();
   const transformedTarget = scratch();
   try {
-    await transformFile(source, transformedSource, exe.source, 'forward');
+    await transformSourceFile(source, transformedSource, exe.source);
     await decode(transformedSource, transformedTarget);
     return await restoreFile(createReadStream(transformedTarget), out, {
       brotli: false,
       maxBytes: targetSize,
       through: branchFilterStream(exe.target, 'inverse'),
+      sparse: true,
     });
   } finally {
     await Promise.all([unlink(transformedSource).catch(() => {}), unlink(transformedTarget).catch(() => {})]);

@@ -6,13 +6,14 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants as fsc, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { openRegular, openRegularSync } from '../util/regular-file.js';
-import { constants as osc } from 'node:os';
+import { availableParallelism, constants as osc } from 'node:os';
 import { fsext, type CopyFilesJob, type CopyFilesRow } from '../tree/fsext.js';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { brotliCompressSync, constants as zc, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { byteLimit } from '../util/byte-limit.js';
 import { hashingTap } from '../util/hashing.js';
+import { sparseFileSink } from '../util/sparse-write.js';
 import { writeAllSync } from '../util/write-all.js';
 
 export interface Written {
@@ -68,22 +69,29 @@ const BROTLI_MAX_WINDOW_BITS = 24;
 
 /**
  * Streams `input` (optionally through brotli decompression, or another stage `through`) into a
- * new file at `output`, refusing more than `maxBytes`.
+ * new file at `output`, refusing more than `maxBytes`. With `sparse`, whole zero blocks are left
+ * as holes (a file bsdiff restored sparse keeps its holes on the way through a transform).
  */
 export async function restoreFile(
   input: Readable,
   output: Buffer,
-  opts: { brotli: boolean; maxBytes: number; through?: Transform },
+  opts: { brotli: boolean; maxBytes: number; through?: Transform; sparse?: boolean },
 ): Promise<Written> {
   const counter = hashingCounter();
   const fh = await open(output, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  const sink = fh.createWriteStream();
-  const limit = byteLimit(opts.maxBytes, () =>
-    Object.assign(new Error(`output exceeds the ${opts.maxBytes} bytes declared`), { code: 'EXCEEDS_DECLARED_SIZE' }),
-  );
-  const stage = opts.brotli ? createBrotliDecompress() : opts.through;
-  if (stage) await pipeline(input, stage, limit, counter.stream, sink);
-  else await pipeline(input, limit, counter.stream, sink);
+  const sink = opts.sparse ? sparseFileSink(fh) : fh.createWriteStream({ autoClose: false });
+  try {
+    const limit = byteLimit(opts.maxBytes, () =>
+      Object.assign(new Error(`output exceeds the ${opts.maxBytes} bytes declared`), { code: 'EXCEEDS_DECLARED_SIZE' }),
+    );
+    const stage = opts.brotli ? createBrotliDecompress() : opts.through;
+    if (stage) await pipeline(input, stage, limit, counter.stream, sink);
+    else await pipeline(input, limit, counter.stream, sink);
+  } finally {
+    // A stream that does not close its handle still holds it: fh.close() would wait on it forever.
+    sink.destroy();
+    await fh.close();
+  }
   return counter.result();
 }
 
@@ -226,23 +234,48 @@ export type NativeCopyResult =
 const NATIVE_STEPS = ['done', 'open-source', 'not-a-file', 'create', 'read', 'write', 'chmod', 'utimes', 'hash'] as const;
 
 /**
- * Copies regular files on a background thread of the fsext addon: content (hashed on the
+ * Copies regular files on background threads of the fsext addon: content (hashed on the
  * way), then owner, mode and ns mtime on the new descriptor. Sources are opened O_NOFOLLOW,
- * outputs created O_EXCL | O_NOFOLLOW. Null when the addon cannot (an older build, or no
- * OpenSSL in this node binary): the caller then copies in JavaScript.
+ * outputs created O_EXCL | O_NOFOLLOW. The files go in batches, one batch per core in flight
+ * (one thread for 100k small files left a core idle: their cost is syscalls, which run in
+ * parallel). Null when the addon cannot (an older build, or no OpenSSL in this node binary):
+ * the caller then copies in JavaScript. Results are in the order of `jobs`.
  */
 export function copyFilesNative(jobs: readonly NativeCopyJob[]): Promise<NativeCopyResult[]> | null {
   const addon = fsext();
-  if (typeof addon.copyFiles !== 'function') return null;
+  const copyFiles = addon.copyFiles?.bind(addon);
+  if (copyFiles === undefined) return null;
   const wire = jobs.map((j): CopyFilesJob => [j.source, j.output, j.uid, j.gid, j.mode, ...secondsAndNanos(j.mtimeNs)]);
-  let pending: Promise<CopyFilesRow[]>;
+  const batches: number[] = [];
+  for (let at = 0; at < wire.length; at += COPY_BATCH_FILES) batches.push(at);
+  let first: Promise<CopyFilesRow[]>;
   try {
-    pending = addon.copyFiles(wire);
+    // The first batch starts here: an addon without sha256 refuses it at once, and the caller copies instead.
+    first = copyFiles(wire.slice(0, COPY_BATCH_FILES));
   } catch {
     return null;
   }
-  return pending.then((rows) => rows.map(nativeResult));
+  const results: NativeCopyResult[] = new Array(wire.length);
+  const store = (at: number) => (rows: CopyFilesRow[]) => rows.forEach((row, k) => (results[at + k] = nativeResult(row)));
+  let next = 1;
+  const worker = async (start?: Promise<void>): Promise<void> => {
+    if (start) await start;
+    while (next < batches.length) {
+      const at = batches[next++]!;
+      await copyFiles(wire.slice(at, at + COPY_BATCH_FILES)).then(store(at));
+    }
+  };
+  const workers = [worker(first.then(store(0)))];
+  for (let i = 1; i < Math.max(2, availableParallelism()); i++) workers.push(worker());
+  // Every batch settles before the outcome is known: none is left writing into a tree being removed.
+  return Promise.allSettled(workers).then((settled) => {
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
+    return results;
+  });
 }
+
+/** Files per copyFiles call: a few ms of work, many calls to spread over the cores. */
+const COPY_BATCH_FILES = 512;
 
 const NS = 1_000_000_000n;
 

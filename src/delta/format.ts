@@ -121,18 +121,32 @@ export type AssembledOp = Extract<ContentOp, { op: 'assembled' }>;
 
 /** An assembled source has at most this many parts... */
 export const ASSEMBLED_MAX_SOURCES = 32;
-/** ...of at most this many bytes in all: one VCDIFF source window (DEFAULT_WINDOW) covers them. */
+/** ...of at most this many bytes in all (assembledBound): one VCDIFF source window (DEFAULT_WINDOW) covers them. */
 export const ASSEMBLED_MAX_BYTES = 64 * 1024 * 1024;
+
+/** A part taken as JSON text (`escape: 'json'`) has at most this many bytes (a source file in a source map). */
+export const ASSEMBLED_ESCAPED_MAX_BYTES = 1024 * 1024;
 
 /**
  * One part of an assembled source: a source file, its exact size and sha256; with `target`, a
- * file of the target instead, which this delta restores first (its own op takes no target part).
+ * file of the target instead, which this delta restores first (its own op takes no target part);
+ * with `escape: 'json'`, the file's text as the body of a JSON string, as a source map's
+ * `sourcesContent` holds it.
  */
 export interface AssembledSource {
   path: RelPath;
   size: number;
   sha256: string;
   target?: true;
+  escape?: 'json';
+}
+
+/**
+ * The most bytes the parts can assemble to: a part taken as JSON text grows at most 6 times
+ * (a control byte becomes `\u00XX`, an invalid one U+FFFD).
+ */
+export function assembledBound(sources: readonly AssembledSource[]): number {
+  return sources.reduce((n, s) => n + (s.escape ? 6 * s.size : s.size), 0);
 }
 
 /** True when the record's content is assembled from target files too: it is restored after them. */

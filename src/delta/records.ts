@@ -6,6 +6,7 @@ import { decodePairTransform, encodePairTransform, TransformParamsError, type Pa
 import type { RelPath } from '../tree/entry.js';
 import { DeltaimgError } from '../util/errors.js';
 import {
+  ASSEMBLED_ESCAPED_MAX_BYTES,
   ASSEMBLED_MAX_BYTES,
   ASSEMBLED_MAX_SOURCES,
   type AssembledSource,
@@ -103,6 +104,7 @@ export function encodeContent(c: ContentOp): Record<string, unknown> {
           size: s.size,
           sha256: s.sha256,
           ...(s.target ? { target: true } : {}),
+          ...(s.escape ? { escape: s.escape } : {}),
         })),
         ...(c.brotli ? { brotli: true } : {}),
         ...encodePayload(c.payload),
@@ -124,14 +126,24 @@ function decodeAssembledSources(v: unknown, line: number): AssembledSource[] {
     if (!isObject(s)) throw bad(line, `has an invalid assembled source ${i}`);
     const path = bytesFromJson(s.path, `sources[${i}].path`, line) as RelPath;
     if (s.target !== undefined && s.target !== true) throw bad(line, `has an assembled source ${i} whose target flag is not true`);
-    const key = `${s.target ? 'target' : 'source'}:${path}`;
+    if (s.escape !== undefined && s.escape !== 'json') throw bad(line, `has an assembled source ${i} with an unknown escape`);
+    const key = `${s.target ? 'target' : 'source'}:${s.escape ?? 'raw'}:${path}`;
     if (seen.has(key)) throw bad(line, 'names one assembled source twice');
     seen.add(key);
     const size = uint(s.size, `sources[${i}].size`, line);
     if (size === 0) throw bad(line, `has an empty assembled source ${i}`);
-    total += size;
+    if (s.escape && size > ASSEMBLED_ESCAPED_MAX_BYTES) {
+      throw bad(line, `has an assembled source ${i} taken as JSON text over ${ASSEMBLED_ESCAPED_MAX_BYTES} bytes`);
+    }
+    total += s.escape ? 6 * size : size;
     if (total > ASSEMBLED_MAX_BYTES) throw bad(line, `has assembled sources over ${ASSEMBLED_MAX_BYTES} bytes in all`);
-    return { path, size, sha256: sha(s.sha256, `sources[${i}].sha256`, line), ...(s.target ? { target: true as const } : {}) };
+    return {
+      path,
+      size,
+      sha256: sha(s.sha256, `sources[${i}].sha256`, line),
+      ...(s.target ? { target: true as const } : {}),
+      ...(s.escape ? { escape: 'json' as const } : {}),
+    };
   });
 }
 

@@ -16,8 +16,8 @@ import { vcdiffMaxBytes } from '../util/byte-limit.js';
 import { writeAllSync } from '../util/write-all.js';
 import { checkExeFits, decodeTransformedSync } from './exe-codec.js';
 import { copySmallFileSync, writeSmallFileSync, type Written } from './file-codecs.js';
-import { assembledBytes, readAssembledSource } from './assembled-source.js';
-import type { FileRecord } from './format.js';
+import { readAssembledSource } from './assembled-source.js';
+import { assembledBound, type FileRecord } from './format.js';
 import type { PayloadReader } from './payload-store.js';
 import { sourceReadError, wrongSource, type SourceTree } from './source-tree.js';
 
@@ -89,7 +89,7 @@ export class SmallFileRestorer {
         // Restored as a parallel job (apply.ts): its recipe rebuild is asynchronous.
         return null;
       case 'assembled': {
-        if (assembledBytes(c.sources) > IN_MEMORY_MAX_BYTES) return null;
+        if (assembledBound(c.sources) > IN_MEMORY_MAX_BYTES) return null;
         const delta = this.payloads.readSmallSync(c.payload, displayPath(r.path), {
           brotli: c.brotli,
           maxBytes: IN_MEMORY_MAX_BYTES,

@@ -18,6 +18,14 @@ export interface AddressMap {
   points: readonly number[];
   /** shifts[i] applies from points[i] up to points[i + 1] (0 below points[0]). */
   shifts: readonly number[];
+  /** The source's `.eh_frame_hdr`, whose tables are relabelled too (unwind.ts). */
+  unwind?: UnwindHeader;
+}
+
+/** Where a file's `.eh_frame_hdr` lies: at file `offset`, loaded at `vaddr`. */
+export interface UnwindHeader {
+  offset: number;
+  vaddr: number;
 }
 
 /** A PT_LOAD segment: `fileSize` bytes at file `offset` loaded at `vaddr`, `memSize` in memory. */
@@ -66,7 +74,9 @@ export function shiftAt(map: AddressMap, v: number): number {
 
 /**
  * The map implied by `blocks` (file offsets of a bsdiff alignment) between two files with these
- * segments, or undefined when nothing moved or the map would be too large to record.
+ * segments, or undefined when nothing moved. A map with more than MAX_MAP_POINTS points is
+ * coarsened: only ever longer blocks count, until it fits (a 100 MB Rust program: 66,341 points
+ * from blocks of 64+ bytes).
  */
 export function addressMapFor(
   blocks: readonly MatchedBlock[],
@@ -74,7 +84,28 @@ export function addressMapFor(
   target: readonly LoadSegment[],
 ): AddressMap | undefined {
   if (source.length === 0 || target.length === 0) return undefined;
-  const pieces: { vaddr: number; shift: number }[] = [];
+  const start = Math.min(...source.map((s) => s.vaddr));
+  const end = Math.max(...source.map((s) => s.vaddr + s.memSize));
+  if (end > MAX_ADDRESS) return undefined;
+  const pieces = addressPieces(blocks, source, target);
+  for (let minLength = MIN_BLOCK; ; minLength *= 2) {
+    const kept = pieces.filter((p) => p.length >= minLength);
+    if (kept.length === 0) return undefined;
+    const { points, shifts } = breakpoints(kept);
+    if (points.length === 0) return undefined;
+    if (points.length <= MAX_MAP_POINTS) return { start, end, points, shifts };
+  }
+}
+
+interface Piece {
+  vaddr: number;
+  length: number;
+  shift: number;
+}
+
+/** Each block cut at the source's segment boundaries, as (source address, length, shift), sorted by address. */
+function addressPieces(blocks: readonly MatchedBlock[], source: readonly LoadSegment[], target: readonly LoadSegment[]): Piece[] {
+  const pieces: Piece[] = [];
   for (const b of blocks) {
     if (b.length < MIN_BLOCK) continue;
     for (const s of source) {
@@ -85,13 +116,15 @@ export function addressMapFor(
       const t = target.find((x) => targetOffset >= x.offset && targetOffset < x.offset + x.fileSize);
       if (!t) continue;
       const vaddr = from - s.offset + s.vaddr;
-      pieces.push({ vaddr, shift: targetOffset - t.offset + t.vaddr - vaddr });
+      const shift = targetOffset - t.offset + t.vaddr - vaddr;
+      if (Math.abs(shift) < MAX_ADDRESS) pieces.push({ vaddr, length: to - from, shift });
     }
   }
-  pieces.sort((x, y) => x.vaddr - y.vaddr);
-  const start = Math.min(...source.map((s) => s.vaddr));
-  const end = Math.max(...source.map((s) => s.vaddr + s.memSize));
-  if (end > MAX_ADDRESS) return undefined;
+  return pieces.sort((x, y) => x.vaddr - y.vaddr);
+}
+
+/** The points where the shift changes (a later piece at the same address wins). */
+function breakpoints(pieces: readonly Piece[]): { points: number[]; shifts: number[] } {
   const points: number[] = [];
   const shifts: number[] = [];
   for (const p of pieces) {
@@ -103,6 +136,5 @@ export function addressMapFor(
       shifts.push(p.shift);
     }
   }
-  if (points.length === 0 || points.length > MAX_MAP_POINTS || shifts.some((s) => Math.abs(s) >= MAX_ADDRESS)) return undefined;
-  return { start, end, points, shifts };
+  return { points, shifts };
 }

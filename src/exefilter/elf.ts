@@ -6,7 +6,7 @@
  * executable we transform", never an error: the file is then diffed as plain bytes.
  */
 import { closeSync, openSync, readSync, constants as fsc } from 'node:fs';
-import type { LoadSegment } from './address-map.js';
+import type { LoadSegment, UnwindHeader } from './address-map.js';
 import type { Arch, Region } from './transform.js';
 
 export interface ElfCode {
@@ -17,6 +17,8 @@ export interface ElfCode {
   regions: Region[];
   /** The PT_LOAD segments whose file bytes lie inside the file (for address relabelling; may be empty). */
   loads: LoadSegment[];
+  /** Its PT_GNU_EH_FRAME (`.eh_frame_hdr`), when that lies inside the file. */
+  unwind?: UnwindHeader;
 }
 
 /** More code regions than this: the largest are kept (a normal executable has a handful). */
@@ -31,6 +33,7 @@ const SHF_ALLOC = 0x2;
 const SHF_EXECINSTR = 0x4;
 const PT_LOAD = 1;
 const PF_X = 0x1;
+const PT_GNU_EH_FRAME = 0x6474e550;
 
 /** Reads `length` bytes at `offset`; fewer only at the end of the file. */
 export type ReadAt = (offset: number, length: number) => Buffer;
@@ -76,7 +79,8 @@ export function parseElfCode(read: ReadAt, size: number): ElfCode | undefined {
   if (!regions?.length) return undefined;
   const kept = keepLargest(disjoint(regions) ?? []).filter((r) => arch !== 'arm64' || r.vaddr % 4 === 0);
   const loads = (segments ?? []).flatMap((s) => (s.load ? [s.load] : []));
-  return kept.length ? { arch, fileSize: size, regions: kept, loads } : undefined;
+  const unwind = unwindHeader(read, size, h);
+  return kept.length ? { arch, fileSize: size, regions: kept, loads, ...(unwind ? { unwind } : {}) } : undefined;
 }
 
 /** A table of `count` entries of `entrySize` bytes at `offset`, wholly inside the file. */
@@ -133,6 +137,16 @@ function loadSegments(read: ReadAt, size: number, h: Buffer): Segment[] | undefi
     });
   }
   return out;
+}
+
+function unwindHeader(read: ReadAt, size: number, h: Buffer): UnwindHeader | undefined {
+  const table = readTable(read, size, u64(h, 32), h.readUInt16LE(56), h.readUInt16LE(54), 56);
+  for (let at = 0; table && at < table.length; at += 56) {
+    if (table.readUInt32LE(at) !== PT_GNU_EH_FRAME) continue;
+    const [offset, vaddr] = [u64(table, at + 8), u64(table, at + 16)];
+    return offset !== undefined && vaddr !== undefined && offset + 12 <= size ? { offset, vaddr } : undefined;
+  }
+  return undefined;
 }
 
 /** A region when it is non-empty and inside the file; `vaddrLow` is the address mod 2^32. */

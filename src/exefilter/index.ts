@@ -5,8 +5,17 @@
  * Depends on nothing else of deltaimg's: callers in delta/ record and apply it.
  */
 export { transformBuffer, transformRange, type Arch, type BranchTransform, type Direction, type Region } from './transform.js';
-export { BranchFilter, branchFilterStream, transformFile } from './stream.js';
-export { addressMapFor, shiftAt, MAX_MAP_POINTS, type AddressMap, type LoadSegment, type MatchedBlock } from './address-map.js';
+export { BranchFilter, branchFilterStream, transformFile, transformSourceFile } from './stream.js';
+export { transformSourceBuffer } from './unwind.js';
+export {
+  addressMapFor,
+  shiftAt,
+  MAX_MAP_POINTS,
+  type AddressMap,
+  type LoadSegment,
+  type MatchedBlock,
+  type UnwindHeader,
+} from './address-map.js';
 export { parseElfCode, readElfCode, MAX_REGIONS, type ElfCode } from './elf.js';
 export {
   choosePairTransform,

@@ -58,7 +58,7 @@ function encodeAddressMap(m: AddressMap): Record<string, unknown> {
     shifts.push(point - previous, m.shifts[i]!);
     previous = point;
   }
-  return { range: [m.start, m.end], shifts };
+  return { range: [m.start, m.end], shifts, ...(m.unwind ? { unwind: [m.unwind.offset, m.unwind.vaddr] } : {}) };
 }
 
 function decodeAddressMap(v: unknown, side: string): AddressMap {
@@ -84,7 +84,10 @@ function decodeAddressMap(v: unknown, side: string): AddressMap {
     points.push(point);
     shifts.push(shift);
   }
-  return { start, end, points, shifts };
+  if (v.unwind === undefined) return { start, end, points, shifts };
+  const [offset, vaddr] = Array.isArray(v.unwind) && v.unwind.length === 2 ? v.unwind : [];
+  if (!isUint(offset) || !isUint(vaddr) || vaddr >= MAX_ADDRESS) throw new TransformParamsError(`${at}.unwind is not [offset, vaddr]`);
+  return { start, end, points, shifts, unwind: { offset, vaddr } };
 }
 
 /** Validates recorded parameters (see docs/format.md, "Executable transform"). */

@@ -3,9 +3,11 @@
  * instruction cut by a chunk boundary), so files of any size go through in bounded memory.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MAX_INSTRUCTION_BYTES, transformRange, type BranchTransform, type Direction } from './transform.js';
+import { relabelUnwindFile } from './unwind.js';
 
 export class BranchFilter {
   /** Bytes not yet final, starting at file position `pendingStart`. */
@@ -64,4 +66,11 @@ export async function transformFile(
   direction: Direction,
 ): Promise<void> {
   await pipeline(createReadStream(input), branchFilterStream(transform, direction), createWriteStream(output, { flags: 'wx' }));
+}
+
+/** A source's whole transform into the new file `output`: branches (and words) forward, then its unwind tables. */
+export async function transformSourceFile(input: string | Buffer, output: string | Buffer, transform: BranchTransform): Promise<void> {
+  await transformFile(input, output, transform, 'forward');
+  const map = transform.addressMap;
+  if (map?.unwind) relabelUnwindFile(map, map.unwind, output, (await stat(output)).size);
 }

@@ -61,10 +61,8 @@ export function transformRange(t: BranchTransform, dir: Direction, buf: Uint8Arr
       if (k < r.offset) return k;
     }
     if (k >= stop) return k;
-    k =
-      t.arch === 'x86-64'
-        ? scanX86(t.rangeBits, r, dir, map, buf, base, k, Math.min(stop, end), end)
-        : scanArm64(r, dir, map, buf, base, k, Math.min(stop, end), end);
+    const scan: Scan = { r, dir, map, buf, base, stop: Math.min(stop, end), end };
+    k = t.arch === 'x86-64' ? scanX86(scan, t.rangeBits, k) : scanArm64(scan, k);
     if (k < end) return k;
   }
   if (map && k < stop) k = relabelWords(map, buf, base, k, stop, Infinity);
@@ -108,6 +106,18 @@ function relabelled(map: AddressMap | undefined, target: number): number {
   return map ? target + shiftAt(map, target >>> 0) : target;
 }
 
+/** One region's scan: instructions starting before `stop`, lying whole before `end` (the region's end, or the buffer's). */
+interface Scan {
+  r: Region;
+  dir: Direction;
+  map: AddressMap | undefined;
+  /** The file's bytes from position `base`. */
+  buf: Uint8Array;
+  base: number;
+  stop: number;
+  end: number;
+}
+
 /** Transforms a whole file held in `buf`, in place. */
 export function transformBuffer(t: BranchTransform, dir: Direction, buf: Uint8Array): void {
   transformRange(t, dir, buf, 0, 0, buf.length);
@@ -121,17 +131,7 @@ export function transformBuffer(t: BranchTransform, dir: Direction, buf: Uint8Ar
  * k+2 either. The condition (displacement in the signed rangeBits range) is preserved by the
  * mapping, which adds the next instruction's address mod 2^rangeBits and sign-extends.
  */
-function scanX86(
-  bits: number,
-  r: Region,
-  dir: Direction,
-  map: AddressMap | undefined,
-  buf: Uint8Array,
-  base: number,
-  k: number,
-  stop: number,
-  end: number,
-): number {
+function scanX86({ r, dir, map, buf, base, stop, end }: Scan, bits: number, k: number): number {
   const shift = 32 - bits;
   while (k < stop) {
     const i = k - base;
@@ -175,16 +175,7 @@ const ADRP_RANGE_BITS = 18;
  * ARM64: 4-byte words at 4-byte steps from the region's start. Each word is decided on its
  * own opcode bits (unchanged) and, for ADRP, on a range the mapping preserves.
  */
-function scanArm64(
-  r: Region,
-  dir: Direction,
-  map: AddressMap | undefined,
-  buf: Uint8Array,
-  base: number,
-  k: number,
-  stop: number,
-  end: number,
-): number {
+function scanArm64({ r, dir, map, buf, base, stop, end }: Scan, k: number): number {
   const sign = dir === 'forward' ? 1 : -1;
   const misaligned = (k - r.offset) % 4;
   if (misaligned) k += 4 - misaligned;

@@ -28,6 +28,12 @@ export interface FsExt {
    * [step, errno, bytes, sha256 | null, chownErrno]. Absent from addons built before it.
    */
   copyFiles?(jobs: CopyFilesJob[]): Promise<CopyFilesRow[]>;
+  /**
+   * The children of many directories (paths relative to `root`, each ended by a NUL), lstat'ed,
+   * with symlink targets, xattrs and (`hash`) regular files' sha256, read on a background thread (native-build/fsext/scandirs.c,
+   * which documents the packed records). Absent from addons built before it.
+   */
+  scanDirs?(root: Buffer, dirs: Buffer, hash: boolean): Promise<Buffer>;
 }
 
 export type CopyFilesJob = [source: Buffer, output: Buffer, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number];

@@ -5,23 +5,13 @@
  * Three phases: walk (readdir + lstat), sort all paths by bytes and resolve hardlink
  * groups (the first name of an inode is the file, later names link to it), then optionally hash file contents through bounded buffers.
  */
-import {
-  closeSync,
-  lstatSync,
-  openSync,
-  promises as fsp,
-  readSync,
-  readdirSync,
-  readlinkSync,
-  realpathSync,
-  type BigIntStats,
-} from 'node:fs';
-import { setImmediate } from 'node:timers/promises';
-import { EventLoopYielder } from '../util/yield.js';
+import { lstatSync, promises as fsp, readlinkSync, realpathSync, type BigIntStats } from 'node:fs';
+import { hashFileEntries } from './hash-files.js';
+import { NO_XATTRS, walkBelow, type Found } from './walk.js';
 import { createHash } from 'node:crypto';
-import type { Entry, FileEntry, Metadata, RelPath, Xattr } from './entry.js';
+import type { Entry, Metadata, RelPath, Xattr } from './entry.js';
 import { fsext, majorOf, minorOf } from './fsext.js';
-import { compareRel, displayPath, joinRel, toFsPath } from './paths.js';
+import { compareRel, displayPath } from './paths.js';
 import { DeltaimgError, ioError } from '../util/errors.js';
 
 export interface ScanOptions {
@@ -41,15 +31,8 @@ export interface TreeSnapshot {
   warnings: string[];
 }
 
-/** Large files hashed at once; each holds one read buffer. */
-const HASH_CONCURRENCY = 4;
-/** Files up to this size are hashed with synchronous reads. */
-const SMALL_FILE_BYTES = 1024 * 1024;
-/** Longest stretch of synchronous hashing before letting the event loop run. */
+/** The read buffer of sha256File. */
 const HASH_BUFFER_BYTES = 256 * 1024;
-
-/** Shared by every entry without xattrs, so 200k plain entries cost no 200k arrays. */
-const NO_XATTRS: readonly Xattr[] = Object.freeze([]);
 
 export async function scanTree(root: string, opts: ScanOptions = {}): Promise<TreeSnapshot> {
   const rootBuf = resolveRoot(root);
@@ -59,70 +42,18 @@ export async function scanTree(root: string, opts: ScanOptions = {}): Promise<Tr
   }
   const progress = new ProgressCounter(opts.onProgress);
   const warnings: string[] = [];
-  const found = await walk(rootBuf, rootStat, warnings, progress, opts.skip);
+  const rootEntry = entryFor(rootBuf, '' as RelPath, rootStat)!;
+  const found: Found[] = [{ entry: rootEntry }];
+  progress.entry();
+  // Regular files are hashed on the walk, through their open directory; hashFileEntries then
+  // does only what that could not (a node without OpenSSL's sha256 for native code).
+  const onHashed = opts.hash ? (n: number) => progress.bytes(n) : undefined;
+  await walkBelow(rootBuf, { found, warnings, onEntry: () => progress.entry(), skip: opts.skip, onHashed });
   found.sort((a, b) => compareRel(a.entry.path, b.entry.path));
   const entries = found.map(resolveHardlinks());
-  if (opts.hash) await hashFiles(rootBuf, entries, progress);
+  if (opts.hash) await hashFileEntries(rootBuf, entries, (n) => progress.bytes(n));
   progress.flush();
   return { root, entries, warnings };
-}
-
-/** One lstat'ed path before hardlink resolution; the stats themselves are not kept (GC cost). */
-interface Found {
-  entry: Entry;
-  /** `${dev}:${ino}` of a regular file with more than one name. */
-  inode?: string;
-}
-
-/**
- * Walks depth-first with synchronous readdir/lstat/readlink, yielding to the event loop
- * after each directory. Measured on a 150k-entry /usr: sync calls take ~1.5 s, while
- * fs.promises (one libuv round trip per lstat) takes 7-14 s on two busy cores. The
- * metadata of a freshly unpacked image is in the page cache, so blocking reads are short.
- */
-async function walk(
-  rootBuf: Buffer,
-  rootStat: BigIntStats,
-  warnings: string[],
-  progress: ProgressCounter,
-  skip?: ReadonlySet<RelPath>,
-): Promise<Found[]> {
-  const found: Found[] = [];
-  const pendingDirs: RelPath[] = [];
-
-  const record = (path: RelPath, stat: BigIntStats): void => {
-    const entry = entryFor(toFsPath(rootBuf, path), path, stat);
-    if (!entry) {
-      warnings.push(`skipped ${describeOddType(stat)} ${displayPath(path)}`);
-      return;
-    }
-    const shared = entry.kind === 'file' && stat.nlink > 1n;
-    found.push(shared ? { entry, inode: `${stat.dev}:${stat.ino}` } : { entry });
-    progress.entry();
-    if (entry.kind === 'dir') pendingDirs.push(path);
-  };
-
-  record('' as RelPath, rootStat);
-  for (let dir = pendingDirs.pop(); dir !== undefined; dir = pendingDirs.pop()) {
-    for (const name of readdirNames(toFsPath(rootBuf, dir), dir)) {
-      const child = joinRel(dir, name);
-      if (skip?.has(child)) continue;
-      const stat = lstatOrMissing(toFsPath(rootBuf, child), child);
-      if (stat) record(child, stat);
-      else warnings.push(`vanished during scan: ${displayPath(child)}`);
-    }
-    await setImmediate();
-  }
-  return found;
-}
-
-function readdirNames(abs: Buffer, path: RelPath): Buffer[] {
-  try {
-    // Names only: the type comes from our own lstat, which also gives the metadata.
-    return readdirSync(abs, { encoding: 'buffer' });
-  } catch (err) {
-    throw ioError('read directory', displayPath(path), err);
-  }
 }
 
 /** The root alone may be reached through a symlink (a path the user typed); nothing below it is followed. */
@@ -142,17 +73,6 @@ function lstatRoot(abs: Buffer, shown: string): BigIntStats {
   }
 }
 
-/** undefined when the path disappeared between readdir and lstat (a live filesystem). */
-function lstatOrMissing(abs: Buffer, path: RelPath): BigIntStats | undefined {
-  try {
-    return lstatSync(abs, { bigint: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioError('stat', displayPath(path), err);
-  }
-}
-
-/** The Entry for one path (hardlinks not yet resolved); undefined for sockets and other unsupported types. */
 /** The entry for one lstat'ed path; undefined for sockets and other types an image cannot hold. */
 export function entryFor(abs: Buffer, path: RelPath, stat: BigIntStats): Entry | undefined {
   const meta = metadataOf(abs, path, stat);
@@ -165,10 +85,6 @@ export function entryFor(abs: Buffer, path: RelPath, stat: BigIntStats): Entry |
   }
   if (stat.isFIFO()) return { kind: 'fifo', path, meta };
   return undefined;
-}
-
-function describeOddType(stat: BigIntStats): string {
-  return stat.isSocket() ? 'socket' : `unsupported file type (mode ${stat.mode.toString(8)})`;
 }
 
 function readTarget(abs: Buffer, path: RelPath): string {
@@ -217,70 +133,6 @@ function resolveHardlinks(): (f: Found) => Entry {
     }
     return { kind: 'hardlink', path: entry.path, meta: entry.meta, linkTo: first };
   };
-}
-
-/**
- * Fills sha256 of every FileEntry. Small files (most of a root filesystem) are hashed
- * with synchronous reads into one shared buffer — per-file async open/read/close costs
- * ~5x more on a busy machine — yielding to the event loop every few milliseconds.
- * Large files stream through async reads, HASH_CONCURRENCY at a time, meanwhile.
- */
-async function hashFiles(rootBuf: Buffer, entries: Entry[], progress: ProgressCounter): Promise<void> {
-  const large: number[] = [];
-  let nextLarge = 0;
-  const hashOne = (i: number, sha256: string): void => {
-    entries[i] = { ...(entries[i] as FileEntry), sha256 };
-  };
-  const failed = (file: FileEntry, err: unknown) => ioError('read', displayPath(file.path), err);
-
-  const largeWorker = async (): Promise<void> => {
-    const buffer = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
-    while (nextLarge < large.length) {
-      const i = large[nextLarge++]!;
-      const file = entries[i] as FileEntry;
-      const sha256 = await hashWithBuffer(toFsPath(rootBuf, file.path), buffer, (n) => progress.bytes(n)).catch((err: unknown) => {
-        throw failed(file, err);
-      });
-      hashOne(i, sha256);
-    }
-  };
-
-  const small: number[] = [];
-  entries.forEach((e, i) => {
-    if (e.kind === 'file') (e.size <= SMALL_FILE_BYTES ? small : large).push(i);
-  });
-  const largeDone = Promise.all(Array.from({ length: HASH_CONCURRENCY }, largeWorker));
-  largeDone.catch(() => {}); // awaited below; do not let an early failure go unhandled meanwhile
-
-  const buffer = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
-  const yielder = new EventLoopYielder();
-  for (const i of small) {
-    const file = entries[i] as FileEntry;
-    try {
-      hashOne(
-        i,
-        hashSync(toFsPath(rootBuf, file.path), buffer, (n) => progress.bytes(n)),
-      );
-    } catch (err) {
-      throw failed(file, err);
-    }
-    await yielder.maybe();
-  }
-  await largeDone;
-}
-
-function hashSync(path: Buffer, buffer: Buffer, onBytes: (n: number) => void): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    for (let n = readSync(fd, buffer, 0, buffer.length, null); n > 0; n = readSync(fd, buffer, 0, buffer.length, null)) {
-      hash.update(buffer.subarray(0, n));
-      onBytes(n);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
 }
 
 /** Hex sha256 of a file's content, streamed through a bounded buffer. */

@@ -5,10 +5,13 @@
  * sizes gives the same bytes as the whole buffer, its recorded form and the refusal of hostile
  * maps.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { relabelUnwindBuffer, relabelUnwindFile } from '../../src/exefilter/unwind.js';
 import {
   addressMapFor,
-  BranchFilter,
   decodePairTransform,
   encodePairTransform,
   shiftAt,
@@ -17,30 +20,7 @@ import {
   type AddressMap,
   type BranchTransform,
 } from '../../src/exefilter/index.js';
-
-/** Deterministic pseudo-random generator (xorshift32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
-
-function streamed(t: BranchTransform, input: Buffer, seed: number): Buffer {
-  const next = rng(seed);
-  const filter = new BranchFilter(t, 'forward');
-  const parts: Buffer[] = [];
-  for (let at = 0; at < input.length;) {
-    const n = 1 + (next() % 300);
-    parts.push(Buffer.from(filter.push(input.subarray(at, at + n))));
-    at += n;
-  }
-  parts.push(Buffer.from(filter.end()));
-  return Buffer.concat(parts);
-}
+import { rng, streamed } from '../helpers/branch-streams.js';
 
 const map: AddressMap = { start: 0x1000, end: 0x100000, points: [0x2000, 0x8000], shifts: [0x40, -0x1010] };
 
@@ -70,6 +50,20 @@ describe('address map', () => {
     expect(m).toEqual({ start: 0x400000, end: 0x605000, points: [0x401000, 0x603000], shifts: [0x100, 0x1100] });
     expect(addressMapFor([{ source: 0, target: 0, length: 0x3000 }], source, target)).toBeUndefined();
     expect(addressMapFor(blocks, [], target)).toBeUndefined();
+  });
+
+  it('is coarsened to the longer blocks when it would have more than 65,536 points', () => {
+    const segment = [{ offset: 0, fileSize: 2 ** 30, vaddr: 0, memSize: 2 ** 30 }];
+    // 70,000 short blocks, each moved differently from its neighbours, then 1,000 long ones.
+    const short = Array.from({ length: 70_000 }, (_, i) => ({ source: i * 100, target: i * 100 + (i % 2) * 8, length: 64 }));
+    const long = Array.from({ length: 1000 }, (_, i) => ({
+      source: 10_000_000 + i * 5000,
+      target: 10_000_000 + i * 5000 + i * 16,
+      length: 4096,
+    }));
+    const m = addressMapFor([...short, ...long], segment, segment)!;
+    expect(m.points.length).toBe(999);
+    expect(shiftAt(m, 10_000_000 + 999 * 5000)).toBe(999 * 16);
   });
 
   it('relabels aligned data words in its range, x86-64 call and load targets, ARM64 BL and ADRP pairs', () => {
@@ -128,11 +122,70 @@ describe('address map', () => {
         const whole = Buffer.from(input);
         transformBuffer(t, 'forward', whole);
         if (!whole.equals(input)) changed++;
-        expect(streamed(t, input, seed + 7).equals(whole)).toBe(true);
+        expect(streamed(t, 'forward', input, seed + 7).equals(whole)).toBe(true);
         expect(() => transformBuffer(t, 'inverse', Buffer.from(whole))).toThrow(/no inverse/);
       }
     }
     expect(changed).toBeGreaterThan(50);
+  });
+});
+
+describe('unwind table relabelling', () => {
+  /** An .eh_frame_hdr at file 0x100 (address 0x1100) listing two FDEs, one 32-bit, one 64-bit. */
+  function unwindFile(): Buffer {
+    const f = Buffer.alloc(0x200);
+    Buffer.from([1, 0x1b, 0x03, 0x3b]).copy(f, 0x100);
+    f.writeInt32LE(0x40, 0x104); // eh_frame_ptr
+    f.writeUInt32LE(2, 0x108); // fde_count
+    // Function at 0x2000 (moves +0x40), FDE at hdr+0x40 = 0x1140 (does not move): pc_begin relative to 0x1148.
+    f.writeInt32LE(0x2000 - 0x1100, 0x10c);
+    f.writeInt32LE(0x40, 0x110);
+    f.writeUInt32LE(0x14, 0x140);
+    f.writeUInt32LE(0x30, 0x144);
+    f.writeInt32LE(0x2000 - 0x1148, 0x148);
+    // Function at 0x9000 (moves -0x1010), its FDE in the 64-bit format: only the table entry changes.
+    f.writeInt32LE(0x9000 - 0x1100, 0x114);
+    f.writeInt32LE(0x60, 0x118);
+    f.writeUInt32LE(0xffffffff, 0x160);
+    f.writeInt32LE(0x1234, 0x168);
+    return f;
+  }
+
+  it('relabels the header table and the FDEs it points to, leaving 64-bit FDEs and other layouts alone', () => {
+    const f = unwindFile();
+    relabelUnwindBuffer(map, { offset: 0x100, vaddr: 0x1100 }, f);
+    expect([f.readInt32LE(0x10c), f.readInt32LE(0x110), f.readInt32LE(0x148)]).toEqual([0x2040 - 0x1100, 0x40, 0x2040 - 0x1148]);
+    expect([f.readInt32LE(0x114), f.readInt32LE(0x168)]).toEqual([0x9000 - 0x1010 - 0x1100, 0x1234]);
+    const other = unwindFile();
+    other[0x103] = 0x1b; // a table of pcrel entries: not a layout this relabels
+    const before = Buffer.from(other);
+    relabelUnwindBuffer(map, { offset: 0x100, vaddr: 0x1100 }, other);
+    expect(other.equals(before)).toBe(true);
+  });
+
+  it('gives the same bytes in memory and through the file, on hostile tables too', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'deltaimg-unwind-'));
+    try {
+      for (let seed = 1; seed <= 40; seed++) {
+        const next = rng(seed);
+        const f = seed % 2 ? unwindFile() : Buffer.from(Array.from({ length: 0x200 }, () => next() & 0xff));
+        const offset = seed % 2 ? 0x100 : next() % 0x200;
+        Buffer.from([1, 0x1b, 0x03, 0x3b]).copy(f, Math.min(offset, 0x200 - 4));
+        if (seed % 2 === 0 && offset + 12 <= 0x200) f.writeUInt32LE(next() % 100, offset + 8);
+        // Entries pointing anywhere: into the table itself, outside the file, at each other.
+        for (let i = 0; seed % 4 === 2 && i < 8; i++)
+          if (offset + 20 + 8 * i <= 0x200) f.writeInt32LE((next() % 0x300) - 0x180, offset + 16 + 8 * i);
+        const header = { offset, vaddr: 0x1000 + (next() % 0x2000) };
+        const inMemory = Buffer.from(f);
+        relabelUnwindBuffer(map, header, inMemory);
+        const path = join(dir, `f${seed}`);
+        writeFileSync(path, f);
+        relabelUnwindFile(map, header, path, f.length);
+        expect(readFileSync(path).equals(inMemory), `seed ${seed}`).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -147,6 +200,9 @@ describe('recorded address maps', () => {
     const t = decodePairTransform(JSON.parse(JSON.stringify(good)));
     expect(t.source.addressMap).toEqual({ start: 0x400000, end: 0x800000, points: [0x401000, 0x403000], shifts: [16, -32] });
     expect(encodePairTransform(t)).toEqual(good);
+    const unwound = { ...good, source: { ...good.source, addressMap: { ...good.source.addressMap, unwind: [0x2000, 0x402000] } } };
+    expect(decodePairTransform(unwound).source.addressMap?.unwind).toEqual({ offset: 0x2000, vaddr: 0x402000 });
+    expect(encodePairTransform(decodePairTransform(unwound))).toEqual(unwound);
   });
 
   it('refuse hostile maps, each with its reason', () => {
@@ -165,6 +221,9 @@ describe('recorded address maps', () => {
       [withMap({ range: [0, 100], shifts: [1.5, 1] }), /shifts\[0\] is not a gap/],
       [withMap({ range: [0, 100], shifts: [1, 2 ** 52] }), /shifts\[1\] is not an integer shift/],
       [withMap({ range: [0, 100], shifts: [1, '3'] }), /shifts\[1\] is not an integer shift/],
+      [withMap({ range: [0, 100], shifts: [1, 3], unwind: [5] }), /unwind is not \[offset, vaddr\]/],
+      [withMap({ range: [0, 100], shifts: [1, 3], unwind: [5, -1] }), /unwind is not \[offset, vaddr\]/],
+      [withMap({ range: [0, 100], shifts: [1, 3], unwind: [5, 2 ** 52] }), /unwind is not \[offset, vaddr\]/],
     ];
     for (const [value, why] of hostile) {
       expect(() => decodePairTransform(value)).toThrow(TransformParamsError);
