@@ -30,3 +30,14 @@ char *fsext_buffer_copy(napi_env env, napi_value value, size_t *len) {
   copy[*len] = 0;
   return copy;
 }
+
+napi_value fsext_start_work(napi_env env, const char *name, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *data, napi_deferred *deferred,
+                            napi_async_work *work) {
+  napi_value resource_name, promise;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
+  napi_create_promise(env, deferred, &promise);
+  napi_create_async_work(env, NULL, resource_name, execute, complete, data, work);
+  napi_queue_async_work(env, *work);
+  return promise;
+}

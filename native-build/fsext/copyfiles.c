@@ -231,7 +231,7 @@ static int parse_job(napi_env env, napi_value row, copy_job *job) {
 
 napi_value js_copy_files(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], promise;
+  napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t count = 0;
   if (argc < 1 || napi_get_array_length(env, argv[0], &count) != napi_ok) {
@@ -257,10 +257,5 @@ napi_value js_copy_files(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  napi_value name;
-  napi_create_string_utf8(env, "fsext.copyFiles", NAPI_AUTO_LENGTH, &name);
-  napi_create_promise(env, &batch->deferred, &promise);
-  napi_create_async_work(env, NULL, name, execute, complete, batch, &batch->work);
-  napi_queue_async_work(env, batch->work);
-  return promise;
+  return fsext_start_work(env, "fsext.copyFiles", execute, complete, batch, &batch->deferred, &batch->work);
 }

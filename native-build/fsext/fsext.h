@@ -31,6 +31,11 @@ int resolve_evp(void);
 /* A malloc'd, NUL-terminated copy of a Buffer argument's bytes; *len gets its length. NULL when not a Buffer. */
 char *fsext_buffer_copy(napi_env env, napi_value value, size_t *len);
 
+/* Queues execute (threadpool) then complete (main thread) on data; returns the promise `deferred` settles. */
+napi_value fsext_start_work(napi_env env, const char *name, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *data, napi_deferred *deferred,
+                            napi_async_work *work);
+
 napi_value js_copy_files(napi_env env, napi_callback_info info); /* copyfiles.c */
 napi_value js_scan_dirs(napi_env env, napi_callback_info info);  /* scandirs.c */
 

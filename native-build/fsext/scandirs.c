@@ -416,7 +416,7 @@ static void complete(napi_env env, napi_status status, void *data) {
 
 napi_value js_scan_dirs(napi_env env, napi_callback_info info) {
   size_t argc = 3;
-  napi_value argv[3], promise;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   const char *usage = "scanDirs(root: Buffer, dirs: Buffer of NUL-ended relative paths, hash: boolean)";
   bool hash = false;
@@ -440,10 +440,5 @@ napi_value js_scan_dirs(napi_env env, napi_callback_info info) {
   }
   /* Resolved here, on the main thread; without it files are left unhashed (HASH_NO_SHA). */
   b->hash = hash && resolve_evp() ? 1 : hash ? 2 : 0;
-  napi_value name;
-  napi_create_string_utf8(env, "fsext.scanDirs", NAPI_AUTO_LENGTH, &name);
-  napi_create_promise(env, &b->deferred, &promise);
-  napi_create_async_work(env, NULL, name, execute, complete, b, &b->work);
-  napi_queue_async_work(env, b->work);
-  return promise;
+  return fsext_start_work(env, "fsext.scanDirs", execute, complete, b, &b->deferred, &b->work);
 }
