@@ -113,15 +113,20 @@ const QUICK_BROTLI_QUALITY = 5;
 /** A gzip op must save at least this much over the file's best other encoding (its record costs more). */
 const GZIP_MEMBER_MIN_GAIN = 64;
 /** An assembled source is tried when the best other encoding leaves at least this many bytes... */
-const ASSEMBLE_WORTH_TRYING_BYTES = 512;
+const ASSEMBLE_WORTH_TRYING_BYTES = 192;
 /** ...and is no delta this small already (a share of the file). */
 const ASSEMBLE_DELTA_RATIO = 1 / 16;
 /** The chosen files must hold at least this share of the file's anchors (content-index.ts). */
 const ASSEMBLE_MIN_COVERAGE = 0.05;
 /** A target file is a part only when it holds at least this share of a file's anchors not covered yet. */
 const TARGET_PART_MIN_SHARE = 1 / 8;
-/** What each source adds to the (brotli'd) record: its sha256, size and path. */
-const ASSEMBLED_BYTES_PER_SOURCE = 48;
+/**
+ * What the sources add to the (brotli'd) record: per source its sha256 (~34 bytes), size and
+ * path (about half of it: the rest repeats paths the entries file holds anyway).
+ */
+function sourcesCost(sources: readonly AssembledSource[]): number {
+  return sources.reduce((n, s) => n + 40 + Math.ceil(s.path.length / 2), 0);
+}
 
 export async function diffTrees(srcRoot: string, dstRoot: string, outDir: string, opts: DiffOptions = {}): Promise<DeltaHeader> {
   const progress = opts.progress ?? silentProgress;
@@ -386,14 +391,15 @@ class FileEncoder {
    */
   private async tryAssembled(target: FileEntry, targetPath: Buffer, best: Candidate): Promise<Candidate> {
     if (best.bytes < ASSEMBLE_WORTH_TRYING_BYTES || target.size > ASSEMBLED_MAX_BYTES) return best;
-    if ((best.kind === 'vcdiff' || best.kind === 'bsdiff') && best.bytes <= target.size * ASSEMBLE_DELTA_RATIO) return best;
+    // Where bsdiff won, the file is a binary recompiled from its base: a VCDIFF against more files does not beat that.
+    if (best.kind === 'bsdiff' || (best.kind === 'vcdiff' && best.bytes <= target.size * ASSEMBLE_DELTA_RATIO)) return best;
     const choice = await this.chooseParts(target, targetPath, [{ index: await this.sourceContent(), usable: () => true }]);
     if (choice.coverage < ASSEMBLE_MIN_COVERAGE) return best;
     const only = choice.parts.length === 1 ? choice.parts[0]! : undefined;
     if (only && !only.escape && 'from' in best && best.from === only.file) return best;
     const sources = choice.parts.map(partSource);
     const assembled = await this.encodeAssembled(sources, targetPath);
-    if (!assembled || assembled.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= best.bytes) {
+    if (!assembled || assembled.bytes + sourcesCost(sources) >= best.bytes) {
       if (assembled) await this.discard(assembled);
       return best;
     }
@@ -454,7 +460,7 @@ class FileEncoder {
   private async reassemble(encoded: Encoded[], at: number, entry: FileEntry, sources: AssembledSource[]): Promise<void> {
     const before = encoded[at]!;
     const candidate = await this.encodeAssembled(sources, toFsPath(this.dst.root, entry.path));
-    if (!candidate || candidate.bytes + sources.length * ASSEMBLED_BYTES_PER_SOURCE >= before.payloadBytes) {
+    if (!candidate || candidate.bytes + sourcesCost(sources) >= before.payloadBytes) {
       if (candidate) await this.discard(candidate);
       return;
     }
@@ -472,7 +478,6 @@ class FileEncoder {
       case 'assembled':
         return true;
       case 'vcdiff':
-      case 'bsdiff':
         return payloadBytes > record.size * ASSEMBLE_DELTA_RATIO;
       default:
         return false;
