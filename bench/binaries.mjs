@@ -40,6 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { buildOnce } from './lib/build-once.mjs';
 import { hdiffpatchTools } from './lib/hdiffpatch.mjs';
 import {
+  cliUnderTest,
   compareTrees,
   freshPath,
   gzipLayerBytes,
@@ -56,7 +57,7 @@ import { keptSections, renderMarkdown } from './lib/report.mjs';
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const DATA = join(BENCH, 'data', 'binaries');
 const WORK = join(BENCH, 'work', 'binaries');
-const CLI = join(BENCH, '..', 'dist', 'cli', 'main.js');
+const { cli: CLI, commit: CLI_COMMIT } = cliUnderTest(BENCH);
 const RESULTS_JSON = join(BENCH, 'results-binaries.json');
 const MiB = 1024 * 1024;
 /** Runs of each side of the apply-speed comparison (Go pairs). */
@@ -246,7 +247,7 @@ async function main() {
     for (const id of only) console.error(`binaries: ${id}: ${JSON.stringify(PAIRS[id].trees())}`);
     return;
   }
-  const machine = machineInfo();
+  const machine = { ...machineInfo(), commit: CLI_COMMIT };
   const peers = !process.argv.includes('--no-peers');
   const tools = peers ? hdiffpatchTools(join(BENCH, 'data')) : null;
   for (const id of only) {

@@ -26,6 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hdiffpatchTools } from './lib/hdiffpatch.mjs';
 import {
+  cliUnderTest,
   compareTrees,
   freshPath,
   gzipLayerBytes,
@@ -43,7 +44,7 @@ import { keptSections, renderMarkdown } from './lib/report.mjs';
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const DATA = join(BENCH, 'data', 'many-files');
 const WORK = join(BENCH, 'work', 'many-files');
-const CLI = join(BENCH, '..', 'dist', 'cli', 'main.js');
+const { cli: CLI, commit: CLI_COMMIT } = cliUnderTest(BENCH);
 const RESULTS_JSON = join(BENCH, 'results-many-files.json');
 const GiB = 2 ** 30;
 
@@ -158,7 +159,9 @@ async function measurePair(id, opts, tools, commit) {
   result.deltaimg = { ...(await measureDeltaimg(pair, a, b, work, opts)), commit };
   if (opts.peers) {
     result.hdiffpatch = await measureHdiffpatch(tools, a, b, work, log);
-    Object.assign(result, await measureTarPeers(a, b, work, log));
+    // zstd -19 and xdelta3 only where something changed: on an unchanged pair the tars differ in mtimes
+    // alone, and zstd -19 over two 230-470 MB tars costs many CPU minutes on the shared machine.
+    if (!pair.unchanged) Object.assign(result, await measureTarPeers(a, b, work, log));
   }
   rmSync(work, { recursive: true, force: true });
   return result;
@@ -179,7 +182,7 @@ async function main() {
   const opts = parseOptions(process.argv.slice(2));
   if (opts.render) return renderResults();
   if (!existsSync(CLI)) throw new Error(`${CLI} missing: run npm run build first`);
-  const machine = machineInfo();
+  const machine = { ...machineInfo(), commit: CLI_COMMIT };
   const tools = opts.peers ? hdiffpatchTools(join(BENCH, 'data')) : null;
   const budgetBytes = opts.memory ? null : Math.min(GiB, Math.floor(totalmem() / 4));
   for (const id of opts.pairs) {

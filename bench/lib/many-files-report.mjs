@@ -168,7 +168,7 @@ export function manyFilesSection() {
     '',
     `Measured by \`nice -n 10 node bench/many-files.mjs\` (${m.cpu}, ${m.cores} cores, ${Math.round(m.ramBytes / GiB)} GiB; load average ${m.loadAverageAtStart.join(' ')} at the last run's start, ${m.loadAverageAtEnd.join(' ')} at its end: the machine was shared, so wall times are inflated; CPU seconds are the fairer figure). Each pair's run: ${when}. deltaimg under --memory ${many.memory}. ` +
       `HDiffPatch ${many.hdiffpatch?.version ?? '—'}, built by the script from the C/C++ sources in the npm package ${many.hdiffpatch?.source ?? '—'} (bench/lib/hdiffpatch.mjs): \`hdiffz -m -d -c-zstd A B D\`, \`hpatchz A D OUT\`; it restores bytes and entries only (no modes, owners, mtimes). ` +
-      "Peers on deterministic tars of A and B: `zstd -19 --long=31 --patch-from`, `xdelta3 -e -9 -B <A's tar size as a power of two, at most 1 GiB>`. Raw numbers: [results-many-files.json](results-many-files.json).",
+      "Peers on deterministic tars of A and B: `zstd -19 --long=31 --patch-from`, `xdelta3 -e -9 -B <A's tar size as a power of two, at most 1 GiB>` (changed pairs only: the unchanged pairs' tars differ in mtimes alone). Raw numbers: [results-many-files.json](results-many-files.json).",
     '',
     ...many.pairs.map((p) => `- **${p.id}**: ${p.label}`),
     '',

@@ -248,3 +248,14 @@ export function writeResultsJson(path, value) {
   const prettier = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '.bin', 'prettier');
   if (existsSync(prettier)) spawnSync(prettier, ['--write', '--log-level', 'warn', path], { stdio: 'inherit' });
 }
+
+/**
+ * The deltaimg CLI a benchmark script measures: this checkout's dist/, or the checkout named by
+ * DELTAIMG_BENCH_ROOT (a separate worktree built at another commit, so measuring it never races a
+ * rebuild of this one). `commit` is that checkout's HEAD: build it there before measuring.
+ */
+export function cliUnderTest(benchDir) {
+  const root = process.env.DELTAIMG_BENCH_ROOT ?? join(benchDir, '..');
+  const commit = spawnSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || 'unknown';
+  return { cli: join(root, 'dist', 'cli', 'main.js'), commit };
+}
