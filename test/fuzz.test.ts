@@ -28,6 +28,7 @@ import { parseImageRef } from '../src/image/ref.js';
 import { applyImageDelta, diffImages, verifyImage } from '../src/imagedelta/index.js';
 import { scanTree } from '../src/tree/scan.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { mulberry32 } from './helpers/random.mjs';
 import { decodeInMemory, VcdiffPool } from '../src/vcdiff/index.js';
 import { smallImagePair, seededBytes } from './helpers/small-images.js';
 import { fsext } from '../src/tree/fsext.js';
@@ -36,17 +37,6 @@ const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const CASE_DEADLINE_MS = 15_000;
 
-/** mulberry32: a small, fixed PRNG, so case N is the same every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(r: () => number, items: readonly T[]): T => items[Math.floor(r() * items.length)]!;
 const int = (r: () => number, n: number) => Math.floor(r() * n);
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -280,7 +270,7 @@ describe('tree deltas', () => {
   it('300 blind mutations of a delta directory: refused, or applied exactly', async () => {
     const outcomes = { applied: 0, refused: 0 };
     for (let seed = 1; seed <= 300; seed++) {
-      const r = rng(seed);
+      const r = mulberry32(seed);
       const dir = copyOfDelta();
       const files = deltaFiles(dir);
       let what: string;
@@ -346,7 +336,7 @@ describe('tree deltas', () => {
       .filter(Boolean);
     const outcomes = { applied: 0, refused: 0 };
     for (let seed = 1; seed <= 300; seed++) {
-      const r = rng(1000 + seed);
+      const r = mulberry32(1000 + seed);
       const dir = copyOfDelta();
       const lines = [...original];
       const n = 1 + int(r, lines.length - 1);
@@ -387,7 +377,7 @@ describe('tree deltas', () => {
 
   it('a few cases through the CLI: exit 0 or 1 with one line, never 70', async () => {
     for (let seed = 1; seed <= 6; seed++) {
-      const r = rng(5000 + seed);
+      const r = mulberry32(5000 + seed);
       const dir = copyOfDelta();
       const file = pick(r, deltaFiles(dir));
       const damage = damageBytes(r, readFileSync(join(dir, file)));
@@ -464,7 +454,7 @@ describe('.dimg files', () => {
     const good = readFileSync(dimg);
     const outcomes = { applied: 0, refused: 0 };
     for (let seed = 1; seed <= 150; seed++) {
-      const r = rng(2000 + seed);
+      const r = mulberry32(2000 + seed);
       let bytes: Buffer;
       let what: string;
       if (int(r, 2) === 0) {
@@ -498,7 +488,7 @@ describe('.dimg files', () => {
     walk(header, []);
     const rest = good.subarray(members[1]!.offset - 512);
     for (let seed = 1; seed <= 100; seed++) {
-      const r = rng(3000 + seed);
+      const r = mulberry32(3000 + seed);
       const h = JSON.parse(JSON.stringify(header));
       const path = pick(
         r,
@@ -546,7 +536,7 @@ describe('engine payloads', () => {
     const deltas = [readFileSync(join(dir, 'delta')), readFileSync(join(dir, 'delta-plain'))];
     const outcomes = { exact: 0, refused: 0 };
     for (let seed = 1; seed <= 1000; seed++) {
-      const r = rng(4000 + seed);
+      const r = mulberry32(4000 + seed);
       const { bytes, what } = damageBytes(r, deltas[seed % 2]!);
       const name = `vcdiff seed ${seed} (${seed % 2 ? 'none' : 'djw'}: ${what})`;
       const outPath = join(dir, `out-${seed}`);
@@ -586,7 +576,7 @@ describe('engine payloads', () => {
     const patch = readFileSync(join(dir, 'patch'));
     const outcomes = { exact: 0, refused: 0 };
     for (let seed = 1; seed <= 1000; seed++) {
-      const r = rng(6000 + seed);
+      const r = mulberry32(6000 + seed);
       const { bytes, what } = damageBytes(r, patch);
       const name = `bsdiff seed ${seed} (${what})`;
       const hash = createHash('sha256');

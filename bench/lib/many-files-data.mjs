@@ -10,26 +10,15 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from '../../test/helpers/random.mjs';
 import { buildOnce } from './build-once.mjs';
 
 // --- the generated tree ------------------------------------------------------------------------
 
 export const GEN = { files: 100_000, dirs: 1_000, edited: 1_000, deleted: 1_000, added: 1_000, seed: 0x5eed };
 
-/** A 32-bit PRNG (mulberry32): the same seed gives the same tree on every machine. */
-function prng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 const WORDS = (() => {
-  const next = prng(1);
+  const next = mulberry32(1);
   const letters = 'abcdefghijklmnopqrstuvwxyz_';
   return Array.from({ length: 4096 }, () => {
     let w = '';
@@ -56,7 +45,7 @@ const genPath = (i) => join(`d${String(i % GEN.dirs).padStart(3, '0')}`, `f${Str
 
 /** File i of A: its own seeded text, 200 B .. 4 KiB (most small). */
 function genFile(i) {
-  const next = prng(GEN.seed ^ Math.imul(i + 1, 0x9e3779b1));
+  const next = mulberry32(GEN.seed ^ Math.imul(i + 1, 0x9e3779b1));
   return lines(next, 200 + Math.floor(next() ** 2 * 3900));
 }
 
@@ -72,7 +61,7 @@ function editFile(linesOfA, next) {
 
 /** Which files of A are edited, deleted, and how many are added: disjoint, from the seed. */
 function genPlan() {
-  const next = prng(GEN.seed + 1);
+  const next = mulberry32(GEN.seed + 1);
   const chosen = new Set();
   const pick = (count) => {
     const out = [];

@@ -1,16 +1,9 @@
 /** Helpers of the executable-transform tests: a reproducible generator and the transform streamed in random chunks. */
+import { xorshift32 } from './random.mjs';
 import { BranchFilter, type BranchTransform, type Direction } from '../../src/exefilter/index.js';
 
-/** Deterministic pseudo-random generator (xorshift32), so failures reproduce. */
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
+/** Deterministic pseudo-random generator, so failures reproduce. */
+export const rng = xorshift32;
 
 /** Streams `input` through a BranchFilter in chunks of random sizes (1 byte to 300). */
 export function streamed(t: BranchTransform, dir: Direction, input: Buffer, seed: number): Buffer {

@@ -1,12 +1,9 @@
+import { xorshift32 } from './random.mjs';
+
 /** Deterministic pseudo-random bytes (xorshift32 from `seed`), so failures reproduce. */
 export function noise(length: number, seed: number): Buffer {
   const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
+  const next = xorshift32(seed);
+  for (let i = 0; i < length; i++) out[i] = next() & 0xff;
   return out;
 }
