@@ -101,13 +101,13 @@ function assembledSources(records: DeltaRecord[], path: string): AssembledSource
   return r.content.sources;
 }
 
-/** What the payloads of these records cost, inline or as blobs. */
+/** What the payloads of these records cost, inline, as blobs, or in the pack (uncompressed there: an upper bound). */
 async function payloadBytes(delta: string, records: DeltaRecord[], paths: string[]): Promise<number> {
   let n = 0;
   for (const r of records) {
     if (r.kind !== 'file' || !paths.includes(r.path) || !('payload' in r.content)) continue;
     const p = r.content.payload;
-    n += 'inline' in p ? p.inline.length : (await stat(join(delta, BLOBS_DIR, p.blob))).size;
+    n += 'inline' in p ? p.inline.length : 'packed' in p ? p.packed.size : (await stat(join(delta, BLOBS_DIR, p.blob))).size;
   }
   return n;
 }

@@ -123,7 +123,7 @@ const RECORD_FIELDS = [
   'drop',
   'dirs',
 ];
-const CONTENT_FIELDS = ['op', 'from', 'fromSha256', 'blob', 'inline', 'brotli', 'segmented'];
+const CONTENT_FIELDS = ['op', 'from', 'fromSha256', 'blob', 'inline', 'packed', 'brotli', 'segmented'];
 
 let work: string;
 let pool: VcdiffPool;

@@ -73,14 +73,20 @@ export async function applyDelta(srcRoot: string, deltaDir: string, outRoot: str
   enforcePolicy(records, opts.policy ?? PERMISSIVE, deltaDir);
   const progress = opts.progress ?? silentProgress;
   const pool = opts.pool ?? new VcdiffPool({ recycleBytes: idleWorkerShare(memoryBytes) });
-  const budget = new MemoryBudget(memoryBytes, pool.size * (pool.recycleBytes + WORKER_THREAD_BYTES) + IN_MEMORY_RESTORE_BYTES);
+  // The pack (v3) is held decompressed for the whole restore.
+  const budget = new MemoryBudget(
+    memoryBytes,
+    pool.size * (pool.recycleBytes + WORKER_THREAD_BYTES) + IN_MEMORY_RESTORE_BYTES + (header.pack?.bytes ?? 0),
+  );
   // Inline payloads are spooled to a scratch dir beside OUT_ROOT (same filesystem as the output).
   const scratch = await makeScratchDir(dirname(resolve(outRoot)), `.${basename(outRoot)}.deltaimg-scratch-`).catch((err: unknown) => {
     throw ioError('create a scratch directory beside', outRoot, err instanceof DeltaimgError ? err.cause : err);
   });
   try {
     return await buildDirAtomically(outRoot, async (work) => {
-      const restorer = new Restorer(work, new SourceTree(srcRoot), new PayloadReader(deltaDir, scratch.path), pool, progress, budget);
+      const payloads = new PayloadReader(deltaDir, scratch.path);
+      if (header.pack) await payloads.loadPack(header.pack);
+      const restorer = new Restorer(work, new SourceTree(srcRoot), payloads, pool, progress, budget);
       await restorer.restore(records);
       verifyTargetDigest(records, header, srcRoot, dirDigests);
       verifyOnDisk(work, records, restorer.report);
@@ -529,7 +535,8 @@ class Restorer {
         });
       case 'raw':
       case 'brotli': {
-        if (c.op === 'raw' && 'inline' in c.payload) return writeSmallFileSync(c.payload.inline, abs);
+        const held = c.op === 'raw' ? this.payloads.inMemory(c.payload, displayPath(r.path)) : undefined;
+        if (held) return writeSmallFileSync(held, abs);
         const payload = await this.payloads.materialize(c.payload, displayPath(r.path));
         try {
           return await restoreFile(createReadStream(payload.path), abs, { brotli: c.op === 'brotli', maxBytes: r.size });

@@ -60,6 +60,7 @@ import {
   emptyStats,
 } from './format.js';
 import { INLINE_MAX_BYTES, PayloadWriter } from './payload-store.js';
+import { packPayloads, type PackSink } from './pack-writer.js';
 import { RunsEncoder } from './runs.js';
 import { SourceIndex } from './source-index.js';
 import { TopList } from './top-list.js';
@@ -211,9 +212,11 @@ async function writeDelta(
     await Promise.allSettled(jobs.values());
   }
   await encoder.assembleFromTarget(encoded);
+  const coding: EntriesCoding = opts.wholeRecords ? 'records' : 'runs';
+  // Whole records are for readers before v3, which know no pack.
+  const pack = coding === 'runs' ? await packPayloads(encoded, encoder.packSink()) : undefined;
   const writer = createEntriesWriter(join(work, ENTRIES_FILE));
   const digest = new TreeDigest();
-  const coding: EntriesCoding = opts.wholeRecords ? 'records' : 'runs';
   const runs = coding === 'runs' ? new RunsEncoder(src.entries, (line) => writer.writeLine(line)) : undefined;
   const dirs = new DirDigests();
   let minReaderVersion = runs ? RUNS_READER_VERSION : BASE_READER_VERSION;
@@ -246,6 +249,7 @@ async function writeDelta(
     target: { treeSha256: digest.digest(), entries: digest.entries },
     stats,
     largest: largest.items(),
+    ...(pack ? { pack } : {}),
     ...(opts.annotations === undefined ? {} : { annotations: opts.annotations }),
   };
 }
@@ -482,6 +486,27 @@ class FileEncoder {
       default:
         return false;
     }
+  }
+
+  /** What the pack writer reads and writes through (pack-writer.ts). */
+  packSink(): PackSink {
+    return {
+      targetBytes: (r) => readTarget(toFsPath(this.dst.root, r.path), this.dstFiles.get(r.path)!),
+      payloadBytes: async (p) => {
+        if ('inline' in p) return p.inline;
+        if ('packed' in p) throw new Error('a payload is packed twice');
+        return readFile(join(this.payloads.blobDir, p.blob));
+      },
+      keepPack: async (compressed) => {
+        const temp = this.payloads.tempPath();
+        await writeFile(temp, compressed);
+        const { blob } = await this.payloads.keepBlob(temp, createHash('sha256').update(compressed).digest('hex'));
+        this.countBlob(blob, compressed.length);
+        return blob;
+      },
+      release: (p) => this.release(p),
+      withMemory: (bytes, job) => this.budget.run(bytes, job),
+    };
   }
 
   /** Drops one use of a payload; a blob no record uses any more is removed. */

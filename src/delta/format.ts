@@ -83,15 +83,27 @@ export interface DeltaHeader {
   stats: DeltaStats;
   /** The largest blobs, to tell the user where the bytes go. */
   largest: { path: string; op: ContentOpName; bytes: number }[];
+  /**
+   * The pack (v3): the small payloads of many records compressed as one brotli stream, so that
+   * what the new files share (a vocabulary, a licence, a package's idioms) is paid for once. `blob`
+   * names it under blobs/; `bytes` is its decompressed size, at most PACK_MAX_BYTES.
+   */
+  pack?: { blob: string; bytes: number };
   /** Free-form data from the caller (the Docker workflow stores image ids and config here). */
   annotations?: unknown;
 }
 
+/** The largest pack a writer makes or a reader accepts, decompressed: apply holds it in memory. */
+export const PACK_MAX_BYTES = 32 * 1024 * 1024;
+
 /**
- * Where an encoded payload lives: a file under blobs/, or inline in the record when
- * it is so small that a tar member (512-byte header plus padding) would cost more.
+ * Where an encoded payload lives: a file under blobs/, inline in the record when it is so small
+ * that a tar member (512-byte header plus padding) would cost more, or (v3) `size` bytes at `at`
+ * in the delta's decompressed pack.
  */
-export type Payload = { blob: string } | { inline: Buffer };
+export type Payload = { blob: string } | { inline: Buffer } | { packed: PackedPayload };
+
+export type PackedPayload = { at: number; size: number };
 
 /** How a target file's bytes are obtained. */
 export type ContentOp =
@@ -182,8 +194,8 @@ export type DeltaRecord =
 export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 
 /**
- * The oldest reader that restores `r` correctly: 3 for the assembled op (older readers refuse it)
- * and for a bsdiff whose executable transform relabels the source's addresses (a version 2
+ * The oldest reader that restores `r` correctly: 3 for the assembled op (older readers refuse it),
+ * a payload in the pack (they would take it for a blob and find none) and for a bsdiff whose executable transform relabels the source's addresses (a version 2
  * reader would ignore the map); 2 for what version 1 readers would misread (a bsdiff with an
  * executable transform: they would ignore the field), cannot decode (a segmented bsdiff patch)
  * or refuse (the gzip op), else 1. Writers put the largest over their
@@ -192,6 +204,6 @@ export type FileRecord = Extract<DeltaRecord, { kind: 'file' }>;
 export function readerVersionOf(r: DeltaRecord): number {
   if (r.kind !== 'file') return BASE_READER_VERSION;
   const c = r.content;
-  if (c.op === 'assembled' || (c.op === 'bsdiff' && c.exe?.source.addressMap)) return 3;
+  if (c.op === 'assembled' || (c.op === 'bsdiff' && c.exe?.source.addressMap) || ('payload' in c && 'packed' in c.payload)) return 3;
   return (c.op === 'bsdiff' && (c.exe || c.segmented)) || c.op === 'gzip' ? 2 : BASE_READER_VERSION;
 }

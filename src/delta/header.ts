@@ -11,6 +11,7 @@ import {
   FORMAT_NAME,
   FORMAT_VERSION,
   HEADER_FILE,
+  PACK_MAX_BYTES,
   type ContentOpName,
   type DeltaHeader,
   type DeltaStats,
@@ -88,8 +89,16 @@ export function decodeHeader(json: unknown, f: JsonFields, deltaDir: string): De
         bytes: f.uint(l.bytes, `${field}.bytes`),
       };
     }),
+    ...(h.pack === undefined ? {} : { pack: pack(f, h.pack) }),
     ...(h.annotations === undefined ? {} : { annotations: h.annotations }),
   };
+}
+
+function pack(f: JsonFields, v: unknown): { blob: string; bytes: number } {
+  const p = f.object(v, 'pack');
+  const bytes = f.uint(p.bytes, 'pack.bytes');
+  if (bytes > PACK_MAX_BYTES) throw f.error('pack.bytes', `is ${bytes}, more than a pack may hold (${PACK_MAX_BYTES})`);
+  return { blob: f.string(p.blob, 'pack.blob', SHA256_HEX), bytes };
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;

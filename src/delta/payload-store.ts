@@ -15,7 +15,7 @@ import { lstat, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hashSmallFileSync, readWholeFileSync, Scratch, SYNC_COPY_MAX_BYTES } from './file-codecs.js';
 import { join } from 'node:path';
 import { DeltaimgError, ioError } from '../util/errors.js';
-import { BLOBS_DIR, type Payload } from './format.js';
+import { BLOBS_DIR, PACK_MAX_BYTES, type PackedPayload, type Payload } from './format.js';
 import { INLINE_MAX_BYTES } from './records.js';
 
 export { INLINE_MAX_BYTES } from './records.js';
@@ -41,6 +41,11 @@ export class PayloadWriter {
       await unlink(tempPath);
       return { inline };
     }
+    return this.keepBlob(tempPath, sha256);
+  }
+
+  /** Like keep, but always a blob, however small (the pack: the header names it by its blob). */
+  async keepBlob(tempPath: string, sha256: string): Promise<{ blob: string }> {
     const final = join(this.blobDir, sha256);
     if (await exists(final)) await unlink(tempPath);
     else await rename(tempPath, final);
@@ -55,11 +60,57 @@ export class PayloadWriter {
 /** Payloads of an existing delta directory, verified before use. */
 export class PayloadReader {
   private readonly scratch = new Scratch();
+  /** The decompressed pack (loadPack); packed payloads are slices of it. */
+  private pack: Buffer | undefined;
 
   constructor(
     private readonly deltaDir: string,
     private readonly scratchDir: string,
   ) {}
+
+  /**
+   * Reads the header's pack: its blob checked against its name, decompressed to exactly the size
+   * the header gives (at most PACK_MAX_BYTES, so a hostile pack cannot take more memory).
+   */
+  async loadPack(pack: { blob: string; bytes: number }): Promise<void> {
+    const forPath = 'the pack';
+    const stored = this.readBlobSync(pack.blob, forPath, PACK_MAX_BYTES + PACK_MAX_BYTES / 8);
+    if (stored === null)
+      throw new DeltaimgError('CORRUPT_DELTA', `the pack (blob ${pack.blob}) is larger than a pack can be; the delta is damaged`);
+    let bytes: Buffer;
+    try {
+      bytes = brotliDecompressSync(stored, { maxOutputLength: Math.max(1, pack.bytes) });
+    } catch (err) {
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `the pack (blob ${pack.blob}) cannot be decompressed (${(err as Error).message}); the delta is damaged`,
+      );
+    }
+    if (bytes.length !== pack.bytes) {
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `the pack holds ${bytes.length} bytes, not the ${pack.bytes} its header gives; the delta is damaged`,
+      );
+    }
+    this.pack = bytes;
+  }
+
+  /** The bytes of an inline or packed payload, undefined for a blob. */
+  inMemory(payload: Payload, forPath: string): Buffer | undefined {
+    if ('inline' in payload) return payload.inline;
+    if ('packed' in payload) return this.packSlice(payload.packed, forPath);
+    return undefined;
+  }
+
+  private packSlice({ at, size }: PackedPayload, forPath: string): Buffer {
+    if (!this.pack || at + size > this.pack.length) {
+      throw new DeltaimgError(
+        'CORRUPT_DELTA',
+        `payload for ${forPath} lies outside the pack (${at}+${size} of ${this.pack?.length ?? 0} bytes); the delta is damaged`,
+      );
+    }
+    return this.pack.subarray(at, at + size);
+  }
 
   blobPath(sha256: string): string {
     return join(this.deltaDir, BLOBS_DIR, sha256);
@@ -82,7 +133,8 @@ export class PayloadReader {
     if ('blob' in payload) await this.verifyBlob(payload.blob, forPath);
     if (!opts.brotli && 'blob' in payload) return { path: this.blobPath(payload.blob), release: async () => {} };
     const path = this.scratchPath('payload');
-    const input = 'inline' in payload ? Readable.from([payload.inline]) : await this.openBlob(payload.blob, forPath);
+    const held = this.inMemory(payload, forPath);
+    const input = held ? Readable.from([held]) : await this.openBlob((payload as { blob: string }).blob, forPath);
     try {
       if (opts.brotli) {
         const limit = opts.brotli.maxBytes;
@@ -112,7 +164,8 @@ export class PayloadReader {
    * A blob stored as is comes back in a reused buffer: valid until the next call.
    */
   readSmallSync(payload: Payload, forPath: string, opts: { brotli: boolean; maxBytes: number; declaredBytes?: number }): Buffer | null {
-    const stored = 'inline' in payload ? payload.inline : this.readBlobSync(payload.blob, forPath, opts.maxBytes);
+    const stored = 'blob' in payload ? this.readBlobSync(payload.blob, forPath, opts.maxBytes) : this.inMemory(payload, forPath)!;
+    if (stored !== null && stored.length > opts.maxBytes) return null;
     if (stored === null || !opts.brotli) return stored;
     const declared = opts.declaredBytes;
     try {

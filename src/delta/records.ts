@@ -13,6 +13,7 @@ import {
   type ContentOp,
   type DeltaRecord,
   type GzipInner,
+  PACK_MAX_BYTES,
   type Payload,
   type RecordMeta,
 } from './format.js';
@@ -171,14 +172,24 @@ function decodeGzipInner(v: unknown, line: number): GzipInner {
   };
 }
 
-function encodePayload(p: Payload): Record<string, string> {
-  return 'blob' in p ? { blob: p.blob } : { inline: p.inline.toString('base64') };
+function encodePayload(p: Payload): Record<string, string | number[]> {
+  if ('blob' in p) return { blob: p.blob };
+  if ('packed' in p) return { packed: [p.packed.at, p.packed.size] };
+  return { inline: p.inline.toString('base64') };
 }
 
 function decodePayload(c: Record<string, unknown>, line: number): Payload {
   if (typeof c.inline === 'string') {
     if (c.inline.length > INLINE_MAX_BASE64_CHARS) throw bad(line, `has an inline payload over ${INLINE_MAX_BYTES} bytes`);
     return { inline: base64(c.inline, 'inline', line) };
+  }
+  if (c.packed !== undefined) {
+    // Bounds against the pack are checked where it is read (PayloadReader): the record does not know its size.
+    if (!Array.isArray(c.packed) || c.packed.length !== 2) throw bad(line, 'has invalid packed (not [at, size])');
+    const at = uint(c.packed[0], 'packed offset', line);
+    const size = uint(c.packed[1], 'packed size', line);
+    if (at + size > PACK_MAX_BYTES) throw bad(line, `has a packed payload past the largest pack (${PACK_MAX_BYTES} bytes)`);
+    return { packed: { at, size } };
   }
   return { blob: sha(c.blob, 'blob', line) };
 }
