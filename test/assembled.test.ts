@@ -166,7 +166,7 @@ describe('assembled sources', () => {
 
   it('a reader of format v2 refuses the delta, asking for an upgrade', async () => {
     const text = await readFile(join(delta, HEADER_FILE), 'utf8');
-    const f = new JsonFields(join(delta, HEADER_FILE));
+    const f = new JsonFields(join(delta, HEADER_FILE), 'CORRUPT_DELTA', 'the delta is damaged, copy it again');
     expect(() => checkReaderVersion(f, f.object(f.parse(text), 'header'), 2, `${delta} uses delta format`)).toThrow(
       /uses delta format v3 .*reads up to v2: upgrade deltaimg/,
     );

@@ -22,12 +22,13 @@ import { brotliCompressSync, constants as zc } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDelta, loadRecords } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
-import { BLOBS_DIR, ENTRIES_FILE, type DeltaRecord } from '../src/delta/format.js';
+import { BLOBS_DIR, ENTRIES_FILE, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
 import { readHeader } from '../src/delta/header.js';
 import { compareTrees } from '../src/tree/compare.js';
 import { scanTree } from '../src/tree/scan.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { xorByte } from './helpers/bytes.js';
 import { craftDelta, META, rel, rootRecord } from './helpers/craft-delta.js';
 import { expectApplyRefused } from './helpers/expect-refused.js';
 import { esbuildBinaryPair } from './helpers/real-data.js';
@@ -168,7 +169,7 @@ describe('diff and apply on real trees', () => {
     expect(blobs.length).toBeGreaterThan(0);
     const blob = join(bad, BLOBS_DIR, blobs[0]!);
     const bytes = await readFile(blob);
-    bytes[bytes.length >> 1] ^= 0xff;
+    xorByte(bytes, bytes.length >> 1, 0xff);
     await writeFile(blob, bytes);
     await expectRefused(applyDelta(src, bad, join(work, 'out-corrupt'), { pool }), 'CORRUPT_DELTA', join(work, 'out-corrupt'));
     await unlink(blob);
@@ -278,7 +279,7 @@ describe('diff and apply on trees with every entry kind and metadata', () => {
 });
 
 describe('crafted deltas are refused before anything is written', () => {
-  const file = (path: string, content: string): DeltaRecord => ({
+  const file = (path: string, content: string): FileRecord => ({
     path: rel(path),
     kind: 'file',
     meta: META,

@@ -119,7 +119,7 @@ describeDocker('builder detection on the real engine', () => {
 
   /** `deltaimg ARGS | BUILD` in a real shell, deltaimg's own environment without DOCKER_BUILDKIT. */
   async function pipeline(args: string, build: string) {
-    const env = { ...process.env, DELTAIMG_DOCKER: DOCKER, DELTAIMG_RUNTIME_IMAGE: DELTAIMG_ENV.DELTAIMG_RUNTIME_IMAGE };
+    const env: NodeJS.ProcessEnv = { ...process.env, DELTAIMG_DOCKER: DOCKER, DELTAIMG_RUNTIME_IMAGE: DELTAIMG_ENV.DELTAIMG_RUNTIME_IMAGE };
     delete env.DOCKER_BUILDKIT;
     return execa('bash', ['-c', `set -o pipefail; node ${CLI} dockerfile ${args} | ${build}`], {
       env,

@@ -234,14 +234,15 @@ describeDocker(
 
       const [want, got] = await Promise.all([imageFilesystem(target), imageFilesystem(restored)]);
       expect(diffFilesystems(want, got, skipRoot)).toEqual([]);
-      const [a, b, r] = await Promise.all([base, target, restored].map((ref) => inspectImage(ref, { docker: DOCKER })));
-      expect(r.config).toEqual(b!.config);
-      expect(r.layers.slice(0, a!.layers.length)).toEqual(a!.layers);
-      expect(r.layers.length).toBe(a!.layers.length + (b!.config.WorkingDir ? 3 : 2));
-      expect(r.layers[a!.layers.length]).not.toBe(EMPTY_LAYER);
+      const inspect = (ref: string) => inspectImage(ref, { docker: DOCKER });
+      const [a, b, r] = await Promise.all([inspect(base), inspect(target), inspect(restored)]);
+      expect(r.config).toEqual(b.config);
+      expect(r.layers.slice(0, a.layers.length)).toEqual(a.layers);
+      expect(r.layers.length).toBe(a.layers.length + (b.config.WorkingDir ? 3 : 2));
+      expect(r.layers[a.layers.length]).not.toBe(EMPTY_LAYER);
       const [wantRun, gotRun] = await Promise.all([target, restored].map((ref) => docker(['run', '--rm', '--network=none', ref])));
       expect(gotRun).toBe(wantRun);
-      return { restored, changes: await layerNames(restored, a!.layers.length), fixup: await layerNames(restored, a!.layers.length + 1) };
+      return { restored, changes: await layerNames(restored, a.layers.length), fixup: await layerNames(restored, a.layers.length + 1) };
     }
 
     it("restores B as A's layers plus one layer of changes and whiteouts, through a registry", async () => {

@@ -15,7 +15,7 @@ import { brotliCompressSync, constants as zc } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDelta } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
-import { BLOBS_DIR, ENTRIES_FILE, HEADER_FILE, type DeltaRecord } from '../src/delta/format.js';
+import { BLOBS_DIR, ENTRIES_FILE, HEADER_FILE, type DeltaRecord, type FileRecord } from '../src/delta/format.js';
 import { readHeader } from '../src/delta/header.js';
 import { fsext } from '../src/tree/fsext.js';
 import { bsdiffEncode } from '../src/bsdiff/index.js';
@@ -147,14 +147,16 @@ describe('FIFOs where files belong end promptly with one line, nothing left', ()
     const dir = fresh('native');
     await mkdir(dir);
     mkfifo(join(dir, 'fifo'));
-    const copyFiles = (fsext() as unknown as { copyFiles: (jobs: unknown[][]) => Promise<[number, number][]> }).copyFiles;
-    const [[step]] = (await copyFiles([[Buffer.from(join(dir, 'fifo')), Buffer.from(join(dir, 'out')), 0, 0, 0o644, 0, 0]]))!;
-    expect(step).toBe(2); // not a regular file
+    const addon = fsext();
+    if (!addon.copyFiles) throw new Error('the native addon has no copyFiles');
+    const rows = await addon.copyFiles([[Buffer.from(join(dir, 'fifo')), Buffer.from(join(dir, 'out')), 0, 0, 0o644, 0, 0]]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.[0]).toBe(2); // step: not a regular file
   });
 });
 
 /** A delta of one file record `f` (plus its directory) whose bytes come from the source tree. */
-function fileRecord(path: string, content: string, extra: Partial<DeltaRecord> = {}): DeltaRecord {
+function fileRecord(path: string, content: string, extra: Partial<FileRecord> = {}): FileRecord {
   return {
     path: rel(path),
     kind: 'file',
@@ -163,7 +165,7 @@ function fileRecord(path: string, content: string, extra: Partial<DeltaRecord> =
     sha256: sha(content).slice(0, 16),
     content: { op: 'same' },
     ...extra,
-  } as DeltaRecord;
+  };
 }
 
 describe('record fields Linux would store differently are refused up front', () => {

@@ -73,24 +73,26 @@ type RawEntry = {
   mode?: number;
 };
 
+/** What tar-stream's pack.entry takes: a header with only the name required. */
+type TarEntryHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
+
 /** A tar written by tar-stream (pax headers for long names), entries exactly as listed, duplicates included. */
 async function streamTar(entries: RawEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   for (const e of entries) {
     const type = e.type ?? 'file';
     const data = type === 'file' ? Buffer.from(e.data ?? '') : undefined;
-    pack.entry(
-      {
-        name: e.name,
-        type,
-        mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
-        mtime: new Date(1_700_000_000_000),
-        uid: 0,
-        gid: 0,
-        ...(e.linkname ? { linkname: e.linkname } : {}),
-      },
-      data,
-    );
+    const header: TarEntryHeader = {
+      name: e.name,
+      type,
+      mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+      mtime: new Date(1_700_000_000_000),
+      uid: 0,
+      gid: 0,
+      ...(e.linkname ? { linkname: e.linkname } : {}),
+    };
+    if (data === undefined) pack.entry(header);
+    else pack.entry(header, data);
   }
   pack.finalize();
   const chunks: Buffer[] = [];
@@ -209,7 +211,7 @@ interface DimgHeaderJson {
       layers: { diffId: string; from: string; stored?: { recipe?: { member: string; method: string }; inexact?: string } }[];
     };
   }[];
-  layers: { diffId: string; skeletonMember: string; deltaPrefix: string }[];
+  layers: { diffId: string; baseConfigDigest: string; skeletonMember: string; deltaPrefix: string }[];
   members: { name: string; size: number; sha256: string }[];
   [key: string]: unknown;
 }
@@ -680,9 +682,7 @@ describe('platforms with their own layers', () => {
     await writeDir(bDir, layoutB.files);
     const dimg = join(work, 'own.dimg');
     await ok(['image', 'diff', `oci:${aDir}`, `oci:${bDir}`, '-o', dimg, '-q']);
-    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson & {
-      layers: { diffId: string; baseConfigDigest: string }[];
-    };
+    const header = JSON.parse(await ok(['image', 'inspect', dimg, '--json'])) as DimgHeaderJson;
     const armA = sha(imageConfig(aArm.map(sha), 'arm64'));
     expect(header.layers.find((l) => l.diffId === sha(armOnlyB))?.baseConfigDigest).toBe(armA);
     expect(header.layers.find((l) => l.diffId === sha(B.layers[2]!))?.baseConfigDigest).toBe(A.configDigest);

@@ -20,6 +20,7 @@ import {
   type ImageSource,
 } from '../src/image/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { xorByte } from './helpers/bytes.js';
 import { buildImage, describeDocker, docker, DOCKER, ImageNames, REPO_ROOT } from './helpers/docker.js';
 import { docker25Form, extractClassic, sha, twoPlatformLayout, writeDir, writeTar, type ClassicSave } from './helpers/image-archives.js';
 
@@ -412,7 +413,7 @@ describeDocker('image transports on real docker save archives', () => {
     const [amd] = await readAll({ transport: 'oci', path: dir });
     const victim = join(dir, 'blobs', 'sha256', amd!.layers[1]!.digest.slice(7));
     const bytes = await readFile(victim);
-    bytes[bytes.length - 9] ^= 0xff; // inside the gzip trailer's CRC
+    xorByte(bytes, bytes.length - 9, 0xff); // inside the gzip trailer's CRC
     await writeFile(victim, bytes);
     await withSource({ transport: 'oci', path: dir }, async (src) => {
       const report = await verifyImageSource(src);

@@ -4,7 +4,7 @@
  * then every verb run through the installed `deltaimg` with a PATH that has no compiler, no make
  * and no python (the prebuilt addon must load; nothing may try to build it).
  */
-import { execa, type Options } from 'execa';
+import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -65,11 +65,11 @@ async function restrictedPath(): Promise<string> {
   return bin;
 }
 
-function deltaimg(args: string[], opts: Options = {}) {
+/** The installed deltaimg with the restricted PATH (plus `env`); text output, never rejecting. */
+function deltaimg(args: string[], env: Record<string, string> = {}) {
   return execa(installed, args, {
     reject: false,
-    ...opts,
-    env: { PATH: `${dirname(installed)}:${pathNoCompiler}`, DELTAIMG_DOCKER: DOCKER, ...(opts.env ?? {}) },
+    env: { PATH: `${dirname(installed)}:${pathNoCompiler}`, DELTAIMG_DOCKER: DOCKER, ...env },
   });
 }
 
@@ -226,7 +226,7 @@ describeDocker('npm package with Docker', () => {
     }
     // Docker 20.10 runs BuildKit only when asked: the builder check would refuse otherwise.
     const d = await deltaimg(['dockerfile', 'diff', `${tag}-a:1`, `${tag}-b:1`, '--runtime-image', runtime], {
-      env: { DOCKER_BUILDKIT: '1' },
+      DOCKER_BUILDKIT: '1',
     });
     expect(d.exitCode, d.stderr).toBe(0);
     expect(d.stdout).toContain(`from=${runtime},source=/opt/deltaimg`);

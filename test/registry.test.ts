@@ -17,9 +17,11 @@ import { openImageSource, parseImageRef, writeImages, type Image } from '../src/
 import { closeConnections, RegistryClient } from '../src/image/registry/client.js';
 import { readRegistryImages, topDescriptor } from '../src/image/registry/reader.js';
 import { pushImages } from '../src/image/registry/writer.js';
+import { isRawLayer } from '../src/image/types.js';
 import { listDeltas } from '../src/imagedelta/publish.js';
 import type { BlobPush } from '../src/image/registry/client.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { xorByte } from './helpers/bytes.js';
 import { buildImage, describeDocker, docker, DOCKER, imageId, registryAddress, REPO_ROOT } from './helpers/docker.js';
 import { extractClassic, sha, twoPlatformLayout, writeDir } from './helpers/image-archives.js';
 import { htpasswdFile, makeCa, startRegistry, startTokenProxy, type TestRegistry, type TokenProxy } from './helpers/registries.js';
@@ -246,13 +248,14 @@ describeDocker(
     it('a layer whose bytes do not match its digest is refused and nothing is tagged', async () => {
       const [image] = (await readRegistryImages({ registry: R, repository: `${repo}/app`, tag: '2' })).images;
       const layers = [...image!.layers];
-      const good = layers[1]!;
+      const good = layers[1];
+      if (good === undefined || !isRawLayer(good)) throw new Error('a registry layer reads its stored bytes unchecked (RawLayer)');
       // Stored bytes that are not what the digest says: B's blob with a byte flipped.
       const flipped = async () => {
         const chunks: Buffer[] = [];
         for await (const c of (await good.openStoredUnchecked()) as AsyncIterable<Buffer>) chunks.push(c);
         const bytes = Buffer.concat(chunks);
-        bytes[bytes.length - 1] ^= 0xff;
+        xorByte(bytes, bytes.length - 1, 0xff);
         return Readable.from([bytes]);
       };
       const { storedLayer } = await import('../src/image/layer.js');

@@ -27,6 +27,7 @@ import {
   type SplitResult,
 } from '../src/tarsplit/index.js';
 import { DeltaimgError } from '../src/util/errors.js';
+import { xorByte } from './helpers/bytes.js';
 import { buildImage, describeDocker, docker, ImageNames, importTree } from './helpers/docker.js';
 import { makeRichTree, pseudoRandomBytes } from './helpers/trees.js';
 
@@ -88,7 +89,10 @@ async function gnuTar(dir: string, args: string[], opts: { allowWarnings?: boole
   return out;
 }
 
-async function tarStream(entries: Array<{ header: tar.Headers; body?: Buffer }>): Promise<string> {
+/** What tar-stream's pack.entry takes: a header with only the name required. */
+type TarEntryHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
+
+async function tarStream(entries: Array<{ header: TarEntryHeader; body?: Buffer }>): Promise<string> {
   const out = fresh('ts') + '.tar';
   const pack = tar.pack();
   const written = new Promise<void>((resolve, reject) => pack.pipe(createWriteStream(out)).on('finish', resolve).on('error', reject));
@@ -391,7 +395,7 @@ describe('joinTar failures', () => {
 });
 
 describe('extractRootfs', () => {
-  type Spec = Array<{ header: tar.Headers; body?: string }>;
+  type Spec = Array<{ header: TarEntryHeader; body?: string }>;
   const layerOf = (spec: Spec) => async () => {
     const path = await tarStream(spec.map((e) => ({ header: e.header, body: e.body === undefined ? undefined : Buffer.from(e.body) })));
     return createReadStream(path);
@@ -559,7 +563,7 @@ describe('skeleton encoding', () => {
     const alone = fresh('enc-alone2');
     await encodeSkeleton(bSkel, [], alone);
     const bytes = await fsp.readFile(alone);
-    bytes[bytes.length >> 1] ^= 0x55;
+    xorByte(bytes, bytes.length >> 1, 0x55);
     await fsp.writeFile(alone, bytes);
     const out = fresh('x');
     const err3 = await decodeSkeleton(alone, [], out).catch((e: unknown) => e);

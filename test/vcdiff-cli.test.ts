@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { xorByte } from './helpers/bytes.js';
 import { esbuildBinaryPair, type FilePair } from './helpers/real-data.js';
 
 const run = promisify(execFile);
@@ -95,7 +96,7 @@ describe('deltaimg vcdiff', () => {
   it('a corrupt delta: one-line error naming it, exit 1, OUT not created', async () => {
     await cli(['vcdiff', 'encode', '-s', pair.a, pair.b, p('c.vcdiff'), '--level', '1']);
     const bad = await readFile(p('c.vcdiff'));
-    for (let i = 0; i < 8; i++) bad[Math.floor(bad.length / 2) + i] ^= 0xff;
+    for (let i = 0; i < 8; i++) xorByte(bad, Math.floor(bad.length / 2) + i, 0xff);
     await writeFile(p('c.vcdiff'), bad);
     const dec = await cli(['vcdiff', 'decode', '-s', pair.a, p('c.vcdiff'), p('c.out')]);
     expect(dec.exitCode).toBe(1);

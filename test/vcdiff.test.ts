@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaimgError } from '../src/util/errors.js';
 import { decodeFile, decodeInMemory, decodeStream, encodeFile, VcdiffPool } from '../src/vcdiff/index.js';
+import { xorByte } from './helpers/bytes.js';
 import { esbuildBinaryPair, libcryptoPair, type FilePair } from './helpers/real-data.js';
 
 const run = promisify(execFile);
@@ -192,7 +193,7 @@ describe('damaged deltas and wrong sources are rejected, OUT never appears', () 
 
   it('bytes flipped mid-delta: CORRUPT_DELTA', async () => {
     const bad = Buffer.from(good);
-    for (let i = 0; i < 16; i++) bad[Math.floor(bad.length / 2) + i * 7] ^= 0x5a;
+    for (let i = 0; i < 16; i++) xorByte(bad, Math.floor(bad.length / 2) + i * 7, 0x5a);
     await writeFile(p('flipped.vcdiff'), bad);
     await expectRejected(decodeFile(esbuild.a, p('flipped.vcdiff'), p('flipped.out')), 'CORRUPT_DELTA', p('flipped.vcdiff'));
     expect(existsSync(p('flipped.out'))).toBe(false);
@@ -415,7 +416,7 @@ describe('decodeInMemory and in-place outputs', () => {
     expect(r.outputSha256).toBe(await sha256File(esbuild.b));
     expect(await sha256File(p('mem.out'))).toBe(r.outputSha256);
     const flipped = Buffer.from(delta);
-    for (let i = 0; i < 16; i++) flipped[Math.floor(flipped.length / 2) + i * 7] ^= 0x5a;
+    for (let i = 0; i < 16; i++) xorByte(flipped, Math.floor(flipped.length / 2) + i * 7, 0x5a);
     await expectRejected(decode(source, flipped, p('mem-bad.out')), 'CORRUPT_DELTA', 'mem.vcdiff');
     const wrong = Buffer.from(source);
     for (let i = 0; i < wrong.length; i += 4096) wrong[i] = (wrong[i]! + 1) & 0xff;

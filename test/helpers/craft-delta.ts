@@ -41,7 +41,7 @@ export async function craftDelta(dir: string, records: DeltaRecord[], patch: (h:
     minReaderVersion: FORMAT_VERSION,
     tool: 'test',
     created: new Date(0).toISOString(),
-    entries: { file: ENTRIES_FILE, ...entries },
+    entries: { file: ENTRIES_FILE, ...entries, coding: 'records' }, // createEntriesWriter writes one JSON record per entry
     source: { treeSha256: '0'.repeat(64), entries: 0 },
     target: { treeSha256: digest.digest(), entries: digest.entries },
     stats: emptyStats(),

@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { freePort, startRegistry as startLoopbackRegistry } from '../../scripts/registry.mjs';
+import { xorByte } from './bytes.js';
 
 export { freePort };
 
@@ -171,7 +172,7 @@ export async function startTokenProxy(upstream: string, user: string, password: 
           let first = true;
           upRes.on('data', (c: Buffer) => {
             const out = Buffer.from(c);
-            if (first && out.length) out[out.length - 1] ^= 0xff;
+            if (first && out.length) xorByte(out, out.length - 1, 0xff);
             first = false;
             res.write(out);
           });

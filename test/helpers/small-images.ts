@@ -8,24 +8,26 @@ import { join } from 'node:path';
 import tar from 'tar-stream';
 import { classicArchive, writeTar } from './image-archives.js';
 
+/** What tar-stream's pack.entry takes: a header with only the name required. */
+type TarEntryHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
+
 type Entry = { name: string; type?: 'file' | 'directory' | 'symlink'; data?: string | Buffer; linkname?: string };
 
 async function layerTar(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack();
   for (const e of entries) {
     const type = e.type ?? 'file';
-    pack.entry(
-      {
-        name: e.name,
-        type,
-        mode: type === 'directory' ? 0o755 : 0o644,
-        mtime: new Date(1_700_000_000_000),
-        uid: 0,
-        gid: 0,
-        ...(e.linkname ? { linkname: e.linkname } : {}),
-      },
-      type === 'file' ? Buffer.from(e.data ?? '') : undefined,
-    );
+    const header: TarEntryHeader = {
+      name: e.name,
+      type,
+      mode: type === 'directory' ? 0o755 : 0o644,
+      mtime: new Date(1_700_000_000_000),
+      uid: 0,
+      gid: 0,
+      ...(e.linkname ? { linkname: e.linkname } : {}),
+    };
+    if (type === 'file') pack.entry(header, Buffer.from(e.data ?? ''));
+    else pack.entry(header);
   }
   pack.finalize();
   const chunks: Buffer[] = [];
