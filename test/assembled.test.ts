@@ -4,20 +4,21 @@
  * concatenated; restored exactly; a wrong, hostile or odd base refused in one line, nothing written.
  */
 import { createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDelta, loadRecords } from '../src/delta/apply.js';
 import { diffTrees } from '../src/delta/diff.js';
 import { readHeader } from '../src/delta/header.js';
-import { BLOBS_DIR, HEADER_FILE, type AssembledSource, type DeltaHeader, type DeltaRecord } from '../src/delta/format.js';
+import { HEADER_FILE, type AssembledSource, type DeltaHeader, type DeltaRecord } from '../src/delta/format.js';
 import { fsext } from '../src/tree/fsext.js';
 import { checkReaderVersion, JsonFields } from '../src/util/json-input.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
 import { craftDelta, META, rel, rootRecord } from './helpers/craft-delta.js';
 import { expectApplyRefused } from './helpers/expect-refused.js';
 import { noise } from './helpers/noise.js';
+import { payloadSize } from './helpers/payload-size.js';
 
 let work: string;
 let pool: VcdiffPool;
@@ -106,8 +107,7 @@ async function payloadBytes(delta: string, records: DeltaRecord[], paths: string
   let n = 0;
   for (const r of records) {
     if (r.kind !== 'file' || !paths.includes(r.path) || !('payload' in r.content)) continue;
-    const p = r.content.payload;
-    n += 'inline' in p ? p.inline.length : 'packed' in p ? p.packed.size : (await stat(join(delta, BLOBS_DIR, p.blob))).size;
+    n += await payloadSize(delta, r.content.payload);
   }
   return n;
 }

@@ -26,6 +26,7 @@ import { checkReaderVersion, JsonFields } from '../src/util/json-input.js';
 import { VcdiffPool } from '../src/vcdiff/index.js';
 import { budgetLeavingJobs } from './helpers/budget.js';
 import { compiledPair } from './helpers/elf-programs.mjs';
+import { payloadSize } from './helpers/payload-size.js';
 import { expectApplyRefused } from './helpers/expect-refused.js';
 import { esbuildBinaryPair } from './helpers/real-data.js';
 
@@ -104,7 +105,7 @@ describe.each(['x86-64', 'arm64'] as const)('tree delta of a recompiled %s progr
     expect(c.exe?.target.addressMap).toBeUndefined();
     const { a: source, b: target } = programs[arch]!;
     const plain = await bsdiffEncode(source, target, join(work, `${arch}-plain.bsd`));
-    const kept = 'blob' in c.payload ? (await stat(join(delta, 'blobs', c.payload.blob))).size : c.payload.inline.length;
+    const kept = await payloadSize(delta, c.payload);
     expect(kept).toBeLessThan(plain.bytes);
     // Smaller than with the branch transform alone (the version 2 encoding).
     const files = { source: { path: source, size: (await stat(source)).size }, target: { path: target, size: (await stat(target)).size } };
@@ -180,7 +181,7 @@ describe('a recompiled executable too large for a whole-file bsdiff in the budge
     expect(c).toMatchObject({ op: 'bsdiff', segmented: true });
     if (c.op !== 'bsdiff') return;
     expect(c.exe?.source.arch).toBe('x86-64');
-    const kept = 'blob' in c.payload ? (await stat(join(delta, 'blobs', c.payload.blob))).size : c.payload.inline.length;
+    const kept = await payloadSize(delta, c.payload);
     const sizes = { source: (await stat(join(a, 'usr/bin/prog'))).size, target: (await stat(join(b, 'usr/bin/prog'))).size };
     const plan = planSegments(60 * MiB * 0.75, sizes.source, sizes.target)!;
     const plain = await bsdiffEncodeSegmented(join(a, 'usr/bin/prog'), join(b, 'usr/bin/prog'), join(work, 'seg-plain.bsd'), plan);
