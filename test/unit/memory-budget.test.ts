@@ -5,7 +5,7 @@ import { DEFAULT_MAX_BUDGET, defaultMemoryBudget, MemoryBudget, MIN_BUDGET, pars
 const MiB = 1024 * 1024;
 
 /** A budget whose jobs may hold exactly `jobBytes` (no baseline). */
-const budgetOf = (jobBytes: number) => new MemoryBudget(jobBytes, 0, 0);
+const budgetOf = (jobBytes: number) => new MemoryBudget(jobBytes, 0, 0, 0);
 
 /** A fake job that records its admission and ends when `finish` is called. */
 function fakeJob(budget: MemoryBudget, bytes: number, log: { started: number[]; peak: number }) {
@@ -89,7 +89,8 @@ describe('MemoryBudget', () => {
 
   it('counts the process baseline and reserved memory out of the budget', () => {
     const budget = new MemoryBudget(1024 * MiB, 200 * MiB, 100 * MiB);
-    expect(budget.jobBytes).toBe(724 * MiB);
+    // A sixteenth is kept back for what the estimates miss.
+    expect(budget.jobBytes).toBe(660 * MiB);
   });
 });
 
