@@ -72,7 +72,7 @@ export function binariesSection() {
     '',
     `Measured by \`nice -n 10 node bench/binaries.mjs\` on ${m.date} (commit ${m.commit}, ${m.cpu}, ${m.cores} cores, ` +
       `${Math.round(m.ramBytes / 2 ** 30)} GiB; load average ${m.loadAverageAtStart.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at end: ` +
-      'the machine was shared by eight people, so wall times are inflated several-fold; CPU seconds are the fairer figure). ' +
+      'the machine was shared with other work, so wall times are inflated; CPU seconds are the fairer figure). ' +
       "deltaimg: `deltaimg diff` / `apply` of the two trees under the default memory budget (1 GiB here), the delta dir sized as a gzip'd layer, " +
       "the restore compared with B (bytes, modes, owners). Peers on the trees' tars: `zstd -19 --long=31 --patch-from`, `xdelta3 -e -9 -B <source size, at most 1 GiB>`. " +
       `HDiffPatch${m.hdiffpatch ? ` ${m.hdiffpatch.version}` : ''}: \`hdiffz -m -d -c-zstd A B D\` on the trees, built by the script from the C/C++ sources the npm package react-native-update ships (bench/lib/hdiffpatch.mjs); not packaged in Debian, no binary on npm. ` +
