@@ -71,7 +71,7 @@ interface Waiting {
  * as it goes, the JS heap's slack before a collection). Without it, diff of the Node app with the
  * 130 MB @next/swc addon peaked at 1,078 MB under a 1 GiB budget (1,074 MB).
  */
-const ESTIMATE_MARGIN = 1 / 16;
+export const ESTIMATE_MARGIN = 1 / 16;
 
 /** A job that does not fit is passed over by smaller ones at most this many times, then they wait for it. */
 const MAX_PASSOVERS = 8;
