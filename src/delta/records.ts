@@ -3,7 +3,7 @@
  * entries file is input from outside: a malformed record is a corrupt delta.
  */
 import { decodePairTransform, encodePairTransform, TransformParamsError, type PairTransform } from '../exefilter/index.js';
-import type { RelPath } from '../tree/entry.js';
+import type { Entry, RelPath } from '../tree/entry.js';
 import { DeltaimgError } from '../util/errors.js';
 import {
   ASSEMBLED_ESCAPED_MAX_BYTES,
@@ -43,8 +43,20 @@ export function encodeRecord(r: DeltaRecord): string {
     mtime: r.meta.mtimeNs.toString(),
   };
   if (r.meta.xattrs.length) o.xattrs = encodeXattrs(r.meta.xattrs);
+  Object.assign(o, kindFields(r));
+  return JSON.stringify(o);
+}
+
+/**
+ * The fields of a record's kind (a file's size, sha256 and content, a link's target, a device's
+ * numbers): all of them, or with `same` (a source entry of the same kind, for the runs coding)
+ * only those that differ from it.
+ */
+export function kindFields(r: DeltaRecord, same?: Entry): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
   switch (r.kind) {
     case 'file':
+      if (same && r.content.op === 'same') break;
       o.size = r.size;
       // Bytes copied from the source need only a short per-file check; the full hashes are
       // covered by the header's target tree digest (docs/format.md, 'What apply checks').
@@ -52,21 +64,23 @@ export function encodeRecord(r: DeltaRecord): string {
       o.content = encodeContent(r.content);
       break;
     case 'symlink':
-      o.target = bytesToJson(r.target);
+      if (same?.kind !== 'symlink' || same.target !== r.target) o.target = bytesToJson(r.target);
       break;
     case 'hardlink':
-      o.linkTo = bytesToJson(r.linkTo);
+      if (same?.kind !== 'hardlink' || same.linkTo !== r.linkTo) o.linkTo = bytesToJson(r.linkTo);
       break;
     case 'chardev':
     case 'blockdev':
-      o.major = r.major;
-      o.minor = r.minor;
+      if (same?.kind !== r.kind || same.major !== r.major || same.minor !== r.minor) {
+        o.major = r.major;
+        o.minor = r.minor;
+      }
       break;
     case 'dir':
     case 'fifo':
       break;
   }
-  return JSON.stringify(o);
+  return o;
 }
 
 export function encodeContent(c: ContentOp): Record<string, unknown> {
@@ -194,7 +208,8 @@ function decodePayload(c: Record<string, unknown>, line: number): Payload {
   return { blob: sha(c.blob, 'blob', line) };
 }
 
-export function decodeRecord(text: string, line: number): DeltaRecord {
+/** One line of the entries file as a JSON object, or the damaged-delta error naming the line. */
+export function parseLine(text: string, line: number): Record<string, unknown> {
   let o: unknown;
   try {
     o = JSON.parse(text);
@@ -202,6 +217,11 @@ export function decodeRecord(text: string, line: number): DeltaRecord {
     throw bad(line, 'is not valid JSON');
   }
   if (!isObject(o)) throw bad(line, 'is not an object');
+  return o;
+}
+
+export function decodeRecord(text: string, line: number): DeltaRecord {
+  const o = parseLine(text, line);
   const path = bytesFromJson(o.path, 'path', line) as RelPath;
   const meta = decodeMeta(o, line);
   const base = { path, meta };

@@ -24,16 +24,15 @@ import {
   decodeMode,
   decodeXattrs,
   device,
-  encodeContent,
   encodeXattrs,
   id,
   inMtimeRange,
-  isObject,
+  kindFields,
+  parseLine,
   MAX_MAJOR,
   MAX_MINOR,
   sha,
   shaPrefix,
-  SOURCE_COPY_SHA_CHARS,
   uint,
 } from './records.js';
 
@@ -139,31 +138,7 @@ function entryLine(
     o.dt = dt.toString();
   }
   if (from ? !sameXattrs(from.meta, r.meta) : r.meta.xattrs.length > 0) o.xattrs = encodeXattrs(r.meta.xattrs);
-  const same = from?.kind === r.kind ? from : undefined;
-  switch (r.kind) {
-    case 'file':
-      if (same && r.content.op === 'same') break;
-      o.size = r.size;
-      o.sha256 = r.content.op === 'copy' || r.content.op === 'same' ? r.sha256.slice(0, SOURCE_COPY_SHA_CHARS) : r.sha256;
-      o.content = encodeContent(r.content);
-      break;
-    case 'symlink':
-      if (same?.kind !== 'symlink' || same.target !== r.target) o.target = bytesToJson(r.target);
-      break;
-    case 'hardlink':
-      if (same?.kind !== 'hardlink' || same.linkTo !== r.linkTo) o.linkTo = bytesToJson(r.linkTo);
-      break;
-    case 'chardev':
-    case 'blockdev':
-      if (same?.kind !== r.kind || same.major !== r.major || same.minor !== r.minor) {
-        o.major = r.major;
-        o.minor = r.minor;
-      }
-      break;
-    case 'dir':
-    case 'fifo':
-      break;
-  }
+  Object.assign(o, kindFields(r, from?.kind === r.kind ? from : undefined));
   return { json: o, dt };
 }
 
@@ -187,13 +162,7 @@ export class RunsDecoder {
 
   /** Expands one line; `out` gets each record, with whether its path came from SRC (kept or changed) or from the line. */
   decode(text: string, line: number, out: (r: DeltaRecord, fromSource: boolean) => void): void {
-    let o: unknown;
-    try {
-      o = JSON.parse(text);
-    } catch {
-      throw bad(line, 'is not valid JSON');
-    }
-    if (!isObject(o)) throw bad(line, 'is not an object');
+    const o = parseLine(text, line);
     if (o.dirs !== undefined) return this.dirDigests(o, line);
     if (this.digests.length > 0) throw bad(line, 'comes after the directory digests');
     if (o.keep !== undefined || o.drop !== undefined) {
