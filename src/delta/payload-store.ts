@@ -123,7 +123,7 @@ export class PayloadReader {
 
   /**
    * A file path holding the payload's bytes, checked against its name's sha256.
-   * Inline payloads are written to the scratch dir; `release` removes such copies.
+   * Inline and packed payloads are written to the scratch dir; `release` removes such copies.
    */
   async materialize(
     payload: Payload,
@@ -133,8 +133,7 @@ export class PayloadReader {
     if ('blob' in payload) await this.verifyBlob(payload.blob, forPath);
     if (!opts.brotli && 'blob' in payload) return { path: this.blobPath(payload.blob), release: async () => {} };
     const path = this.scratchPath('payload');
-    const held = this.inMemory(payload, forPath);
-    const input = held ? Readable.from([held]) : await this.openBlob((payload as { blob: string }).blob, forPath);
+    const input = 'blob' in payload ? await this.openBlob(payload.blob, forPath) : Readable.from([this.inMemory(payload, forPath)!]);
     try {
       if (opts.brotli) {
         const limit = opts.brotli.maxBytes;
